@@ -1,0 +1,31 @@
+"""Configuration from the environment and `.env`; `.env.example` documents every setting."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    pql_timezone: str = Field("America/New_York", description="The team's timezone (IANA name).")
+    pql_rules_file: Path | None = Field(None, description="Scoring rules; the seed 002 model if unset.")
+    product_name: str = Field("our product", description="Your product's name, as emails say it.")
+
+    @field_validator("pql_timezone")
+    @classmethod
+    def _known_zone(cls, name: str) -> str:
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown timezone {name!r} (use an IANA name like Europe/Berlin)") from None
+        return name
+
+    @cached_property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.pql_timezone)

@@ -1,0 +1,229 @@
+"""Product events: Segment's track shape in, one validated `Event` out.
+
+Validation happens once, at the boundary, with pydantic. What comes out is a small slotted
+record, because the scorer walks millions of them and pydantic models are too heavy for that.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeFloat,
+    NonNegativeInt,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+)
+
+if TYPE_CHECKING:
+    from scoring.rules import Rules
+
+SIGNUP = "signup_complete"
+ACTIVATION = "activation_complete"
+INVITE = "invite_sent"
+INTEGRATION = "integration_connected"
+PAGE_VIEW = "page_view"
+SESSION = "session_start"
+CONVERTED = "trial_converted"
+DEMO = "demo_requested"
+CONTACT_SALES = "contact_sales_requested"
+CHECKOUT_STARTED = "checkout_started"
+CHECKOUT_COMPLETED = "checkout_completed"
+TICKET_OPENED = "support_ticket_opened"
+TICKET_CLOSED = "support_ticket_closed"
+OPT_OUT = "sales_opt_out"
+
+#: A page view on a billing or pricing path. Not sent by products: the scorer derives it.
+BILLING_VIEW = "billing_view"
+
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+class EventError(ValueError):
+    """An event that cannot be used, with a reason a person can act on."""
+
+
+class _Props(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class SignupProps(_Props):
+    email: str
+    company_name: str | None = None
+    company_size: NonNegativeInt | None = None
+    signup_source: str | None = None
+    plan: str | None = None
+    trial_ends_at: AwareDatetime | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+    title: str | None = None
+
+    @field_validator("email")
+    @classmethod
+    def _looks_like_email(cls, value: str) -> str:
+        value = value.strip().lower()
+        if not _EMAIL.match(value):
+            raise ValueError("is not an email address")
+        return value
+
+    @field_validator("company_name", "title", "first_name", "last_name")
+    @classmethod
+    def _blank_is_missing(cls, value: str | None) -> str | None:
+        return value.strip() or None if value is not None else None
+
+
+class InviteProps(_Props):
+    invitee_email: str | None = None
+
+
+class IntegrationProps(_Props):
+    integration_type: str = Field(min_length=1)
+
+
+class PageViewProps(_Props):
+    page_path: str = Field(min_length=1)
+
+
+class ConversionProps(_Props):
+    plan: str | None = None
+    mrr: NonNegativeFloat | None = None
+    conversion_source: str | None = None
+
+
+class TicketProps(_Props):
+    ticket_id: str | None = None
+
+
+#: Canonical event names and the properties each must carry. Anything else is a plain activity event.
+PROPERTY_MODELS: dict[str, type[_Props]] = {
+    SIGNUP: SignupProps,
+    ACTIVATION: _Props,
+    INVITE: InviteProps,
+    INTEGRATION: IntegrationProps,
+    PAGE_VIEW: PageViewProps,
+    SESSION: _Props,
+    CONVERTED: ConversionProps,
+    DEMO: _Props,
+    CONTACT_SALES: _Props,
+    CHECKOUT_STARTED: _Props,
+    CHECKOUT_COMPLETED: _Props,
+    TICKET_OPENED: TicketProps,
+    TICKET_CLOSED: TicketProps,
+    OPT_OUT: _Props,
+}
+CANONICAL_EVENTS = frozenset(PROPERTY_MODELS)
+
+
+class TrackCall(BaseModel):
+    """Segment's track call (and its page call, which carries page views for many products)."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+    type: Literal["track", "page"] = "track"
+    event: str | None = None
+    name: str | None = None
+    user_id: str = Field(alias="userId", min_length=1)
+    timestamp: AwareDatetime
+    message_id: str = Field(alias="messageId", min_length=1, max_length=200)
+    properties: dict[str, Any] = Field(default_factory=dict)
+    context: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("user_id", mode="before")
+    @classmethod
+    def _ids_may_be_numbers(cls, value: Any) -> Any:
+        # Many products send numeric user ids; Segment passes them through untouched.
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+_track_adapter = TypeAdapter(TrackCall)
+_prop_adapters = {name: TypeAdapter(model) for name, model in PROPERTY_MODELS.items()}
+
+
+@dataclass(slots=True, frozen=True)
+class Event:
+    """One product event, validated and named canonically. `at` is always UTC."""
+
+    name: str
+    user_id: str
+    at: datetime
+    message_id: str
+    props: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+
+    def to_json(self) -> dict[str, Any]:
+        """The event in Segment's track shape, as `parse_event` reads it back."""
+        return {
+            "type": "track",
+            "event": self.name,
+            "userId": self.user_id,
+            "timestamp": self.at.isoformat().replace("+00:00", "Z"),
+            "messageId": self.message_id,
+            "properties": self.props,
+        }
+
+
+def describe(error: ValidationError, prefix: str = "") -> str:
+    """One line naming each bad field, e.g. `properties.company_size: is required`."""
+    parts = []
+    for item in error.errors(include_url=False):
+        where = prefix + ".".join(str(p) for p in item["loc"]) or "event"
+        message = item["msg"]
+        if item["type"] == "missing":
+            message = "is required"
+        elif item["type"] == "timezone_aware":
+            message = "needs a timezone, e.g. 2026-11-02T09:00:00Z"
+        elif message.startswith("Value error, "):
+            message = message.removeprefix("Value error, ")
+        parts.append(f"{where}: {message}")
+    return "; ".join(parts)
+
+
+def parse_event(raw: str | bytes | dict[str, Any], rules: Rules | None = None) -> Event:
+    """Validate one Segment call and return it as a canonical `Event`.
+
+    Event names are mapped through the rules' aliases ("Invite Sent" -> invite_sent). Unknown names
+    are kept as they are: they still count as activity. Raises `EventError` with a readable reason.
+    """
+    try:
+        if isinstance(raw, dict):
+            call = _track_adapter.validate_python(raw)
+        else:
+            call = _track_adapter.validate_json(raw)
+    except ValidationError as exc:
+        if any(e["type"] == "json_invalid" for e in exc.errors()):
+            raise EventError("not valid JSON") from None
+        if any(e["type"] == "model_type" and not e["loc"] for e in exc.errors()):
+            raise EventError("an event must be a JSON object") from None
+        raise EventError(describe(exc)) from None
+
+    props = call.properties
+    if call.type == "page":
+        name = PAGE_VIEW
+        props = {**props, "page_path": props.get("page_path") or props.get("path")}
+    else:
+        if not call.event or not call.event.strip():
+            raise EventError("event: is required for a track call")
+        name = call.event.strip()
+    if rules is not None:
+        name = rules.events.aliases.get(name, name)
+
+    adapter = _prop_adapters.get(name)
+    if adapter is not None:
+        try:
+            props = adapter.validate_python(props).model_dump(exclude_none=True, mode="json")
+        except ValidationError as exc:
+            raise EventError(f"{name}: {describe(exc, 'properties.')}") from None
+
+    return Event(name, call.user_id, call.timestamp.astimezone(UTC), call.message_id, props)
+
+
+def dumps(event: Event) -> str:
+    return json.dumps(event.to_json(), separators=(",", ":"))

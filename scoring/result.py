@@ -1,0 +1,143 @@
+"""What the scorer says about one user, in terms a rep and an ops person can both read."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+
+class Status(StrEnum):
+    QUALIFIED = "qualified"
+    HELD = "held"
+    MONITOR = "monitor"
+    BELOW_THRESHOLD = "below_threshold"
+    EXCLUDED = "excluded"
+    DO_NOT_TOUCH = "do_not_touch"
+
+
+class Tier(StrEnum):
+    FAST_LANE = "fast_lane"
+    HIGH = "high"
+    MEDIUM = "medium"
+
+
+class ReasonKind(StrEnum):
+    EXCLUSION = "exclusion"
+    DO_NOT_TOUCH = "do_not_touch"
+    GATE = "gate"
+
+
+@dataclass(slots=True, frozen=True)
+class Reason:
+    code: str
+    kind: ReasonKind
+    detail: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"code": self.code, "kind": str(self.kind), "detail": self.detail}
+
+
+@dataclass(slots=True, frozen=True)
+class SignalMet:
+    """A signal the user met: `day` is the trial day it was first met, `evidence` what a rep reads."""
+
+    name: str
+    label: str
+    points: int
+    day: int
+    at: datetime
+    evidence: str
+    talk_track: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "label": self.label,
+            "points": self.points,
+            "day": self.day,
+            "evidence": self.evidence,
+        }
+
+
+@dataclass(slots=True, frozen=True)
+class Account:
+    company_name: str | None
+    domain: str | None
+
+
+@dataclass(slots=True, frozen=True)
+class Profile:
+    """What the signup told us about the person, for alerts and emails."""
+
+    first_name: str | None = None
+    last_name: str | None = None
+    title: str | None = None
+    plan: str | None = None
+    signup_source: str | None = None
+    signup_at: datetime | None = None
+    trial_ends_on: Any = None  # the last trial day, a date in the team timezone
+
+    @property
+    def name(self) -> str | None:
+        full = " ".join(p for p in (self.first_name, self.last_name) if p)
+        return full or None
+
+
+@dataclass(slots=True, frozen=True)
+class ScoreResult:
+    user_id: str
+    email: str | None
+    account: Account
+    company_size: int | None
+    score: int
+    max_score: int
+    tier: Tier | None
+    status: Status
+    signals: tuple[SignalMet, ...]
+    reasons: tuple[Reason, ...]
+    strongest_signal: str | None
+    trial_day: int | None
+    days_left: int | None
+    # Not part of the printed result, but the bot needs them for alerts and clocks.
+    qualified_at: datetime | None = None
+    profile: Profile = field(default_factory=Profile)
+
+    @property
+    def talk_track(self) -> str | None:
+        """Which talk track (and Email 1 variant) fits: the strongest signal's."""
+        for signal in self.signals:
+            if signal.name == self.strongest_signal:
+                return signal.talk_track
+        return None
+
+    @property
+    def routable(self) -> bool:
+        return self.status is Status.QUALIFIED
+
+    def to_json(self) -> dict[str, Any]:
+        """Exactly the documented result keys, JSON-ready."""
+        return {
+            "user_id": self.user_id,
+            "email": self.email,
+            "account": {"company_name": self.account.company_name, "domain": self.account.domain},
+            "company_size": self.company_size,
+            "score": self.score,
+            "max_score": self.max_score,
+            "tier": None if self.tier is None else str(self.tier),
+            "status": str(self.status),
+            "signals": [s.to_json() for s in self.signals],
+            "reasons": [r.to_json() for r in self.reasons],
+            "strongest_signal": self.strongest_signal,
+            "trial_day": self.trial_day,
+            "days_left": self.days_left,
+        }
+
+
+@dataclass(slots=True, frozen=True)
+class PriorDisposition:
+    """A disposition set on this user earlier, as the store knows it."""
+
+    disposition: str
+    at: datetime
