@@ -232,7 +232,7 @@ def score_user(
     points = sum(t.rule.points for t in met)
     signals = [
         SignalMet(t.key, t.rule.label, t.rule.points, trial_day_of(t.met_on), t.met_at,
-                  _evidence(t, trial_day_of), t.rule.talk_track)
+                  _evidence(t, trial_day_of), t.rule.talk_track, tuple(t.shown))
         for t in met
     ]
     if activated_at is not None:

@@ -50,6 +50,7 @@ class SignalMet:
     at: datetime
     evidence: str
     talk_track: str
+    values: tuple[str, ...] = ()  # what was counted, when it has names (integration types)
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -1,0 +1,82 @@
+"""`pqlbot score` and `pqlbot rules` as an operator uses them."""
+
+import io
+import json
+
+import pytest
+
+from bot.cli import main
+from scoring import DEFAULT_RULES
+from tests.scoring.builders import sarah
+
+AT = "2026-11-09T18:00:00-05:00"
+RESULT_KEYS = {"user_id", "email", "account", "company_size", "score", "max_score", "tier", "status",
+               "signals", "reasons", "strongest_signal", "trial_day", "days_left"}
+
+
+@pytest.fixture
+def events_file(tmp_path):
+    path = tmp_path / "events.jsonl"
+    lines = [json.dumps(e.to_json()) for e in sarah().events]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_score_json_prints_one_object_per_user_with_exactly_the_result_keys(events_file, capsys):
+    assert main(["score", str(events_file), "--at", AT, "--json"]) == 0
+    [line] = capsys.readouterr().out.splitlines()
+    result = json.loads(line)
+    assert set(result) == RESULT_KEYS
+    assert (result["user_id"], result["status"], result["tier"], result["score"]) == ("sarah", "qualified", "medium", 6)
+
+
+def test_invalid_lines_are_reported_by_number_and_the_rest_still_scored(events_file, capsys):
+    lines = events_file.read_text().splitlines()
+    lines.insert(1, '{"type": "track", "event": "invite_sent"}')
+    lines.insert(3, "garbage")
+    events_file.write_text("\n".join(lines) + "\n\n")
+    assert main(["score", str(events_file), "--at", AT, "--json"]) == 1
+    out, err = capsys.readouterr()
+    assert json.loads(out)["status"] == "qualified"
+    assert "line 2: userId: is required" in err and "line 4: not valid JSON" in err
+
+
+def test_events_can_come_from_standard_input(events_file, capsys, monkeypatch):
+    monkeypatch.setattr("sys.stdin", io.StringIO(events_file.read_text()))
+    assert main(["score", "-", "--at", AT, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["user_id"] == "sarah"
+
+
+def test_the_table_names_each_user_with_status_and_talk_track(events_file, capsys):
+    assert main(["score", str(events_file), "--at", AT]) == 0
+    out = capsys.readouterr().out
+    assert "sarah@acme.com" in out and "qualified" in out and "medium" in out
+    assert "Suggested talk tracks" in out and "dbt" in out
+
+
+def test_a_rules_file_passed_on_the_command_line_is_used(events_file, tmp_path, capsys):
+    strict = tmp_path / "strict.toml"
+    strict.write_text(DEFAULT_RULES.read_text().replace("qualify = 4", "qualify = 7"))
+    main(["score", str(events_file), "--at", AT, "--json", "--rules", str(strict)])
+    assert json.loads(capsys.readouterr().out)["status"] == "below_threshold"
+
+
+def test_a_missing_events_file_is_a_clear_error(tmp_path, capsys):
+    assert main(["score", str(tmp_path / "none.jsonl")]) == 2
+    assert "No such file" in capsys.readouterr().err
+
+
+def test_rules_command_summarises_the_model_and_refuses_a_broken_file(tmp_path, capsys):
+    assert main(["rules"]) == 0
+    assert "Teammate invites" in capsys.readouterr().out
+    broken = tmp_path / "broken.toml"
+    broken.write_text("[tiers\n")
+    assert main(["rules", str(broken)]) == 2
+    assert "not valid TOML" in capsys.readouterr().err
+
+
+def test_the_sample_shows_sarah_as_a_pql_and_tom_as_not(capsys):
+    assert main(["score", "--sample", "--json"]) == 0
+    results = {r["user_id"]: r for r in map(json.loads, capsys.readouterr().out.splitlines())}
+    assert results["sarah"]["status"] == "qualified" and results["sarah"]["score"] == 6
+    assert results["tom"]["status"] == "excluded"
