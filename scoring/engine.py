@@ -236,15 +236,16 @@ def score_user(
         for t in met
     ]
     if activated_at is not None:
-        signals.insert(0, SignalMet(ACTIVATION, "Activation", 0, trial_day_of(local(activated_at)),
-                                    activated_at, "activated", "activation"))
-    else:
+        signals.append(SignalMet(ACTIVATION, "Activation", 0, trial_day_of(local(activated_at)),
+                                 activated_at, "activated", "activation"))
+    elif not (ask is not None and icp_fit):  # the fast lane needs no activation, so it is no reason there
         reasons.append(Reason("not_activated", ReasonKind.GATE,
                               "has not completed activation, so no points count yet"))
     strongest = max(met, key=lambda t: (t.rule.points, -t.rule.rank)).key if met else None
     if ask is not None:
-        signals.insert(0, SignalMet(EXPLICIT_ASK, "Explicit ask", 0, trial_day_of(local(ask.at)), ask.at,
-                                    _ASK_WORDS.get(ask.name, "asked for a conversation"), "fast_lane"))
+        signals.append(SignalMet(EXPLICIT_ASK, "Explicit ask", 0, trial_day_of(local(ask.at)), ask.at,
+                                 _ASK_WORDS.get(ask.name, "asked for a conversation"), "fast_lane"))
+    signals.sort(key=lambda s: s.at)  # the story in the order it happened
 
     score = points if activated_at is not None else 0
     tier: Tier | None = None

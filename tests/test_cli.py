@@ -1,6 +1,7 @@
 """`pqlbot score` and `pqlbot rules` as an operator uses them."""
 
 import io
+from pathlib import Path
 import json
 
 import pytest
@@ -80,3 +81,14 @@ def test_the_sample_shows_sarah_as_a_pql_and_tom_as_not(capsys):
     results = {r["user_id"]: r for r in map(json.loads, capsys.readouterr().out.splitlines())}
     assert results["sarah"]["status"] == "qualified" and results["sarah"]["score"] == 6
     assert results["tom"]["status"] == "excluded"
+
+
+def test_the_readme_worked_example_scores_as_the_readme_says(tmp_path, capsys):
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    example = readme.split("```json\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "sarah.jsonl").write_text(example)
+    assert main(["score", str(tmp_path / "sarah.jsonl"), "--at", AT, "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert (result["status"], result["score"], result["tier"]) == ("qualified", 6, "medium")
+    assert result["strongest_signal"] == "integration"
+    assert [s["day"] for s in result["signals"]] == [5, 5, 5]

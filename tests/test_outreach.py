@@ -221,7 +221,7 @@ def test_the_surveillance_check_catches_what_it_is_meant_to():
     ("integration",
      "Lead with integration setup help: Sarah at Initech (800 people) connected Snowflake and dbt"),
     ("invites", "Lead with team setup: Sarah at Initech (800 people) is bringing teammates into Quarry"),
-    ("billing", "Lead with plan fit: help Sarah choose the right Quarry plan for Initech (800 people)"),
+    ("billing", "Lead with plan fit: help Sarah choose the right plan for Initech (800 people)"),
     ("multi_day", "Lead with their goals: Sarah at Initech (800 people)"),
     ("fast_lane", "Fast lane: Sarah at Initech (800 people) asked to talk with us"),
     (None, "Lead with their goals:"),

@@ -178,6 +178,7 @@ def test_an_explicit_ask_from_an_icp_fit_user_is_fast_lane_whatever_the_points(a
     result = trial.score(trial.on(2, 12))
     assert (result.status, result.tier, result.strongest_signal) == (Status.QUALIFIED, Tier.FAST_LANE, "explicit_ask")
     assert result.qualified_at == trial.on(2, 11) and result.score == 0
+    assert result.reasons == ()  # not activated, and that is fine for an explicit ask
     assert result.signals[0].evidence in {"requested a demo", "asked to talk to sales"}
 
 

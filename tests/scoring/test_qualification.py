@@ -193,3 +193,10 @@ def test_events_for_a_user_without_signup_wait_for_it():
 def test_scoring_needs_an_aware_time():
     with pytest.raises(ValueError, match="timezone-aware"):
         qualified_medium().score(datetime(2026, 11, 9))
+
+
+def test_signals_are_listed_in_the_order_they_happened():
+    trial = Trial().integrate(2).activate(3).invite(4)
+    trial.add("demo_requested", trial.on(1, 16))
+    days = [(s.day, s.name) for s in trial.score(DAY_8).signals if s.name != "multi_day"]
+    assert days == [(1, "explicit_ask"), (2, "integration"), (3, "activation"), (4, "invites")]
