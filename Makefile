@@ -2,7 +2,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test bench
+.PHONY: demo test bench ingest-sample
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -10,10 +10,15 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 demo: $(VENV)/.installed
-	$(VENV)/bin/pqlbot score --sample
+	$(VENV)/bin/pqlbot demo
 
 test: $(VENV)/.installed
 	$(PY) -m pytest
 
 bench: $(VENV)/.installed
 	$(PY) bench/score.py
+
+# The bundled sample into the store (DATABASE_URL, default ./pqlbot.db), scored as of its last day.
+ingest-sample: $(VENV)/.installed
+	$(VENV)/bin/pqlbot ingest bot/data/sample_events.jsonl \
+		--at "$$($(PY) -c 'from bot.sample import SAMPLE_AS_OF; print(SAMPLE_AS_OF.isoformat())')"

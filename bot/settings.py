@@ -6,7 +6,7 @@ from functools import cached_property
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -16,6 +16,12 @@ class Settings(BaseSettings):
     pql_timezone: str = Field("America/New_York", description="The team's timezone (IANA name).")
     pql_rules_file: Path | None = Field(None, description="Scoring rules; the seed 002 model if unset.")
     product_name: str = Field("our product", description="Your product's name, as emails say it.")
+
+    database_url: str = Field("sqlite:///pqlbot.db", description="SQLAlchemy URL of the store.")
+    ingest_token: SecretStr | None = Field(None, description="Shared secret for /v1/track and /v1/batch.")
+    host: str = Field("0.0.0.0", description="Address `pqlbot serve` listens on.")
+    port: int = Field(3000, ge=1, le=65535, description="Port `pqlbot serve` listens on.")
+    rescore_every_hours: float = Field(24, gt=0, description="How often everyone is rescored.")
 
     @field_validator("pql_timezone")
     @classmethod

@@ -207,7 +207,7 @@ def test_every_email_and_talk_track_is_free_of_surveillance_language(kind):
 def test_every_template_rendered_for_any_lead_is_free_of_surveillance_language(kind):
     ctx = lead(kind)
     # Every variant and every talk track, not only the ones this lead would be sent.
-    for name in outreach.ENV.list_templates(extensions=["j2"]):
+    for name in outreach.ENV.list_templates(filter_func=lambda n: n.startswith(("emails/", "talk_tracks/"))):
         text = outreach.ENV.get_template(name).render(ctx.template_vars() | {"original_subject": "x"})
         assert surveillance_in(text) == [], name
 

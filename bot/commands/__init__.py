@@ -1,0 +1,1 @@
+"""One module per `pqlbot` sub-command; see bot.cli.COMMANDS."""

@@ -1,0 +1,90 @@
+"""The one way events enter pqlbot: store them, then rescore the users they touched.
+
+The command line, the HTTP endpoints and the demo all go through `Pipeline`, so they cannot drift.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, tzinfo
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlmodel import Session
+
+from bot import store
+from bot.ingest import Stored, store_events
+from bot.qualify import Rescored, rescore
+from bot.store.models import SweepRun
+from scoring import DEFAULT_RULES, Event, Rules, load_rules
+
+Clock = Callable[[], datetime]
+RESCORE_SWEEP = "rescore"
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def fingerprint(path: Path | None) -> str:
+    """What identifies the rules in force: the file's content, not its name or modification time."""
+    source = DEFAULT_RULES if path is None else path
+    return hashlib.sha256(source.read_bytes()).hexdigest()
+
+
+@dataclass(slots=True)
+class Ingested:
+    stored: Stored
+    rescored: Rescored
+
+
+class Pipeline:
+    def __init__(
+        self,
+        engine: sa.Engine,
+        *,
+        tz: tzinfo,
+        rules_path: Path | None = None,
+        clock: Clock = utc_now,
+    ) -> None:
+        self.engine, self.tz, self.rules_path, self.clock = engine, tz, rules_path, clock
+        self.rules: Rules = load_rules(rules_path)
+        self.rules_fingerprint = fingerprint(rules_path)
+
+    def session(self) -> Session:
+        return store.session(self.engine)
+
+    def ingest(self, events: Sequence[Event], *, at: datetime | None = None, score: bool = True) -> Ingested:
+        """Store new events and rescore their users at once, in one transaction."""
+        at = at or self.clock()
+        with self.session() as session, session.begin():
+            stored = store_events(session.connection(), events, now=at)
+            rescored = Rescored()
+            if score and stored.users:
+                rescored = rescore(session, self.rules, at=at, tz=self.tz, user_ids=stored.users)
+        return Ingested(stored, rescored)
+
+    def rescore_all(self, *, at: datetime | None = None) -> Rescored:
+        """Everyone, as of `at`: holds expire, windows close and trial clocks move."""
+        at = at or self.clock()
+        with self.session() as session, session.begin():
+            report = rescore(session, self.rules, at=at, tz=self.tz)
+            session.merge(SweepRun(name=RESCORE_SWEEP, last_run_at=at, fingerprint=self.rules_fingerprint))
+        return report
+
+    def rescore_if_due(self, *, at: datetime | None = None, every_hours: float = 24) -> Rescored | None:
+        """The periodic sweep: runs when the last one is older than `every_hours` or used other rules.
+
+        A changed rules file is reloaded first, so editing it is enough to recalibrate everyone.
+        """
+        at = at or self.clock()
+        current = fingerprint(self.rules_path)
+        if current != self.rules_fingerprint:
+            self.rules, self.rules_fingerprint = load_rules(self.rules_path), current
+        with self.session() as session:
+            last = session.get(SweepRun, RESCORE_SWEEP)
+        if last and last.fingerprint == current and (at - last.last_run_at).total_seconds() < every_hours * 3600:
+            return None
+        return self.rescore_all(at=at)

@@ -1,0 +1,67 @@
+"""The store: one SQLAlchemy engine (SQLite by default, PostgreSQL via DATABASE_URL), migrated by alembic."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import event
+from sqlmodel import Session
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def _json_dumps(value: object) -> str:
+    return orjson.dumps(value).decode()
+
+
+def make_engine(url: str) -> sa.Engine:
+    """An engine tuned per backend: SQLite in WAL with foreign keys; PostgreSQL with a health-checked pool."""
+    kwargs: dict = {"json_serializer": _json_dumps, "json_deserializer": orjson.loads}
+    if url.startswith("sqlite"):
+        if url not in ("sqlite://", "sqlite:///:memory:"):
+            path = sa.make_url(url).database
+            if path:
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+        kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+        engine = sa.create_engine(url, **kwargs)
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_connection, _record):  # noqa: ANN001
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")  # WAL keeps this crash-safe for committed work
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.close()
+
+        return engine
+    # Fail fast when the server is away, so health checks and ingestion answer 503 instead of hanging.
+    return sa.create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": 5}, **kwargs)
+
+
+def alembic_config(engine: sa.Engine) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["engine"] = engine
+    return config
+
+
+def migrate(engine: sa.Engine, revision: str = "head") -> None:
+    """Bring the schema to `revision`; existing data is kept (that is what the revisions are for)."""
+    with engine.begin() as connection:
+        config = alembic_config(engine)
+        config.attributes["connection"] = connection
+        command.upgrade(config, revision)
+
+
+def open_store(url: str) -> sa.Engine:
+    engine = make_engine(url)
+    migrate(engine)
+    return engine
+
+
+def session(engine: sa.Engine) -> Session:
+    return Session(engine, expire_on_commit=False)

@@ -1,0 +1,204 @@
+"""The store's tables. The database is the source of truth: every sweep and every Slack view reads it.
+
+All times are UTC. Schema changes go through alembic (bot/store/migrations); never edit a table here
+without adding a revision.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import JSON, Column, Field, SQLModel
+
+
+class UtcDateTime(sa.types.TypeDecorator):
+    """Aware UTC datetimes in and out, on SQLite (which has no zones) and PostgreSQL alike."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store; pass an aware UTC time")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _time(**kwargs: Any) -> Any:
+    nullable = kwargs.pop("nullable", False)
+    return Field(sa_column=Column(UtcDateTime(), nullable=nullable, **kwargs))
+
+
+def _json(**kwargs: Any) -> Any:
+    return Field(default_factory=dict, sa_column=Column(JSON, nullable=False, **kwargs))
+
+
+class EventRecord(SQLModel, table=True):
+    """A product event as received. `message_id` makes replays harmless."""
+
+    __tablename__ = "events"
+    __table_args__ = (sa.Index("ix_events_user_time", "user_id", "at_us"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    message_id: str = Field(max_length=200, sa_column_kwargs={"unique": True})
+    user_id: str = Field(max_length=200)
+    name: str = Field(max_length=200)
+    # Microseconds since the epoch, UTC: the hottest table stays cheap to write, sort and read back.
+    at_us: int = Field(sa_type=sa.BigInteger)
+    props: dict = _json()
+    received_at: datetime = _time()
+
+
+class TrialUser(SQLModel, table=True):
+    """A product user and the latest verdict on them. Rows appear with the first event, signup or not."""
+
+    __tablename__ = "trial_users"
+
+    user_id: str = Field(primary_key=True, max_length=200)
+    email: str | None = Field(default=None, max_length=320)
+    domain: str | None = Field(default=None, max_length=255, index=True)
+    company_name: str | None = None
+    company_size: int | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+    title: str | None = None
+    plan: str | None = None
+    signup_at: datetime | None = _time(nullable=True)
+    status: str = Field(default="excluded", max_length=32)
+    tier: str | None = Field(default=None, max_length=16)
+    score: int = 0
+    verdict: dict = _json()
+    scored_at: datetime | None = _time(nullable=True)
+
+
+class Account(SQLModel, table=True):
+    """A company by email domain; `owner_rep_id` is the named-account override for routing."""
+
+    __tablename__ = "accounts"
+
+    domain: str = Field(primary_key=True, max_length=255)
+    company_name: str | None = None
+    owner_rep_id: str | None = Field(default=None, foreign_key="reps.id", max_length=64)
+
+
+class Rep(SQLModel, table=True):
+    """A rep on the roster, keyed by Slack user id."""
+
+    __tablename__ = "reps"
+
+    id: str = Field(primary_key=True, max_length=64)
+    name: str | None = None
+    timezone: str | None = Field(default=None, max_length=64)
+    on_roster: bool = True
+    paused: bool = False
+    created_at: datetime = _time()
+
+
+class Pql(SQLModel, table=True):
+    """One product-qualified lead: exactly one per user per trial (the trial is named by its signup time)."""
+
+    __tablename__ = "pqls"
+    __table_args__ = (sa.UniqueConstraint("user_id", "trial_started_at", name="uq_pqls_user_trial"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: str = Field(foreign_key="trial_users.user_id", max_length=200, index=True)
+    trial_started_at: datetime = _time()
+    state: str = Field(max_length=32, index=True)
+    tier: str = Field(max_length=16)
+    score: int
+    signals: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    strongest_signal: str | None = Field(default=None, max_length=64)
+    qualified_at: datetime = _time()
+    created_at: datetime = _time()
+    updated_at: datetime = _time()
+    rep_id: str | None = Field(default=None, foreign_key="reps.id", max_length=64)
+    assigned_at: datetime | None = _time(nullable=True)
+    claimed_by: str | None = Field(default=None, foreign_key="reps.id", max_length=64)
+    claimed_at: datetime | None = _time(nullable=True)
+    disposition: str | None = Field(default=None, max_length=32)
+    dispositioned_at: datetime | None = _time(nullable=True)
+
+    @property
+    def ref(self) -> str:
+        """The short id reps type: PQL-42."""
+        return f"PQL-{self.id}"
+
+
+class Assignment(SQLModel, table=True):
+    """Who was given a lead, when, by whom and why (override, round_robin, queue, manual)."""
+
+    __tablename__ = "assignments"
+
+    id: int | None = Field(default=None, primary_key=True)
+    pql_id: int = Field(foreign_key="pqls.id", index=True)
+    rep_id: str = Field(foreign_key="reps.id", max_length=64)
+    reason: str = Field(max_length=32)
+    by: str = Field(default="system", max_length=64)
+    at: datetime = _time()
+
+
+class Touch(SQLModel, table=True):
+    """An outreach touch a rep logged: numbered 1..3 per lead."""
+
+    __tablename__ = "touches"
+    __table_args__ = (sa.UniqueConstraint("pql_id", "number", name="uq_touches_pql_number"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    pql_id: int = Field(foreign_key="pqls.id", index=True)
+    rep_id: str = Field(foreign_key="reps.id", max_length=64)
+    number: int
+    channel: str = Field(max_length=16)
+    email_key: str | None = Field(default=None, max_length=16)
+    note: str | None = None
+    at: datetime = _time()
+
+
+class DispositionRecord(SQLModel, table=True):
+    """A disposition set on a lead. The latest one is mirrored on the lead for quick reading."""
+
+    __tablename__ = "dispositions"
+
+    id: int | None = Field(default=None, primary_key=True)
+    pql_id: int = Field(foreign_key="pqls.id", index=True)
+    user_id: str = Field(max_length=200, index=True)
+    rep_id: str | None = Field(default=None, max_length=64)
+    disposition: str = Field(max_length=32)
+    reason: str | None = None
+    at: datetime = _time()
+
+
+class AuditEntry(SQLModel, table=True):
+    """Append-only: every state change, who made it and when. Nothing updates or deletes these rows."""
+
+    __tablename__ = "audit"
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = _time(index=True)
+    actor: str = Field(max_length=64)
+    action: str = Field(max_length=64)
+    pql_id: int | None = Field(default=None, index=True)
+    user_id: str | None = Field(default=None, max_length=200, index=True)
+    detail: dict = _json()
+
+
+class SweepRun(SQLModel, table=True):
+    """When each scheduled sweep last ran, and on what (e.g. the rules file's fingerprint)."""
+
+    __tablename__ = "sweep_runs"
+
+    name: str = Field(primary_key=True, max_length=64)
+    last_run_at: datetime = _time()
+    fingerprint: str | None = Field(default=None, max_length=128)

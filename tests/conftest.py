@@ -1,0 +1,62 @@
+"""Shared fixtures. Store tests run on SQLite always, and on PostgreSQL too when
+PQLBOT_TEST_POSTGRES_URL names a database the tests may wipe (CI sets it)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+import sqlalchemy as sa
+from sqlmodel import SQLModel
+
+from bot.store import make_engine, migrate
+
+POSTGRES_URL = os.environ.get("PQLBOT_TEST_POSTGRES_URL")
+BACKENDS = ["sqlite"] + (["postgresql"] if POSTGRES_URL else [])
+
+
+def pytest_report_header() -> str:
+    return f"pqlbot store backends: {', '.join(BACKENDS)}"
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    if os.environ.get("CI") and not POSTGRES_URL:
+        pytest.exit("CI must test PostgreSQL too: set PQLBOT_TEST_POSTGRES_URL", returncode=3)
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory):
+    """A migrated database file, copied for each test: migrating once keeps the suite fast."""
+    path = tmp_path_factory.mktemp("template") / "pqlbot.db"
+    engine = make_engine(f"sqlite:///{path}")
+    migrate(engine)
+    engine.dispose()
+    return path
+
+
+@pytest.fixture(scope="session")
+def postgres_engine():
+    engine = make_engine(POSTGRES_URL)
+    with engine.begin() as connection:
+        connection.execute(sa.text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+    migrate(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(params=BACKENDS)
+def engine(request, tmp_path):
+    """A migrated, empty store on each backend."""
+    if request.param == "sqlite":
+        path = tmp_path / "pqlbot.db"
+        shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
+        engine = make_engine(f"sqlite:///{path}")
+        yield engine
+        engine.dispose()
+        return
+    engine = request.getfixturevalue("postgres_engine")
+    tables = ", ".join(t.name for t in SQLModel.metadata.sorted_tables)
+    with engine.begin() as connection:
+        connection.execute(sa.text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    yield engine
