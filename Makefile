@@ -13,6 +13,7 @@ demo: $(VENV)/.installed
 	$(VENV)/bin/pqlbot demo
 
 test: $(VENV)/.installed
+	$(VENV)/bin/ruff check bot scoring tests bench
 	$(PY) -m pytest
 
 bench: $(VENV)/.installed

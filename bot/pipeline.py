@@ -6,7 +6,7 @@ The command line, the HTTP endpoints and the demo all go through `Pipeline`, so 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
@@ -60,11 +60,16 @@ class Pipeline:
         """Store new events and rescore their users at once, in one transaction."""
         at = at or self.clock()
         with self.session() as session, session.begin():
-            stored = store_events(session.connection(), events, now=at)
+            stored = store_events(session.connection(), events, now=self.clock())  # when it really arrived
             rescored = Rescored()
             if score and stored.users:
                 rescored = rescore(session, self.rules, at=at, tz=self.tz, user_ids=stored.users)
         return Ingested(stored, rescored)
+
+    def rescore_users(self, user_ids: Iterable[str], *, at: datetime | None = None) -> Rescored:
+        """Some users, as of `at`: for a backfill, once all their events are in."""
+        with self.session() as session, session.begin():
+            return rescore(session, self.rules, at=at or self.clock(), tz=self.tz, user_ids=user_ids)
 
     def rescore_all(self, *, at: datetime | None = None) -> Rescored:
         """Everyone, as of `at`: holds expire, windows close and trial clocks move."""

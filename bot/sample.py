@@ -593,7 +593,7 @@ def _fillers(rng: random.Random) -> list[_Trial]:
     legacy = set(rng.sample(range(len(kinds)), _LEGACY_FILLERS))
     return [
         _filler_trial(rng, number, kind, company, first, last, number - 1 in legacy)
-        for number, (kind, company, (first, last)) in enumerate(zip(kinds, companies, people), start=1)
+        for number, (kind, company, (first, last)) in enumerate(zip(kinds, companies, people, strict=True), start=1)
     ]
 
 

@@ -3,7 +3,7 @@
 Pure by design: no Slack, no database, no clock. Time is the `at` you pass.
 """
 
-from scoring.engine import score_user, score_users
+from scoring.engine import paused_gc, score_user, score_users
 from scoring.events import Event, EventError, parse_event
 from scoring.result import PriorDisposition, Reason, ScoreResult, SignalMet, Status, Tier
 from scoring.rules import DEFAULT_RULES, Rules, RulesError, load_rules
@@ -22,6 +22,7 @@ __all__ = [
     "Tier",
     "load_rules",
     "parse_event",
+    "paused_gc",
     "score_user",
     "score_users",
 ]

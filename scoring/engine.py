@@ -14,9 +14,16 @@ The order of judgement:
 
 from __future__ import annotations
 
+import fnmatch
+import gc
+import re
+from bisect import bisect_right
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, date, datetime, timedelta, tzinfo
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from functools import lru_cache
+from operator import attrgetter
 
 from scoring import events as ev
 from scoring.result import (
@@ -69,21 +76,94 @@ class _Tally:
             self.met_at, self.met_on = event.at, day
 
 
+class _Plan:
+    """What one rules object means for the hot loop, worked out once rather than per user or event."""
+
+    def __init__(self, rules: Rules) -> None:
+        self.signals = list(rules.signals.items())
+        self.for_event: dict[str, list[int]] = defaultdict(list)
+        self.star_distinct: list[int] = []
+        self.any_event: list[int] = []
+        self.billing: list[int] = []
+        for index, (_, rule) in enumerate(self.signals):
+            if rule.event == "*":
+                # Counting every event is done in one go after the loop (see _Tally.add_all).
+                (self.any_event if rule.distinct is None else self.star_distinct).append(index)
+            elif rule.event == ev.BILLING_VIEW:
+                self.billing.append(index)
+            else:
+                self.for_event[rule.event].append(index)
+        self.is_billing = lru_cache(maxsize=4096)(rules.events.is_billing)  # few distinct paths, many views
+        patterns = rules.exclusions.test_email_patterns
+        self.test_email = re.compile("|".join(fnmatch.translate(p) for p in patterns)) if patterns else None
+        self.max_score = rules.max_score
+        self.asks = frozenset(rules.fast_lane.events)
+        # Events the loop must look at beyond the signals: asks and the do-not-touch states.
+        self.special = self.asks | {ev.CHECKOUT_STARTED, ev.CHECKOUT_COMPLETED, ev.CONVERTED, ev.TICKET_OPENED,
+                                    ev.TICKET_CLOSED, ev.OPT_OUT}
+        self.wants_day_list = {key for key, rule in self.signals if "{day_list}" in rule.evidence}
+
+
+_PLANS: dict[int, tuple[Rules, _Plan]] = {}
+
+
+def _plan(rules: Rules) -> _Plan:
+    cached = _PLANS.get(id(rules))
+    if cached is None or cached[0] is not rules:
+        if len(_PLANS) > 32:
+            _PLANS.clear()
+        cached = _PLANS[id(rules)] = (rules, _Plan(rules))
+    return cached[1]
+
+
+def _add_all(tally: _Tally, events: Sequence[ev.Event], new_days: Sequence[tuple[date, ev.Event]], local) -> None:
+    """`tally.add` for every in-window event at once, for signals that count each event (no distinct)."""
+    rule = tally.rule
+    tally.count = len(events)
+    tally.days = {day for day, _ in new_days}
+    if tally.count >= rule.min_count and len(new_days) >= rule.min_days:
+        by_count = events[max(rule.min_count, 1) - 1]  # the event that reached the count
+        by_days = new_days[rule.min_days - 1][1]  # the first event of the day that reached the days
+        first = by_count if by_count.at >= by_days.at else by_days
+        tally.met_at, tally.met_on = first.at, local(first.at)
+
+
 def _human_list(items: Sequence[str]) -> str:
     if len(items) <= 1:
         return "".join(items)
     return f"{', '.join(items[:-1])} and {items[-1]}"
 
 
-def _evidence(tally: _Tally, trial_day_of) -> str:
-    days = sorted(tally.days)
+def _evidence(tally: _Tally, trial_day_of, with_day_list: bool) -> str:
     return tally.rule.evidence.format(
         count=tally.count,
         s="" if tally.count == 1 else "s",
-        days=len(days),
+        days=len(tally.days),
         values=_human_list(tally.shown) or str(tally.count),
-        day_list=", ".join(str(trial_day_of(d)) for d in days),
+        day_list=", ".join(str(trial_day_of(d)) for d in sorted(tally.days)) if with_day_list else "",
     )
+
+
+_AT = attrgetter("at")
+_ONE_DAY = timedelta(days=1)
+# strftime is slow enough to show at 100,000 users; these are the same words.
+_WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+@lru_cache(maxsize=8192)
+def _next_midnight(day: date, tz: tzinfo) -> datetime:
+    """The UTC instant the local `day` ends (DST-aware: a day may last 23 or 25 hours).
+
+    Cached: a whole population shares a few dozen days, and time zone arithmetic is the slow part.
+    """
+    return datetime.combine(day + _ONE_DAY, time(), tz).astimezone(UTC)
+
+
+@lru_cache(maxsize=1024)
+def _local_date(moment: datetime, tz: tzinfo) -> date:
+    """For the few moments every user shares (the `at` of a sweep)."""
+    return moment.astimezone(tz).date()
 
 
 def _domain_matches(domain: str, listed: Iterable[str]) -> bool:
@@ -106,8 +186,14 @@ def score_user(
     """Score one user as of `at` (aware). `dispositions` are the ones the store holds for this user."""
     if at.tzinfo is None:
         raise ValueError("`at` must be timezone-aware")
-    seen = sorted((e for e in events if e.at <= at), key=lambda e: (e.at, e.message_id))
-    signups = [e for e in seen if e.name == ev.SIGNUP]
+    plan = _plan(rules)
+    at = at.astimezone(UTC)  # events are UTC; comparing like with like is much cheaper
+    seen = sorted(events, key=_AT)  # stable: events at the same instant keep the order they came in
+    cut = bisect_right(seen, at, key=_AT)
+    if cut < len(seen):
+        del seen[cut:]  # after `at`: not happened yet, as far as this verdict knows
+    signup_name = ev.SIGNUP
+    signups = [e for e in seen if e.name == signup_name]
     if not signups:
         user_id = seen[0].user_id if seen else ""
         return _no_signup(user_id, rules)
@@ -128,15 +214,19 @@ def score_user(
         last_day = local(datetime.fromisoformat(trial_ends_at) - timedelta(microseconds=1))
     else:
         last_day = first_day + timedelta(days=rules.window.trial_length_days - 1)
-    today = local(at)
+    today = _local_date(at, tz)
     trial_day = trial_day_of(today)
     days_left = max(0, (last_day - today).days + 1)
 
     window_end = start + timedelta(days=rules.window.days)
-    tallies = [_Tally(key, rule) for key, rule in rules.signals.items()]
-    activation = rules.gates.activation_event
-    asks = set(rules.fast_lane.events)
-    is_billing = rules.events.is_billing
+    signals_by_index = plan.signals
+    tallies: list[_Tally | None] = [None] * len(signals_by_index)  # made on a signal's first event
+    for_event, star_distinct, billing_tallies = plan.for_event, plan.star_distinct, plan.billing
+    activation, asks, special, is_billing = rules.gates.activation_event, plan.asks, plan.special, plan.is_billing
+    page_view = ev.PAGE_VIEW
+    day, day_ends = first_day, _next_midnight(first_day, tz)
+    new_days: list[tuple[date, ev.Event]] = []  # the first in-window event of each active day
+    in_window: list[ev.Event] = []
     activated_at: datetime | None = None
     ask: ev.Event | None = None
     saw_billing = False
@@ -144,35 +234,48 @@ def score_user(
     open_tickets: list[str | None] = []
 
     for event in seen:
-        if event.at < start:
+        moment = event.at
+        if moment < start:
             continue  # before this trial: not ours to judge
         name = event.name
-        billing = name == ev.PAGE_VIEW and is_billing(event.props.get("page_path", ""))
-        saw_billing = saw_billing or billing
-        if event.at < window_end:
-            day = local(event.at)
+        billing = name == page_view and is_billing(event.props.get("page_path", ""))
+        if billing:
+            saw_billing = True
+        if moment < window_end:
+            if moment >= day_ends or not new_days:  # events are in order: the local date changes rarely
+                while moment >= day_ends:
+                    day += _ONE_DAY
+                    day_ends = _next_midnight(day, tz)
+                new_days.append((day, event))
+            in_window.append(event)
             if name == activation and activated_at is None:
-                activated_at = event.at
-            for tally in tallies:
-                wanted = tally.rule.event
-                if wanted == "*" or wanted == name or (billing and wanted == ev.BILLING_VIEW):
-                    tally.add(event, day)
-        if name in asks and ask is None:
-            ask = event
+                activated_at = moment
+            for index in (*for_event.get(name, ()), *star_distinct, *(billing_tallies if billing else ())):
+                tally = tallies[index]
+                if tally is None:
+                    tally = tallies[index] = _Tally(*signals_by_index[index])
+                tally.add(event, day)
+        if name not in special:
+            continue
+        if name in asks:
+            ask = ask or event
         elif name == ev.CHECKOUT_STARTED:
-            checkout_since = event.at
+            checkout_since = moment
         elif name == ev.CHECKOUT_COMPLETED:
-            checkout_since, upgraded_at = None, event.at
+            checkout_since, upgraded_at = None, moment
         elif name == ev.CONVERTED:
-            checkout_since, upgraded_at = None, event.at
-            converted_at = converted_at or event.at
+            checkout_since, upgraded_at = None, moment
+            converted_at = converted_at or moment
         elif name == ev.TICKET_OPENED:
             open_tickets.append(event.props.get("ticket_id"))
         elif name == ev.TICKET_CLOSED and open_tickets:
             ticket = event.props.get("ticket_id")
             open_tickets.remove(ticket if ticket in open_tickets else open_tickets[0])
         elif name == ev.OPT_OUT:
-            opted_out_at = event.at
+            opted_out_at = moment
+    for index in plan.any_event:
+        tallies[index] = _Tally(*signals_by_index[index])
+        _add_all(tallies[index], in_window, new_days, local)
 
     email = props.get("email")
     domain = email.rsplit("@", 1)[1] if email else None
@@ -193,11 +296,11 @@ def score_user(
         exclude("company_size_out_of_range", f"company size {size:,} is outside the ICP range {size_range}")
     if domain in ex.personal_email_domains and not company:
         exclude("personal_email_domain", f"signed up with a personal {domain} address and no company")
-    if email and ex.is_test_email(email):
+    if email and plan.test_email and plan.test_email.match(email):
         exclude("test_account", f"{email} looks like a test or demo sign-up")
-    if domain and _domain_matches(domain, ex.competitor_domains):
+    if domain and ex.competitor_domains and _domain_matches(domain, ex.competitor_domains):
         exclude("competitor_domain", f"{domain} is a known competitor")
-    if domain and _domain_matches(domain, ex.internal_domains):
+    if domain and ex.internal_domains and _domain_matches(domain, ex.internal_domains):
         exclude("internal_domain", f"{domain} is one of our own domains")
     if converted_at is not None:
         exclude("already_converted", f"converted to paid on day {trial_day_of(local(converted_at))}: "
@@ -209,7 +312,8 @@ def score_user(
                     "of this trial")
             break
     if days_left == 0:
-        exclude("trial_ended", f"the trial ended on {last_day:%a %d %b}")
+        exclude("trial_ended", f"the trial ended on {_WEEKDAYS[last_day.weekday()]} {last_day.day} "
+                f"{_MONTHS[last_day.month - 1]}")
     elif days_left < ex.min_days_left_without_billing_view and not saw_billing:
         exclude("trial_ending", f"{days_left} trial day{'s' * (days_left != 1)} left and no billing or "
                 "pricing view: too little time for a sales cycle")
@@ -228,11 +332,11 @@ def score_user(
     if opted_out_at is not None:
         dont.append(Reason("opted_out", ReasonKind.DO_NOT_TOUCH, "opted out of sales contact"))
 
-    met = sorted((t for t in tallies if t.met_at is not None), key=lambda t: t.met_at)
+    met = sorted((t for t in tallies if t is not None and t.met_at is not None), key=lambda t: t.met_at)
     points = sum(t.rule.points for t in met)
     signals = [
         SignalMet(t.key, t.rule.label, t.rule.points, trial_day_of(t.met_on), t.met_at,
-                  _evidence(t, trial_day_of), t.rule.talk_track, tuple(t.shown))
+                  _evidence(t, trial_day_of, t.key in plan.wants_day_list), t.rule.talk_track, tuple(t.shown))
         for t in met
     ]
     if activated_at is not None:
@@ -276,7 +380,7 @@ def score_user(
         account=Account(company, domain),
         company_size=size,
         score=score,
-        max_score=rules.max_score,
+        max_score=plan.max_score,
         tier=tier,
         status=status,
         signals=tuple(signals),
@@ -326,6 +430,22 @@ def _no_signup(user_id: str, rules: Rules) -> ScoreResult:
     )
 
 
+@contextmanager
+def paused_gc() -> Iterator[None]:
+    """Pause the cyclic garbage collector around bulk work on millions of small, acyclic objects.
+
+    Reference counting still frees everything at once; only the generation scans wait, and at a
+    million events those scans cost seconds while finding nothing to collect.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def score_users(
     events: Iterable[ev.Event],
     rules: Rules,
@@ -339,7 +459,8 @@ def score_users(
     for event in events:
         by_user[event.user_id].append(event)
     dispositions = dispositions or {}
-    return [
-        score_user(user_events, rules, at, tz=tz, dispositions=dispositions.get(user_id, ()))
-        for user_id, user_events in by_user.items()
-    ]
+    with paused_gc():
+        return [
+            score_user(user_events, rules, at, tz=tz, dispositions=dispositions.get(user_id, ()))
+            for user_id, user_events in by_user.items()
+        ]

@@ -1,4 +1,8 @@
-"""What the scorer says about one user, in terms a rep and an ops person can both read."""
+"""What the scorer says about one user, in terms a rep and an ops person can both read.
+
+Plain slotted dataclasses, not frozen ones: a frozen dataclass sets every field through
+`object.__setattr__`, which shows at 100,000 users. Treat them as read-only all the same.
+"""
 
 from __future__ import annotations
 
@@ -29,7 +33,7 @@ class ReasonKind(StrEnum):
     GATE = "gate"
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class Reason:
     code: str
     kind: ReasonKind
@@ -39,7 +43,7 @@ class Reason:
         return {"code": self.code, "kind": str(self.kind), "detail": self.detail}
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class SignalMet:
     """A signal the user met: `day` is the trial day it was first met, `evidence` what a rep reads."""
 
@@ -62,13 +66,13 @@ class SignalMet:
         }
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class Account:
     company_name: str | None
     domain: str | None
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class Profile:
     """What the signup told us about the person, for alerts and emails."""
 
@@ -86,7 +90,7 @@ class Profile:
         return full or None
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class ScoreResult:
     user_id: str
     email: str | None
@@ -136,7 +140,7 @@ class ScoreResult:
         }
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class PriorDisposition:
     """A disposition set on this user earlier, as the store knows it."""
 

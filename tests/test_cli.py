@@ -1,8 +1,8 @@
 """`pqlbot score` and `pqlbot rules` as an operator uses them."""
 
 import io
-from pathlib import Path
 import json
+from pathlib import Path
 
 import pytest
 

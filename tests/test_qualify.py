@@ -120,7 +120,8 @@ def test_a_no_response_disposition_keeps_the_user_out_of_routing(engine):
 def one_day_rules(tmp_path):
     text = DEFAULT_RULES.read_text()
     text = text.replace('label = "Teammate invites"', 'label = "Teammate invites"\npoints = 2', 1)
-    text = text.replace('distinct = "invitee_email"\nmin_count = 1\npoints = 3', 'distinct = "invitee_email"\nmin_count = 1')
+    invites = 'distinct = "invitee_email"\nmin_count = 1'
+    text = text.replace(invites + "\npoints = 3", invites)
     text = text.replace("min_count = 2\nmin_days = 2", "min_count = 2\nmin_days = 1")
     path = tmp_path / "rules.toml"
     path.write_text(text)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from bot.commands.common import moment, open_lines, parse_lines
 from bot.settings import Settings
-from scoring import EventError, load_rules, score_users
+from scoring import EventError, load_rules, paused_gc, score_users
 
 
 def add(commands: argparse._SubParsersAction, name: str) -> None:
@@ -46,7 +46,7 @@ def run_score(args: argparse.Namespace, settings: Settings) -> int:
         path, at, tz = str(sample.SAMPLE_PATH), args.at or sample.SAMPLE_AS_OF, sample.SAMPLE_TZ
     events, invalid = [], []
     try:
-        with open_lines(path) as stream:
+        with paused_gc(), open_lines(path) as stream:
             for number, item in parse_lines(stream, rules):
                 if isinstance(item, EventError):
                     invalid.append(number)

@@ -5,11 +5,11 @@ Revises:
 Create Date: 2026-11-26 15:30:55.907176
 """
 
-from alembic import op
 import sqlalchemy as sa
 import sqlmodel
-import bot.store.models
+from alembic import op
 
+import bot.store.models
 
 revision = '0001'
 down_revision = None

@@ -1,0 +1,281 @@
+"""`pqlbot ingest`, `pqlbot rescore` and `pqlbot db` as an operator uses them, on each store backend."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import sys
+
+import pytest
+import sqlalchemy as sa
+from sqlmodel import SQLModel
+
+from bot import sample
+from bot.cli import main
+from bot.commands import ingest
+from bot.pipeline import Pipeline
+from bot.store import make_engine
+from scoring import Status
+from tests.conftest import BACKENDS
+from tests.scoring.builders import Trial, sarah
+
+AT = "2026-11-09T18:00:00-05:00"  # Sarah (signed up Mon 2 Nov) qualified on Fri 6: medium, 6 points
+
+
+@pytest.fixture(autouse=True)
+def settings_of_our_own(tmp_path, monkeypatch):
+    """The team's timezone and the default rules, whatever the environment or a local .env says."""
+    monkeypatch.chdir(tmp_path)  # no .env here
+    monkeypatch.setenv("PQL_TIMEZONE", "America/New_York")
+    for name in ("PQL_RULES_FILE", "RESCORE_EVERY_HOURS"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(params=BACKENDS)
+def store_url(request, tmp_path, monkeypatch):
+    """DATABASE_URL for the command: a new SQLite file (not even created yet), or the emptied test PostgreSQL."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path}/x.db"
+    else:
+        engine = request.getfixturevalue("postgres_engine")
+        tables = ", ".join(t.name for t in SQLModel.metadata.sorted_tables)
+        with engine.begin() as connection:
+            connection.execute(sa.text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+        url = engine.url.render_as_string(hide_password=False)
+    monkeypatch.setenv("DATABASE_URL", url)
+    return url
+
+
+@pytest.fixture
+def db(store_url):
+    """Read what the commands wrote: db("SELECT ...") -> rows."""
+    engines = []
+
+    def query(sql: str, **params) -> list[tuple]:
+        if not engines:
+            engines.append(make_engine(store_url))
+        with engines[0].connect() as connection:
+            return [tuple(row) for row in connection.execute(sa.text(sql), params)]
+
+    yield query
+    for engine in engines:
+        engine.dispose()
+
+
+def lines_of(trial: Trial) -> list[str]:
+    return [json.dumps(event.to_json()) for event in trial.events]
+
+
+def summary(out: str) -> dict[str, int]:
+    """The summary's `name: number` lines as a dict."""
+    return {name: int(value) for name, value in re.findall(r"^(\w[\w ]*): (\d+)$", out, re.MULTILINE)}
+
+
+@pytest.fixture
+def sarah_file(tmp_path):
+    """Sarah's trial (5 events), her first event again, and two bad lines (3 and 6) among them."""
+    good = lines_of(sarah())
+    lines = [good[0], good[1], "not json at all", good[2], good[3],
+             '{"type": "track", "event": "invite_sent", "messageId": "x1", "timestamp": "2026-11-06T15:00:00Z"}',
+             good[4], good[0]]
+    path = tmp_path / "events.jsonl"
+    path.write_text("\n".join(lines) + "\n\n")
+    return path, good
+
+
+def test_ingesting_a_file_stores_the_good_events_and_names_each_bad_line(sarah_file, db, capsys):
+    path, good = sarah_file
+    assert main(["ingest", str(path), "--at", AT]) == 1
+    out = capsys.readouterr().out
+    assert summary(out) == {"accepted": 5, "duplicates": 1, "rejected": 2, "PQLs triggered": 1, "PQLs upgraded": 0}
+    assert "  line 3: not valid JSON" in out
+    assert "  line 6: userId: is required" in out
+    stored = {row[0] for row in db("SELECT message_id FROM events")}
+    assert stored == {json.loads(line)["messageId"] for line in good}
+    assert db("SELECT user_id, tier, score FROM pqls") == [("sarah", "medium", 6)]
+
+
+def test_replaying_the_same_file_finds_only_duplicates_and_adds_no_pql(sarah_file, db, capsys):
+    path, good = sarah_file
+    main(["ingest", str(path), "--at", AT])
+    capsys.readouterr()
+    assert main(["ingest", str(path), "--at", AT]) == 1  # the bad lines are still bad
+    counts = summary(capsys.readouterr().out)
+    assert (counts["accepted"], counts["duplicates"], counts["rejected"]) == (0, len(good) + 1, 2)
+    assert (counts["PQLs triggered"], counts["PQLs upgraded"]) == (0, 0)
+    assert db("SELECT count(*) FROM events") == [(len(good),)]
+    assert db("SELECT count(*) FROM pqls") == [(1,)]
+
+
+def test_a_clean_file_exits_zero(tmp_path, db, capsys):
+    path = tmp_path / "clean.jsonl"
+    path.write_text("\n".join(lines_of(sarah())) + "\n")
+    assert main(["ingest", str(path), "--at", AT]) == 0
+    assert summary(capsys.readouterr().out)["rejected"] == 0
+
+
+def test_the_bundled_sample_makes_sarah_a_pql_and_not_tom(db, capsys):
+    code = main(["ingest", str(sample.SAMPLE_PATH), "--at", sample.SAMPLE_AS_OF.isoformat()])
+    assert code == 0
+    counts = summary(capsys.readouterr().out)
+    qualified = [user for user, (status, _) in sample.expected_outcomes().items() if status is Status.QUALIFIED]
+    assert counts["accepted"] == len(sample.SAMPLE_PATH.read_text().splitlines())
+    assert counts["PQLs triggered"] >= len(qualified)
+    pqls = dict(db("SELECT user_id, tier FROM pqls"))
+    assert pqls["sarah"] == "medium"
+    assert "tom" not in pqls
+    assert set(qualified) <= set(pqls)
+    assert db("SELECT status FROM trial_users WHERE user_id = 'tom'") == [("excluded",)]
+
+
+def test_events_can_come_from_standard_input(monkeypatch, db, capsys):
+    monkeypatch.setattr("sys.stdin", io.StringIO("\n".join(lines_of(sarah())) + "\n"))
+    assert main(["ingest", "-", "--at", AT]) == 0
+    assert summary(capsys.readouterr().out)["accepted"] == 5
+    assert db("SELECT user_id FROM pqls") == [("sarah",)]
+
+
+def test_no_score_only_stores_and_rescore_then_scores_everyone(tmp_path, db, capsys):
+    path = tmp_path / "two.jsonl"
+    path.write_text("\n".join(lines_of(sarah()) + lines_of(Trial("bo", email="bo@acme.com"))) + "\n")
+    assert main(["ingest", str(path), "--no-score"]) == 0
+    out = capsys.readouterr().out
+    assert summary(out)["accepted"] == 6 and "PQLs triggered" not in out and "pqlbot rescore" in out
+    assert db("SELECT count(*) FROM trial_users") == [(0,)]
+
+    assert main(["rescore", "--at", AT]) == 0
+    assert summary(capsys.readouterr().out) == {
+        "users scored": 2, "verdicts changed": 2, "PQLs triggered": 1, "PQLs upgraded": 0}
+    assert db("SELECT user_id FROM pqls") == [("sarah",)]
+
+    assert main(["rescore", "--at", AT]) == 0  # the same moment again: nothing moved
+    assert summary(capsys.readouterr().out) == {
+        "users scored": 2, "verdicts changed": 0, "PQLs triggered": 0, "PQLs upgraded": 0}
+
+
+def test_rescore_if_due_runs_only_when_the_last_sweep_is_old_enough(monkeypatch, db, capsys):
+    monkeypatch.setenv("RESCORE_EVERY_HOURS", "24")
+    monkeypatch.setattr("sys.stdin", io.StringIO("\n".join(lines_of(sarah())) + "\n"))
+    main(["ingest", "-", "--no-score"])
+    assert main(["rescore", "--if-due", "--at", "2026-11-09T12:00:00Z"]) == 0
+    assert summary(capsys.readouterr().out)["users scored"] == 1
+    assert main(["rescore", "--if-due", "--at", "2026-11-10T11:59:00Z"]) == 0
+    assert capsys.readouterr().out.startswith("not due")
+    assert main(["rescore", "--if-due", "--at", "2026-11-10T12:00:00Z"]) == 0
+    assert summary(capsys.readouterr().out)["users scored"] == 1
+
+
+def test_at_most_twenty_rejected_lines_are_listed_and_the_rest_counted(tmp_path, store_url, capsys):
+    path = tmp_path / "bad.jsonl"
+    path.write_text("nope\n" * 25)
+    assert main(["ingest", str(path)]) == 1
+    out = capsys.readouterr().out
+    assert summary(out)["rejected"] == 25
+    assert re.findall(r"^  line (\d+): not valid JSON$", out, re.MULTILINE) == [str(n) for n in range(1, 21)]
+    assert "  ... and 5 more" in out
+
+
+def test_a_backfill_judges_each_user_on_their_whole_history_however_it_is_chunked(db, monkeypatch, capsys):
+    # Chunks of 50 split users' histories; judged chunk by chunk, users who end up do-not-touch
+    # (a ticket, an opt-out, a checkout) would be made PQLs on the first half of their story.
+    monkeypatch.setattr(ingest, "CHUNK", 50)
+    assert main(["ingest", str(sample.SAMPLE_PATH), "--at", sample.SAMPLE_AS_OF.isoformat()]) == 0
+    qualified = {user for user, (status, _) in sample.expected_outcomes().items() if status is Status.QUALIFIED}
+    pqls = {user for (user,) in db("SELECT user_id FROM pqls")}
+    assert qualified <= pqls
+    assert not pqls & {"hannah", "victor", "leo"}
+    verdicts = dict(db("SELECT user_id, status FROM trial_users"))
+    assert {user for user, status in verdicts.items() if status == "qualified"} == pqls
+
+
+def test_events_go_to_the_store_in_chunks_of_five_thousand(tmp_path, store_url, monkeypatch, capsys):
+    path = tmp_path / "many.jsonl"
+    path.write_text(sessions(12_001))
+    chunks = []
+    original = Pipeline.ingest
+
+    def recording(self, events, **kwargs):
+        chunks.append(len(events))
+        return original(self, events, **kwargs)
+
+    monkeypatch.setattr(Pipeline, "ingest", recording)
+    assert main(["ingest", str(path), "--no-score"]) == 0
+    assert chunks == [ingest.CHUNK, ingest.CHUNK, 2001] and ingest.CHUNK == 5000
+    assert summary(capsys.readouterr().out)["accepted"] == 12_001
+
+
+def test_an_unreadable_file_is_exit_code_2_and_touches_no_store(tmp_path, monkeypatch, capsys):
+    url = f"sqlite:///{tmp_path}/never.db"
+    monkeypatch.setenv("DATABASE_URL", url)
+    assert main(["ingest", str(tmp_path / "missing.jsonl")]) == 2
+    assert "No such file or directory" in capsys.readouterr().err
+    assert main(["ingest", str(tmp_path)]) == 2
+    assert "Is a directory" in capsys.readouterr().err
+    assert not (tmp_path / "never.db").exists()
+
+
+def sessions(count: int) -> str:
+    return "".join(json.dumps({"type": "track", "event": "session_start", "userId": f"u{n % 300}",
+                               "messageId": f"s-{n}", "timestamp": "2026-11-03T10:00:00Z"}) + "\n"
+                   for n in range(count))
+
+
+def test_a_file_that_is_not_utf8_stops_with_exit_code_2_keeping_the_chunks_stored(tmp_path, db, capsys):
+    path = tmp_path / "latin1.jsonl"
+    path.write_bytes(sessions(5300).encode() + b'{"caf\xe9": 1}\n')
+    assert main(["ingest", str(path), "--no-score"]) == 2
+    out, err = capsys.readouterr()
+    assert "pqlbot ingest: not UTF-8 text" in err and "running it again skips them" in err
+    assert summary(out)["accepted"] == 5000  # the first chunk; the rest of the file is for a fixed copy
+    assert db("SELECT count(*) FROM events") == [(5000,)]
+
+
+def test_no_progress_is_drawn_when_output_is_not_a_terminal(sarah_file, store_url, capsys):
+    main(["ingest", str(sarah_file[0]), "--at", AT])
+    assert capsys.readouterr().err == ""
+
+
+def test_a_progress_bar_is_drawn_on_stderr_when_both_outputs_are_terminals(sarah_file, store_url, monkeypatch, capsys):
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    main(["ingest", str(sarah_file[0]), "--at", AT])
+    out, err = capsys.readouterr()
+    assert "ingesting" in err and "ingesting" not in out
+    assert summary(out)["accepted"] == 5
+
+
+def test_standard_input_on_a_terminal_gets_a_spinner_with_counts(store_url, monkeypatch, capsys):
+    monkeypatch.setattr("sys.stdin", io.StringIO("\n".join(lines_of(sarah())) + "\n"))
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    main(["ingest", "-", "--at", AT])
+    assert "5 lines 5 new · 0 duplicate · 0 rejected" in capsys.readouterr().err
+
+
+def test_db_upgrade_is_idempotent_and_db_current_names_the_head(store_url, capsys):
+    assert main(["db", "upgrade"]) == 0
+    first = capsys.readouterr().out
+    assert main(["db", "upgrade"]) == 0
+    second = capsys.readouterr().out
+    assert "revision 0001 (head)" in first and "already at revision 0001 (head)" in second
+    assert main(["db", "current"]) == 0
+    assert capsys.readouterr().out.rstrip().endswith("revision 0001 (head)")
+
+
+def test_db_current_does_not_create_a_missing_sqlite_file(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path}/later.db")
+    assert main(["db", "current"]) == 0
+    assert "no database yet" in capsys.readouterr().out
+    assert not (tmp_path / "later.db").exists()
+
+
+def test_a_store_that_cannot_be_opened_is_exit_code_2_without_its_password(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("DATABASE_URL", "postgresql+psycopg://pqlbot:s3cret@127.0.0.1:1/pqlbot")
+    path = tmp_path / "one.jsonl"
+    path.write_text(lines_of(sarah())[0] + "\n")
+    for argv in (["ingest", str(path)], ["rescore"], ["db", "upgrade"]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert "cannot open the store postgresql+psycopg://pqlbot:***@127.0.0.1:1/pqlbot" in err
+        assert "s3cret" not in err
