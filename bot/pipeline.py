@@ -14,7 +14,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from bot import store
+from bot import leads, store
 from bot.ingest import Stored, store_events
 from bot.qualify import Rescored, rescore
 from bot.store.models import SweepRun
@@ -22,6 +22,8 @@ from scoring import DEFAULT_RULES, Event, Rules, load_rules
 
 Clock = Callable[[], datetime]
 RESCORE_SWEEP = "rescore"
+#: Product events that stop an open lead's sequence (seed 002, section 2 guardrails).
+STOPPING_EVENTS = frozenset({"trial_converted", "sales_opt_out"})
 
 
 def utc_now() -> datetime:
@@ -64,6 +66,9 @@ class Pipeline:
             rescored = Rescored()
             if score and stored.users:
                 rescored = rescore(session, self.rules, at=at, tz=self.tz, user_ids=stored.users)
+            for event in events:
+                if event.name in STOPPING_EVENTS:  # idempotent: only an open lead of that trial stops
+                    leads.stop_for_product_event(session, event.user_id, event.name, at=event.at, now=at)
         return Ingested(stored, rescored)
 
     def rescore_users(self, user_ids: Iterable[str], *, at: datetime | None = None) -> Rescored:

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
-from bot import audit
+from bot import audit, outbox
 from bot.ingest import events_of
 from bot.lifecycle import TIER_RANK, PqlState
 from bot.store.models import DispositionRecord, Pql, TrialUser
@@ -121,7 +121,8 @@ def _record_pql(session: Session, result: ScoreResult, at: datetime, report: Res
     existing = connection.execute(
         sa.select(_PQLS.c.id, _PQLS.c.tier).where(_PQLS.c.user_id == result.user_id, _PQLS.c.trial_started_at == trial)
     ).first()
-    signals = [s.to_json() for s in result.signals]
+    # The talk track key rides along so outreach can be rendered from the stored lead later.
+    signals = [s.to_json() | {"talk_track": s.talk_track} for s in result.signals]
     tier = str(result.tier)
     if existing is None:
         module = postgresql if connection.dialect.name == "postgresql" else sqlite
@@ -137,6 +138,7 @@ def _record_pql(session: Session, result: ScoreResult, at: datetime, report: Res
             return  # another process recorded it a moment ago
         audit.record(session, "pql_triggered", at=at, pql_id=pql_id, user_id=result.user_id,
                      score=result.score, tier=tier, signals=signals, qualified_at=result.qualified_at.isoformat())
+        outbox.alert(session, pql_id, now=at)
         report.triggered.append(pql_id)
         report.results[pql_id] = result
         return
@@ -145,7 +147,7 @@ def _record_pql(session: Session, result: ScoreResult, at: datetime, report: Res
         connection.execute(
             sa.update(_PQLS).where(_PQLS.c.id == pql_id, _PQLS.c.tier == old_tier).values(
                 tier=tier, score=result.score, signals=signals, strongest_signal=result.strongest_signal,
-                updated_at=at,
+                updated_at=at, version=_PQLS.c.version + 1,  # the alert is edited to show the new tier
             )
         )
         audit.record(session, "pql_upgraded", at=at, pql_id=pql_id, user_id=result.user_id,

@@ -23,6 +23,25 @@ class Settings(BaseSettings):
     port: int = Field(3000, ge=1, le=65535, description="Port `pqlbot serve` listens on.")
     rescore_every_hours: float = Field(24, gt=0, description="How often everyone is rescored.")
 
+    slack_bot_token: SecretStr | None = Field(None, description="Bot token (xoxb-...).")
+    slack_signing_secret: SecretStr | None = Field(None, description="Verifies requests come from Slack.")
+    slack_app_token: SecretStr | None = Field(None, description="App-level token (xapp-...): Socket Mode.")
+    slack_api_url: str = Field("https://slack.com/api/", description="Slack Web API base URL.")
+    pql_alerts_channel: str = Field("#pql-alerts", description="Where PQL alerts are posted (name or id).")
+    pql_reps: str = Field("", description="The roster: Slack user ids, comma-separated (U123:Ana Ruiz ...).")
+    pql_manager: str | None = Field(None, description="The sales manager's Slack user id.")
+    pql_daily_cap: int = Field(5, ge=1, description="New PQLs per rep per day.")
+
+    @property
+    def roster(self) -> list[tuple[str, str | None, str | None]]:
+        """(user id, name, timezone) per rep, from `U123` or `U123:Ana Ruiz` or `U123:Ana Ruiz:Europe/Berlin`."""
+        reps = []
+        for item in filter(None, (part.strip() for part in self.pql_reps.split(","))):
+            user_id, _, rest = item.partition(":")
+            name, _, zone = rest.partition(":")
+            reps.append((user_id.strip(), name.strip() or None, zone.strip() or None))
+        return reps
+
     @field_validator("pql_timezone")
     @classmethod
     def _known_zone(cls, name: str) -> str:

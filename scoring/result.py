@@ -63,6 +63,7 @@ class SignalMet:
             "points": self.points,
             "day": self.day,
             "evidence": self.evidence,
+            "values": list(self.values),
         }
 
 

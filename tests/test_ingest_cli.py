@@ -9,13 +9,14 @@ import sys
 
 import pytest
 import sqlalchemy as sa
+from alembic.script import ScriptDirectory
 from sqlmodel import SQLModel
 
 from bot import sample
 from bot.cli import main
 from bot.commands import ingest
 from bot.pipeline import Pipeline
-from bot.store import make_engine
+from bot.store import alembic_config, make_engine
 from scoring import Status
 from tests.conftest import BACKENDS
 from tests.scoring.builders import Trial, sarah
@@ -254,13 +255,14 @@ def test_standard_input_on_a_terminal_gets_a_spinner_with_counts(store_url, monk
 
 
 def test_db_upgrade_is_idempotent_and_db_current_names_the_head(store_url, capsys):
+    head = ScriptDirectory.from_config(alembic_config(None)).get_current_head()
     assert main(["db", "upgrade"]) == 0
     first = capsys.readouterr().out
     assert main(["db", "upgrade"]) == 0
     second = capsys.readouterr().out
-    assert "revision 0001 (head)" in first and "already at revision 0001 (head)" in second
+    assert f"revision {head} (head)" in first and f"already at revision {head} (head)" in second
     assert main(["db", "current"]) == 0
-    assert capsys.readouterr().out.rstrip().endswith("revision 0001 (head)")
+    assert capsys.readouterr().out.rstrip().endswith(f"revision {head} (head)")
 
 
 def test_db_current_does_not_create_a_missing_sqlite_file(tmp_path, monkeypatch, capsys):

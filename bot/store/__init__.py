@@ -51,10 +51,23 @@ def alembic_config(engine: sa.Engine) -> Config:
 
 def migrate(engine: sa.Engine, revision: str = "head") -> None:
     """Bring the schema to `revision`; existing data is kept (that is what the revisions are for)."""
-    with engine.begin() as connection:
+    sqlite = engine.dialect.name == "sqlite"
+    with engine.connect() as connection:
+        if sqlite:
+            # SQLite alters a table by copying and dropping it, which enforced foreign keys forbid.
+            # The pragma only takes effect outside a transaction, hence the commits around it.
+            connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            connection.commit()
         config = alembic_config(engine)
         config.attributes["connection"] = connection
-        command.upgrade(config, revision)
+        with connection.begin():
+            command.upgrade(config, revision)
+        if sqlite:
+            broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+            connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+            connection.commit()
+            if broken:
+                raise RuntimeError(f"migration left {len(broken)} rows with broken foreign keys")
 
 
 def open_store(url: str) -> sa.Engine:

@@ -130,6 +130,12 @@ class Pql(SQLModel, table=True):
     claimed_at: datetime | None = _time(nullable=True)
     disposition: str | None = Field(default=None, max_length=32)
     dispositioned_at: datetime | None = _time(nullable=True)
+    # The alert in Slack. `version` grows with every change people should see; the alert is edited
+    # until `posted_version` catches up, so a missed update is made good by the next sweep.
+    alert_channel: str | None = Field(default=None, max_length=64)
+    alert_ts: str | None = Field(default=None, max_length=32)
+    version: int = 1
+    posted_version: int = 0
 
     @property
     def ref(self) -> str:
@@ -202,3 +208,27 @@ class SweepRun(SQLModel, table=True):
     name: str = Field(primary_key=True, max_length=64)
     last_run_at: datetime = _time()
     fingerprint: str | None = Field(default=None, max_length=128)
+
+
+class Notice(SQLModel, table=True):
+    """The outbox: every Slack message pqlbot owes someone, written in the same transaction as the change
+    that caused it and delivered afterwards. `key` makes each notice unique (one alert per lead, one reply
+    per touch), so a retried transaction or a second process cannot owe the same message twice."""
+
+    __tablename__ = "notices"
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(max_length=200, sa_column_kwargs={"unique": True})
+    kind: str = Field(max_length=16)  # alert | reply (in the alert's thread) | dm | channel
+    pql_id: int | None = Field(default=None, foreign_key="pqls.id", index=True)
+    target: str | None = Field(default=None, max_length=64)  # a user for dm, a channel for channel
+    text: str | None = None
+    blocks: list | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    state: str = Field(default="pending", max_length=16, index=True)  # pending | sending | sent | failed
+    attempts: int = 0
+    next_attempt_at: datetime = _time()
+    channel: str | None = Field(default=None, max_length=64)
+    ts: str | None = Field(default=None, max_length=32)
+    last_error: str | None = None
+    created_at: datetime = _time()
+    sent_at: datetime | None = _time(nullable=True)

@@ -1,0 +1,46 @@
+"""The outbox: Slack messages pqlbot owes, queued in the same transaction as the change behind them.
+
+Delivery (bot/slack/delivery.py) posts what is due afterwards and retries what failed, so a Slack
+outage or a crash loses nothing, and each notice's unique `key` keeps it from being owed twice.
+Alerts carry no text here: they are rendered from the store when posted, so they are never stale.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Session
+
+from bot.store.models import Notice, Pql
+
+_NOTICES = Notice.__table__
+
+
+def _queue(session: Session, *, key: str, kind: str, now: datetime, **fields) -> None:
+    connection = session.connection()
+    module = postgresql if connection.dialect.name == "postgresql" else sqlite
+    insert = module.insert(_NOTICES).values(key=key, kind=kind, state="pending", attempts=0, next_attempt_at=now,
+                                            created_at=now, **fields)
+    connection.execute(insert.on_conflict_do_nothing(index_elements=["key"]))
+
+
+def alert(session: Session, pql_id: int, *, now: datetime) -> None:
+    """The lead's alert in the PQL channel: one per lead, ever."""
+    _queue(session, key=f"alert:{pql_id}", kind="alert", pql_id=pql_id, now=now)
+
+
+def reply(session: Session, pql: Pql, key: str, text: str, *, now: datetime, blocks: list | None = None) -> None:
+    """A message in the alert's thread (waits for the alert to be posted)."""
+    _queue(session, key=key, kind="reply", pql_id=pql.id, text=text, blocks=blocks, now=now)
+
+
+def dm(session: Session, user_id: str, key: str, text: str, *, now: datetime, pql: Pql | None = None,
+       blocks: list | None = None) -> None:
+    _queue(session, key=key, kind="dm", target=user_id, pql_id=pql.id if pql else None, text=text, blocks=blocks,
+           now=now)
+
+
+def post(session: Session, channel: str, key: str, text: str, *, now: datetime, blocks: list | None = None) -> None:
+    """A message of its own in a channel (weekly review, guardrail alerts)."""
+    _queue(session, key=key, kind="channel", target=channel, text=text, blocks=blocks, now=now)
