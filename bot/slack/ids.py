@@ -12,19 +12,13 @@ class Action(StrEnum):
     DETAILS = "pql-details"
     LOG_TOUCH = "pql-log-touch"
     SET_DISPOSITION = "pql-set-disposition"
-    REASSIGN = "pql-reassign"  # the manager's button on an escalation DM
-    CLAIM_FOR = "pql-claim-for"  # the manager claims on a rep's behalf
-    RELEASE = "pql-release"  # the manager puts a hoarded lead back in the pool
     PAUSE = "rep-pause"  # App Home: pause / resume my assignments
-    SHARE_REVIEW = "review-share"
 
 
 class View(StrEnum):
     DETAILS = "pql-details-modal"
     LOG_TOUCH = "pql-touch-modal"
     SET_DISPOSITION = "pql-disposition-modal"
-    REASSIGN = "pql-reassign-modal"
-    CLAIM_FOR = "pql-claim-for-modal"
 
 
 class Input(StrEnum):

@@ -1,0 +1,98 @@
+"""Slash commands: /claim, /pql (help, reassign, why, pause, resume) and /pql-review.
+
+Each handler acks at once, then does the work and answers the person privately through `respond`.
+"""
+
+from __future__ import annotations
+
+import re
+
+from slack_bolt import Ack, App, Respond
+
+from bot import audit, leads
+from bot.leads import Refused
+from bot.slack.errors import guarded
+from bot.slack.ids import Command
+from bot.slack.runtime import Runtime
+from bot.words import say
+
+MENTION = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>")
+HELP = """*pqlbot* turns product usage into PQLs and helps you work them.
+• `/claim` — take the oldest unclaimed lead that's yours to take
+• `/claim PQL-42` (or an email, or a user id) — take that lead
+• `/claim PQL-42 @rep` — (manager) claim it on a rep's behalf, past their cap if need be
+• `/pql reassign PQL-42 @rep` — (manager) give a lead to another rep
+• `/pql why PQL-42` — who got a lead, when and why
+• `/pql pause` / `/pql resume` — stop or restart new assignments to you (or use the App Home switch)
+• `/pql-review [this|last|2026-W48]` — the weekly PQL review
+Log touches and set dispositions with the buttons on each alert."""
+
+
+def register(app: App) -> None:
+    app.command(Command.CLAIM)(guarded(claim))
+    app.command(Command.PQL)(guarded(pql))
+    app.command(Command.REVIEW)(guarded(review))
+
+
+def claim(ack: Ack, command: dict, respond: Respond, runtime: Runtime, body: dict) -> None:
+    ack()
+    text = command.get("text", "").strip()
+    mentioned = MENTION.findall(text)
+    ref = MENTION.sub("", text).strip()
+    with runtime.session() as session, session.begin():
+        who = runtime.actor(session, command["user_id"])
+        if ref:
+            pql = leads.find(session, ref)
+        elif (pql := leads.oldest_claimable(session, who)) is None:
+            raise Refused(say("nothing_to_claim"))
+        leads.claim(session, pql, who, now=runtime.now(), tz=runtime.settings.tz, cap=runtime.settings.pql_daily_cap,
+                    for_rep=mentioned[0] if mentioned else None)
+        answer = say("claimed", ref=pql.ref, rep=pql.claimed_by, by=who.user_id)
+    runtime.kick()
+    respond(text=answer, response_type="ephemeral")
+
+
+def pql(ack: Ack, command: dict, respond: Respond, runtime: Runtime, body: dict) -> None:
+    ack()
+    words = command.get("text", "").split()
+    action, args = (words[0].lower(), words[1:]) if words else ("help", [])
+    if action == "reassign" and len(args) >= 2 and (rep := MENTION.findall(" ".join(args[1:]))):
+        with runtime.session() as session, session.begin():
+            who = runtime.actor(session, command["user_id"])
+            pql = leads.reassign(session, leads.find(session, args[0]), who, rep[0], now=runtime.now())
+            answer = say("reassigned", ref=pql.ref, rep=rep[0], by=who.user_id)
+    elif action == "why" and args:
+        with runtime.session() as session:
+            answer = why(session, leads.find(session, args[0]))
+    elif action in ("pause", "resume"):
+        with runtime.session() as session, session.begin():
+            answer = leads.set_paused(session, command["user_id"], action == "pause", now=runtime.now())
+    else:
+        answer = HELP if action == "help" else f"I don't know `/pql {action}`.\n\n{HELP}"
+    runtime.kick()
+    respond(text=answer, response_type="ephemeral")
+
+
+def why(session, pql) -> str:
+    """Who got the lead and why, read from the audit trail."""
+    lines = [f"*{pql.ref}*"]
+    for entry in audit.trail(session, pql_id=pql.id):
+        detail = entry.detail
+        when = f"{entry.at:%a %d %b %H:%M} UTC"
+        if entry.action == "pql_triggered":
+            lines.append(f"• {when}: qualified as {detail.get('tier')} ({detail.get('score')} points)")
+        elif entry.action == "pql_upgraded":
+            lines.append(f"• {when}: upgraded {detail.get('old_tier')} → {detail.get('tier')}")
+        elif entry.action in ("pql_assigned", "pql_reassigned", "pql_claimed"):
+            verb = {"pql_assigned": "assigned to", "pql_reassigned": "reassigned to", "pql_claimed": "claimed by"}
+            why_text = f" — {detail['why']}" if detail.get("why") else ""
+            by = f" (by <@{entry.actor}>)" if entry.actor not in ("system", detail.get("rep")) else ""
+            lines.append(f"• {when}: {verb[entry.action]} <@{detail.get('rep')}>{by}{why_text}")
+        elif entry.action == "pql_dispositioned":
+            lines.append(f"• {when}: dispositioned {detail.get('disposition')} by <@{entry.actor}>")
+    return "\n".join(lines)
+
+
+def review(ack: Ack, command: dict, respond: Respond, runtime: Runtime, body: dict) -> None:
+    ack()
+    respond(text="The weekly review isn't available in this version of pqlbot yet.", response_type="ephemeral")

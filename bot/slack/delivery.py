@@ -1,0 +1,321 @@
+"""Delivering the outbox (bot/outbox.py): post what is due, retry what failed, keep alerts up to date.
+
+One pass (`deliver_due`) takes the pending notices that are due, oldest first. Each is *claimed* with a
+conditional UPDATE (pending -> sending) committed before Slack is called, so two workers (threads or
+processes) never send the same notice; the one whose UPDATE changes no row skips it. After Slack answers,
+the outcome is saved in one transaction: the notice is sent (with its channel and ts) and, for an alert,
+the lead learns where its alert is and moves from qualified to alerted. A failure (Slack said no, or the
+connection failed, after the client's own retries) puts the notice back to pending with a growing delay;
+after MAX_ATTEMPTS it is failed for good. Then `refresh_alerts` edits every alert whose lead changed since
+it was rendered.
+
+Where a crash can duplicate a post: between Slack accepting a message and the commit that records it. The
+notice is then left in "sending"; after LEASE it goes back to pending (`release_stale`) and is sent again.
+An alert re-checks its lead's `alert_ts` first, so only a crash in that narrow window duplicates one; a
+reply, DM or channel post has no such record to check. (A later reliability issue tightens this.)
+
+Nothing here logs or stores message contents: only notice ids, kinds and Slack's error codes.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from http.client import HTTPException
+
+import sqlalchemy as sa
+from slack_sdk.errors import SlackApiError, SlackClientError
+from sqlmodel import Session
+
+from bot import audit, store
+from bot.lifecycle import PqlState
+from bot.slack.gateway import Gateway
+from bot.store.models import Notice, Pql
+
+log = logging.getLogger(__name__)
+
+_NOTICES = Notice.__table__
+_PQLS = Pql.__table__
+
+#: Renders a lead's alert from the store: (fallback text, Block Kit blocks).
+RenderAlert = Callable[[Session, int], tuple[str, list | None]]
+
+MAX_ATTEMPTS = 8
+FIRST_RETRY = timedelta(seconds=30)
+MAX_RETRY = timedelta(minutes=30)
+#: How long a notice may stay "sending" before it is taken for a crashed send and tried again.
+LEASE = timedelta(minutes=10)
+#: How often the Deliverer runs when nobody kicks it.
+EVERY_SECONDS = 15.0
+#: What a failed Slack call raises once the client has stopped retrying.
+DELIVERY_ERRORS = (SlackClientError, OSError, HTTPException)
+#: Slack answers that mean an alert can never be edited again: stop trying.
+_UNEDITABLE = frozenset({"message_not_found", "cant_update_message", "edit_window_closed"})
+_CODE = re.compile(r"[a-z0-9_]{1,64}")
+
+
+@dataclass(slots=True)
+class DeliveryReport:
+    sent: int = 0  # notices posted in this pass
+    failed: int = 0  # attempts that failed in this pass (most are retried later)
+    waiting: int = 0  # replies held back until their lead's alert is posted
+    updated: int = 0  # alerts edited to match their lead
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def retry_delay(attempts: int) -> timedelta:
+    """30 s after the first failure, doubling with each one after it, at most 30 minutes."""
+    return min(FIRST_RETRY * 2 ** max(attempts - 1, 0), MAX_RETRY)
+
+
+def error_code(error: Exception) -> str:
+    """Slack's error code (`ratelimited`, `channel_not_found`, ...), else the kind of failure: never text
+    that might quote a message."""
+    if isinstance(error, SlackApiError):
+        code = error.response.get("error") if isinstance(error.response.data, dict) else None
+        if isinstance(code, str) and _CODE.fullmatch(code):
+            return code
+        return f"http_{error.response.status_code}"
+    return type(error).__name__
+
+
+def deliver_due(engine: sa.Engine, gateway: Gateway, *, render_alert: RenderAlert, alerts_channel: str,
+                now: datetime, limit: int = 200) -> DeliveryReport:
+    """One delivery pass as of `now`; see the module docstring. Safe to run from several workers at once."""
+    report = DeliveryReport()
+    release_stale(engine, now=now)
+    with engine.connect() as connection:
+        due = connection.execute(
+            sa.select(_NOTICES.c.id).where(_NOTICES.c.state == "pending", _NOTICES.c.next_attempt_at <= now)
+            .order_by(_NOTICES.c.id).limit(limit)
+        ).scalars().all()
+    for notice_id in due:
+        try:
+            outcome = _deliver(engine, gateway, notice_id, render_alert=render_alert,
+                               alerts_channel=alerts_channel, now=now)
+        except Exception:  # a bug in one notice (say its rendering) must not hold up the rest
+            log.exception("delivering notice %s failed unexpectedly", notice_id)
+            outcome = "failed"
+        if outcome == "sent":
+            report.sent += 1
+        elif outcome == "failed":
+            report.failed += 1
+        elif outcome == "waiting":
+            report.waiting += 1
+    report.updated = refresh_alerts(engine, gateway, render_alert, now)
+    return report
+
+
+def release_stale(engine: sa.Engine, *, now: datetime) -> int:
+    """Notices left "sending" past their lease (the sender crashed mid-send) go back to pending, counting
+    the interrupted try as an attempt. This is where a post can be duplicated: the crashed sender may have
+    posted before it died."""
+    stale = sa.and_(_NOTICES.c.state == "sending", _NOTICES.c.next_attempt_at <= now)
+    with engine.begin() as connection:
+        released = connection.execute(
+            sa.update(_NOTICES).where(stale).values(
+                state=sa.case((_NOTICES.c.attempts + 1 >= MAX_ATTEMPTS, "failed"), else_="pending"),
+                attempts=_NOTICES.c.attempts + 1, last_error="interrupted", next_attempt_at=now,
+            )
+        ).rowcount
+    if released:
+        log.warning("%d notice(s) were left sending by an interrupted delivery; retrying them", released)
+    return released
+
+
+def _claim(engine: sa.Engine, notice_id: int, now: datetime) -> bool:
+    """pending -> sending, committed at once; False when another worker got there first. While sending,
+    `next_attempt_at` holds the end of the lease."""
+    with engine.begin() as connection:
+        return connection.execute(
+            sa.update(_NOTICES).where(_NOTICES.c.id == notice_id, _NOTICES.c.state == "pending",
+                                      _NOTICES.c.next_attempt_at <= now)
+            .values(state="sending", next_attempt_at=now + LEASE)
+        ).rowcount == 1
+
+
+def _deliver(engine: sa.Engine, gateway: Gateway, notice_id: int, *, render_alert: RenderAlert,
+             alerts_channel: str, now: datetime) -> str:
+    """Send one notice: "sent", "failed", "waiting" (a reply before its alert) or "skipped"."""
+    with store.session(engine) as session:
+        notice = session.get(Notice, notice_id)
+        if notice is None or notice.state != "pending":
+            return "skipped"
+        if notice.kind == "reply":
+            pql = session.get(Pql, notice.pql_id) if notice.pql_id is not None else None
+            if pql is None or pql.alert_ts is None:
+                return "waiting"  # not an attempt: it goes once the alert is up
+    if not _claim(engine, notice_id, now):
+        return "skipped"
+    try:
+        if notice.kind == "alert":
+            _send_alert(engine, gateway, notice, render_alert=render_alert, alerts_channel=alerts_channel, now=now)
+            return "sent"
+        channel, ts = _send(engine, gateway, notice)
+    except DELIVERY_ERRORS as error:
+        _failed(engine, notice, error_code(error), now)
+        return "failed"
+    except Exception as error:
+        _failed(engine, notice, type(error).__name__, now)
+        raise
+    with engine.begin() as connection:
+        _mark_sent(connection, notice_id, channel, ts, now)
+    return "sent"
+
+
+def _send(engine: sa.Engine, gateway: Gateway, notice: Notice) -> tuple[str, str]:
+    text, blocks = notice.text or "", notice.blocks
+    if notice.kind == "reply":
+        with store.session(engine) as session:
+            pql = session.get(Pql, notice.pql_id)
+            channel, thread_ts = pql.alert_channel, pql.alert_ts
+        return gateway.post(channel, text, blocks, thread_ts=thread_ts)
+    if notice.kind == "dm":
+        return gateway.dm(notice.target, text, blocks)
+    if notice.kind == "channel":
+        return gateway.post(notice.target, text, blocks)
+    raise ValueError(f"unknown notice kind {notice.kind!r}")
+
+
+def _mark_sent(connection: sa.Connection, notice_id: int, channel: str, ts: str, now: datetime) -> None:
+    # "pending" too: if this send outlived its lease and was released, it is done all the same.
+    connection.execute(
+        sa.update(_NOTICES).where(_NOTICES.c.id == notice_id, _NOTICES.c.state.in_(("sending", "pending")))
+        .values(state="sent", channel=channel, ts=ts, sent_at=now, last_error=None)
+    )
+
+
+def _send_alert(engine: sa.Engine, gateway: Gateway, notice: Notice, *, render_alert: RenderAlert,
+                alerts_channel: str, now: datetime) -> None:
+    with store.session(engine) as session:
+        pql = session.get(Pql, notice.pql_id)
+        if pql is None:
+            raise LookupError("the notice's lead is gone")
+        if pql.alert_ts is not None:  # posted already, by a send that outlived its lease
+            channel, ts = pql.alert_channel, pql.alert_ts
+            with engine.begin() as connection:
+                _mark_sent(connection, notice.id, channel, ts, now)
+            return
+        version = pql.version
+        text, blocks = render_alert(session, pql.id)
+    channel, ts = gateway.post(alerts_channel, text, blocks)
+    with store.session(engine) as session, session.begin():
+        connection = session.connection()
+        _mark_sent(connection, notice.id, channel, ts, now)
+        placed = connection.execute(
+            sa.update(_PQLS).where(_PQLS.c.id == pql.id, _PQLS.c.alert_ts.is_(None))
+            .values(alert_channel=channel, alert_ts=ts, posted_version=version)
+        ).rowcount
+        if not placed:
+            log.warning("lead %s's alert was posted twice; keeping the first (notice %s)", pql.id, notice.id)
+            return
+        alerted = connection.execute(
+            sa.update(_PQLS).where(_PQLS.c.id == pql.id, _PQLS.c.state == PqlState.QUALIFIED)
+            .values(state=PqlState.ALERTED, updated_at=now)
+        ).rowcount
+        if alerted:
+            audit.record(session, "pql_alerted", at=now, pql_id=pql.id, user_id=pql.user_id, channel=channel, ts=ts)
+
+
+def _failed(engine: sa.Engine, notice: Notice, code: str, now: datetime) -> None:
+    attempts = notice.attempts + 1
+    gave_up = attempts >= MAX_ATTEMPTS
+    with engine.begin() as connection:
+        connection.execute(
+            sa.update(_NOTICES).where(_NOTICES.c.id == notice.id, _NOTICES.c.state == "sending").values(
+                state="failed" if gave_up else "pending", attempts=attempts, last_error=code,
+                next_attempt_at=now if gave_up else now + retry_delay(attempts),
+            )
+        )
+    if gave_up:
+        log.error("notice %s (%s) failed for good after %d attempts: %s", notice.id, notice.kind, attempts, code)
+    else:
+        log.warning("notice %s (%s) failed (attempt %d, %s); retrying in %s", notice.id, notice.kind, attempts,
+                    code, retry_delay(attempts))
+
+
+def refresh_alerts(engine: sa.Engine, gateway: Gateway, render_alert: RenderAlert, now: datetime,
+                   *, limit: int = 200) -> int:
+    """Edit the alerts of leads that changed since their alert was rendered (version > posted_version);
+    returns how many were edited. `posted_version` is raised only to the version rendered, so a change
+    made meanwhile is picked up by the next pass. A failed edit is simply tried again next pass."""
+    with engine.connect() as connection:
+        stale = connection.execute(
+            sa.select(_PQLS.c.id).where(_PQLS.c.alert_ts.is_not(None), _PQLS.c.version > _PQLS.c.posted_version)
+            .order_by(_PQLS.c.id).limit(limit)
+        ).scalars().all()
+    updated = 0
+    for pql_id in stale:
+        try:
+            with store.session(engine) as session:
+                pql = session.get(Pql, pql_id)
+                version, channel, ts = pql.version, pql.alert_channel, pql.alert_ts
+                text, blocks = render_alert(session, pql_id)
+            try:
+                gateway.update(channel, ts, text, blocks)
+            except DELIVERY_ERRORS as error:
+                code = error_code(error)
+                if code not in _UNEDITABLE:
+                    log.warning("editing lead %s's alert failed (%s); retrying next pass", pql_id, code)
+                    continue
+                log.error("lead %s's alert can no longer be edited (%s); leaving it as it is", pql_id, code)
+            with engine.begin() as connection:
+                connection.execute(
+                    sa.update(_PQLS).where(_PQLS.c.id == pql_id, _PQLS.c.posted_version < version)
+                    .values(posted_version=version)
+                )
+            updated += 1
+        except Exception:
+            log.exception("refreshing lead %s's alert failed unexpectedly (at %s)", pql_id, now.isoformat())
+    return updated
+
+
+class Deliverer:
+    """`pqlbot serve`'s delivery thread: a pass at start, whenever `kick()` is called (say, right after a
+    claim queued a reply), and at least every `every` seconds. A failing pass is logged; the thread lives on."""
+
+    def __init__(self, engine: sa.Engine, gateway: Gateway, *, render_alert: RenderAlert, alerts_channel: str,
+                 clock: Callable[[], datetime] = utc_now, every: float = EVERY_SECONDS, limit: int = 200) -> None:
+        self.engine, self.gateway, self.render_alert = engine, gateway, render_alert
+        self.alerts_channel, self.clock, self.every, self.limit = alerts_channel, clock, every, limit
+        self.last_report: DeliveryReport | None = None
+        self.passes = 0
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="pqlbot-deliverer", daemon=True)
+
+    def start(self) -> Deliverer:
+        self._thread.start()
+        return self
+
+    def kick(self) -> None:
+        """Run a pass now (or right after the one under way)."""
+        self._wake.set()
+
+    def stop(self, timeout: float = 10) -> None:
+        self._stopping.set()
+        self._wake.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            self._wake.clear()  # before the pass: a kick during it earns another one
+            full = False
+            try:
+                report = deliver_due(self.engine, self.gateway, render_alert=self.render_alert,
+                                     alerts_channel=self.alerts_channel, now=self.clock(), limit=self.limit)
+                self.last_report = report
+                full = report.sent + report.failed >= self.limit
+            except Exception:
+                log.exception("delivery pass failed")
+            self.passes += 1
+            if not full:
+                self._wake.wait(self.every)

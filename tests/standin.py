@@ -1,0 +1,436 @@
+"""A local stand-in for Slack's Web API, so tests drive the real slack_sdk over real HTTP on loopback.
+
+    with SlackStandIn() as slack:
+        client = WebClient(token="xoxb-test", base_url=slack.url)
+        ...
+        assert len(slack.posted("C0ALERTS")) == 1
+
+It answers the methods pqlbot uses the way Slack does (ids, ts, `ok`/`error`), records every request as a
+`Call` in `.calls` (failed attempts too), keeps what was posted per channel in `.history(channel)`, and
+injects faults on demand: `.fail_next(...)` for the next requests to a method and `.fail_ratio(...)` for a
+deterministic share of all requests. It only ever listens on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import random
+import re
+import socket
+import threading
+import time
+from collections import defaultdict, deque
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from email.parser import BytesParser
+from email.policy import HTTP
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+ALERTS_CHANNEL_ID = "C0ALERTS"
+BOT_USER = "UBOT"
+BOT_ID = "B0PQLBOT"
+TEAM = "T0PQLBOT"
+#: Form fields Slack takes as JSON strings (slack_sdk sends them form-encoded for non-chat methods).
+_JSON_FIELDS = {"blocks", "attachments", "view", "files", "metadata"}
+#: The Web API methods the stand-in answers; anything else is {"ok": false, "error": "unknown_method"}.
+METHODS = frozenset({
+    "auth.test", "chat.postMessage", "chat.update", "chat.postEphemeral", "views.open", "views.push",
+    "views.update", "views.publish", "conversations.open", "users.info", "files.getUploadURLExternal",
+    "files.completeUploadExternal",
+})
+DROP = 0  # the status a Call records when the connection was closed without an answer
+
+
+@dataclass(slots=True)
+class Call:
+    """One request as received; unpacks as (method, params, headers)."""
+
+    method: str
+    params: dict[str, Any]
+    headers: dict[str, str]
+    status: int = 200  # what the stand-in answered; DROP (0) when it closed the socket instead
+    response: dict | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == 200 and bool(self.response and self.response.get("ok"))
+
+    @property
+    def token(self) -> str | None:
+        auth = next((v for k, v in self.headers.items() if k.lower() == "authorization"), "")
+        return auth.removeprefix("Bearer ").strip() or self.params.get("token")
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter((self.method, self.params, self.headers))
+
+
+@dataclass(slots=True, frozen=True)
+class Fault:
+    status: int = 429  # 429 answers with Retry-After; any other status answers with that status
+    retry_after: int = 1
+    drop: bool = False  # close the socket without answering
+
+
+@dataclass
+class Message:
+    channel: str
+    ts: str
+    text: str | None
+    blocks: list | None
+    thread_ts: str | None = None
+    user: str | None = None  # set for ephemeral messages: who sees it
+    edits: list[dict] = field(default_factory=list)  # earlier (text, blocks) pairs, oldest first
+
+    def as_slack(self) -> dict:
+        message = {"type": "message", "user": BOT_USER, "bot_id": BOT_ID, "ts": self.ts, "text": self.text or ""}
+        if self.blocks:
+            message["blocks"] = self.blocks
+        if self.thread_ts:
+            message["thread_ts"] = self.thread_ts
+        return message
+
+
+class SlackStandIn:
+    """A Slack-compatible Web API on http://127.0.0.1:<free port>/api/, served from a daemon thread.
+
+    Also takes what listeners send to a `response_url` under /respond/ (see `respond_url`).
+    """
+
+    def __init__(self, *, channels: dict[str, str] | None = None) -> None:
+        #: Channel names (with #) and the ids they resolve to; other #names get a made-up stable id.
+        self.channels = {"#pql-alerts": ALERTS_CHANNEL_ID, **(channels or {})}
+        #: Real names users.info answers with, by user id (others get "User <id>").
+        self.users: dict[str, str] = {}
+        #: Seconds each API answer takes (widens race windows in concurrency tests).
+        self.latency = 0.0
+        self.calls: list[Call] = []
+        self.responses: list[dict] = []  # what handlers said through response_url (at /respond/...)
+        self.messages: dict[str, list[Message]] = defaultdict(list)
+        self.files: dict[str, dict] = {}
+        self._lock = threading.RLock()
+        self._faults: dict[str, deque[Fault]] = defaultdict(deque)
+        self._chaos: tuple[float, random.Random, int] | None = None
+        self._ts = itertools.count(1)
+        self._ids = itertools.count(1)
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name="slack-standin", daemon=True)
+        self._thread.start()
+        host, port = self._server.server_address[:2]
+        self.root = f"http://{host}:{port}/"
+        self.url = f"{self.root}api/"
+
+    # -- lifecycle -------------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+    def __enter__(self) -> SlackStandIn:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- fault injection -------------------------------------------------------------------------------
+
+    def fail_next(self, method: str, times: int = 1, status: int = 429, retry_after: int = 1, *,
+                  drop: bool = False) -> None:
+        """The next `times` requests to `method` ("*" for any) fail: 429 + Retry-After, another status
+        (500, 503...), or with `drop=True` a connection closed without an answer."""
+        with self._lock:
+            self._faults[method].extend([Fault(status, retry_after, drop)] * times)
+
+    def fail_ratio(self, ratio: float, seed: int = 0, *, retry_after: int = 0) -> None:
+        """From now on a deterministic `ratio` of requests (same seed, same sequence) fails with a mix of
+        429s, 500s and dropped connections. `fail_ratio(0)` turns it off."""
+        with self._lock:
+            self._chaos = (ratio, random.Random(seed), retry_after) if ratio > 0 else None
+
+    def heal(self) -> None:
+        """No more injected faults."""
+        with self._lock:
+            self._faults.clear()
+            self._chaos = None
+
+    def _fault_for(self, method: str) -> Fault | None:
+        with self._lock:
+            for key in (method, "*"):
+                if self._faults[key]:
+                    return self._faults[key].popleft()
+            if self._chaos is not None:
+                ratio, rng, retry_after = self._chaos
+                if rng.random() < ratio:
+                    return rng.choice([Fault(429, retry_after), Fault(500), Fault(drop=True)])
+        return None
+
+    # -- what happened -----------------------------------------------------------------------------------
+
+    def calls_to(self, method: str) -> list[Call]:
+        """Every request to `method`, answered or not, in arrival order."""
+        with self._lock:
+            return [call for call in self.calls if call.method == method]
+
+    def posted(self, channel: str | None = None) -> list[Call]:
+        """chat.postMessage requests that posted a message (failed attempts left out), optionally to
+        one channel (by the name or id it was sent to, or the id it resolved to)."""
+        return [call for call in self.calls_to("chat.postMessage") if call.ok and (
+            channel is None or channel in (call.params.get("channel"), call.response["channel"]))]
+
+    def history(self, channel: str) -> list[Message]:
+        """The messages in a channel (name or id), thread replies included, oldest first."""
+        with self._lock:
+            return list(self.messages.get(self.channel_id(channel), []))
+
+    def thread(self, channel: str, ts: str) -> list[Message]:
+        return [m for m in self.history(channel) if m.thread_ts == ts]
+
+    # -- Slack's behaviour -------------------------------------------------------------------------------
+
+    def channel_id(self, channel: str) -> str:
+        if channel in self.channels:
+            return self.channels[channel]
+        if channel.startswith("#"):
+            return "C" + re.sub(r"[^A-Z0-9]", "", channel.upper())[:10]
+        if channel[:1] in ("U", "W"):
+            return "D" + channel  # posting to a user id posts in the DM with them
+        return channel
+
+    def _next_ts(self) -> str:
+        n = next(self._ts) * 100
+        return f"{1_700_000_000 + n // 1_000_000}.{n % 1_000_000:06d}"
+
+    def _next_id(self, prefix: str) -> str:
+        return f"{prefix}{next(self._ids):08d}"
+
+    def _find(self, channel: str, ts: str) -> Message | None:
+        return next((m for m in self.messages.get(channel, []) if m.ts == ts), None)
+
+    def answer(self, method: str, p: dict[str, Any], token: str | None) -> dict:
+        """Slack's answer to `method` with params `p` (called under the lock)."""
+        if not token:
+            return {"ok": False, "error": "not_authed"}
+        if not token.startswith("xox"):
+            return {"ok": False, "error": "invalid_auth"}
+        if method not in METHODS:
+            return {"ok": False, "error": "unknown_method"}
+        return getattr(self, "_" + method.replace(".", "_"))(p)
+
+    def _auth_test(self, p: dict) -> dict:
+        return {"ok": True, "url": "https://pqlbot-test.slack.com/", "team": "pqlbot test", "user": "pqlbot",
+                "team_id": TEAM, "user_id": BOT_USER, "bot_id": BOT_ID}
+
+    def _chat_postMessage(self, p: dict) -> dict:
+        if not p.get("channel"):
+            return {"ok": False, "error": "channel_not_found"}
+        if not p.get("text") and not p.get("blocks"):
+            return {"ok": False, "error": "no_text"}
+        channel = self.channel_id(p["channel"])
+        message = Message(channel, self._next_ts(), p.get("text"), p.get("blocks"), p.get("thread_ts") or None)
+        self.messages[channel].append(message)
+        return {"ok": True, "channel": channel, "ts": message.ts, "message": message.as_slack()}
+
+    def _chat_update(self, p: dict) -> dict:
+        channel = self.channel_id(p.get("channel") or "")
+        message = self._find(channel, p.get("ts") or "")
+        if message is None:
+            return {"ok": False, "error": "message_not_found"}
+        message.edits.append({"text": message.text, "blocks": message.blocks})
+        message.text = p.get("text", message.text)
+        if "blocks" in p:
+            message.blocks = p["blocks"] or None
+        return {"ok": True, "channel": channel, "ts": message.ts, "text": message.text or "",
+                "message": message.as_slack()}
+
+    def _chat_postEphemeral(self, p: dict) -> dict:
+        if not p.get("channel") or not p.get("user"):
+            return {"ok": False, "error": "channel_not_found" if not p.get("channel") else "user_not_in_channel"}
+        ts = self._next_ts()
+        channel = self.channel_id(p["channel"])
+        self.messages[channel].append(Message(channel, ts, p.get("text"), p.get("blocks"), user=p["user"]))
+        return {"ok": True, "message_ts": ts}
+
+    def _view(self, p: dict, *required: str) -> dict:
+        missing = [name for name in required if not p.get(name)]
+        if missing:
+            return {"ok": False, "error": f"invalid_arguments: missing {missing[0]}"}
+        view = p.get("view")
+        if not isinstance(view, dict):
+            return {"ok": False, "error": "invalid_arguments"}
+        view_id = p.get("view_id") or self._next_id("V")
+        return {"ok": True, "view": {**view, "id": view_id, "team_id": TEAM, "hash": f"{view_id}.h"}}
+
+    def _views_open(self, p: dict) -> dict:
+        return self._view(p, "trigger_id")
+
+    def _views_push(self, p: dict) -> dict:
+        return self._view(p, "trigger_id")
+
+    def _views_update(self, p: dict) -> dict:
+        if not p.get("view_id") and not p.get("external_id"):
+            return {"ok": False, "error": "not_found"}
+        return self._view(p)
+
+    def _views_publish(self, p: dict) -> dict:
+        return self._view(p, "user_id")
+
+    def _conversations_open(self, p: dict) -> dict:
+        users = p.get("users") or ""
+        if not users:
+            return {"ok": False, "error": "users_list_not_supplied"}
+        return {"ok": True, "channel": {"id": "D" + users.split(",")[0].strip()}}
+
+    def _users_info(self, p: dict) -> dict:
+        user = p.get("user") or ""
+        if not user:
+            return {"ok": False, "error": "user_not_found"}
+        name = self.users.get(user, f"User {user}")
+        return {"ok": True, "user": {"id": user, "team_id": TEAM, "name": user.lower(), "real_name": name,
+                                     "tz": "America/New_York", "is_bot": False,
+                                     "profile": {"real_name": name, "display_name": name.split()[0]}}}
+
+    def _files_getUploadURLExternal(self, p: dict) -> dict:
+        if not p.get("filename") or not p.get("length"):
+            return {"ok": False, "error": "invalid_arguments"}
+        file_id = self._next_id("F")
+        self.files[file_id] = {"id": file_id, "name": p["filename"], "length": int(p["length"]), "content": None}
+        return {"ok": True, "file_id": file_id, "upload_url": f"{self.root}upload/{file_id}"}
+
+    def _files_completeUploadExternal(self, p: dict) -> dict:
+        described = p.get("files") or []
+        if not described or any(self.files.get(f.get("id"), {}).get("content") is None for f in described):
+            return {"ok": False, "error": "file_not_found"}
+        shared = []
+        for item in described:
+            file = self.files[item["id"]]
+            file.update(title=item.get("title") or file["name"], channel=p.get("channel_id"),
+                        initial_comment=p.get("initial_comment"), thread_ts=p.get("thread_ts"))
+            shared.append({"id": file["id"], "name": file["name"], "title": file["title"],
+                           "size": len(file["content"])})
+        if p.get("channel_id"):
+            channel = self.channel_id(p["channel_id"])
+            text = p.get("initial_comment") or ""
+            self.messages[channel].append(Message(channel, self._next_ts(), text, None, p.get("thread_ts")))
+        return {"ok": True, "files": shared}
+
+    def upload(self, file_id: str, content: bytes) -> bool:
+        with self._lock:
+            file = self.files.get(file_id)
+            if file is None:
+                return False
+            file["content"] = content
+            return True
+
+
+def _parse(content_type: str, body: bytes) -> dict[str, Any]:
+    kind = content_type.split(";", 1)[0].strip().lower()
+    if not body:
+        return {}
+    if kind == "application/json":
+        return json.loads(body)
+    if kind == "multipart/form-data":
+        message = BytesParser(policy=HTTP).parsebytes(f"Content-Type: {content_type}\r\n\r\n".encode() + body)
+        params: dict[str, Any] = {}
+        for part in message.iter_parts():
+            name = part.get_param("name", header="content-disposition")
+            payload = part.get_payload(decode=True)
+            params[name] = payload if part.get_filename() else payload.decode()
+        return params
+    return dict(parse_qsl(body.decode(), keep_blank_values=True))
+
+
+def _decode_json_fields(params: dict[str, Any]) -> dict[str, Any]:
+    for name in _JSON_FIELDS & params.keys():
+        if isinstance(params[name], str):
+            try:
+                params[name] = json.loads(params[name])
+            except ValueError:
+                pass
+    return params
+
+
+def _handler(standin: SlackStandIn) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet test output
+            pass
+
+        def _body(self) -> bytes:
+            length = int(self.headers.get("Content-Length") or 0)
+            return self.rfile.read(length) if length else b""
+
+        def _send(self, status: int, payload: dict | None, headers: dict[str, str] | None = None) -> None:
+            data = json.dumps(payload).encode() if payload is not None else b""
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json; charset=utf-8")
+            self.send_header("Content-Length", str(len(data)))
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(data)
+
+        def _drop(self) -> None:
+            self.close_connection = True
+            try:
+                self.connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+        def _serve(self) -> None:
+            split = urlsplit(self.path)
+            body = self._body()
+            if split.path.startswith("/upload/"):
+                ok = standin.upload(split.path.removeprefix("/upload/"), body)
+                self._send(200 if ok else 404, {"ok": ok})
+                return
+            if split.path.startswith("/respond/"):
+                # A slash command's or button's response_url: Slack answers a bare "ok".
+                with standin._lock:
+                    standin.responses.append(json.loads(body) if body else {})
+                self.send_response(200)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"ok")
+                return
+            if not split.path.startswith("/api/"):
+                self._send(404, {"ok": False, "error": "not_found"})
+                return
+            method = split.path.removeprefix("/api/")
+            if standin.latency:
+                time.sleep(standin.latency)
+            params = dict(parse_qsl(split.query, keep_blank_values=True))
+            try:
+                params.update(_parse(self.headers.get("Content-Type", ""), body))
+            except ValueError:
+                self._send(200, {"ok": False, "error": "invalid_json"})
+                return
+            call = Call(method, _decode_json_fields(params), dict(self.headers.items()))
+            fault = standin._fault_for(method)
+            if fault is not None and fault.drop:
+                call.status = DROP
+                with standin._lock:
+                    standin.calls.append(call)
+                self._drop()
+                return
+            if fault is not None:
+                call.status = fault.status
+                call.response = {"ok": False, "error": "ratelimited" if fault.status == 429 else "internal_error"}
+                headers = {"Retry-After": str(fault.retry_after)} if fault.status == 429 else {}
+                with standin._lock:
+                    standin.calls.append(call)
+                self._send(fault.status, call.response, headers)
+                return
+            with standin._lock:
+                call.response = standin.answer(method, call.params, call.token)
+                standin.calls.append(call)
+            self._send(200, call.response)
+
+        do_POST = do_PUT = do_GET = _serve
+
+    return Handler
