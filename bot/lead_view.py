@@ -79,6 +79,7 @@ class LeadView:
     touches: list[TouchView]
     disposition: str | None  # a DISPOSITION_LABELS key
     disposition_reason: str | None
+    disposition_by: str | None  # who set it: the claimant, or the manager
     stopped_reason: str | None  # why a stopped lead stopped ("converted to paid", "opted out of sales contact")
     sla_due_at: datetime | None = None  # set by routing (issue 5)
     emails: dict[str, outreach.RenderedEmail] = field(default_factory=dict)  # email1..3, for the details modal
@@ -139,6 +140,7 @@ def build(session: Session, pql_id: int, *, tz: tzinfo, product_name: str, at: d
         touches=touches,
         disposition=pql.disposition,
         disposition_reason=latest.reason if latest else None,
+        disposition_by=latest.rep_id if latest else None,
         stopped_reason=_STOPPED.get(pql.state),
         emails={key: outreach.email(context, key) for key in outreach.EMAIL_KEYS},
         handoff=_handoff(session, pql, user, verdict, talk),

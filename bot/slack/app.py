@@ -4,7 +4,7 @@ registered per surface, each wrapped by bot.slack.errors.guarded."""
 from __future__ import annotations
 
 import logging
-from concurrent.futures import Executor
+from concurrent.futures import Executor, ThreadPoolExecutor
 
 from slack_bolt import App, BoltResponse
 from slack_bolt.request import BoltRequest
@@ -23,7 +23,8 @@ def build_app(runtime: Runtime, *, listener_executor: Executor | None = None) ->
     """`listener_executor` runs listeners after their ack (Bolt's thread pool unless a test gives its own)."""
     settings = runtime.settings
     app = App(
-        listener_executor=listener_executor,
+        # Bolt's default pool has 5 threads; a burst of clicks on a busy morning needs more.
+        listener_executor=listener_executor or ThreadPoolExecutor(max_workers=32, thread_name_prefix="slack"),
         signing_secret=settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None,
         client=runtime.gateway.client,
         token_verification_enabled=False,  # no auth.test round trip at start-up; a bad token shows on first call

@@ -202,7 +202,7 @@ def _status(view: LeadView) -> list[Block]:
         mark = "⛔" if view.state is PqlState.STOPPED_OPT_OUT else "🛑"
         return [_section(f"{mark} *Stopped: {esc(view.stopped_reason)}*")]
     if view.disposition:
-        by = view.claimed_by or view.assigned_rep
+        by = view.disposition_by or view.claimed_by or view.assigned_rep
         line = f"Disposition: *{DISPOSITION_LABELS.get(view.disposition, view.disposition)}*"
         line += f" by <@{by}>" if by else ""
         line += f" · {esc(clip(view.disposition_reason, NOTE_MAX))}" if view.disposition_reason else ""

@@ -59,6 +59,10 @@ class Workspace:
         self.http = TestClient(self.server.web)
         self._ids = itertools.count(1)
 
+    @staticmethod
+    def pipeline_for(engine) -> Pipeline:
+        return Pipeline(engine, tz=NY)
+
     # -- what Slack sends --------------------------------------------------------------------------
 
     def signed(self, body: str, content_type: str, *, timestamp: float | None = None, secret: str = SECRET):

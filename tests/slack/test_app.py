@@ -311,3 +311,32 @@ def test_handlers_ack_at_once_while_slow_work_continues(engine, standin):
     while not standin.calls_to("views.open") and time.time() < deadline:
         time.sleep(0.05)
     assert standin.calls_to("views.open")
+
+
+def test_the_alert_credits_the_disposition_to_whoever_set_it(workspace):
+    pql_id = workspace.lead()
+    workspace.click(ANA, Action.CLAIM, pql_id)
+    workspace.submit(BOSS, View.SET_DISPOSITION, pql_id, disposition("nurture"))
+    workspace.deliver()
+    assert "Nurture* by <@U0BOSS>" in json.dumps(latest_alert(workspace)["blocks"])
+
+
+def test_socket_mode_replaces_the_http_endpoint_when_an_app_token_is_set(engine):
+    from bot import server
+    from bot.settings import Settings
+
+    settings = Settings(_env_file=None, slack_bot_token="xoxb-test", slack_app_token="xapp-test",
+                        slack_signing_secret="s", pql_reps="U0ANA")
+    built = server.build(settings, pipeline=Workspace.pipeline_for(engine))
+    assert built.socket_mode is not None
+    assert "/slack/events" not in {route.path for route in built.web.routes}
+    assert {"/v1/track", "/v1/batch", "/healthz"} <= {route.path for route in built.web.routes}
+
+
+def test_without_a_bot_token_slack_is_off_but_ingestion_runs(engine):
+    from bot import server
+    from bot.settings import Settings
+
+    built = server.build(Settings(_env_file=None), pipeline=Workspace.pipeline_for(engine))
+    assert "/slack/events" not in {route.path for route in built.web.routes}
+    assert "/v1/track" in {route.path for route in built.web.routes}

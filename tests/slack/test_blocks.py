@@ -33,7 +33,7 @@ def lead(**changes) -> LeadView:
         days_left=8, signal_summary="activated (day 1); invited 2 teammates (day 4); connected Snowflake (day 5)",
         talk_track="Lead with integration setup help: Raj at Cobalt Freight (450 people) connected Snowflake.",
         qualified_at=NOW - timedelta(hours=1), history=[], assigned_rep=REP, claimed_by=None, claimed_at=None,
-        touches=[], disposition=None, disposition_reason=None, stopped_reason=None,
+        touches=[], disposition=None, disposition_reason=None, disposition_by=None, stopped_reason=None,
         sla_due_at=NOW + timedelta(hours=1, minutes=20),
         emails={
             "email1": RenderedEmail("Quick help connecting Snowflake to Acme", "Hi Raj,\n\nI work with data teams."),
