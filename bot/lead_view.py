@@ -142,6 +142,7 @@ def build(session: Session, pql_id: int, *, tz: tzinfo, product_name: str, at: d
         disposition_reason=latest.reason if latest else None,
         disposition_by=latest.rep_id if latest else None,
         stopped_reason=_STOPPED.get(pql.state),
+        sla_due_at=pql.sla_due_at,
         emails={key: outreach.email(context, key) for key in outreach.EMAIL_KEYS},
         handoff=_handoff(session, pql, user, verdict, talk),
     )

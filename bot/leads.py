@@ -162,6 +162,19 @@ def reassign(session: Session, pql: Pql, who: Actor, to_rep: str, *, now: dateti
     return pql
 
 
+def release(session: Session, pql: Pql, who: Actor, *, now: datetime) -> Pql:
+    """The manager takes a hoarded lead back: unclaimed and unassigned, it goes back to the pool."""
+    if not who.is_manager:
+        raise Refused(say("managers_only", action="release leads"))
+    _open(pql)
+    _touch(session, pql, now, where=_PQLS.c.state.notin_(CLOSED), claimed_by=None, claimed_at=None, rep_id=None,
+           assigned_at=None, state=PqlState.QUEUED)
+    audit.record(session, "pql_released", at=now, actor=who.user_id, pql_id=pql.id, user_id=pql.user_id)
+    outbox.reply(session, pql, f"release:{pql.id}:{pql.version}", say("released", ref=pql.ref, by=who.user_id),
+                 now=now)
+    return pql
+
+
 def _may_work(pql: Pql, who: Actor) -> None:
     if who.is_manager or (pql.claimed_by and pql.claimed_by == who.user_id):
         return

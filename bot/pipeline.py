@@ -17,7 +17,8 @@ from sqlmodel import Session
 from bot import leads, store
 from bot.ingest import Stored, store_events
 from bot.qualify import Rescored, rescore
-from bot.store.models import SweepRun
+from bot.routing import Router
+from bot.store.models import Pql, SweepRun
 from scoring import DEFAULT_RULES, Event, Rules, load_rules
 
 Clock = Callable[[], datetime]
@@ -50,8 +51,9 @@ class Pipeline:
         tz: tzinfo,
         rules_path: Path | None = None,
         clock: Clock = utc_now,
+        router: Router | None = None,
     ) -> None:
-        self.engine, self.tz, self.rules_path, self.clock = engine, tz, rules_path, clock
+        self.engine, self.tz, self.rules_path, self.clock, self.router = engine, tz, rules_path, clock, router
         self.rules: Rules = load_rules(rules_path)
         self.rules_fingerprint = fingerprint(rules_path)
 
@@ -66,6 +68,7 @@ class Pipeline:
             rescored = Rescored()
             if score and stored.users:
                 rescored = rescore(session, self.rules, at=at, tz=self.tz, user_ids=stored.users)
+                self._route(session, rescored, at)
             for event in events:
                 if event.name in STOPPING_EVENTS:  # idempotent: only an open lead of that trial stops
                     leads.stop_for_product_event(session, event.user_id, event.name, at=event.at, now=at)
@@ -73,16 +76,27 @@ class Pipeline:
 
     def rescore_users(self, user_ids: Iterable[str], *, at: datetime | None = None) -> Rescored:
         """Some users, as of `at`: for a backfill, once all their events are in."""
+        at = at or self.clock()
         with self.session() as session, session.begin():
-            return rescore(session, self.rules, at=at or self.clock(), tz=self.tz, user_ids=user_ids)
+            report = rescore(session, self.rules, at=at, tz=self.tz, user_ids=user_ids)
+            self._route(session, report, at)
+            return report
 
     def rescore_all(self, *, at: datetime | None = None) -> Rescored:
         """Everyone, as of `at`: holds expire, windows close and trial clocks move."""
         at = at or self.clock()
         with self.session() as session, session.begin():
             report = rescore(session, self.rules, at=at, tz=self.tz)
+            self._route(session, report, at)
             session.merge(SweepRun(name=RESCORE_SWEEP, last_run_at=at, fingerprint=self.rules_fingerprint))
         return report
+
+    def _route(self, session: Session, report: Rescored, at: datetime) -> None:
+        """New leads go to a rep (or the queue) in the transaction that recorded them."""
+        if self.router is None:
+            return
+        for pql_id in report.triggered:
+            self.router.route(session, session.get(Pql, pql_id), now=at)
 
     def rescore_if_due(self, *, at: datetime | None = None, every_hours: float = 24) -> Rescored | None:
         """The periodic sweep: runs when the last one is older than `every_hours` or used other rules.

@@ -16,6 +16,7 @@ from starlette.applications import Starlette
 from bot import leads, scheduler
 from bot.http import ingest_routes
 from bot.pipeline import Pipeline
+from bot.routing import Router
 from bot.settings import Settings
 from bot.slack.app import build_app, slack_route
 from bot.slack.delivery import Deliverer
@@ -57,8 +58,9 @@ class Server:
 
 def build(settings: Settings, *, pipeline: Pipeline | None = None, gateway: Gateway | None = None,
           listener_executor: Executor | None = None) -> Server:
+    router = Router(settings.calendar, cap=settings.pql_daily_cap, manager=settings.pql_manager)
     pipeline = pipeline or Pipeline(open_store(settings.database_url), tz=settings.tz,
-                                    rules_path=settings.pql_rules_file)
+                                    rules_path=settings.pql_rules_file, router=router)
     runtime = Runtime(pipeline, settings, gateway or Gateway.from_settings(settings))
     with pipeline.session() as session, session.begin():
         leads.sync_roster(session, settings.roster, now=pipeline.clock())

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import date, time
 from functools import cached_property
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from bot.business_time import BusinessCalendar
 
 
 class Settings(BaseSettings):
@@ -31,6 +34,36 @@ class Settings(BaseSettings):
     pql_reps: str = Field("", description="The roster: Slack user ids, comma-separated (U123:Ana Ruiz ...).")
     pql_manager: str | None = Field(None, description="The sales manager's Slack user id.")
     pql_daily_cap: int = Field(5, ge=1, description="New PQLs per rep per day.")
+    pql_business_hours: str = Field("09:00-18:00", description="Business hours, Monday to Friday.")
+    pql_holidays: str = Field("", description="Days off (YYYY-MM-DD, comma-separated).")
+    pql_reassign_on_sla_miss: bool = Field(False, description="Reassign automatically when an SLA is missed.")
+
+    @field_validator("pql_business_hours")
+    @classmethod
+    def _hours(cls, text: str) -> str:
+        try:
+            opens, closes = (time.fromisoformat(part.strip()) for part in text.split("-"))
+        except ValueError:
+            raise ValueError("write business hours as HH:MM-HH:MM, e.g. 09:00-18:00") from None
+        if opens >= closes:
+            raise ValueError("business hours must open before they close")
+        return text
+
+    @field_validator("pql_holidays")
+    @classmethod
+    def _holidays(cls, text: str) -> str:
+        for part in filter(None, (p.strip() for p in text.split(","))):
+            try:
+                date.fromisoformat(part)
+            except ValueError:
+                raise ValueError(f"holiday {part!r} is not a YYYY-MM-DD date") from None
+        return text
+
+    @property
+    def calendar(self) -> BusinessCalendar:
+        opens, closes = (time.fromisoformat(part.strip()) for part in self.pql_business_hours.split("-"))
+        days = frozenset(date.fromisoformat(p.strip()) for p in self.pql_holidays.split(",") if p.strip())
+        return BusinessCalendar(self.tz, opens, closes, days)
 
     @property
     def roster(self) -> list[tuple[str, str | None, str | None]]:

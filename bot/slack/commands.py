@@ -88,6 +88,10 @@ def why(session, pql) -> str:
             why_text = f" — {detail['why']}" if detail.get("why") else ""
             by = f" (by <@{entry.actor}>)" if entry.actor not in ("system", detail.get("rep")) else ""
             lines.append(f"• {when}: {verb[entry.action]} <@{detail.get('rep')}>{by}{why_text}")
+        elif entry.action == "pql_queued":
+            lines.append(f"• {when}: queued — {detail.get('why')}")
+        elif entry.action == "pql_released":
+            lines.append(f"• {when}: released back to the pool by <@{entry.actor}>")
         elif entry.action == "pql_dispositioned":
             lines.append(f"• {when}: dispositioned {detail.get('disposition')} by <@{entry.actor}>")
     return "\n".join(lines)

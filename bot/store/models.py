@@ -132,6 +132,8 @@ class Pql(SQLModel, table=True):
     dispositioned_at: datetime | None = _time(nullable=True)
     # The alert in Slack. `version` grows with every change people should see; the alert is edited
     # until `posted_version` catches up, so a missed update is made good by the next sweep.
+    # First touch is due by then (business time from when pqlbot recorded the lead; set when routed).
+    sla_due_at: datetime | None = _time(nullable=True)
     alert_channel: str | None = Field(default=None, max_length=64)
     alert_ts: str | None = Field(default=None, max_length=32)
     version: int = 1

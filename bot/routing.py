@@ -1,0 +1,172 @@
+"""Who gets a new PQL.
+
+- A named-account owner (accounts.owner_rep_id, from `pqlbot owners import`) gets their account's
+  leads, cap or not, unless they are paused or off the roster: two reps on one account is worse.
+- Otherwise load-balanced round-robin over the roster (`pick`).
+- When nobody can take it, it waits in the queue; the queue is shared out in order (fast lane, high,
+  medium, then oldest) whenever business is open and someone has room, so a rep back from a pause
+  is not flooded: the cap still holds, and the others get their share.
+- When every rep is paused, the manager is told at once: nothing is assigned silently.
+Every decision is audited with its reason, which is what `/pql why` reads back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from sqlmodel import Session, select
+
+from bot import audit, outbox
+from bot.business_time import BusinessCalendar
+from bot.leads import new_today
+from bot.lifecycle import CLOSED, TIER_RANK, PqlState
+from bot.store.models import Account, Assignment, Pql, Rep, TrialUser
+from bot.words import say
+
+SLA = {"fast_lane": timedelta(hours=1), "high": timedelta(hours=2), "medium": timedelta(hours=4)}
+_PQLS = Pql.__table__
+
+
+@dataclass(slots=True)
+class Candidate:
+    rep_id: str
+    order: int  # position on the roster: the last tie-break
+    new_today: int
+    active: int
+    tier_this_week: int  # leads of the lead's tier this rep was given this week
+    last_given_at: datetime | None
+
+
+def pick(candidates: list[Candidate]) -> Candidate | None:
+    """The rep for the next lead, among those who can take one now:
+    - fewest active leads first (load balance: 5 active vs 2 active, the lighter one gets it);
+    - then fewest leads of this tier this week (high and fast-lane leads are spread, not just counts);
+    - then whoever was given a lead longest ago (round-robin, so ties rotate fairly over a week);
+    - then roster order.
+    """
+    if not candidates:
+        return None
+    never = datetime.min.replace(tzinfo=ZoneInfo("UTC"))
+    return min(candidates, key=lambda c: (c.active, c.tier_this_week, c.last_given_at or never, c.order))
+
+
+class Router:
+    def __init__(self, calendar: BusinessCalendar, *, cap: int, manager: str | None) -> None:
+        self.calendar, self.cap, self.manager = calendar, cap, manager
+
+    # -- availability ------------------------------------------------------------------------------
+
+    def _in_hours(self, rep: Rep, now: datetime) -> bool:
+        """A rep with a timezone of their own works 9-18 on weekdays there."""
+        if not rep.timezone:
+            return True
+        own = BusinessCalendar(ZoneInfo(rep.timezone), self.calendar.opens, self.calendar.closes)
+        return own.is_open(now)
+
+    def candidates(self, session: Session, tier: str, now: datetime) -> tuple[list[Candidate], list[Rep]]:
+        """(reps who can take a lead now, everyone on the roster)."""
+        roster = list(session.exec(select(Rep).where(Rep.on_roster).order_by(Rep.created_at, Rep.id)))
+        local = now.astimezone(self.calendar.tz)
+        week_start = datetime.combine(local.date() - timedelta(days=local.weekday()), time(), self.calendar.tz)
+        found = []
+        for order, rep in enumerate(roster):
+            if rep.paused or not self._in_hours(rep, now):
+                continue
+            today = new_today(session, rep.id, now=now, tz=self.calendar.tz)
+            if today >= self.cap:
+                continue
+            active = session.exec(select(sa.func.count()).select_from(Pql).where(
+                Pql.rep_id == rep.id, Pql.state.notin_(CLOSED))).one()
+            tier_week = session.exec(select(sa.func.count()).select_from(Assignment).join(
+                Pql, Assignment.pql_id == Pql.id).where(
+                Assignment.rep_id == rep.id, Assignment.at >= week_start, Pql.tier == tier)).one()
+            last = session.exec(select(sa.func.max(Assignment.at)).where(Assignment.rep_id == rep.id)).one()
+            found.append(Candidate(rep.id, order, today, active, tier_week, last))
+        return found, roster
+
+    # -- routing -----------------------------------------------------------------------------------
+
+    def route(self, session: Session, pql: Pql, *, now: datetime) -> str | None:
+        """Give a newly recorded lead to someone, or queue it; returns the rep id or None."""
+        if pql.rep_id or pql.state in CLOSED or pql.state == PqlState.QUEUED:
+            return pql.rep_id
+        if pql.sla_due_at is None:
+            start = self.calendar.next_open(pql.created_at)
+            pql.sla_due_at = self.calendar.add(start, SLA[pql.tier])
+        owner = self._owner(session, pql)
+        if owner:
+            return self._give(session, pql, owner, "override", "named account owner", now=now)
+        candidates, roster = self.candidates(session, pql.tier, now)
+        chosen = pick(candidates)
+        if chosen:
+            why = (f"round-robin: fewest active leads ({chosen.active}), {chosen.tier_this_week} {pql.tier} "
+                   f"this week, {chosen.new_today} of {self.cap} new today")
+            return self._give(session, pql, chosen.rep_id, "round_robin", why, now=now)
+        self._queue(session, pql, roster, now=now)
+        return None
+
+    def _owner(self, session: Session, pql: Pql) -> str | None:
+        user = session.get(TrialUser, pql.user_id)
+        account = session.get(Account, user.domain) if user and user.domain else None
+        if not account or not account.owner_rep_id:
+            return None
+        rep = session.get(Rep, account.owner_rep_id)
+        return rep.id if rep and rep.on_roster and not rep.paused else None
+
+    def _give(self, session: Session, pql: Pql, rep_id: str, reason: str, why: str, *, now: datetime) -> str:
+        state = PqlState.ASSIGNED if pql.state in (PqlState.QUALIFIED, PqlState.ALERTED, PqlState.QUEUED) \
+            else pql.state
+        session.connection().execute(
+            sa.update(_PQLS).where(_PQLS.c.id == pql.id).values(
+                rep_id=rep_id, assigned_at=now, state=state, sla_due_at=pql.sla_due_at, updated_at=now,
+                version=_PQLS.c.version + 1))
+        session.refresh(pql)
+        session.add(Assignment(pql_id=pql.id, rep_id=rep_id, reason=reason, at=now))
+        audit.record(session, "pql_assigned", at=now, pql_id=pql.id, user_id=pql.user_id, rep=rep_id,
+                     reason=reason, why=why)
+        user = session.get(TrialUser, pql.user_id)
+        who = " ".join(p for p in (user.first_name, user.last_name) if p) or user.email if user else pql.user_id
+        tier = pql.tier.replace("_", " ")
+        outbox.dm(session, rep_id, f"assigned:{pql.id}:{rep_id}:{now.isoformat()}",
+                  say("assigned_dm", ref=pql.ref, who=who, tier=tier), pql=pql, now=now)
+        return rep_id
+
+    def _queue(self, session: Session, pql: Pql, roster: list[Rep], *, now: datetime) -> None:
+        # Caps and hours clear by themselves; an empty or fully paused roster needs the manager now.
+        stuck = not roster or all(rep.paused for rep in roster)
+        if not roster:
+            why = "nobody is on the roster"
+        elif stuck:
+            why = "every rep is paused"
+        else:
+            why = f"every available rep is at today's cap of {self.cap} (or outside their hours)"
+        session.connection().execute(
+            sa.update(_PQLS).where(_PQLS.c.id == pql.id).values(
+                state=PqlState.QUEUED, sla_due_at=pql.sla_due_at, updated_at=now, version=_PQLS.c.version + 1))
+        session.refresh(pql)
+        audit.record(session, "pql_queued", at=now, pql_id=pql.id, user_id=pql.user_id, why=why)
+        if self.manager and stuck:
+            outbox.dm(session, self.manager, f"unroutable:{pql.id}",
+                      say("nobody_to_route", ref=pql.ref, why=why), pql=pql, now=now)
+
+    def drain(self, session: Session, *, now: datetime) -> list[tuple[int, str]]:
+        """Share the queue out while business is open: fast lane, high, medium, then oldest."""
+        if not self.calendar.is_open(now):
+            return []
+        queued = sorted(session.exec(select(Pql).where(Pql.state == PqlState.QUEUED)),
+                        key=lambda p: (-TIER_RANK[p.tier], p.qualified_at, p.id))
+        given = []
+        for pql in queued:
+            owner = self._owner(session, pql)
+            if owner:
+                given.append((pql.id, self._give(session, pql, owner, "override", "named account owner", now=now)))
+                continue
+            chosen = pick(self.candidates(session, pql.tier, now)[0])
+            if chosen is None:
+                break  # nobody has room: the rest wait, in order
+            why = f"from the queue, in priority order; {chosen.new_today} of {self.cap} new today"
+            given.append((pql.id, self._give(session, pql, chosen.rep_id, "queue", why, now=now)))
+        return given
