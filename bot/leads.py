@@ -17,6 +17,7 @@ from sqlmodel import Session, select
 from bot import audit, outbox
 from bot.lead_view import DISPOSITION_LABELS, MAX_TOUCHES, TOUCH_CHANNELS
 from bot.lifecycle import CLOSED, PqlState
+from bot.outreach import variant_for_track
 from bot.store.models import Assignment, DispositionRecord, Pql, Rep, Touch, TrialUser
 from bot.words import say
 
@@ -182,7 +183,7 @@ def _may_work(pql: Pql, who: Actor) -> None:
 
 
 def log_touch(session: Session, pql: Pql, who: Actor, *, channel: str, email_key: str | None, note: str | None,
-              now: datetime) -> Touch:
+              now: datetime, replied: bool = False) -> Touch:
     """A touch by the claimant (or the manager): numbered, at most three per lead."""
     _may_work(pql, who)
     _open(pql)
@@ -191,8 +192,11 @@ def log_touch(session: Session, pql: Pql, who: Actor, *, channel: str, email_key
     count = session.exec(select(sa.func.count()).select_from(Touch).where(Touch.pql_id == pql.id)).one()
     if count >= MAX_TOUCHES:
         raise Refused(say("touch_limit", ref=pql.ref, limit=MAX_TOUCHES))
+    email_key = email_key if channel == "email" else None
+    track = next((s.get("talk_track") for s in pql.signals if s.get("name") == pql.strongest_signal), None)
     touch = Touch(pql_id=pql.id, rep_id=pql.claimed_by or who.user_id, number=count + 1, channel=channel,
-                  email_key=email_key if channel == "email" else None, note=(note or "").strip() or None, at=now)
+                  email_key=email_key, variant=variant_for_track(track) if email_key == "email1" else None,
+                  replied=replied, note=(note or "").strip() or None, at=now)
     try:
         with session.begin_nested():  # the (lead, number) pair is unique: a racing touch fails here
             session.add(touch)

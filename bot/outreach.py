@@ -127,7 +127,12 @@ def _integrations_from(result: ScoreResult) -> tuple[str, ...]:
 
 
 def variant_for(ctx: LeadContext) -> str:
-    return _VARIANTS.get(ctx.track or "", "B")
+    return variant_for_track(ctx.track)
+
+
+def variant_for_track(track: str | None) -> str:
+    """Email 1's variant for a strongest signal's talk track: A, B, C or F."""
+    return _VARIANTS.get(track or "", "B")
 
 
 def talk_track(ctx: LeadContext) -> str:

@@ -18,6 +18,7 @@ from slack_sdk.models.blocks import (
     ActionsBlock,
     Block,
     ButtonElement,
+    CheckboxesElement,
     ContextBlock,
     DividerBlock,
     HeaderBlock,
@@ -374,6 +375,9 @@ def touch_modal(view: LeadView) -> dict:
                                                                 next_email),
                      optional=True, hint=_words("email_hint")),
         _input_block(Input.TOUCH_NOTE, "Note", _text_input(Input.TOUCH_NOTE, "A line or two"), optional=True),
+        _input_block(Input.TOUCH_REPLIED, "Reply", CheckboxesElement(
+            action_id=Input.TOUCH_REPLIED,
+            options=[Option(value="replied", label="They replied (counts toward the reply rate)")]), optional=True),
     ]
     return _modal(View.LOG_TOUCH, f"Log touch {number} of {MAX_TOUCHES}", blocks, view.pql_id, submit="Log touch")
 
@@ -403,10 +407,12 @@ def _typed(values: dict, input_id: Input) -> str | None:
 
 
 def parse_touch(state_values: dict) -> dict[str, str | None]:
-    """A touch modal's `view.state.values` -> {"channel", "email_key", "note"}; what's missing is None."""
+    """A touch modal's `view.state.values` -> {"channel", "email_key", "note", "replied"}; missing is None."""
+    checked = (state_values.get(Input.TOUCH_REPLIED) or {}).get(Input.TOUCH_REPLIED) or {}
     return {"channel": _selected(state_values, Input.TOUCH_CHANNEL),
             "email_key": _selected(state_values, Input.TOUCH_EMAIL),
-            "note": _typed(state_values, Input.TOUCH_NOTE)}
+            "note": _typed(state_values, Input.TOUCH_NOTE),
+            "replied": any(o.get("value") == "replied" for o in checked.get("selected_options") or [])}
 
 
 def parse_disposition(state_values: dict) -> dict[str, str | None]:

@@ -27,6 +27,7 @@ class Input(StrEnum):
     TOUCH_CHANNEL = "touch-channel"
     TOUCH_EMAIL = "touch-email"
     TOUCH_NOTE = "touch-note"
+    TOUCH_REPLIED = "touch-replied"
     DISPOSITION = "disposition"
     DISPOSITION_REASON = "disposition-reason"
     REP = "rep"

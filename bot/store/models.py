@@ -170,6 +170,8 @@ class Touch(SQLModel, table=True):
     number: int
     channel: str = Field(max_length=16)
     email_key: str | None = Field(default=None, max_length=16)
+    variant: str | None = Field(default=None, max_length=4)  # Email 1's variant (A, B, C, F) when email1
+    replied: bool = False  # the rep marked that the lead replied to this touch
     note: str | None = None
     at: datetime = _time()
 

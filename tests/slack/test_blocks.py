@@ -355,8 +355,9 @@ def test_the_touch_modal_is_numbered_and_preselects_the_next_email(done, expecte
 
 def test_the_touch_modal_asks_for_a_channel_and_optionally_the_email_and_a_note():
     inputs = {b["block_id"]: b for b in blocks.touch_modal(claimed())["blocks"] if b["type"] == "input"}
-    assert list(inputs) == [Input.TOUCH_CHANNEL, Input.TOUCH_EMAIL, Input.TOUCH_NOTE]
-    channel, email, note = inputs.values()
+    assert list(inputs) == [Input.TOUCH_CHANNEL, Input.TOUCH_EMAIL, Input.TOUCH_NOTE, Input.TOUCH_REPLIED]
+    channel, email, note, replied = inputs.values()
+    assert replied["optional"] and replied["element"]["type"] == "checkboxes"
     assert [o["value"] for o in channel["element"]["options"]] == ["email", "call", "linkedin"]
     assert [o["text"]["text"] for o in channel["element"]["options"]] == ["Email", "Call", "LinkedIn"]
     assert not channel["optional"] and email["optional"] and note["optional"]
@@ -392,15 +393,19 @@ def test_parse_touch_reads_a_view_submission():
     values = {"touch-channel": {"touch-channel": selected("email")},
               "touch-email": {"touch-email": selected("email2")},
               "touch-note": {"touch-note": typed("  Sent the setup guide  ")}}
-    assert blocks.parse_touch(values) == {"channel": "email", "email_key": "email2", "note": "Sent the setup guide"}
+    assert blocks.parse_touch(values) == {"channel": "email", "email_key": "email2", "note": "Sent the setup guide",
+                                          "replied": False}
 
 
 def test_parse_touch_gives_none_for_what_was_left_out():
     values = {"touch-channel": {"touch-channel": selected("call")},
               "touch-email": {"touch-email": selected(None)},
               "touch-note": {"touch-note": typed(None)}}
-    assert blocks.parse_touch(values) == {"channel": "call", "email_key": None, "note": None}
-    assert blocks.parse_touch({}) == {"channel": None, "email_key": None, "note": None}
+    assert blocks.parse_touch(values) == {"channel": "call", "email_key": None, "note": None, "replied": False}
+    assert blocks.parse_touch({}) == {"channel": None, "email_key": None, "note": None, "replied": False}
+    ticked = {Input.TOUCH_REPLIED: {Input.TOUCH_REPLIED: {"type": "checkboxes",
+                                                          "selected_options": [{"value": "replied"}]}}}
+    assert blocks.parse_touch(ticked)["replied"] is True
 
 
 def test_parse_disposition_reads_a_view_submission():

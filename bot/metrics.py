@@ -1,0 +1,237 @@
+"""The pilot's numbers, computed from the store for any week or date range (seed 002, sections 7-8).
+
+One function, `compute`, reads what it needs once and returns a `Metrics` of plain figures; the review
+in Slack, the Friday post, `pqlbot review` and the pilot scorecard all render the same object. A rate
+with nothing to divide by is None ("no data"), never zero.
+
+Definitions (the seed's, made exact):
+- a lead counts in the range when it was recorded (triggered) in it; dispositions when they were set in it;
+- acceptance = (Meeting Set + Converted) / dispositioned, where Converted is the disposition
+  Converted (Self-Serve) or a lead stopped by its trial_converted event;
+- SLA compliance = leads whose first touch came by their SLA due time / leads whose due time has passed
+  or that were touched (a lead not yet due and untouched is still open, not a miss);
+- time to first touch is business time from when the lead was recorded;
+- false-positive rate = Disqualified / dispositioned;
+- dark funnel = routed leads that converted with no touch / routed leads that converted;
+- assisted-conversion lift = conversion of contacted leads minus conversion of leads never contacted.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+
+import sqlalchemy as sa
+from sqlmodel import Session, select
+
+from bot.business_time import BusinessCalendar
+from bot.lifecycle import PqlState
+from bot.store.models import EventRecord, Pql, Touch, TrialUser
+
+ACCEPTED = {"meeting_set", "converted_self_serve"}
+TARGETS = {"acceptance": 0.50, "sla": 0.80, "false_positive": 0.20, "meeting_rate": 0.20, "reply_rate": 0.15,
+           "pql_conversion": 0.15, "assisted_conversion": 0.12}
+
+
+@dataclass(frozen=True)
+class Period:
+    start: date  # first day, inclusive, in the team timezone
+    end: date  # last day, inclusive
+
+    @classmethod
+    def week(cls, year: int, week: int) -> Period:
+        monday = date.fromisocalendar(year, week, 1)
+        return cls(monday, monday + timedelta(days=6))
+
+    @classmethod
+    def week_of(cls, day: date) -> Period:
+        monday = day - timedelta(days=day.weekday())
+        return cls(monday, monday + timedelta(days=6))
+
+    @property
+    def label(self) -> str:
+        year, week, weekday = self.start.isocalendar()
+        if weekday == 1 and self.end == self.start + timedelta(days=6):
+            return f"{year}-W{week:02d} ({self.start:%d %b} - {self.end:%d %b})"
+        return f"{self.start:%d %b %Y} - {self.end:%d %b %Y}"
+
+    def days(self) -> list[date]:
+        return [self.start + timedelta(days=n) for n in range((self.end - self.start).days + 1)]
+
+
+def rate(part: int, whole: int) -> float | None:
+    return part / whole if whole else None
+
+
+@dataclass
+class SignalReview:
+    signal: str
+    pqls: int
+    acceptance: float | None
+    conversion: float | None
+
+
+@dataclass
+class Metrics:
+    period: Period
+    pqls: int = 0
+    by_tier: dict[str, int] = field(default_factory=dict)
+    per_rep_per_day: float | None = None
+    daily: dict[date, dict[str, int]] = field(default_factory=dict)  # day -> tier -> PQLs (for the chart)
+    dispositions: dict[str, int] = field(default_factory=dict)
+    acceptance: float | None = None
+    false_positive: float | None = None
+    sla_compliance: float | None = None
+    sla_by_day: dict[date, float | None] = field(default_factory=dict)
+    first_touch_hours: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)  # mean, median
+    utilization: float | None = None  # active leads per rep per day
+    signals: list[SignalReview] = field(default_factory=list)
+    pql_conversion: float | None = None  # trial-to-paid, PQL cohort
+    non_pql_conversion: float | None = None
+    dark_funnel: float | None = None
+    contacted_conversion: float | None = None
+    uncontacted_conversion: float | None = None
+    assisted_lift: float | None = None
+    assisted_conversions: int = 0
+    assisted_mrr: float = 0.0
+    meeting_rate: float | None = None
+    reply_rate: float | None = None
+    variants: dict[str, dict[str, float | int | None]] = field(default_factory=dict)  # A -> sent, reply, meeting
+    reps: int = 0
+
+
+def _bounds(period: Period, tz) -> tuple[datetime, datetime]:
+    return (datetime.combine(period.start, time(), tz), datetime.combine(period.end + timedelta(days=1), time(), tz))
+
+
+def compute(session: Session, period: Period, *, calendar: BusinessCalendar, reps: int,
+            now: datetime) -> Metrics:
+    tz = calendar.tz
+    start, end = _bounds(period, tz)
+    m = Metrics(period, reps=reps)
+    leads = list(session.exec(select(Pql).where(Pql.created_at >= start, Pql.created_at < end)))
+    touches = defaultdict(list)
+    if leads:
+        for touch in session.exec(select(Touch).where(Touch.pql_id.in_([p.id for p in leads])).order_by(Touch.at)):
+            touches[touch.pql_id].append(touch)
+    converted_users = _converted_users(session)
+
+    # Volume
+    m.pqls = len(leads)
+    m.by_tier = dict(Counter(p.tier for p in leads))
+    m.daily = {day: {} for day in period.days()}
+    for pql in leads:
+        day = pql.created_at.astimezone(tz).date()
+        m.daily[day][pql.tier] = m.daily[day].get(pql.tier, 0) + 1
+    business_days = [d for d in period.days() if calendar.is_business_day(d)] or period.days()
+    m.per_rep_per_day = m.pqls / (max(reps, 1) * len(business_days))
+
+    # Dispositions and acceptance (dispositions set in the range)
+    closed = list(session.exec(select(Pql).where(
+        sa.or_(sa.and_(Pql.dispositioned_at >= start, Pql.dispositioned_at < end),
+               sa.and_(Pql.state == PqlState.STOPPED_CONVERTED, Pql.updated_at >= start, Pql.updated_at < end)))))
+    outcome = {p.id: (p.disposition or "converted_self_serve") for p in closed}
+    m.dispositions = dict(Counter(outcome.values()))
+    m.acceptance = rate(sum(1 for o in outcome.values() if o in ACCEPTED), len(outcome))
+    m.false_positive = rate(m.dispositions.get("disqualified", 0), len(outcome))
+
+    # SLA and time to first touch
+    met = due = 0
+    by_day: dict[date, list[bool]] = defaultdict(list)
+    hours: dict[str, list[float]] = defaultdict(list)
+    for pql in leads:
+        first = touches[pql.id][0] if touches[pql.id] else None
+        if first:
+            hours[pql.tier].append(calendar.elapsed(pql.created_at, first.at).total_seconds() / 3600)
+        if pql.sla_due_at is None or (first is None and now <= pql.sla_due_at):
+            continue
+        ok = first is not None and first.at <= pql.sla_due_at
+        due, met = due + 1, met + ok
+        by_day[pql.created_at.astimezone(tz).date()].append(ok)
+    m.sla_compliance = rate(met, due)
+    m.sla_by_day = {day: rate(sum(by_day[day]), len(by_day[day])) for day in period.days()}
+    m.first_touch_hours = {tier: (statistics.fmean(v), statistics.median(v)) for tier, v in hours.items()}
+
+    m.utilization = _utilization(session, period, tz, reps)
+    m.signals = _signals(leads, outcome, converted_users)
+    _conversion(session, m, leads, touches, converted_users, start, end)
+    _outreach(m, leads, touches, outcome)
+    return m
+
+
+def _converted_users(session: Session) -> dict[str, dict]:
+    """user id -> the trial_converted event's properties (plan, mrr, conversion_source)."""
+    rows = session.exec(select(EventRecord.user_id, EventRecord.props).where(EventRecord.name == "trial_converted"))
+    return {user_id: props or {} for user_id, props in rows}
+
+
+def _utilization(session: Session, period: Period, tz, reps: int) -> float | None:
+    """Leads open on a rep at the end of each day, averaged over reps and days."""
+    if not reps:
+        return None
+    _, end = _bounds(period, tz)
+    leads = list(session.exec(select(Pql).where(Pql.rep_id.is_not(None), Pql.assigned_at < end)))
+    totals = []
+    for day in period.days():
+        close = datetime.combine(day + timedelta(days=1), time(), tz)
+        open_then = [p for p in leads if p.assigned_at and p.assigned_at < close
+                     and not (p.dispositioned_at and p.dispositioned_at < close)]
+        totals.append(len(open_then) / reps)
+    return statistics.fmean(totals) if totals else None
+
+
+def _signals(leads: list[Pql], outcome: dict[int, str], converted: dict[str, dict]) -> list[SignalReview]:
+    carrying: dict[str, list[Pql]] = defaultdict(list)
+    for pql in leads:
+        for signal in pql.signals:
+            if signal.get("points") or signal["name"] == "explicit_ask":
+                carrying[signal["name"]].append(pql)
+    review = []
+    for name, group in sorted(carrying.items(), key=lambda kv: -len(kv[1])):
+        decided = [outcome[p.id] for p in group if p.id in outcome]
+        review.append(SignalReview(name, len(group), rate(sum(o in ACCEPTED for o in decided), len(decided)),
+                                   rate(sum(p.user_id in converted for p in group), len(group))))
+    return review
+
+
+def _conversion(session, m: Metrics, leads, touches, converted, start, end) -> None:
+    # The cohorts are the trials that started in the range: PQL ones whenever their lead was recorded.
+    cohort = list(session.exec(select(TrialUser.user_id).where(TrialUser.signup_at >= start,
+                                                               TrialUser.signup_at < end)))
+    ever_pql = set(session.exec(select(Pql.user_id).where(Pql.user_id.in_(cohort)))) if cohort else set()
+    in_pql = [u for u in cohort if u in ever_pql]
+    rest = [u for u in cohort if u not in ever_pql]
+    m.pql_conversion = rate(sum(u in converted for u in in_pql), len(in_pql))
+    m.non_pql_conversion = rate(sum(u in converted for u in rest), len(rest))
+    routed = [p for p in leads if p.rep_id or p.claimed_by]
+    routed_converted = [p for p in routed if p.user_id in converted]
+    m.dark_funnel = rate(sum(not touches[p.id] for p in routed_converted), len(routed_converted))
+    contacted = [p for p in leads if touches[p.id]]
+    untouched = [p for p in leads if not touches[p.id]]
+    m.contacted_conversion = rate(sum(p.user_id in converted for p in contacted), len(contacted))
+    m.uncontacted_conversion = rate(sum(p.user_id in converted for p in untouched), len(untouched))
+    if m.contacted_conversion is not None and m.uncontacted_conversion is not None:
+        m.assisted_lift = m.contacted_conversion - m.uncontacted_conversion
+    assisted = [p for p in contacted if p.user_id in converted]
+    m.assisted_conversions = len(assisted)
+    m.assisted_mrr = float(sum(converted[p.user_id].get("mrr") or 0 for p in assisted))
+
+
+def _outreach(m: Metrics, leads, touches, outcome) -> None:
+    contacted = [p for p in leads if touches[p.id]]
+    emails = [t for p in leads for t in touches[p.id] if t.channel == "email"]
+    m.meeting_rate = rate(sum(outcome.get(p.id) == "meeting_set" for p in contacted), len(contacted))
+    m.reply_rate = rate(sum(t.replied for t in emails), len(emails))
+    by_variant: dict[str, list[Pql]] = defaultdict(list)
+    for pql in contacted:
+        first_email = next((t for t in touches[pql.id] if t.email_key == "email1" and t.variant), None)
+        if first_email:
+            by_variant[first_email.variant].append(pql)
+    m.variants = {
+        variant: {"sent": len(group),
+                  "reply_rate": rate(sum(any(t.replied for t in touches[p.id]) for p in group), len(group)),
+                  "meeting_rate": rate(sum(outcome.get(p.id) == "meeting_set" for p in group), len(group))}
+        for variant, group in sorted(by_variant.items())
+    }
