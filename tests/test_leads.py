@@ -296,3 +296,14 @@ def test_pausing_is_audited_and_said_back(store):
         assert "Welcome back" in leads.set_paused(session, BEN, False, now=NOW)
     with store.session() as session:
         assert [e.action for e in audit.trail(session)][-2:] == ["rep_paused", "rep_resumed"]
+
+
+def test_a_touch_records_email_1s_variant_and_whether_they_replied(store):
+    pql_id = make_lead(store)  # Sarah: integration is her strongest signal, so Email 1 is variant A
+    claim(store, pql_id, ANA)
+    act(store, leads.log_touch, pql_id, ANA, channel="email", email_key="email1", note=None, now=NOW, replied=True)
+    act(store, leads.log_touch, pql_id, ANA, channel="call", email_key="email2", note=None, now=NOW)
+    with store.session() as session:
+        first, call = session.exec(select(Touch).where(Touch.pql_id == pql_id).order_by(Touch.number)).all()
+    assert (first.variant, first.replied) == ("A", True)
+    assert (call.email_key, call.variant, call.replied) == (None, None, False)  # a call is not an email
