@@ -21,6 +21,9 @@ COMMANDS = {
     "rescore": "ingest",
     "db": "db",
     "serve": "serve",
+    "review": "review",
+    "tick": "tick",
+    "owners": "owners",
 }
 
 

@@ -9,9 +9,14 @@ Definitions (the seed's, made exact):
 - acceptance = (Meeting Set + Converted) / dispositioned, where Converted is the disposition
   Converted (Self-Serve) or a lead stopped by its trial_converted event;
 - SLA compliance = leads whose first touch came by their SLA due time / leads whose due time has passed
-  or that were touched (a lead not yet due and untouched is still open, not a miss);
+  or that were touched (a lead not yet due and untouched is still open, not a miss; a lead closed before
+  its due time without a touch, say converted or opted out, owed no first touch and is left out);
 - time to first touch is business time from when the lead was recorded;
-- false-positive rate = Disqualified / dispositioned;
+- false-positive rate = Disqualified / dispositioned (per signal too, over the leads carrying it);
+- volume per rep per day = leads / (reps x business days); None without reps;
+- utilization = leads open on a rep at the end of each day (a lead closes when dispositioned or stopped);
+- complaints = contacted leads whose user opted out of sales contact (a sales_opt_out event) after the
+  first touch / contacted leads;
 - dark funnel = routed leads that converted with no touch / routed leads that converted;
 - assisted-conversion lift = conversion of contacted leads minus conversion of leads never contacted.
 """
@@ -27,10 +32,12 @@ import sqlalchemy as sa
 from sqlmodel import Session, select
 
 from bot.business_time import BusinessCalendar
+from bot.ingest import from_us, to_us
 from bot.lifecycle import PqlState
 from bot.store.models import EventRecord, Pql, Touch, TrialUser
 
 ACCEPTED = {"meeting_set", "converted_self_serve"}
+STOPPED = frozenset({PqlState.STOPPED_CONVERTED, PqlState.STOPPED_OPT_OUT})
 TARGETS = {"acceptance": 0.50, "sla": 0.80, "false_positive": 0.20, "meeting_rate": 0.20, "reply_rate": 0.15,
            "pql_conversion": 0.15, "assisted_conversion": 0.12}
 
@@ -71,6 +78,8 @@ class SignalReview:
     pqls: int
     acceptance: float | None
     conversion: float | None
+    decided: int = 0  # leads carrying it that were dispositioned (or converted) in the range
+    false_positive: float | None = None  # Disqualified / decided
 
 
 @dataclass
@@ -99,7 +108,17 @@ class Metrics:
     meeting_rate: float | None = None
     reply_rate: float | None = None
     variants: dict[str, dict[str, float | int | None]] = field(default_factory=dict)  # A -> sent, reply, meeting
+    contacted: int = 0  # leads recorded in the range that got at least one touch
+    opt_outs: int = 0  # of those, how many opted out of sales contact after the first touch
+    complaints: float | None = None  # opt_outs / contacted
     reps: int = 0
+
+
+def _closed_at(pql: Pql) -> datetime | None:
+    """When the lead stopped needing a rep: its disposition, or the conversion / opt-out that stopped it."""
+    if pql.dispositioned_at is not None:
+        return pql.dispositioned_at
+    return pql.updated_at if pql.state in STOPPED else None
 
 
 def _bounds(period: Period, tz) -> tuple[datetime, datetime]:
@@ -126,7 +145,7 @@ def compute(session: Session, period: Period, *, calendar: BusinessCalendar, rep
         day = pql.created_at.astimezone(tz).date()
         m.daily[day][pql.tier] = m.daily[day].get(pql.tier, 0) + 1
     business_days = [d for d in period.days() if calendar.is_business_day(d)] or period.days()
-    m.per_rep_per_day = m.pqls / (max(reps, 1) * len(business_days))
+    m.per_rep_per_day = rate(m.pqls, reps * len(business_days))
 
     # Dispositions and acceptance (dispositions set in the range)
     closed = list(session.exec(select(Pql).where(
@@ -147,6 +166,9 @@ def compute(session: Session, period: Period, *, calendar: BusinessCalendar, rep
             hours[pql.tier].append(calendar.elapsed(pql.created_at, first.at).total_seconds() / 3600)
         if pql.sla_due_at is None or (first is None and now <= pql.sla_due_at):
             continue
+        closed_at = _closed_at(pql)
+        if first is None and closed_at is not None and closed_at <= pql.sla_due_at:
+            continue  # closed before it was due (converted, opted out, dispositioned): no touch was owed
         ok = first is not None and first.at <= pql.sla_due_at
         due, met = due + 1, met + ok
         by_day[pql.created_at.astimezone(tz).date()].append(ok)
@@ -158,6 +180,7 @@ def compute(session: Session, period: Period, *, calendar: BusinessCalendar, rep
     m.signals = _signals(leads, outcome, converted_users)
     _conversion(session, m, leads, touches, converted_users, start, end)
     _outreach(m, leads, touches, outcome)
+    _complaints(session, m, leads, touches, now)
     return m
 
 
@@ -177,7 +200,7 @@ def _utilization(session: Session, period: Period, tz, reps: int) -> float | Non
     for day in period.days():
         close = datetime.combine(day + timedelta(days=1), time(), tz)
         open_then = [p for p in leads if p.assigned_at and p.assigned_at < close
-                     and not (p.dispositioned_at and p.dispositioned_at < close)]
+                     and not ((closed_at := _closed_at(p)) and closed_at < close)]
         totals.append(len(open_then) / reps)
     return statistics.fmean(totals) if totals else None
 
@@ -192,7 +215,8 @@ def _signals(leads: list[Pql], outcome: dict[int, str], converted: dict[str, dic
     for name, group in sorted(carrying.items(), key=lambda kv: -len(kv[1])):
         decided = [outcome[p.id] for p in group if p.id in outcome]
         review.append(SignalReview(name, len(group), rate(sum(o in ACCEPTED for o in decided), len(decided)),
-                                   rate(sum(p.user_id in converted for p in group), len(group))))
+                                   rate(sum(p.user_id in converted for p in group), len(group)), len(decided),
+                                   rate(sum(o == "disqualified" for o in decided), len(decided))))
     return review
 
 
@@ -216,7 +240,15 @@ def _conversion(session, m: Metrics, leads, touches, converted, start, end) -> N
         m.assisted_lift = m.contacted_conversion - m.uncontacted_conversion
     assisted = [p for p in contacted if p.user_id in converted]
     m.assisted_conversions = len(assisted)
-    m.assisted_mrr = float(sum(converted[p.user_id].get("mrr") or 0 for p in assisted))
+    m.assisted_mrr = sum(_money(converted[p.user_id].get("mrr")) for p in assisted)
+
+
+def _money(value) -> float:
+    """An event's mrr as a number (billing systems send 49, 49.0 or "49.00"); anything else counts 0."""
+    try:
+        return float(value or 0)
+    except (TypeError, ValueError):
+        return 0.0
 
 
 def _outreach(m: Metrics, leads, touches, outcome) -> None:
@@ -235,3 +267,16 @@ def _outreach(m: Metrics, leads, touches, outcome) -> None:
                   "meeting_rate": rate(sum(outcome.get(p.id) == "meeting_set" for p in group), len(group))}
         for variant, group in sorted(by_variant.items())
     }
+
+
+def _complaints(session: Session, m: Metrics, leads, touches, now: datetime) -> None:
+    first_touch = {p.user_id: touches[p.id][0].at for p in leads if touches[p.id]}
+    m.contacted = sum(1 for p in leads if touches[p.id])
+    if not first_touch:
+        return
+    rows = session.exec(select(EventRecord.user_id, EventRecord.at_us).where(
+        EventRecord.name == "sales_opt_out", EventRecord.user_id.in_(list(first_touch)),
+        EventRecord.at_us <= to_us(now)))
+    opted = {user_id for user_id, at_us in rows if from_us(at_us) >= first_touch[user_id]}
+    m.opt_outs = sum(1 for p in leads if touches[p.id] and p.user_id in opted)
+    m.complaints = rate(m.opt_outs, m.contacted)

@@ -44,3 +44,8 @@ def dm(session: Session, user_id: str, key: str, text: str, *, now: datetime, pq
 def post(session: Session, channel: str, key: str, text: str, *, now: datetime, blocks: list | None = None) -> None:
     """A message of its own in a channel (weekly review, guardrail alerts)."""
     _queue(session, key=key, kind="channel", target=channel, text=text, blocks=blocks, now=now)
+
+
+def review(session: Session, channel: str, week: str, *, now: datetime) -> None:
+    """The week's review in a channel: rendered (blocks and chart) when posted, once per week."""
+    _queue(session, key=f"weekly-review:{week}", kind="review", target=channel, text=week, now=now)

@@ -3,9 +3,12 @@
 - A named-account owner (accounts.owner_rep_id, from `pqlbot owners import`) gets their account's
   leads, cap or not, unless they are paused or off the roster: two reps on one account is worse.
 - Otherwise load-balanced round-robin over the roster (`pick`).
+- Outside business hours a lead waits for the opening (so a weekend's leads count against Monday's
+  cap instead of landing on Monday all at once); the alert is in the channel meanwhile.
 - When nobody can take it, it waits in the queue; the queue is shared out in order (fast lane, high,
   medium, then oldest) whenever business is open and someone has room, so a rep back from a pause
-  is not flooded: the cap still holds, and the others get their share.
+  is not flooded: the cap still holds, and the others get their share. A new lead joins the queue
+  too while leads of its tier or a higher one wait there: it does not overtake them.
 - When every rep is paused, the manager is told at once: nothing is assigned silently.
 Every decision is audited with its reason, which is what `/pql why` reads back.
 """
@@ -100,13 +103,23 @@ class Router:
         if owner:
             return self._give(session, pql, owner, "override", "named account owner", now=now)
         candidates, roster = self.candidates(session, pql.tier, now)
-        chosen = pick(candidates)
+        # Leads already waiting at this priority or above go first: a newcomer must not overtake them
+        # (say, just after midnight, or at the weekend, while yesterday's overflow waits for the morning).
+        ahead = self._waiting_ahead(session, pql)
+        closed = not self.calendar.is_open(now)  # nights and weekends count against the next day's cap
+        chosen = None if ahead or closed else pick(candidates)
         if chosen:
             why = (f"round-robin: fewest active leads ({chosen.active}), {chosen.tier_this_week} {pql.tier} "
                    f"this week, {chosen.new_today} of {self.cap} new today")
             return self._give(session, pql, chosen.rep_id, "round_robin", why, now=now)
-        self._queue(session, pql, roster, now=now)
+        self._queue(session, pql, roster, now=now, ahead=ahead, closed=closed)
         return None
+
+    def _waiting_ahead(self, session: Session, pql: Pql) -> int:
+        """Queued leads of this lead's tier or a higher one (all older than a lead being routed now)."""
+        tiers = [tier for tier, rank in TIER_RANK.items() if rank >= TIER_RANK[pql.tier]]
+        return session.exec(select(sa.func.count()).select_from(Pql).where(
+            Pql.state == PqlState.QUEUED, Pql.tier.in_(tiers), Pql.id != pql.id)).one()
 
     def _owner(self, session: Session, pql: Pql) -> str | None:
         user = session.get(TrialUser, pql.user_id)
@@ -134,13 +147,18 @@ class Router:
                   say("assigned_dm", ref=pql.ref, who=who, tier=tier), pql=pql, now=now)
         return rep_id
 
-    def _queue(self, session: Session, pql: Pql, roster: list[Rep], *, now: datetime) -> None:
+    def _queue(self, session: Session, pql: Pql, roster: list[Rep], *, now: datetime, ahead: int = 0,
+               closed: bool = False) -> None:
         # Caps and hours clear by themselves; an empty or fully paused roster needs the manager now.
         stuck = not roster or all(rep.paused for rep in roster)
         if not roster:
             why = "nobody is on the roster"
         elif stuck:
             why = "every rep is paused"
+        elif closed:
+            why = "outside business hours: it goes out when business opens, within that day's caps"
+        elif ahead:
+            why = f"{ahead} earlier lead{'s wait' if ahead > 1 else ' waits'} in the queue at its priority or above"
         else:
             why = f"every available rep is at today's cap of {self.cap} (or outside their hours)"
         session.connection().execute(

@@ -1,5 +1,9 @@
-"""APScheduler inside `pqlbot serve`. Jobs keep no state of their own: each is a sweep over the store
-asking "what is due now?", so a restart, a missed run or a second process changes nothing."""
+"""APScheduler inside `pqlbot serve`: one job, every minute, running every sweep once (`Sweeps.run_due`:
+rescore when due, the queue, the SLA-clock escalations). Jobs keep no state of their own: each sweep asks
+the store "what is due now?", so a restart, a missed run or a second process changes nothing.
+
+`pqlbot tick` runs the same `run_due` once, for deployments that use cron instead.
+"""
 
 from __future__ import annotations
 
@@ -8,25 +12,28 @@ from datetime import UTC, datetime
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from bot.pipeline import Pipeline
+from bot.sweeps import Sweeps
 
 log = logging.getLogger(__name__)
-CHECK_EVERY_MINUTES = 5
+EVERY_MINUTES = 1
 
 
-def rescore_sweep(pipeline: Pipeline, every_hours: float) -> None:
-    """Rescore everyone when the last full rescore is older than `every_hours` or the rules changed."""
-    report = pipeline.rescore_if_due(every_hours=every_hours)
-    if report is not None:
-        log.info("rescore sweep: %d users, %d verdicts changed, %d new PQLs, %d upgraded",
-                 report.users, report.changed, len(report.triggered), len(report.upgraded))
+def run_sweeps(sweeps: Sweeps) -> dict[str, int]:
+    """Every sweep once, as of now; what they did is logged (a failed sweep is logged by `run_due`)."""
+    done = sweeps.run_due()
+    busy = {name: count for name, count in done.items() if count}
+    if busy:
+        log.info("sweeps: %s", ", ".join(f"{name} {'failed' if count < 0 else count}" for name, count in busy.items()))
+    return done
 
 
-def start(pipeline: Pipeline, *, rescore_every_hours: float) -> BackgroundScheduler:
-    """Start the sweeps: once now (a restart catches up at once), then every few minutes."""
+def start(sweeps: Sweeps, *, every_minutes: float = EVERY_MINUTES) -> BackgroundScheduler:
+    """Run the sweeps once now (a restart catches up at once), then every minute. The rescore check is one
+    of the sweeps (it only rescores when RESCORE_EVERY_HOURS have passed or the rules changed), so it runs
+    once per minute too, never twice."""
     scheduler = BackgroundScheduler(timezone=UTC)
     # coalesce + max_instances=1: late or overlapping runs fold into one.
-    scheduler.add_job(rescore_sweep, "interval", minutes=CHECK_EVERY_MINUTES, args=[pipeline, rescore_every_hours],
-                      id="rescore", coalesce=True, max_instances=1, next_run_time=datetime.now(UTC))
+    scheduler.add_job(run_sweeps, "interval", minutes=every_minutes, args=[sweeps], id="sweeps", coalesce=True,
+                      max_instances=1, next_run_time=datetime.now(UTC))
     scheduler.start()
     return scheduler

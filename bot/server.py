@@ -23,6 +23,7 @@ from bot.slack.delivery import Deliverer
 from bot.slack.gateway import Gateway
 from bot.slack.runtime import Runtime
 from bot.store import open_store
+from bot.sweeps import Sweeps
 
 log = logging.getLogger("pqlbot")
 
@@ -36,11 +37,12 @@ class Server:
 
     def start_background(self) -> None:
         """The deliverer and the sweeps; a test may leave them off and drive them by hand."""
-        settings = self.runtime.settings
-        sweeps = scheduler.start(self.runtime.pipeline, rescore_every_hours=settings.rescore_every_hours)
-        self.background = [sweeps]
+        settings, pipeline = self.runtime.settings, self.runtime.pipeline
+        router = pipeline.router or Router(settings.calendar, cap=settings.pql_daily_cap, manager=settings.pql_manager)
+        self.background = [scheduler.start(Sweeps(pipeline, router, settings))]
         if settings.slack_bot_token:  # without Slack, notices wait in the outbox until it is configured
             deliverer = Deliverer(self.runtime.pipeline.engine, self.runtime.gateway,
+                                  render_review=self.runtime.render_review,
                                   render_alert=self.runtime.render_alert, alerts_channel=settings.pql_alerts_channel,
                                   clock=self.runtime.now)
             deliverer.start()

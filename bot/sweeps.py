@@ -51,6 +51,6 @@ def drain_queue(sweeps: Sweeps, now: datetime) -> int:
 
 
 def default_steps() -> list[tuple[str, Callable[[Sweeps, datetime], int]]]:
-    from bot import escalations  # the SLA-clock sweeps live there
+    from bot import escalations, weekly  # the SLA-clock sweeps, and the Friday review with its triggers
 
-    return [("rescore", rescore), ("queue", drain_queue), *escalations.STEPS]
+    return [("rescore", rescore), ("queue", drain_queue), *escalations.STEPS, *weekly.STEPS]

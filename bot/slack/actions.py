@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from slack_bolt import Ack, App
 
 from bot import leads
 from bot.lead_view import MAX_TOUCHES
 from bot.leads import Refused
+from bot.review import words
 from bot.slack import blocks
 from bot.slack.errors import guarded
 from bot.slack.home import publish_home
@@ -22,6 +25,7 @@ def register(app: App) -> None:
     app.action(Action.LOG_TOUCH)(guarded(touch_clicked))
     app.action(Action.SET_DISPOSITION)(guarded(disposition_clicked))
     app.action(Action.PAUSE)(guarded(pause_clicked))
+    app.action(Action.SHARE_REVIEW)(guarded(share_review_clicked))
     app.view(View.LOG_TOUCH)(guarded(touch_submitted))
     app.view(View.SET_DISPOSITION)(guarded(disposition_submitted))
     app.view(View.DETAILS)(guarded(details_closed))
@@ -141,3 +145,21 @@ def pause_clicked(ack: Ack, body: dict, runtime: Runtime) -> None:
         _tell(runtime, body, str(refusal))
         return
     publish_home(runtime, user)
+
+
+def share_review_clicked(ack: Ack, body: dict, runtime: Runtime) -> None:
+    """The Share button of a private /pql-review: post that week's review (and its chart) to the PQL channel.
+    A person's explicit click, so it goes straight to Slack rather than through the outbox."""
+    ack()
+    week = body["actions"][0]["value"]
+    with runtime.session() as session:
+        text, shown, chart = runtime.render_review(session, week, note=words("shared_by", user=body["user"]["id"]))
+    try:
+        channel, _ = runtime.gateway.post(runtime.settings.pql_alerts_channel, text, shown)
+        if chart is not None:
+            runtime.gateway.upload_file(channel, chart, title=words("title", label=week),
+                                        initial_comment=words("chart_comment", label=week))
+    finally:
+        if chart is not None:
+            Path(chart).unlink(missing_ok=True)
+    _tell(runtime, body, words("shared", label=week, channel=f"<#{channel}>"))

@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from bot.slack import actions, commands, home
+from bot.slack import actions, commands, home, manager
 from bot.slack.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -39,6 +39,7 @@ def build_app(runtime: Runtime, *, listener_executor: Executor | None = None) ->
     commands.register(app)
     actions.register(app)
     home.register(app)
+    manager.register(app)
     return app
 
 

@@ -10,7 +10,9 @@ import re
 from slack_bolt import Ack, App, Respond
 
 from bot import audit, leads
+from bot import review as reviews
 from bot.leads import Refused
+from bot.slack.blocks import esc
 from bot.slack.errors import guarded
 from bot.slack.ids import Command
 from bot.slack.runtime import Runtime
@@ -98,5 +100,16 @@ def why(session, pql) -> str:
 
 
 def review(ack: Ack, command: dict, respond: Respond, runtime: Runtime, body: dict) -> None:
+    """`/pql-review [this|last|2026-W45]`: the week's review, privately, with a button to share it."""
     ack()
-    respond(text="The weekly review isn't available in this version of pqlbot yet.", response_type="ephemeral")
+    asked = command.get("text", "").strip()
+    now, tz = runtime.now(), runtime.settings.tz
+    try:
+        period = reviews.parse_period(asked, today=now.astimezone(tz).date())
+    except ValueError:
+        respond(text=reviews.words("bad_week", text=esc(asked)), response_type="ephemeral")
+        return
+    with runtime.session() as session:
+        shown = reviews.for_settings(session, period, settings=runtime.settings, now=now)
+    text, blocks = reviews.blocks(shown, share=True, tz=tz)
+    respond(text=text, blocks=blocks, response_type="ephemeral")

@@ -9,6 +9,11 @@ connection failed, after the client's own retries) puts the notice back to pendi
 after MAX_ATTEMPTS it is failed for good. Then `refresh_alerts` edits every alert whose lead changed since
 it was rendered.
 
+A review notice (kind "review", text = the week, e.g. 2026-W45) is rendered when it is sent, like an alert,
+by a `render_review` callable: the blocks are posted to its target channel, the channel and ts are saved
+on the notice at once, and then the chart is uploaded. A failed upload is retried without posting the
+blocks again. Without a `render_review` a review notice waits (it is not an attempt).
+
 Where a crash can duplicate a post: between Slack accepting a message and the commit that records it. The
 notice is then left in "sending"; after LEASE it goes back to pending (`release_stale`) and is sent again.
 An alert re-checks its lead's `alert_ts` first, so only a crash in that narrow window duplicates one; a
@@ -26,6 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from http.client import HTTPException
+from pathlib import Path
 
 import sqlalchemy as sa
 from slack_sdk.errors import SlackApiError, SlackClientError
@@ -43,6 +49,9 @@ _PQLS = Pql.__table__
 
 #: Renders a lead's alert from the store: (fallback text, Block Kit blocks).
 RenderAlert = Callable[[Session, int], tuple[str, list | None]]
+#: Renders a week's review from the store: (fallback text, blocks, chart PNG path or None). The PNG is a
+#: temporary file: delivery removes it once uploaded.
+RenderReview = Callable[[Session, str], tuple[str, list | None, Path | str | None]]
 
 MAX_ATTEMPTS = 8
 FIRST_RETRY = timedelta(seconds=30)
@@ -87,7 +96,7 @@ def error_code(error: Exception) -> str:
 
 
 def deliver_due(engine: sa.Engine, gateway: Gateway, *, render_alert: RenderAlert, alerts_channel: str,
-                now: datetime, limit: int = 200) -> DeliveryReport:
+                now: datetime, limit: int = 200, render_review: RenderReview | None = None) -> DeliveryReport:
     """One delivery pass as of `now`; see the module docstring. Safe to run from several workers at once."""
     report = DeliveryReport()
     release_stale(engine, now=now)
@@ -99,7 +108,7 @@ def deliver_due(engine: sa.Engine, gateway: Gateway, *, render_alert: RenderAler
     for notice_id in due:
         try:
             outcome = _deliver(engine, gateway, notice_id, render_alert=render_alert,
-                               alerts_channel=alerts_channel, now=now)
+                               alerts_channel=alerts_channel, now=now, render_review=render_review)
         except Exception:  # a bug in one notice (say its rendering) must not hold up the rest
             log.exception("delivering notice %s failed unexpectedly", notice_id)
             outcome = "failed"
@@ -142,8 +151,9 @@ def _claim(engine: sa.Engine, notice_id: int, now: datetime) -> bool:
 
 
 def _deliver(engine: sa.Engine, gateway: Gateway, notice_id: int, *, render_alert: RenderAlert,
-             alerts_channel: str, now: datetime) -> str:
-    """Send one notice: "sent", "failed", "waiting" (a reply before its alert) or "skipped"."""
+             alerts_channel: str, now: datetime, render_review: RenderReview | None = None) -> str:
+    """Send one notice: "sent", "failed", "waiting" (a reply before its alert, a review with no renderer)
+    or "skipped"."""
     with store.session(engine) as session:
         notice = session.get(Notice, notice_id)
         if notice is None or notice.state != "pending":
@@ -152,13 +162,19 @@ def _deliver(engine: sa.Engine, gateway: Gateway, notice_id: int, *, render_aler
             pql = session.get(Pql, notice.pql_id) if notice.pql_id is not None else None
             if pql is None or pql.alert_ts is None:
                 return "waiting"  # not an attempt: it goes once the alert is up
+        if notice.kind == "review" and render_review is None:
+            log.warning("review notice %s waits: this deliverer has no render_review", notice_id)
+            return "waiting"
     if not _claim(engine, notice_id, now):
         return "skipped"
     try:
         if notice.kind == "alert":
             _send_alert(engine, gateway, notice, render_alert=render_alert, alerts_channel=alerts_channel, now=now)
             return "sent"
-        channel, ts = _send(engine, gateway, notice)
+        if notice.kind == "review":
+            channel, ts = _send_review(engine, gateway, notice, render_review)
+        else:
+            channel, ts = _send(engine, gateway, notice)
     except DELIVERY_ERRORS as error:
         _failed(engine, notice, error_code(error), now)
         return "failed"
@@ -182,6 +198,29 @@ def _send(engine: sa.Engine, gateway: Gateway, notice: Notice) -> tuple[str, str
     if notice.kind == "channel":
         return gateway.post(notice.target, text, blocks)
     raise ValueError(f"unknown notice kind {notice.kind!r}")
+
+
+def _send_review(engine: sa.Engine, gateway: Gateway, notice: Notice,
+                 render_review: RenderReview) -> tuple[str, str]:
+    """Post the review's blocks (unless an earlier attempt did), then upload its chart."""
+    from bot.review import words
+
+    with store.session(engine) as session:
+        text, blocks, chart = render_review(session, notice.text or "")
+    try:
+        if notice.ts is None:
+            channel, ts = gateway.post(notice.target, text, blocks)
+            with engine.begin() as connection:  # saved before the upload: a retry must not post it twice
+                connection.execute(sa.update(_NOTICES).where(_NOTICES.c.id == notice.id).values(channel=channel, ts=ts))
+        else:
+            channel, ts = notice.channel, notice.ts
+        if chart is not None:
+            gateway.upload_file(channel, chart, title=words("title", label=notice.text or ""),
+                                initial_comment=words("chart_comment", label=notice.text or ""))
+    finally:
+        if chart is not None:
+            Path(chart).unlink(missing_ok=True)
+    return channel, ts
 
 
 def _mark_sent(connection: sa.Connection, notice_id: int, channel: str, ts: str, now: datetime) -> None:
@@ -282,8 +321,9 @@ class Deliverer:
     claim queued a reply), and at least every `every` seconds. A failing pass is logged; the thread lives on."""
 
     def __init__(self, engine: sa.Engine, gateway: Gateway, *, render_alert: RenderAlert, alerts_channel: str,
-                 clock: Callable[[], datetime] = utc_now, every: float = EVERY_SECONDS, limit: int = 200) -> None:
-        self.engine, self.gateway, self.render_alert = engine, gateway, render_alert
+                 clock: Callable[[], datetime] = utc_now, every: float = EVERY_SECONDS, limit: int = 200,
+                 render_review: RenderReview | None = None) -> None:
+        self.engine, self.gateway, self.render_alert, self.render_review = engine, gateway, render_alert, render_review
         self.alerts_channel, self.clock, self.every, self.limit = alerts_channel, clock, every, limit
         self.last_report: DeliveryReport | None = None
         self.passes = 0
@@ -311,7 +351,8 @@ class Deliverer:
             full = False
             try:
                 report = deliver_due(self.engine, self.gateway, render_alert=self.render_alert,
-                                     alerts_channel=self.alerts_channel, now=self.clock(), limit=self.limit)
+                                     alerts_channel=self.alerts_channel, now=self.clock(), limit=self.limit,
+                                     render_review=self.render_review)
                 self.last_report = report
                 full = report.sent + report.failed >= self.limit
             except Exception:

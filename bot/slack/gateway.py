@@ -9,6 +9,7 @@ with a short exponential backoff. What still fails after that surfaces to the ca
 from __future__ import annotations
 
 import random
+from pathlib import Path
 from typing import Any
 
 from slack_sdk import WebClient
@@ -101,3 +102,12 @@ class Gateway:
     def publish_home(self, user: str, view: dict) -> dict:
         """Set `user`'s App Home tab."""
         return self.client.views_publish(user_id=user, view=view)["view"]
+
+    def upload_file(self, channel: str, path: str | Path, title: str, initial_comment: str | None = None) -> str:
+        """Share a file (say the review's chart) in a channel (the id Slack returned); returns the file id.
+        files_upload_v2 asks Slack for an upload URL, sends the bytes there, then completes the upload."""
+        path = Path(path)
+        response = self.client.files_upload_v2(channel=channel, file=str(path), filename=path.name, title=title,
+                                               initial_comment=initial_comment)
+        files = response.get("files") or []
+        return files[0].get("id", "") if files else ""

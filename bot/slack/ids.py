@@ -13,12 +13,18 @@ class Action(StrEnum):
     LOG_TOUCH = "pql-log-touch"
     SET_DISPOSITION = "pql-set-disposition"
     PAUSE = "rep-pause"  # App Home: pause / resume my assignments
+    REASSIGN = "pql-reassign"  # escalation DMs: the manager moves a lead (opens a modal)
+    CLAIM_FOR = "pql-claim-for"  # escalation DMs: the manager claims a lead for a rep (opens a modal)
+    RELEASE = "pql-release"  # stale-claim DMs: the manager takes a lead back to the pool
+    SHARE_REVIEW = "pql-share-review"  # a private /pql-review: post it to the PQL channel (value: the week)
 
 
 class View(StrEnum):
     DETAILS = "pql-details-modal"
     LOG_TOUCH = "pql-touch-modal"
     SET_DISPOSITION = "pql-disposition-modal"
+    REASSIGN = "pql-reassign-modal"
+    CLAIM_FOR = "pql-claim-for-modal"
 
 
 class Input(StrEnum):

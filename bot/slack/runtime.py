@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
 from sqlmodel import Session
 
@@ -39,3 +40,11 @@ class Runtime:
         from bot.slack import blocks
 
         return blocks.alert(self.lead(session, pql_id), now=self.now(), tz=self.settings.tz)
+
+    def render_review(self, session: Session, week: str, *, note: str | None = None,
+                      share: bool = False) -> tuple[str, list[dict], Path | None]:
+        """A review as Slack shows it: (text, blocks, chart PNG). `week` is 2026-W45, this, last or a range;
+        the PNG is a temporary file the caller removes."""
+        from bot import review
+
+        return review.render_review(session, week, settings=self.settings, now=self.now(), note=note, share=share)

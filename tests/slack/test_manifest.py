@@ -8,14 +8,17 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bot.slack import actions, commands, home
+from bot.slack import actions, commands, home, manager
 
 ROOT = Path(__file__).resolve().parents[2]
 MANIFEST = yaml.safe_load((ROOT / "manifest.yml").read_text())
 SCHEMA = ROOT.parent / "shared" / "slack" / "manifest.schema.1.0.0.json"
 #: The bot scope each Web API method pqlbot calls needs (views.* and auth.test need none).
 SCOPES = {"chat_postMessage": "chat:write", "chat_update": "chat:write", "chat_postEphemeral": "chat:write",
-          "conversations_open": "im:write", "views_open": None, "views_publish": None}
+          "conversations_open": "im:write", "views_open": None, "views_publish": None,
+          # files_upload_v2 calls files.getUploadURLExternal and files.completeUploadExternal itself.
+          "files_upload_v2": "files:write", "files_getUploadURLExternal": "files:write",
+          "files_completeUploadExternal": "files:write"}
 
 
 class Recorder:
@@ -34,7 +37,7 @@ class Recorder:
 @pytest.fixture(scope="module")
 def registered():
     recorder = Recorder()
-    for surface in (commands, actions, home):
+    for surface in (commands, actions, home, manager):
         surface.register(recorder)
     return recorder.registered
 

@@ -1,0 +1,305 @@
+"""Who gets a new PQL (seed 002, section 5): named-account owners first, then load-balanced round-robin
+within the daily cap and each rep's hours; what nobody can take waits in the queue, in priority order."""
+
+from __future__ import annotations
+
+import itertools
+import random
+from collections import Counter
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+from freezegun import freeze_time
+from sqlmodel import select
+
+from bot import audit, leads
+from bot.business_time import BusinessCalendar
+from bot.pipeline import Pipeline
+from bot.routing import Router
+from bot.store.models import Account, Assignment, Notice, Pql
+from tests.scoring.builders import NY, Trial
+
+THANKSGIVING = date(2026, 11, 26)
+CAL = BusinessCalendar(NY, holidays=frozenset({THANKSGIVING}))
+ANA, BEN, CY, BOSS = "U0ANA", "U0BEN", "U0CY", "U0BOSS"
+CAP = 5
+_users = itertools.count(1)
+
+
+def ny(*args) -> datetime:
+    return datetime(*args, tzinfo=NY)
+
+
+def now() -> datetime:
+    return datetime.now(UTC)  # frozen by freezegun at each step
+
+
+def trial(user: str, at: datetime, tier: str, domain: str | None) -> Trial:
+    """A trial that qualifies at `at` (the last signal a minute before) in `tier`: signed up the day before,
+    so every signal falls on two calendar days (no multi-day points, no hold)."""
+    local = at.astimezone(NY)
+    day_before = local - timedelta(days=1)
+    domain = domain or f"{user}.example.com"
+    t = Trial(user, email=f"{user}@{domain}", company=f"{user.title()} Inc", signup=day_before)
+    if tier == "fast_lane":
+        return t.add("demo_requested", local - timedelta(minutes=1))
+    t.add("activation_complete", day_before + timedelta(minutes=5))
+    t.add("invite_sent", day_before + timedelta(minutes=10), invitee_email=f"bo@{domain}")
+    if tier == "high":  # + billing views on two days: 8 points
+        t.add("page_view", day_before + timedelta(minutes=15), page_path="/pricing")
+        t.add("page_view", local - timedelta(minutes=2), page_path="/pricing")
+    return t.add("integration_connected", local - timedelta(minutes=1), integration_type="Snowflake")
+
+
+class Team:
+    """A store with a router over the team calendar, the roster, and the clock frozen at each step."""
+
+    def __init__(self, engine, roster: list[tuple[str, str | None, str | None]]) -> None:
+        self.reps = [rep for rep, _, _ in roster]
+        self.router = Router(CAL, cap=CAP, manager=BOSS)
+        self.pipeline = Pipeline(engine, tz=NY, router=self.router, clock=now)
+        with self.pipeline.session() as session, session.begin():
+            leads.sync_roster(session, roster, now=ny(2026, 10, 1, 9))
+
+    def lead(self, at: datetime, tier: str = "medium", domain: str | None = None) -> int:
+        user = f"u{next(_users)}"
+        with freeze_time(at):
+            done = self.pipeline.ingest(trial(user, at, tier, domain).events, at=at)
+        [pql_id] = done.rescored.triggered
+        assert self.pql(pql_id).tier == tier
+        return pql_id
+
+    def drain(self, at: datetime) -> list[tuple[int, str]]:
+        with freeze_time(at), self.pipeline.session() as session, session.begin():
+            return self.router.drain(session, now=now())
+
+    def pause(self, rep: str, paused: bool = True, *, at: datetime) -> None:
+        with self.pipeline.session() as session, session.begin():
+            leads.set_paused(session, rep, paused, now=at)
+
+    def close(self, pql_id: int, *, at: datetime) -> None:
+        """The assigned rep claims the lead and sets a disposition: it no longer counts as active."""
+        with self.pipeline.session() as session, session.begin():
+            pql = session.get(Pql, pql_id)
+            who = leads.actor(session, pql.rep_id, manager=BOSS)
+            leads.claim(session, pql, who, now=at, tz=NY, cap=CAP)
+            leads.set_disposition(session, pql, who, disposition="nurture", reason=None, now=at)
+
+    def own(self, domain: str, rep: str) -> None:
+        with self.pipeline.session() as session, session.begin():
+            session.merge(Account(domain=domain, owner_rep_id=rep))
+
+    def pql(self, pql_id: int) -> Pql:
+        with self.pipeline.session() as session:
+            return session.get(Pql, pql_id)
+
+    def rep_of(self, pql_id: int) -> str | None:
+        return self.pql(pql_id).rep_id
+
+    def assignments(self) -> list[Assignment]:
+        with self.pipeline.session() as session:
+            return list(session.exec(select(Assignment).order_by(Assignment.id)))
+
+    def notices(self, kind: str | None = None) -> list[Notice]:
+        with self.pipeline.session() as session:
+            return [n for n in session.exec(select(Notice).order_by(Notice.id)) if kind in (None, n.kind)]
+
+    def audit(self, pql_id: int, action: str) -> list[dict]:
+        with self.pipeline.session() as session:
+            return [e.detail for e in audit.trail(session, pql_id=pql_id) if e.action == action]
+
+
+@pytest.fixture
+def two(engine) -> Team:
+    return Team(engine, [(ANA, "Ana Ruiz", None), (BEN, "Ben Okafor", None)])
+
+
+def spread(values: Counter, reps: list[str]) -> int:
+    counts = [values.get(rep, 0) for rep in reps]
+    return max(counts) - min(counts)
+
+
+# Round-robin and load balancing ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("size", [2, 3])
+def test_over_a_week_of_four_leads_a_day_every_rep_is_within_one_lead_of_the_others_in_total_and_per_tier(
+        engine, size):
+    team = Team(engine, [(ANA, "Ana Ruiz", None), (BEN, "Ben Okafor", None), (CY, "Cy Park", None)][:size])
+    tiers = iter(random.Random(2).choices(["medium", "high", "fast_lane"], weights=[6, 3, 1], k=20))
+    given = {}
+    for day in range(9, 14):  # Monday 9 to Friday 13 November 2026
+        for hour, minute in [(9, 40), (11, 15), (14, 5), (16, 50)]:
+            tier = next(tiers)
+            given[team.lead(ny(2026, 11, day, hour, minute), tier)] = tier
+    owners = {pql_id: team.rep_of(pql_id) for pql_id in given}
+    assert None not in owners.values()
+    assert spread(Counter(owners.values()), team.reps) <= 1
+    # Load comes first (seed 002), so a lead that must go to the lighter rep goes there whatever its tier:
+    # with three reps a tier can end the week 2 apart (no rule keeps every tier and the total within 1).
+    # The pilot's two reps stay within 1 on this week.
+    allowed = 1 if size == 2 else 2
+    for tier in ("medium", "high", "fast_lane"):
+        of_tier = Counter(rep for pql_id, rep in owners.items() if given[pql_id] == tier)
+        assert spread(of_tier, team.reps) <= allowed, (tier, of_tier)
+    assert {a.reason for a in team.assignments()} == {"round_robin"}
+
+
+def test_the_rep_with_fewer_active_leads_gets_the_next_one(two):
+    monday = [two.lead(ny(2026, 11, 9, 9, 10 + 5 * n)) for n in range(10)]
+    assert Counter(map(two.rep_of, monday)) == {ANA: 5, BEN: 5}
+    for pql_id in [p for p in monday if two.rep_of(p) == BEN][:3]:
+        two.close(pql_id, at=ny(2026, 11, 9, 16))
+    # Tuesday: Ana has 5 active leads and Ben 2, as in the seed's example: Ben gets leads until they are even.
+    tuesday = [two.lead(ny(2026, 11, 10, 10, 5 * n)) for n in range(4)]
+    assert list(map(two.rep_of, tuesday)) == [BEN, BEN, BEN, ANA]
+
+
+def test_paused_reps_are_skipped(two):
+    two.pause(ANA, at=ny(2026, 11, 9, 8))
+    given = [two.lead(ny(2026, 11, 9, 10, n)) for n in range(3)]
+    assert list(map(two.rep_of, given)) == [BEN, BEN, BEN]
+
+
+def test_a_rep_with_a_timezone_of_their_own_is_skipped_outside_their_hours(engine):
+    team = Team(engine, [(ANA, "Ana Ruiz", None), (BEN, "Ben Okafor", "Europe/Berlin")])
+    late = [team.lead(ny(2026, 11, 10, 15, n)) for n in range(3)]  # 21:00 in Berlin
+    assert list(map(team.rep_of, late)) == [ANA, ANA, ANA]
+    morning = team.lead(ny(2026, 11, 11, 10))  # 16:00 in Berlin: Ben is in and has fewer leads
+    assert team.rep_of(morning) == BEN
+
+
+def test_high_and_fast_lane_leads_alternate_between_equally_loaded_reps(two):
+    # Each high (then fast-lane) lead arrives when both reps are equally loaded: by load and round-robin
+    # alone, every one of them would go to the same rep; the count of the tier this week spreads them.
+    days = {10: ["high", "medium"] * 4, 11: ["fast_lane", "medium"] * 4}
+    given = [(two.lead(ny(2026, 11, day, 9 + n, 30), tier), tier) for day, tiers in days.items()
+             for n, tier in enumerate(tiers)]
+    for tier, each in (("high", 2), ("fast_lane", 2), ("medium", 4)):
+        assert Counter(two.rep_of(p) for p, t in given if t == tier) == {ANA: each, BEN: each}, tier
+
+
+# The daily cap and the queue ---------------------------------------------------------------------------
+
+
+def test_the_cap_counts_the_new_york_day_and_what_waits_goes_out_when_business_opens(two):
+    thursday = [two.lead(ny(2026, 11, 12, 10, 5 * n)) for n in range(10)]
+    assert Counter(map(two.rep_of, thursday)) == {ANA: 5, BEN: 5}
+    # 23:30 in New York is already Friday in UTC, but it is still Thursday for the cap: it waits.
+    sixth = two.lead(ny(2026, 11, 12, 23, 30))
+    assert two.pql(sixth).state == "queued" and two.rep_of(sixth) is None
+    # Just after midnight the caps are clear, but the queue is first in line: the newcomer waits behind it.
+    newcomer = two.lead(ny(2026, 11, 13, 0, 5))
+    assert two.pql(newcomer).state == "queued"
+    assert two.drain(ny(2026, 11, 13, 0, 5)) == [] and two.drain(ny(2026, 11, 13, 8, 59)) == []
+    opening = ny(2026, 11, 13, 9, 0)
+    given = two.drain(opening)
+    assert [pql_id for pql_id, _ in given] == [sixth, newcomer]
+    assert {rep for _, rep in given} == {ANA, BEN}
+    for pql_id in (sixth, newcomer):
+        pql = two.pql(pql_id)
+        assert (pql.state, pql.assigned_at) == ("assigned", opening)
+    assert [a.reason for a in two.assignments()][-2:] == ["queue", "queue"]
+
+
+def test_the_queue_is_shared_out_at_the_next_business_days_start_fast_lane_then_high_then_medium_then_oldest(
+        engine):
+    team = Team(engine, [(ANA, "Ana Ruiz", None)])
+    friday = [team.lead(ny(2026, 11, 13, 9, 5 * n)) for n in range(CAP)]
+    assert set(map(team.rep_of, friday)) == {ANA}
+    waiting = {name: team.lead(ny(2026, 11, 13, hour), tier) for name, hour, tier in [
+        ("m1", 10, "medium"), ("h1", 11, "high"), ("f1", 12, "fast_lane"), ("m2", 13, "medium"),
+        ("h2", 14, "high"), ("m3", 15, "medium"), ("f2", 16, "fast_lane")]}
+    assert {team.pql(p).state for p in waiting.values()} == {"queued"}
+    assert team.drain(ny(2026, 11, 14, 10)) == []  # Saturday: closed
+    monday = team.drain(ny(2026, 11, 16, 9))
+    assert [p for p, _ in monday] == [waiting[n] for n in ("f1", "f2", "h1", "h2", "m1")]
+    assert team.pql(waiting["m2"]).state == team.pql(waiting["m3"]).state == "queued"  # the cap holds
+    tuesday = team.drain(ny(2026, 11, 17, 9))
+    assert [p for p, _ in tuesday] == [waiting["m2"], waiting["m3"]]
+
+
+def test_a_rep_back_from_a_pause_is_not_flooded_the_cap_holds_and_the_queue_is_shared(two):
+    two.pause(ANA, at=ny(2026, 11, 9, 8))
+    monday = [two.lead(ny(2026, 11, 9, 9 + n // 4, 10 * (n % 4))) for n in range(12)]
+    assert Counter(map(two.rep_of, monday)) == {BEN: 5, None: 7}
+    two.pause(ANA, False, at=ny(2026, 11, 9, 16))
+    back = two.drain(ny(2026, 11, 9, 16))
+    assert Counter(rep for _, rep in back) == {ANA: CAP}  # not all seven
+    assert len(two.drain(ny(2026, 11, 9, 17))) == 0
+    tuesday = two.drain(ny(2026, 11, 10, 9))
+    assert Counter(rep for _, rep in tuesday) == {ANA: 1, BEN: 1}
+
+
+def test_when_every_rep_is_paused_the_lead_waits_the_manager_is_told_once_and_nothing_is_assigned(two):
+    two.pause(ANA, at=ny(2026, 11, 9, 8))
+    two.pause(BEN, at=ny(2026, 11, 9, 8))
+    pql_id = two.lead(ny(2026, 11, 9, 10))
+    two.drain(ny(2026, 11, 9, 10, 1))
+    two.drain(ny(2026, 11, 9, 11))
+    pql = two.pql(pql_id)
+    assert (pql.state, pql.rep_id) == ("queued", None)
+    assert two.assignments() == []
+    [dm] = two.notices("dm")
+    assert dm.target == BOSS and f"PQL-{pql_id}" in dm.text and "every rep is paused" in dm.text
+    assert two.audit(pql_id, "pql_queued")[0]["why"] == "every rep is paused"
+
+
+def test_the_assigned_rep_gets_a_dm_and_the_audit_says_why(two):
+    pql_id = two.lead(ny(2026, 11, 9, 10))
+    [dm] = two.notices("dm")
+    assert dm.target == two.rep_of(pql_id) == ANA and f"PQL-{pql_id}" in dm.text
+    [assigned] = two.audit(pql_id, "pql_assigned")
+    assert assigned["rep"] == ANA and assigned["reason"] == "round_robin"
+    assert assigned["why"].startswith("round-robin: fewest active leads (0)")
+
+
+# The named-account override ----------------------------------------------------------------------------
+
+
+def test_a_named_accounts_lead_goes_to_its_owner_even_past_the_cap(two):
+    two.own("bigco.com", ANA)
+    bigco = [two.lead(ny(2026, 11, 9, 9, 10 * n), domain="bigco.com") for n in range(CAP + 1)]
+    assert set(map(two.rep_of, bigco)) == {ANA}
+    assert {a.reason for a in two.assignments()} == {"override"}
+    assert two.audit(bigco[-1], "pql_assigned")[0]["why"] == "named account owner"
+    assert two.rep_of(two.lead(ny(2026, 11, 9, 11))) == BEN  # Ana is over the cap for everyone else
+
+
+def test_a_paused_owners_account_falls_back_to_round_robin(two):
+    two.own("bigco.com", ANA)
+    two.pause(ANA, at=ny(2026, 11, 9, 8))
+    pql_id = two.lead(ny(2026, 11, 9, 10), domain="bigco.com")
+    assert two.rep_of(pql_id) == BEN
+    assert two.assignments()[-1].reason == "round_robin"
+
+
+# SLA due times -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("recorded", "tier", "due"), [
+    (ny(2026, 11, 13, 17, 30), "medium", ny(2026, 11, 16, 12, 30)),  # 30 min on Friday + 3.5 h on Monday
+    (ny(2026, 11, 13, 17, 30), "high", ny(2026, 11, 16, 10, 30)),
+    (ny(2026, 11, 13, 17, 30), "fast_lane", ny(2026, 11, 16, 9, 30)),
+    (ny(2026, 11, 14, 11, 0), "medium", ny(2026, 11, 16, 13, 0)),  # Saturday: the clock starts Monday
+    (ny(2026, 10, 30, 17, 0), "high", ny(2026, 11, 2, 10, 0)),  # clocks fell back on Sunday 1 November
+    (ny(2026, 3, 6, 17, 0), "medium", ny(2026, 3, 9, 12, 0)),  # and went forward on Sunday 8 March
+    (ny(2026, 11, 25, 16, 0), "medium", ny(2026, 11, 27, 11, 0)),  # Thanksgiving is skipped
+])
+def test_the_sla_clock_runs_in_business_hours_across_weekends_dst_and_holidays(two, recorded, tier, due):
+    pql = two.pql(two.lead(recorded, tier))
+    assert pql.sla_due_at == due
+    assert pql.sla_due_at.astimezone(NY).hour == due.hour  # the wall clock, on either side of a DST change
+
+
+def test_weekend_leads_wait_for_monday_and_count_against_mondays_cap(two):
+    weekend = [two.lead(ny(2026, 11, 7, 11, n)) for n in range(8)]  # Saturday
+    assert all(two.rep_of(pql_id) is None for pql_id in weekend)
+    assert "outside business hours" in two.audit(weekend[0], "pql_queued")[0]["why"]
+    two.drain(ny(2026, 11, 8, 12, 0))  # Sunday: still closed
+    assert all(two.rep_of(pql_id) is None for pql_id in weekend)
+    two.drain(ny(2026, 11, 9, 9, 0))  # Monday's opening shares them out
+    given = Counter(two.rep_of(pql_id) for pql_id in weekend)
+    assert given == {ANA: 4, BEN: 4}
+    monday = [two.lead(ny(2026, 11, 9, 10, n)) for n in range(3)]
+    assert Counter(two.rep_of(pql_id) for pql_id in monday) == {ANA: 1, BEN: 1, None: 1}  # 5 each: the cap
