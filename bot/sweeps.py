@@ -3,14 +3,27 @@ one twice for the same minute, after a restart or in two processes changes nothi
 owes has a unique outbox key, and every state change is a conditional update.
 
 `run_due` runs them all once, in order; `pqlbot tick` and the scheduler both call it.
+
+Two at once: one step runs in one place at a time. On PostgreSQL each step runs while holding a
+transaction-scoped advisory lock of its own (`pg_try_advisory_xact_lock`), so when two processes (two
+`pqlbot serve`, or serve and a `pqlbot tick`) sweep the same minute, the second skips the steps the first
+is running: some work has no key to guard it (the queue drain hands a waiting lead to a rep, and two
+drains at once would hand it out twice). A skipped step is reported as 0 and the next minute's sweep
+catches up on whatever is still due. On SQLite the lock is a thread lock in this process: a SQLite store
+is meant for one process, so run one `pqlbot serve` (or cron `pqlbot tick` without a serve) on it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
+
+import sqlalchemy as sa
 
 from bot.pipeline import Pipeline
 from bot.routing import Router
@@ -33,11 +46,44 @@ class Sweeps:
         done = {}
         for name, step in self.steps or default_steps():
             try:
-                done[name] = step(self, now)
+                with exclusive(self.pipeline.engine, name) as mine:
+                    if not mine:
+                        log.info("sweep %s is running elsewhere; skipped", name)
+                        done[name] = 0
+                        continue
+                    done[name] = step(self, now)
             except Exception:  # noqa: BLE001 (a sweep's failure must not stop the next one)
                 log.exception("sweep %s failed", name)
                 done[name] = -1
         return done
+
+
+_LOCAL: dict[tuple[str, str], threading.Lock] = {}
+_LOCAL_GUARD = threading.Lock()
+
+
+def lock_key(name: str) -> int:
+    """The advisory lock id of a sweep step: a stable signed 64-bit number from its name."""
+    return int.from_bytes(hashlib.sha256(f"pqlbot-sweep:{name}".encode()).digest()[:8], "big", signed=True)
+
+
+@contextmanager
+def exclusive(engine: sa.Engine, name: str) -> Iterator[bool]:
+    """Whether this caller may run step `name` now (True), held until the block ends; False when someone
+    else is running it. See the module docstring."""
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as connection, connection.begin():  # the lock ends with this transaction
+            yield bool(connection.scalar(sa.select(sa.func.pg_try_advisory_xact_lock(lock_key(name)))))
+        return
+    with _LOCAL_GUARD:
+        lock = _LOCAL.setdefault((engine.url.render_as_string(hide_password=True), name), threading.Lock())
+    if not lock.acquire(blocking=False):
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        lock.release()
 
 
 def rescore(sweeps: Sweeps, now: datetime) -> int:

@@ -5,10 +5,15 @@
         ...
         assert len(slack.posted("C0ALERTS")) == 1
 
-It answers the methods pqlbot uses the way Slack does (ids, ts, `ok`/`error`), records every request as a
+It answers the methods pqlbot uses the way Slack does (ids, ts, `ok`/`error`, message `metadata`,
+`conversations.history`/`conversations.replies` with `oldest` and paging), records every request as a
 `Call` in `.calls` (failed attempts too), keeps what was posted per channel in `.history(channel)`, and
 injects faults on demand: `.fail_next(...)` for the next requests to a method and `.fail_ratio(...)` for a
 deterministic share of all requests. It only ever listens on 127.0.0.1.
+
+A dropped connection comes in the two kinds real Slack has: dropped before Slack acted (nothing happened,
+`fail_next(..., drop=True)`) and dropped after it acted (the message is posted, the answer is lost,
+`fail_next(..., drop=True, after=True)`). `fail_ratio` mixes both with 429s and 500s.
 """
 
 from __future__ import annotations
@@ -21,8 +26,9 @@ import socket
 import threading
 import time
 from collections import defaultdict, deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
 from email.parser import BytesParser
 from email.policy import HTTP
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -39,7 +45,7 @@ _JSON_FIELDS = {"blocks", "attachments", "view", "files", "metadata"}
 METHODS = frozenset({
     "auth.test", "chat.postMessage", "chat.update", "chat.postEphemeral", "views.open", "views.push",
     "views.update", "views.publish", "conversations.open", "users.info", "files.getUploadURLExternal",
-    "files.completeUploadExternal",
+    "files.completeUploadExternal", "conversations.history", "conversations.replies",
 })
 DROP = 0  # the status a Call records when the connection was closed without an answer
 
@@ -52,7 +58,8 @@ class Call:
     params: dict[str, Any]
     headers: dict[str, str]
     status: int = 200  # what the stand-in answered; DROP (0) when it closed the socket instead
-    response: dict | None = None
+    response: dict | None = None  # for a drop after processing: the answer the caller never got
+    processed: bool = False  # Slack acted on it (answered 200, or acted and then dropped the connection)
 
     @property
     def ok(self) -> bool:
@@ -72,6 +79,8 @@ class Fault:
     status: int = 429  # 429 answers with Retry-After; any other status answers with that status
     retry_after: int = 1
     drop: bool = False  # close the socket without answering
+    after: bool = False  # with drop: act on the request first (post the message), then drop
+    error: str | None = None  # answer 200 {"ok": false, "error": error} instead (say "missing_scope")
 
 
 @dataclass
@@ -83,13 +92,16 @@ class Message:
     thread_ts: str | None = None
     user: str | None = None  # set for ephemeral messages: who sees it
     edits: list[dict] = field(default_factory=list)  # earlier (text, blocks) pairs, oldest first
+    metadata: dict | None = None  # {"event_type": ..., "event_payload": {...}} as posted
 
-    def as_slack(self) -> dict:
+    def as_slack(self, *, metadata: bool = True) -> dict:
         message = {"type": "message", "user": BOT_USER, "bot_id": BOT_ID, "ts": self.ts, "text": self.text or ""}
         if self.blocks:
             message["blocks"] = self.blocks
         if self.thread_ts:
             message["thread_ts"] = self.thread_ts
+        if self.metadata and metadata:
+            message["metadata"] = self.metadata
         return message
 
 
@@ -106,6 +118,12 @@ class SlackStandIn:
         self.users: dict[str, str] = {}
         #: Seconds each API answer takes (widens race windows in concurrency tests).
         self.latency = 0.0
+        #: Where message ts come from: None for a counter from 1700000000 (stable ids), or a function
+        #: returning epoch seconds (a test's clock), so `oldest`/`latest` filters mean what they say.
+        self.clock: Callable[[], float] | None = None
+        #: Called with each request Slack has acted on, after acting and before answering, outside the lock:
+        #: a test can block in it to hold the answer back (say, to kill the caller while it waits).
+        self.on_answer: Callable[[Call], None] | None = None
         self.calls: list[Call] = []
         self.responses: list[dict] = []  # what handlers said through response_url (at /respond/...)
         self.messages: dict[str, list[Message]] = defaultdict(list)
@@ -114,6 +132,7 @@ class SlackStandIn:
         self._faults: dict[str, deque[Fault]] = defaultdict(deque)
         self._chaos: tuple[float, random.Random, int] | None = None
         self._ts = itertools.count(1)
+        self._last_ts = Decimal(0)
         self._ids = itertools.count(1)
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self._server.daemon_threads = True
@@ -140,15 +159,18 @@ class SlackStandIn:
     # -- fault injection -------------------------------------------------------------------------------
 
     def fail_next(self, method: str, times: int = 1, status: int = 429, retry_after: int = 1, *,
-                  drop: bool = False) -> None:
+                  drop: bool = False, after: bool = False, error: str | None = None) -> None:
         """The next `times` requests to `method` ("*" for any) fail: 429 + Retry-After, another status
-        (500, 503...), or with `drop=True` a connection closed without an answer."""
+        (500, 503...), with `drop=True` a connection closed without an answer (with `after=True` too, once
+        Slack has acted on the request: the message is posted, the answer lost), or with `error` Slack's
+        refusal (200, ok false)."""
         with self._lock:
-            self._faults[method].extend([Fault(status, retry_after, drop)] * times)
+            self._faults[method].extend([Fault(status, retry_after, drop, after, error)] * times)
 
     def fail_ratio(self, ratio: float, seed: int = 0, *, retry_after: int = 0) -> None:
-        """From now on a deterministic `ratio` of requests (same seed, same sequence) fails with a mix of
-        429s, 500s and dropped connections. `fail_ratio(0)` turns it off."""
+        """From now on a deterministic `ratio` of requests (same seed, same sequence) fails with an even mix
+        of 429s (Retry-After drawn from 0..`retry_after`), 500s, connections dropped before Slack acts and
+        connections dropped after it acted. `fail_ratio(0)` turns it off."""
         with self._lock:
             self._chaos = (ratio, random.Random(seed), retry_after) if ratio > 0 else None
 
@@ -166,7 +188,8 @@ class SlackStandIn:
             if self._chaos is not None:
                 ratio, rng, retry_after = self._chaos
                 if rng.random() < ratio:
-                    return rng.choice([Fault(429, retry_after), Fault(500), Fault(drop=True)])
+                    return rng.choice([Fault(429, rng.randint(0, retry_after)), Fault(500), Fault(drop=True),
+                                       Fault(drop=True, after=True)])
         return None
 
     # -- what happened -----------------------------------------------------------------------------------
@@ -202,8 +225,12 @@ class SlackStandIn:
         return channel
 
     def _next_ts(self) -> str:
-        n = next(self._ts) * 100
-        return f"{1_700_000_000 + n // 1_000_000}.{n % 1_000_000:06d}"
+        if self.clock is None:
+            n = next(self._ts) * 100
+            return f"{1_700_000_000 + n // 1_000_000}.{n % 1_000_000:06d}"
+        # Unique and increasing, as Slack's are within a channel, even when the clock stands still.
+        self._last_ts = max(Decimal(f"{self.clock():.6f}"), self._last_ts + Decimal("0.000100"))
+        return f"{self._last_ts:.6f}"
 
     def _next_id(self, prefix: str) -> str:
         return f"{prefix}{next(self._ids):08d}"
@@ -231,9 +258,71 @@ class SlackStandIn:
         if not p.get("text") and not p.get("blocks"):
             return {"ok": False, "error": "no_text"}
         channel = self.channel_id(p["channel"])
-        message = Message(channel, self._next_ts(), p.get("text"), p.get("blocks"), p.get("thread_ts") or None)
+        metadata = p.get("metadata")
+        if metadata is not None and not (isinstance(metadata, dict) and metadata.get("event_type")
+                                         and isinstance(metadata.get("event_payload"), dict)):
+            return {"ok": False, "error": "invalid_metadata_format"}
+        message = Message(channel, self._next_ts(), p.get("text"), p.get("blocks"), p.get("thread_ts") or None,
+                          metadata=metadata)
         self.messages[channel].append(message)
         return {"ok": True, "channel": channel, "ts": message.ts, "message": message.as_slack()}
+
+    @staticmethod
+    def _stamp(p: dict, name: str) -> Decimal | None:
+        value = p.get(name)
+        if value in (None, ""):
+            return None
+        try:
+            return Decimal(str(value))
+        except InvalidOperation:
+            return Decimal(-1)
+
+    def _page(self, found: list[Message], p: dict) -> dict:
+        """Slack's reading of oldest/latest/inclusive/limit/cursor/include_all_metadata over `found`."""
+        oldest, latest = self._stamp(p, "oldest"), self._stamp(p, "latest")
+        if Decimal(-1) in (oldest, latest):
+            return {"ok": False, "error": "invalid_ts_oldest" if oldest == Decimal(-1) else "invalid_ts_latest"}
+        inclusive = str(p.get("inclusive", "")).lower() in ("1", "true")
+
+        def within(message: Message) -> bool:
+            ts = Decimal(message.ts)
+            if oldest is not None and (ts < oldest or (ts == oldest and not inclusive)):
+                return False
+            return latest is None or ts < latest or (ts == latest and inclusive)
+
+        found = [m for m in found if within(m)]
+        limit = min(max(int(p.get("limit") or 100), 1), 999)
+        cursor = str(p.get("cursor") or "")
+        start = int(cursor.removeprefix("next:")) if cursor.startswith("next:") else 0
+        page = found[start:start + limit]
+        more = start + limit < len(found)
+        metadata = str(p.get("include_all_metadata", "")).lower() in ("1", "true")
+        return {"ok": True, "messages": [m.as_slack(metadata=metadata) for m in page], "has_more": more,
+                "response_metadata": {"next_cursor": f"next:{start + limit}" if more else ""}}
+
+    def _conversations_history(self, p: dict) -> dict:
+        """Top-level messages of a channel, newest first. Like Slack, it takes channel ids only."""
+        channel = p.get("channel") or ""
+        if not channel or channel.startswith("#"):
+            return {"ok": False, "error": "channel_not_found"}
+        top = [m for m in self.messages.get(channel, []) if m.thread_ts is None and m.user is None]
+        return self._page(sorted(top, key=lambda m: Decimal(m.ts), reverse=True), p)
+
+    def _conversations_replies(self, p: dict) -> dict:
+        """A thread, its parent first, then the replies oldest first."""
+        channel = p.get("channel") or ""
+        if not channel or channel.startswith("#"):
+            return {"ok": False, "error": "channel_not_found"}
+        parent = self._find(channel, p.get("ts") or "")
+        if parent is None:
+            return {"ok": False, "error": "thread_not_found"}
+        replies = sorted((m for m in self.messages.get(channel, []) if m.thread_ts == parent.ts and m.user is None),
+                         key=lambda m: Decimal(m.ts))
+        answer = self._page(replies, p)
+        if answer["ok"]:
+            metadata = str(p.get("include_all_metadata", "")).lower() in ("1", "true")
+            answer["messages"].insert(0, parent.as_slack(metadata=metadata))
+        return answer
 
     def _chat_update(self, p: dict) -> dict:
         channel = self.channel_id(p.get("channel") or "")
@@ -367,13 +456,16 @@ def _handler(standin: SlackStandIn) -> type[BaseHTTPRequestHandler]:
 
         def _send(self, status: int, payload: dict | None, headers: dict[str, str] | None = None) -> None:
             data = json.dumps(payload).encode() if payload is not None else b""
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json; charset=utf-8")
-            self.send_header("Content-Length", str(len(data)))
-            for name, value in (headers or {}).items():
-                self.send_header(name, value)
-            self.end_headers()
-            self.wfile.write(data)
+            try:
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json; charset=utf-8")
+                self.send_header("Content-Length", str(len(data)))
+                for name, value in (headers or {}).items():
+                    self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(data)
+            except OSError:  # the caller is gone (killed, or timed out): nobody reads this answer
+                self.close_connection = True
 
         def _drop(self) -> None:
             self.close_connection = True
@@ -415,8 +507,17 @@ def _handler(standin: SlackStandIn) -> type[BaseHTTPRequestHandler]:
             if fault is not None and fault.drop:
                 call.status = DROP
                 with standin._lock:
+                    if fault.after:  # Slack acted; the answer is lost on the way back
+                        call.response = standin.answer(method, call.params, call.token)
+                        call.processed = True
                     standin.calls.append(call)
                 self._drop()
+                return
+            if fault is not None and fault.error:
+                call.response = {"ok": False, "error": fault.error}
+                with standin._lock:
+                    standin.calls.append(call)
+                self._send(200, call.response)
                 return
             if fault is not None:
                 call.status = fault.status
@@ -428,7 +529,10 @@ def _handler(standin: SlackStandIn) -> type[BaseHTTPRequestHandler]:
                 return
             with standin._lock:
                 call.response = standin.answer(method, call.params, call.token)
+                call.processed = True
                 standin.calls.append(call)
+            if standin.on_answer is not None:
+                standin.on_answer(call)
             self._send(200, call.response)
 
         do_POST = do_PUT = do_GET = _serve
