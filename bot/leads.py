@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, tzinfo
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, select
 
 from bot import audit, outbox
@@ -46,12 +47,15 @@ def actor(session: Session, user_id: str, *, manager: str | None) -> Actor:
 def sync_roster(session: Session, roster: list[tuple[str, str | None, str | None]], *, now: datetime) -> None:
     """Make the reps table match PQL_REPS: add newcomers, keep pauses, take leavers off the roster."""
     listed = {user_id for user_id, _, _ in roster}
+    connection = session.connection()
+    module = postgresql if connection.dialect.name == "postgresql" else sqlite
     for user_id, name, zone in roster:
+        # Two processes starting together both see an empty table: let the second insert be a no-op.
+        connection.execute(module.insert(Rep.__table__).values(
+            id=user_id, name=name, timezone=zone, on_roster=True, paused=False, created_at=now,
+        ).on_conflict_do_nothing(index_elements=["id"]))
         rep = session.get(Rep, user_id)
-        if rep is None:
-            session.add(Rep(id=user_id, name=name, timezone=zone, created_at=now))
-        else:
-            rep.on_roster, rep.name, rep.timezone = True, name or rep.name, zone or rep.timezone
+        rep.on_roster, rep.name, rep.timezone = True, name or rep.name, zone or rep.timezone
     for rep in session.exec(select(Rep).where(Rep.on_roster)):
         if rep.id not in listed:
             rep.on_roster = False
