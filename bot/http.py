@@ -7,7 +7,9 @@
   others are rejected; the answer is then 400 listing each rejected call by index with its reason.
   Segment does not retry a 400, so those calls are dropped upstream; resending the fixed batch is
   safe because stored calls come back as duplicates (messageId is the idempotency key).
-- A store failure answers 503 so the sender (Segment) retries; bad input never becomes a 500.
+- A store failure answers 503 so the sender (Segment) retries; bad input never becomes a 500, nor a 503:
+  a call the store could not keep (a NUL character, a value longer than its column, a time near the
+  calendar's ends) is rejected as bad input, or Segment would retry it, and the batch around it, forever.
 - Logs carry counts only: event contents hold emails, and the token must never reach a log.
 """
 
@@ -18,6 +20,7 @@ import binascii
 import hmac
 import logging
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 import orjson
 import sqlalchemy as sa
@@ -29,7 +32,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from bot.pipeline import Pipeline
-from scoring.events import EventError, parse_event
+from bot.store.models import EventRecord, TrialUser
+from scoring.events import SIGNUP, Event, EventError, parse_event
 
 log = logging.getLogger(__name__)
 MAX_BODY = 1024 * 1024
@@ -82,12 +86,60 @@ def _json(body: bytes) -> object:
         raise Rejected("body is not valid JSON") from None
 
 
+#: Times the scorer can move a few days either way from without leaving the calendar (year 1 to 9999).
+EARLIEST, LATEST = datetime(1900, 1, 1, tzinfo=UTC), datetime(2200, 1, 1, tzinfo=UTC)
+#: Text columns a call's values land in, and their lengths (a longer value is a DataError on PostgreSQL).
+_LIMITS = {"userId": EventRecord.__table__.c.user_id.type.length, "event": EventRecord.__table__.c.name.type.length}
+_EMAIL_MAX, _DOMAIN_MAX = TrialUser.__table__.c.email.type.length, TrialUser.__table__.c.domain.type.length
+_INT_MAX = 2**31 - 1  # trial_users.company_size is an INTEGER
+
+
+def _has_nul(value: object) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list | tuple):  # an Event is a tuple too
+        return any(_has_nul(v) for v in value)
+    return False
+
+
+def _event(call: dict, pipeline: Pipeline) -> Event:
+    """One call as an Event the store can keep, else EventError with the reason."""
+    try:
+        event = parse_event(call, pipeline.rules)
+    except OverflowError:  # an offset that pushes a time past year 1 or 9999 when converted to UTC
+        raise EventError("timestamp: is out of range") from None
+    if _has_nul(event):
+        raise EventError("contains a NUL character (\\u0000), which the store cannot keep")
+    for field, value in (("userId", event.user_id), ("event", event.name)):
+        if len(value) > _LIMITS[field]:
+            raise EventError(f"{field}: is longer than {_LIMITS[field]} characters")
+    if not EARLIEST <= event.at < LATEST:
+        raise EventError(f"timestamp: must be between {EARLIEST.year} and {LATEST.year}")
+    if event.name == SIGNUP:
+        props = event.props
+        if len(props["email"]) > _EMAIL_MAX or len(props["email"].rsplit("@", 1)[-1]) > _DOMAIN_MAX:
+            raise EventError(f"properties.email: is longer than {_EMAIL_MAX} characters (or its domain than "
+                             f"{_DOMAIN_MAX})")
+        if props.get("company_size") is not None and props["company_size"] > _INT_MAX:
+            raise EventError(f"properties.company_size: must be at most {_INT_MAX}")
+        if ends := props.get("trial_ends_at"):
+            try:
+                in_range = EARLIEST <= datetime.fromisoformat(ends) < LATEST
+            except (ValueError, OverflowError):
+                in_range = False
+            if not in_range:
+                raise EventError(f"properties.trial_ends_at: must be between {EARLIEST.year} and {LATEST.year}")
+    return event
+
+
 def _track(pipeline: Pipeline, body: bytes) -> tuple[dict, dict]:
     call = _json(body)
     if not isinstance(call, dict):
         raise Rejected("body must be a JSON object: one Segment track or page call")
     try:
-        event = parse_event(call, pipeline.rules)
+        event = _event(call, pipeline)
     except EventError as exc:
         raise Rejected(str(exc)) from None
     done = pipeline.ingest([event])
@@ -107,7 +159,7 @@ def _batch(pipeline: Pipeline, body: bytes) -> tuple[dict, dict]:
         try:
             if not isinstance(item, dict):  # parse_event would read a string as JSON text
                 raise EventError("a call must be a JSON object")
-            events.append(parse_event(item, pipeline.rules))
+            events.append(_event(item, pipeline))
         except EventError as exc:
             rejected.append({"index": index, "reason": str(exc)})
     answer = {"accepted": 0, "duplicates": 0, "rejected": rejected, "pqls": []}

@@ -1,16 +1,23 @@
-"""Buttons (on alerts and App Home) and modal submissions. Ack first; refusals go back privately."""
+"""Buttons (on alerts and App Home) and modal submissions. Ack first; refusals go back privately.
+
+What a button or modal carries (its value, private_metadata, state) comes back from Slack as sent, but is
+read as untrusted all the same: anything that does not name a lead, a choice or a person is a refusal said
+to the person, never a failure.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from slack_bolt import Ack, App
+from sqlmodel import Session
 
 from bot import leads
 from bot.lead_view import MAX_TOUCHES
 from bot.leads import Refused
 from bot.review import words
 from bot.slack import blocks
+from bot.slack.commands import PQL_ID_MAX, review_period
 from bot.slack.errors import guarded
 from bot.slack.home import publish_home
 from bot.slack.ids import Action, Input, LeadRef, View
@@ -31,8 +38,48 @@ def register(app: App) -> None:
     app.view(View.DETAILS)(guarded(details_closed))
 
 
+STALE = "That button or form doesn't point at a lead any more. Open the lead from its alert and try again."
+NO_TRIGGER = "Slack didn't send what it needs to open that form. Please click again."
+
+
+def lead_id(value: object) -> int:
+    """The lead a button value or a modal's private_metadata names; a refusal when it names none."""
+    try:
+        pql_id = LeadRef.decode(value if isinstance(value, str) else None).pql_id
+    except ValueError:
+        raise Refused(STALE) from None
+    if not 1 <= pql_id <= PQL_ID_MAX:
+        raise Refused(STALE)
+    return pql_id
+
+
+def lead(session: Session, pql_id: int) -> Pql:
+    """The lead with this id; a refusal naming it when there is none."""
+    if (pql := session.get(Pql, pql_id)) is None:
+        raise Refused(say("unknown_lead", ref=f"PQL-{pql_id}"))
+    return pql
+
+
+def _value(body: dict) -> object:
+    return (body["actions"][0] or {}).get("value")
+
+
 def _pql_id(body: dict) -> int:
-    return LeadRef.decode(body["actions"][0]["value"]).pql_id
+    return lead_id(_value(body))
+
+
+def open_modal(runtime: Runtime, body: dict, view: dict) -> None:
+    """Open a modal for the click in `body` (Slack sends a trigger id with every click; without one, say so)."""
+    if not body.get("trigger_id"):
+        raise Refused(NO_TRIGGER)
+    runtime.gateway.open_view(body["trigger_id"], view)
+
+
+def may_work(who) -> None:
+    """Working leads (touches, dispositions) is for the roster and the manager: a rep taken off the roster
+    keeps no rights over a lead they still hold."""
+    if not (who.on_roster or who.is_manager):
+        raise Refused(say("not_on_roster"))
 
 
 def _tell(runtime: Runtime, body: dict, text: str) -> None:
@@ -50,7 +97,7 @@ def claim_clicked(ack: Ack, body: dict, runtime: Runtime) -> None:
     try:
         with runtime.session() as session, session.begin():
             who = runtime.actor(session, body["user"]["id"])
-            pql = session.get(Pql, _pql_id(body))
+            pql = lead(session, _pql_id(body))
             leads.claim(session, pql, who, now=runtime.now(), tz=runtime.settings.tz,
                         cap=runtime.settings.pql_daily_cap)
     except Refused as refusal:
@@ -61,16 +108,17 @@ def claim_clicked(ack: Ack, body: dict, runtime: Runtime) -> None:
 def details_clicked(ack: Ack, body: dict, runtime: Runtime) -> None:
     ack()
     with runtime.session() as session:
-        view = runtime.lead(session, _pql_id(body))
-    runtime.gateway.open_view(body["trigger_id"], blocks.details_modal(view, now=runtime.now(), tz=runtime.settings.tz))
+        view = runtime.lead(session, lead(session, _pql_id(body)).id)
+    open_modal(runtime, body, blocks.details_modal(view, now=runtime.now(), tz=runtime.settings.tz))
 
 
 def _workable(body: dict, runtime: Runtime):
     """The lead's view if this person may work it, else a refusal said to them (and None)."""
-    with runtime.session() as session:
-        who = runtime.actor(session, body["user"]["id"])
-        view = runtime.lead(session, _pql_id(body))
     try:
+        with runtime.session() as session:
+            who = runtime.actor(session, body["user"]["id"])
+            view = runtime.lead(session, lead(session, _pql_id(body)).id)
+        may_work(who)
         if not (who.is_manager or view.claimed_by == who.user_id):
             raise Refused(say("not_yours", ref=view.ref, owner=view.claimed_by))
         if not view.is_open:
@@ -87,21 +135,34 @@ def touch_clicked(ack: Ack, body: dict, runtime: Runtime) -> None:
         if view.touches_left <= 0:
             _tell(runtime, body, say("touch_limit", ref=view.ref, limit=MAX_TOUCHES))
             return
-        runtime.gateway.open_view(body["trigger_id"], blocks.touch_modal(view))
+        open_modal(runtime, body, blocks.touch_modal(view))
 
 
 def disposition_clicked(ack: Ack, body: dict, runtime: Runtime) -> None:
     ack()
     if view := _workable(body, runtime):
-        runtime.gateway.open_view(body["trigger_id"], blocks.disposition_modal(view))
+        open_modal(runtime, body, blocks.disposition_modal(view))
 
 
 def details_closed(ack: Ack) -> None:
     ack()
 
 
+def state_values(view: dict, parse, fields: tuple[str, ...]) -> dict:
+    """A modal's inputs, parsed; a state not shaped like Slack's reads as nothing chosen or typed."""
+    try:
+        values = parse((view.get("state") or {}).get("values") or {})
+    except (AttributeError, TypeError):
+        return dict.fromkeys(fields)
+    # A choice or a text is a string (never with a NUL: the store cannot keep one); anything else (a number,
+    # a list) was not made by our modal.
+    return {k: v.replace("\x00", "") if isinstance(v, str) else v if isinstance(v, bool) else None
+            for k, v in values.items()}
+
+
 def touch_submitted(ack: Ack, body: dict, view: dict, runtime: Runtime) -> None:
-    values = blocks.parse_touch(view["state"]["values"])
+    values = state_values(view, blocks.parse_touch, ("channel", "email_key", "note", "replied"))
+    values["replied"] = bool(values["replied"])
     if not values["channel"]:
         ack(response_action="errors", errors={Input.TOUCH_CHANNEL: "Pick how you reached them."})
         return
@@ -110,7 +171,7 @@ def touch_submitted(ack: Ack, body: dict, view: dict, runtime: Runtime) -> None:
 
 
 def disposition_submitted(ack: Ack, body: dict, view: dict, runtime: Runtime) -> None:
-    values = blocks.parse_disposition(view["state"]["values"])
+    values = state_values(view, blocks.parse_disposition, ("disposition", "reason"))
     if values["disposition"] == "disqualified" and not (values["reason"] or "").strip():
         ack(response_action="errors", errors={Input.DISPOSITION_REASON: say("reason_required")})
         return
@@ -123,11 +184,12 @@ def disposition_submitted(ack: Ack, body: dict, view: dict, runtime: Runtime) ->
 
 def _submit(ack: Ack, body: dict, view: dict, runtime: Runtime, work, *, error_block: str) -> None:
     """Run the service before answering, so a refusal shows in the modal instead of closing it."""
-    pql_id = LeadRef.decode(view.get("private_metadata")).pql_id
     try:
+        pql_id = lead_id(view.get("private_metadata"))
         with runtime.session() as session, session.begin():
             who = runtime.actor(session, body["user"]["id"])
-            work(session, session.get(Pql, pql_id), who)
+            may_work(who)
+            work(session, lead(session, pql_id), who)
     except Refused as refusal:
         ack(response_action="errors", errors={error_block: str(refusal)[:150]})
         return
@@ -139,8 +201,10 @@ def pause_clicked(ack: Ack, body: dict, runtime: Runtime) -> None:
     ack()
     user = body["user"]["id"]
     try:
+        if (value := _value(body)) not in ("pause", "resume"):
+            raise Refused("That switch is out of date. Open pqlbot's App Home again.")
         with runtime.session() as session, session.begin():
-            leads.set_paused(session, user, body["actions"][0]["value"] == "pause", now=runtime.now())
+            leads.set_paused(session, user, value == "pause", now=runtime.now())
     except Refused as refusal:
         _tell(runtime, body, str(refusal))
         return
@@ -151,9 +215,13 @@ def share_review_clicked(ack: Ack, body: dict, runtime: Runtime) -> None:
     """The Share button of a private /pql-review: post that week's review (and its chart) to the PQL channel.
     A person's explicit click, so it goes straight to Slack rather than through the outbox."""
     ack()
-    week = body["actions"][0]["value"]
+    week, user = _value(body), body["user"]["id"]
     with runtime.session() as session:
-        text, shown, chart = runtime.render_review(session, week, note=words("shared_by", user=body["user"]["id"]))
+        who = runtime.actor(session, user)
+        if not (who.on_roster or who.is_manager):  # a post in the team's channel, in their name
+            raise Refused(say("not_on_roster"))
+        review_period(week, today=runtime.now().astimezone(runtime.settings.tz).date())
+        text, shown, chart = runtime.render_review(session, week, note=words("shared_by", user=user))
     try:
         channel, _ = runtime.gateway.post(runtime.settings.pql_alerts_channel, text, shown)
         if chart is not None:

@@ -1,22 +1,121 @@
 """Build the Bolt app: one middleware puts the runtime in every listener's reach, and listeners are
-registered per surface, each wrapped by bot.slack.errors.guarded."""
+registered per surface, each wrapped by bot.slack.errors.guarded. Over HTTP, `slack_route` checks each
+request's signature, age and novelty (`SignedRequests`) before Bolt sees it."""
 
 from __future__ import annotations
 
+import hashlib
+import heapq
+import hmac
 import logging
+import threading
+import time
+import weakref
+from collections.abc import Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
+from urllib.parse import parse_qs
 
 from slack_bolt import App, BoltResponse
 from slack_bolt.request import BoltRequest
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
-from starlette.responses import Response
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from bot.slack import actions, commands, home, manager
 from bot.slack.runtime import Runtime
 
 log = logging.getLogger(__name__)
+#: Slack's own bound on a request's age (and on how far ahead of our clock it may be), in seconds.
+WINDOW = 5 * 60
+#: Slack's payloads are a few kilobytes; a modal's state stays well under this.
+MAX_BODY = 1024 * 1024
+#: What the route remembers of one process's recent requests, most. Slack sends a team far fewer than
+#: this in five minutes; past it the route answers 503 (Slack retries) rather than forget a signature.
+CAPACITY = 100_000
+
+
+class SignedRequests:
+    """Which requests really come from Slack: signed with the signing secret (v0, HMAC-SHA256 over
+    `v0:<timestamp>:<body>`), stamped within `WINDOW` of now, and not seen before.
+
+    A replay is the very same signed request sent again: same body, timestamp and signature. Every
+    accepted (timestamp, signature) pair is remembered until its timestamp leaves the window (after
+    that the age check refuses it anyway), so each signed request is dispatched at most once.
+
+    The memory is per process: bounded (`capacity` pairs; when full of live pairs a request is turned
+    away rather than a pair forgotten), thread-safe, and lost on restart. With several processes (or
+    hosts) behind a load balancer, a replay can reach a process that never saw the original and be
+    dispatched there. For full protection across processes, record the pairs in the store instead
+    (a table with a unique (timestamp, signature) key, rows older than the window deleted), or pin
+    Slack's traffic to one process, which is how `pqlbot serve` runs today.
+
+    Slack's retries are not replays. X-Slack-Request-Timestamp is when Slack sent the request, and the
+    signature covers it; Slack retries an event up to three times over about five minutes (X-Slack-Retry-Num),
+    which only works if each retry is stamped and signed afresh (the first stamp would fail the age check),
+    so a retry is a new pair here and is dispatched like any request. Should a retry ever repeat a pair
+    already seen, its first delivery was accepted and dispatched, so it is answered 200 without dispatching
+    it again, with X-Slack-No-Retry.
+    """
+
+    def __init__(self, signing_secret: str | None, *, window: int = WINDOW, capacity: int = CAPACITY,
+                 clock: Callable[[], float] = time.time) -> None:
+        self._secret = signing_secret.encode() if signing_secret else None
+        self.window, self.capacity, self.clock = window, capacity, clock
+        self._seen: set[tuple[str, str]] = set()
+        self._expiry: list[tuple[int, tuple[str, str]]] = []  # a heap: (when the pair may go, pair)
+        self._lock = threading.Lock()
+
+    @property
+    def configured(self) -> bool:
+        return self._secret is not None
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._seen)
+
+    def authentic(self, body: bytes, timestamp: str, signature: str) -> bool:
+        """Signed with the secret and stamped within the window (either side of now)."""
+        if self._secret is None or not (timestamp.isascii() and timestamp.isdigit()) or len(timestamp) > 12:
+            return False
+        if abs(self.clock() - int(timestamp)) > self.window:
+            return False
+        expected = "v0=" + hmac.new(self._secret, b"v0:" + timestamp.encode() + b":" + body, hashlib.sha256).hexdigest()
+        return hmac.compare_digest(expected.encode(), signature.encode("latin-1", "replace"))
+
+    def first_time(self, timestamp: str, signature: str) -> bool | None:
+        """Remember the pair: True when new, False when seen before, None when the memory is full."""
+        pair, now = (timestamp, signature), self.clock()
+        with self._lock:
+            while self._expiry and self._expiry[0][0] < now:
+                self._seen.discard(heapq.heappop(self._expiry)[1])
+            if pair in self._seen:
+                return False
+            if len(self._seen) >= self.capacity:
+                return None
+            self._seen.add(pair)
+            heapq.heappush(self._expiry, (int(timestamp) + self.window, pair))
+            return True
+
+
+#: The signature checks of each app `build_app` made, for `slack_route` to find.
+_SIGNED: weakref.WeakKeyDictionary[App, SignedRequests] = weakref.WeakKeyDictionary()
+
+
+class _QuietVerification(logging.Filter):
+    """Bolt logs a refused request's whole body at INFO: for a slash command or a modal that is what
+    people typed (emails included). Keep the line, drop the body and signature."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str) and record.msg.startswith("Invalid request signature detected"):
+            record.msg, record.args = "Invalid request signature detected", ()
+        return True
+
+
+def _quiet_bolt_verification() -> None:
+    bolt_logger = logging.getLogger("slack_bolt.RequestVerification")
+    if not any(isinstance(f, _QuietVerification) for f in bolt_logger.filters):
+        bolt_logger.addFilter(_QuietVerification())
 
 
 def build_app(runtime: Runtime, *, listener_executor: Executor | None = None) -> App:
@@ -30,6 +129,9 @@ def build_app(runtime: Runtime, *, listener_executor: Executor | None = None) ->
         token_verification_enabled=False,  # no auth.test round trip at start-up; a bad token shows on first call
         process_before_response=False,  # ack first; the work continues after Slack has its answer
     )
+    _SIGNED[app] = SignedRequests(settings.slack_signing_secret.get_secret_value()
+                                  if settings.slack_signing_secret else None)
+    _quiet_bolt_verification()  # slack_route refuses bad signatures first; this covers any other way in
 
     @app.middleware
     def with_runtime(context, next):  # noqa: A002 (Bolt's name)
@@ -43,12 +145,70 @@ def build_app(runtime: Runtime, *, listener_executor: Executor | None = None) ->
     return app
 
 
-def slack_route(app: App, path: str = "/slack/events") -> Route:
-    """Slack's requests over HTTP, served by the same server as ingestion (uvicorn), not Bolt's dev server."""
+def _refused(status: int, error: str, headers: dict | None = None) -> JSONResponse:
+    return JSONResponse({"error": error}, status, headers)
+
+
+async def _read_body(request: Request) -> bytes | None:
+    """The body, or None when it is over MAX_BODY (counted while streaming: chunked bodies too)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY:
+        return None
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY:
+            return None
+    return bytes(body)
+
+
+def _ssl_check(raw: bytes) -> bool:
+    try:
+        return parse_qs(raw.decode("ascii")).get("ssl_check") == ["1"]
+    except (UnicodeDecodeError, ValueError):
+        return False
+
+
+def slack_route(app: App, path: str = "/slack/events", *, signed: SignedRequests | None = None) -> Route:
+    """Slack's requests over HTTP, served by the same server as ingestion (uvicorn), not Bolt's dev server.
+
+    Before Bolt parses anything, the request must be authentic and new (see `SignedRequests`): a forged,
+    stale or replayed request is answered 401 and never dispatched, and junk that is not even signed
+    cannot reach Bolt's parser (which would answer 500 on a body it cannot read)."""
+    signed = _SIGNED.get(app) if signed is None else signed  # (not `or`: an empty memory is falsy)
+    if signed is None:
+        raise ValueError("slack_route needs an app made by build_app, or `signed`")
+    if not signed.configured:
+        log.warning("SLACK_SIGNING_SECRET is not set: every request to %s is refused (401)", path)
 
     async def endpoint(request: Request) -> Response:
-        body = (await request.body()).decode("utf-8")
-        bolt_request = BoltRequest(body=body, query=request.url.query, headers=dict(request.headers))
+        try:
+            raw = await _read_body(request)
+        except ClientDisconnect:
+            return _refused(400, "client disconnected")
+        if raw is None:
+            return _refused(413, f"body is over {MAX_BODY} bytes")
+        if _ssl_check(raw):  # Slack's certificate probe for slash commands is not signed; Bolt answers it so
+            return Response(status_code=200)
+        timestamp = request.headers.get("x-slack-request-timestamp", "")
+        signature = request.headers.get("x-slack-signature", "")
+        if not signed.authentic(raw, timestamp, signature):
+            return _refused(401, "invalid request")
+        seen = signed.first_time(timestamp, signature)
+        if seen is None:
+            log.warning("slack: too many requests in %d s to remember; answering 503", signed.window)
+            return _refused(503, "busy, retry")
+        if not seen:
+            if "x-slack-retry-num" in request.headers:  # already served once: stop Slack retrying
+                return Response(status_code=200, headers={"X-Slack-No-Retry": "1"})
+            log.warning("slack: refused a replayed request (timestamp %s)", timestamp)
+            return _refused(401, "replayed request")
+        try:
+            bolt_request = BoltRequest(body=raw.decode("utf-8"), query=request.url.query,
+                                       headers=dict(request.headers))
+        except Exception:  # noqa: BLE001 (signed, so from Slack, yet unreadable: not a 500)
+            log.warning("slack: a signed request could not be read as one of Slack's")
+            return _refused(400, "not a Slack request")
         # Bolt's listeners are synchronous (the store is): run them off the event loop.
         bolt_response: BoltResponse = await run_in_threadpool(app.dispatch, bolt_request)
         return Response(bolt_response.body, status_code=bolt_response.status,

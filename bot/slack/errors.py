@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import functools
 import logging
+import traceback
 import uuid
 from collections.abc import Callable
+
+from sqlalchemy.exc import SQLAlchemyError
 
 from bot.leads import Refused
 
@@ -23,11 +26,12 @@ def guarded(listener: Callable) -> Callable:
         try:
             return listener(*args, **kwargs)
         except Refused as refusal:
+            _ack(kwargs)
             _say(kwargs, str(refusal))
         except Exception as error:  # noqa: BLE001 (the last line of defence for one click)
+            _ack(kwargs)
             incident = uuid.uuid4().hex[:8]
-            log.error("%s failed (incident %s): %s", listener.__name__, incident, type(error).__name__,
-                      exc_info=error)
+            _log_failure(listener.__name__, incident, error)
             _say(kwargs, f"Sorry, that didn't work (incident {incident}). It's logged; please try again or tell "
                          "your admin.")
         return None
@@ -35,7 +39,36 @@ def guarded(listener: Callable) -> Callable:
     return run
 
 
+def _ack(kwargs: dict) -> None:
+    """Ack a request the listener failed before acking: otherwise Bolt waits out Slack's 3 seconds and
+    answers 404, and Slack shows the person a connection error instead of what went wrong."""
+    ack = kwargs.get("ack")
+    if ack is not None and getattr(ack, "response", None) is None:
+        ack()
+
+
+def _log_failure(name: str, incident: str, error: Exception) -> None:
+    """The traceback, for whoever reads the incident. A store error's text is left out: SQLAlchemy quotes
+    the statement's parameters in it (what people typed, emails included), and the driver's message may
+    quote a row's values."""
+    if isinstance(error, SQLAlchemyError):
+        frames = "".join(traceback.format_tb(error.__traceback__))
+        cause = type(getattr(error, "orig", None) or error).__name__
+        log.error("%s failed (incident %s): %s (%s; its text is not logged, it quotes values)\n%s", name,
+                  incident, type(error).__name__, cause, frames.rstrip())
+        return
+    log.error("%s failed (incident %s): %s", name, incident, type(error).__name__, exc_info=error)
+
+
 def _say(kwargs: dict, text: str) -> None:
+    """Tell the person privately; a failure to say it is logged, never raised (Bolt would log it as unhandled)."""
+    try:
+        _tell(kwargs, text)
+    except Exception as error:  # noqa: BLE001
+        log.warning("could not tell the person what happened: %s", type(error).__name__)
+
+
+def _tell(kwargs: dict, text: str) -> None:
     body, respond, runtime = kwargs.get("body") or {}, kwargs.get("respond"), kwargs.get("runtime")
     if respond is not None and body.get("response_url"):
         respond(text=text, response_type="ephemeral", replace_original=False)

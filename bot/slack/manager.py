@@ -21,6 +21,7 @@ from bot import leads
 from bot.leads import Refused
 from bot.lifecycle import CLOSED, PqlState
 from bot.outreach import ENV
+from bot.slack.actions import lead, lead_id, open_modal
 from bot.slack.blocks import (
     TIER_LABELS,
     _button,
@@ -34,7 +35,7 @@ from bot.slack.blocks import (
     esc,
 )
 from bot.slack.errors import guarded
-from bot.slack.ids import Action, Input, LeadRef, View
+from bot.slack.ids import Action, Input, View
 from bot.slack.runtime import Runtime
 from bot.store.models import Pql, Rep, TrialUser
 from bot.words import say
@@ -144,9 +145,13 @@ def rep_modal(callback: View, *, pql_id: int, title: str, intro: str, reps: dict
 
 
 def chosen_rep(state_values: dict) -> str | None:
-    """The rep picked in a rep modal's `view.state.values`, else None."""
-    picked = ((state_values.get(str(Input.REP)) or {}).get(str(Input.REP)) or {})
-    return (picked.get("selected_option") or {}).get("value") or picked.get("selected_user")
+    """The rep picked in a rep modal's `view.state.values`, else None (also for a state not shaped like Slack's)."""
+    try:
+        picked = ((state_values.get(str(Input.REP)) or {}).get(str(Input.REP)) or {})
+        rep = (picked.get("selected_option") or {}).get("value") or picked.get("selected_user")
+    except (AttributeError, TypeError):
+        return None
+    return rep if isinstance(rep, str) and "\x00" not in rep else None
 
 
 # Listeners --------------------------------------------------------------------------------------------------
@@ -161,10 +166,7 @@ def register(app: App) -> None:
 
 def _lead(session: Session, body: dict) -> Pql:
     """The lead a button is about."""
-    pql_id = LeadRef.decode(body["actions"][0]["value"]).pql_id
-    if (pql := session.get(Pql, pql_id)) is None:
-        raise Refused(say("unknown_lead", ref=f"PQL-{pql_id}"))
-    return pql
+    return lead(session, lead_id((body["actions"][0] or {}).get("value")))
 
 
 def _tell(runtime: Runtime, body: dict, text: str) -> None:
@@ -216,7 +218,7 @@ def reassign_clicked(ack: Ack, body: dict, runtime: Runtime) -> None:
             raise Refused(words("no_other_reps", ref=pql.ref))
         modal = rep_modal(View.REASSIGN, pql_id=pql.id, title=f"Reassign {pql.ref}", submit="Reassign",
                           intro=words("reassign_intro", lead=_lead_line(session, pql), holder=holder(pql)), reps=reps)
-    runtime.gateway.open_view(body["trigger_id"], modal)
+    open_modal(runtime, body, modal)
 
 
 def claim_for_clicked(ack: Ack, body: dict, runtime: Runtime) -> None:
@@ -228,7 +230,7 @@ def claim_for_clicked(ack: Ack, body: dict, runtime: Runtime) -> None:
         modal = rep_modal(View.CLAIM_FOR, pql_id=pql.id, title="Claim for a rep", submit="Claim",
                           intro=words("claim_for_intro", lead=_lead_line(session, pql)),
                           reps=_roster(session, runtime))
-    runtime.gateway.open_view(body["trigger_id"], modal)
+    open_modal(runtime, body, modal)
 
 
 def release_clicked(ack: Ack, body: dict, runtime: Runtime) -> None:
@@ -244,15 +246,15 @@ def release_clicked(ack: Ack, body: dict, runtime: Runtime) -> None:
 
 def _submit_rep(ack: Ack, body: dict, view: dict, runtime: Runtime, work) -> None:
     """Run the service as whoever submitted before answering, so a refusal shows in the modal."""
-    rep = chosen_rep(view["state"]["values"])
+    rep = chosen_rep((view.get("state") or {}).get("values") or {})
     if not rep:
         ack(response_action="errors", errors={Input.REP: words("pick_rep")})
         return
-    pql_id = LeadRef.decode(view.get("private_metadata")).pql_id
     try:
+        pql_id = lead_id(view.get("private_metadata"))
         with runtime.session() as session, session.begin():
             who = runtime.actor(session, body["user"]["id"])
-            work(session, session.get(Pql, pql_id), who, rep)
+            work(session, lead(session, pql_id), who, rep)
     except Refused as refusal:
         ack(response_action="errors", errors={Input.REP: str(refusal)[:150]})
         return

@@ -1,0 +1,295 @@
+"""Only Slack's own requests reach the listeners, each once: forged, altered, stale and replayed requests are
+refused with 401 before Bolt parses them, and Slack's retries still work."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import urlencode
+
+import pytest
+import sqlalchemy as sa
+from hypothesis import given
+from hypothesis import strategies as st
+from starlette.applications import Starlette
+from starlette.testclient import TestClient
+
+from bot.slack.app import SignedRequests, build_app, slack_route
+from bot.slack.ids import Action, Command, Input, LeadRef, View
+from tests.security.support import counts, errors_logged, fuzz
+from tests.slack.conftest import ANA, CHANNEL, SECRET, InlineExecutor
+
+FORM = "application/x-www-form-urlencoded"
+
+
+def sign(body: str, stamp: int, secret: str = SECRET) -> str:
+    return "v0=" + hmac.new(secret.encode(), f"v0:{stamp}:{body}".encode(), hashlib.sha256).hexdigest()
+
+
+def headers(body: str, *, stamp: int | None = None, secret: str = SECRET, content_type: str = FORM, **extra) -> dict:
+    stamp = int(time.time()) if stamp is None else stamp
+    return {"X-Slack-Request-Timestamp": str(stamp), "X-Slack-Signature": sign(body, stamp, secret),
+            "Content-Type": content_type, **extra}
+
+
+def command_body(workspace, user: str, command: str, text: str = "") -> str:
+    return urlencode({"token": "legacy", "team_id": "T0TEAM", "channel_id": CHANNEL, "user_id": user,
+                      "command": command, "text": text, "api_app_id": "A0PQLBOT",
+                      "response_url": workspace.response_url(), "trigger_id": "1.trigger"})
+
+
+def click_body(user: str, action: str, pql_id: int) -> str:
+    payload = {"type": "block_actions", "user": {"id": user}, "api_app_id": "A0PQLBOT", "team": {"id": "T0TEAM"},
+               "trigger_id": "9.trigger", "container": {"type": "message", "channel_id": CHANNEL},
+               "channel": {"id": CHANNEL}, "actions": [{"type": "button", "action_id": action, "block_id": "b",
+                                                        "value": LeadRef(pql_id=pql_id).encode(),
+                                                        "action_ts": "1.2"}]}
+    return urlencode({"payload": json.dumps(payload)})
+
+
+def touch_body(user: str, pql_id: int) -> str:
+    values = {Input.TOUCH_CHANNEL: {Input.TOUCH_CHANNEL: {"selected_option": {"value": "call"}}}}
+    payload = {"type": "view_submission", "user": {"id": user}, "team": {"id": "T0TEAM"}, "api_app_id": "A0PQLBOT",
+               "trigger_id": "7.trigger", "view": {"id": "V1", "type": "modal", "callback_id": View.LOG_TOUCH,
+                                                   "private_metadata": LeadRef(pql_id=pql_id).encode(),
+                                                   "state": {"values": values}}}
+    return urlencode({"payload": json.dumps(payload)})
+
+
+def post(workspace, body: str, request_headers: dict):
+    return workspace.http.post("/slack/events", content=body.encode(), headers=request_headers)
+
+
+# Forged and stale ----------------------------------------------------------------------------------------------
+
+def test_a_request_signed_with_another_secret_is_refused_and_never_dispatched(workspace):
+    pql_id = workspace.lead()
+    before, calls = counts(workspace.pipeline.engine), len(workspace.standin.calls)
+    body = click_body(ANA, Action.CLAIM, pql_id)
+    response = post(workspace, body, headers(body, secret="not-the-signing-secret"))
+    assert (response.status_code, response.json()) == (401, {"error": "invalid request"})
+    assert counts(workspace.pipeline.engine) == before and len(workspace.standin.calls) == calls
+
+
+def test_a_body_altered_after_signing_is_refused(workspace):
+    pql_id = workspace.lead()
+    signed_for = command_body(workspace, ANA, Command.PQL, "help")
+    altered = command_body(workspace, ANA, Command.CLAIM, f"PQL-{pql_id}")
+    assert post(workspace, altered, headers(signed_for)).status_code == 401
+    assert workspace.pql(pql_id).claimed_by is None and workspace.standin.responses == []
+
+
+@pytest.mark.parametrize("skew", [-301, -6 * 60, -3600, 301, 6 * 60], ids=lambda s: f"{s:+d}s")
+def test_a_correctly_signed_request_stamped_over_five_minutes_away_is_refused(workspace, skew):
+    pql_id = workspace.lead()
+    body = command_body(workspace, ANA, Command.CLAIM, f"PQL-{pql_id}")
+    response = post(workspace, body, headers(body, stamp=int(time.time()) + skew))
+    assert response.status_code == 401
+    assert workspace.pql(pql_id).claimed_by is None and workspace.standin.responses == []
+
+
+def test_a_request_stamped_just_inside_the_window_is_served(workspace):
+    body = command_body(workspace, ANA, Command.PQL, "help")
+    assert post(workspace, body, headers(body, stamp=int(time.time()) - 280)).status_code == 200
+    assert len(workspace.standin.responses) == 1
+
+
+@pytest.mark.parametrize("missing", ["X-Slack-Request-Timestamp", "X-Slack-Signature"])
+def test_a_request_without_its_signature_headers_is_refused(workspace, missing):
+    body = command_body(workspace, ANA, Command.PQL, "help")
+    request_headers = headers(body)
+    del request_headers[missing]
+    assert post(workspace, body, request_headers).status_code == 401
+    assert workspace.standin.responses == []
+
+
+header_text = st.text(st.characters(min_codepoint=32, exclude_characters="\x7f"), max_size=80)
+
+
+@fuzz(150)
+@given(body=st.binary(max_size=300), stamp=st.one_of(header_text, st.integers(-(2**70), 2**70).map(str)),
+       signature=st.one_of(header_text, st.binary(min_size=32, max_size=32).map(lambda b: "v0=" + b.hex())),
+       content_type=st.sampled_from([FORM, "application/json", "text/plain", "multipart/form-data"]))
+def test_anything_unsigned_is_401_never_a_5xx_and_never_reaches_a_listener(workspace, caplog, body, stamp, signature,
+                                                                          content_type):
+    caplog.set_level(logging.INFO)
+    caplog.clear()
+    calls = len(workspace.standin.calls)
+    request_headers = {"X-Slack-Request-Timestamp": stamp.encode(), "X-Slack-Signature": signature.encode(),
+                       "Content-Type": content_type}
+    response = workspace.http.post("/slack/events", content=body, headers=request_headers)
+    assert (response.status_code, response.json()) == (401, {"error": "invalid request"})
+    assert len(workspace.standin.calls) == calls
+    assert not errors_logged(caplog.records)
+
+
+def test_slacks_unsigned_ssl_check_is_answered_200_and_reaches_no_listener(workspace):
+    """Slack probes a slash command's certificate with an unsigned `ssl_check=1`; Bolt answers it before its
+    signature check, so the route does too, dispatching nothing."""
+    response = workspace.http.post("/slack/events", content=b"ssl_check=1&token=legacy",
+                                   headers={"Content-Type": FORM})
+    assert (response.status_code, response.content) == (200, b"")
+    assert workspace.standin.calls == [] and workspace.standin.responses == []
+
+
+def test_without_a_signing_secret_every_request_is_refused_not_a_500(engine, standin, caplog):
+    from bot import server
+    from bot.settings import Settings
+    from tests.slack.conftest import Workspace
+
+    settings = Settings(_env_file=None, slack_bot_token="xoxb-test", slack_api_url=standin.url, pql_reps=ANA)
+    built = server.build(settings, pipeline=Workspace.pipeline_for(engine), listener_executor=InlineExecutor())
+    assert "SLACK_SIGNING_SECRET is not set" in caplog.text
+    body = urlencode({"command": Command.PQL, "text": "help", "user_id": ANA})
+    for secret in ("", "anything"):
+        stamp = int(time.time())
+        signature = "v0=" + hmac.new(secret.encode(), f"v0:{stamp}:{body}".encode(), hashlib.sha256).hexdigest()
+        response = TestClient(built.web).post("/slack/events", content=body.encode(), headers={
+            "X-Slack-Request-Timestamp": str(stamp), "X-Slack-Signature": signature, "Content-Type": FORM})
+        assert response.status_code == 401
+    assert standin.calls == []
+
+
+def test_a_signed_body_that_is_not_a_slack_request_is_400_not_500(workspace):
+    for body, content_type in [(b"\xff\xfe\x00", FORM), (b"payload=%7Bnot-json", FORM), (b"[1, 2]", "application/json"),
+                               (b"payload=%5B1%2C2%5D", FORM)]:
+        stamp = int(time.time())
+        signature = "v0=" + hmac.new(SECRET.encode(), f"v0:{stamp}:".encode() + body, hashlib.sha256).hexdigest()
+        response = workspace.http.post("/slack/events", content=body, headers={
+            "X-Slack-Request-Timestamp": str(stamp), "X-Slack-Signature": signature, "Content-Type": content_type})
+        assert response.status_code in (400, 404), (body, response.text)
+        assert response.json()["error"]
+
+
+def test_a_body_over_a_mebibyte_is_413_unread(workspace):
+    body = "payload=" + "x" * (1024 * 1024 + 1)
+    assert post(workspace, body, headers(body)).status_code == 413
+
+
+# Replayed --------------------------------------------------------------------------------------------------------
+
+def test_a_replayed_slash_command_is_refused_and_runs_once(workspace):
+    pql_id = workspace.lead()
+    body = command_body(workspace, ANA, Command.CLAIM, f"PQL-{pql_id}")
+    sent = headers(body)
+    assert post(workspace, body, sent).status_code == 200
+    replay = post(workspace, body, sent)
+    assert (replay.status_code, replay.json()) == (401, {"error": "replayed request"})
+    assert workspace.said() == [f"PQL-{pql_id} claimed by <@U0ANA>."]
+
+
+def test_a_replayed_modal_submission_logs_one_touch_not_two(workspace):
+    pql_id = workspace.lead()
+    workspace.click(ANA, Action.CLAIM, pql_id)
+    body = touch_body(ANA, pql_id)
+    sent = headers(body)
+    assert post(workspace, body, sent).status_code == 200
+    assert post(workspace, body, sent).status_code == 401
+    assert counts(workspace.pipeline.engine)["touches"] == 1
+
+
+def test_twenty_copies_of_one_request_at_once_are_dispatched_once(workspace):
+    pql_id = workspace.lead()
+    body = click_body(ANA, Action.CLAIM, pql_id)
+    sent = headers(body)
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        statuses = sorted(pool.map(lambda _: post(workspace, body, sent).status_code, range(20)))
+    assert statuses == [200] + [401] * 19
+    assert workspace.pql(pql_id).claimed_by == ANA
+    with workspace.pipeline.engine.connect() as connection:
+        claims = connection.scalar(sa.text("SELECT count(*) FROM audit WHERE action = 'pql_claimed'"))
+    assert claims == 1 and workspace.standin.calls_to("chat.postEphemeral") == []  # nobody was told "already"
+
+
+def test_the_same_request_signed_again_later_is_a_new_request(workspace):
+    """What a replay is: the same signature. Slack signs every delivery afresh (the timestamp is part of it)."""
+    body = command_body(workspace, ANA, Command.PQL, "help")
+    stamp = int(time.time())
+    assert post(workspace, body, headers(body, stamp=stamp - 1)).status_code == 200
+    assert post(workspace, body, headers(body, stamp=stamp)).status_code == 200
+    assert len(workspace.standin.responses) == 2
+
+
+# Slack's retries ---------------------------------------------------------------------------------------------------
+
+def event_body(user: str) -> str:
+    return json.dumps({"token": "legacy", "team_id": "T0TEAM", "api_app_id": "A0PQLBOT", "type": "event_callback",
+                       "event_id": "Ev0RETRY", "event_time": int(time.time()),
+                       "event": {"type": "app_home_opened", "user": user, "channel": "D0HOME", "tab": "home"}})
+
+
+def test_slacks_retry_of_an_event_signed_afresh_is_served_not_refused(workspace):
+    body = event_body(ANA)
+    stamp = int(time.time())
+    first = post(workspace, body, headers(body, stamp=stamp - 4, content_type="application/json"))
+    retry = post(workspace, body, headers(body, stamp=stamp, content_type="application/json",
+                                          **{"X-Slack-Retry-Num": "1", "X-Slack-Retry-Reason": "http_timeout"}))
+    assert (first.status_code, retry.status_code) == (200, 200)
+    assert len(workspace.standin.calls_to("views.publish")) == 2  # publishing the home twice is harmless
+
+
+def test_a_retry_that_repeats_a_signature_already_served_is_acked_without_running_again(workspace):
+    body = event_body(ANA)
+    sent = headers(body, content_type="application/json")
+    assert post(workspace, body, sent).status_code == 200
+    again = post(workspace, body, {**sent, "X-Slack-Retry-Num": "1", "X-Slack-Retry-Reason": "http_timeout"})
+    assert again.status_code == 200 and again.headers["x-slack-no-retry"] == "1"
+    assert len(workspace.standin.calls_to("views.publish")) == 1
+
+
+# The memory behind it ----------------------------------------------------------------------------------------------
+
+class Clock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_signatures_are_remembered_until_their_timestamp_leaves_the_window_then_forgotten():
+    clock = Clock(1_800_000_000)
+    signed = SignedRequests(SECRET, clock=clock)
+    stamp = str(int(clock.now))
+    assert signed.first_time(stamp, "v0=a") is True
+    clock.now += 299
+    assert signed.first_time(stamp, "v0=a") is False  # a replay, however late within the window
+    assert not signed.authentic(b"", str(int(clock.now) - 301), sign("", int(clock.now) - 301))
+    clock.now += 2
+    assert signed.first_time(str(int(clock.now)), "v0=b") is True
+    assert len(signed) == 1  # "v0=a" is gone: its timestamp is out of the window, so the age check refuses it
+
+
+def test_a_full_memory_turns_requests_away_rather_than_forget_a_live_signature(workspace):
+    clock = Clock(time.time())
+    signed = SignedRequests(SECRET, capacity=3, clock=clock)
+    stamp = str(int(clock.now))
+    assert [signed.first_time(stamp, f"v0={n}") for n in range(4)] == [True, True, True, None]
+    assert signed.first_time(stamp, "v0=0") is False
+    app = build_app(workspace.server.runtime, listener_executor=InlineExecutor())
+    web = TestClient(Starlette(routes=[slack_route(app, signed=SignedRequests(SECRET, capacity=0))]))
+    body = command_body(workspace, ANA, Command.PQL, "help")
+    response = web.post("/slack/events", content=body.encode(), headers=headers(body))
+    assert (response.status_code, response.json()) == (503, {"error": "busy, retry"})
+    assert workspace.standin.responses == []
+
+
+def test_the_memory_is_safe_across_threads():
+    signed = SignedRequests(SECRET)
+    stamp = str(int(time.time()))
+    results: list[bool | None] = []
+    lock = threading.Lock()
+
+    def race(n: int) -> None:
+        outcome = signed.first_time(stamp, f"v0={n % 50}")
+        with lock:
+            results.append(outcome)
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        list(pool.map(race, range(1000)))
+    assert results.count(True) == 50 and results.count(False) == 950
