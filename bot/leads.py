@@ -20,7 +20,7 @@ from bot.lead_view import DISPOSITION_LABELS, MAX_TOUCHES, TOUCH_CHANNELS
 from bot.lifecycle import CLOSED, PqlState
 from bot.outreach import variant_for_track
 from bot.store.models import Assignment, DispositionRecord, Pql, Rep, Touch, TrialUser
-from bot.words import say
+from bot.words import escaped, say
 
 _PQLS = Pql.__table__
 #: Leads nobody has claimed yet, in the states a claim may start from.
@@ -210,7 +210,8 @@ def log_touch(session: Session, pql: Pql, who: Actor, *, channel: str, email_key
     audit.record(session, "touch_logged", at=now, actor=who.user_id, pql_id=pql.id, user_id=pql.user_id,
                  number=touch.number, channel=channel, email=touch.email_key)
     text = say("touch_logged", number=touch.number, limit=MAX_TOUCHES, rep=touch.rep_id,
-               channel=TOUCH_CHANNELS[channel], email=EMAIL_LABELS.get(touch.email_key or ""), note=touch.note)
+               channel=TOUCH_CHANNELS[channel], email=EMAIL_LABELS.get(touch.email_key or ""),
+               note=escaped(touch.note))
     outbox.reply(session, pql, f"touch:{touch.id}", text, now=now)
     return touch
 
@@ -235,7 +236,7 @@ def set_disposition(session: Session, pql: Pql, who: Actor, *, disposition: str,
     audit.record(session, "pql_dispositioned", at=now, actor=who.user_id, pql_id=pql.id, user_id=pql.user_id,
                  disposition=disposition, reason=reason)
     next_action = say("next_action", disposition=disposition)
-    text = say("dispositioned", label=DISPOSITION_LABELS[disposition], rep=who.user_id, reason=reason)
+    text = say("dispositioned", label=DISPOSITION_LABELS[disposition], rep=who.user_id, reason=escaped(reason))
     outbox.reply(session, pql, f"disposition:{record.id}", f"{text}\n{next_action}", now=now)
     return next_action
 
@@ -253,7 +254,7 @@ def stop_for_product_event(session: Session, user_id: str, event_name: str, *, a
     audit.record(session, "pql_stopped", at=now, pql_id=pql.id, user_id=user_id, reason=event_name)
     user = session.get(TrialUser, user_id)
     who = " ".join(p for p in (user.first_name, user.last_name) if p) or user.email or user_id if user else user_id
-    text = say("converted" if state is PqlState.STOPPED_CONVERTED else "opted_out", ref=pql.ref, who=who)
+    text = say("converted" if state is PqlState.STOPPED_CONVERTED else "opted_out", ref=pql.ref, who=escaped(who))
     outbox.reply(session, pql, f"stopped:{pql.id}", text, now=now)
     if owner := pql.claimed_by or pql.rep_id:
         outbox.dm(session, owner, f"stopped-dm:{pql.id}", text, pql=pql, now=now)

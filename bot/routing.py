@@ -27,7 +27,7 @@ from bot.business_time import BusinessCalendar
 from bot.leads import new_today
 from bot.lifecycle import CLOSED, TIER_RANK, PqlState
 from bot.store.models import Account, Assignment, Pql, Rep, TrialUser
-from bot.words import say
+from bot.words import escaped, say
 
 SLA = {"fast_lane": timedelta(hours=1), "high": timedelta(hours=2), "medium": timedelta(hours=4)}
 _PQLS = Pql.__table__
@@ -144,7 +144,7 @@ class Router:
         who = " ".join(p for p in (user.first_name, user.last_name) if p) or user.email if user else pql.user_id
         tier = pql.tier.replace("_", " ")
         outbox.dm(session, rep_id, f"assigned:{pql.id}:{rep_id}:{now.isoformat()}",
-                  say("assigned_dm", ref=pql.ref, who=who, tier=tier), pql=pql, now=now)
+                  say("assigned_dm", ref=pql.ref, who=escaped(who), tier=tier), pql=pql, now=now)
         return rep_id
 
     def _queue(self, session: Session, pql: Pql, roster: list[Rep], *, now: datetime, ahead: int = 0,

@@ -307,3 +307,13 @@ def test_a_touch_records_email_1s_variant_and_whether_they_replied(store):
         first, call = session.exec(select(Touch).where(Touch.pql_id == pql_id).order_by(Touch.number)).all()
     assert (first.variant, first.replied) == ("A", True)
     assert (call.email_key, call.variant, call.replied) == (None, None, False)  # a call is not an email
+
+
+def test_a_note_cannot_ping_the_channel_or_mention_anyone(store):
+    pql_id = make_lead(store)
+    claim(store, pql_id, ANA)
+    act(store, leads.log_touch, pql_id, ANA, channel="call", email_key=None, note="<!channel> ask <@U0BEN> & co",
+        now=NOW)
+    text = notices(store, "reply")[-1].text
+    assert "<!channel>" not in text and "<@U0BEN>" not in text
+    assert "&lt;!channel&gt; ask &lt;@U0BEN&gt; &amp; co" in text
