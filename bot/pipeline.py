@@ -54,6 +54,8 @@ class Pipeline:
         router: Router | None = None,
     ) -> None:
         self.engine, self.tz, self.rules_path, self.clock, self.router = engine, tz, rules_path, clock, router
+        # Called after a transaction that may owe Slack something (serve wakes its deliverer with it).
+        self.on_new_work: Callable[[], None] = lambda: None
         self.rules: Rules = load_rules(rules_path)
         self.rules_fingerprint = fingerprint(rules_path)
 
@@ -72,6 +74,8 @@ class Pipeline:
             for event in events:
                 if event.name in STOPPING_EVENTS:  # idempotent: only an open lead of that trial stops
                     leads.stop_for_product_event(session, event.user_id, event.name, at=event.at, now=at)
+        if stored.accepted:
+            self.on_new_work()  # after the commit: an alert is owed within a second, not at the next poll
         return Ingested(stored, rescored)
 
     def rescore_users(self, user_ids: Iterable[str], *, at: datetime | None = None) -> Rescored:

@@ -47,6 +47,7 @@ class Server:
                                   clock=self.runtime.now)
             deliverer.start()
             self.runtime.kick = deliverer.kick
+            pipeline.on_new_work = deliverer.kick
             self.background.append(deliverer)
         if self.socket_mode is not None:
             self.socket_mode.connect()

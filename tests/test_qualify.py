@@ -1,15 +1,16 @@
 """Continuous scoring over the store: one PQL per user per trial, upgrades recorded, sweeps that move clocks."""
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 from freezegun import freeze_time
 from sqlmodel import select
 
-from bot import audit
+from bot import audit, qualify
 from bot.pipeline import Pipeline
-from bot.store.models import DispositionRecord, Pql, TrialUser
-from scoring import DEFAULT_RULES
+from bot.store.models import DispositionRecord, EventRecord, Notice, Pql, TrialUser
+from scoring import DEFAULT_RULES, parse_event
 from tests.scoring.builders import NY, Trial, sarah
 
 START = datetime(2026, 11, 2, 10, 0, tzinfo=NY)
@@ -175,3 +176,143 @@ def test_stored_times_come_back_in_utc(engine):
     pql = pqls(engine)[0]
     assert pql.qualified_at.tzinfo is not None and pql.qualified_at.utcoffset() == timedelta(0)
     assert pql.trial_started_at == sarah().signup
+
+
+# Batched writes ------------------------------------------------------------------------------------
+
+def test_a_batch_of_new_stored_and_repeated_events_is_counted_exactly(engine):
+    p, first, second = pipeline(engine), sarah().events, Trial("tom", email="tom@acme.com").activate(1).events
+    p.ingest(first[:3], score=False)
+    # Two stored before, one new user's two events (one sent twice), and one more of Sarah's.
+    done = p.ingest([first[0], second[0], second[1], second[0], first[2], first[3]], score=False).stored
+    assert (done.accepted, done.duplicates, done.users) == (3, 3, {"tom", "sarah"})
+    done = p.ingest([first[1], second[1], second[1]], score=False).stored
+    assert (done.accepted, done.duplicates, done.users) == (0, 3, set())
+    with engine.connect() as connection:
+        assert connection.execute(sa.text("select count(*) from events")).scalar() == 6
+
+
+def test_what_is_written_below_sqlalchemy_reads_as_what_sqlalchemy_writes(engine):
+    arrived = datetime(2026, 11, 9, 12, 0, tzinfo=UTC)  # a whole second: SQLite's text must still say .000000
+    p = pipeline(engine, clock=lambda: arrived)
+    p.ingest(sarah().events)
+    dialect = engine.dialect
+    events, users = EventRecord.__table__, TrialUser.__table__
+
+    def as_sent(column, value):
+        process = column.type.dialect_impl(dialect).bind_processor(dialect)
+        return process(value) if process else value
+
+    with engine.connect() as connection:
+        texts = sa.select(sa.cast(events.c.received_at, sa.Text), sa.cast(events.c.props, sa.Text))
+        for received, props in connection.execute(texts.order_by(events.c.id)):
+            if dialect.name == "sqlite":
+                assert received == as_sent(events.c.received_at, arrived) == "2026-11-09 12:00:00.000000"
+            assert json.loads(props) is not None
+        row = connection.execute(sa.select(users).where(users.c.user_id == "sarah")).one()
+        raw = connection.execute(sa.select(sa.cast(users.c.signup_at, sa.Text), sa.cast(users.c.verdict, sa.Text),
+                                           sa.cast(users.c.scored_at, sa.Text))).one()
+    assert row.signup_at == sarah().signup and row.verdict["status"] == "qualified"
+    if dialect.name == "sqlite":
+        assert raw == (as_sent(users.c.signup_at, row.signup_at), as_sent(users.c.verdict, row.verdict),
+                       as_sent(users.c.scored_at, row.scored_at))
+    stored = {tuple(e.props.items()) for e in sarah().events}
+    with p.session() as session:
+        assert {tuple(r.props.items()) for r in session.exec(select(EventRecord))} == stored
+
+
+def test_events_at_the_same_instant_are_scored_in_the_order_they_were_stored(engine):
+    trial = Trial().activate(1)
+    at = trial.on(2)
+    for kind, message_id in (("Snowflake", "z-stored-first"), ("dbt", "a-stored-second")):
+        trial.events.append(parse_event({"type": "track", "event": "integration_connected", "userId": "ana",
+                                         "timestamp": at.isoformat(), "messageId": message_id,
+                                         "properties": {"integration_type": kind}}))
+    pipeline(engine).ingest(trial.events, at=trial.on(3))
+    [integration] = [s for s in user(engine, "ana").verdict["signals"] if s["name"] == "integration"]
+    assert integration["values"] == ["Snowflake", "dbt"]
+
+
+def qualifying(name: str, day: int = 2) -> Trial:
+    return Trial(name, email=f"{name}@acme.com").activate(1).invite(day).integrate(day)
+
+
+def test_a_full_rescore_written_in_small_batches_records_each_pql_once_in_order(engine, monkeypatch):
+    monkeypatch.setattr(qualify, "_FLUSH_EVERY", 2)
+    names = ["amy", "ben", "cat", "dan", "eve"]
+    trials = [qualifying(n) for n in names] + [Trial("zed", email="zed@acme.com").activate(1)]
+    p = pipeline(engine)
+    p.ingest([e for t in trials for e in t.events], score=False)
+    report = p.rescore_all(at=START + timedelta(days=3))
+    assert (report.users, report.changed, report.upgraded) == (6, 6, [])
+    recorded = pqls(engine)
+    assert [q.user_id for q in recorded] == names and report.triggered == [q.id for q in recorded]
+    assert [report.results[i].user_id for i in report.triggered] == names
+    with p.session() as session:
+        trail = [(e.action, e.pql_id, e.user_id) for e in audit.trail(session)]
+        notices = [(n.key, n.kind, n.pql_id, n.state) for n in session.exec(select(Notice).order_by(Notice.id))]
+    assert trail == [("pql_triggered", q.id, q.user_id) for q in recorded]
+    assert notices == [(f"alert:{q.id}", "alert", q.id, "pending") for q in recorded]
+    assert user(engine, "zed").status != "qualified"
+
+    trials[1].add("demo_requested", trials[1].on(3, 9))  # ben asks for a demo: fast lane
+    p.ingest(trials[1].events[-1:], score=False)
+    report = p.rescore_all(at=START + timedelta(days=3))
+    ben = next(q for q in pqls(engine) if q.user_id == "ben")
+    assert (report.changed, report.triggered, report.upgraded) == (1, [], [ben.id])
+    assert (ben.tier, ben.version, len(pqls(engine))) == ("fast_lane", 2, 5)
+    assert report.results[ben.id].user_id == "ben"
+    with p.session() as session:
+        upgrades = [e for e in audit.trail(session) if e.action == "pql_upgraded"]
+    assert [(e.pql_id, e.detail["old_tier"], e.detail["tier"]) for e in upgrades] == [(ben.id, "medium", "fast_lane")]
+
+    again = p.rescore_all(at=START + timedelta(days=3))  # nothing moved: nothing written
+    assert (again.users, again.changed, again.triggered, again.upgraded) == (6, 0, [], [])
+    with p.session() as session:
+        assert len(audit.trail(session)) == 6
+
+
+def test_a_pql_another_writer_recorded_a_moment_ago_is_neither_audited_nor_alerted_twice(engine, monkeypatch):
+    p, trial = pipeline(engine), qualifying("amy")
+    p.ingest(trial.events, at=START + timedelta(days=3))
+    [pql] = pqls(engine)
+    # As if the lookup ran just before another process inserted the PQL (or upgraded it).
+    monkeypatch.setattr(qualify._Writes, "_existing", lambda self, results: {})
+    report = p.rescore_all(at=START + timedelta(days=3))
+    assert (report.triggered, report.upgraded, report.results) == ([], [], {})
+    monkeypatch.setattr(qualify._Writes, "_existing",
+                        lambda self, results: {("amy", pql.trial_started_at): (pql.id, "high")})
+    trial.add("demo_requested", trial.on(3, 9))
+    p.ingest(trial.events[-1:], score=False)
+    with p.session() as session, session.begin():
+        session.get(Pql, pql.id).tier = "fast_lane"  # the other writer's upgrade
+    report = p.rescore_all(at=START + timedelta(days=3))
+    assert (report.triggered, report.upgraded) == ([], [])
+    with p.session() as session:
+        assert [e.action for e in audit.trail(session)] == ["pql_triggered"]
+        assert len(session.exec(select(Notice)).all()) == 1
+    assert pqls(engine)[0].version == 1
+
+
+def test_a_verdict_stored_as_other_but_equal_json_text_is_not_rewritten(engine):
+    p = pipeline(engine)
+    p.ingest(sarah().events, at=START + timedelta(days=5))
+    users = TrialUser.__table__
+    with engine.begin() as connection:
+        verdict = connection.execute(sa.select(users.c.verdict)).scalar_one()
+        spaced = json.dumps(verdict, indent=1)
+        value = sa.literal(spaced) if engine.dialect.name == "sqlite" else sa.cast(sa.literal(spaced), sa.JSON)
+        connection.execute(sa.update(users).values(verdict=value))
+    report = p.rescore_all(at=START + timedelta(days=5))
+    assert (report.users, report.changed) == (1, 0)
+    with engine.connect() as connection:
+        assert connection.execute(sa.select(sa.cast(users.c.verdict, sa.Text))).scalar_one() == spaced
+
+
+def test_new_events_wake_whoever_delivers_to_slack_and_replays_do_not(engine):
+    p, woken = pipeline(engine), []
+    p.on_new_work = lambda: woken.append(True)
+    events = sarah().events
+    p.ingest(events, at=events[-1].at)
+    p.ingest(events, at=events[-1].at)
+    assert woken == [True]
