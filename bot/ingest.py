@@ -1,15 +1,21 @@
 """Storing product events: validated elsewhere, deduplicated on messageId here, then rescored.
 
-A replayed event or batch changes nothing: the unique messageId is the idempotency key, checked
-before the insert (to count duplicates) and enforced by the database (so racing writers are safe).
+A replayed event or batch changes nothing: the unique messageId is the idempotency key, enforced by
+the database (so racing writers are safe) and counted exactly: `Stored` says how many were new, how
+many were seen before, and whose events were actually stored.
+
+SQLite, the store a backfill usually meets, is written at the driver level: one `executemany` of
+plain tuples (SQLAlchemy's per-row parameter processing costs more than the insert itself).
+PostgreSQL goes through SQLAlchemy Core.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
@@ -18,16 +24,17 @@ from scoring import Event
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _EVENTS = EventRecord.__table__
-_CHUNK = 2000  # well under SQLite's bound-parameter limit for the IN (...) check
+_CHUNK = 2000  # well under SQLite's bound-parameter limit for an IN (...) list
+_ONE_US = timedelta(microseconds=1)
+_SAVEPOINT = "pqlbot_store_events"
 
 
 def to_us(moment: datetime) -> int:
-    delta = moment - EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+    return (moment - EPOCH) // _ONE_US
 
 
 def from_us(us: int) -> datetime:
-    return datetime.fromtimestamp(us // 1_000_000, UTC).replace(microsecond=us % 1_000_000)
+    return EPOCH + timedelta(microseconds=us)
 
 
 @dataclass(slots=True)
@@ -50,10 +57,18 @@ def _insert(dialect: str, table: sa.Table) -> sa.Insert:
     return module.insert(table)
 
 
+def driver_value(column: sa.Column, dialect: sa.Dialect):  # noqa: ANN202
+    """What SQLAlchemy sends the driver for `column`'s values on `dialect` (e.g. the text of a time on SQLite)."""
+    column_type = column.type.dialect_impl(dialect)
+    return column_type.bind_processor(dialect) or (lambda value: value)
+
+
 def store_events(connection: sa.Connection, events: Sequence[Event], *, now: datetime) -> Stored:
     """Insert the events not seen before (in one transaction owned by the caller)."""
+    if connection.dialect.name == "sqlite":
+        return _store_sqlite(connection, events, now)
     stored = Stored()
-    dialect = connection.dialect.name
+    insert = _insert(connection.dialect.name, _EVENTS).on_conflict_do_nothing(index_elements=["message_id"])
     for start in range(0, len(events), _CHUNK):
         chunk = events[start : start + _CHUNK]
         ids = [e.message_id for e in chunk]
@@ -74,35 +89,104 @@ def store_events(connection: sa.Connection, events: Sequence[Event], *, now: dat
             })
             stored.users.add(event.user_id)
         if rows:
-            insert = _insert(dialect, _EVENTS).on_conflict_do_nothing(index_elements=["message_id"])
             connection.execute(insert, rows)
             stored.accepted += len(rows)
     return stored
 
 
+def _store_sqlite(connection: sa.Connection, events: Sequence[Event], now: datetime) -> Stored:
+    """One `executemany` of tuples, as SQLAlchemy would have written them (same text for times and JSON).
+
+    No lookup first: the insert skips what is stored already, and when its row count says it skipped
+    anything, it is undone (to a savepoint) and redone without the ids the store holds. A replay pays
+    twice; a new batch, the common case, pays once. The counts are exact either way.
+    """
+    stored = Stored()
+    received = driver_value(_EVENTS.c.received_at, connection.dialect)(now)
+    dumps, epoch, one_us = orjson.dumps, EPOCH, _ONE_US
+    rows = [(message_id, user_id, name, (at - epoch) // one_us, dumps(props).decode(), received)
+            for name, user_id, at, message_id, props in events]  # Event's own field order
+    if len({row[0] for row in rows}) < len(rows):  # the same event twice in one batch: the first one counts
+        seen: set[str] = set()
+        rows = [row for row in rows if not (row[0] in seen or seen.add(row[0]))]
+        stored.duplicates += len(events) - len(rows)
+    if not rows:
+        return stored
+    db = connection.connection.driver_connection
+    insert = (f"INSERT INTO {_EVENTS.name} (message_id, user_id, name, at_us, props, received_at) "
+              "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (message_id) DO NOTHING")
+    if not db.in_transaction:
+        db.execute("BEGIN")  # so that releasing the savepoint below cannot commit; the caller still does
+    while rows:
+        db.execute(f"SAVEPOINT {_SAVEPOINT}")
+        inserted = db.executemany(insert, rows).rowcount
+        if inserted == len(rows):
+            db.execute(f"RELEASE {_SAVEPOINT}")
+            break
+        # Some were stored already (a replay, or another writer a moment ago): start again without them.
+        db.execute(f"ROLLBACK TO {_SAVEPOINT}")
+        db.execute(f"RELEASE {_SAVEPOINT}")
+        held = _stored_ids(db, [row[0] for row in rows])
+        stored.duplicates += len(held)
+        rows = [row for row in rows if row[0] not in held]
+    stored.accepted += len(rows)
+    stored.users.update(row[1] for row in rows)
+    return stored
+
+
+def _stored_ids(db, ids: list[str]) -> set[str]:  # noqa: ANN001 - a sqlite3 connection
+    held: set[str] = set()
+    for start in range(0, len(ids), _CHUNK):
+        chunk = ids[start : start + _CHUNK]
+        marks = ", ".join("?" * len(chunk))
+        held.update(i for (i,) in db.execute(f"SELECT message_id FROM {_EVENTS.name} WHERE message_id IN ({marks})",
+                                             chunk))
+    return held
+
+
 def events_of(connection: sa.Connection, user_ids: Iterable[str] | None = None) -> Iterable[tuple[str, list[Event]]]:
-    """Each user's events in time order, one user at a time (so memory stays flat on a full rescore)."""
-    query = sa.select(_EVENTS.c.user_id, _EVENTS.c.name, _EVENTS.c.at_us, _EVENTS.c.message_id, _EVENTS.c.props)
+    """Each user's events in time order, one user at a time (so memory stays flat on a full rescore).
+
+    Events at the same instant come in the order they were stored (the scorer's sort is stable).
+    """
+    read = _sqlite_rows if connection.dialect.name == "sqlite" else _core_rows
     if user_ids is not None:
         ids = sorted(set(user_ids))
         for start in range(0, len(ids), _CHUNK):
-            yield from _grouped(connection, query.where(_EVENTS.c.user_id.in_(ids[start : start + _CHUNK])))
+            yield from _grouped(read(connection, ids[start : start + _CHUNK]))
         return
-    yield from _grouped(connection, query)
+    yield from _grouped(read(connection, None))
 
 
-def _grouped(connection: sa.Connection, query: sa.Select) -> Iterable[tuple[str, list[Event]]]:
+def _sqlite_rows(connection: sa.Connection, ids: list[str] | None) -> Iterable[tuple]:
+    # A plain cursor: the JSON is parsed once, below, and no Row objects are made for a million events.
+    sql = f"SELECT user_id, name, at_us, message_id, props FROM {_EVENTS.name}"
+    if ids is not None:
+        sql += f" WHERE user_id IN ({', '.join('?' * len(ids))})"
+    # Walks ix_events_user_time, whose entries end with the rowid: no sort.
+    return connection.connection.driver_connection.execute(sql + " ORDER BY user_id, at_us, id", ids or ())
+
+
+def _core_rows(connection: sa.Connection, ids: list[str] | None) -> Iterable[tuple]:
+    c = _EVENTS.c
+    query = sa.select(c.user_id, c.name, c.at_us, c.message_id, sa.cast(c.props, sa.Text))
+    if ids is not None:
+        query = query.where(c.user_id.in_(ids))
     # Streamed, so a full rescore holds one user's events at a time, not a million rows.
-    rows = connection.execute(
-        query.order_by(_EVENTS.c.user_id, _EVENTS.c.at_us, _EVENTS.c.message_id),
-        execution_options={"stream_results": True, "yield_per": 20_000},
+    return connection.execute(
+        query.order_by(c.user_id, c.at_us, c.id), execution_options={"stream_results": True, "yield_per": 20_000}
     )
+
+
+def _grouped(rows: Iterable[tuple]) -> Iterable[tuple[str, list[Event]]]:
+    # tuple.__new__ is what Event._make does, without a Python frame per event.
+    loads, epoch, delta, new, event = orjson.loads, EPOCH, timedelta, tuple.__new__, Event
     current, batch = None, []
     for user_id, name, at_us, message_id, props in rows:
         if user_id != current:
             if batch:
                 yield current, batch
             current, batch = user_id, []
-        batch.append(Event(name, user_id, from_us(at_us), message_id, props))
+        batch.append(new(event, (name, user_id, epoch + delta(0, 0, at_us), message_id, loads(props))))
     if batch:
         yield current, batch

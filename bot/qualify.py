@@ -5,6 +5,9 @@
   audit entry; racing writers are safe because the (user, trial) pair is unique in the database.
 - A later tier upgrade (medium -> high -> fast lane) updates that PQL and is audited as
   `pql_upgraded`; the PQL never moves down a tier, and a new PQL is never made for the same trial.
+
+Writes are batched: verdicts and PQLs are written every `_FLUSH_EVERY` users (and at the end), each
+kind in one statement, so a full rescore of a big store costs a few dozen round trips, not one per user.
 """
 
 from __future__ import annotations
@@ -13,20 +16,38 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
+from functools import cache
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
-from bot import audit, outbox
-from bot.ingest import events_of
+from bot.ingest import driver_value, events_of
 from bot.lifecycle import TIER_RANK, PqlState
-from bot.store.models import DispositionRecord, Pql, TrialUser
-from scoring import PriorDisposition, Rules, ScoreResult, Status, score_user
+from bot.store.models import AuditEntry, DispositionRecord, Notice, Pql, TrialUser
+from scoring import PriorDisposition, Rules, ScoreResult, Status, paused_gc, score_user
 
 _USERS = TrialUser.__table__
 _PQLS = Pql.__table__
+_AUDIT = AuditEntry.__table__
+_NOTICES = Notice.__table__
 _FLUSH_EVERY = 5000
+_IN_CHUNK = 2000  # ids per IN (...) list: well under SQLite's bound-parameter limit
+#: trial_users columns in the order `_Writes.user` lays them out.
+_USER_COLUMNS = ("user_id", "email", "domain", "company_name", "company_size", "first_name", "last_name", "title",
+                 "plan", "signup_at", "status", "tier", "score", "verdict", "scored_at")
+_UPGRADE = (
+    sa.update(_PQLS)
+    .where(_PQLS.c.id == sa.bindparam("b_id"), _PQLS.c.tier == sa.bindparam("b_old_tier"))
+    .values(
+        tier=sa.bindparam("b_tier"), score=sa.bindparam("b_score"),
+        signals=sa.bindparam("b_signals", type_=_PQLS.c.signals.type),
+        strongest_signal=sa.bindparam("b_strongest"),
+        updated_at=sa.bindparam("b_at", type_=_PQLS.c.updated_at.type),
+        version=_PQLS.c.version + 1,  # the alert is edited to show the new tier
+    )
+)
 
 
 @dataclass(slots=True)
@@ -38,43 +59,33 @@ class Rescored:
     results: dict[int, ScoreResult] = field(default_factory=dict)  # the verdict behind each of those PQLs
 
 
-def _user_row(result: ScoreResult, at: datetime) -> dict:
-    profile = result.profile
-    return {
-        "user_id": result.user_id,
-        "email": result.email,
-        "domain": result.account.domain,
-        "company_name": result.account.company_name,
-        "company_size": result.company_size,
-        "first_name": profile.first_name,
-        "last_name": profile.last_name,
-        "title": profile.title,
-        "plan": profile.plan,
-        "signup_at": profile.signup_at,
-        "status": str(result.status),
-        "tier": None if result.tier is None else str(result.tier),
-        "score": result.score,
-        "verdict": result.to_json(),
-        "scored_at": at,
-    }
-
-
-def _upsert(connection: sa.Connection, table: sa.Table, rows: list[dict], key: str) -> None:
-    module = postgresql if connection.dialect.name == "postgresql" else sqlite
-    insert = module.insert(table)
-    update = {c: insert.excluded[c] for c in rows[0] if c != key}
-    connection.execute(insert.on_conflict_do_update(index_elements=[key], set_=update), rows)
-
-
 def _dispositions(connection: sa.Connection, user_ids: set[str] | None) -> dict[str, list[PriorDisposition]]:
     table = DispositionRecord.__table__
     query = sa.select(table.c.user_id, table.c.disposition, table.c.at)
-    if user_ids is not None:
-        query = query.where(table.c.user_id.in_(user_ids))
     found: dict[str, list[PriorDisposition]] = defaultdict(list)
-    for user_id, disposition, at in connection.execute(query):
-        found[user_id].append(PriorDisposition(disposition, at))
+    for part in _parts(query, table.c.user_id, user_ids):
+        for user_id, disposition, at in connection.execute(part):
+            found[user_id].append(PriorDisposition(disposition, at))
     return found
+
+
+def _previous(connection: sa.Connection, user_ids: set[str] | None) -> dict[str, str]:
+    """Each user's stored verdict as the JSON text it is: comparing text is far cheaper than parsing it."""
+    query = sa.select(_USERS.c.user_id, sa.cast(_USERS.c.verdict, sa.Text))
+    found: dict[str, str] = {}
+    for part in _parts(query, _USERS.c.user_id, user_ids):
+        found.update((user_id, text) for user_id, text in connection.execute(part))
+    return found
+
+
+def _parts(query: sa.Select, column: sa.ColumnElement, ids: Iterable[str] | None) -> Iterable[sa.Select]:
+    """`query` for everyone (None), or for `ids` a slice at a time."""
+    if ids is None:
+        yield query
+        return
+    ids = sorted(ids)
+    for start in range(0, len(ids), _IN_CHUNK):
+        yield query.where(column.in_(ids[start : start + _IN_CHUNK]))
 
 
 def rescore(
@@ -87,70 +98,157 @@ def rescore(
 ) -> Rescored:
     """Rescore `user_ids` (everyone when None) as of `at`, in the caller's transaction."""
     scope = None if user_ids is None else set(user_ids)
+    report = Rescored()
+    if scope is not None and not scope:
+        return report
     connection = session.connection()
-    previous_query = sa.select(_USERS.c.user_id, _USERS.c.verdict)
-    if scope is not None:
-        previous_query = previous_query.where(_USERS.c.user_id.in_(scope))
-    previous = dict(connection.execute(previous_query).all()) if scope is None or scope else {}
+    previous = _previous(connection, scope)
     dispositions = _dispositions(connection, scope)
-    report, pending = Rescored(), []
-
-    for user_id, events in events_of(connection, scope):
-        result = score_user(events, rules, at, tz=tz, dispositions=dispositions.get(user_id, ()))
-        report.users += 1
-        if previous.get(user_id) != result.to_json():
-            pending.append(_user_row(result, at))
-            report.changed += 1
-        if result.status is Status.QUALIFIED:
-            if pending:
-                # The PQL points at its user row, so that row must exist first.
-                _upsert(connection, _USERS, pending, "user_id")
-                pending = []
-            _record_pql(session, result, at, report)
-        elif len(pending) >= _FLUSH_EVERY:
-            _upsert(connection, _USERS, pending, "user_id")
-            pending = []
-    if pending:
-        _upsert(connection, _USERS, pending, "user_id")
+    writes = _Writes(connection, at, report)
+    dumps, loads, qualified = orjson.dumps, orjson.loads, Status.QUALIFIED
+    with paused_gc():  # a million short-lived events and verdicts, and no cycles among them
+        for user_id, events in events_of(connection, scope):
+            result = score_user(events, rules, at, tz=tz, dispositions=dispositions.get(user_id, ()))
+            report.users += 1
+            verdict = result.to_json()
+            text = dumps(verdict).decode()
+            before = previous.pop(user_id, None)
+            # Same text, same verdict; other text may still be the same JSON (written another way).
+            if before != text and (before is None or loads(before) != verdict):
+                writes.user(result, verdict, text)
+                report.changed += 1
+            if result.status is qualified:
+                writes.qualified.append(result)
+            if len(writes.users) >= _FLUSH_EVERY or len(writes.qualified) >= _FLUSH_EVERY:
+                writes.flush()
+        writes.flush()
     return report
 
 
-def _record_pql(session: Session, result: ScoreResult, at: datetime, report: Rescored) -> None:
-    connection = session.connection()
-    trial = result.profile.signup_at
-    existing = connection.execute(
-        sa.select(_PQLS.c.id, _PQLS.c.tier).where(_PQLS.c.user_id == result.user_id, _PQLS.c.trial_started_at == trial)
-    ).first()
-    # The talk track key rides along so outreach can be rendered from the stored lead later.
-    signals = [s.to_json() | {"talk_track": s.talk_track} for s in result.signals]
-    tier = str(result.tier)
-    if existing is None:
-        module = postgresql if connection.dialect.name == "postgresql" else sqlite
-        insert = module.insert(_PQLS).values(
-            user_id=result.user_id, trial_started_at=trial, state=str(PqlState.QUALIFIED), tier=tier,
-            score=result.score, signals=signals, strongest_signal=result.strongest_signal,
-            qualified_at=result.qualified_at, created_at=at, updated_at=at,
-        )
-        pql_id = connection.execute(
-            insert.on_conflict_do_nothing(index_elements=["user_id", "trial_started_at"]).returning(_PQLS.c.id)
-        ).scalar()
-        if pql_id is None:
-            return  # another process recorded it a moment ago
-        audit.record(session, "pql_triggered", at=at, pql_id=pql_id, user_id=result.user_id,
-                     score=result.score, tier=tier, signals=signals, qualified_at=result.qualified_at.isoformat())
-        outbox.alert(session, pql_id, now=at)
-        report.triggered.append(pql_id)
-        report.results[pql_id] = result
-        return
-    pql_id, old_tier = existing
-    if TIER_RANK[tier] > TIER_RANK[old_tier]:
-        connection.execute(
-            sa.update(_PQLS).where(_PQLS.c.id == pql_id, _PQLS.c.tier == old_tier).values(
-                tier=tier, score=result.score, signals=signals, strongest_signal=result.strongest_signal,
-                updated_at=at, version=_PQLS.c.version + 1,  # the alert is edited to show the new tier
-            )
-        )
-        audit.record(session, "pql_upgraded", at=at, pql_id=pql_id, user_id=result.user_id,
-                     old_tier=old_tier, tier=tier, score=result.score, signals=signals)
-        report.upgraded.append(pql_id)
-        report.results[pql_id] = result
+@cache
+def _user_upsert() -> sa.Insert:
+    """The verdict upsert through SQLAlchemy (PostgreSQL), built once: `insert.excluded` is dear to make."""
+    insert = postgresql.insert(_USERS)
+    return insert.on_conflict_do_update(index_elements=["user_id"],
+                                        set_={c: insert.excluded[c] for c in _USER_COLUMNS[1:]})
+
+
+class _Writes:
+    """What one rescore owes the store, written in batches: verdicts first (a PQL points at its user row)."""
+
+    def __init__(self, connection: sa.Connection, at: datetime, report: Rescored) -> None:
+        self.connection, self.at, self.report = connection, at, report
+        self.users: list = []
+        self.qualified: list[ScoreResult] = []
+        dialect = connection.dialect
+        self.sqlite = dialect.name == "sqlite"
+        module = sqlite if self.sqlite else postgresql
+        self.insert = module.insert
+        if self.sqlite:
+            # At the driver level: tuples with times and JSON already as SQLAlchemy writes them.
+            self.time = driver_value(_USERS.c.signup_at, dialect)
+            self.scored_at = self.time(at)
+            quote = dialect.identifier_preparer.quote
+            names = [quote(c) for c in _USER_COLUMNS]
+            self.upsert = (f"INSERT INTO {_USERS.name} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))}) "
+                           f"ON CONFLICT ({names[0]}) DO UPDATE SET "
+                           + ", ".join(f"{n} = excluded.{n}" for n in names[1:]))
+        else:
+            self.upsert = _user_upsert()
+
+    def user(self, result: ScoreResult, verdict: dict, text: str) -> None:
+        profile, account = result.profile, result.account
+        tier = None if result.tier is None else str(result.tier)
+        if self.sqlite:
+            self.users.append((
+                result.user_id, result.email, account.domain, account.company_name, result.company_size,
+                profile.first_name, profile.last_name, profile.title, profile.plan, self.time(profile.signup_at),
+                str(result.status), tier, result.score, text, self.scored_at,
+            ))
+            return
+        self.users.append(dict(zip(_USER_COLUMNS, (
+            result.user_id, result.email, account.domain, account.company_name, result.company_size,
+            profile.first_name, profile.last_name, profile.title, profile.plan, profile.signup_at,
+            str(result.status), tier, result.score, verdict, self.at,
+        ), strict=True)))
+
+    def flush(self) -> None:
+        if self.users:
+            if self.sqlite:
+                self.connection.connection.driver_connection.executemany(self.upsert, self.users)
+            else:
+                self.connection.execute(self.upsert, self.users)
+            self.users = []
+        if self.qualified:
+            self._record_pqls(self.qualified)
+            self.qualified = []
+
+    def _existing(self, results: list[ScoreResult]) -> dict[tuple, tuple[int, str]]:
+        """The PQLs these users have already, by (user, trial)."""
+        c = _PQLS.c
+        query = sa.select(c.id, c.user_id, c.trial_started_at, c.tier)
+        found = {}
+        for part in _parts(query, c.user_id, {r.user_id for r in results}):
+            for pql_id, user_id, trial, tier in self.connection.execute(part):
+                found[user_id, trial] = (pql_id, tier)
+        return found
+
+    def _record_pqls(self, results: list[ScoreResult]) -> None:
+        at, report = self.at, self.report
+        existing = self._existing(results)
+        new, plan = [], []
+        for result in results:
+            trial = result.profile.signup_at
+            # The talk track key rides along so outreach can be rendered from the stored lead later.
+            signals = [s.to_json() | {"talk_track": s.talk_track} for s in result.signals]
+            tier = str(result.tier)
+            found = existing.get((result.user_id, trial))
+            if found is None:
+                new.append({
+                    "user_id": result.user_id, "trial_started_at": trial, "state": str(PqlState.QUALIFIED),
+                    "tier": tier, "score": result.score, "signals": signals,
+                    "strongest_signal": result.strongest_signal, "qualified_at": result.qualified_at,
+                    "created_at": at, "updated_at": at,
+                })
+            elif TIER_RANK[tier] <= TIER_RANK[found[1]]:
+                continue
+            plan.append((result, signals, tier, found))
+        made: dict[str, int] = {}
+        if new:
+            # One PQL per (user, trial) even with racing writers: only the rows really inserted come back.
+            insert = self.insert(_PQLS).on_conflict_do_nothing(index_elements=["user_id", "trial_started_at"])
+            rows = self.connection.execute(insert.returning(_PQLS.c.user_id, _PQLS.c.id), new)
+            made = {user_id: pql_id for user_id, pql_id in rows}
+        audits, notices = [], []
+        for result, signals, tier, found in plan:
+            if found is None:
+                pql_id = made.get(result.user_id)
+                if pql_id is None:
+                    continue  # another process recorded it a moment ago
+                detail = {"score": result.score, "tier": tier, "signals": signals,
+                          "qualified_at": result.qualified_at.isoformat()}
+                audits.append(self._audit("pql_triggered", pql_id, result.user_id, detail))
+                # The lead's alert in the PQL channel: one per lead, ever (as bot.outbox.alert queues it).
+                notices.append({"key": f"alert:{pql_id}", "kind": "alert", "pql_id": pql_id, "state": "pending",
+                                "attempts": 0, "next_attempt_at": at, "created_at": at})
+                report.triggered.append(pql_id)
+            else:
+                pql_id, old_tier = found
+                upgraded = self.connection.execute(_UPGRADE, {
+                    "b_id": pql_id, "b_old_tier": old_tier, "b_tier": tier, "b_score": result.score,
+                    "b_signals": signals, "b_strongest": result.strongest_signal, "b_at": at,
+                }).rowcount
+                if not upgraded:
+                    continue  # another process upgraded it a moment ago, and audited that
+                detail = {"old_tier": old_tier, "tier": tier, "score": result.score, "signals": signals}
+                audits.append(self._audit("pql_upgraded", pql_id, result.user_id, detail))
+                report.upgraded.append(pql_id)
+            report.results[pql_id] = result
+        if audits:
+            self.connection.execute(sa.insert(_AUDIT), audits)
+        if notices:
+            self.connection.execute(self.insert(_NOTICES).on_conflict_do_nothing(index_elements=["key"]), notices)
+
+    def _audit(self, action: str, pql_id: int, user_id: str, detail: dict) -> dict:
+        return {"at": self.at, "actor": "system", "action": action, "pql_id": pql_id, "user_id": user_id,
+                "detail": detail}
