@@ -244,3 +244,36 @@ def test_db_upgrade_brings_an_older_database_to_head(revision, empty_url, monkey
     assert f"upgraded from {revision or 'an empty database'} to revision {HEAD} (head)" in out
     assert revision_of(engine) == HEAD
     engine.dispose()
+
+
+@pytest.mark.skipif(not POSTGRES_URL, reason="PostgreSQL only: SQLite is one process")
+def test_two_processes_migrating_an_empty_postgresql_at_once_both_succeed(tmp_path):
+    import threading
+
+    admin = make_engine(POSTGRES_URL)
+    name = "pqlbot_migrate_race"
+    with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        connection.exec_driver_sql(f"DROP DATABASE IF EXISTS {name}")
+        connection.exec_driver_sql(f"CREATE DATABASE {name}")
+    url = sa.make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+    errors = []
+
+    def start():
+        try:
+            engine = make_engine(url)
+            migrate(engine)
+            engine.dispose()
+        except Exception as error:  # noqa: BLE001
+            errors.append(error)
+
+    try:
+        threads = [threading.Thread(target=start) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+        assert errors == []
+    finally:
+        with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            connection.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        admin.dispose()

@@ -20,7 +20,8 @@ def _json_dumps(value: object) -> str:
 
 def make_engine(url: str) -> sa.Engine:
     """An engine tuned per backend: SQLite in WAL with foreign keys; PostgreSQL with a health-checked pool."""
-    kwargs: dict = {"json_serializer": _json_dumps, "json_deserializer": orjson.loads}
+    # hide_parameters: a failed statement's values (emails, notes) stay out of exception text and logs.
+    kwargs: dict = {"json_serializer": _json_dumps, "json_deserializer": orjson.loads, "hide_parameters": True}
     if url.startswith("sqlite"):
         if url not in ("sqlite://", "sqlite:///:memory:"):
             path = sa.make_url(url).database
@@ -67,6 +68,10 @@ def migrate(engine: sa.Engine, revision: str = "head") -> None:
         config = alembic_config(engine)
         config.attributes["connection"] = connection
         with connection.begin():
+            if not sqlite:
+                # Two processes starting together must not both migrate: the second waits, then finds
+                # nothing to do. (A transaction-level lock, released with the migration's commit.)
+                connection.exec_driver_sql("SELECT pg_advisory_xact_lock(4242001)")
             command.upgrade(config, revision)
         if sqlite:
             broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
