@@ -60,3 +60,18 @@ def engine(request, tmp_path):
     with engine.begin() as connection:
         connection.execute(sa.text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
     yield engine
+
+
+@pytest.fixture(params=BACKENDS)
+def store_url(request, tmp_path, monkeypatch):
+    """DATABASE_URL for a command: a new SQLite file (not even created yet), or the emptied test PostgreSQL."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path}/x.db"
+    else:
+        engine = request.getfixturevalue("postgres_engine")
+        tables = ", ".join(t.name for t in SQLModel.metadata.sorted_tables)
+        with engine.begin() as connection:
+            connection.execute(sa.text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+        url = engine.url.render_as_string(hide_password=False)
+    monkeypatch.setenv("DATABASE_URL", url)
+    return url

@@ -10,7 +10,6 @@ import sys
 import pytest
 import sqlalchemy as sa
 from alembic.script import ScriptDirectory
-from sqlmodel import SQLModel
 
 from bot import sample
 from bot.cli import main
@@ -18,7 +17,6 @@ from bot.commands import ingest
 from bot.pipeline import Pipeline
 from bot.store import alembic_config, make_engine
 from scoring import Status
-from tests.conftest import BACKENDS
 from tests.scoring.builders import Trial, sarah
 
 AT = "2026-11-09T18:00:00-05:00"  # Sarah (signed up Mon 2 Nov) qualified on Fri 6: medium, 6 points
@@ -31,21 +29,6 @@ def settings_of_our_own(tmp_path, monkeypatch):
     monkeypatch.setenv("PQL_TIMEZONE", "America/New_York")
     for name in ("PQL_RULES_FILE", "RESCORE_EVERY_HOURS"):
         monkeypatch.delenv(name, raising=False)
-
-
-@pytest.fixture(params=BACKENDS)
-def store_url(request, tmp_path, monkeypatch):
-    """DATABASE_URL for the command: a new SQLite file (not even created yet), or the emptied test PostgreSQL."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path}/x.db"
-    else:
-        engine = request.getfixturevalue("postgres_engine")
-        tables = ", ".join(t.name for t in SQLModel.metadata.sorted_tables)
-        with engine.begin() as connection:
-            connection.execute(sa.text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
-        url = engine.url.render_as_string(hide_password=False)
-    monkeypatch.setenv("DATABASE_URL", url)
-    return url
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
-from sqlmodel import SQLModel, select
+from sqlmodel import select
 
 from bot import sweeps
 from bot.cli import main
@@ -17,7 +17,6 @@ from bot.routing import Router
 from bot.settings import Settings
 from bot.store import make_engine, open_store
 from bot.store.models import Account, AuditEntry, Notice, Pql
-from tests.conftest import BACKENDS
 from tests.scoring.builders import NY, Trial
 from tests.standin import SlackStandIn
 
@@ -36,21 +35,6 @@ def settings_of_our_own(tmp_path, monkeypatch):
     for name in ("PQL_RULES_FILE", "RESCORE_EVERY_HOURS", "SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "PQL_DAILY_CAP",
                  "PQL_HOLIDAYS", "PQL_BUSINESS_HOURS", "PQL_REASSIGN_ON_SLA_MISS"):
         monkeypatch.delenv(name, raising=False)
-
-
-@pytest.fixture(params=BACKENDS)
-def store_url(request, tmp_path, monkeypatch):
-    """DATABASE_URL for the command: a new SQLite file, or the emptied test PostgreSQL."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path}/x.db"
-    else:
-        engine = request.getfixturevalue("postgres_engine")
-        tables = ", ".join(t.name for t in SQLModel.metadata.sorted_tables)
-        with engine.begin() as connection:
-            connection.execute(sa.text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
-        url = engine.url.render_as_string(hide_password=False)
-    monkeypatch.setenv("DATABASE_URL", url)
-    return url
 
 
 @pytest.fixture

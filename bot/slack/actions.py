@@ -18,7 +18,7 @@ from bot.leads import Refused
 from bot.review import words
 from bot.slack import blocks
 from bot.slack.commands import PQL_ID_MAX, review_period
-from bot.slack.errors import guarded
+from bot.slack.errors import guarded, tell
 from bot.slack.home import publish_home
 from bot.slack.ids import Action, Input, LeadRef, View
 from bot.slack.runtime import Runtime
@@ -82,16 +82,6 @@ def may_work(who) -> None:
         raise Refused(say("not_on_roster"))
 
 
-def _tell(runtime: Runtime, body: dict, text: str) -> None:
-    """A private answer where the click happened: ephemeral in a channel, a DM from App Home."""
-    user = body["user"]["id"]
-    channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id")
-    if channel:
-        runtime.gateway.ephemeral(channel, user, text)
-    else:
-        runtime.gateway.dm(user, text)
-
-
 def claim_clicked(ack: Ack, body: dict, runtime: Runtime) -> None:
     ack()
     try:
@@ -101,7 +91,7 @@ def claim_clicked(ack: Ack, body: dict, runtime: Runtime) -> None:
             leads.claim(session, pql, who, now=runtime.now(), tz=runtime.settings.tz,
                         cap=runtime.settings.pql_daily_cap)
     except Refused as refusal:
-        _tell(runtime, body, str(refusal))
+        tell(runtime, body, str(refusal))
     runtime.kick()  # the alert is edited to show the claim
 
 
@@ -124,7 +114,7 @@ def _workable(body: dict, runtime: Runtime):
         if not view.is_open:
             raise Refused(say("lead_closed", ref=view.ref, state=view.state.replace("_", " ")))
     except Refused as refusal:
-        _tell(runtime, body, str(refusal))
+        tell(runtime, body, str(refusal))
         return None
     return view
 
@@ -133,7 +123,7 @@ def touch_clicked(ack: Ack, body: dict, runtime: Runtime) -> None:
     ack()
     if view := _workable(body, runtime):
         if view.touches_left <= 0:
-            _tell(runtime, body, say("touch_limit", ref=view.ref, limit=MAX_TOUCHES))
+            tell(runtime, body, say("touch_limit", ref=view.ref, limit=MAX_TOUCHES))
             return
         open_modal(runtime, body, blocks.touch_modal(view))
 
@@ -206,7 +196,7 @@ def pause_clicked(ack: Ack, body: dict, runtime: Runtime) -> None:
         with runtime.session() as session, session.begin():
             leads.set_paused(session, user, value == "pause", now=runtime.now())
     except Refused as refusal:
-        _tell(runtime, body, str(refusal))
+        tell(runtime, body, str(refusal))
         return
     publish_home(runtime, user)
 
@@ -230,4 +220,4 @@ def share_review_clicked(ack: Ack, body: dict, runtime: Runtime) -> None:
     finally:
         if chart is not None:
             Path(chart).unlink(missing_ok=True)
-    _tell(runtime, body, words("shared", label=week, channel=f"<#{channel}>"))
+    tell(runtime, body, words("shared", label=week, channel=f"<#{channel}>"))

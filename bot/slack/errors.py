@@ -72,11 +72,16 @@ def _tell(kwargs: dict, text: str) -> None:
     body, respond, runtime = kwargs.get("body") or {}, kwargs.get("respond"), kwargs.get("runtime")
     if respond is not None and body.get("response_url"):
         respond(text=text, response_type="ephemeral", replace_original=False)
-        return
+    elif runtime is not None:
+        tell(runtime, body, text)
+
+
+def tell(runtime, body: dict, text: str) -> None:
+    """A private answer where the person acted: ephemeral in a channel, a DM from App Home or a modal."""
     user = (body.get("user") or {}).get("id") or body.get("user_id")
-    channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id")
-    if runtime is None or not user:
+    if not user:
         return
+    channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id")
     if channel:
         runtime.gateway.ephemeral(channel, user, text)
     else:

@@ -34,7 +34,7 @@ from bot.slack.blocks import (
     clip,
     esc,
 )
-from bot.slack.errors import guarded
+from bot.slack.errors import guarded, tell
 from bot.slack.ids import Action, Input, View
 from bot.slack.runtime import Runtime
 from bot.store.models import Pql, Rep, TrialUser
@@ -169,16 +169,6 @@ def _lead(session: Session, body: dict) -> Pql:
     return lead(session, lead_id((body["actions"][0] or {}).get("value")))
 
 
-def _tell(runtime: Runtime, body: dict, text: str) -> None:
-    """A private answer where the click happened: ephemeral in a channel or DM, a DM from App Home."""
-    user = body["user"]["id"]
-    channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id")
-    if channel:
-        runtime.gateway.ephemeral(channel, user, text)
-    else:
-        runtime.gateway.dm(user, text)
-
-
 def _managed_lead(session: Session, runtime: Runtime, body: dict, action: str) -> Pql:
     """The lead a manager's button is about; a refusal for anyone else, or when the lead is closed."""
     who = runtime.actor(session, body["user"]["id"])
@@ -241,7 +231,7 @@ def release_clicked(ack: Ack, body: dict, runtime: Runtime) -> None:
         leads.release(session, pql, who, now=runtime.now())  # refuses anyone but the manager
         ref = pql.ref
     runtime.kick()
-    _tell(runtime, body, words("released_you", ref=ref))
+    tell(runtime, body, words("released_you", ref=ref))
 
 
 def _submit_rep(ack: Ack, body: dict, view: dict, runtime: Runtime, work) -> None:
