@@ -7,6 +7,8 @@ from slack_bolt import App
 from sqlmodel import Session, select
 
 from bot import leads
+from bot.business_time import BusinessCalendar
+from bot.lead_view import MAX_TOUCHES
 from bot.lifecycle import CLOSED
 from bot.slack import blocks
 from bot.slack.errors import guarded
@@ -23,15 +25,23 @@ def home_opened(event: dict, runtime: Runtime) -> None:
         publish_home(runtime, event["user"])
 
 
-def _home_lead(session: Session, pql: Pql) -> blocks.HomeLead:
+def _home_lead(session: Session, pql: Pql, calendar: BusinessCalendar) -> blocks.HomeLead:
     user = session.get(TrialUser, pql.user_id)
     who = " ".join(p for p in (user.first_name, user.last_name) if p) if user else ""
-    touches = session.exec(select(sa.func.count()).select_from(Touch).where(Touch.pql_id == pql.id)).one()
+    touches = list(session.exec(select(Touch).where(Touch.pql_id == pql.id).order_by(Touch.number)))
     return blocks.HomeLead(
         ref=pql.ref, pql_id=pql.id, who=who or (user.email if user else pql.user_id) or pql.user_id,
         company=(user.company_name or user.domain or "") if user else "", tier=pql.tier, state=pql.state,
-        sla_due_at=getattr(pql, "sla_due_at", None), touches=touches, next_touch_due_at=None,
+        sla_due_at=pql.sla_due_at, touches=len(touches), next_touch_due_at=next_touch_due(touches, calendar),
     )
+
+
+def next_touch_due(touches: list[Touch], calendar: BusinessCalendar):
+    """The seed's follow-up rule: the next email 2 business days after the last one; None after Email 3."""
+    emails = [t for t in touches if t.email_key]
+    if not emails or emails[-1].email_key == "email3" or len(touches) >= MAX_TOUCHES:
+        return None
+    return calendar.next_open(calendar.add_days(emails[-1].at, 2))
 
 
 def home_view(runtime: Runtime, user_id: str) -> dict:
@@ -44,7 +54,8 @@ def home_view(runtime: Runtime, user_id: str) -> dict:
                                                     sa.and_(Pql.claimed_by.is_(None), Pql.rep_id == user_id))))
         queue, reps = [], []
         if who.is_manager:
-            queue = [_home_lead(session, p) for p in session.exec(open_leads.where(Pql.claimed_by.is_(None)))]
+            waiting = session.exec(open_leads.where(Pql.claimed_by.is_(None)))
+            queue = [_home_lead(session, p, settings.calendar) for p in waiting]
             for member in session.exec(select(Rep).where(Rep.on_roster).order_by(Rep.id)):
                 active = session.exec(select(sa.func.count()).select_from(Pql).where(
                     Pql.state.notin_(CLOSED), sa.or_(Pql.claimed_by == member.id, Pql.rep_id == member.id))).one()
@@ -52,7 +63,7 @@ def home_view(runtime: Runtime, user_id: str) -> dict:
                                            leads.new_today(session, member.id, now=now, tz=settings.tz)))
         return blocks.home(
             rep_id=user_id if who.on_roster else None, is_manager=who.is_manager,
-            paused=bool(rep and rep.paused), leads=[_home_lead(session, p) for p in mine],
+            paused=bool(rep and rep.paused), leads=[_home_lead(session, p, settings.calendar) for p in mine],
             today_count=leads.new_today(session, user_id, now=now, tz=settings.tz), cap=settings.pql_daily_cap,
             queue=queue, paused_reps=[r.rep_id for r in reps if r.paused], reps=reps, now=now, tz=settings.tz,
         )

@@ -340,3 +340,27 @@ def test_without_a_bot_token_slack_is_off_but_ingestion_runs(engine):
     built = server.build(Settings(_env_file=None), pipeline=Workspace.pipeline_for(engine))
     assert "/slack/events" not in {route.path for route in built.web.routes}
     assert "/v1/track" in {route.path for route in built.web.routes}
+
+
+def test_app_home_shows_when_the_next_email_is_due(workspace):
+    pql_id = workspace.lead()
+    workspace.click(ANA, Action.CLAIM, pql_id)
+    workspace.submit(ANA, View.LOG_TOUCH, pql_id, TOUCH)  # Email 1 on Friday 6 Nov: Email 2 due Tuesday 10 Nov
+    home = json.dumps(home_for(workspace, ANA))
+    assert "next touch due Tue 15:00" in home  # 2 business days after Friday 15:00
+
+
+def test_the_next_touch_is_due_two_business_days_after_the_last_email():
+    from datetime import datetime
+
+    from bot.business_time import BusinessCalendar
+    from bot.slack.home import next_touch_due
+    from bot.store.models import Touch
+    from tests.scoring.builders import NY
+
+    calendar = BusinessCalendar(NY)
+    friday = datetime(2026, 11, 6, 15, 0, tzinfo=NY)
+    first = Touch(pql_id=1, rep_id="U", number=1, channel="email", email_key="email1", at=friday)
+    assert next_touch_due([first], calendar) == datetime(2026, 11, 10, 15, 0, tzinfo=NY)
+    last = Touch(pql_id=1, rep_id="U", number=2, channel="email", email_key="email3", at=friday)
+    assert next_touch_due([first, last], calendar) is None
