@@ -17,17 +17,30 @@ from bot.store.models import Notice, Pql
 _NOTICES = Notice.__table__
 
 
+def row(*, key: str, kind: str, now: datetime, **fields) -> dict:
+    """A pending notice as a row, for callers that insert many at once (the rescore's batches)."""
+    return {"key": key, "kind": kind, "state": "pending", "attempts": 0, "next_attempt_at": now, "created_at": now,
+            **fields}
+
+
+def alert_row(pql_id: int, *, now: datetime) -> dict:
+    """The lead's alert in the PQL channel: one per lead, ever."""
+    return row(key=f"alert:{pql_id}", kind="alert", pql_id=pql_id, now=now)
+
+
 def _queue(session: Session, *, key: str, kind: str, now: datetime, **fields) -> None:
+    _insert(session, row(key=key, kind=kind, now=now, **fields))
+
+
+def _insert(session: Session, values: dict) -> None:
     connection = session.connection()
     module = postgresql if connection.dialect.name == "postgresql" else sqlite
-    insert = module.insert(_NOTICES).values(key=key, kind=kind, state="pending", attempts=0, next_attempt_at=now,
-                                            created_at=now, **fields)
-    connection.execute(insert.on_conflict_do_nothing(index_elements=["key"]))
+    connection.execute(module.insert(_NOTICES).values(**values).on_conflict_do_nothing(index_elements=["key"]))
 
 
 def alert(session: Session, pql_id: int, *, now: datetime) -> None:
     """The lead's alert in the PQL channel: one per lead, ever."""
-    _queue(session, key=f"alert:{pql_id}", kind="alert", pql_id=pql_id, now=now)
+    _insert(session, alert_row(pql_id, now=now))
 
 
 def reply(session: Session, pql: Pql, key: str, text: str, *, now: datetime, blocks: list | None = None) -> None:

@@ -23,6 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
+from bot import outbox
 from bot.ingest import driver_value, events_of
 from bot.lifecycle import TIER_RANK, PqlState
 from bot.store.models import AuditEntry, DispositionRecord, Notice, Pql, TrialUser
@@ -228,9 +229,7 @@ class _Writes:
                 detail = {"score": result.score, "tier": tier, "signals": signals,
                           "qualified_at": result.qualified_at.isoformat()}
                 audits.append(self._audit("pql_triggered", pql_id, result.user_id, detail))
-                # The lead's alert in the PQL channel: one per lead, ever (as bot.outbox.alert queues it).
-                notices.append({"key": f"alert:{pql_id}", "kind": "alert", "pql_id": pql_id, "state": "pending",
-                                "attempts": 0, "next_attempt_at": at, "created_at": at})
+                notices.append(outbox.alert_row(pql_id, now=at))
                 report.triggered.append(pql_id)
             else:
                 pql_id, old_tier = found
