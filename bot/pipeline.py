@@ -18,6 +18,7 @@ from bot import leads, store
 from bot.ingest import Stored, store_events
 from bot.qualify import Rescored, rescore
 from bot.routing import Router
+from bot.settings import Settings
 from bot.store.models import Pql, SweepRun
 from scoring import DEFAULT_RULES, Event, Rules, load_rules
 
@@ -116,3 +117,13 @@ class Pipeline:
         if last and last.fingerprint == current and (at - last.last_run_at).total_seconds() < every_hours * 3600:
             return None
         return self.rescore_all(at=at)
+
+
+def for_team(engine: sa.Engine, settings: Settings, *, clock: Clock = utc_now) -> Pipeline:
+    """The pipeline every long-lived command uses: scoring with the team's rules and timezone, and new
+    leads routed to the roster (synced from PQL_REPS here, so routing never sees a stale one)."""
+    router = Router(settings.calendar, cap=settings.pql_daily_cap, manager=settings.pql_manager)
+    pipeline = Pipeline(engine, tz=settings.tz, rules_path=settings.pql_rules_file, clock=clock, router=router)
+    with pipeline.session() as session, session.begin():
+        leads.sync_roster(session, settings.roster, now=clock())
+    return pipeline

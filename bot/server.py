@@ -15,7 +15,7 @@ from starlette.applications import Starlette
 
 from bot import leads, scheduler
 from bot.http import ingest_routes
-from bot.pipeline import Pipeline
+from bot.pipeline import Pipeline, for_team
 from bot.routing import Router
 from bot.settings import Settings
 from bot.slack.app import build_app, slack_route
@@ -61,12 +61,12 @@ class Server:
 
 def build(settings: Settings, *, pipeline: Pipeline | None = None, gateway: Gateway | None = None,
           listener_executor: Executor | None = None) -> Server:
-    router = Router(settings.calendar, cap=settings.pql_daily_cap, manager=settings.pql_manager)
-    pipeline = pipeline or Pipeline(open_store(settings.database_url), tz=settings.tz,
-                                    rules_path=settings.pql_rules_file, router=router)
+    if pipeline is None:
+        pipeline = for_team(open_store(settings.database_url), settings)
+    else:  # a test's own pipeline: its roster still comes from the settings
+        with pipeline.session() as session, session.begin():
+            leads.sync_roster(session, settings.roster, now=pipeline.clock())
     runtime = Runtime(pipeline, settings, gateway or Gateway.from_settings(settings))
-    with pipeline.session() as session, session.begin():
-        leads.sync_roster(session, settings.roster, now=pipeline.clock())
     token = settings.ingest_token.get_secret_value() if settings.ingest_token else None
     if not token:
         log.warning("INGEST_TOKEN is not set: /v1/track and /v1/batch answer 503")

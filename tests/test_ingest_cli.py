@@ -265,3 +265,13 @@ def test_a_store_that_cannot_be_opened_is_exit_code_2_without_its_password(tmp_p
         err = capsys.readouterr().err
         assert "cannot open the store postgresql+psycopg://pqlbot:***@127.0.0.1:1/pqlbot" in err
         assert "s3cret" not in err
+
+
+def test_a_lead_ingested_from_a_file_is_routed_to_the_roster_like_any_other(tmp_path, db, monkeypatch, capsys):
+    monkeypatch.setenv("PQL_REPS", "U0ANA:Ana Ruiz")
+    path = tmp_path / "sarah.jsonl"
+    path.write_text("\n".join(lines_of(sarah())) + "\n")
+    monday_morning = "2026-11-09T10:00:00-05:00"  # business hours: assigned at once
+    assert main(["ingest", str(path), "--at", monday_morning]) == 0
+    assert db("SELECT user_id, rep_id, state FROM pqls") == [("sarah", "U0ANA", "assigned")]
+    assert db("SELECT reason FROM assignments") == [("round_robin",)]

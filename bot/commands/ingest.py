@@ -83,10 +83,11 @@ class Tally:
 
 
 def open_pipeline(url: str, settings: Settings, command: str) -> Pipeline | None:
-    """The store at `url`, migrated to head, behind a Pipeline; None (with a message) when it can't be opened."""
+    """The store at `url`, migrated to head, behind the team's pipeline (scoring and routing); None (with a
+    message) when it can't be opened."""
     from alembic.util import CommandError
 
-    from bot.pipeline import Pipeline
+    from bot.pipeline import for_team
     from bot.store import open_store
 
     try:
@@ -94,7 +95,7 @@ def open_pipeline(url: str, settings: Settings, command: str) -> Pipeline | None
     except (sa.exc.SQLAlchemyError, CommandError) as exc:
         cannot_open(command, url, exc)
         return None
-    return Pipeline(engine, tz=settings.tz, rules_path=settings.pql_rules_file)
+    return for_team(engine, settings)
 
 
 def run_ingest(args: argparse.Namespace, settings: Settings) -> int:

@@ -33,9 +33,7 @@ def add(commands: argparse._SubParsersAction, name: str) -> None:
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from alembic.util import CommandError
 
-    from bot import leads
-    from bot.pipeline import Pipeline
-    from bot.routing import Router
+    from bot.pipeline import for_team
     from bot.store import open_store
     from bot.sweeps import Sweeps
 
@@ -46,12 +44,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         return cannot_open("tick", settings.database_url, exc)
     at = args.at or datetime.now(UTC)
     try:
-        router = Router(settings.calendar, cap=settings.pql_daily_cap, manager=settings.pql_manager)
-        pipeline = Pipeline(engine, tz=settings.tz, rules_path=settings.pql_rules_file, router=router,
-                            clock=lambda: at)
-        with pipeline.session() as session, session.begin():
-            leads.sync_roster(session, settings.roster, now=at)
-        done = Sweeps(pipeline, router, settings).run_due(at)
+        pipeline = for_team(engine, settings, clock=lambda: at)
+        done = Sweeps(pipeline, pipeline.router, settings).run_due(at)
         for name, count in done.items():
             print(f"{name}: {'FAILED (see the log above)' if count < 0 else count}")
         _deliver(pipeline, settings, at)
