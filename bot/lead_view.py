@@ -120,7 +120,7 @@ def build(session: Session, pql_id: int, *, tz: tzinfo, product_name: str, at: d
         score=pql.score,
         max_score=verdict.get("max_score", 10),
         user_id=pql.user_id,
-        name=" ".join(p for p in (user.first_name, user.last_name) if p) or None if user else None,
+        name=user.name if user else None,
         email=user.email if user else None,
         title=user.title if user else None,
         company_name=user.company_name if user else None,
@@ -231,7 +231,7 @@ def _handoff(session: Session, pql: Pql, user: TrialUser | None, verdict: dict, 
             select(TrialUser).where(TrialUser.domain == user.domain, TrialUser.user_id != user.user_id).limit(10)
         )
         for other in others:
-            name = " ".join(p for p in (other.first_name, other.last_name) if p) or other.user_id
+            name = other.name or other.user_id
             role = f", {other.title}" if other.title else ""
             contacts.append(f"{name}{role} ({other.email})" if other.email else f"{name}{role}")
     blockers = [r["detail"] for r in verdict.get("reasons", []) if r.get("kind") == "do_not_touch"]

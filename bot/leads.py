@@ -253,7 +253,7 @@ def stop_for_product_event(session: Session, user_id: str, event_name: str, *, a
         return None
     audit.record(session, "pql_stopped", at=now, pql_id=pql.id, user_id=user_id, reason=event_name)
     user = session.get(TrialUser, user_id)
-    who = " ".join(p for p in (user.first_name, user.last_name) if p) or user.email or user_id if user else user_id
+    who = (user.name or user.email or user_id) if user else user_id
     text = say("converted" if state is PqlState.STOPPED_CONVERTED else "opted_out", ref=pql.ref, who=escaped(who))
     outbox.reply(session, pql, f"stopped:{pql.id}", text, now=now)
     if owner := pql.claimed_by or pql.rep_id:

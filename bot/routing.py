@@ -141,7 +141,7 @@ class Router:
         audit.record(session, "pql_assigned", at=now, pql_id=pql.id, user_id=pql.user_id, rep=rep_id,
                      reason=reason, why=why)
         user = session.get(TrialUser, pql.user_id)
-        who = " ".join(p for p in (user.first_name, user.last_name) if p) or user.email if user else pql.user_id
+        who = (user.name or user.email) if user else pql.user_id
         tier = pql.tier.replace("_", " ")
         outbox.dm(session, rep_id, f"assigned:{pql.id}:{rep_id}:{now.isoformat()}",
                   say("assigned_dm", ref=pql.ref, who=escaped(who), tier=tier), pql=pql, now=now)

@@ -27,7 +27,7 @@ def home_opened(event: dict, runtime: Runtime) -> None:
 
 def _home_lead(session: Session, pql: Pql, calendar: BusinessCalendar) -> blocks.HomeLead:
     user = session.get(TrialUser, pql.user_id)
-    who = " ".join(p for p in (user.first_name, user.last_name) if p) if user else ""
+    who = (user.name or "") if user else ""
     touches = list(session.exec(select(Touch).where(Touch.pql_id == pql.id).order_by(Touch.number)))
     return blocks.HomeLead(
         ref=pql.ref, pql_id=pql.id, who=who or (user.email if user else pql.user_id) or pql.user_id,

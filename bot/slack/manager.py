@@ -54,7 +54,7 @@ def lead_facts(session: Session, pql: Pql) -> tuple[str, str | None]:
     user = session.get(TrialUser, pql.user_id)
     if user is None:
         return esc(pql.user_id), None
-    who = " ".join(p for p in (user.first_name, user.last_name) if p) or user.email or pql.user_id
+    who = user.name or user.email or pql.user_id
     company = user.company_name or user.domain
     return esc(who), esc(company) if company else None
 

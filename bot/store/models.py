@@ -83,6 +83,11 @@ class TrialUser(SQLModel, table=True):
     verdict: dict = _json()
     scored_at: datetime | None = _time(nullable=True)
 
+    @property
+    def name(self) -> str | None:
+        """First and last name as far as the signup told us; None when it told us neither."""
+        return " ".join(part for part in (self.first_name, self.last_name) if part) or None
+
 
 class Account(SQLModel, table=True):
     """A company by email domain; `owner_rep_id` is the named-account override for routing."""
