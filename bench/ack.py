@@ -153,7 +153,7 @@ def burst(host: str, port: int, requests: list[bytes]) -> list[tuple[float, int]
 
 
 def one_click(base: str, body: str) -> tuple[float, int]:
-    import httpx
+    import httpx2 as httpx
 
     started = time.perf_counter()
     response = httpx.post(f"{base}/slack/events", content=body, headers=signed(body), timeout=30)
@@ -165,7 +165,7 @@ def one_click(base: str, body: str) -> tuple[float, int]:
 
 def make_leads(base: str, count: int, seed: int) -> list[int]:
     """`count` users post the qualifying sequence through /v1/batch; returns the new PQL ids."""
-    import httpx
+    import httpx2 as httpx
 
     shift = datetime.now(UTC) - timedelta(minutes=5) - AT  # bench/ingest.py's calls, moved to end 5 minutes ago
     pql_ids: list[int] = []

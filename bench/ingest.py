@@ -143,7 +143,7 @@ def qualifying_calls(user: str) -> list[dict]:
 
 def track_latency(store_path: Path, users: int, prefix: str) -> tuple[list[float], int]:
     """Seconds from sending each qualifying POST to its answer, and how many answers carried a new PQL."""
-    import httpx
+    import httpx2 as httpx
     import uvicorn
 
     from bot.http import create_app

@@ -199,7 +199,7 @@ def running_server(standin: SlackStandIn, database_url: str, *, reps: int, cap: 
                    what_if_kick: bool = False, startup_s: float = 60):
     """`pqlbot serve` (or, with what_if_kick, this file's runner) on a free port of 127.0.0.1. Runs in a
     scratch directory so no .env is read. Yields (base URL, child pid); stops the child (SIGTERM, then SIGKILL)."""
-    import httpx
+    import httpx2 as httpx
 
     port = free_port()
     log_path = DATA_DIR / log_name

@@ -44,11 +44,13 @@ class Stored:
     accepted: int = 0
     duplicates: int = 0
     users: set[str] = field(default_factory=set)
+    fresh: set[str] = field(default_factory=set)  # the messageIds really stored, to tell each caller of a group
 
     def __iadd__(self, other: Stored) -> Stored:
         self.accepted += other.accepted
         self.duplicates += other.duplicates
         self.users |= other.users
+        self.fresh |= other.fresh
         return self
 
 
@@ -79,6 +81,7 @@ def store_events(connection: sa.Connection, events: Sequence[Event], *, now: dat
                 stored.duplicates += 1
                 continue
             seen.add(event.message_id)
+            stored.fresh.add(event.message_id)
             rows.append({
                 "message_id": event.message_id,
                 "user_id": event.user_id,
@@ -131,6 +134,7 @@ def _store_sqlite(connection: sa.Connection, events: Sequence[Event], now: datet
         rows = [row for row in rows if row[0] not in held]
     stored.accepted += len(rows)
     stored.users.update(row[1] for row in rows)
+    stored.fresh.update(row[0] for row in rows)
     return stored
 
 
