@@ -10,6 +10,8 @@
 - A store failure answers 503 so the sender (Segment) retries; bad input never becomes a 500, nor a 503:
   a call the store could not keep (a NUL character, a value longer than its column, a time near the
   calendar's ends) is rejected as bad input, or Segment would retry it, and the batch around it, forever.
+- Calls arriving together are stored and scored together, by one writer (bot/intake.py), yet each is
+  answered with its own counts and PQLs.
 - Logs carry counts only: event contents hold emails, and the token must never reach a log.
 """
 
@@ -31,13 +33,14 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from bot.intake import Intake, Outcome
 from bot.pipeline import Pipeline
 from bot.store.models import EventRecord, TrialUser
 from scoring.events import SIGNUP, Event, EventError, parse_event
 
 log = logging.getLogger(__name__)
 MAX_BODY = 1024 * 1024
-Handler = Callable[[Pipeline, bytes], tuple[dict, dict]]
+Parser = Callable[[Pipeline, bytes], tuple[list[Event], list[dict]]]
 
 
 class Rejected(Exception):
@@ -134,20 +137,17 @@ def _event(call: dict, pipeline: Pipeline) -> Event:
     return event
 
 
-def _track(pipeline: Pipeline, body: bytes) -> tuple[dict, dict]:
+def _track(pipeline: Pipeline, body: bytes) -> tuple[list[Event], list[dict]]:
     call = _json(body)
     if not isinstance(call, dict):
         raise Rejected("body must be a JSON object: one Segment track or page call")
     try:
-        event = _event(call, pipeline)
+        return [_event(call, pipeline)], []
     except EventError as exc:
         raise Rejected(str(exc)) from None
-    done = pipeline.ingest([event])
-    answer = {"accepted": done.stored.accepted, "duplicates": done.stored.duplicates, "pqls": done.rescored.triggered}
-    return answer, {**answer, "pqls": len(answer["pqls"])}
 
 
-def _batch(pipeline: Pipeline, body: bytes) -> tuple[dict, dict]:
+def _batch(pipeline: Pipeline, body: bytes) -> tuple[list[Event], list[dict]]:
     payload = _json(body)
     # Other top-level keys (context, integrations, sentAt, ...) are what Segment's libraries add: ignored.
     if not isinstance(payload, dict) or not isinstance(payload.get("batch"), list):
@@ -162,30 +162,14 @@ def _batch(pipeline: Pipeline, body: bytes) -> tuple[dict, dict]:
             events.append(_event(item, pipeline))
         except EventError as exc:
             rejected.append({"index": index, "reason": str(exc)})
-    answer = {"accepted": 0, "duplicates": 0, "rejected": rejected, "pqls": []}
-    if events:  # an all-rejected batch must not turn into a 503 (and retries) when the store is down
-        done = pipeline.ingest(events)
-        answer.update(accepted=done.stored.accepted, duplicates=done.stored.duplicates, pqls=done.rescored.triggered)
-    return answer, {**answer, "rejected": len(rejected), "pqls": len(answer["pqls"])}
+    return events, rejected
 
 
-def _serve(path: str, handler: Handler, pipeline: Pipeline, body: bytes) -> JSONResponse:
-    """The blocking part of a request (parsing and the store), run in Starlette's threadpool."""
-    try:
-        payload, counts = handler(pipeline, body)
-    except Rejected as exc:
-        return _reply(path, exc.status, {"error": exc.reason})
-    except SQLAlchemyError as exc:
-        # The class name only: a DBAPI error's text quotes the statement's parameters, i.e. event contents.
-        log.warning("%s -> 503 store unavailable (%s)", path, type(exc).__name__)
-        return JSONResponse({"error": "store unavailable, retry"}, 503)
-    return _reply(path, 400 if counts.get("rejected") else 200, payload, **counts)
-
-
-def _ingest_endpoint(pipeline: Pipeline, token: str | None, path: str, handler: Handler):
+def _ingest_endpoint(pipeline: Pipeline, intake: Intake, token: str | None, path: str, parse: Parser):
     secret = token.encode() if token else None  # an empty token must not let `Basic base64(":")` in
+    # One call's parsing is cheaper than a hop to the threadpool; a batch's could hold up the event loop.
+    inline = parse is _track
 
-    # Async only to read the body without blocking; parsing and the store run in the threadpool.
     async def endpoint(request: Request) -> Response:
         if secret is None:
             return _reply(path, 503, {"error": "ingestion is off: set INGEST_TOKEN"})
@@ -196,17 +180,32 @@ def _ingest_endpoint(pipeline: Pipeline, token: str | None, path: str, handler: 
             return _reply(path, 401, {"error": error}, {"WWW-Authenticate": "Bearer"})
         try:
             body = await _read_body(request)
+            events, rejected = parse(pipeline, body) if inline else await run_in_threadpool(parse, pipeline, body)
         except Rejected as exc:
             return _reply(path, exc.status, {"error": exc.reason})
         except ClientDisconnect:  # nobody reads this answer; it only keeps the traceback out of the log
             return _reply(path, 400, {"error": "client disconnected"})
-        return await run_in_threadpool(_serve, path, handler, pipeline, body)
+        outcome = Outcome()
+        if events:  # an all-rejected batch must not turn into a 503 (and retries) when the store is down
+            try:
+                outcome = await intake.ingest(events)
+            except SQLAlchemyError as exc:
+                # The class name only: a DBAPI error's text quotes the statement's parameters, i.e. event contents.
+                log.warning("%s -> 503 store unavailable (%s)", path, type(exc).__name__)
+                return JSONResponse({"error": "store unavailable, retry"}, 503)
+        answer = {"accepted": outcome.accepted, "duplicates": outcome.duplicates, "pqls": outcome.pqls}
+        counts = {"accepted": outcome.accepted, "duplicates": outcome.duplicates}
+        if parse is _batch:
+            answer = {**answer, "rejected": rejected}
+            counts["rejected"] = len(rejected)
+        return _reply(path, 400 if rejected else 200, answer, **counts, pqls=len(outcome.pqls))
 
     return endpoint
 
 
 def ingest_routes(pipeline: Pipeline, token: str | None) -> list[Route]:
     """/healthz, /v1/track and /v1/batch, to mount beside other apps (e.g. Slack's) in one Starlette."""
+    intake = Intake(pipeline)
 
     def healthz(request: Request) -> JSONResponse:  # sync: Starlette runs it in the threadpool
         try:
@@ -220,8 +219,8 @@ def ingest_routes(pipeline: Pipeline, token: str | None) -> list[Route]:
 
     return [
         Route("/healthz", healthz, methods=["GET"]),
-        Route("/v1/track", _ingest_endpoint(pipeline, token, "/v1/track", _track), methods=["POST"]),
-        Route("/v1/batch", _ingest_endpoint(pipeline, token, "/v1/batch", _batch), methods=["POST"]),
+        Route("/v1/track", _ingest_endpoint(pipeline, intake, token, "/v1/track", _track), methods=["POST"]),
+        Route("/v1/batch", _ingest_endpoint(pipeline, intake, token, "/v1/batch", _batch), methods=["POST"]),
     ]
 
 

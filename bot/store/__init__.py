@@ -11,6 +11,8 @@ from alembic.config import Config
 from sqlalchemy import event
 from sqlmodel import Session
 
+from bot.store.turns import TurnTakingConnection
+
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
@@ -28,6 +30,8 @@ def make_engine(url: str) -> sa.Engine:
             if path:
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
         kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+        if sa.make_url(url).database not in (None, "", ":memory:"):
+            kwargs["connect_args"]["factory"] = TurnTakingConnection  # writers take turns: see turns.py
         engine = sa.create_engine(url, **kwargs)
 
         @event.listens_for(engine, "connect")
