@@ -44,7 +44,7 @@ class Server:
             deliverer = Deliverer(self.runtime.pipeline.engine, self.runtime.gateway,
                                   render_review=self.runtime.render_review,
                                   render_alert=self.runtime.render_alert, alerts_channel=settings.pql_alerts_channel,
-                                  clock=self.runtime.now)
+                                  clock=self.runtime.now, make_way=self.runtime.answering.wait_quiet)
             deliverer.start()
             self.runtime.kick = deliverer.kick
             pipeline.on_new_work = deliverer.kick
@@ -60,7 +60,9 @@ class Server:
 
 
 def build(settings: Settings, *, pipeline: Pipeline | None = None, gateway: Gateway | None = None,
-          listener_executor: Executor | None = None) -> Server:
+          listener_executor: Executor | None = None, after_ack: Executor | None = None) -> Server:
+    """`listener_executor` and `after_ack` are for tests (see bot/slack/app.py); `after_ack` defaults to the
+    listener executor a test gives, else to slack_route's own pool."""
     if pipeline is None:
         pipeline = for_team(open_store(settings.database_url), settings)
     else:  # a test's own pipeline: its roster still comes from the settings
@@ -79,7 +81,7 @@ def build(settings: Settings, *, pipeline: Pipeline | None = None, gateway: Gate
 
             socket_mode = SocketModeHandler(app, settings.slack_app_token.get_secret_value())
         else:
-            routes.append(slack_route(app))
+            routes.append(slack_route(app, answering=runtime.answering, after_ack=after_ack or listener_executor))
     else:
         log.warning("SLACK_BOT_TOKEN is not set: Slack is off (ingestion and scoring still run)")
     return Server(runtime, Starlette(routes=routes), socket_mode)

@@ -12,7 +12,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable
-from concurrent.futures import Executor, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from urllib.parse import parse_qs
 
 from slack_bolt import App, BoltResponse
@@ -23,7 +23,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from bot.slack import actions, commands, home, manager
-from bot.slack.runtime import Runtime
+from bot.slack.runtime import Answering, Runtime
 
 log = logging.getLogger(__name__)
 #: Slack's own bound on a request's age (and on how far ahead of our clock it may be), in seconds.
@@ -119,19 +119,30 @@ def _quiet_bolt_verification() -> None:
 
 
 def build_app(runtime: Runtime, *, listener_executor: Executor | None = None) -> App:
-    """`listener_executor` runs listeners after their ack (Bolt's thread pool unless a test gives its own)."""
+    """`listener_executor` runs listeners after their ack (Bolt's thread pool unless a test gives its own).
+
+    Beside the app, a twin with the same listeners serves what slack_route acked already (clicks, events):
+    it runs each listener in the thread that dispatches it, since its ack goes nowhere, so the size of
+    slack_route's after-ack pool bounds how much of that work runs at once, and this app's pool stays free
+    for the slash commands and modal submissions that are still waiting for their answer."""
     settings = runtime.settings
+    secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None
+    executor = listener_executor or ThreadPoolExecutor(max_workers=32, thread_name_prefix="slack")
+    app = _bolt(runtime, secret, executor, process_before_response=False)  # ack first, then the work
+    _ACKED[app] = _bolt(runtime, secret, executor, process_before_response=True)
+    _SIGNED[app] = SignedRequests(secret)
+    _quiet_bolt_verification()  # slack_route refuses bad signatures first; this covers any other way in
+    return app
+
+
+def _bolt(runtime: Runtime, secret: str | None, executor: Executor, *, process_before_response: bool) -> App:
     app = App(
-        # Bolt's default pool has 5 threads; a burst of clicks on a busy morning needs more.
-        listener_executor=listener_executor or ThreadPoolExecutor(max_workers=32, thread_name_prefix="slack"),
-        signing_secret=settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None,
+        listener_executor=executor,
+        signing_secret=secret,
         client=runtime.gateway.client,
         token_verification_enabled=False,  # no auth.test round trip at start-up; a bad token shows on first call
-        process_before_response=False,  # ack first; the work continues after Slack has its answer
+        process_before_response=process_before_response,
     )
-    _SIGNED[app] = SignedRequests(settings.slack_signing_secret.get_secret_value()
-                                  if settings.slack_signing_secret else None)
-    _quiet_bolt_verification()  # slack_route refuses bad signatures first; this covers any other way in
 
     @app.middleware
     def with_runtime(context, next):  # noqa: A002 (Bolt's name)
@@ -143,6 +154,19 @@ def build_app(runtime: Runtime, *, listener_executor: Executor | None = None) ->
     home.register(app)
     manager.register(app)
     return app
+
+
+#: The twin of each app build_app made, for requests slack_route has acked already.
+_ACKED: weakref.WeakKeyDictionary[App, App] = weakref.WeakKeyDictionary()
+#: Payload types whose ack Slack reads nothing from: acked by slack_route before Bolt runs.
+ACKED_AT_ONCE = frozenset({"block_actions", "event_callback"})
+#: Where those requests are dispatched after their ack, unless build_app's caller gives its own.
+_AFTER_ACK = ThreadPoolExecutor(max_workers=4, thread_name_prefix="slack-after-ack")
+
+
+def _log_failed_dispatch(done: Future) -> None:
+    if (error := done.exception()) is not None:  # listeners are guarded; this is Bolt itself failing
+        log.error("slack: dispatching a request after its ack failed: %s", type(error).__name__, exc_info=error)
 
 
 def _refused(status: int, error: str, headers: dict | None = None) -> JSONResponse:
@@ -163,18 +187,28 @@ async def _read_body(request: Request) -> bytes | None:
 
 
 def _ssl_check(raw: bytes) -> bool:
+    if b"ssl_check=" not in raw:  # the common case, without unquoting a whole payload
+        return False
     try:
         return parse_qs(raw.decode("ascii")).get("ssl_check") == ["1"]
     except (UnicodeDecodeError, ValueError):
         return False
 
 
-def slack_route(app: App, path: str = "/slack/events", *, signed: SignedRequests | None = None) -> Route:
+def slack_route(app: App, path: str = "/slack/events", *, signed: SignedRequests | None = None,
+                answering: Answering | None = None, after_ack: Executor | None = None) -> Route:
     """Slack's requests over HTTP, served by the same server as ingestion (uvicorn), not Bolt's dev server.
 
     Before Bolt parses anything, the request must be authentic and new (see `SignedRequests`): a forged,
     stale or replayed request is answered 401 and never dispatched, and junk that is not even signed
-    cannot reach Bolt's parser (which would answer 500 on a body it cannot read)."""
+    cannot reach Bolt's parser (which would answer 500 on a body it cannot read).
+
+    Button clicks and events are acked here, before Bolt runs: Slack reads nothing from their ack (only a
+    modal submission's or a slash command's answer carries anything), so they are answered 200 at once
+    and dispatched on `after_ack`. Fifty reps clicking together then wait on nothing but this check, not
+    on each other's claims. Answers are counted in `answering`, so background work can let a burst pass."""
+    answering = answering or Answering()
+    after_ack, acked = after_ack or _AFTER_ACK, _ACKED.get(app, app)
     signed = _SIGNED.get(app) if signed is None else signed  # (not `or`: an empty memory is falsy)
     if signed is None:
         raise ValueError("slack_route needs an app made by build_app, or `signed`")
@@ -209,8 +243,12 @@ def slack_route(app: App, path: str = "/slack/events", *, signed: SignedRequests
         except Exception:  # noqa: BLE001 (signed, so from Slack, yet unreadable: not a 500)
             log.warning("slack: a signed request could not be read as one of Slack's")
             return _refused(400, "not a Slack request")
-        # Bolt's listeners are synchronous (the store is): run them off the event loop.
-        bolt_response: BoltResponse = await run_in_threadpool(app.dispatch, bolt_request)
+        with answering:
+            if bolt_request.body.get("type") in ACKED_AT_ONCE:
+                after_ack.submit(acked.dispatch, bolt_request).add_done_callback(_log_failed_dispatch)
+                return Response(status_code=200)
+            # Bolt's listeners are synchronous (the store is): run them off the event loop.
+            bolt_response: BoltResponse = await run_in_threadpool(app.dispatch, bolt_request)
         return Response(bolt_response.body, status_code=bolt_response.status,
                         headers={k: v[0] for k, v in bolt_response.headers.items() if v})
 

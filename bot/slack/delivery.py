@@ -120,8 +120,10 @@ def error_code(error: Exception) -> str:
 
 
 def deliver_due(engine: sa.Engine, gateway: Gateway, *, render_alert: RenderAlert, alerts_channel: str,
-                now: datetime, limit: int = 200, render_review: RenderReview | None = None) -> DeliveryReport:
-    """One delivery pass as of `now`; see the module docstring. Safe to run from several workers at once."""
+                now: datetime, limit: int = 200, render_review: RenderReview | None = None,
+                make_way: Callable[[], None] = lambda: None) -> DeliveryReport:
+    """One delivery pass as of `now`; see the module docstring. Safe to run from several workers at once.
+    `make_way` is called before each notice and each edit (it may wait: see Runtime.answering)."""
     report = DeliveryReport()
     release_stale(engine, now=now)
     with engine.connect() as connection:
@@ -130,6 +132,7 @@ def deliver_due(engine: sa.Engine, gateway: Gateway, *, render_alert: RenderAler
             .order_by(_NOTICES.c.id).limit(limit)
         ).scalars().all()
     for notice_id in due:
+        make_way()
         try:
             outcome = _deliver(engine, gateway, notice_id, render_alert=render_alert,
                                alerts_channel=alerts_channel, now=now, render_review=render_review)
@@ -142,7 +145,7 @@ def deliver_due(engine: sa.Engine, gateway: Gateway, *, render_alert: RenderAler
             report.failed += 1
         elif outcome == "waiting":
             report.waiting += 1
-    report.updated = refresh_alerts(engine, gateway, render_alert, now)
+    report.updated = refresh_alerts(engine, gateway, render_alert, now, make_way=make_way)
     return report
 
 
@@ -450,7 +453,7 @@ def _failed(engine: sa.Engine, notice: Notice, code: str, now: datetime) -> None
 
 
 def refresh_alerts(engine: sa.Engine, gateway: Gateway, render_alert: RenderAlert, now: datetime,
-                   *, limit: int = 200) -> int:
+                   *, limit: int = 200, make_way: Callable[[], None] = lambda: None) -> int:
     """Edit the alerts of leads that changed since their alert was rendered (version > posted_version);
     returns how many were edited. `posted_version` is raised only to the version rendered, so a change
     made meanwhile is picked up by the next pass. A failed edit is simply tried again next pass."""
@@ -461,6 +464,7 @@ def refresh_alerts(engine: sa.Engine, gateway: Gateway, render_alert: RenderAler
         ).scalars().all()
     updated = 0
     for pql_id in stale:
+        make_way()
         try:
             with store.session(engine) as session:
                 pql = session.get(Pql, pql_id)
@@ -491,7 +495,8 @@ class Deliverer:
 
     def __init__(self, engine: sa.Engine, gateway: Gateway, *, render_alert: RenderAlert, alerts_channel: str,
                  clock: Callable[[], datetime] = utc_now, every: float = EVERY_SECONDS, limit: int = 200,
-                 render_review: RenderReview | None = None) -> None:
+                 render_review: RenderReview | None = None, make_way: Callable[[], None] = lambda: None) -> None:
+        self.make_way = make_way  # called before each message of a pass: serve lets a burst of acks go first
         self.engine, self.gateway, self.render_alert, self.render_review = engine, gateway, render_alert, render_review
         self.alerts_channel, self.clock, self.every, self.limit = alerts_channel, clock, every, limit
         self.last_report: DeliveryReport | None = None
@@ -521,7 +526,7 @@ class Deliverer:
             try:
                 report = deliver_due(self.engine, self.gateway, render_alert=self.render_alert,
                                      alerts_channel=self.alerts_channel, now=self.clock(), limit=self.limit,
-                                     render_review=self.render_review)
+                                     render_review=self.render_review, make_way=self.make_way)
                 self.last_report = report
                 full = report.sent + report.failed >= self.limit
             except Exception:

@@ -45,7 +45,8 @@ class InlineExecutor(Executor):
 
 
 class Workspace:
-    def __init__(self, engine, standin: SlackStandIn, now: datetime, executor: Executor | None = None) -> None:
+    def __init__(self, engine, standin: SlackStandIn, now: datetime, executor: Executor | None = None,
+                 after_ack: Executor | None = None) -> None:
         self.standin, self.now = standin, now
         self.settings = Settings(
             _env_file=None, slack_bot_token="xoxb-test", slack_signing_secret=SECRET, slack_api_url=standin.url,
@@ -55,7 +56,7 @@ class Workspace:
         self.pipeline = Pipeline(engine, tz=NY, clock=lambda: self.now)
         self.gateway = Gateway.connect("xoxb-test", standin.url, backoff=0.01)
         self.server = server.build(self.settings, pipeline=self.pipeline, gateway=self.gateway,
-                                   listener_executor=executor or InlineExecutor())
+                                   listener_executor=executor or InlineExecutor(), after_ack=after_ack)
         self.http = TestClient(self.server.web)
         self._ids = itertools.count(1)
 
