@@ -23,6 +23,7 @@ from bot.store.models import Assignment, DispositionRecord, Pql, Rep, Touch, Tri
 from bot.words import escaped, say
 
 _PQLS = Pql.__table__
+_REPS = Rep.__table__
 #: Leads nobody has claimed yet, in the states a claim may start from.
 CLAIMABLE = (PqlState.QUALIFIED, PqlState.ALERTED, PqlState.QUEUED, PqlState.ASSIGNED)
 EMAIL_LABELS = {"email1": "Email 1", "email2": "Email 2", "email3": "Email 3"}
@@ -95,6 +96,14 @@ def new_today(session: Session, rep_id: str, *, now: datetime, tz: tzinfo) -> in
     ).one()
 
 
+def hold_rep(session: Session, rep_id: str) -> None:
+    """Hold the rep's row until the transaction ends, before counting them against the cap: a claim and a
+    routing (or two routings) racing for the same rep then count one after the other, and cannot both find
+    them one under the cap and both give them a lead. An UPDATE, not SELECT ... FOR UPDATE: it is a row
+    lock on PostgreSQL and takes SQLite's write lock (which has no row locks) just the same."""
+    session.connection().execute(sa.update(_REPS).where(_REPS.c.id == rep_id).values(paused=_REPS.c.paused))
+
+
 def day_bounds(day: date, tz: tzinfo) -> tuple[datetime, datetime]:
     start = datetime.combine(day, time(), tz)
     return start, datetime.combine(day + timedelta(days=1), time(), tz)
@@ -131,8 +140,10 @@ def claim(session: Session, pql: Pql, who: Actor, *, now: datetime, tz: tzinfo, 
     if pql.rep_id and pql.rep_id != rep_id and not who.is_manager:
         raise Refused(say("assigned_to_other", ref=pql.ref, rep=pql.rep_id))
     lands_now = pql.rep_id != rep_id
-    if lands_now and not who.is_manager and new_today(session, rep_id, now=now, tz=tz) >= cap:
-        raise Refused(say("at_cap", cap=cap))
+    if lands_now and not who.is_manager:
+        hold_rep(session, rep_id)
+        if new_today(session, rep_id, now=now, tz=tz) >= cap:
+            raise Refused(say("at_cap", cap=cap))
     won = _touch(session, pql, now, where=sa.and_(_PQLS.c.claimed_by.is_(None), _PQLS.c.state.in_(CLAIMABLE)),
                  claimed_by=rep_id, claimed_at=now, rep_id=rep_id, state=PqlState.CLAIMED,
                  assigned_at=now if lands_now else pql.assigned_at)

@@ -24,7 +24,7 @@ from sqlmodel import Session, select
 
 from bot import audit, outbox
 from bot.business_time import BusinessCalendar
-from bot.leads import new_today
+from bot.leads import hold_rep, new_today
 from bot.lifecycle import CLOSED, TIER_RANK, PqlState
 from bot.store.models import Account, Assignment, Pql, Rep, TrialUser
 from bot.words import escaped, say
@@ -107,12 +107,24 @@ class Router:
         # (say, just after midnight, or at the weekend, while yesterday's overflow waits for the morning).
         ahead = self._waiting_ahead(session, pql)
         closed = not self.calendar.is_open(now)  # nights and weekends count against the next day's cap
-        chosen = None if ahead or closed else pick(candidates)
+        chosen = None if ahead or closed else self._pick_held(session, candidates, now)
         if chosen:
             why = (f"round-robin: fewest active leads ({chosen.active}), {chosen.tier_this_week} {pql.tier} "
                    f"this week, {chosen.new_today} of {self.cap} new today")
             return self._give(session, pql, chosen.rep_id, "round_robin", why, now=now)
         self._queue(session, pql, roster, now=now, ahead=ahead, closed=closed)
+        return None
+
+    def _pick_held(self, session: Session, candidates: list[Candidate], now: datetime) -> Candidate | None:
+        """The pick, with its rep held (leads.hold_rep) and counted again under the hold: a claim that
+        gave them a lead since they were counted moves on to the next pick."""
+        while (chosen := pick(candidates)) is not None:
+            hold_rep(session, chosen.rep_id)
+            today = new_today(session, chosen.rep_id, now=now, tz=self.calendar.tz)
+            if today < self.cap:
+                chosen.new_today = today
+                return chosen
+            candidates = [c for c in candidates if c.rep_id != chosen.rep_id]
         return None
 
     def _waiting_ahead(self, session: Session, pql: Pql) -> int:
@@ -182,7 +194,7 @@ class Router:
             if owner:
                 given.append((pql.id, self._give(session, pql, owner, "override", "named account owner", now=now)))
                 continue
-            chosen = pick(self.candidates(session, pql.tier, now)[0])
+            chosen = self._pick_held(session, self.candidates(session, pql.tier, now)[0], now)
             if chosen is None:
                 break  # nobody has room: the rest wait, in order
             why = f"from the queue, in priority order; {chosen.new_today} of {self.cap} new today"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import random
+import threading
 from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 
@@ -303,3 +304,51 @@ def test_weekend_leads_wait_for_monday_and_count_against_mondays_cap(two):
     assert given == {ANA: 4, BEN: 4}
     monday = [two.lead(ny(2026, 11, 9, 10, n)) for n in range(3)]
     assert Counter(two.rep_of(pql_id) for pql_id in monday) == {ANA: 1, BEN: 1, None: 1}  # 5 each: the cap
+
+
+def test_a_claim_and_a_routing_racing_for_a_rep_one_under_the_cap_give_them_one_lead_not_two(engine, monkeypatch):
+    """Ana has 4 new leads today. She claims a queued lead while a new lead is being routed to her. The claim
+    counts her at 4 and is held there (as a slow transaction would be) while the routing runs: the routing
+    must wait for it and then find her at the cap, not count 4 as well and give her a sixth lead."""
+    team = Team(engine, [(ANA, "Ana Ruiz", None)])
+    monday = ny(2026, 11, 9, 10, 0)
+    team.pause(ANA, at=monday)
+    waiting = team.lead(monday)  # nobody available: queued (medium), claimable
+    team.pause(ANA, False, at=monday)
+    for minute in range(1, 5):  # high leads do not wait behind a medium one
+        assert team.rep_of(team.lead(monday + timedelta(minutes=minute), "high")) == ANA
+    counted, routed = threading.Event(), threading.Event()
+    real_count = leads.new_today
+
+    def counted_then_held(session, rep_id, **kwargs):
+        count = real_count(session, rep_id, **kwargs)
+        if threading.current_thread().name == "claim":
+            counted.set()
+            routed.wait(1.5)  # without a hold on Ana the routing finishes meanwhile
+        return count
+
+    monkeypatch.setattr(leads, "new_today", counted_then_held)
+    outcome = {}
+
+    def claim() -> None:
+        with team.pipeline.session() as session, session.begin():
+            pql = session.get(Pql, waiting)
+            who = leads.actor(session, ANA, manager=BOSS)
+            try:
+                leads.claim(session, pql, who, now=monday + timedelta(minutes=6), tz=NY, cap=CAP)
+                outcome["claim"] = "won"
+            except leads.Refused as refusal:
+                outcome["claim"] = str(refusal)
+
+    with freeze_time(monday + timedelta(minutes=6)):
+        claimer = threading.Thread(target=claim, name="claim")
+        claimer.start()
+        assert counted.wait(10)
+        newcomer = team.lead(monday + timedelta(minutes=6), "high")
+        routed.set()
+        claimer.join(10)
+    with team.pipeline.session() as session:
+        today = real_count(session, ANA, now=monday + timedelta(minutes=7), tz=NY)
+    assert today == CAP
+    assert outcome["claim"] == "won"  # it counted first, so it goes first
+    assert team.pql(newcomer).state == "queued" and team.rep_of(newcomer) is None
