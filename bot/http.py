@@ -97,6 +97,9 @@ _EMAIL_MAX, _DOMAIN_MAX = TrialUser.__table__.c.email.type.length, TrialUser.__t
 _INT_MAX = 2**31 - 1  # trial_users.company_size is an INTEGER
 
 
+_NUL = b"\\u0000"  # how JSON text carries a NUL character (a raw one is invalid JSON)
+
+
 def _has_nul(value: object) -> bool:
     if isinstance(value, str):
         return "\x00" in value
@@ -107,13 +110,14 @@ def _has_nul(value: object) -> bool:
     return False
 
 
-def _event(call: dict, pipeline: Pipeline) -> Event:
-    """One call as an Event the store can keep, else EventError with the reason."""
+def _event(call: dict, pipeline: Pipeline, *, nul_possible: bool = True) -> Event:
+    """One call as an Event the store can keep, else EventError with the reason. `nul_possible`: False
+    when the JSON text it came from holds no escaped NUL (JSON has no other way to carry one)."""
     try:
         event = parse_event(call, pipeline.rules)
     except OverflowError:  # an offset that pushes a time past year 1 or 9999 when converted to UTC
         raise EventError("timestamp: is out of range") from None
-    if _has_nul(event):
+    if nul_possible and _has_nul(event):
         raise EventError("contains a NUL character (\\u0000), which the store cannot keep")
     for field, value in (("userId", event.user_id), ("event", event.name)):
         if len(value) > _LIMITS[field]:
@@ -142,7 +146,7 @@ def _track(pipeline: Pipeline, body: bytes) -> tuple[list[Event], list[dict]]:
     if not isinstance(call, dict):
         raise Rejected("body must be a JSON object: one Segment track or page call")
     try:
-        return [_event(call, pipeline)], []
+        return [_event(call, pipeline, nul_possible=_NUL in body)], []
     except EventError as exc:
         raise Rejected(str(exc)) from None
 
@@ -154,12 +158,12 @@ def _batch(pipeline: Pipeline, body: bytes) -> tuple[list[Event], list[dict]]:
         raise Rejected('body must be a JSON object like {"batch": [call, ...]}')
     if not payload["batch"]:
         raise Rejected("batch: must hold at least one call")
-    events, rejected = [], []
+    events, rejected, nul_possible = [], [], _NUL in body
     for index, item in enumerate(payload["batch"]):
         try:
             if not isinstance(item, dict):  # parse_event would read a string as JSON text
                 raise EventError("a call must be a JSON object")
-            events.append(_event(item, pipeline))
+            events.append(_event(item, pipeline, nul_possible=nul_possible))
         except EventError as exc:
             rejected.append({"index": index, "reason": str(exc)})
     return events, rejected

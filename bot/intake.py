@@ -55,16 +55,22 @@ class Intake:
     def submit(self, events: Sequence[Event]) -> Future:
         """Queues one call's events; the future resolves to its `Outcome` (or the store's error)."""
         call = _Call(list(events), Future())
+        self._queue(call)
+        return call.future
+
+    async def ingest(self, events: Sequence[Event]) -> Outcome:
+        call = _Call(list(events), Future())
+        answer = asyncio.wrap_future(call.future)  # before the writer can see the call, so it never waits on us
+        self._queue(call)
+        return await answer
+
+    def _queue(self, call: _Call) -> None:
         with self._ready:
             self._waiting.append(call)
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="pqlbot-intake", daemon=True)
                 self._thread.start()
             self._ready.notify()
-        return call.future
-
-    async def ingest(self, events: Sequence[Event]) -> Outcome:
-        return await asyncio.wrap_future(self.submit(events))
 
     def _run(self) -> None:
         while True:
