@@ -28,6 +28,7 @@ import sqlalchemy as sa
 from bot.pipeline import Pipeline
 from bot.routing import Router
 from bot.settings import Settings
+from bot.slack.app import forget_expired_requests
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +97,18 @@ def drain_queue(sweeps: Sweeps, now: datetime) -> int:
         return len(sweeps.router.drain(session, now=now))
 
 
+def forget_old_slack_requests(sweeps: Sweeps, now: datetime) -> int:
+    """The records of Slack requests past the replay window (bot.slack.app.SignedRequests keeps them on
+    PostgreSQL only; on SQLite the table stays empty, and a write would only queue for its lock)."""
+    engine = sweeps.pipeline.engine
+    if engine.dialect.name != "postgresql":
+        return 0
+    with engine.begin() as connection:
+        return forget_expired_requests(connection, now)
+
+
 def default_steps() -> list[tuple[str, Callable[[Sweeps, datetime], int]]]:
     from bot import escalations, weekly  # the SLA-clock sweeps, and the Friday review with its triggers
 
-    return [("rescore", rescore), ("queue", drain_queue), *escalations.STEPS, *weekly.STEPS]
+    return [("rescore", rescore), ("queue", drain_queue), *escalations.STEPS, *weekly.STEPS,
+            ("slack_requests", forget_old_slack_requests)]

@@ -4,6 +4,7 @@ request's signature, age and novelty (`SignedRequests`) before Bolt sees it."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import heapq
 import hmac
@@ -11,12 +12,16 @@ import logging
 import threading
 import time
 import weakref
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from datetime import UTC, datetime
 from urllib.parse import parse_qs
 
+import sqlalchemy as sa
 from slack_bolt import App, BoltResponse
 from slack_bolt.request import BoltRequest
+from sqlalchemy.dialects import postgresql
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
@@ -24,6 +29,7 @@ from starlette.routing import Route
 
 from bot.slack import actions, commands, home, manager
 from bot.slack.runtime import Answering, Runtime
+from bot.store.models import SlackRequestSeen
 
 log = logging.getLogger(__name__)
 #: Slack's own bound on a request's age (and on how far ahead of our clock it may be), in seconds.
@@ -33,6 +39,13 @@ MAX_BODY = 1024 * 1024
 #: What the route remembers of one process's recent requests, most. Slack sends a team far fewer than
 #: this in five minutes; past it the route answers 503 (Slack retries) rather than forget a signature.
 CAPACITY = 100_000
+#: How long past the window a request stays recorded in the store, in seconds: hosts whose clocks disagree
+#: by less than this never forget a request that another host's age check still accepts.
+CLOCK_SKEW = 60
+#: Every this many requests it records, a process also deletes the records past their time, so the table
+#: stays small even where the scheduled sweeps (which delete them every minute) do not run.
+TIDY_EVERY = 1_000
+_SEEN = SlackRequestSeen.__table__
 
 
 class SignedRequests:
@@ -44,11 +57,19 @@ class SignedRequests:
     that the age check refuses it anyway), so each signed request is dispatched at most once.
 
     The memory is per process: bounded (`capacity` pairs; when full of live pairs a request is turned
-    away rather than a pair forgotten), thread-safe, and lost on restart. With several processes (or
-    hosts) behind a load balancer, a replay can reach a process that never saw the original and be
-    dispatched there. For full protection across processes, record the pairs in the store instead
-    (a table with a unique (timestamp, signature) key, rows older than the window deleted), or pin
-    Slack's traffic to one process, which is how `pqlbot serve` runs today.
+    away rather than a pair forgotten), thread-safe, and lost on restart. It is always asked first.
+
+    On a PostgreSQL store (`store`), where several `pqlbot serve` processes or hosts may share Slack's
+    traffic, a pair new to this process is then recorded in the store too (`slack_requests_seen`, keyed
+    by the pair): if another process recorded it already, the request is a replay sent to the wrong
+    process and is refused here just the same. When the store cannot be reached the request is answered
+    503 (Slack retries) and forgotten again, never dispatched unchecked. Records go once their timestamp
+    is `CLOCK_SKEW` past the window: deleted by a scheduled sweep (bot/sweeps.py), and every `TIDY_EVERY`
+    records by the process recording them, so the table cannot grow without bound.
+
+    On SQLite the memory stays in the process alone: a SQLite store serves one process, and a write there
+    would wait behind ingestion for SQLite's single write lock, on the path of every ack. A restart then
+    forgets the last five minutes' pairs; a replay needs a captured request and a restart within them.
 
     Slack's retries are not replays. X-Slack-Request-Timestamp is when Slack sent the request, and the
     signature covers it; Slack retries an event up to three times over about five minutes (X-Slack-Retry-Num),
@@ -58,13 +79,21 @@ class SignedRequests:
     it again, with X-Slack-No-Retry.
     """
 
-    def __init__(self, signing_secret: str | None, *, window: int = WINDOW, capacity: int = CAPACITY,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, signing_secret: str | None, *, store: sa.Engine | None = None, window: int = WINDOW,
+                 capacity: int = CAPACITY, clock: Callable[[], float] = time.time,
+                 tidy_every: int = TIDY_EVERY) -> None:
         self._secret = signing_secret.encode() if signing_secret else None
         self.window, self.capacity, self.clock = window, capacity, clock
+        shared = store is not None and store.dialect.name == "postgresql"
+        self._store = _StoreRecord(store, clock, tidy_every=tidy_every) if shared else None
         self._seen: set[tuple[str, str]] = set()
         self._expiry: list[tuple[int, tuple[str, str]]] = []  # a heap: (when the pair may go, pair)
         self._lock = threading.Lock()
+
+    @property
+    def shared(self) -> bool:
+        """Whether replays are refused across every process on the store (PostgreSQL), not this one's alone."""
+        return self._store is not None
 
     @property
     def configured(self) -> bool:
@@ -96,6 +125,99 @@ class SignedRequests:
             self._seen.add(pair)
             heapq.heappush(self._expiry, (int(timestamp) + self.window, pair))
             return True
+
+    def first_time_in_store(self, timestamp: str, signature: str) -> Future[bool]:
+        """Record a pair `first_time` found new in the store too (PostgreSQL; see the class). Resolves to True
+        when no process recorded it before, False when one did, or to the store's error; on an error the pair
+        is forgotten here as well, so that nothing remembers a request that was never served."""
+        if self._store is None:
+            done: Future[bool] = Future()
+            done.set_result(True)
+            return done
+        pair = (timestamp, signature)
+        recorded = self._store.submit(pair, datetime.fromtimestamp(int(timestamp) + self.window + CLOCK_SKEW, UTC))
+
+        def forget_unless_recorded(future: Future[bool]) -> None:
+            if future.cancelled() or future.exception() is not None:
+                with self._lock:
+                    self._seen.discard(pair)  # its heap entry goes in its time, discarding nothing then
+
+        recorded.add_done_callback(forget_unless_recorded)
+        return recorded
+
+
+class _StoreRecord:
+    """The store's side of `SignedRequests`: one thread records every pair that is waiting, in one statement.
+
+    Why one thread: when each request recorded its own pair, each held a worker thread and a pooled connection
+    while the store answered, and fifty clicks at once queued for both (bench/ack.py: the median ack went from
+    55 to 130 ms). Here those fifty cost about a dozen statements on one connection, and a lone request is a
+    group of one, taken at once. Every `tidy_every` records it also deletes the expired ones, between groups."""
+
+    def __init__(self, engine: sa.Engine, clock: Callable[[], float], *, tidy_every: int,
+                 idle_seconds: float = 5.0) -> None:
+        self.engine, self.clock, self.tidy_every, self.idle_seconds = engine, clock, tidy_every, idle_seconds
+        self._waiting: deque[tuple[tuple[str, str], datetime, Future]] = deque()
+        self._ready = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._since_tidy = 0
+
+    def submit(self, pair: tuple[str, str], forget_after: datetime) -> Future[bool]:
+        future: Future[bool] = Future()
+        with self._ready:
+            self._waiting.append((pair, forget_after, future))
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="pqlbot-slack-seen", daemon=True)
+                self._thread.start()
+            self._ready.notify()
+        return future
+
+    def _run(self) -> None:
+        while True:
+            with self._ready:
+                if not self._waiting:
+                    self._ready.wait(self.idle_seconds)
+                if not self._waiting:
+                    self._thread = None  # under the lock, so a pair queued from now on starts a new thread
+                    return
+                group = [self._waiting.popleft() for _ in range(len(self._waiting))]
+            group = [entry for entry in group if entry[2].set_running_or_notify_cancel()]  # else nobody waits
+            if group:
+                self._record(group)
+            if self._since_tidy >= self.tidy_every:
+                self._since_tidy = 0
+                self._tidy()
+
+    def _record(self, group: list[tuple[tuple[str, str], datetime, Future]]) -> None:
+        rows = [{"timestamp": timestamp, "signature": signature, "forget_after": forget_after}
+                for (timestamp, signature), forget_after, _ in group]
+        try:
+            with self.engine.begin() as connection:
+                # Visible to every process at commit all the same; what it saves is the wait for the disk, on
+                # the ack's path. A crash of the database server could lose the last moment's records.
+                connection.exec_driver_sql("SET LOCAL synchronous_commit = off")
+                inserted = connection.execute(postgresql.insert(_SEEN).values(rows).on_conflict_do_nothing()
+                                              .returning(_SEEN.c.timestamp, _SEEN.c.signature))
+                new = {(timestamp, signature) for timestamp, signature in inserted}
+        except Exception as error:  # noqa: BLE001 (each waiting request gets it, and answers for itself)
+            for _, _, future in group:
+                future.set_exception(error)
+            return
+        self._since_tidy += len(new)
+        for pair, _, future in group:
+            future.set_result(pair in new)
+
+    def _tidy(self) -> None:
+        try:
+            with self.engine.begin() as connection:
+                forget_expired_requests(connection, datetime.fromtimestamp(self.clock(), UTC))
+        except sa.exc.SQLAlchemyError as error:  # the sweeps or the next tidy will do it
+            log.warning("slack: could not delete expired request records: %s", type(error).__name__)
+
+
+def forget_expired_requests(connection: sa.Connection, now: datetime) -> int:
+    """Delete the request records whose time is past (the age check refuses those requests anyway)."""
+    return connection.execute(sa.delete(_SEEN).where(_SEEN.c.forget_after < now)).rowcount
 
 
 #: The signature checks of each app `build_app` made, for `slack_route` to find.
@@ -130,7 +252,7 @@ def build_app(runtime: Runtime, *, listener_executor: Executor | None = None) ->
     executor = listener_executor or ThreadPoolExecutor(max_workers=32, thread_name_prefix="slack")
     app = _bolt(runtime, secret, executor, process_before_response=False)  # ack first, then the work
     _ACKED[app] = _bolt(runtime, secret, executor, process_before_response=True)
-    _SIGNED[app] = SignedRequests(secret)
+    _SIGNED[app] = SignedRequests(secret, store=runtime.pipeline.engine)
     _quiet_bolt_verification()  # slack_route refuses bad signatures first; this covers any other way in
     return app
 
@@ -201,7 +323,8 @@ def slack_route(app: App, path: str = "/slack/events", *, signed: SignedRequests
 
     Before Bolt parses anything, the request must be authentic and new (see `SignedRequests`): a forged,
     stale or replayed request is answered 401 and never dispatched, and junk that is not even signed
-    cannot reach Bolt's parser (which would answer 500 on a body it cannot read).
+    cannot reach Bolt's parser (which would answer 500 on a body it cannot read). On PostgreSQL, "new"
+    means new to every process on the store; when the store cannot tell, the answer is 503.
 
     Button clicks and events are acked here, before Bolt runs: Slack reads nothing from their ack (only a
     modal submission's or a slash command's answer carries anything), so they are answered 200 at once
@@ -232,6 +355,13 @@ def slack_route(app: App, path: str = "/slack/events", *, signed: SignedRequests
         if seen is None:
             log.warning("slack: too many requests in %d s to remember; answering 503", signed.window)
             return _refused(503, "busy, retry")
+        if seen and signed.shared:
+            try:
+                seen = await asyncio.wrap_future(signed.first_time_in_store(timestamp, signature))
+            except sa.exc.SQLAlchemyError as error:
+                log.warning("slack: the store could not say whether a request was seen before (%s); answering 503",
+                            type(error).__name__)
+                return _refused(503, "store unavailable, retry")
         if not seen:
             if "x-slack-retry-num" in request.headers:  # already served once: stop Slack retrying
                 return Response(status_code=200, headers={"X-Slack-No-Retry": "1"})

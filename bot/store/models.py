@@ -241,3 +241,16 @@ class Notice(SQLModel, table=True):
     last_error: str | None = None
     created_at: datetime = _time()
     sent_at: datetime | None = _time(nullable=True)
+
+
+class SlackRequestSeen(SQLModel, table=True):
+    """A signed Slack request this bot has accepted, so that a replay of it is refused by every process on
+    the store, not only the one that served it (bot/slack/app.py, `SignedRequests`; PostgreSQL only). The
+    timestamp and signature are Slack's headers, as sent; the row may go once `forget_after` has passed,
+    since by then the age check refuses the request anyway."""
+
+    __tablename__ = "slack_requests_seen"
+
+    timestamp: str = Field(primary_key=True, max_length=12)  # X-Slack-Request-Timestamp: at most 12 digits
+    signature: str = Field(primary_key=True, max_length=80)  # X-Slack-Signature: "v0=" and 64 hex digits
+    forget_after: datetime = _time(index=True)

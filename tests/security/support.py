@@ -17,11 +17,16 @@ def fuzz(max_examples: int = 150) -> settings:
                                            HealthCheck.data_too_large, HealthCheck.filter_too_much])
 
 
+#: Where the Slack route records each request it accepts (on PostgreSQL), whatever the request then does.
+REQUESTS_SEEN = "slack_requests_seen"
+
+
 def counts(engine: sa.Engine) -> dict[str, int]:
-    """Rows per table: equal before and after means nothing was written."""
+    """Rows per table: equal before and after means the request changed nothing (that it was received is
+    recorded in REQUESTS_SEEN, which is not counted)."""
     with engine.connect() as connection:
         return {table.name: connection.scalar(sa.select(sa.func.count()).select_from(table))
-                for table in SQLModel.metadata.sorted_tables}
+                for table in SQLModel.metadata.sorted_tables if table.name != REQUESTS_SEEN}
 
 
 def lead_state(engine: sa.Engine) -> tuple:

@@ -10,8 +10,10 @@ import logging
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from urllib.parse import urlencode
 
+import psycopg
 import pytest
 import sqlalchemy as sa
 from hypothesis import given
@@ -19,10 +21,13 @@ from hypothesis import strategies as st
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
-from bot.slack.app import SignedRequests, build_app, slack_route
+from bot.routing import Router
+from bot.slack.app import WINDOW, SignedRequests, build_app, slack_route
 from bot.slack.ids import Action, Command, Input, LeadRef, View
-from tests.security.support import counts, errors_logged, fuzz
-from tests.slack.conftest import ANA, CHANNEL, SECRET, InlineExecutor
+from bot.store import make_engine
+from bot.sweeps import Sweeps
+from tests.security.support import REQUESTS_SEEN, counts, errors_logged, fuzz
+from tests.slack.conftest import ANA, CHANNEL, SECRET, InlineExecutor, Workspace
 
 FORM = "application/x-www-form-urlencoded"
 
@@ -293,3 +298,147 @@ def test_the_memory_is_safe_across_threads():
     with ThreadPoolExecutor(max_workers=16) as pool:
         list(pool.map(race, range(1000)))
     assert results.count(True) == 50 and results.count(False) == 950
+
+
+# Replayed to another process on the same store ------------------------------------------------------------------
+
+@pytest.fixture
+def other_process(workspace):
+    """A second `pqlbot serve` on the workspace's store: its own app, route and memory, one database."""
+    if workspace.pipeline.engine.dialect.name == "sqlite":
+        pytest.skip("SQLite is one process's store: its replay memory is that process's own (tested above)")
+    return Workspace(workspace.pipeline.engine, workspace.standin, workspace.now)
+
+
+def requests_seen(engine: sa.Engine) -> int:
+    with engine.connect() as connection:
+        return connection.scalar(sa.text(f"SELECT count(*) FROM {REQUESTS_SEEN}"))
+
+
+def test_a_click_served_by_one_process_is_refused_as_replayed_by_the_other(workspace, other_process):
+    pql_id = workspace.lead()
+    body = click_body(ANA, Action.CLAIM, pql_id)
+    sent = headers(body)
+    assert post(workspace, body, sent).status_code == 200
+    replay = post(other_process, body, sent)
+    assert (replay.status_code, replay.json()) == (401, {"error": "replayed request"})
+    assert post(other_process, body, sent).status_code == 401  # and again, from its own memory now
+    assert workspace.pql(pql_id).claimed_by == ANA
+    with workspace.pipeline.engine.connect() as connection:
+        claims = connection.scalar(sa.text("SELECT count(*) FROM audit WHERE action = 'pql_claimed'"))
+    assert claims == 1 and workspace.standin.calls_to("chat.postEphemeral") == []  # nobody was told "already"
+
+
+def test_a_modal_submission_replayed_to_the_other_process_logs_one_touch_not_two(workspace, other_process):
+    pql_id = workspace.lead()
+    workspace.click(ANA, Action.CLAIM, pql_id)
+    body = touch_body(ANA, pql_id)
+    sent = headers(body)
+    assert post(workspace, body, sent).status_code == 200
+    assert post(other_process, body, sent).status_code == 401
+    assert counts(workspace.pipeline.engine)["touches"] == 1
+
+
+def test_twenty_copies_of_one_click_at_once_across_two_processes_are_dispatched_once(workspace, other_process):
+    pql_id = workspace.lead()
+    body = click_body(ANA, Action.CLAIM, pql_id)
+    sent = headers(body)
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        statuses = sorted(pool.map(lambda n: post((workspace, other_process)[n % 2], body, sent).status_code,
+                                   range(20)))
+    assert statuses == [200] + [401] * 19
+    with workspace.pipeline.engine.connect() as connection:
+        claims = connection.scalar(sa.text("SELECT count(*) FROM audit WHERE action = 'pql_claimed'"))
+    assert claims == 1 and workspace.standin.calls_to("chat.postEphemeral") == []
+
+
+def test_the_same_command_signed_afresh_is_served_by_the_other_process(workspace, other_process):
+    body = command_body(workspace, ANA, Command.PQL, "help")
+    stamp = int(time.time())
+    assert post(workspace, body, headers(body, stamp=stamp - 1)).status_code == 200
+    assert post(other_process, body, headers(body, stamp=stamp - 1)).status_code == 401
+    assert post(other_process, body, headers(body, stamp=stamp)).status_code == 200
+    assert len(workspace.standin.responses) == 2
+
+
+def test_a_retry_repeating_a_signature_the_other_process_served_is_acked_without_running_again(workspace,
+                                                                                             other_process):
+    body = event_body(ANA)
+    sent = headers(body, content_type="application/json")
+    assert post(workspace, body, sent).status_code == 200
+    again = post(other_process, body, {**sent, "X-Slack-Retry-Num": "1", "X-Slack-Retry-Reason": "http_timeout"})
+    assert again.status_code == 200 and again.headers["x-slack-no-retry"] == "1"
+    assert len(workspace.standin.calls_to("views.publish")) == 1
+
+
+def test_when_the_store_cannot_be_reached_a_click_is_answered_503_and_not_dispatched(workspace, caplog):
+    engine = workspace.pipeline.engine
+    if engine.dialect.name == "sqlite":
+        pytest.skip("on SQLite the replay memory is the process's own: the store is not asked")
+    pql_id = workspace.lead()
+    away = make_engine(engine.url.render_as_string(hide_password=False))  # the check's own pool, as in a process
+    refusing = [True]
+
+    @sa.event.listens_for(away, "do_connect")
+    def refuse(*_):
+        if refusing[0]:
+            raise psycopg.OperationalError("connection refused")
+
+    signed = SignedRequests(SECRET, store=away)
+    app = build_app(workspace.server.runtime, listener_executor=InlineExecutor())
+    web = TestClient(Starlette(routes=[slack_route(app, signed=signed, after_ack=InlineExecutor())]))
+    body = click_body(ANA, Action.CLAIM, pql_id)
+    sent = headers(body)
+    calls = len(workspace.standin.calls)
+    try:
+        response = web.post("/slack/events", content=body.encode(), headers=sent)
+        assert (response.status_code, response.json()) == (503, {"error": "store unavailable, retry"})
+        assert workspace.pql(pql_id).claimed_by is None and len(workspace.standin.calls) == calls
+        assert not errors_logged(caplog.records)
+
+        refusing[0] = False  # the store is back, and the click was never taken as served
+        assert web.post("/slack/events", content=body.encode(), headers=sent).status_code == 200
+        assert workspace.pql(pql_id).claimed_by == ANA
+    finally:
+        away.dispose()
+
+
+def test_on_sqlite_the_route_writes_nothing_to_the_store_for_a_request(workspace):
+    """One process per SQLite store, and a write on every ack would queue behind ingestion for the lock."""
+    if workspace.pipeline.engine.dialect.name != "sqlite":
+        pytest.skip("SQLite only: on PostgreSQL each request is recorded (tests above)")
+    body = command_body(workspace, ANA, Command.PQL, "help")
+    sent = headers(body)
+    assert post(workspace, body, sent).status_code == 200
+    assert post(workspace, body, sent).status_code == 401
+    assert requests_seen(workspace.pipeline.engine) == 0
+
+
+def test_the_sweeps_forget_requests_past_the_window_and_keep_the_live_ones(workspace):
+    engine = workspace.pipeline.engine
+    if engine.dialect.name == "sqlite":
+        pytest.skip("on SQLite the replay memory is the process's own: nothing is recorded to sweep")
+    clock = Clock(1_800_000_000)
+    first = SignedRequests(SECRET, store=engine, clock=clock)
+    old, live = str(int(clock.now)), str(int(clock.now) + 240)
+    assert first.first_time_in_store(old, "v0=old").result() and first.first_time_in_store(live, "v0=live").result()
+    clock.now += 240 + WINDOW  # `old` is long past the window, `live` still inside it
+    settings = workspace.settings
+    sweeps = Sweeps(workspace.pipeline, Router(settings.calendar, cap=settings.pql_daily_cap, manager=None), settings)
+    done = sweeps.run_due(datetime.fromtimestamp(clock.now, UTC))
+    assert done["slack_requests"] == 1 and requests_seen(engine) == 1
+    another = SignedRequests(SECRET, store=engine, clock=clock)  # a process that never saw `live`
+    assert another.first_time_in_store(live, "v0=live").result() is False
+
+
+def test_without_the_sweeps_recording_processes_still_delete_what_is_past_the_window(workspace):
+    engine = workspace.pipeline.engine
+    if engine.dialect.name == "sqlite":
+        pytest.skip("on SQLite the replay memory is the process's own: nothing is recorded")
+    clock = Clock(1_800_000_000)
+    signed = SignedRequests(SECRET, store=engine, clock=clock, tidy_every=10)
+    for round_ in range(5):
+        stamp = str(int(clock.now))
+        assert all(signed.first_time_in_store(stamp, f"v0={round_}-{n}").result() for n in range(10))
+        clock.now += 2 * WINDOW
+    assert requests_seen(engine) == 10  # the last ten; each tenth record cleared what had expired before it
