@@ -127,9 +127,9 @@ def test_the_writer_thread_ends_when_idle_and_the_next_call_starts_another(engin
     intake = Intake(pipeline, idle_seconds=0.05)
     assert intake.submit(events(pipeline, signup("ivy"))).result(10).accepted == 1
     deadline = time.monotonic() + 5
-    while intake._thread is not None and time.monotonic() < deadline:
+    while intake.running and time.monotonic() < deadline:
         time.sleep(0.01)
-    assert intake._thread is None
+    assert not intake.running
     assert intake.submit(events(pipeline, signup("jo"))).result(10).accepted == 1
     assert count(engine, "events") == 2
 

@@ -12,7 +12,6 @@ import logging
 import threading
 import time
 import weakref
-from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -27,6 +26,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from bot.grouped import GroupWriter, Waiting
 from bot.slack import actions, commands, home, manager
 from bot.slack.runtime import Answering, Runtime
 from bot.store.models import SlackRequestSeen
@@ -147,50 +147,27 @@ class SignedRequests:
 
 
 class _StoreRecord:
-    """The store's side of `SignedRequests`: one thread records every pair that is waiting, in one statement.
+    """The store's side of `SignedRequests`: one thread (a GroupWriter) records every pair that is waiting,
+    in one statement.
 
     Why one thread: when each request recorded its own pair, each held a worker thread and a pooled connection
     while the store answered, and fifty clicks at once queued for both (bench/ack.py: the median ack went from
-    55 to 130 ms). Here those fifty cost about a dozen statements on one connection, and a lone request is a
-    group of one, taken at once. Every `tidy_every` records it also deletes the expired ones, between groups."""
+    55 to 130 ms). Here those fifty cost about a dozen statements on one connection. Every `tidy_every`
+    records it also deletes the expired ones, between groups."""
 
     def __init__(self, engine: sa.Engine, clock: Callable[[], float], *, tidy_every: int,
                  idle_seconds: float = 5.0) -> None:
-        self.engine, self.clock, self.tidy_every, self.idle_seconds = engine, clock, tidy_every, idle_seconds
-        self._waiting: deque[tuple[tuple[str, str], datetime, Future]] = deque()
-        self._ready = threading.Condition()
-        self._thread: threading.Thread | None = None
+        self.engine, self.clock, self.tidy_every = engine, clock, tidy_every
+        self._writer: GroupWriter[tuple[tuple[str, str], datetime]] = GroupWriter(
+            self._serve, name="pqlbot-slack-seen", idle_seconds=idle_seconds)
         self._since_tidy = 0
 
     def submit(self, pair: tuple[str, str], forget_after: datetime) -> Future[bool]:
-        future: Future[bool] = Future()
-        with self._ready:
-            self._waiting.append((pair, forget_after, future))
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="pqlbot-slack-seen", daemon=True)
-                self._thread.start()
-            self._ready.notify()
-        return future
+        return self._writer.submit((pair, forget_after))
 
-    def _run(self) -> None:
-        while True:
-            with self._ready:
-                if not self._waiting:
-                    self._ready.wait(self.idle_seconds)
-                if not self._waiting:
-                    self._thread = None  # under the lock, so a pair queued from now on starts a new thread
-                    return
-                group = [self._waiting.popleft() for _ in range(len(self._waiting))]
-            group = [entry for entry in group if entry[2].set_running_or_notify_cancel()]  # else nobody waits
-            if group:
-                self._record(group)
-            if self._since_tidy >= self.tidy_every:
-                self._since_tidy = 0
-                self._tidy()
-
-    def _record(self, group: list[tuple[tuple[str, str], datetime, Future]]) -> None:
+    def _serve(self, group: Waiting) -> None:
         rows = [{"timestamp": timestamp, "signature": signature, "forget_after": forget_after}
-                for (timestamp, signature), forget_after, _ in group]
+                for ((timestamp, signature), forget_after), _ in group]
         try:
             with self.engine.begin() as connection:
                 # Visible to every process at commit all the same; what it saves is the wait for the disk, on
@@ -200,12 +177,15 @@ class _StoreRecord:
                                               .returning(_SEEN.c.timestamp, _SEEN.c.signature))
                 new = {(timestamp, signature) for timestamp, signature in inserted}
         except Exception as error:  # noqa: BLE001 (each waiting request gets it, and answers for itself)
-            for _, _, future in group:
+            for _, future in group:
                 future.set_exception(error)
             return
-        self._since_tidy += len(new)
-        for pair, _, future in group:
+        for (pair, _), future in group:
             future.set_result(pair in new)
+        self._since_tidy += len(new)
+        if self._since_tidy >= self.tidy_every:
+            self._since_tidy = 0
+            self._tidy()
 
     def _tidy(self) -> None:
         try:

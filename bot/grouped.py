@@ -1,0 +1,74 @@
+"""One thread that takes everything waiting in its queue and serves it as one group.
+
+Why: work that each request would otherwise do in a transaction of its own (storing an ingestion call,
+recording a Slack request as seen) costs a commit, a pooled connection and, under a burst, a queue for
+both. Taken together by one thread, a hundred waiting items cost a few statements, and a lone item is a
+group of one, served at once. Used by ingestion (bot/intake.py) and the Slack replay record
+(bot/slack/app.py).
+
+The thread starts on demand and ends after `idle_seconds` with nothing to do. An item whose caller has
+gone (its future cancelled) is left out of its group. `serve` must settle every future it is given.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future
+from typing import Generic, TypeVar
+
+Item = TypeVar("Item")
+Waiting = list[tuple[Item, Future]]
+
+
+class GroupWriter(Generic[Item]):
+    def __init__(self, serve: Callable[[Waiting], None], *, name: str, idle_seconds: float = 5.0,
+                 weight: Callable[[Item], int] = lambda item: 1, max_weight: int | None = None) -> None:
+        """`max_weight` bounds a group by the sum of its items' `weight` (a first item heavier than that
+        still goes, alone)."""
+        self.serve, self.name, self.idle_seconds = serve, name, idle_seconds
+        self.weight, self.max_weight = weight, max_weight
+        self._waiting: deque[tuple[Item, Future]] = deque()
+        self._ready = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    def submit(self, item: Item, future: Future | None = None) -> Future:
+        """Queues `item`; returns the future `serve` settles (pass one to link it up before the writer runs)."""
+        future = future or Future()
+        with self._ready:
+            self._waiting.append((item, future))
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+                self._thread.start()
+            self._ready.notify()
+        return future
+
+    @property
+    def running(self) -> bool:
+        with self._ready:
+            return self._thread is not None
+
+    def _run(self) -> None:
+        while True:
+            with self._ready:
+                if not self._waiting:
+                    self._ready.wait(self.idle_seconds)
+                if not self._waiting:
+                    self._thread = None  # under the lock, so an item queued from now on starts a new thread
+                    return
+                group = self._take()
+            if group:
+                self.serve(group)
+
+    def _take(self) -> Waiting:
+        group, size = [], 0
+        while self._waiting:
+            weight = self.weight(self._waiting[0][0])
+            if group and self.max_weight is not None and size + weight > self.max_weight:
+                break
+            item, future = self._waiting.popleft()
+            if future.set_running_or_notify_cancel():  # False: its caller went away, so nobody waits
+                group.append((item, future))
+                size += weight
+        return group
