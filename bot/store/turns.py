@@ -101,19 +101,18 @@ class TurnTakingConnection(sqlite3.Connection):
     def cursor(self, factory: type[sqlite3.Cursor] | None = None) -> sqlite3.Cursor:
         return super().cursor(factory or _Cursor)
 
-    def execute(self, sql: str, *args):  # noqa: ANN002, ANN201 - sqlite3's own signature
+    def _run(self, sql: str, run, args: tuple):  # noqa: ANN001, ANN202
         self._before(sql)
         try:
-            return super().execute(sql, *args)
+            return run(sql, *args)
         finally:
             self._after()
 
+    def execute(self, sql: str, *args):  # noqa: ANN002, ANN201 - sqlite3's own signature
+        return self._run(sql, super().execute, args)
+
     def executemany(self, sql: str, *args):  # noqa: ANN002, ANN201
-        self._before(sql)
-        try:
-            return super().executemany(sql, *args)
-        finally:
-            self._after()
+        return self._run(sql, super().executemany, args)
 
     def commit(self) -> None:
         try:
@@ -136,17 +135,7 @@ class TurnTakingConnection(sqlite3.Connection):
 
 class _Cursor(sqlite3.Cursor):
     def execute(self, sql: str, *args):  # noqa: ANN002, ANN201
-        connection: TurnTakingConnection = self.connection
-        connection._before(sql)
-        try:
-            return super().execute(sql, *args)
-        finally:
-            connection._after()
+        return self.connection._run(sql, super().execute, args)
 
     def executemany(self, sql: str, *args):  # noqa: ANN002, ANN201
-        connection: TurnTakingConnection = self.connection
-        connection._before(sql)
-        try:
-            return super().executemany(sql, *args)
-        finally:
-            connection._after()
+        return self.connection._run(sql, super().executemany, args)
