@@ -71,14 +71,14 @@ class Runtime:
     def actor(self, session: Session, user_id: str) -> leads.Actor:
         return leads.actor(session, user_id, manager=self.settings.pql_manager)
 
-    def lead(self, session: Session, pql_id: int) -> LeadView:
+    def lead(self, session: Session, pql_id: int, *, kit: bool = True) -> LeadView:
         return lead_view.build(session, pql_id, tz=self.settings.tz, product_name=self.settings.product_name,
-                               at=self.now())
+                               at=self.now(), kit=kit)
 
     def render_alert(self, session: Session, pql_id: int) -> tuple[str, list[dict]]:
         from bot.slack import blocks
 
-        return blocks.alert(self.lead(session, pql_id), now=self.now(), tz=self.settings.tz)
+        return blocks.alert(self.lead(session, pql_id, kit=False), now=self.now(), tz=self.settings.tz)
 
     def render_review(self, session: Session, week: str, *, note: str | None = None,
                       share: bool = False) -> tuple[str, list[dict], Path | None]:
