@@ -12,8 +12,10 @@ PostgreSQL goes through SQLAlchemy Core.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from itertools import chain
 
 import orjson
 import sqlalchemy as sa
@@ -25,6 +27,7 @@ from scoring import Event
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _EVENTS = EventRecord.__table__
 _CHUNK = 2000  # well under SQLite's bound-parameter limit for an IN (...) list
+_FETCH = 5_000  # events per round trip from PostgreSQL's cursor
 _ONE_US = timedelta(microseconds=1)
 _SAVEPOINT = "pqlbot_store_events"
 
@@ -153,7 +156,7 @@ def events_of(connection: sa.Connection, user_ids: Iterable[str] | None = None) 
 
     Events at the same instant come in the order they were stored (the scorer's sort is stable).
     """
-    read = _sqlite_rows if connection.dialect.name == "sqlite" else _core_rows
+    read = _sqlite_rows if connection.dialect.name == "sqlite" else _postgresql_rows
     if user_ids is not None:
         ids = sorted(set(user_ids))
         for start in range(0, len(ids), _CHUNK):
@@ -171,15 +174,39 @@ def _sqlite_rows(connection: sa.Connection, ids: list[str] | None) -> Iterable[t
     return connection.connection.driver_connection.execute(sql + " ORDER BY user_id, at_us, id", ids or ())
 
 
-def _core_rows(connection: sa.Connection, ids: list[str] | None) -> Iterable[tuple]:
-    c = _EVENTS.c
-    query = sa.select(c.user_id, c.name, c.at_us, c.message_id, sa.cast(c.props, sa.Text))
+def _postgresql_rows(connection: sa.Connection, ids: list[str] | None) -> Iterable[tuple]:
+    return chain.from_iterable(_postgresql_batches(connection, ids))  # no generator to resume per row
+
+
+def _postgresql_batches(connection: sa.Connection, ids: list[str] | None) -> Iterable[list[tuple]]:
+    # psycopg's own server-side cursor, so a full rescore holds a batch of events at a time, not a million
+    # rows, and makes no SQLAlchemy Row of any. Binary: at_us comes as eight bytes, not digits to parse.
+    sql = f"SELECT user_id, name, at_us, message_id, props::text FROM {_EVENTS.name}"
     if ids is not None:
-        query = query.where(c.user_id.in_(ids))
-    # Streamed, so a full rescore holds one user's events at a time, not a million rows.
-    return connection.execute(
-        query.order_by(c.user_id, c.at_us, c.id), execution_options={"stream_results": True, "yield_per": 20_000}
-    )
+        sql += " WHERE user_id = ANY(%s)"
+    with connection.connection.driver_connection.cursor(name="pqlbot_events_of", binary=True) as cursor:
+        cursor.execute(sql + " ORDER BY user_id, at_us, id", None if ids is None else (ids,))
+        yield from _prefetched(cursor, _FETCH)
+
+
+def _prefetched(cursor, size: int) -> Iterable[list[tuple]]:  # noqa: ANN001 - a psycopg server-side cursor
+    """The cursor's rows in batches, the next batch asked for before this one is handed out.
+
+    The server finds a batch (an index walk over the heap: a second or two for a million events) while
+    this process scores the one before, on the other core, instead of each waiting for the other. The
+    batch in flight holds the connection's lock, so a write in between waits for it: the transaction is
+    the same, only its statements interleave. A short first batch (a live ingest's few users) is all
+    there is, and starts no thread.
+    """
+    batch = cursor.fetchmany(size)
+    if len(batch) < size:
+        yield batch
+        return
+    with ThreadPoolExecutor(1, thread_name_prefix="pqlbot-events") as ahead:
+        while batch:
+            coming = ahead.submit(cursor.fetchmany, size)
+            yield batch
+            batch = coming.result()
 
 
 def _grouped(rows: Iterable[tuple]) -> Iterable[tuple[str, list[Event]]]:

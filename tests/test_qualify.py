@@ -9,7 +9,7 @@ from sqlmodel import select
 
 from bot import audit, qualify
 from bot.pipeline import Pipeline
-from bot.store.models import DispositionRecord, EventRecord, Notice, Pql, TrialUser
+from bot.store.models import AuditEntry, DispositionRecord, EventRecord, Notice, Pql, TrialUser
 from scoring import DEFAULT_RULES, parse_event
 from tests.scoring.builders import NY, Trial, sarah
 
@@ -292,6 +292,53 @@ def test_a_pql_another_writer_recorded_a_moment_ago_is_neither_audited_nor_alert
         assert [e.action for e in audit.trail(session)] == ["pql_triggered"]
         assert len(session.exec(select(Notice)).all()) == 1
     assert pqls(engine)[0].version == 1
+
+
+def written(engine) -> dict[str, list]:
+    """What a rescore writes, table by table, with JSON as the text stored."""
+    found = {}
+    with engine.connect() as connection:
+        for table in (TrialUser.__table__, Pql.__table__, AuditEntry.__table__, Notice.__table__):
+            columns = [sa.cast(c, sa.Text) if isinstance(c.type, sa.JSON) else c for c in table.c]
+            found[table.name] = connection.execute(sa.select(*columns).order_by(*table.primary_key)).all()
+    return found
+
+
+def test_batches_copied_in_through_a_temporary_table_are_stored_as_batches_inserted_row_by_row(engine, monkeypatch):
+    # On PostgreSQL a batch of _STAGE_FROM rows or more is copied into a temporary table and inserted from there.
+    monkeypatch.setattr(qualify, "_FLUSH_EVERY", 2)  # the temporary tables serve several batches
+    trials = [qualifying(n) for n in ("amy", "ben", "cat")] + [Trial("zed", email="zed@acme.com").activate(1)]
+    p = pipeline(engine)
+    p.ingest([e for t in trials for e in t.events], score=False)
+    stored, reports = [], []
+    for stage_from in (1, 1_000_000):  # every batch staged, then none
+        monkeypatch.setattr(qualify, "_STAGE_FROM", stage_from)
+        report = p.rescore_all(at=START + timedelta(days=3))
+        reports.append((report.users, report.changed, report.triggered, sorted(report.results)))
+        stored.append(written(engine))
+        with engine.begin() as connection:  # and again from scratch, ids and all
+            if engine.dialect.name == "sqlite":
+                for table in ("notices", "audit", "pqls", "trial_users"):
+                    connection.execute(sa.text(f"DELETE FROM {table}"))
+            else:
+                connection.execute(sa.text("TRUNCATE notices, audit, pqls, trial_users RESTART IDENTITY CASCADE"))
+    assert reports[0] == reports[1] == (4, 4, [1, 2, 3], [1, 2, 3])
+    assert stored[0] == stored[1]
+    assert [row.user_id for row in stored[0]["pqls"]] == ["amy", "ben", "cat"]
+    assert [row.key for row in stored[0]["notices"]] == ["alert:1", "alert:2", "alert:3"]
+
+
+def test_a_staged_pql_another_writer_recorded_a_moment_ago_is_neither_audited_nor_alerted_twice(engine, monkeypatch):
+    monkeypatch.setattr(qualify, "_STAGE_FROM", 1)
+    p, trial = pipeline(engine), qualifying("amy")
+    p.ingest(trial.events, at=START + timedelta(days=3))
+    monkeypatch.setattr(qualify._Writes, "_existing", lambda self, results: {})  # as if it raced the insert
+    report = p.rescore_all(at=START + timedelta(days=3))
+    assert (report.triggered, report.upgraded, report.results) == ([], [], {})
+    with p.session() as session:
+        assert [e.action for e in audit.trail(session)] == ["pql_triggered"]
+        assert len(session.exec(select(Notice)).all()) == 1
+    assert len(pqls(engine)) == 1
 
 
 def test_a_verdict_stored_as_other_but_equal_json_text_is_not_rewritten(engine):
