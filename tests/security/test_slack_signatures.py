@@ -441,4 +441,4 @@ def test_without_the_sweeps_recording_processes_still_delete_what_is_past_the_wi
         stamp = str(int(clock.now))
         assert all(signed.first_time_in_store(stamp, f"v0={round_}-{n}").result() for n in range(10))
         clock.now += 2 * WINDOW
-    assert requests_seen(engine) == 10  # the last ten; each tenth record cleared what had expired before it
+    assert requests_seen(engine) == 10  # the last ten: after each tenth record, the next one cleared the expired
