@@ -72,11 +72,12 @@ class Pipeline:
             if score and stored.users:
                 rescored = rescore(session, self.rules, at=at, tz=self.tz, user_ids=stored.users)
                 self._route(session, rescored, at)
-            for event in events:
-                if event.name in STOPPING_EVENTS:  # idempotent: only an open lead of that trial stops
-                    leads.stop_for_product_event(session, event.user_id, event.name, at=event.at, now=at)
-        if stored.accepted:
-            self.on_new_work()  # after the commit: an alert is owed within a second, not at the next poll
+            stopped = [leads.stop_for_product_event(session, event.user_id, event.name, at=event.at, now=at)
+                       for event in events if event.name in STOPPING_EVENTS]  # only an open lead of that trial stops
+        if rescored.triggered or rescored.upgraded or any(stopped):
+            # After the commit: an alert (or its edit) is owed within a second, not at the next poll. Only
+            # then: at 1,000 events a second a pass after every commit cost a tenth of the server's CPU.
+            self.on_new_work()
         return Ingested(stored, rescored)
 
     def rescore_users(self, user_ids: Iterable[str], *, at: datetime | None = None) -> Rescored:

@@ -356,10 +356,22 @@ def test_a_verdict_stored_as_other_but_equal_json_text_is_not_rewritten(engine):
         assert connection.execute(sa.select(sa.cast(users.c.verdict, sa.Text))).scalar_one() == spaced
 
 
-def test_new_events_wake_whoever_delivers_to_slack_and_replays_do_not(engine):
+def test_a_new_lead_wakes_whoever_delivers_to_slack_and_replays_and_plain_activity_do_not(engine):
     p, woken = pipeline(engine), []
     p.on_new_work = lambda: woken.append(True)
     events = sarah().events
+    p.ingest(events[:1], at=events[0].at)  # the signup alone: nothing is owed to Slack
+    assert woken == []
     p.ingest(events, at=events[-1].at)
     p.ingest(events, at=events[-1].at)
+    assert woken == [True]
+
+
+def test_a_conversion_that_stops_a_lead_wakes_whoever_delivers_to_slack(engine):
+    p, woken = pipeline(engine), []
+    events = sarah().events
+    p.ingest(events, at=events[-1].at)
+    p.on_new_work = lambda: woken.append(True)
+    converted = sarah().add("trial_converted", events[-1].at + timedelta(hours=1)).events[-1]
+    p.ingest([converted], at=converted.at)
     assert woken == [True]
