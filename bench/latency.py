@@ -3,7 +3,6 @@ chat.postMessage reaches a local Slack stand-in.
 
     .venv/bin/python bench/latency.py [--rate 1000] [--seconds 25] [--qualifying 400] [--reps 3] [--cap 5]
                                       [--clients 2] [--connections 16] [--drain 45] [--database-url URL]
-                                      [--what-if-kick]
 
 Everything runs on 127.0.0.1 and is bounded in count and time:
 - the Slack stand-in (tests/standin.py, subclassed here to stamp each alert's arrival) runs in this process;
@@ -18,10 +17,6 @@ Everything runs on 127.0.0.1 and is bounded in count and time:
 - the request whose answer carries a new PQL id is the qualifying event. Its latency is from the moment
   it was sent to the moment the stand-in received the alert for that PQL id (read from the alert's button
   values), both on CLOCK_MONOTONIC (time.monotonic is system-wide on Linux).
-
-`--what-if-kick` runs the same server built by a small runner here instead of `pqlbot serve`, identical except
-that a request which records a PQL kicks the deliverer (as Slack clicks already do). It is not product
-behaviour: it shows what the delivery path costs once something wakes it.
 """
 
 from __future__ import annotations
@@ -196,8 +191,8 @@ def server_env(standin_url: str, database_url: str, port: int, *, reps: int, cap
 
 @contextmanager
 def running_server(standin: SlackStandIn, database_url: str, *, reps: int, cap: int, log_name: str,
-                   what_if_kick: bool = False, startup_s: float = 60):
-    """`pqlbot serve` (or, with what_if_kick, this file's runner) on a free port of 127.0.0.1. Runs in a
+                   startup_s: float = 60):
+    """`pqlbot serve` on a free port of 127.0.0.1. Runs in a
     scratch directory so no .env is read. Yields (base URL, child pid); stops the child (SIGTERM, then SIGKILL)."""
     import httpx2 as httpx
 
@@ -205,10 +200,7 @@ def running_server(standin: SlackStandIn, database_url: str, *, reps: int, cap: 
     log_path = DATA_DIR / log_name
     scratch = DATA_DIR / "serve-cwd"
     scratch.mkdir(parents=True, exist_ok=True)
-    if what_if_kick:
-        command = [sys.executable, str(Path(__file__).resolve()), "--_serve-with-kick"]
-    else:
-        command = [str(Path(sys.executable).with_name("pqlbot")), "serve"]
+    command = [str(Path(sys.executable).with_name("pqlbot")), "serve"]
     env = server_env(standin.url, database_url, port, reps=reps, cap=cap)
     with open(log_path, "w") as log:
         child = subprocess.Popen(command, cwd=scratch, env=env, stdout=log, stderr=subprocess.STDOUT,
@@ -236,39 +228,6 @@ def running_server(standin: SlackStandIn, database_url: str, *, reps: int, cap: 
             except subprocess.TimeoutExpired:
                 child.kill()
                 child.wait(timeout=10)
-
-
-def serve_with_kick() -> int:
-    """`pqlbot serve`, as bot/commands/serve.py runs it, except that an ingestion which records a PQL kicks
-    the deliverer. Only for --what-if-kick; reads its settings from the environment like `pqlbot serve`."""
-    import logging
-
-    import uvicorn
-
-    from bot import server
-    from bot.settings import Settings
-
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    settings = Settings()
-    built = server.build(settings)
-    built.start_background()
-    pipeline, ingest = built.runtime.pipeline, built.runtime.pipeline.ingest
-
-    def ingest_and_kick(*args, **kwargs):
-        done = ingest(*args, **kwargs)
-        if done.rescored.triggered:
-            built.runtime.kick()
-        return done
-
-    pipeline.ingest = ingest_and_kick  # the routes call pipeline.ingest at request time
-    try:
-        uvicorn.run(built.web, host=settings.host, port=settings.port, log_level="info", access_log=False)
-    finally:
-        built.stop_background()
-    return 0
-
-
-# -- The load: a schedule, and client processes that follow it ---------------------------------------------
 
 
 def shift_calls(calls: list[dict], by: timedelta) -> list[dict]:
@@ -451,7 +410,6 @@ def run(args: argparse.Namespace, database_url: str, label: str) -> bool:
           f"{len(qualifying_users):,} qualifying sequences ({sum(1 for *_, u in schedule if u):,} events)")
     with TimedStandIn() as standin, running_server(
         standin, database_url, reps=args.reps, cap=args.cap, log_name=f"latency-server-{label}.log",
-        what_if_kick=args.what_if_kick,
     ) as (base, pid):
         server_cpu, machine_busy, wall = cpu_seconds(pid), busy_seconds(), time.monotonic()
         rows, client_cpu = drive(base, schedule, args.clients, args.connections, args.seconds)
@@ -515,8 +473,6 @@ def run(args: argparse.Namespace, database_url: str, label: str) -> bool:
 
 
 def main() -> int:
-    if "--_serve-with-kick" in sys.argv:
-        return serve_with_kick()
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rate", type=float, default=1000, help="events per second (default %(default)s)")
     parser.add_argument("--seconds", type=float, default=25, help="how long to send (default %(default)s)")
@@ -530,17 +486,13 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--database-url", help="a PostgreSQL URL whose database is named pqlbot_bench* "
                         f"(dropped, created, dropped), e.g. {pg_url('pqlbot_bench_latency')}; default SQLite")
-    parser.add_argument("--what-if-kick", action="store_true",
-                        help="not the product: kick the deliverer when an ingestion records a PQL")
     args = parser.parse_args()
     if not (0 < args.rate <= 5000 and 0 < args.seconds <= 120 and 1 <= args.clients <= 8
             and 1 <= args.connections <= 64 and args.qualifying >= 1):
         parser.error("need 0 < --rate <= 5000, 0 < --seconds <= 120, 1 <= --clients <= 8, 1 <= --connections <= 64 "
                      "and --qualifying >= 1")
-    label = ("postgresql" if args.database_url else "sqlite") + ("-kick" if args.what_if_kick else "")
-    what = "this file's runner = pqlbot serve + a kick on each PQL (NOT the product)" if args.what_if_kick else \
-        "pqlbot serve"
-    print(f"server:            {what} on 127.0.0.1, store {label.split('-')[0]}, {args.reps} reps, cap {args.cap}, "
+    label = "postgresql" if args.database_url else "sqlite"
+    print(f"server:            pqlbot serve on 127.0.0.1, store {label}, {args.reps} reps, cap {args.cap}, "
           f"business hours 00:00-23:59; Python {platform.python_version()}, {os.cpu_count()} CPUs")
     with fresh_store(args.database_url, "latency.db") as url:
         ok = run(args, url, label)
