@@ -20,7 +20,6 @@ import platform
 import socket
 import sqlite3
 import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -30,7 +29,7 @@ from pathlib import Path
 import orjson
 
 # bench/score.py (run as a script, this directory is first on sys.path): its events file, clock and helpers.
-from score import AT, BENCH, DATA_DIR, DEFAULT_EVENTS, DEFAULT_USERS, TZ, _maxrss_mib, _rate, data_path
+from score import AT, BENCH, DATA_DIR, DEFAULT_EVENTS, DEFAULT_USERS, TZ, _maxrss_mib, _rate, events_file
 
 TARGET_INGEST_EPS = 50_000  # whole ingest (read + parse + store), lines/s
 TARGET_STORE_VS_BARE = 1 / 3
@@ -209,10 +208,7 @@ def main() -> int:
     args = parser.parse_args()
     if args.users < 1 or args.events < args.users or args.latency_events < 1:
         parser.error("need --users >= 1, --events >= --users and --latency-events >= 1")
-    path = data_path(args.users, args.events, args.seed)
-    if not path.exists():  # as bench/score.py does: in a child, so generation's memory stays out of the peak
-        subprocess.run([sys.executable, str(BENCH / "score.py"), "--generate-only", "--users", str(args.users),
-                        "--events", str(args.events), "--seed", str(args.seed)], check=True)
+    path = events_file(args.users, args.events, args.seed)
     full_size = (args.users, args.events) == (DEFAULT_USERS, DEFAULT_EVENTS)
     name = f"u{args.users}-e{args.events}-s{args.seed}"
     store_path, bare_path = DATA_DIR / f"ingest-{name}.db", DATA_DIR / f"ingest-{name}-bare.db"

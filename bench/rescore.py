@@ -41,7 +41,7 @@ for _path in (str(BENCH), str(BENCH.parent)):
 
 from ingest import fresh, parsed_chunks  # noqa: E402  (bench/ingest.py's streaming parse)
 from latency import fresh_store, pg_url, verdict  # noqa: E402
-from score import AT, DATA_DIR, DEFAULT_EVENTS, DEFAULT_USERS, TZ, data_path  # noqa: E402
+from score import AT, DATA_DIR, DEFAULT_EVENTS, DEFAULT_USERS, TZ, events_file  # noqa: E402
 
 TARGET_RESCORE_S = 10.0
 TARGET_PEAK_MIB = 1024
@@ -133,10 +133,7 @@ def main() -> int:
     args = parser.parse_args()
     if args.users < 1 or args.events < args.users:
         parser.error("need --users >= 1 and --events >= --users")
-    path = data_path(args.users, args.events, args.seed)
-    if not path.exists():  # as bench/ingest.py does: in a child, so generation's memory stays out of the figures
-        subprocess.run([sys.executable, str(BENCH / "score.py"), "--generate-only", "--users", str(args.users),
-                        "--events", str(args.events), "--seed", str(args.seed)], check=True)
+    path = events_file(args.users, args.events, args.seed)
     full_size = (args.users, args.events) == (DEFAULT_USERS, DEFAULT_EVENTS)
     print(f"events file:       {path.relative_to(BENCH.parent)} ({path.stat().st_size / (1 << 20):,.0f} MiB); "
           f"rescoring as of {AT.isoformat()}; Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}, "

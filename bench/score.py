@@ -85,6 +85,16 @@ def data_path(users: int, events: int, seed: int) -> Path:
     return DATA_DIR / f"segment-u{users}-e{events}-s{seed}-g{GENERATOR_VERSION}.jsonl"
 
 
+def events_file(users: int, events: int, seed: int) -> Path:
+    """The events file for these parameters, generated first when missing: in a child process, so that
+    generation's memory stays out of the caller's peak."""
+    path = data_path(users, events, seed)
+    if not path.exists():
+        subprocess.run([sys.executable, str(Path(__file__).resolve()), "--generate-only", "--users", str(users),
+                        "--events", str(events), "--seed", str(seed)], check=True)
+    return path
+
+
 def _iso(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
@@ -348,9 +358,7 @@ def main() -> int:
         print(f"events file:       {path.relative_to(BENCH.parent)} (reused, {size_mib:,.0f} MiB)")
     else:
         t0 = time.perf_counter()
-        # A child process, so generation's memory does not show in this process's peak.
-        subprocess.run([sys.executable, __file__, "--generate-only", "--users", str(args.users),
-                        "--events", str(args.events), "--seed", str(args.seed)], check=True)
+        events_file(args.users, args.events, args.seed)
         print(f"events file:       {path.relative_to(BENCH.parent)} (generated in {time.perf_counter() - t0:.1f} s, "
               f"not measured; {path.stat().st_size / (1 << 20):,.0f} MiB)")
     print(f"scoring as of:     {AT.isoformat()} ({TZ.key}); Python {platform.python_version()}, "
