@@ -30,6 +30,7 @@ _CHUNK = 2000  # well under SQLite's bound-parameter limit for an IN (...) list
 _FETCH = 5_000  # events per round trip from PostgreSQL's cursor
 _ONE_US = timedelta(microseconds=1)
 _SAVEPOINT = "pqlbot_store_events"
+_FLOAT_EXACT_US = 2**33 * 1_000_000  # see _grouped
 
 
 def to_us(moment: datetime) -> int:
@@ -151,10 +152,17 @@ def _stored_ids(db, ids: list[str]) -> set[str]:  # noqa: ANN001 - a sqlite3 con
     return held
 
 
-def events_of(connection: sa.Connection, user_ids: Iterable[str] | None = None) -> Iterable[tuple[str, list[Event]]]:
+#: A slice of the users, by user_id: from the first (inclusive) to the second (exclusive); None leaves that end open.
+Span = tuple[str | None, str | None]
+EVERYONE: Span = (None, None)
+
+
+def events_of(connection: sa.Connection, user_ids: Iterable[str] | None = None, *,
+              span: Span = EVERYONE) -> Iterable[tuple[str, list[Event]]]:
     """Each user's events in time order, one user at a time (so memory stays flat on a full rescore).
 
-    Events at the same instant come in the order they were stored (the scorer's sort is stable).
+    Everyone's when `user_ids` is None, or everyone's in `span` (how a full rescore is split between
+    processes). Events at the same instant come in the order they were stored (the scorer's sort is stable).
     """
     read = _sqlite_rows if connection.dialect.name == "sqlite" else _postgresql_rows
     if user_ids is not None:
@@ -162,30 +170,46 @@ def events_of(connection: sa.Connection, user_ids: Iterable[str] | None = None) 
         for start in range(0, len(ids), _CHUNK):
             yield from _grouped(read(connection, ids[start : start + _CHUNK]))
         return
-    yield from _grouped(read(connection, None))
+    yield from _grouped(read(connection, None, span))
 
 
-def _sqlite_rows(connection: sa.Connection, ids: list[str] | None) -> Iterable[tuple]:
+def _span_where(span: Span, mark: str) -> tuple[str, list[str]]:
+    """The WHERE clause (or nothing) that keeps `span`'s users, and its parameters."""
+    low, high = span
+    tests = [test for bound, test in ((low, f"user_id >= {mark}"), (high, f"user_id < {mark}")) if bound is not None]
+    return (" WHERE " + " AND ".join(tests) if tests else ""), [bound for bound in span if bound is not None]
+
+
+def _sqlite_rows(connection: sa.Connection, ids: list[str] | None, span: Span = EVERYONE) -> Iterable[tuple]:
     # A plain cursor: the JSON is parsed once, below, and no Row objects are made for a million events.
     sql = f"SELECT user_id, name, at_us, message_id, props FROM {_EVENTS.name}"
     if ids is not None:
         sql += f" WHERE user_id IN ({', '.join('?' * len(ids))})"
+        params = ids
+    else:
+        where, params = _span_where(span, "?")
+        sql += where
     # Walks ix_events_user_time, whose entries end with the rowid: no sort.
-    return connection.connection.driver_connection.execute(sql + " ORDER BY user_id, at_us, id", ids or ())
+    return connection.connection.driver_connection.execute(sql + " ORDER BY user_id, at_us, id", params)
 
 
-def _postgresql_rows(connection: sa.Connection, ids: list[str] | None) -> Iterable[tuple]:
-    return chain.from_iterable(_postgresql_batches(connection, ids))  # no generator to resume per row
+def _postgresql_rows(connection: sa.Connection, ids: list[str] | None, span: Span = EVERYONE) -> Iterable[tuple]:
+    return chain.from_iterable(_postgresql_batches(connection, ids, span))  # no generator to resume per row
 
 
-def _postgresql_batches(connection: sa.Connection, ids: list[str] | None) -> Iterable[list[tuple]]:
+def _postgresql_batches(connection: sa.Connection, ids: list[str] | None, span: Span = EVERYONE,
+                        ) -> Iterable[list[tuple]]:
     # psycopg's own server-side cursor, so a full rescore holds a batch of events at a time, not a million
     # rows, and makes no SQLAlchemy Row of any. Binary: at_us comes as eight bytes, not digits to parse.
     sql = f"SELECT user_id, name, at_us, message_id, props::text FROM {_EVENTS.name}"
     if ids is not None:
         sql += " WHERE user_id = ANY(%s)"
+        params = (ids,)
+    else:
+        where, params = _span_where(span, "%s")
+        sql += where
     with connection.connection.driver_connection.cursor(name="pqlbot_events_of", binary=True) as cursor:
-        cursor.execute(sql + " ORDER BY user_id, at_us, id", None if ids is None else (ids,))
+        cursor.execute(sql + " ORDER BY user_id, at_us, id", params)
         yield from _prefetched(cursor, _FETCH)
 
 
@@ -210,14 +234,18 @@ def _prefetched(cursor, size: int) -> Iterable[list[tuple]]:  # noqa: ANN001 - a
 
 
 def _grouped(rows: Iterable[tuple]) -> Iterable[tuple[str, list[Event]]]:
-    # tuple.__new__ is what Event._make does, without a Python frame per event.
-    loads, epoch, delta, new, event = orjson.loads, EPOCH, timedelta, tuple.__new__, Event
+    # tuple.__new__ is what Event._make does, without a Python frame per event. A time from a float of
+    # seconds is half the cost of EPOCH + timedelta, and exact to the microsecond while the float's error
+    # stays under half a microsecond: before 2^33 s (the year 2242). Later times take the exact way.
+    loads, utc, stamp, new, event = orjson.loads, UTC, datetime.fromtimestamp, tuple.__new__, Event
+    exact_until, epoch, delta = _FLOAT_EXACT_US, EPOCH, timedelta
     current, batch = None, []
     for user_id, name, at_us, message_id, props in rows:
         if user_id != current:
             if batch:
                 yield current, batch
             current, batch = user_id, []
-        batch.append(new(event, (name, user_id, epoch + delta(0, 0, at_us), message_id, loads(props))))
+        at = stamp(at_us / 1e6, utc) if -exact_until < at_us < exact_until else epoch + delta(0, 0, at_us)
+        batch.append(new(event, (name, user_id, at, message_id, loads(props))))
     if batch:
         yield current, batch

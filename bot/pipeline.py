@@ -16,7 +16,7 @@ from sqlmodel import Session
 
 from bot import leads, store
 from bot.ingest import Stored, store_events
-from bot.qualify import Rescored, rescore
+from bot.qualify import Rescored, default_processes, rescore
 from bot.routing import Router
 from bot.settings import Settings
 from bot.store.models import Pql, SweepRun
@@ -53,8 +53,11 @@ class Pipeline:
         rules_path: Path | None = None,
         clock: Clock = utc_now,
         router: Router | None = None,
+        processes: int | None = None,
     ) -> None:
+        """`processes`: how many may judge a full rescore of a big store (None or 0: one per CPU, up to 4)."""
         self.engine, self.tz, self.rules_path, self.clock, self.router = engine, tz, rules_path, clock, router
+        self.processes = processes or default_processes()
         # Called after a transaction that may owe Slack something (serve wakes its deliverer with it).
         self.on_new_work: Callable[[], None] = lambda: None
         self.rules: Rules = load_rules(rules_path)
@@ -92,7 +95,7 @@ class Pipeline:
         """Everyone, as of `at`: holds expire, windows close and trial clocks move."""
         at = at or self.clock()
         with self.session() as session, session.begin():
-            report = rescore(session, self.rules, at=at, tz=self.tz)
+            report = rescore(session, self.rules, at=at, tz=self.tz, processes=self.processes)
             self._route(session, report, at)
             session.merge(SweepRun(name=RESCORE_SWEEP, last_run_at=at, fingerprint=self.rules_fingerprint))
         return report
@@ -124,7 +127,8 @@ def for_team(engine: sa.Engine, settings: Settings, *, clock: Clock = utc_now) -
     """The pipeline every long-lived command uses: scoring with the team's rules and timezone, and new
     leads routed to the roster (synced from PQL_REPS here, so routing never sees a stale one)."""
     router = Router(settings.calendar, cap=settings.pql_daily_cap, manager=settings.pql_manager)
-    pipeline = Pipeline(engine, tz=settings.tz, rules_path=settings.pql_rules_file, clock=clock, router=router)
+    pipeline = Pipeline(engine, tz=settings.tz, rules_path=settings.pql_rules_file, clock=clock, router=router,
+                        processes=settings.rescore_processes)
     with pipeline.session() as session, session.begin():
         leads.sync_roster(session, settings.roster, now=clock())
     return pipeline

@@ -25,6 +25,8 @@ class Settings(BaseSettings):
     host: str = Field("0.0.0.0", description="Address `pqlbot serve` listens on.")
     port: int = Field(3000, ge=1, le=65535, description="Port `pqlbot serve` listens on.")
     rescore_every_hours: float = Field(24, gt=0, description="How often everyone is rescored.")
+    rescore_processes: int = Field(0, ge=0, description="Processes that share a full rescore of a big store "
+                                   "(0: one per CPU, up to 4).")
 
     slack_bot_token: SecretStr | None = Field(None, description="Bot token (xoxb-...).")
     slack_signing_secret: SecretStr | None = Field(None, description="Verifies requests come from Slack.")
