@@ -65,8 +65,9 @@ def recorded(p: Pipeline) -> tuple[dict, list, list, list]:
 
 @pytest.fixture
 def split_everything(monkeypatch):
-    """Any store counts as big, so three processes share even these twelve users."""
+    """Any store counts as big, so three processes share even these twelve users, evenly."""
     monkeypatch.setattr(qualify, "_SPLIT_FROM", 0)
+    monkeypatch.setattr(qualify, "_HEAD_START", 0)
 
 
 def test_a_rescore_split_three_ways_records_what_the_scorer_says_once_in_user_order(engine, split_everything,
