@@ -6,7 +6,7 @@ many were seen before, and whose events were actually stored.
 
 SQLite, the store a backfill usually meets, is written at the driver level: one `executemany` of
 plain tuples (SQLAlchemy's per-row parameter processing costs more than the insert itself).
-PostgreSQL goes through SQLAlchemy Core.
+PostgreSQL takes a call's events as one statement of column arrays: see `_store_postgresql`.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from itertools import chain
 
 import orjson
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
 from bot.store.models import EventRecord
 from scoring import Event
@@ -57,11 +56,6 @@ class Stored:
         return self
 
 
-def _insert(dialect: str, table: sa.Table) -> sa.Insert:
-    module = postgresql if dialect == "postgresql" else sqlite
-    return module.insert(table)
-
-
 def driver_value(column: sa.Column, dialect: sa.Dialect):  # noqa: ANN202
     """What SQLAlchemy sends the driver for `column`'s values on `dialect` (e.g. the text of a time on SQLite)."""
     column_type = column.type.dialect_impl(dialect)
@@ -72,31 +66,45 @@ def store_events(connection: sa.Connection, events: Sequence[Event], *, now: dat
     """Insert the events not seen before (in one transaction owned by the caller)."""
     if connection.dialect.name == "sqlite":
         return _store_sqlite(connection, events, now)
+    return _store_postgresql(connection, events, now)
+
+
+# Arrays in, so a whole call is one statement and one round trip; RETURNING names exactly the rows this
+# statement stored, so an id another writer stored a moment ago (committed or not) counts as a duplicate.
+# ORDER BY the arrays' own order: ids follow it, and events at the same instant are read back in id order.
+_PG_INSERT = (
+    f"INSERT INTO {_EVENTS.name} (message_id, user_id, name, at_us, props, received_at) "
+    "SELECT m, u, n, a, p::json, %s::timestamptz "
+    "FROM unnest(%s::text[], %s::text[], %s::text[], %s::int8[], %s::text[]) WITH ORDINALITY AS e (m, u, n, a, p, o) "
+    "ORDER BY o ON CONFLICT (message_id) DO NOTHING RETURNING message_id, user_id"
+)
+
+
+def _store_postgresql(connection: sa.Connection, events: Sequence[Event], now: datetime) -> Stored:
+    """One INSERT ... SELECT FROM unnest(arrays) ... ON CONFLICT DO NOTHING RETURNING, with the values as
+    SQLAlchemy would have written them (props as the engine's orjson text, received_at as an aware time).
+
+    No lookup first: a lookup was a round trip of its own, and it could not see an insert racing it. Through
+    `exec_driver_sql`, not the raw connection: no compiling and no per-row processing all the same, but a
+    dead connection is still a SQLAlchemy error (503, retry) that invalidates the pool.
+    """
     stored = Stored()
-    insert = _insert(connection.dialect.name, _EVENTS).on_conflict_do_nothing(index_elements=["message_id"])
-    for start in range(0, len(events), _CHUNK):
-        chunk = events[start : start + _CHUNK]
-        ids = [e.message_id for e in chunk]
-        seen = set(connection.scalars(sa.select(_EVENTS.c.message_id).where(_EVENTS.c.message_id.in_(ids))))
-        rows = []
-        for event in chunk:
-            if event.message_id in seen:
-                stored.duplicates += 1
-                continue
-            seen.add(event.message_id)
-            stored.fresh.add(event.message_id)
-            rows.append({
-                "message_id": event.message_id,
-                "user_id": event.user_id,
-                "name": event.name,
-                "at_us": to_us(event.at),
-                "props": event.props,
-                "received_at": now,
-            })
-            stored.users.add(event.user_id)
-        if rows:
-            connection.execute(insert, rows)
-            stored.accepted += len(rows)
+    first: dict[str, Event] = {}
+    for event in events:  # the same event twice in one call: the first one counts
+        first.setdefault(event.message_id, event)
+    stored.duplicates = len(events) - len(first)
+    if not first:
+        return stored
+    dumps, epoch, one_us = orjson.dumps, EPOCH, _ONE_US
+    unique = first.values()
+    arrays = (list(first), [e.user_id for e in unique], [e.name for e in unique],
+              [(e.at - epoch) // one_us for e in unique], [dumps(e.props).decode() for e in unique])
+    received = driver_value(_EVENTS.c.received_at, connection.dialect)(now)
+    rows = connection.exec_driver_sql(_PG_INSERT, (received, *arrays)).all()
+    stored.accepted = len(rows)
+    stored.duplicates += len(first) - len(rows)
+    stored.fresh.update(message_id for message_id, _ in rows)
+    stored.users.update(user_id for _, user_id in rows)
     return stored
 
 

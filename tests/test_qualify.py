@@ -1,6 +1,8 @@
 """Continuous scoring over the store: one PQL per user per trial, upgrades recorded, sweeps that move clocks."""
 
 import json
+import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
@@ -8,6 +10,7 @@ from freezegun import freeze_time
 from sqlmodel import select
 
 from bot import audit, qualify
+from bot.ingest import store_events
 from bot.pipeline import Pipeline
 from bot.store.models import AuditEntry, DispositionRecord, EventRecord, Notice, Pql, TrialUser
 from scoring import DEFAULT_RULES, parse_event
@@ -190,6 +193,37 @@ def test_a_batch_of_new_stored_and_repeated_events_is_counted_exactly(engine):
     assert (done.accepted, done.duplicates, done.users) == (0, 3, set())
     with engine.connect() as connection:
         assert connection.execute(sa.text("select count(*) from events")).scalar() == 6
+
+
+def test_an_event_another_writer_stores_at_the_same_moment_is_its_and_not_counted_twice(engine):
+    p, events = pipeline(engine), sarah().events
+    with engine.connect() as other, ThreadPoolExecutor(1) as pool:
+        other.begin()
+        store_events(other, events[:1], now=datetime.now(UTC))  # stored, not yet committed
+        ours = pool.submit(p.ingest, events[:2], score=False)
+        waiting_for_the_other(engine)
+        other.commit()
+        done = ours.result(timeout=30).stored
+    assert (done.accepted, done.duplicates, done.fresh) == (1, 1, {events[1].message_id})
+    with engine.connect() as connection:
+        assert connection.execute(sa.text("select count(*) from events")).scalar() == 2
+
+
+def waiting_for_the_other(engine, timeout: float = 10) -> None:
+    """Until a statement waits on the other writer's lock (PostgreSQL says so; on SQLite, a moment)."""
+    if engine.dialect.name == "sqlite":
+        time.sleep(0.3)
+        return
+    deadline = time.monotonic() + timeout
+    with engine.connect() as connection:
+        while time.monotonic() < deadline:
+            waiting = connection.execute(sa.text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = "
+                                                 "'Lock' AND datname = current_database()")).scalar()
+            connection.rollback()  # a fresh snapshot of the activity each time
+            if waiting:
+                return
+            time.sleep(0.01)
+    raise AssertionError("the ingest never waited for the other writer")
 
 
 def test_what_is_written_below_sqlalchemy_reads_as_what_sqlalchemy_writes(engine):
