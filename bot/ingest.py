@@ -27,6 +27,7 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _EVENTS = EventRecord.__table__
 _CHUNK = 2000  # well under SQLite's bound-parameter limit for an IN (...) list
 _FETCH = 5_000  # events per round trip from PostgreSQL's cursor
+_FEW_USERS = 1_000  # up to this many users (an intake group at most), PostgreSQL reads without a cursor
 _ONE_US = timedelta(microseconds=1)
 _SAVEPOINT = "pqlbot_store_events"
 
@@ -167,6 +168,8 @@ def events_of(connection: sa.Connection, user_ids: Iterable[str] | None = None) 
     read = _sqlite_rows if connection.dialect.name == "sqlite" else _postgresql_rows
     if user_ids is not None:
         ids = sorted(set(user_ids))
+        if read is _postgresql_rows and len(ids) <= _FEW_USERS:
+            read = _postgresql_few
         for start in range(0, len(ids), _CHUNK):
             yield from _grouped(read(connection, ids[start : start + _CHUNK]))
         return
@@ -184,6 +187,16 @@ def _sqlite_rows(connection: sa.Connection, ids: list[str] | None) -> Iterable[t
 
 def _postgresql_rows(connection: sa.Connection, ids: list[str] | None) -> Iterable[tuple]:
     return chain.from_iterable(_postgresql_batches(connection, ids))  # no generator to resume per row
+
+
+def _postgresql_few(connection: sa.Connection, ids: list[str]) -> list[tuple]:
+    # A live ingest's few users: a plain cursor answers in one round trip, where a server-side cursor takes
+    # three (DECLARE, FETCH, CLOSE), and their events are few enough to hold at once. Binary, as below.
+    sql = (f"SELECT user_id, name, at_us, message_id, props::text FROM {_EVENTS.name} "
+           "WHERE user_id = ANY(%s::text[]) ORDER BY user_id, at_us, id")
+    with connection.connection.driver_connection.cursor(binary=True) as cursor:
+        cursor.execute(sql, (ids,))
+        return cursor.fetchall()
 
 
 def _postgresql_batches(connection: sa.Connection, ids: list[str] | None) -> Iterable[list[tuple]]:

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from freezegun import freeze_time
 from sqlmodel import select
 
-from bot import audit, qualify
+from bot import audit, ingest, qualify
 from bot.ingest import store_events
 from bot.pipeline import Pipeline
 from bot.store.models import AuditEntry, DispositionRecord, EventRecord, Notice, Pql, TrialUser
@@ -269,6 +269,18 @@ def test_events_at_the_same_instant_are_scored_in_the_order_they_were_stored(eng
 
 def qualifying(name: str, day: int = 2) -> Trial:
     return Trial(name, email=f"{name}@acme.com").activate(1).invite(day).integrate(day)
+
+
+def test_a_few_users_events_read_as_a_backfills_many_and_as_everyones(engine, monkeypatch):
+    trials = [qualifying(n) for n in ("amy", "ben", "cat")] + [Trial("zed", email="zed@acme.com").activate(1)]
+    pipeline(engine).ingest([e for t in trials for e in t.events], score=False)
+    read = []
+    with engine.connect() as connection:
+        everyone = dict(ingest.events_of(connection))
+        for few in (1_000, 0):  # a live ingest's few users, then as many as a backfill's (PostgreSQL: a cursor)
+            monkeypatch.setattr(ingest, "_FEW_USERS", few)
+            read.append(list(ingest.events_of(connection, ["zed", "amy", "cat", "nobody"])))
+    assert read[0] == read[1] == [(u, everyone[u]) for u in ("amy", "cat", "zed")]
 
 
 def test_a_full_rescore_written_in_small_batches_records_each_pql_once_in_order(engine, monkeypatch):
