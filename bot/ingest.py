@@ -6,7 +6,7 @@ many were seen before, and whose events were actually stored.
 
 SQLite, the store a backfill usually meets, is written at the driver level: one `executemany` of
 plain tuples (SQLAlchemy's per-row parameter processing costs more than the insert itself).
-PostgreSQL goes through SQLAlchemy Core.
+PostgreSQL takes a call's events as one statement of column arrays: see `_store_postgresql`.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from itertools import chain
 
 import orjson
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
 from bot.store.models import EventRecord
 from scoring import Event
@@ -28,6 +27,7 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _EVENTS = EventRecord.__table__
 _CHUNK = 2000  # well under SQLite's bound-parameter limit for an IN (...) list
 _FETCH = 5_000  # events per round trip from PostgreSQL's cursor
+_FEW_USERS = 1_000  # up to this many users (an intake group at most), PostgreSQL reads without a cursor
 _ONE_US = timedelta(microseconds=1)
 _SAVEPOINT = "pqlbot_store_events"
 _FLOAT_EXACT_US = 2**33 * 1_000_000  # see _grouped
@@ -58,11 +58,6 @@ class Stored:
         return self
 
 
-def _insert(dialect: str, table: sa.Table) -> sa.Insert:
-    module = postgresql if dialect == "postgresql" else sqlite
-    return module.insert(table)
-
-
 def driver_value(column: sa.Column, dialect: sa.Dialect):  # noqa: ANN202
     """What SQLAlchemy sends the driver for `column`'s values on `dialect` (e.g. the text of a time on SQLite)."""
     column_type = column.type.dialect_impl(dialect)
@@ -73,31 +68,45 @@ def store_events(connection: sa.Connection, events: Sequence[Event], *, now: dat
     """Insert the events not seen before (in one transaction owned by the caller)."""
     if connection.dialect.name == "sqlite":
         return _store_sqlite(connection, events, now)
+    return _store_postgresql(connection, events, now)
+
+
+# Arrays in, so a whole call is one statement and one round trip; RETURNING names exactly the rows this
+# statement stored, so an id another writer stored a moment ago (committed or not) counts as a duplicate.
+# ORDER BY the arrays' own order: ids follow it, and events at the same instant are read back in id order.
+_PG_INSERT = (
+    f"INSERT INTO {_EVENTS.name} (message_id, user_id, name, at_us, props, received_at) "
+    "SELECT m, u, n, a, p::json, %s::timestamptz "
+    "FROM unnest(%s::text[], %s::text[], %s::text[], %s::int8[], %s::text[]) WITH ORDINALITY AS e (m, u, n, a, p, o) "
+    "ORDER BY o ON CONFLICT (message_id) DO NOTHING RETURNING message_id, user_id"
+)
+
+
+def _store_postgresql(connection: sa.Connection, events: Sequence[Event], now: datetime) -> Stored:
+    """One INSERT ... SELECT FROM unnest(arrays) ... ON CONFLICT DO NOTHING RETURNING, with the values as
+    SQLAlchemy would have written them (props as the engine's orjson text, received_at as an aware time).
+
+    No lookup first: a lookup was a round trip of its own, and it could not see an insert racing it. Through
+    `exec_driver_sql`, not the raw connection: no compiling and no per-row processing all the same, but a
+    dead connection is still a SQLAlchemy error (503, retry) that invalidates the pool.
+    """
     stored = Stored()
-    insert = _insert(connection.dialect.name, _EVENTS).on_conflict_do_nothing(index_elements=["message_id"])
-    for start in range(0, len(events), _CHUNK):
-        chunk = events[start : start + _CHUNK]
-        ids = [e.message_id for e in chunk]
-        seen = set(connection.scalars(sa.select(_EVENTS.c.message_id).where(_EVENTS.c.message_id.in_(ids))))
-        rows = []
-        for event in chunk:
-            if event.message_id in seen:
-                stored.duplicates += 1
-                continue
-            seen.add(event.message_id)
-            stored.fresh.add(event.message_id)
-            rows.append({
-                "message_id": event.message_id,
-                "user_id": event.user_id,
-                "name": event.name,
-                "at_us": to_us(event.at),
-                "props": event.props,
-                "received_at": now,
-            })
-            stored.users.add(event.user_id)
-        if rows:
-            connection.execute(insert, rows)
-            stored.accepted += len(rows)
+    first: dict[str, Event] = {}
+    for event in events:  # the same event twice in one call: the first one counts
+        first.setdefault(event.message_id, event)
+    stored.duplicates = len(events) - len(first)
+    if not first:
+        return stored
+    dumps, epoch, one_us = orjson.dumps, EPOCH, _ONE_US
+    unique = first.values()
+    arrays = (list(first), [e.user_id for e in unique], [e.name for e in unique],
+              [(e.at - epoch) // one_us for e in unique], [dumps(e.props).decode() for e in unique])
+    received = driver_value(_EVENTS.c.received_at, connection.dialect)(now)
+    rows = connection.exec_driver_sql(_PG_INSERT, (received, *arrays)).all()
+    stored.accepted = len(rows)
+    stored.duplicates += len(first) - len(rows)
+    stored.fresh.update(message_id for message_id, _ in rows)
+    stored.users.update(user_id for _, user_id in rows)
     return stored
 
 
@@ -167,6 +176,8 @@ def events_of(connection: sa.Connection, user_ids: Iterable[str] | None = None, 
     read = _sqlite_rows if connection.dialect.name == "sqlite" else _postgresql_rows
     if user_ids is not None:
         ids = sorted(set(user_ids))
+        if read is _postgresql_rows and len(ids) <= _FEW_USERS:
+            read = _postgresql_few
         for start in range(0, len(ids), _CHUNK):
             yield from _grouped(read(connection, ids[start : start + _CHUNK]))
         return
@@ -195,6 +206,16 @@ def _sqlite_rows(connection: sa.Connection, ids: list[str] | None, span: Span = 
 
 def _postgresql_rows(connection: sa.Connection, ids: list[str] | None, span: Span = EVERYONE) -> Iterable[tuple]:
     return chain.from_iterable(_postgresql_batches(connection, ids, span))  # no generator to resume per row
+
+
+def _postgresql_few(connection: sa.Connection, ids: list[str]) -> list[tuple]:
+    # A live ingest's few users: a plain cursor answers in one round trip, where a server-side cursor takes
+    # three (DECLARE, FETCH, CLOSE), and their events are few enough to hold at once. Binary, as below.
+    sql = (f"SELECT user_id, name, at_us, message_id, props::text FROM {_EVENTS.name} "
+           "WHERE user_id = ANY(%s::text[]) ORDER BY user_id, at_us, id")
+    with connection.connection.driver_connection.cursor(binary=True) as cursor:
+        cursor.execute(sql, (ids,))
+        return cursor.fetchall()
 
 
 def _postgresql_batches(connection: sa.Connection, ids: list[str] | None, span: Span = EVERYONE,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import itertools
 import logging
+import time
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -15,6 +16,7 @@ from starlette.testclient import TestClient
 
 from bot.http import create_app
 from bot.pipeline import Pipeline
+from bot.store import idle_ping, make_engine
 
 NY = ZoneInfo("America/New_York")
 NOW = datetime(2026, 11, 9, 18, 0, tzinfo=NY)
@@ -206,6 +208,54 @@ def test_a_store_failure_is_503_retry_and_logs_no_event_contents_or_token(engine
     [record] = caplog.records
     assert record.levelno == logging.WARNING
     assert "bigco" not in caplog.text and TOKEN not in caplog.text
+
+
+@pytest.fixture
+def own_pool(engine):
+    """A client on an engine of its own, whose connections can be cut without touching other tests' pool."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("a pool of server connections: PostgreSQL only")
+    url = engine.url.update_query_dict({"application_name": "pqlbot-test-cut"})
+    own = make_engine(url.render_as_string(hide_password=False))
+    yield own, TestClient(create_app(make_pipeline(own), TOKEN))
+    own.dispose()
+
+
+def cut_connections(engine: sa.Engine) -> None:
+    """As a database restart does to them: the engine's connections are cut by the server."""
+    mine = ("FROM pg_stat_activity WHERE application_name = 'pqlbot-test-cut' AND pid <> pg_backend_pid()")
+    killer = sa.create_engine(engine.url, poolclass=sa.pool.NullPool)
+    with killer.connect() as connection:
+        assert connection.execute(sa.text(f"SELECT count(pg_terminate_backend(pid)) {mine}")).scalar()
+        for _ in range(500):
+            left = connection.execute(sa.text(f"SELECT count(*) {mine}")).scalar()
+            connection.rollback()  # a fresh look at the activity each time
+            if not left:
+                break
+            time.sleep(0.01)
+    killer.dispose()
+
+
+def test_pooled_connections_the_database_dropped_while_idle_are_replaced_and_the_call_is_served(
+        own_pool, monkeypatch):
+    engine, client = own_pool
+    monkeypatch.setattr(idle_ping, "IDLE_SECONDS", 0.0)  # any connection back in the pool counts as idle
+    assert client.post("/v1/track", json=signup(), headers=BEARER).status_code == 200
+    cut_connections(engine)
+    response = client.post("/v1/track", json=signup("erin"), headers=BEARER)
+    assert (response.status_code, response.json()["accepted"]) == (200, 1)
+
+
+def test_a_connection_dropped_while_the_pool_is_busy_fails_one_call_with_503_and_the_next_is_served(
+        own_pool, monkeypatch):
+    engine, client = own_pool
+    monkeypatch.setattr(idle_ping, "IDLE_SECONDS", 3600.0)  # back a moment ago: not pinged
+    assert client.post("/v1/track", json=signup(), headers=BEARER).status_code == 200
+    cut_connections(engine)
+    lost = signup("erin")
+    assert client.post("/v1/track", json=lost, headers=BEARER).status_code == 503  # the sender retries
+    response = client.post("/v1/track", json=lost, headers=BEARER)
+    assert (response.status_code, response.json()["accepted"]) == (200, 1)
 
 
 def test_each_request_logs_one_info_line_with_counts_only(client, caplog):

@@ -1,13 +1,16 @@
 """Continuous scoring over the store: one PQL per user per trial, upgrades recorded, sweeps that move clocks."""
 
 import json
+import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 from freezegun import freeze_time
 from sqlmodel import select
 
-from bot import audit, qualify
+from bot import audit, ingest, qualify
+from bot.ingest import store_events
 from bot.pipeline import Pipeline
 from bot.store.models import AuditEntry, DispositionRecord, EventRecord, Notice, Pql, TrialUser
 from scoring import DEFAULT_RULES, parse_event
@@ -192,6 +195,37 @@ def test_a_batch_of_new_stored_and_repeated_events_is_counted_exactly(engine):
         assert connection.execute(sa.text("select count(*) from events")).scalar() == 6
 
 
+def test_an_event_another_writer_stores_at_the_same_moment_is_its_and_not_counted_twice(engine):
+    p, events = pipeline(engine), sarah().events
+    with engine.connect() as other, ThreadPoolExecutor(1) as pool:
+        other.begin()
+        store_events(other, events[:1], now=datetime.now(UTC))  # stored, not yet committed
+        ours = pool.submit(p.ingest, events[:2], score=False)
+        waiting_for_the_other(engine)
+        other.commit()
+        done = ours.result(timeout=30).stored
+    assert (done.accepted, done.duplicates, done.fresh) == (1, 1, {events[1].message_id})
+    with engine.connect() as connection:
+        assert connection.execute(sa.text("select count(*) from events")).scalar() == 2
+
+
+def waiting_for_the_other(engine, timeout: float = 10) -> None:
+    """Until a statement waits on the other writer's lock (PostgreSQL says so; on SQLite, a moment)."""
+    if engine.dialect.name == "sqlite":
+        time.sleep(0.3)
+        return
+    deadline = time.monotonic() + timeout
+    with engine.connect() as connection:
+        while time.monotonic() < deadline:
+            waiting = connection.execute(sa.text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = "
+                                                 "'Lock' AND datname = current_database()")).scalar()
+            connection.rollback()  # a fresh snapshot of the activity each time
+            if waiting:
+                return
+            time.sleep(0.01)
+    raise AssertionError("the ingest never waited for the other writer")
+
+
 def test_what_is_written_below_sqlalchemy_reads_as_what_sqlalchemy_writes(engine):
     arrived = datetime(2026, 11, 9, 12, 0, tzinfo=UTC)  # a whole second: SQLite's text must still say .000000
     p = pipeline(engine, clock=lambda: arrived)
@@ -235,6 +269,18 @@ def test_events_at_the_same_instant_are_scored_in_the_order_they_were_stored(eng
 
 def qualifying(name: str, day: int = 2) -> Trial:
     return Trial(name, email=f"{name}@acme.com").activate(1).invite(day).integrate(day)
+
+
+def test_a_few_users_events_read_as_a_backfills_many_and_as_everyones(engine, monkeypatch):
+    trials = [qualifying(n) for n in ("amy", "ben", "cat")] + [Trial("zed", email="zed@acme.com").activate(1)]
+    pipeline(engine).ingest([e for t in trials for e in t.events], score=False)
+    read = []
+    with engine.connect() as connection:
+        everyone = dict(ingest.events_of(connection))
+        for few in (1_000, 0):  # a live ingest's few users, then as many as a backfill's (PostgreSQL: a cursor)
+            monkeypatch.setattr(ingest, "_FEW_USERS", few)
+            read.append(list(ingest.events_of(connection, ["zed", "amy", "cat", "nobody"])))
+    assert read[0] == read[1] == [(u, everyone[u]) for u in ("amy", "cat", "zed")]
 
 
 def test_a_full_rescore_written_in_small_batches_records_each_pql_once_in_order(engine, monkeypatch):

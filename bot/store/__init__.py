@@ -11,6 +11,7 @@ from alembic.config import Config
 from sqlalchemy import event
 from sqlmodel import Session
 
+from bot.store.idle_ping import ping_when_idle
 from bot.store.turns import TurnTakingConnection
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -50,7 +51,9 @@ def make_engine(url: str) -> sa.Engine:
 
         return engine
     # Fail fast when the server is away, so health checks and ingestion answer 503 instead of hanging.
-    return sa.create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": 5}, **kwargs)
+    engine = sa.create_engine(url, connect_args={"connect_timeout": 5}, **kwargs)
+    ping_when_idle(engine)  # pool_pre_ping's check, without its round trip on every checkout of a busy pool
+    return engine
 
 
 def alembic_config(engine: sa.Engine) -> Config:
