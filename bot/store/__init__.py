@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import orjson
+import psycopg
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
@@ -15,6 +17,10 @@ from bot.store.idle_ping import ping_when_idle
 from bot.store.turns import TurnTakingConnection
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+
+#: What a store that failed raises: SQLAlchemy's errors, and the drivers' own from the hot paths that talk to
+#: the driver directly (bot/ingest.py, bot/qualify.py). Whoever answers a caller turns these into "retry".
+STORE_ERRORS: tuple[type[Exception], ...] = (sa.exc.SQLAlchemyError, sqlite3.Error, psycopg.Error)
 
 
 def _json_dumps(value: object) -> str:
