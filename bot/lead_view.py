@@ -195,19 +195,17 @@ def _history(session: Session, pql: Pql, user: TrialUser | None) -> list[str]:
     """Earlier PQLs at the same account (or of the same user), how they ended, and open tickets."""
     lines: list[str] = []
     domain = user.domain if user else None
-    users_here = [pql.user_id]
-    if domain:
-        users_here = list(session.exec(select(TrialUser.user_id).where(TrialUser.domain == domain)))
-    earlier = session.exec(
-        select(Pql).where(Pql.user_id.in_(users_here), Pql.id != pql.id).order_by(Pql.id.desc()).limit(5)
-    )
+    # The account's users as a subquery, not a list of ids: a big account has thousands of trial users, and
+    # an IN list of them made every alert of theirs cost more to render than the rest of it together.
+    here = (Pql.user_id.in_(select(TrialUser.user_id).where(TrialUser.domain == domain)) if domain
+            else Pql.user_id == pql.user_id)
+    earlier = session.exec(select(Pql).where(here, Pql.id != pql.id).order_by(Pql.id.desc()).limit(5))
     for other in earlier:
         ending = DISPOSITION_LABELS.get(other.disposition or "", other.state.replace("_", " "))
         who = "" if other.user_id == pql.user_id else f" ({other.user_id})"
         lines.append(f"{other.ref}{who}, {other.qualified_at:%d %b}: {ending}")
     touches = session.exec(
-        select(sa.func.count()).select_from(Touch).join(Pql, Touch.pql_id == Pql.id).where(
-            Pql.user_id.in_(users_here), Pql.id != pql.id)
+        select(sa.func.count()).select_from(Touch).join(Pql, Touch.pql_id == Pql.id).where(here, Pql.id != pql.id)
     ).one()
     if touches:
         lines.append(f"{touches} earlier touch{'es' * (touches != 1)} at this account")

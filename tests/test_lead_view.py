@@ -1,0 +1,51 @@
+"""What a lead's card says about its account's past, read from the store."""
+
+from datetime import timedelta
+
+from sqlmodel import select
+
+from bot import lead_view, leads
+from bot.pipeline import Pipeline
+from bot.store.models import Pql, Touch
+from tests.scoring.builders import NY
+from tests.test_qualify import START, qualifying
+
+AT = START + timedelta(days=3)
+
+
+def lead_of(p: Pipeline, user_id: str) -> Pql:
+    with p.session() as session:
+        return session.exec(select(Pql).where(Pql.user_id == user_id).order_by(Pql.id.desc())).first()
+
+
+def history(p: Pipeline, pql: Pql) -> list[str]:
+    with p.session() as session:
+        return lead_view.build(session, pql.id, tz=NY, product_name="Acme", at=AT, kit=False).history
+
+
+def test_a_leads_history_names_the_accounts_earlier_leads_newest_first_and_counts_their_touches(engine):
+    p = Pipeline(engine, tz=NY)
+    for name, domain in (("bo", "acme.com"), ("cy", "other.com"), ("ana", "acme.com")):
+        p.ingest(qualifying(name).events if domain == "acme.com" else
+                 [e._replace(props=e.props | {"email": f"{name}@other.com"}) if e.name == "signup_complete" else e
+                  for e in qualifying(name).events], at=AT)
+    bo, cy, ana = lead_of(p, "bo"), lead_of(p, "cy"), lead_of(p, "ana")
+    with p.session() as session, session.begin():
+        leads.sync_roster(session, [("U1", "Ana Ruiz", None)], now=AT)
+        # ana's lead from an earlier trial, closed as no response; two touches on bo's, one on cy's.
+        session.add(Pql(user_id="ana", trial_started_at=START - timedelta(days=60), state="dispositioned",
+                        disposition="no_response", tier="medium", score=4, qualified_at=START - timedelta(days=58),
+                        created_at=START - timedelta(days=58), updated_at=START - timedelta(days=50)))
+        for pql_id, number in ((bo.id, 1), (bo.id, 2), (cy.id, 1)):
+            session.add(Touch(pql_id=pql_id, rep_id="U1", number=number, channel="email", at=AT))
+    with p.session() as session:
+        earlier = session.exec(select(Pql).where(Pql.state == "dispositioned")).one()
+
+    assert history(p, ana) == [
+        f"PQL-{earlier.id}, {earlier.qualified_at:%d %b}: No Response",
+        f"PQL-{bo.id} (bo), {bo.qualified_at:%d %b}: qualified",
+        "2 earlier touches at this account",  # cy is at another account: neither their lead nor their touch
+    ]
+    assert history(p, cy) == []  # alone at other.com
+    assert history(p, bo) == [f"PQL-{earlier.id} (ana), {earlier.qualified_at:%d %b}: No Response",
+                              f"PQL-{ana.id} (ana), {ana.qualified_at:%d %b}: qualified"]
