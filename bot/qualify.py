@@ -32,6 +32,7 @@ from sqlmodel import Session
 from bot import outbox
 from bot.ingest import EVERYONE, Span, driver_value, events_of
 from bot.lifecycle import TIER_RANK, PqlState
+from bot.store import make_engine
 from bot.store.models import AuditEntry, DispositionRecord, EventRecord, Notice, Pql, TrialUser
 from scoring import PriorDisposition, Rules, ScoreResult, Status, paused_gc, score_user
 
@@ -232,11 +233,7 @@ def _take(future: Future, span: Span, writes: _Writes, connection: sa.Connection
         users, judged = future.result()
     except Exception:  # noqa: BLE001 - a process that cannot start or died: the work is still owed
         log.warning("a rescore process failed; judging its users here instead", exc_info=True)
-        users, judged = 0, []
-        for result, text in _verdicts(connection, rules, at=at, tz=tz, scope=None, span=span):
-            users += 1
-            judged.append((_user_row(result, text, writes.time, writes.scored_at) if text is not None else None,
-                           result if result.status is Status.QUALIFIED else None))
+        users, judged = _judge(connection, rules, at, tz, span)
     for row, result in judged:
         if row is not None:
             writes.users.append(row)
@@ -248,28 +245,31 @@ def _take(future: Future, span: Span, writes: _Writes, connection: sa.Connection
 
 
 def judge_span(url: str, rules: Rules, at: datetime, tz: tzinfo, span: Span) -> tuple[int, list[tuple]]:
-    """In a process of its own: the users in `span` judged, and what the caller must write for them.
+    """In a process of its own: `_judge` on a connection of its own."""
+    engine = make_engine(url)
+    try:
+        with engine.connect() as connection, paused_gc():
+            return _judge(connection, rules, at, tz, span)
+    finally:
+        engine.dispose()
+
+
+def _judge(connection: sa.Connection, rules: Rules, at: datetime, tz: tzinfo, span: Span) -> tuple[int, list[tuple]]:
+    """The users in `span` judged, and what the rescore must write for them.
 
     Returns the number of users and, for each one whose verdict changed or who qualifies, their
     trial_users row (None when unchanged) and their verdict (None unless qualified). Rows, not verdicts,
     for the changed: a row crosses between processes far more cheaply.
     """
-    from bot.store import make_engine  # noqa: PLC0415 - only the spawned process needs an engine of its own
-
-    engine = make_engine(url)
-    try:
-        with engine.connect() as connection, paused_gc():
-            time = driver_value(_USERS.c.signup_at, connection.dialect)
-            scored_at, users, judged = time(at), 0, []
-            for result, text in _verdicts(connection, rules, at=at, tz=tz, scope=None, span=span):
-                users += 1
-                row = _user_row(result, text, time, scored_at) if text is not None else None
-                qualified = result if result.status is Status.QUALIFIED else None
-                if row is not None or qualified is not None:
-                    judged.append((row, qualified))
-            return users, judged
-    finally:
-        engine.dispose()
+    time = driver_value(_USERS.c.signup_at, connection.dialect)
+    scored_at, users, judged = time(at), 0, []
+    for result, text in _verdicts(connection, rules, at=at, tz=tz, scope=None, span=span):
+        users += 1
+        row = _user_row(result, text, time, scored_at) if text is not None else None
+        qualified = result if result.status is Status.QUALIFIED else None
+        if row is not None or qualified is not None:
+            judged.append((row, qualified))
+    return users, judged
 
 
 def default_processes() -> int:
