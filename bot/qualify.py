@@ -20,6 +20,7 @@ import os
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
 from functools import cache
@@ -198,32 +199,26 @@ def _split(connection: sa.Connection, processes: int) -> list[Span]:
         # The user at that position of the (user_id, at_us) index: the next slice starts with their events.
         bound = connection.execute(sa.select(events.c.user_id).order_by(events.c.user_id)
                                    .offset(head + each * part).limit(1)).scalar()
-        if bound is not None and (not bounds or bound > bounds[-1]):
+        if bound is not None and (not bounds or bound != bounds[-1]):  # in the store's order already
             bounds.append(bound)
     edges = [None, *bounds, None]
     return list(zip(edges, edges[1:], strict=False))
 
 
-class _judged_elsewhere:  # noqa: N801 - used as a context manager, like open()
+@contextmanager
+def _judged_elsewhere(connection: sa.Connection, rules: Rules, at: datetime, tz: tzinfo,
+                      spans: list[Span]) -> Iterator[list[Future]]:
     """The slices after the first, each judged in a process of its own while this one judges the first.
 
     Spawned, not forked: the caller may be `serve`, whose threads a fork would copy mid-step. The pool
     is shut down on the way out, whatever happened.
     """
-
-    def __init__(self, connection: sa.Connection, rules: Rules, at: datetime, tz: tzinfo, spans: list[Span]) -> None:
-        self.args = (connection.engine.url.render_as_string(hide_password=False), rules, at, tz)
-        self.spans, self.pool = spans, None
-
-    def __enter__(self) -> list[Future]:
-        if not self.spans:
-            return []
-        self.pool = ProcessPoolExecutor(len(self.spans), mp_context=multiprocessing.get_context("spawn"))
-        return [self.pool.submit(judge_span, *self.args, span) for span in self.spans]
-
-    def __exit__(self, *exc: object) -> None:
-        if self.pool is not None:
-            self.pool.shutdown(wait=True, cancel_futures=True)
+    if not spans:
+        yield []
+        return
+    url = connection.engine.url.render_as_string(hide_password=False)
+    with ProcessPoolExecutor(len(spans), mp_context=multiprocessing.get_context("spawn")) as pool:
+        yield [pool.submit(judge_span, url, rules, at, tz, span) for span in spans]
 
 
 def _take(future: Future, span: Span, writes: _Writes, connection: sa.Connection, rules: Rules, at: datetime,
