@@ -35,7 +35,7 @@ from starlette.routing import Route
 
 from bot.intake import Intake, Outcome
 from bot.pipeline import Pipeline
-from bot.store import STORE_ERRORS
+from bot.store import store_errors
 from bot.store.models import EventRecord, TrialUser
 from scoring.events import SIGNUP, Event, EventError, parse_event
 
@@ -174,6 +174,7 @@ def _ingest_endpoint(pipeline: Pipeline, intake: Intake, token: str | None, path
     secret = token.encode() if token else None  # an empty token must not let `Basic base64(":")` in
     # One call's parsing is cheaper than a hop to the threadpool; a batch's could hold up the event loop.
     inline = parse is _track
+    failed = store_errors(pipeline.engine)
 
     async def endpoint(request: Request) -> Response:
         if secret is None:
@@ -194,7 +195,7 @@ def _ingest_endpoint(pipeline: Pipeline, intake: Intake, token: str | None, path
         if events:  # an all-rejected batch must not turn into a 503 (and retries) when the store is down
             try:
                 outcome = await intake.ingest(events)
-            except STORE_ERRORS as exc:
+            except failed as exc:
                 # The class name only: a DBAPI error's text quotes the statement's parameters, i.e. event contents.
                 log.warning("%s -> 503 store unavailable (%s)", path, type(exc).__name__)
                 return JSONResponse({"error": "store unavailable, retry"}, 503)

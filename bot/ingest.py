@@ -31,6 +31,8 @@ _FEW_USERS = 1_000  # up to this many users (an intake group at most), PostgreSQ
 _ONE_US = timedelta(microseconds=1)
 _SAVEPOINT = "pqlbot_store_events"
 _FLOAT_EXACT_US = 2**33 * 1_000_000  # see _grouped
+# PostgreSQL's reads of events: the JSON as the text it is (parsed once, in _grouped).
+_PG_EVENTS = f"SELECT user_id, name, at_us, message_id, props::text FROM {_EVENTS.name}"
 
 
 def to_us(moment: datetime) -> int:
@@ -211,8 +213,7 @@ def _postgresql_rows(connection: sa.Connection, ids: list[str] | None, span: Spa
 def _postgresql_few(connection: sa.Connection, ids: list[str]) -> list[tuple]:
     # A live ingest's few users: a plain cursor answers in one round trip, where a server-side cursor takes
     # three (DECLARE, FETCH, CLOSE), and their events are few enough to hold at once. Binary, as below.
-    sql = (f"SELECT user_id, name, at_us, message_id, props::text FROM {_EVENTS.name} "
-           "WHERE user_id = ANY(%s::text[]) ORDER BY user_id, at_us, id")
+    sql = f"{_PG_EVENTS} WHERE user_id = ANY(%s::text[]) ORDER BY user_id, at_us, id"
     with connection.connection.driver_connection.cursor(binary=True) as cursor:
         cursor.execute(sql, (ids,))
         return cursor.fetchall()
@@ -222,7 +223,7 @@ def _postgresql_batches(connection: sa.Connection, ids: list[str] | None, span: 
                         ) -> Iterable[list[tuple]]:
     # psycopg's own server-side cursor, so a full rescore holds a batch of events at a time, not a million
     # rows, and makes no SQLAlchemy Row of any. Binary: at_us comes as eight bytes, not digits to parse.
-    sql = f"SELECT user_id, name, at_us, message_id, props::text FROM {_EVENTS.name}"
+    sql = _PG_EVENTS
     if ids is not None:
         sql += " WHERE user_id = ANY(%s)"
         params = (ids,)

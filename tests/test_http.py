@@ -5,12 +5,10 @@ from __future__ import annotations
 import base64
 import itertools
 import logging
-import sqlite3
 import time
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-import psycopg
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.exc import OperationalError
@@ -212,14 +210,12 @@ def test_a_store_failure_is_503_retry_and_logs_no_event_contents_or_token(engine
     assert "bigco" not in caplog.text and TOKEN not in caplog.text
 
 
-@pytest.mark.parametrize("error", [sqlite3.OperationalError("database is locked"),
-                                   psycopg.OperationalError("server closed the connection unexpectedly")],
-                         ids=["sqlite3", "psycopg"])
-def test_a_driver_error_from_the_stores_fast_paths_is_503_retry_not_a_500(engine, error):
+def test_a_driver_error_from_the_stores_fast_paths_is_503_retry_not_a_500(engine):
     pipeline = make_pipeline(engine)
+    driver = engine.dialect.loaded_dbapi  # sqlite3 or psycopg, whichever this store runs on
 
     def down(*args, **kwargs):  # what the driver-level insert and reads raise, unwrapped by SQLAlchemy
-        raise error
+        raise driver.OperationalError("the connection to the store was lost")
 
     pipeline.ingest = down
     response = TestClient(create_app(pipeline, TOKEN)).post("/v1/track", json=signup(), headers=BEARER)

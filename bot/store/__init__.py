@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
 import orjson
-import psycopg
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
@@ -18,9 +16,10 @@ from bot.store.turns import TurnTakingConnection
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
-#: What a store that failed raises: SQLAlchemy's errors, and the drivers' own from the hot paths that talk to
-#: the driver directly (bot/ingest.py, bot/qualify.py). Whoever answers a caller turns these into "retry".
-STORE_ERRORS: tuple[type[Exception], ...] = (sa.exc.SQLAlchemyError, sqlite3.Error, psycopg.Error)
+def store_errors(engine: sa.Engine) -> tuple[type[Exception], ...]:
+    """What a failing store raises: SQLAlchemy's errors, and its driver's own from the fast paths that talk to
+    the driver directly (bot/ingest.py, bot/qualify.py). Whoever answers a caller turns these into "retry"."""
+    return (sa.exc.SQLAlchemyError, engine.dialect.loaded_dbapi.Error)
 
 
 def _json_dumps(value: object) -> str:
