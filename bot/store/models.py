@@ -116,7 +116,10 @@ class Pql(SQLModel, table=True):
     """One product-qualified lead: exactly one per user per trial (the trial is named by its signup time)."""
 
     __tablename__ = "pqls"
-    __table_args__ = (sa.UniqueConstraint("user_id", "trial_started_at", name="uq_pqls_user_trial"),)
+    __table_args__ = (
+        sa.UniqueConstraint("user_id", "trial_started_at", name="uq_pqls_user_trial"),
+        sa.Index("ix_pqls_rep_state", "rep_id", "state"),  # a rep's open leads, counted at every routing
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     user_id: str = Field(foreign_key="trial_users.user_id", max_length=200, index=True)
@@ -154,6 +157,8 @@ class Assignment(SQLModel, table=True):
     """Who was given a lead, when, by whom and why (override, round_robin, queue, manual)."""
 
     __tablename__ = "assignments"
+    # A rep's leads today, this week and the latest: what routing and the daily cap count, per rep.
+    __table_args__ = (sa.Index("ix_assignments_rep_at", "rep_id", "at"),)
 
     id: int | None = Field(default=None, primary_key=True)
     pql_id: int = Field(foreign_key="pqls.id", index=True)
