@@ -38,7 +38,7 @@ from bot import outbox
 from bot.business_time import BusinessCalendar
 from bot.lead_view import MAX_TOUCHES, TOUCH_CHANNELS
 from bot.leads import EMAIL_LABELS, day_bounds
-from bot.lifecycle import CLOSED, PqlState
+from bot.lifecycle import CLOSED, PqlState, still_open
 from bot.routing import pick
 from bot.slack.blocks import span
 from bot.slack.manager import Card, card_blocks, holder, lead_facts, note_blocks, reminder_blocks, words
@@ -149,7 +149,7 @@ def escalate(sweeps: Sweeps, now: datetime) -> int:
     with sweeps.pipeline.session() as session:
         rows = session.exec(
             select(Pql, _touched().label("touched"))
-            .where(Pql.state.notin_(CLOSED), sa.or_(Pql.claimed_by.is_(None), ~_touched()))
+            .where(still_open(Pql.state), sa.or_(Pql.claimed_by.is_(None), ~_touched()))
             .order_by(Pql.id)
         ).all()
         due = {pql.id: kinds for pql, touched in rows if (kinds := _escalations_due(pql, touched, now, calendar))}
@@ -258,7 +258,7 @@ def follow_ups(sweeps: Sweeps, now: datetime) -> int:
     with sweeps.pipeline.session() as session:
         touches: dict[int, list[Touch]] = defaultdict(list)
         for touch in session.exec(select(Touch).join(Pql, Touch.pql_id == Pql.id)
-                                  .where(Pql.state.notin_(CLOSED)).order_by(Touch.pql_id, Touch.number)):
+                                  .where(still_open(Pql.state)).order_by(Touch.pql_id, Touch.number)):
             touches[touch.pql_id].append(touch)
         due = {pql_id: step for pql_id, listed in touches.items()
                if (step := _next_step(listed, calendar)) and now >= step.due}
@@ -297,7 +297,7 @@ def _is_stale(pql: Pql, now: datetime, calendar: BusinessCalendar) -> bool:
 
 
 def _stale_claims_query():
-    return select(Pql).where(Pql.state.notin_(CLOSED), Pql.claimed_by.is_not(None), Pql.claimed_at.is_not(None),
+    return select(Pql).where(still_open(Pql.state), Pql.claimed_by.is_not(None), Pql.claimed_at.is_not(None),
                              ~_touched())
 
 

@@ -33,7 +33,7 @@ from sqlmodel import Session, select
 
 from bot.business_time import BusinessCalendar
 from bot.ingest import from_us, to_us
-from bot.lifecycle import PqlState
+from bot.lifecycle import PqlState, still_open
 from bot.store.models import EventRecord, Pql, Touch, TrialUser
 
 ACCEPTED = {"meeting_set", "converted_self_serve"}
@@ -116,9 +116,13 @@ class Metrics:
 
 def _closed_at(pql: Pql) -> datetime | None:
     """When the lead stopped needing a rep: its disposition, or the conversion / opt-out that stopped it."""
-    if pql.dispositioned_at is not None:
-        return pql.dispositioned_at
-    return pql.updated_at if pql.state in STOPPED else None
+    return _closed(pql.dispositioned_at, pql.state, pql.updated_at)
+
+
+def _closed(dispositioned_at: datetime | None, state: str, updated_at: datetime) -> datetime | None:
+    if dispositioned_at is not None:
+        return dispositioned_at
+    return updated_at if state in STOPPED else None
 
 
 def _bounds(period: Period, tz) -> tuple[datetime, datetime]:
@@ -132,10 +136,15 @@ def compute(session: Session, period: Period, *, calendar: BusinessCalendar, rep
     m = Metrics(period, reps=reps)
     leads = list(session.exec(select(Pql).where(Pql.created_at >= start, Pql.created_at < end)))
     touches = defaultdict(list)
-    if leads:
-        for touch in session.exec(select(Touch).where(Touch.pql_id.in_([p.id for p in leads])).order_by(Touch.at)):
+    for ids in _chunks([p.id for p in leads]):
+        for touch in session.exec(select(Touch).where(Touch.pql_id.in_(ids))):
             touches[touch.pql_id].append(touch)
-    converted_users = _converted_users(session)
+    for of_lead in touches.values():
+        of_lead.sort(key=lambda touch: (touch.at, touch.id))
+    # The trials that started in the range (the conversion cohorts), and who of them or of the leads converted.
+    cohort = list(session.exec(select(TrialUser.user_id).where(TrialUser.signup_at >= start,
+                                                               TrialUser.signup_at < end)))
+    converted_users = _converted_users(session, {p.user_id for p in leads} | set(cohort))
 
     # Volume
     m.pqls = len(leads)
@@ -178,30 +187,47 @@ def compute(session: Session, period: Period, *, calendar: BusinessCalendar, rep
 
     m.utilization = _utilization(session, period, tz, reps)
     m.signals = _signals(leads, outcome, converted_users)
-    _conversion(session, m, leads, touches, converted_users, start, end)
+    _conversion(session, m, leads, touches, converted_users, cohort)
     _outreach(m, leads, touches, outcome)
     _complaints(session, m, leads, touches, now)
     return m
 
 
-def _converted_users(session: Session) -> dict[str, dict]:
-    """user id -> the trial_converted event's properties (plan, mrr, conversion_source)."""
-    rows = session.exec(select(EventRecord.user_id, EventRecord.props).where(EventRecord.name == "trial_converted"))
-    return {user_id: props or {} for user_id, props in rows}
+def _chunks(values: list, size: int = 2000) -> list[list]:
+    """IN lists of a bounded length (SQLite caps the parameters of one statement)."""
+    return [values[start : start + size] for start in range(0, len(values), size)]
+
+
+def _converted_users(session: Session, user_ids: set[str]) -> dict[str, dict]:
+    """Of these users, those who converted: user id -> the trial_converted event's properties (plan, mrr,
+    conversion_source). Looked up by user (ix_events_conversions): the whole store's conversions grow every week."""
+    converted = {}
+    for ids in _chunks(sorted(user_ids)):
+        rows = session.exec(select(EventRecord.user_id, EventRecord.props).where(
+            EventRecord.name == "trial_converted", EventRecord.user_id.in_(ids)).order_by(EventRecord.id))
+        converted.update((user_id, props or {}) for user_id, props in rows)
+    return converted
 
 
 def _utilization(session: Session, period: Period, tz, reps: int) -> float | None:
     """Leads open on a rep at the end of each day, averaged over reps and days."""
     if not reps:
         return None
-    _, end = _bounds(period, tz)
-    leads = list(session.exec(select(Pql).where(Pql.rep_id.is_not(None), Pql.assigned_at < end)))
+    start, end = _bounds(period, tz)
+    # Only leads that can have been open in the period: still open, or closed (dispositioned or stopped) since
+    # it began. Each term has an index; all leads ever assigned would be read otherwise.
+    maybe_open = sa.or_(still_open(Pql.state), Pql.dispositioned_at >= start,
+                        sa.and_(Pql.state.in_(sorted(STOPPED)), Pql.updated_at >= start))
+    rows = session.exec(select(Pql.assigned_at, Pql.dispositioned_at, Pql.state, Pql.updated_at).where(
+        maybe_open, Pql.rep_id.is_not(None), Pql.assigned_at < end))  # columns, not leads: there can be thousands
+    spans = [(assigned_at, _closed(dispositioned_at, state, updated_at))
+             for assigned_at, dispositioned_at, state, updated_at in rows]
     totals = []
     for day in period.days():
         close = datetime.combine(day + timedelta(days=1), time(), tz)
-        open_then = [p for p in leads if p.assigned_at and p.assigned_at < close
-                     and not ((closed_at := _closed_at(p)) and closed_at < close)]
-        totals.append(len(open_then) / reps)
+        open_then = sum(1 for assigned_at, closed_at in spans if assigned_at < close
+                        and not (closed_at and closed_at < close))
+        totals.append(open_then / reps)
     return statistics.fmean(totals) if totals else None
 
 
@@ -220,11 +246,10 @@ def _signals(leads: list[Pql], outcome: dict[int, str], converted: dict[str, dic
     return review
 
 
-def _conversion(session, m: Metrics, leads, touches, converted, start, end) -> None:
+def _conversion(session, m: Metrics, leads, touches, converted, cohort: list[str]) -> None:
     # The cohorts are the trials that started in the range: PQL ones whenever their lead was recorded.
-    cohort = list(session.exec(select(TrialUser.user_id).where(TrialUser.signup_at >= start,
-                                                               TrialUser.signup_at < end)))
-    ever_pql = set(session.exec(select(Pql.user_id).where(Pql.user_id.in_(cohort)))) if cohort else set()
+    ever_pql = {user for ids in _chunks(cohort)
+                for user in session.exec(select(Pql.user_id).where(Pql.user_id.in_(ids)))}
     in_pql = [u for u in cohort if u in ever_pql]
     rest = [u for u in cohort if u not in ever_pql]
     m.pql_conversion = rate(sum(u in converted for u in in_pql), len(in_pql))

@@ -25,7 +25,7 @@ from sqlmodel import Session, select
 from bot import audit, outbox
 from bot.business_time import BusinessCalendar
 from bot.leads import day_bounds, hold_rep, new_today
-from bot.lifecycle import CLOSED, OPEN, TIER_RANK, PqlState
+from bot.lifecycle import CLOSED, TIER_RANK, PqlState, still_open
 from bot.store.models import Account, Assignment, Pql, Rep, TrialUser
 from bot.words import escaped, say
 
@@ -83,7 +83,7 @@ class Router:
         today = select(sa.func.count(sa.distinct(Assignment.pql_id))).where(
             mine, Assignment.at >= day_start, Assignment.at < day_end).scalar_subquery()
         active = select(sa.func.count()).select_from(Pql).where(
-            Pql.rep_id == Rep.id, Pql.state.in_(sorted(OPEN))).scalar_subquery()  # IN, not NOT IN: the index seeks
+            Pql.rep_id == Rep.id, still_open(Pql.state)).scalar_subquery()
         tier_week = select(sa.func.count()).select_from(Assignment).join(Pql, Assignment.pql_id == Pql.id).where(
             mine, Assignment.at >= week_start, Pql.tier == tier).scalar_subquery()
         last = select(sa.func.max(Assignment.at)).where(mine).scalar_subquery()

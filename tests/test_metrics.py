@@ -212,6 +212,20 @@ def test_utilization_averages_the_leads_open_on_reps_at_the_end_of_each_day(week
     assert week.utilization == pytest.approx(12 / 2 / 7)
 
 
+def test_utilization_counts_earlier_weeks_leads_still_open_in_this_one_and_not_those_closed_before_it(engine):
+    with store.session(engine) as session, session.begin():
+        rows = Rows(session).reps(ANA, BEN)
+        rows.touch(rows.lead("o1", ny(10, 1, 10)), ny(10, 2, 10))  # worked since October, never closed: 7 days
+        rows.dispose(rows.lead("o2", ny(10, 5, 10), rep=BEN), "nurture", ny(10, 20, 10))  # closed before: 0
+        rows.dispose(rows.lead("o3", ny(10, 10, 10)), "meeting_set", ny(11, 4, 10))  # closed Wed: Mon, Tue
+        rows.converts("o4", ny(11, 5, 12), 80, rows.lead("o4", ny(10, 12, 10), rep=BEN))  # stopped Thu: Mon-Wed
+        rows.converts("o5", ny(10, 30, 12), 40, rows.lead("o5", ny(10, 12, 11)))  # stopped before the week: 0
+    with store.session(engine) as session:
+        figures = compute(session, W45, calendar=CALENDAR, reps=2, now=NOW)
+    assert figures.pqls == 0  # none of them is this week's lead
+    assert figures.utilization == pytest.approx((7 + 2 + 3) / 2 / 7)
+
+
 def test_each_signal_shows_its_volume_acceptance_false_positives_and_conversion(week):
     by_name = {s.signal: s for s in week.signals}
     assert [s.signal for s in week.signals][:2] == ["invite_sent", "integration_connected"]  # most PQLs first

@@ -9,7 +9,7 @@ from sqlmodel import Session, select
 from bot import leads
 from bot.business_time import BusinessCalendar
 from bot.lead_view import MAX_TOUCHES
-from bot.lifecycle import CLOSED
+from bot.lifecycle import still_open
 from bot.slack import blocks
 from bot.slack.errors import guarded
 from bot.slack.runtime import Runtime
@@ -49,7 +49,7 @@ def home_view(runtime: Runtime, user_id: str) -> dict:
     with runtime.session() as session:
         who = runtime.actor(session, user_id)
         rep = session.get(Rep, user_id)
-        open_leads = select(Pql).where(Pql.state.notin_(CLOSED)).order_by(Pql.qualified_at)
+        open_leads = select(Pql).where(still_open(Pql.state)).order_by(Pql.qualified_at)
         mine = session.exec(open_leads.where(sa.or_(Pql.claimed_by == user_id,
                                                     sa.and_(Pql.claimed_by.is_(None), Pql.rep_id == user_id))))
         queue, reps = [], []
@@ -58,7 +58,7 @@ def home_view(runtime: Runtime, user_id: str) -> dict:
             queue = [_home_lead(session, p, settings.calendar) for p in waiting]
             for member in session.exec(select(Rep).where(Rep.on_roster).order_by(Rep.id)):
                 active = session.exec(select(sa.func.count()).select_from(Pql).where(
-                    Pql.state.notin_(CLOSED), sa.or_(Pql.claimed_by == member.id, Pql.rep_id == member.id))).one()
+                    still_open(Pql.state), sa.or_(Pql.claimed_by == member.id, Pql.rep_id == member.id))).one()
                 reps.append(blocks.HomeRep(member.id, member.name, member.paused, active,
                                            leads.new_today(session, member.id, now=now, tz=settings.tz)))
         return blocks.home(

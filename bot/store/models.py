@@ -50,7 +50,13 @@ class EventRecord(SQLModel, table=True):
     """A product event as received. `message_id` makes replays harmless."""
 
     __tablename__ = "events"
-    __table_args__ = (sa.Index("ix_events_user_time", "user_id", "at_us"),)
+    __table_args__ = (
+        sa.Index("ix_events_user_time", "user_id", "at_us"),
+        # Conversions, looked up by user for the review's figures: a partial index, so it holds only them and
+        # costs ingestion nothing for every other event.
+        sa.Index("ix_events_conversions", "user_id", sqlite_where=sa.text("name = 'trial_converted'"),
+                 postgresql_where=sa.text("name = 'trial_converted'")),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     message_id: str = Field(max_length=200, sa_column_kwargs={"unique": True})
@@ -76,7 +82,7 @@ class TrialUser(SQLModel, table=True):
     last_name: str | None = None
     title: str | None = None
     plan: str | None = None
-    signup_at: datetime | None = _time(nullable=True)
+    signup_at: datetime | None = _time(nullable=True, index=True)  # a week's trials: the review's cohorts
     status: str = Field(default="excluded", max_length=32)
     tier: str | None = Field(default=None, max_length=16)
     score: int = 0
@@ -118,13 +124,21 @@ class Pql(SQLModel, table=True):
     __tablename__ = "pqls"
     __table_args__ = (
         sa.UniqueConstraint("user_id", "trial_started_at", name="uq_pqls_user_trial"),
+        # What is read often must not cost more as leads pile up over the years (bench/history.py):
         sa.Index("ix_pqls_rep_state", "rep_id", "state"),  # a rep's open leads, counted at every routing
+        sa.Index("ix_pqls_state_updated", "state", "updated_at"),  # open leads; leads stopped in a week
+        sa.Index("ix_pqls_created_at", "created_at"),  # a week's leads: the review and its Monday triggers
+        sa.Index("ix_pqls_dispositioned_at", "dispositioned_at"),  # a week's dispositions, leads still open
+        # The alerts to edit, looked for on every delivery pass: a partial index holds only leads changed since
+        # their alert was rendered, so the pass finds them without reading every lead.
+        sa.Index("ix_pqls_alert_behind", "id", sqlite_where=sa.text("version > posted_version"),
+                 postgresql_where=sa.text("version > posted_version")),
     )
 
     id: int | None = Field(default=None, primary_key=True)
     user_id: str = Field(foreign_key="trial_users.user_id", max_length=200, index=True)
     trial_started_at: datetime = _time()
-    state: str = Field(max_length=32, index=True)
+    state: str = Field(max_length=32)  # indexed with updated_at: see ix_pqls_state_updated
     tier: str = Field(max_length=16)
     score: int
     signals: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
