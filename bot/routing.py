@@ -74,21 +74,21 @@ class Router:
 
         One statement for the whole roster, each count a correlated subquery on an index (assignments by
         rep and time, leads by rep and state): routing costs the same in a store holding years of leads as
-        in a new one (bench/routing.py). Counted one rep at a time, it was 4 scans of both tables per rep.
+        in a new one (bench/history.py). Counted one rep at a time, it was 4 scans of both tables per rep.
         """
         local = now.astimezone(self.calendar.tz)
         week_start = datetime.combine(local.date() - timedelta(days=local.weekday()), time(), self.calendar.tz)
         day_start, day_end = day_bounds(local.date(), self.calendar.tz)
         mine = Assignment.rep_id == Rep.id
-        today = select(sa.func.count(sa.distinct(Assignment.pql_id))).where(
+        given_today = select(sa.func.count(sa.distinct(Assignment.pql_id))).where(
             mine, Assignment.at >= day_start, Assignment.at < day_end).scalar_subquery()
-        active = select(sa.func.count()).select_from(Pql).where(
+        open_leads = select(sa.func.count()).select_from(Pql).where(
             Pql.rep_id == Rep.id, still_open(Pql.state)).scalar_subquery()
-        tier_week = select(sa.func.count()).select_from(Assignment).join(Pql, Assignment.pql_id == Pql.id).where(
+        tier_this_week = select(sa.func.count()).select_from(Assignment).join(Pql, Assignment.pql_id == Pql.id).where(
             mine, Assignment.at >= week_start, Pql.tier == tier).scalar_subquery()
-        last = select(sa.func.max(Assignment.at)).where(mine).scalar_subquery()
-        rows = session.execute(sa.select(Rep, today, active, tier_week, last).where(Rep.on_roster)
-                               .order_by(Rep.created_at, Rep.id)).all()
+        last_given = select(sa.func.max(Assignment.at)).where(mine).scalar_subquery()
+        rows = session.execute(sa.select(Rep, given_today, open_leads, tier_this_week, last_given)
+                               .where(Rep.on_roster).order_by(Rep.created_at, Rep.id)).all()
         found = [Candidate(rep.id, order, today, active, tier_week, last)
                  for order, (rep, today, active, tier_week, last) in enumerate(rows)
                  if not rep.paused and self._in_hours(rep, now) and today < self.cap]

@@ -52,8 +52,8 @@ class EventRecord(SQLModel, table=True):
     __tablename__ = "events"
     __table_args__ = (
         sa.Index("ix_events_user_time", "user_id", "at_us"),
-        # Conversions, looked up by user for the review's figures: a partial index, so it holds only them and
-        # costs ingestion nothing for every other event.
+        # Conversions, looked up by user for the review's figures: a partial index holds only them, so the
+        # million other events add nothing to it.
         sa.Index("ix_events_conversions", "user_id", sqlite_where=sa.text("name = 'trial_converted'"),
                  postgresql_where=sa.text("name = 'trial_converted'")),
     )
