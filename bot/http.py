@@ -33,7 +33,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from bot.intake import Intake, Outcome
+from bot.intake import GATHER_SECONDS, Intake, Outcome
 from bot.pipeline import Pipeline
 from bot.store import store_errors
 from bot.store.models import EventRecord, TrialUser
@@ -209,9 +209,10 @@ def _ingest_endpoint(pipeline: Pipeline, intake: Intake, token: str | None, path
     return endpoint
 
 
-def ingest_routes(pipeline: Pipeline, token: str | None) -> list[Route]:
-    """/healthz, /v1/track and /v1/batch, to mount beside other apps (e.g. Slack's) in one Starlette."""
-    intake = Intake(pipeline)
+def ingest_routes(pipeline: Pipeline, token: str | None, *, gather_seconds: float = GATHER_SECONDS) -> list[Route]:
+    """/healthz, /v1/track and /v1/batch, to mount beside other apps (e.g. Slack's) in one Starlette.
+    `gather_seconds`: how long ingestion waits for a group to fill under a stream of calls (bot/intake.py)."""
+    intake = Intake(pipeline, gather_seconds=gather_seconds)
 
     def healthz(request: Request) -> JSONResponse:  # sync: Starlette runs it in the threadpool
         try:
@@ -230,5 +231,5 @@ def ingest_routes(pipeline: Pipeline, token: str | None) -> list[Route]:
     ]
 
 
-def create_app(pipeline: Pipeline, token: str | None) -> Starlette:
-    return Starlette(routes=ingest_routes(pipeline, token))
+def create_app(pipeline: Pipeline, token: str | None, *, gather_seconds: float = GATHER_SECONDS) -> Starlette:
+    return Starlette(routes=ingest_routes(pipeline, token, gather_seconds=gather_seconds))

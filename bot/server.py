@@ -72,7 +72,7 @@ def build(settings: Settings, *, pipeline: Pipeline | None = None, gateway: Gate
     token = settings.ingest_token.get_secret_value() if settings.ingest_token else None
     if not token:
         log.warning("INGEST_TOKEN is not set: /v1/track and /v1/batch answer 503")
-    routes = ingest_routes(pipeline, token)
+    routes = ingest_routes(pipeline, token, gather_seconds=settings.ingest_gather_ms / 1000)
     socket_mode = None
     if settings.slack_bot_token:
         app = build_app(runtime, listener_executor=listener_executor)

@@ -22,6 +22,8 @@ class Settings(BaseSettings):
 
     database_url: str = Field("sqlite:///pqlbot.db", description="SQLAlchemy URL of the store.")
     ingest_token: SecretStr | None = Field(None, description="Shared secret for /v1/track and /v1/batch.")
+    ingest_gather_ms: float = Field(10, ge=0, le=1000, description="Under a stream of ingestion calls, how long "
+                                    "to wait for more before storing a group (0: store whatever is waiting).")
     host: str = Field("0.0.0.0", description="Address `pqlbot serve` listens on.")
     port: int = Field(3000, ge=1, le=65535, description="Port `pqlbot serve` listens on.")
     rescore_every_hours: float = Field(24, gt=0, description="How often everyone is rescored.")

@@ -134,6 +134,45 @@ def test_the_writer_thread_ends_when_idle_and_the_next_call_starts_another(engin
     assert count(engine, "events") == 2
 
 
+def test_under_a_stream_calls_arriving_within_the_gathering_wait_are_stored_as_one_group(engine):
+    pipeline = held(engine)
+    intake = Intake(pipeline, gather_seconds=1.0)
+    first = intake.submit(events(pipeline, signup("first-in-line")))
+    assert pipeline.entered.wait(10)
+    during = intake.submit(events(pipeline, signup("al")))  # arrives while the writer is busy: a stream
+    pipeline.release.set()
+    assert first.result(10).accepted == 1
+    time.sleep(0.1)  # well inside the wait: the writer is gathering
+    later = [intake.submit(events(pipeline, signup(name))) for name in ("bo", "cy")]
+    assert [future.result(10).accepted for future in (during, *later)] == [1, 1, 1]
+    assert pipeline.groups == [1, 3]  # without the wait: [1, 1, 2] or [1, 1, 1, 1]
+
+
+def test_a_call_reaching_a_quiet_writer_is_stored_at_once_not_held_for_the_gathering_wait(engine):
+    pipeline = make_pipeline(engine)
+    intake = Intake(pipeline, gather_seconds=5.0)
+    for name in ("al", "bo"):  # the first starts the writer; the second finds it idle after serving one
+        started = time.monotonic()
+        assert intake.submit(events(pipeline, signup(name))).result(10).accepted == 1
+        assert time.monotonic() - started < 2.5, "a lone call waited out the gathering wait"
+        time.sleep(0.2)
+
+
+def test_a_group_that_fills_up_is_stored_without_waiting_out_the_gathering(engine):
+    pipeline = held(engine)
+    intake = Intake(pipeline, max_events=3, gather_seconds=5.0)
+    first = intake.submit(events(pipeline, signup("first-in-line")))
+    assert pipeline.entered.wait(10)
+    during = intake.submit(events(pipeline, signup("al")))
+    pipeline.release.set()
+    assert first.result(10).accepted == 1
+    started = time.monotonic()
+    later = [intake.submit(events(pipeline, signup(name))) for name in ("bo", "cy")]
+    assert [future.result(10).accepted for future in (during, *later)] == [1, 1, 1]
+    assert time.monotonic() - started < 2.5, "a full group waited out the gathering wait"
+    assert pipeline.groups == [1, 3]
+
+
 def test_forty_concurrent_track_calls_are_each_answered_for_their_own_event(engine):
     client = TestClient(create_app(make_pipeline(engine), TOKEN))
     calls = [signup(f"user{i}") for i in range(40)] + [activity("user0")[0]]
