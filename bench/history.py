@@ -29,6 +29,7 @@ import itertools
 import random
 import sys
 import time
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -116,8 +117,9 @@ def timed(work) -> float:  # noqa: ANN001
     return (time.perf_counter() - started) * 1000
 
 
-def measure(url: str, history: int, reps_count: int, leads_count: int) -> dict[str, list[float]]:
-    """{figure: times in ms}; also 'statements' (per routing) and 'given' (leads per rep, for the line)."""
+def measure(url: str, history: int, reps_count: int, leads_count: int) -> tuple[dict[str, list[float]], list[int],
+                                                                               Counter]:
+    """({figure: times in ms}, statements per routing, new leads per rep (None: queued))."""
     from bot import leads
     from bot.pipeline import Pipeline
     from bot.routing import Router
@@ -145,8 +147,9 @@ def measure(url: str, history: int, reps_count: int, leads_count: int) -> dict[s
         if counting[0]:
             next(statements)
 
-    figures: dict[str, list[float]] = {"route": [], "statements": [], "render": [], "delivery pass": []}
-    given: dict[str | None, int] = {}
+    figures: dict[str, list[float]] = {"route": [], "render": [], "delivery pass": []}
+    statements_per_routing: list[int] = []
+    given: Counter = Counter()
     for n in range(leads_count):
         at = NOW + timedelta(seconds=n)
         with session(engine) as s:
@@ -162,8 +165,8 @@ def measure(url: str, history: int, reps_count: int, leads_count: int) -> dict[s
             with s.begin():
                 figures["route"].append(timed(lambda: router.route(s, pql, now=at)))
             counting[0] = False
-            figures["statements"].append(next(statements) - before - 1)
-            given[pql.rep_id] = given.get(pql.rep_id, 0) + 1
+            statements_per_routing.append(next(statements) - before - 1)
+            given[pql.rep_id] += 1
         with session(engine) as s:
             figures["render"].append(timed(lambda: runtime.render_alert(s, pql.id)))
     with engine.begin() as connection:  # the new leads' alerts and DMs are posted: nothing is owed
@@ -178,10 +181,8 @@ def measure(url: str, history: int, reps_count: int, leads_count: int) -> dict[s
         if name == "rescore":
             continue  # the backfill's cost: bench/rescore.py
         figures[f"sweep {name}"] = [timed(lambda step=step: step(sweeps, NOW)) for _ in range(SWEEP_RUNS)]
-    figures["given"] = [count for rep, count in given.items() if rep is not None]
-    figures["queued"] = [given.get(None, 0)]
     engine.dispose()
-    return figures
+    return figures, statements_per_routing, given
 
 
 def main() -> int:
@@ -198,13 +199,11 @@ def main() -> int:
     medians: dict[str, dict[int, float]] = {}
     for size in sizes:
         with fresh_store(args.database_url, "history.db") as url:
-            figures = measure(url, size, args.reps, args.leads)
-        print(f"{size:,} past leads: {sum(figures['statements']) / len(figures['statements']):.1f} statements "
-              f"per routing; given {min(figures['given'])}-{max(figures['given'])} per rep, "
-              f"{figures['queued'][0]} queued")
+            figures, statements, given = measure(url, size, args.reps, args.leads)
+        per_rep = [count for rep, count in given.items() if rep is not None]
+        print(f"{size:,} past leads: {sum(statements) / len(statements):.1f} statements per routing; "
+              f"given {min(per_rep)}-{max(per_rep)} per rep, {given[None]} queued")
         for name, times in figures.items():
-            if name in ("statements", "given", "queued"):
-                continue
             medians.setdefault(name, {})[size] = pct(times, 50)
             print(f"  {name:<22} p50 {pct(times, 50):8.2f} ms   p95 {pct(times, 95):8.2f} ms   "
                   f"max {max(times):8.2f} ms   ({len(times)} runs)")

@@ -89,11 +89,14 @@ def oldest_claimable(session: Session, who: Actor) -> Pql | None:
 
 def new_today(session: Session, rep_id: str, *, now: datetime, tz: tzinfo) -> int:
     """Leads that landed on this rep today (team timezone): the number the daily cap counts."""
+    return session.exec(given_today(rep_id, now=now, tz=tz)).one()
+
+
+def given_today(rep: str | sa.ColumnElement, *, now: datetime, tz: tzinfo) -> sa.Select:
+    """The count behind `new_today`, for one rep id or for a column (routing counts the roster at once)."""
     start, end = day_bounds(now.astimezone(tz).date(), tz)
-    return session.exec(
-        select(sa.func.count(sa.distinct(Assignment.pql_id))).where(
-            Assignment.rep_id == rep_id, Assignment.at >= start, Assignment.at < end)
-    ).one()
+    return select(sa.func.count(sa.distinct(Assignment.pql_id))).where(
+        Assignment.rep_id == rep, Assignment.at >= start, Assignment.at < end)
 
 
 def hold_rep(session: Session, rep_id: str) -> None:

@@ -24,7 +24,7 @@ from sqlmodel import Session, select
 
 from bot import audit, outbox
 from bot.business_time import BusinessCalendar
-from bot.leads import day_bounds, hold_rep, new_today
+from bot.leads import given_today, hold_rep, new_today
 from bot.lifecycle import CLOSED, TIER_RANK, PqlState, still_open
 from bot.store.models import Account, Assignment, Pql, Rep, TrialUser
 from bot.words import escaped, say
@@ -78,16 +78,14 @@ class Router:
         """
         local = now.astimezone(self.calendar.tz)
         week_start = datetime.combine(local.date() - timedelta(days=local.weekday()), time(), self.calendar.tz)
-        day_start, day_end = day_bounds(local.date(), self.calendar.tz)
         mine = Assignment.rep_id == Rep.id
-        given_today = select(sa.func.count(sa.distinct(Assignment.pql_id))).where(
-            mine, Assignment.at >= day_start, Assignment.at < day_end).scalar_subquery()
+        today = given_today(Rep.id, now=now, tz=self.calendar.tz).scalar_subquery()
         open_leads = select(sa.func.count()).select_from(Pql).where(
             Pql.rep_id == Rep.id, still_open(Pql.state)).scalar_subquery()
         tier_this_week = select(sa.func.count()).select_from(Assignment).join(Pql, Assignment.pql_id == Pql.id).where(
             mine, Assignment.at >= week_start, Pql.tier == tier).scalar_subquery()
         last_given = select(sa.func.max(Assignment.at)).where(mine).scalar_subquery()
-        rows = session.execute(sa.select(Rep, given_today, open_leads, tier_this_week, last_given)
+        rows = session.execute(sa.select(Rep, today, open_leads, tier_this_week, last_given)
                                .where(Rep.on_roster).order_by(Rep.created_at, Rep.id)).all()
         found = [Candidate(rep.id, order, today, active, tier_week, last)
                  for order, (rep, today, active, tier_week, last) in enumerate(rows)
