@@ -21,5 +21,5 @@ bench: $(VENV)/.installed
 
 # The bundled sample into the store (DATABASE_URL, default ./pqlbot.db), scored as of its last day.
 ingest-sample: $(VENV)/.installed
-	$(VENV)/bin/pqlbot ingest bot/data/sample_events.jsonl \
-		--at "$$($(PY) -c 'from bot.sample import SAMPLE_AS_OF; print(SAMPLE_AS_OF.isoformat())')"
+	$(VENV)/bin/pqlbot ingest bot/demo/data/sample_events.jsonl \
+		--at "$$($(PY) -c 'from bot.demo.sample import SAMPLE_AS_OF; print(SAMPLE_AS_OF.isoformat())')"

@@ -120,15 +120,15 @@ def timed(work) -> float:  # noqa: ANN001
 def measure(url: str, history: int, reps_count: int, leads_count: int) -> tuple[dict[str, list[float]], list[int],
                                                                                Counter]:
     """({figure: times in ms}, statements per routing, new leads per rep (None: queued))."""
-    from bot import leads
-    from bot.pipeline import Pipeline
-    from bot.routing import Router
+    from bot.services import leads
+    from bot.services.pipeline import Pipeline
+    from bot.services.routing import Router
     from bot.settings import Settings
     from bot.slack.delivery import deliver_due
     from bot.slack.runtime import Runtime
     from bot.store import open_store, session
     from bot.store.models import Pql, TrialUser
-    from bot.sweeps import Sweeps, default_steps
+    from bot.sweeps.runner import Sweeps, default_steps
 
     engine = open_store(url)
     reps = [f"U0REP{n:02d}" for n in range(reps_count)]

@@ -88,10 +88,10 @@ def open_bare(path: Path, store_path: Path) -> sqlite3.Connection:
 
 
 def ingest(path: Path, store_path: Path, bare_path: Path):
-    from bot.commands.ingest import CHUNK
-    from bot.ingest import to_us
-    from bot.pipeline import Pipeline
+    from bot.cli.ingest import CHUNK
+    from bot.services.pipeline import Pipeline
     from bot.store import open_store
+    from bot.store.events import to_us
     from scoring import paused_gc
 
     pipeline = Pipeline(open_store(f"sqlite:///{fresh(store_path)}"), tz=TZ)
@@ -145,9 +145,9 @@ def track_latency(store_path: Path, users: int, prefix: str) -> tuple[list[float
     import httpx2 as httpx
     import uvicorn
 
-    from bot.http import create_app
-    from bot.pipeline import Pipeline
+    from bot.services.pipeline import Pipeline
     from bot.store import open_store
+    from bot.web.ingest import create_app
 
     # The clock is pinned to AT, so the same calls qualify on the fresh store and on the bench's big one.
     pipeline = Pipeline(open_store(f"sqlite:///{store_path}"), tz=TZ, clock=lambda: AT)

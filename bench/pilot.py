@@ -42,14 +42,14 @@ sys.path.insert(0, str(BENCH.parent))  # run from anywhere, installed or not
 
 from sqlmodel import select  # noqa: E402
 
-from bot import leads  # noqa: E402
-from bot.lifecycle import TIER_RANK  # noqa: E402
-from bot.pipeline import Pipeline  # noqa: E402
-from bot.routing import SLA, Router  # noqa: E402
+from bot.domain.lifecycle import TIER_RANK  # noqa: E402
+from bot.services import leads  # noqa: E402
+from bot.services.pipeline import Pipeline  # noqa: E402
+from bot.services.routing import SLA, Router  # noqa: E402
 from bot.settings import Settings  # noqa: E402
 from bot.store import open_store  # noqa: E402
 from bot.store.models import Assignment, Notice, Pql, Touch  # noqa: E402
-from bot.sweeps import Sweeps  # noqa: E402
+from bot.sweeps.runner import Sweeps  # noqa: E402
 from scoring import parse_event  # noqa: E402
 
 TZ = ZoneInfo("America/New_York")

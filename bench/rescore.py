@@ -57,8 +57,8 @@ PG_DATABASE = "pqlbot_bench_rescore"
 
 def load(path: Path, url: str) -> tuple[float, int, int]:
     """(seconds, lines, events stored): the file into the store, unscored, as `pqlbot ingest --no-score` does."""
-    from bot.commands.ingest import CHUNK
-    from bot.pipeline import Pipeline
+    from bot.cli.ingest import CHUNK
+    from bot.services.pipeline import Pipeline
     from bot.store import open_store
     from scoring import paused_gc
 
@@ -87,7 +87,7 @@ def child(url: str, processes: int) -> int:
     """Runs in a fresh interpreter: one `rescore_all`, timed, with this process's peak memory around it."""
     import resource
 
-    from bot.pipeline import Pipeline
+    from bot.services.pipeline import Pipeline
     from bot.store import open_store
 
     pipeline = Pipeline(open_store(url), tz=TZ, processes=processes)

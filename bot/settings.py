@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from bot.business_time import BusinessCalendar
+from bot.domain.business_time import BusinessCalendar
 
 
 class Settings(BaseSettings):

@@ -4,7 +4,7 @@ from datetime import date, datetime, timedelta
 
 import pytest
 
-from bot.business_time import BusinessCalendar
+from bot.domain.business_time import BusinessCalendar
 from tests.scoring.builders import NY
 
 CAL = BusinessCalendar(NY, holidays=frozenset({date(2026, 11, 26)}))  # Thanksgiving

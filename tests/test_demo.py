@@ -7,9 +7,10 @@ import sqlite3
 
 import pytest
 
-from bot import outreach, sample
-from bot.alert_text import alert_text
 from bot.cli import main
+from bot.demo import sample
+from bot.services import outreach
+from bot.services.alert_text import alert_text
 from scoring import load_rules, parse_event, score_users
 from tests.test_outreach import FORBIDDEN
 

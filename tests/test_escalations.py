@@ -9,14 +9,15 @@ import pytest
 from freezegun import freeze_time
 from sqlmodel import select
 
-from bot import audit, escalations, leads
-from bot.escalations import escalate, follow_ups, stale_claims, volume_guardrail
-from bot.pipeline import Pipeline
-from bot.routing import Router
+from bot.services import audit, leads
+from bot.services.pipeline import Pipeline
+from bot.services.routing import Router
 from bot.settings import Settings
 from bot.slack.ids import Action
 from bot.store.models import Assignment, Notice, Pql, Rep
-from bot.sweeps import Sweeps
+from bot.sweeps import escalations
+from bot.sweeps.escalations import escalate, follow_ups, stale_claims, volume_guardrail
+from bot.sweeps.runner import Sweeps
 from tests.scoring.builders import NY, Trial
 
 ANA, BEN, BOSS = "U0ANA", "U0BEN", "U0BOSS"

@@ -14,9 +14,9 @@ import sqlalchemy as sa
 from sqlalchemy.exc import OperationalError
 from starlette.testclient import TestClient
 
-from bot.http import create_app
-from bot.pipeline import Pipeline
+from bot.services.pipeline import Pipeline
 from bot.store import idle_ping, make_engine
+from bot.web.ingest import create_app
 
 NY = ZoneInfo("America/New_York")
 NOW = datetime(2026, 11, 9, 18, 0, tzinfo=NY)
@@ -202,7 +202,7 @@ def test_a_store_failure_is_503_retry_and_logs_no_event_contents_or_token(engine
 
     pipeline.ingest = down
     client = TestClient(create_app(pipeline, TOKEN))
-    with caplog.at_level(logging.INFO, logger="bot.http"):
+    with caplog.at_level(logging.INFO, logger="bot.web.ingest"):
         response = client.post("/v1/batch", json={"batch": [signup()]}, headers=BEARER)
     assert (response.status_code, response.json()) == (503, {"error": "store unavailable, retry"})
     [record] = caplog.records
@@ -271,7 +271,7 @@ def test_a_connection_dropped_while_the_pool_is_busy_fails_one_call_with_503_and
 
 
 def test_each_request_logs_one_info_line_with_counts_only(client, caplog):
-    with caplog.at_level(logging.INFO, logger="bot.http"):
+    with caplog.at_level(logging.INFO, logger="bot.web.ingest"):
         client.post("/v1/batch", json={"batch": [signup(), {"type": "track"}]}, headers=BEARER)
         client.post("/v1/track", json=signup(), headers={"Authorization": "Bearer wrong"})
     assert [r.levelno for r in caplog.records] == [logging.INFO, logging.INFO]

@@ -11,10 +11,9 @@ import pytest
 import sqlalchemy as sa
 from alembic.script import ScriptDirectory
 
-from bot import sample
-from bot.cli import main
-from bot.commands import ingest
-from bot.pipeline import Pipeline
+from bot.cli import ingest, main
+from bot.demo import sample
+from bot.services.pipeline import Pipeline
 from bot.store import alembic_config, make_engine
 from scoring import Status
 from tests.scoring.builders import Trial, sarah

@@ -10,9 +10,9 @@ import pytest
 import sqlalchemy as sa
 from starlette.testclient import TestClient
 
-from bot.http import create_app
-from bot.intake import Intake
-from bot.pipeline import Pipeline
+from bot.services.pipeline import Pipeline
+from bot.web.ingest import create_app
+from bot.web.intake import Intake
 from scoring import parse_event
 from tests.test_http import BEARER, TOKEN, activity, count, make_pipeline, signup
 

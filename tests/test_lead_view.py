@@ -4,8 +4,8 @@ from datetime import timedelta
 
 from sqlmodel import select
 
-from bot import lead_view, leads
-from bot.pipeline import Pipeline
+from bot.services import lead_view, leads
+from bot.services.pipeline import Pipeline
 from bot.store.models import Pql, Touch
 from tests.scoring.builders import NY
 from tests.test_qualify import START, qualifying

@@ -7,9 +7,9 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import select
 
-from bot import audit, leads
-from bot.leads import Refused
-from bot.pipeline import Pipeline
+from bot.services import audit, leads
+from bot.services.leads import Refused
+from bot.services.pipeline import Pipeline
 from bot.store.models import Assignment, DispositionRecord, Notice, Pql, Rep, Touch, TrialUser
 from tests.scoring.builders import NY, Trial, sarah
 

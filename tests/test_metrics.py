@@ -15,11 +15,11 @@ import pytest
 from sqlmodel import select
 
 from bot import store
-from bot.business_time import BusinessCalendar
-from bot.ingest import to_us
-from bot.lifecycle import PqlState
-from bot.metrics import Metrics, Period, compute
+from bot.domain.business_time import BusinessCalendar
+from bot.domain.lifecycle import PqlState
 from bot.review import build, text
+from bot.services.metrics import Metrics, Period, compute
+from bot.store.events import to_us
 from bot.store.models import DispositionRecord, EventRecord, Pql, Rep, Touch, TrialUser
 
 NY = ZoneInfo("America/New_York")

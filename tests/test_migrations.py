@@ -19,9 +19,9 @@ from alembic.script import ScriptDirectory
 from sqlmodel import SQLModel
 
 from bot.cli import main
-from bot.ingest import to_us
-from bot.pipeline import Pipeline
+from bot.services.pipeline import Pipeline
 from bot.store import MIGRATIONS, make_engine, migrate
+from bot.store.events import to_us
 from tests.conftest import BACKENDS, POSTGRES_URL
 from tests.scoring.builders import NY, sarah
 

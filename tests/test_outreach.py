@@ -9,8 +9,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot import outreach
-from bot.outreach import EMAIL_KEYS, LeadContext, email, suggest_slots, talk_track, variant_for
+from bot.services import outreach
+from bot.services.outreach import EMAIL_KEYS, LeadContext, email, suggest_slots, talk_track, variant_for
 from scoring import Event, load_rules, parse_event, score_user
 
 RULES = load_rules()

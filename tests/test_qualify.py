@@ -9,9 +9,11 @@ import sqlalchemy as sa
 from freezegun import freeze_time
 from sqlmodel import select
 
-from bot import audit, ingest, qualify
-from bot.ingest import store_events
-from bot.pipeline import Pipeline
+from bot.services import audit
+from bot.services import rescore as qualify
+from bot.services.pipeline import Pipeline
+from bot.store import events as ingest
+from bot.store.events import store_events
 from bot.store.models import AuditEntry, DispositionRecord, EventRecord, Notice, Pql, TrialUser
 from scoring import DEFAULT_RULES, parse_event
 from tests.scoring.builders import NY, Trial, sarah

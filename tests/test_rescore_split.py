@@ -7,8 +7,9 @@ from datetime import timedelta
 import pytest
 from sqlmodel import select
 
-from bot import audit, qualify
-from bot.pipeline import Pipeline
+from bot.services import audit
+from bot.services import rescore as qualify
+from bot.services.pipeline import Pipeline
 from bot.store import open_store
 from bot.store.models import DispositionRecord, Notice, Pql, TrialUser
 from scoring import PriorDisposition, load_rules, score_users
@@ -80,7 +81,7 @@ def test_a_rescore_split_three_ways_records_what_the_scorer_says_once_in_user_or
         spans = qualify._split(connection, 3)
     assert len(spans) == 3 and spans[0][0] is None and spans[-1][1] is None  # three slices, in user order
 
-    with caplog.at_level(logging.WARNING, logger="bot.qualify"):
+    with caplog.at_level(logging.WARNING, logger="bot.services.rescore"):
         report = p.rescore_all(at=AT)
     assert not caplog.records  # no slice fell back to this process
 
@@ -115,7 +116,7 @@ def test_a_rescore_process_that_fails_leaves_its_users_to_the_caller_and_says_so
     stored(p, events)
     monkeypatch.setattr(qualify, "judge_span", fails)  # what the spawned process is told to run
 
-    with caplog.at_level(logging.WARNING, logger="bot.qualify"):
+    with caplog.at_level(logging.WARNING, logger="bot.services.rescore"):
         report = p.rescore_all(at=AT)
 
     assert [r.getMessage() for r in caplog.records] == ["a rescore process failed; judging its users here instead"]

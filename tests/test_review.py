@@ -16,14 +16,13 @@ import pytest
 from freezegun import freeze_time
 from sqlmodel import select
 
-from bot import chart, store, weekly
+from bot import store
 from bot.cli import main
-from bot.metrics import Metrics, Period, compute
-from bot.pipeline import Pipeline
 from bot.review import (
     blocks,
     build,
     busy_runs,
+    chart,
     parse_period,
     period_key,
     scorecard,
@@ -34,10 +33,13 @@ from bot.review import (
     to_csv,
     to_json,
 )
-from bot.routing import Router
+from bot.services.metrics import Metrics, Period, compute
+from bot.services.pipeline import Pipeline
+from bot.services.routing import Router
 from bot.settings import Settings
 from bot.store.models import Notice
-from bot.sweeps import Sweeps
+from bot.sweeps import weekly
+from bot.sweeps.runner import Sweeps
 from tests.test_metrics import ANA, BEN, CALENDAR, NOW, NY, W45, Rows, ny, the_week
 
 BOSS = "U0BOSS"

@@ -13,10 +13,10 @@ import pytest
 from freezegun import freeze_time
 from sqlmodel import select
 
-from bot import audit, leads
-from bot.business_time import BusinessCalendar
-from bot.pipeline import Pipeline
-from bot.routing import Router
+from bot.domain.business_time import BusinessCalendar
+from bot.services import audit, leads
+from bot.services.pipeline import Pipeline
+from bot.services.routing import Router
 from bot.store.models import Account, Assignment, Notice, Pql
 from tests.scoring.builders import NY, Trial
 

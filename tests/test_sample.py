@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot import sample
+from bot.demo import sample
 from scoring import Status, Tier, load_rules, parse_event, score_users
 from scoring.events import CANONICAL_EVENTS
 

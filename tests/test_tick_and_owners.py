@@ -10,13 +10,13 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import select
 
-from bot import sweeps
 from bot.cli import main
-from bot.pipeline import Pipeline
-from bot.routing import Router
+from bot.services.pipeline import Pipeline
+from bot.services.routing import Router
 from bot.settings import Settings
 from bot.store import make_engine, open_store
 from bot.store.models import Account, AuditEntry, Notice, Pql
+from bot.sweeps import runner as sweeps
 from tests.scoring.builders import NY, Trial
 from tests.standin import SlackStandIn
 
@@ -49,7 +49,7 @@ def store(store_url):
 
 def make_leads(store: Pipeline, count: int) -> None:
     """`count` medium leads recorded on Monday morning, a few minutes apart (routed as they land)."""
-    from bot import leads
+    from bot.services import leads
 
     with store.session() as session, session.begin():
         leads.sync_roster(session, Settings(_env_file=None).roster, now=MONDAY)
@@ -243,7 +243,7 @@ def test_owners_list_flags_an_owner_who_left_the_roster(store_url, db, tmp_path,
 def test_serve_schedules_every_sweep_once_a_minute_starting_now(engine):
     import threading
 
-    from bot import server
+    from bot.web import server
 
     ran = threading.Event()
     settings = Settings(_env_file=None)

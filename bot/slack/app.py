@@ -26,9 +26,9 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from bot.grouped import GroupWriter, Waiting
-from bot.slack import actions, commands, home, manager
+from bot.slack.listeners import actions, commands, home, manager
 from bot.slack.runtime import Answering, Runtime
+from bot.store.grouped import GroupWriter, Waiting
 from bot.store.models import SlackRequestSeen
 
 log = logging.getLogger(__name__)

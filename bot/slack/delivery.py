@@ -53,8 +53,9 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler, ServerErrorRetryHandler
 from sqlmodel import Session
 
-from bot import audit, store
-from bot.lifecycle import PqlState
+from bot import store
+from bot.domain.lifecycle import PqlState
+from bot.services import audit
 from bot.slack.gateway import Gateway
 from bot.store.models import Notice, Pql
 

@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from bot.leads import Refused
+from bot.services.leads import Refused
 
 log = logging.getLogger(__name__)
 

@@ -11,9 +11,9 @@ from pathlib import Path
 
 from sqlmodel import Session
 
-from bot import lead_view, leads
-from bot.lead_view import LeadView
-from bot.pipeline import Pipeline
+from bot.services import lead_view, leads
+from bot.services.lead_view import LeadView
+from bot.services.pipeline import Pipeline
 from bot.settings import Settings
 from bot.slack.gateway import Gateway
 

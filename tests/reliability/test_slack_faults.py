@@ -16,8 +16,8 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import select
 
-from bot import leads, outbox
-from bot.pipeline import Pipeline
+from bot.services import leads, outbox
+from bot.services.pipeline import Pipeline
 from bot.slack.delivery import LEASE, deliver_due
 from bot.slack.gateway import Gateway
 from bot.store import session as open_session

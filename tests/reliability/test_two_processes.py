@@ -18,14 +18,14 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import select
 
-from bot import leads
-from bot.pipeline import Pipeline
-from bot.routing import Router
+from bot.services import leads
+from bot.services.pipeline import Pipeline
+from bot.services.routing import Router
 from bot.settings import Settings
 from bot.store import make_engine, migrate
 from bot.store import session as open_session
 from bot.store.models import Assignment, AuditEntry, Notice, Pql
-from bot.sweeps import Sweeps
+from bot.sweeps.runner import Sweeps
 from tests.reliability.conftest import (
     MANAGER,
     REPS,

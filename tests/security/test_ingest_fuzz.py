@@ -14,8 +14,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
-from bot.http import create_app
-from bot.pipeline import Pipeline
+from bot.services.pipeline import Pipeline
+from bot.web.ingest import create_app
 from scoring.events import EventError, parse_event
 from tests.security.support import counts, fuzz
 

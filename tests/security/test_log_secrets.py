@@ -13,7 +13,7 @@ from urllib.parse import unquote_plus
 import pytest
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from bot import leads
+from bot.services import leads
 from bot.slack.ids import Action, Command, Input, View
 from tests.slack.conftest import ANA, BOSS, SECRET
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from bot import leads
+from bot.services import leads
 from bot.slack.ids import Action, Command, Input, View
 from tests.security.support import lead_state
 from tests.slack.conftest import ANA, BEN, BOSS, EVE

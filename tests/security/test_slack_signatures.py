@@ -22,11 +22,11 @@ from hypothesis import strategies as st
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
-from bot.routing import Router
+from bot.services.routing import Router
 from bot.slack.app import WINDOW, SignedRequests, build_app, slack_route
 from bot.slack.ids import Action, Command, Input, LeadRef, View
 from bot.store import make_engine
-from bot.sweeps import Sweeps
+from bot.sweeps.runner import Sweeps
 from tests.security.support import REQUESTS_SEEN, counts, errors_logged, fuzz
 from tests.slack.conftest import ANA, CHANNEL, SECRET, InlineExecutor, Workspace
 
@@ -145,8 +145,8 @@ def test_slacks_unsigned_ssl_check_is_answered_200_and_reaches_no_listener(works
 
 
 def test_without_a_signing_secret_every_request_is_refused_not_a_500(engine, standin, caplog):
-    from bot import server
     from bot.settings import Settings
+    from bot.web import server
     from tests.slack.conftest import Workspace
 
     settings = Settings(_env_file=None, slack_bot_token="xoxb-test", slack_api_url=standin.url, pql_reps=ANA)

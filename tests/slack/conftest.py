@@ -17,13 +17,13 @@ import pytest
 from sqlmodel import select
 from starlette.testclient import TestClient
 
-from bot import server
-from bot.pipeline import Pipeline
+from bot.services.pipeline import Pipeline
 from bot.settings import Settings
 from bot.slack.delivery import deliver_due
 from bot.slack.gateway import Gateway
 from bot.slack.ids import LeadRef
 from bot.store.models import Pql
+from bot.web import server
 from tests.scoring.builders import NY, Trial, sarah
 from tests.standin import SlackStandIn
 

@@ -94,7 +94,7 @@ def test_twenty_reps_clicking_claim_at_once_make_one_winner(engine, standin):
                           executor=ThreadPoolExecutor(max_workers=20))
     reps = [f"U0REP{n:02d}" for n in range(20)]
     workspace.settings.pql_reps = ",".join(reps)
-    from bot import leads
+    from bot.services import leads
 
     with workspace.pipeline.session() as session, session.begin():
         leads.sync_roster(session, workspace.settings.roster, now=workspace.now)
@@ -322,8 +322,8 @@ def test_the_alert_credits_the_disposition_to_whoever_set_it(workspace):
 
 
 def test_socket_mode_replaces_the_http_endpoint_when_an_app_token_is_set(engine):
-    from bot import server
     from bot.settings import Settings
+    from bot.web import server
 
     settings = Settings(_env_file=None, slack_bot_token="xoxb-test", slack_app_token="xapp-test",
                         slack_signing_secret="s", pql_reps="U0ANA")
@@ -334,8 +334,8 @@ def test_socket_mode_replaces_the_http_endpoint_when_an_app_token_is_set(engine)
 
 
 def test_without_a_bot_token_slack_is_off_but_ingestion_runs(engine):
-    from bot import server
     from bot.settings import Settings
+    from bot.web import server
 
     built = server.build(Settings(_env_file=None), pipeline=Workspace.pipeline_for(engine))
     assert "/slack/events" not in {route.path for route in built.web.routes}
@@ -353,8 +353,8 @@ def test_app_home_shows_when_the_next_email_is_due(workspace):
 def test_the_next_touch_is_due_two_business_days_after_the_last_email():
     from datetime import datetime
 
-    from bot.business_time import BusinessCalendar
-    from bot.slack.home import next_touch_due
+    from bot.domain.business_time import BusinessCalendar
+    from bot.slack.listeners.home import next_touch_due
     from bot.store.models import Touch
     from tests.scoring.builders import NY
 

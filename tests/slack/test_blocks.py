@@ -12,10 +12,10 @@ import pytest
 from slack_sdk.models.blocks import Block
 from slack_sdk.models.views import View as SlackView
 
-from bot import outreach
-from bot.lead_view import DISPOSITION_LABELS, HandoffPackage, LeadView, TouchView
-from bot.lifecycle import PqlState
-from bot.outreach import RenderedEmail
+from bot.domain.lifecycle import PqlState
+from bot.services import outreach
+from bot.services.lead_view import DISPOSITION_LABELS, HandoffPackage, LeadView, TouchView
+from bot.services.outreach import RenderedEmail
 from bot.slack import blocks
 from bot.slack.blocks import HomeLead, HomeRep
 from bot.slack.ids import Action, Input, LeadRef, View

@@ -11,12 +11,13 @@ import pytest
 from slack_sdk.models.blocks import Block
 from slack_sdk.models.views import View as SlackView
 
-from bot import audit, escalations
-from bot.routing import Router
+from bot.services import audit
+from bot.services.routing import Router
 from bot.slack.ids import Action, Input, LeadRef, View
-from bot.slack.manager import Card, card_blocks, reminder_blocks, rep_modal
+from bot.slack.listeners.manager import Card, card_blocks, reminder_blocks, rep_modal
 from bot.store.models import Pql
-from bot.sweeps import Sweeps
+from bot.sweeps import escalations
+from bot.sweeps.runner import Sweeps
 from tests.scoring.builders import NY, Trial
 from tests.slack.conftest import ANA, BEN, BOSS, Workspace
 

@@ -12,12 +12,13 @@ import pytest
 from slack_sdk.models.blocks import Block
 from sqlmodel import select
 
-from bot import store, weekly
-from bot.routing import Router
+from bot import store
+from bot.services.routing import Router
 from bot.slack.delivery import deliver_due
 from bot.slack.ids import Action
 from bot.store.models import Notice
-from bot.sweeps import Sweeps
+from bot.sweeps import weekly
+from bot.sweeps.runner import Sweeps
 from tests.slack.conftest import BOSS, CHANNEL
 from tests.standin import ALERTS_CHANNEL_ID
 from tests.test_metrics import NY, the_week

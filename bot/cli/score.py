@@ -1,0 +1,76 @@
+"""`pqlbot score` (verdicts from a JSON-lines file, no database) and `pqlbot rules` (check a rules file)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bot.cli.common import moment, open_lines, parse_lines
+from bot.settings import Settings
+from scoring import EventError, load_rules, paused_gc, score_users
+
+
+def add(commands: argparse._SubParsersAction, name: str) -> None:
+    if name == "rules":
+        rules = commands.add_parser(name, help="check a rules file and show what it means")
+        rules.add_argument("file", nargs="?", type=Path, help="rules file (default PQL_RULES_FILE or the seed model)")
+        rules.set_defaults(run=run_rules)
+        return
+    score = commands.add_parser(
+        name,
+        help="score users from a JSON-lines events file, without a database",
+        description="Read Segment track events (JSON lines) and print one PQL verdict per user.",
+    )
+    score.add_argument("file", nargs="?", help="events file, or - for standard input")
+    score.add_argument("--sample", action="store_true", help="score the bundled sample (Sarah, Tom and ~50 more)")
+    score.add_argument("--at", type=moment, help="judge as of this time (ISO 8601; default now)")
+    score.add_argument("--rules", type=Path, help="rules file (default PQL_RULES_FILE or the seed 002 model)")
+    score.add_argument("--json", action="store_true", help="one JSON object per user instead of a table")
+    score.set_defaults(run=run_score)
+
+
+def run_score(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.cli import report
+
+    if args.sample == bool(args.file):
+        print("pqlbot score: give an events FILE (or -), or --sample", file=sys.stderr)
+        return 2
+    rules = load_rules(args.rules or settings.pql_rules_file)
+    at, tz, path = args.at or datetime.now(UTC), settings.tz, args.file
+    if args.sample:
+        from bot.demo import sample
+
+        path, at, tz = str(sample.SAMPLE_PATH), args.at or sample.SAMPLE_AS_OF, sample.SAMPLE_TZ
+    events, invalid = [], []
+    try:
+        with paused_gc(), open_lines(path) as stream:
+            for number, item in parse_lines(stream, rules):
+                if isinstance(item, EventError):
+                    invalid.append(number)
+                    print(f"line {number}: {item}", file=sys.stderr)
+                else:
+                    events.append(item)
+    except OSError as exc:
+        print(f"pqlbot score: {exc.strerror}: {path}", file=sys.stderr)
+        return 2
+
+    results = score_users(events, rules, at, tz=tz)
+    if args.json:
+        for result in results:
+            print(json.dumps(result.to_json(), ensure_ascii=False))
+    else:
+        report.print_results(results, at=at, tz=tz, rules=rules, product_name=settings.product_name)
+    if invalid:
+        print(f"{len(invalid)} invalid line(s) skipped; {len(events)} events scored", file=sys.stderr)
+    return 1 if invalid else 0
+
+
+def run_rules(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.cli import report
+
+    path = args.file or settings.pql_rules_file
+    report.print_rules(load_rules(path), source=str(path or "built-in seed 002 model"))
+    return 0

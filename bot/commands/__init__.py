@@ -1,1 +1,0 @@
-"""One module per `pqlbot` sub-command; see bot.cli.COMMANDS."""

@@ -1,0 +1,1 @@
+"""`pqlbot demo` and its bundled sample: out of the runtime path."""

@@ -1,0 +1,196 @@
+"""`pqlbot demo`: the bundled sample's two weeks, replayed through the real pipeline in a few seconds.
+
+No Slack and no tokens. A fresh SQLite store in a working folder; the sample's events streamed in time
+order, each ingested at its own time (the clock is the event's); the daily sweep at every midnight in
+the sample's timezone; a panel for each PQL as it is raised or upgraded, with the alert Slack would
+get; then the verdicts as of `SAMPLE_AS_OF`. Orchestration and printing only: verdicts come from the
+pipeline, words from the templates.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import time
+from collections import Counter
+from datetime import date, datetime, timedelta
+from itertools import groupby
+from pathlib import Path
+
+from rich import box
+from rich.console import Console, Group
+from rich.padding import Padding
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+from sqlmodel import select
+
+from bot.cli import report
+from bot.demo.sample import SAMPLE_AS_OF, SAMPLE_PATH, SAMPLE_TZ, expected_reasons
+from bot.services import outreach
+from bot.services.alert_text import alert_text
+from bot.services.pipeline import Pipeline
+from bot.services.rescore import Rescored
+from bot.settings import Settings
+from bot.store import open_store
+from bot.store.models import Pql, TrialUser
+from scoring import Event, ScoreResult, Status, Tier, parse_event
+
+MARKER = ".pqlbot-demo"  # only a folder carrying this (or an empty one) is ever wiped
+PAUSE_SECONDS = 0.25
+TIER_STYLE = {"fast_lane": "bold yellow", "high": "bold red", "medium": "green"}
+
+
+class FolderInUse(Exception):
+    """The working folder holds something the demo did not make; it is left alone."""
+
+
+def fresh_folder(folder: Path) -> Path:
+    if folder.exists():
+        if not folder.is_dir() or (any(folder.iterdir()) and not (folder / MARKER).exists()):
+            raise FolderInUse(f"{folder} exists and is not a pqlbot demo folder; pick another --dir")
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    (folder / MARKER).write_text("Made by `pqlbot demo`; wiped and recreated on each run.\n")
+    return folder
+
+
+def _when(at: datetime) -> str:
+    local = at.astimezone(SAMPLE_TZ)
+    return f"{local:%a} {local.day} {local:%b %H:%M}"
+
+
+def _day(day: date) -> str:
+    return f"{day:%a} {day.day} {day:%b}"
+
+
+def _company(name: str | None, size: int | None) -> str:
+    return f"{name or '?'}" + (f" ({size:,} people)" if size else "")
+
+
+def _name(user: TrialUser) -> str:
+    return " ".join(filter(None, (user.first_name, user.last_name))) or user.email or user.user_id
+
+
+class Replay:
+    """The pipeline, plus what a watcher needs to see of it."""
+
+    def __init__(self, pipeline: Pipeline, console: Console, *, product_name: str, pause: bool) -> None:
+        self.pipeline, self.console, self.product_name, self.pause = pipeline, console, product_name, pause
+        self.tiers: dict[int, str] = {}  # the tier each PQL was last shown at
+
+    def show(self, rescored: Rescored, at: datetime, source: str) -> None:
+        for pql_id in rescored.triggered + rescored.upgraded:
+            self.console.print(self.panel(pql_id, rescored.results[pql_id], at, source))
+            if self.pause:
+                time.sleep(PAUSE_SECONDS)
+
+    def panel(self, pql_id: int, result: ScoreResult, at: datetime, source: str) -> Panel:
+        with self.pipeline.session() as session:
+            pql = session.get(Pql, pql_id)
+        context = outreach.LeadContext.from_result(result, product_name=self.product_name, at=at, tz=self.pipeline.tz)
+        talk = outreach.talk_track(context)
+        tier, before = Tier(pql.tier), self.tiers.get(pql_id)
+        self.tiers[pql_id] = pql.tier
+        label = report.TIER_LABEL[tier]
+        headline = f"{pql.ref} · " + (f"upgraded {report.TIER_LABEL[Tier(before)]} → {label}" if before else label)
+        profile = result.profile
+        grid = Table.grid(padding=(0, 1))
+        grid.add_column(style="bold", no_wrap=True)
+        grid.add_column()
+        grid.add_row("Who", Text(", ".join(filter(None, (profile.name, profile.title)))
+                                 + f" — {_company(result.account.company_name, result.company_size)}"))
+        grid.add_row("Email", Text(result.email or "?"))
+        grid.add_row("Score", Text(f"{result.score}/{result.max_score} · {label}", style=TIER_STYLE[pql.tier]))
+        grid.add_row("Trial", f"day {result.trial_day}, {result.days_left} day{'s' * (result.days_left != 1)} left")
+        grid.add_row("Signals", Text(report.signal_summary(result)))
+        grid.add_row("Talk track", Text(talk))
+        alert = Padding(Text(alert_text(pql.ref, result, talk_track=talk), style="italic"), (0, 0, 0, 2))
+        body = Group(grid, Text("Slack alert would say:", style="dim"), alert)
+        return Panel(body, title=Text(headline, style=TIER_STYLE[pql.tier]), title_align="left",
+                     subtitle=f"{_when(at)} · {source}", subtitle_align="right", border_style=TIER_STYLE[pql.tier])
+
+    def run(self, events: list[Event]) -> None:
+        previous: date | None = None
+        for day, batch in groupby(events, key=lambda e: e.at.astimezone(SAMPLE_TZ).date()):
+            batch = list(batch)
+            today = day if previous is None else previous + timedelta(days=1)
+            while today <= day:  # every day, including the weekend's quiet ones
+                self.console.rule(f"[bold]{_day(today)}")
+                if previous is not None:  # the daily sweep: holds expire, windows close, trial clocks move
+                    midnight = datetime.combine(today, datetime.min.time(), SAMPLE_TZ)
+                    self.show(self.pipeline.rescore_all(at=midnight), midnight, "daily sweep")
+                today += timedelta(days=1)
+            users = len({e.user_id for e in batch})
+            self.console.print(f"[dim]{len(batch)} events from {users} users[/]")
+            for event in batch:
+                self.show(self.pipeline.ingest([event], at=event.at).rescored, event.at, event.name)
+            previous = day
+        self.console.rule(f"[bold]{_when(SAMPLE_AS_OF)} {SAMPLE_AS_OF.astimezone(SAMPLE_TZ):%Z}: the verdicts")
+        self.show(self.pipeline.rescore_all(at=SAMPLE_AS_OF), SAMPLE_AS_OF, "final sweep")
+
+    def summary(self) -> None:
+        with self.pipeline.session() as session:
+            users = {u.user_id: u for u in session.exec(select(TrialUser))}
+            pqls = session.exec(select(Pql).order_by(Pql.id)).all()
+        counts = Counter(Status(u.status) for u in users.values())
+        verdicts = Table(box=box.SIMPLE, title="Every user's verdict", title_justify="left")
+        shown = [status for status in report.STATUS_STYLE if counts[status]]
+        for status in shown:
+            verdicts.add_column(Text(str(status), style=report.STATUS_STYLE[status]), justify="right")
+        verdicts.add_column("all", justify="right")
+        verdicts.add_row(*(str(counts[status]) for status in shown), str(len(users)))
+        self.console.print(verdicts)
+
+        leads = Table(box=box.SIMPLE_HEAD, padding=(0, 1), title=f"PQLs raised: {len(pqls)}, one per user and trial",
+                      title_justify="left")
+        for column in ("PQL", "Who", "Tier", "Score", "Qualified", "Now"):
+            leads.add_column(column, no_wrap=column != "Who")
+        for pql in pqls:
+            user, qualified = users[pql.user_id], pql.qualified_at.astimezone(SAMPLE_TZ).date()
+            leads.add_row(pql.ref, Text(", ".join(filter(None, (_name(user), user.company_name)))),
+                          Text(report.TIER_LABEL[Tier(pql.tier)], style=TIER_STYLE[pql.tier]),
+                          f"{pql.score}/{user.verdict['max_score']}", _day(qualified),
+                          Text(user.status, style=report.STATUS_STYLE[Status(user.status)]))
+        self.console.print(leads)
+
+        by_user = {pql.user_id: pql for pql in pqls}
+        why_not = Table.grid(padding=(0, 2))
+        why_not.add_column(no_wrap=True)
+        why_not.add_column()
+        for user_id in expected_reasons():  # the sample's named users who are there to be turned away
+            user = users.get(user_id)
+            if user is None or user.status == "qualified":
+                continue
+            why = f"{user.status}: " + "; ".join(reason["detail"] for reason in user.verdict["reasons"])
+            if user_id in by_user:
+                why += f" (after {by_user[user_id].ref} was raised {_when(by_user[user_id].qualified_at)})"
+            why_not.add_row(Text(_name(user)), Text(why))
+        self.console.print("[bold]Not routed, and why[/]")
+        self.console.print(Padding(why_not, (0, 0, 0, 2)))
+
+
+def sample_events(pipeline: Pipeline) -> list[Event]:
+    with SAMPLE_PATH.open(encoding="utf-8") as lines:
+        events = [parse_event(line, pipeline.rules) for line in lines if line.strip()]
+    return sorted((e for e in events if e.at <= SAMPLE_AS_OF), key=lambda e: (e.at, e.message_id))
+
+
+def run(folder: Path, settings: Settings, *, fast: bool = False, console: Console | None = None) -> int:
+    console = console or Console()
+    started = time.monotonic()
+    database = fresh_folder(folder) / "pqlbot.db"
+    engine = open_store(f"sqlite:///{database}")
+    try:
+        pipeline = Pipeline(engine, tz=SAMPLE_TZ, rules_path=settings.pql_rules_file, clock=lambda: SAMPLE_AS_OF)
+        events = sample_events(pipeline)
+        console.print(f"[bold]pqlbot demo[/]: {len({e.user_id for e in events})} trial users, {len(events)} "
+                      f"events, replayed into {database}. No Slack needed: each PQL shows the alert Slack would get.")
+        replay = Replay(pipeline, console, product_name=settings.product_name,
+                        pause=not fast and sys.stdout.isatty())
+        replay.run(events)
+        replay.summary()
+    finally:
+        engine.dispose()
+    console.print(f"[dim]Done in {time.monotonic() - started:.1f} s (pauses included). The store: {database}[/]")
+    return 0

@@ -1,0 +1,285 @@
+"""What reps and the manager do to a lead: claim, reassign, log a touch, set a disposition, pause.
+
+Plain functions over a session and a clock. Each checks who may act, changes the lead with a
+conditional update (so two people clicking at once cannot both win), writes the audit trail, bumps
+the lead's version (the alert is edited to match) and queues the Slack messages it owes in the outbox,
+all in the caller's transaction. A refusal raises `Refused` with the sentence to show the person.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta, tzinfo
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Session, select
+
+from bot.domain.lifecycle import CLOSED, PqlState
+from bot.services import audit, outbox
+from bot.services.lead_view import DISPOSITION_LABELS, MAX_TOUCHES, TOUCH_CHANNELS
+from bot.services.outreach import variant_for_track
+from bot.store.models import Assignment, DispositionRecord, Pql, Rep, Touch, TrialUser
+from templates import esc, say
+
+_PQLS = Pql.__table__
+_REPS = Rep.__table__
+#: Leads nobody has claimed yet, in the states a claim may start from.
+CLAIMABLE = (PqlState.QUALIFIED, PqlState.ALERTED, PqlState.QUEUED, PqlState.ASSIGNED)
+EMAIL_LABELS = {"email1": "Email 1", "email2": "Email 2", "email3": "Email 3"}
+
+
+class Refused(Exception):
+    """An action this person may not take now; `str()` is what to tell them."""
+
+
+@dataclass(slots=True, frozen=True)
+class Actor:
+    user_id: str
+    on_roster: bool
+    is_manager: bool
+
+
+def actor(session: Session, user_id: str, *, manager: str | None) -> Actor:
+    rep = session.get(Rep, user_id)
+    return Actor(user_id, rep is not None and rep.on_roster, user_id == manager)
+
+
+def sync_roster(session: Session, roster: list[tuple[str, str | None, str | None]], *, now: datetime) -> None:
+    """Make the reps table match PQL_REPS: add newcomers, keep pauses, take leavers off the roster."""
+    listed = {user_id for user_id, _, _ in roster}
+    connection = session.connection()
+    module = postgresql if connection.dialect.name == "postgresql" else sqlite
+    for user_id, name, zone in roster:
+        # Two processes starting together both see an empty table: let the second insert be a no-op.
+        connection.execute(module.insert(Rep.__table__).values(
+            id=user_id, name=name, timezone=zone, on_roster=True, paused=False, created_at=now,
+        ).on_conflict_do_nothing(index_elements=["id"]))
+        rep = session.get(Rep, user_id)
+        rep.on_roster, rep.name, rep.timezone = True, name or rep.name, zone or rep.timezone
+    for rep in session.exec(select(Rep).where(Rep.on_roster)):
+        if rep.id not in listed:
+            rep.on_roster = False
+
+
+def find(session: Session, ref: str) -> Pql:
+    """A lead by short id (PQL-42, 42), email or product user id; the newest one for a person."""
+    text = ref.strip().strip("<>").removeprefix("mailto:").split("|", 1)[0]
+    number = text.upper().removeprefix("PQL-").removeprefix("PQL")
+    if number.isdigit() and (pql := session.get(Pql, int(number))):
+        return pql
+    user_ids = select(TrialUser.user_id).where(sa.func.lower(TrialUser.email) == text.lower())
+    pql = session.exec(
+        select(Pql).where(sa.or_(Pql.user_id == text, Pql.user_id.in_(user_ids))).order_by(Pql.id.desc())
+    ).first()
+    if pql is None:
+        raise Refused(say("unknown_lead", ref=ref.strip()))
+    return pql
+
+
+def oldest_claimable(session: Session, who: Actor) -> Pql | None:
+    """The lead a bare `/claim` takes: the oldest unclaimed one assigned to this rep or to nobody."""
+    return session.exec(
+        select(Pql)
+        .where(Pql.claimed_by.is_(None), Pql.state.in_(CLAIMABLE))
+        .where(sa.or_(Pql.rep_id.is_(None), Pql.rep_id == who.user_id))
+        .order_by(Pql.qualified_at, Pql.id)
+    ).first()
+
+
+def new_today(session: Session, rep_id: str, *, now: datetime, tz: tzinfo) -> int:
+    """Leads that landed on this rep today (team timezone): the number the daily cap counts."""
+    return session.exec(given_today(rep_id, now=now, tz=tz)).one()
+
+
+def given_today(rep: str | sa.ColumnElement, *, now: datetime, tz: tzinfo) -> sa.Select:
+    """The count behind `new_today`, for one rep id or for a column (routing counts the roster at once)."""
+    start, end = day_bounds(now.astimezone(tz).date(), tz)
+    return select(sa.func.count(sa.distinct(Assignment.pql_id))).where(
+        Assignment.rep_id == rep, Assignment.at >= start, Assignment.at < end)
+
+
+def hold_rep(session: Session, rep_id: str) -> None:
+    """Hold the rep's row until the transaction ends, before counting them against the cap: a claim and a
+    routing (or two routings) racing for the same rep then count one after the other, and cannot both find
+    them one under the cap and both give them a lead. An UPDATE, not SELECT ... FOR UPDATE: it is a row
+    lock on PostgreSQL and takes SQLite's write lock (which has no row locks) just the same."""
+    session.connection().execute(sa.update(_REPS).where(_REPS.c.id == rep_id).values(paused=_REPS.c.paused))
+
+
+def day_bounds(day: date, tz: tzinfo) -> tuple[datetime, datetime]:
+    start = datetime.combine(day, time(), tz)
+    return start, datetime.combine(day + timedelta(days=1), time(), tz)
+
+
+def _touch(session: Session, pql: Pql, now: datetime, **values) -> bool:
+    """Conditionally update the lead and bump its version; False when the condition no longer holds."""
+    condition = values.pop("where", sa.true())
+    result = session.connection().execute(
+        sa.update(_PQLS).where(_PQLS.c.id == pql.id, condition)
+        .values(updated_at=now, version=_PQLS.c.version + 1, **values)
+    )
+    session.refresh(pql)
+    return result.rowcount == 1
+
+
+def _open(pql: Pql) -> None:
+    if pql.state in CLOSED:
+        raise Refused(say("lead_closed", ref=pql.ref, state=pql.state.replace("_", " ")))
+
+
+def claim(session: Session, pql: Pql, who: Actor, *, now: datetime, tz: tzinfo, cap: int,
+          for_rep: str | None = None) -> Pql:
+    """`who` claims the lead, or (the manager) claims it for `for_rep`. Exactly one racing claim wins."""
+    rep_id = for_rep or who.user_id
+    if for_rep and not who.is_manager:
+        raise Refused(say("managers_only", action="claim a lead on someone's behalf"))
+    rep = session.get(Rep, rep_id)
+    if rep is None or not rep.on_roster:
+        raise Refused(say("not_on_roster"))
+    _open(pql)
+    if pql.claimed_by:
+        raise Refused(say("already_claimed", ref=pql.ref, by=pql.claimed_by))
+    if pql.rep_id and pql.rep_id != rep_id and not who.is_manager:
+        raise Refused(say("assigned_to_other", ref=pql.ref, rep=pql.rep_id))
+    lands_now = pql.rep_id != rep_id
+    if lands_now and not who.is_manager:
+        hold_rep(session, rep_id)
+        if new_today(session, rep_id, now=now, tz=tz) >= cap:
+            raise Refused(say("at_cap", cap=cap))
+    won = _touch(session, pql, now, where=sa.and_(_PQLS.c.claimed_by.is_(None), _PQLS.c.state.in_(CLAIMABLE)),
+                 claimed_by=rep_id, claimed_at=now, rep_id=rep_id, state=PqlState.CLAIMED,
+                 assigned_at=now if lands_now else pql.assigned_at)
+    if not won:
+        _open(pql)
+        raise Refused(say("already_claimed", ref=pql.ref, by=pql.claimed_by))
+    if lands_now:
+        session.add(Assignment(pql_id=pql.id, rep_id=rep_id, reason="claim", by=who.user_id, at=now))
+    audit.record(session, "pql_claimed", at=now, actor=who.user_id, pql_id=pql.id, user_id=pql.user_id,
+                 rep=rep_id, on_behalf=bool(for_rep))
+    outbox.reply(session, pql, f"claim:{pql.id}", say("claimed", ref=pql.ref, rep=rep_id, by=who.user_id), now=now)
+    return pql
+
+
+def reassign(session: Session, pql: Pql, who: Actor, to_rep: str, *, now: datetime) -> Pql:
+    """The manager moves a lead to another rep; a claimed lead stays claimed, by the new rep."""
+    if not who.is_manager:
+        raise Refused(say("managers_only", action="reassign leads"))
+    rep = session.get(Rep, to_rep)
+    if rep is None or not rep.on_roster:
+        raise Refused(say("not_on_roster"))
+    _open(pql)
+    claimed = pql.claimed_by is not None
+    _touch(session, pql, now, rep_id=to_rep, assigned_at=now,
+           claimed_by=to_rep if claimed else None, claimed_at=now if claimed else None,
+           state=pql.state if claimed or pql.state == PqlState.QUALIFIED else PqlState.ASSIGNED)
+    session.add(Assignment(pql_id=pql.id, rep_id=to_rep, reason="manual", by=who.user_id, at=now))
+    audit.record(session, "pql_reassigned", at=now, actor=who.user_id, pql_id=pql.id, user_id=pql.user_id,
+                 rep=to_rep)
+    text = say("reassigned", ref=pql.ref, rep=to_rep, by=who.user_id)
+    outbox.reply(session, pql, f"reassign:{pql.id}:{pql.version}", text, now=now)
+    return pql
+
+
+def release(session: Session, pql: Pql, who: Actor, *, now: datetime) -> Pql:
+    """The manager takes a hoarded lead back: unclaimed and unassigned, it goes back to the pool."""
+    if not who.is_manager:
+        raise Refused(say("managers_only", action="release leads"))
+    _open(pql)
+    _touch(session, pql, now, where=_PQLS.c.state.notin_(CLOSED), claimed_by=None, claimed_at=None, rep_id=None,
+           assigned_at=None, state=PqlState.QUEUED)
+    audit.record(session, "pql_released", at=now, actor=who.user_id, pql_id=pql.id, user_id=pql.user_id)
+    outbox.reply(session, pql, f"release:{pql.id}:{pql.version}", say("released", ref=pql.ref, by=who.user_id),
+                 now=now)
+    return pql
+
+
+def _may_work(pql: Pql, who: Actor) -> None:
+    if who.is_manager or (pql.claimed_by and pql.claimed_by == who.user_id):
+        return
+    raise Refused(say("not_yours", ref=pql.ref, owner=pql.claimed_by))
+
+
+def log_touch(session: Session, pql: Pql, who: Actor, *, channel: str, email_key: str | None, note: str | None,
+              now: datetime, replied: bool = False) -> Touch:
+    """A touch by the claimant (or the manager): numbered, at most three per lead."""
+    _may_work(pql, who)
+    _open(pql)
+    if channel not in TOUCH_CHANNELS or (email_key and email_key not in EMAIL_LABELS):
+        raise Refused("Pick a channel (email, call or LinkedIn) and, for an email, which one of the kit.")
+    count = session.exec(select(sa.func.count()).select_from(Touch).where(Touch.pql_id == pql.id)).one()
+    if count >= MAX_TOUCHES:
+        raise Refused(say("touch_limit", ref=pql.ref, limit=MAX_TOUCHES))
+    email_key = email_key if channel == "email" else None
+    track = next((s.get("talk_track") for s in pql.signals if s.get("name") == pql.strongest_signal), None)
+    touch = Touch(pql_id=pql.id, rep_id=pql.claimed_by or who.user_id, number=count + 1, channel=channel,
+                  email_key=email_key, variant=variant_for_track(track) if email_key == "email1" else None,
+                  replied=replied, note=(note or "").strip() or None, at=now)
+    try:
+        with session.begin_nested():  # the (lead, number) pair is unique: a racing touch fails here
+            session.add(touch)
+    except sa.exc.IntegrityError:
+        raise Refused(say("touch_limit", ref=pql.ref, limit=MAX_TOUCHES)) from None
+    _touch(session, pql, now, state=PqlState.WORKING)
+    audit.record(session, "touch_logged", at=now, actor=who.user_id, pql_id=pql.id, user_id=pql.user_id,
+                 number=touch.number, channel=channel, email=touch.email_key)
+    text = say("touch_logged", number=touch.number, limit=MAX_TOUCHES, rep=touch.rep_id,
+               channel=TOUCH_CHANNELS[channel], email=EMAIL_LABELS.get(touch.email_key or ""),
+               note=esc(touch.note))
+    outbox.reply(session, pql, f"touch:{touch.id}", text, now=now)
+    return touch
+
+
+def set_disposition(session: Session, pql: Pql, who: Actor, *, disposition: str, reason: str | None,
+                    now: datetime) -> str:
+    """Close the lead with a disposition; returns the seed's next action for it."""
+    _may_work(pql, who)
+    _open(pql)
+    if disposition not in DISPOSITION_LABELS:
+        raise Refused("Pick one of the dispositions.")
+    reason = (reason or "").strip() or None
+    if disposition == "disqualified" and not reason:
+        raise Refused(say("reason_required"))
+    if not _touch(session, pql, now, where=_PQLS.c.state.notin_(CLOSED), state=PqlState.DISPOSITIONED,
+                  disposition=disposition, dispositioned_at=now):
+        _open(pql)
+    record = DispositionRecord(pql_id=pql.id, user_id=pql.user_id, rep_id=who.user_id, disposition=disposition,
+                               reason=reason, at=now)
+    session.add(record)
+    session.flush()
+    audit.record(session, "pql_dispositioned", at=now, actor=who.user_id, pql_id=pql.id, user_id=pql.user_id,
+                 disposition=disposition, reason=reason)
+    next_action = say("next_action", disposition=disposition)
+    text = say("dispositioned", label=DISPOSITION_LABELS[disposition], rep=who.user_id, reason=esc(reason))
+    outbox.reply(session, pql, f"disposition:{record.id}", f"{text}\n{next_action}", now=now)
+    return next_action
+
+
+def stop_for_product_event(session: Session, user_id: str, event_name: str, *, at: datetime,
+                           now: datetime) -> Pql | None:
+    """A conversion or an opt-out (made at `at`) stops the open lead of that trial and tells whoever works it."""
+    state = {"trial_converted": PqlState.STOPPED_CONVERTED, "sales_opt_out": PqlState.STOPPED_OPT_OUT}[event_name]
+    pql = session.exec(
+        select(Pql).where(Pql.user_id == user_id, Pql.state.notin_(CLOSED), Pql.trial_started_at <= at)
+        .order_by(Pql.id.desc())
+    ).first()
+    if pql is None or not _touch(session, pql, now, where=_PQLS.c.state.notin_(CLOSED), state=state):
+        return None
+    audit.record(session, "pql_stopped", at=now, pql_id=pql.id, user_id=user_id, reason=event_name)
+    user = session.get(TrialUser, user_id)
+    who = (user.name or user.email or user_id) if user else user_id
+    text = say("converted" if state is PqlState.STOPPED_CONVERTED else "opted_out", ref=pql.ref, who=esc(who))
+    outbox.reply(session, pql, f"stopped:{pql.id}", text, now=now)
+    if owner := pql.claimed_by or pql.rep_id:
+        outbox.dm(session, owner, f"stopped-dm:{pql.id}", text, pql=pql, now=now)
+    return pql
+
+
+def set_paused(session: Session, rep_id: str, paused: bool, *, now: datetime) -> str:
+    rep = session.get(Rep, rep_id)
+    if rep is None or not rep.on_roster:
+        raise Refused(say("not_on_roster"))
+    if rep.paused != paused:
+        rep.paused = paused
+        audit.record(session, "rep_paused" if paused else "rep_resumed", at=now, actor=rep_id)
+    return say("paused", on=paused)

@@ -1,0 +1,307 @@
+"""The pilot's numbers, computed from the store for any week or date range (seed 002, sections 7-8).
+
+One function, `compute`, reads what it needs once and returns a `Metrics` of plain figures; the review
+in Slack, the Friday post, `pqlbot review` and the pilot scorecard all render the same object. A rate
+with nothing to divide by is None ("no data"), never zero.
+
+Definitions (the seed's, made exact):
+- a lead counts in the range when it was recorded (triggered) in it; dispositions when they were set in it;
+- acceptance = (Meeting Set + Converted) / dispositioned, where Converted is the disposition
+  Converted (Self-Serve) or a lead stopped by its trial_converted event;
+- SLA compliance = leads whose first touch came by their SLA due time / leads whose due time has passed
+  or that were touched (a lead not yet due and untouched is still open, not a miss; a lead closed before
+  its due time without a touch, say converted or opted out, owed no first touch and is left out);
+- time to first touch is business time from when the lead was recorded;
+- false-positive rate = Disqualified / dispositioned (per signal too, over the leads carrying it);
+- volume per rep per day = leads / (reps x business days); None without reps;
+- utilization = leads open on a rep at the end of each day (a lead closes when dispositioned or stopped);
+- complaints = contacted leads whose user opted out of sales contact (a sales_opt_out event) after the
+  first touch / contacted leads;
+- dark funnel = routed leads that converted with no touch / routed leads that converted;
+- assisted-conversion lift = conversion of contacted leads minus conversion of leads never contacted.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+
+import sqlalchemy as sa
+from sqlmodel import Session, select
+
+from bot.domain.business_time import BusinessCalendar
+from bot.domain.lifecycle import PqlState, still_open
+from bot.store.events import from_us, to_us
+from bot.store.models import EventRecord, Pql, Touch, TrialUser
+
+ACCEPTED = {"meeting_set", "converted_self_serve"}
+STOPPED = frozenset({PqlState.STOPPED_CONVERTED, PqlState.STOPPED_OPT_OUT})
+TARGETS = {"acceptance": 0.50, "sla": 0.80, "false_positive": 0.20, "meeting_rate": 0.20, "reply_rate": 0.15,
+           "pql_conversion": 0.15, "assisted_conversion": 0.12}
+
+
+@dataclass(frozen=True)
+class Period:
+    start: date  # first day, inclusive, in the team timezone
+    end: date  # last day, inclusive
+
+    @classmethod
+    def week(cls, year: int, week: int) -> Period:
+        monday = date.fromisocalendar(year, week, 1)
+        return cls(monday, monday + timedelta(days=6))
+
+    @classmethod
+    def week_of(cls, day: date) -> Period:
+        monday = day - timedelta(days=day.weekday())
+        return cls(monday, monday + timedelta(days=6))
+
+    @property
+    def label(self) -> str:
+        year, week, weekday = self.start.isocalendar()
+        if weekday == 1 and self.end == self.start + timedelta(days=6):
+            return f"{year}-W{week:02d} ({self.start:%d %b} - {self.end:%d %b})"
+        return f"{self.start:%d %b %Y} - {self.end:%d %b %Y}"
+
+    def days(self) -> list[date]:
+        return [self.start + timedelta(days=n) for n in range((self.end - self.start).days + 1)]
+
+
+def rate(part: int, whole: int) -> float | None:
+    return part / whole if whole else None
+
+
+@dataclass
+class SignalReview:
+    signal: str
+    pqls: int
+    acceptance: float | None
+    conversion: float | None
+    decided: int = 0  # leads carrying it that were dispositioned (or converted) in the range
+    false_positive: float | None = None  # Disqualified / decided
+
+
+@dataclass
+class Metrics:
+    period: Period
+    pqls: int = 0
+    by_tier: dict[str, int] = field(default_factory=dict)
+    per_rep_per_day: float | None = None
+    daily: dict[date, dict[str, int]] = field(default_factory=dict)  # day -> tier -> PQLs (for the chart)
+    dispositions: dict[str, int] = field(default_factory=dict)
+    acceptance: float | None = None
+    false_positive: float | None = None
+    sla_compliance: float | None = None
+    sla_by_day: dict[date, float | None] = field(default_factory=dict)
+    first_touch_hours: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)  # mean, median
+    utilization: float | None = None  # active leads per rep per day
+    signals: list[SignalReview] = field(default_factory=list)
+    pql_conversion: float | None = None  # trial-to-paid, PQL cohort
+    non_pql_conversion: float | None = None
+    dark_funnel: float | None = None
+    contacted_conversion: float | None = None
+    uncontacted_conversion: float | None = None
+    assisted_lift: float | None = None
+    assisted_conversions: int = 0
+    assisted_mrr: float = 0.0
+    meeting_rate: float | None = None
+    reply_rate: float | None = None
+    variants: dict[str, dict[str, float | int | None]] = field(default_factory=dict)  # A -> sent, reply, meeting
+    contacted: int = 0  # leads recorded in the range that got at least one touch
+    opt_outs: int = 0  # of those, how many opted out of sales contact after the first touch
+    complaints: float | None = None  # opt_outs / contacted
+    reps: int = 0
+
+
+def _closed_at(pql: Pql) -> datetime | None:
+    """When the lead stopped needing a rep: its disposition, or the conversion / opt-out that stopped it."""
+    return _closed(pql.dispositioned_at, pql.state, pql.updated_at)
+
+
+def _closed(dispositioned_at: datetime | None, state: str, updated_at: datetime) -> datetime | None:
+    if dispositioned_at is not None:
+        return dispositioned_at
+    return updated_at if state in STOPPED else None
+
+
+def _bounds(period: Period, tz) -> tuple[datetime, datetime]:
+    return (datetime.combine(period.start, time(), tz), datetime.combine(period.end + timedelta(days=1), time(), tz))
+
+
+def compute(session: Session, period: Period, *, calendar: BusinessCalendar, reps: int,
+            now: datetime) -> Metrics:
+    tz = calendar.tz
+    start, end = _bounds(period, tz)
+    m = Metrics(period, reps=reps)
+    leads = list(session.exec(select(Pql).where(Pql.created_at >= start, Pql.created_at < end)))
+    touches = defaultdict(list)
+    for ids in _chunks([p.id for p in leads]):
+        for touch in session.exec(select(Touch).where(Touch.pql_id.in_(ids))):
+            touches[touch.pql_id].append(touch)
+    for of_lead in touches.values():
+        of_lead.sort(key=lambda touch: (touch.at, touch.id))
+    # The trials that started in the range (the conversion cohorts), and who of them or of the leads converted.
+    cohort = list(session.exec(select(TrialUser.user_id).where(TrialUser.signup_at >= start,
+                                                               TrialUser.signup_at < end)))
+    converted_users = _converted_users(session, {p.user_id for p in leads} | set(cohort))
+
+    # Volume
+    m.pqls = len(leads)
+    m.by_tier = dict(Counter(p.tier for p in leads))
+    m.daily = {day: {} for day in period.days()}
+    for pql in leads:
+        day = pql.created_at.astimezone(tz).date()
+        m.daily[day][pql.tier] = m.daily[day].get(pql.tier, 0) + 1
+    business_days = [d for d in period.days() if calendar.is_business_day(d)] or period.days()
+    m.per_rep_per_day = rate(m.pqls, reps * len(business_days))
+
+    # Dispositions and acceptance (dispositions set in the range)
+    closed = list(session.exec(select(Pql).where(
+        sa.or_(sa.and_(Pql.dispositioned_at >= start, Pql.dispositioned_at < end),
+               sa.and_(Pql.state == PqlState.STOPPED_CONVERTED, Pql.updated_at >= start, Pql.updated_at < end)))))
+    outcome = {p.id: (p.disposition or "converted_self_serve") for p in closed}
+    m.dispositions = dict(Counter(outcome.values()))
+    m.acceptance = rate(sum(1 for o in outcome.values() if o in ACCEPTED), len(outcome))
+    m.false_positive = rate(m.dispositions.get("disqualified", 0), len(outcome))
+
+    # SLA and time to first touch
+    met = due = 0
+    by_day: dict[date, list[bool]] = defaultdict(list)
+    hours: dict[str, list[float]] = defaultdict(list)
+    for pql in leads:
+        first = touches[pql.id][0] if touches[pql.id] else None
+        if first:
+            hours[pql.tier].append(calendar.elapsed(pql.created_at, first.at).total_seconds() / 3600)
+        if pql.sla_due_at is None or (first is None and now <= pql.sla_due_at):
+            continue
+        closed_at = _closed_at(pql)
+        if first is None and closed_at is not None and closed_at <= pql.sla_due_at:
+            continue  # closed before it was due (converted, opted out, dispositioned): no touch was owed
+        ok = first is not None and first.at <= pql.sla_due_at
+        due, met = due + 1, met + ok
+        by_day[pql.created_at.astimezone(tz).date()].append(ok)
+    m.sla_compliance = rate(met, due)
+    m.sla_by_day = {day: rate(sum(by_day[day]), len(by_day[day])) for day in period.days()}
+    m.first_touch_hours = {tier: (statistics.fmean(v), statistics.median(v)) for tier, v in hours.items()}
+
+    m.utilization = _utilization(session, period, tz, reps)
+    m.signals = _signals(leads, outcome, converted_users)
+    _conversion(session, m, leads, touches, converted_users, cohort)
+    _outreach(m, leads, touches, outcome)
+    _complaints(session, m, leads, touches, now)
+    return m
+
+
+def _chunks(values: list, size: int = 2000) -> list[list]:
+    """IN lists of a bounded length (SQLite caps the parameters of one statement)."""
+    return [values[start : start + size] for start in range(0, len(values), size)]
+
+
+def _converted_users(session: Session, user_ids: set[str]) -> dict[str, dict]:
+    """Of these users, those who converted: user id -> the trial_converted event's properties (plan, mrr,
+    conversion_source). Looked up by user (ix_events_conversions): the whole store's conversions grow every week."""
+    converted = {}
+    for ids in _chunks(sorted(user_ids)):
+        rows = session.exec(select(EventRecord.user_id, EventRecord.props).where(
+            EventRecord.name == "trial_converted", EventRecord.user_id.in_(ids)).order_by(EventRecord.id))
+        converted.update((user_id, props or {}) for user_id, props in rows)
+    return converted
+
+
+def _utilization(session: Session, period: Period, tz, reps: int) -> float | None:
+    """Leads open on a rep at the end of each day, averaged over reps and days."""
+    if not reps:
+        return None
+    start, end = _bounds(period, tz)
+    # Only leads that can have been open in the period: still open, or closed (dispositioned or stopped) since
+    # it began. Each term has an index; all leads ever assigned would be read otherwise.
+    maybe_open = sa.or_(still_open(Pql.state), Pql.dispositioned_at >= start,
+                        sa.and_(Pql.state.in_(sorted(STOPPED)), Pql.updated_at >= start))
+    rows = session.exec(select(Pql.assigned_at, Pql.dispositioned_at, Pql.state, Pql.updated_at).where(
+        maybe_open, Pql.rep_id.is_not(None), Pql.assigned_at < end))  # columns, not leads: there can be thousands
+    spans = [(assigned_at, _closed(dispositioned_at, state, updated_at))
+             for assigned_at, dispositioned_at, state, updated_at in rows]
+    totals = []
+    for day in period.days():
+        close = datetime.combine(day + timedelta(days=1), time(), tz)
+        open_then = sum(1 for assigned_at, closed_at in spans if assigned_at < close
+                        and not (closed_at and closed_at < close))
+        totals.append(open_then / reps)
+    return statistics.fmean(totals) if totals else None
+
+
+def _signals(leads: list[Pql], outcome: dict[int, str], converted: dict[str, dict]) -> list[SignalReview]:
+    carrying: dict[str, list[Pql]] = defaultdict(list)
+    for pql in leads:
+        for signal in pql.signals:
+            if signal.get("points") or signal["name"] == "explicit_ask":
+                carrying[signal["name"]].append(pql)
+    review = []
+    for name, group in sorted(carrying.items(), key=lambda kv: -len(kv[1])):
+        decided = [outcome[p.id] for p in group if p.id in outcome]
+        review.append(SignalReview(name, len(group), rate(sum(o in ACCEPTED for o in decided), len(decided)),
+                                   rate(sum(p.user_id in converted for p in group), len(group)), len(decided),
+                                   rate(sum(o == "disqualified" for o in decided), len(decided))))
+    return review
+
+
+def _conversion(session, m: Metrics, leads, touches, converted, cohort: list[str]) -> None:
+    # The cohorts are the trials that started in the range: PQL ones whenever their lead was recorded.
+    ever_pql = {user for ids in _chunks(cohort)
+                for user in session.exec(select(Pql.user_id).where(Pql.user_id.in_(ids)))}
+    in_pql = [u for u in cohort if u in ever_pql]
+    rest = [u for u in cohort if u not in ever_pql]
+    m.pql_conversion = rate(sum(u in converted for u in in_pql), len(in_pql))
+    m.non_pql_conversion = rate(sum(u in converted for u in rest), len(rest))
+    routed = [p for p in leads if p.rep_id or p.claimed_by]
+    routed_converted = [p for p in routed if p.user_id in converted]
+    m.dark_funnel = rate(sum(not touches[p.id] for p in routed_converted), len(routed_converted))
+    contacted = [p for p in leads if touches[p.id]]
+    untouched = [p for p in leads if not touches[p.id]]
+    m.contacted_conversion = rate(sum(p.user_id in converted for p in contacted), len(contacted))
+    m.uncontacted_conversion = rate(sum(p.user_id in converted for p in untouched), len(untouched))
+    if m.contacted_conversion is not None and m.uncontacted_conversion is not None:
+        m.assisted_lift = m.contacted_conversion - m.uncontacted_conversion
+    assisted = [p for p in contacted if p.user_id in converted]
+    m.assisted_conversions = len(assisted)
+    m.assisted_mrr = sum(_money(converted[p.user_id].get("mrr")) for p in assisted)
+
+
+def _money(value) -> float:
+    """An event's mrr as a number (billing systems send 49, 49.0 or "49.00"); anything else counts 0."""
+    try:
+        return float(value or 0)
+    except (TypeError, ValueError):
+        return 0.0
+
+
+def _outreach(m: Metrics, leads, touches, outcome) -> None:
+    contacted = [p for p in leads if touches[p.id]]
+    emails = [t for p in leads for t in touches[p.id] if t.channel == "email"]
+    m.meeting_rate = rate(sum(outcome.get(p.id) == "meeting_set" for p in contacted), len(contacted))
+    m.reply_rate = rate(sum(t.replied for t in emails), len(emails))
+    by_variant: dict[str, list[Pql]] = defaultdict(list)
+    for pql in contacted:
+        first_email = next((t for t in touches[pql.id] if t.email_key == "email1" and t.variant), None)
+        if first_email:
+            by_variant[first_email.variant].append(pql)
+    m.variants = {
+        variant: {"sent": len(group),
+                  "reply_rate": rate(sum(any(t.replied for t in touches[p.id]) for p in group), len(group)),
+                  "meeting_rate": rate(sum(outcome.get(p.id) == "meeting_set" for p in group), len(group))}
+        for variant, group in sorted(by_variant.items())
+    }
+
+
+def _complaints(session: Session, m: Metrics, leads, touches, now: datetime) -> None:
+    first_touch = {p.user_id: touches[p.id][0].at for p in leads if touches[p.id]}
+    m.contacted = sum(1 for p in leads if touches[p.id])
+    if not first_touch:
+        return
+    rows = session.exec(select(EventRecord.user_id, EventRecord.at_us).where(
+        EventRecord.name == "sales_opt_out", EventRecord.user_id.in_(list(first_touch)),
+        EventRecord.at_us <= to_us(now)))
+    opted = {user_id for user_id, at_us in rows if from_us(at_us) >= first_touch[user_id]}
+    m.opt_outs = sum(1 for p in leads if touches[p.id] and p.user_id in opted)
+    m.complaints = rate(m.opt_outs, m.contacted)

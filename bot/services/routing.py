@@ -1,0 +1,204 @@
+"""Who gets a new PQL.
+
+- A named-account owner (accounts.owner_rep_id, from `pqlbot owners import`) gets their account's
+  leads, cap or not, unless they are paused or off the roster: two reps on one account is worse.
+- Otherwise load-balanced round-robin over the roster (`pick`).
+- Outside business hours a lead waits for the opening (so a weekend's leads count against Monday's
+  cap instead of landing on Monday all at once); the alert is in the channel meanwhile.
+- When nobody can take it, it waits in the queue; the queue is shared out in order (fast lane, high,
+  medium, then oldest) whenever business is open and someone has room, so a rep back from a pause
+  is not flooded: the cap still holds, and the others get their share. A new lead joins the queue
+  too while leads of its tier or a higher one wait there: it does not overtake them.
+- When every rep is paused, the manager is told at once: nothing is assigned silently.
+Every decision is audited with its reason, which is what `/pql why` reads back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from sqlmodel import Session, select
+
+from bot.domain.business_time import BusinessCalendar
+from bot.domain.lifecycle import CLOSED, TIER_RANK, PqlState, still_open
+from bot.services import audit, outbox
+from bot.services.leads import given_today, hold_rep, new_today
+from bot.store.models import Account, Assignment, Pql, Rep, TrialUser
+from templates import esc, say
+
+SLA = {"fast_lane": timedelta(hours=1), "high": timedelta(hours=2), "medium": timedelta(hours=4)}
+_PQLS = Pql.__table__
+
+
+@dataclass(slots=True)
+class Candidate:
+    rep_id: str
+    order: int  # position on the roster: the last tie-break
+    new_today: int
+    active: int
+    tier_this_week: int  # leads of the lead's tier this rep was given this week
+    last_given_at: datetime | None
+
+
+def pick(candidates: list[Candidate]) -> Candidate | None:
+    """The rep for the next lead, among those who can take one now:
+    - fewest active leads first (load balance: 5 active vs 2 active, the lighter one gets it);
+    - then fewest leads of this tier this week (high and fast-lane leads are spread, not just counts);
+    - then whoever was given a lead longest ago (round-robin, so ties rotate fairly over a week);
+    - then roster order.
+    """
+    if not candidates:
+        return None
+    never = datetime.min.replace(tzinfo=ZoneInfo("UTC"))
+    return min(candidates, key=lambda c: (c.active, c.tier_this_week, c.last_given_at or never, c.order))
+
+
+class Router:
+    def __init__(self, calendar: BusinessCalendar, *, cap: int, manager: str | None) -> None:
+        self.calendar, self.cap, self.manager = calendar, cap, manager
+
+    # -- availability ------------------------------------------------------------------------------
+
+    def _in_hours(self, rep: Rep, now: datetime) -> bool:
+        """A rep with a timezone of their own works 9-18 on weekdays there."""
+        if not rep.timezone:
+            return True
+        own = BusinessCalendar(ZoneInfo(rep.timezone), self.calendar.opens, self.calendar.closes)
+        return own.is_open(now)
+
+    def candidates(self, session: Session, tier: str, now: datetime) -> tuple[list[Candidate], list[Rep]]:
+        """(reps who can take a lead now, everyone on the roster).
+
+        One statement for the whole roster, each count a correlated subquery on an index (assignments by
+        rep and time, leads by rep and state): routing costs the same in a store holding years of leads as
+        in a new one (bench/history.py). Counted one rep at a time, it was 4 scans of both tables per rep.
+        """
+        local = now.astimezone(self.calendar.tz)
+        week_start = datetime.combine(local.date() - timedelta(days=local.weekday()), time(), self.calendar.tz)
+        mine = Assignment.rep_id == Rep.id
+        today = given_today(Rep.id, now=now, tz=self.calendar.tz).scalar_subquery()
+        open_leads = select(sa.func.count()).select_from(Pql).where(
+            Pql.rep_id == Rep.id, still_open(Pql.state)).scalar_subquery()
+        tier_this_week = select(sa.func.count()).select_from(Assignment).join(Pql, Assignment.pql_id == Pql.id).where(
+            mine, Assignment.at >= week_start, Pql.tier == tier).scalar_subquery()
+        last_given = select(sa.func.max(Assignment.at)).where(mine).scalar_subquery()
+        rows = session.execute(sa.select(Rep, today, open_leads, tier_this_week, last_given)
+                               .where(Rep.on_roster).order_by(Rep.created_at, Rep.id)).all()
+        found = [Candidate(rep.id, order, today, active, tier_week, last)
+                 for order, (rep, today, active, tier_week, last) in enumerate(rows)
+                 if not rep.paused and self._in_hours(rep, now) and today < self.cap]
+        return found, [rep for rep, *_ in rows]
+
+    # -- routing -----------------------------------------------------------------------------------
+
+    def route(self, session: Session, pql: Pql, *, now: datetime) -> str | None:
+        """Give a newly recorded lead to someone, or queue it; returns the rep id or None."""
+        if pql.rep_id or pql.state in CLOSED or pql.state == PqlState.QUEUED:
+            return pql.rep_id
+        if pql.sla_due_at is None:
+            start = self.calendar.next_open(pql.created_at)
+            pql.sla_due_at = self.calendar.add(start, SLA[pql.tier])
+        owner = self._owner(session, pql)
+        if owner:
+            return self._give(session, pql, owner, "override", "named account owner", now=now)
+        candidates, roster = self.candidates(session, pql.tier, now)
+        # Leads already waiting at this priority or above go first: a newcomer must not overtake them
+        # (say, just after midnight, or at the weekend, while yesterday's overflow waits for the morning).
+        ahead = self._waiting_ahead(session, pql)
+        closed = not self.calendar.is_open(now)  # nights and weekends count against the next day's cap
+        chosen = None if ahead or closed else self._pick_held(session, candidates, now)
+        if chosen:
+            why = (f"round-robin: fewest active leads ({chosen.active}), {chosen.tier_this_week} {pql.tier} "
+                   f"this week, {chosen.new_today} of {self.cap} new today")
+            return self._give(session, pql, chosen.rep_id, "round_robin", why, now=now)
+        self._queue(session, pql, roster, now=now, ahead=ahead, closed=closed)
+        return None
+
+    def _pick_held(self, session: Session, candidates: list[Candidate], now: datetime) -> Candidate | None:
+        """The pick, with its rep held (leads.hold_rep) and counted again under the hold: a claim that
+        gave them a lead since they were counted moves on to the next pick."""
+        while (chosen := pick(candidates)) is not None:
+            hold_rep(session, chosen.rep_id)
+            today = new_today(session, chosen.rep_id, now=now, tz=self.calendar.tz)
+            if today < self.cap:
+                chosen.new_today = today
+                return chosen
+            candidates = [c for c in candidates if c.rep_id != chosen.rep_id]
+        return None
+
+    def _waiting_ahead(self, session: Session, pql: Pql) -> int:
+        """Queued leads of this lead's tier or a higher one (all older than a lead being routed now)."""
+        tiers = [tier for tier, rank in TIER_RANK.items() if rank >= TIER_RANK[pql.tier]]
+        return session.exec(select(sa.func.count()).select_from(Pql).where(
+            Pql.state == PqlState.QUEUED, Pql.tier.in_(tiers), Pql.id != pql.id)).one()
+
+    def _owner(self, session: Session, pql: Pql) -> str | None:
+        user = session.get(TrialUser, pql.user_id)
+        account = session.get(Account, user.domain) if user and user.domain else None
+        if not account or not account.owner_rep_id:
+            return None
+        rep = session.get(Rep, account.owner_rep_id)
+        return rep.id if rep and rep.on_roster and not rep.paused else None
+
+    def _give(self, session: Session, pql: Pql, rep_id: str, reason: str, why: str, *, now: datetime) -> str:
+        state = PqlState.ASSIGNED if pql.state in (PqlState.QUALIFIED, PqlState.ALERTED, PqlState.QUEUED) \
+            else pql.state
+        session.connection().execute(
+            sa.update(_PQLS).where(_PQLS.c.id == pql.id).values(
+                rep_id=rep_id, assigned_at=now, state=state, sla_due_at=pql.sla_due_at, updated_at=now,
+                version=_PQLS.c.version + 1))
+        session.refresh(pql)
+        session.add(Assignment(pql_id=pql.id, rep_id=rep_id, reason=reason, at=now))
+        audit.record(session, "pql_assigned", at=now, pql_id=pql.id, user_id=pql.user_id, rep=rep_id,
+                     reason=reason, why=why)
+        user = session.get(TrialUser, pql.user_id)
+        who = (user.name or user.email) if user else pql.user_id
+        tier = pql.tier.replace("_", " ")
+        outbox.dm(session, rep_id, f"assigned:{pql.id}:{rep_id}:{now.isoformat()}",
+                  say("assigned_dm", ref=pql.ref, who=esc(who), tier=tier), pql=pql, now=now)
+        return rep_id
+
+    def _queue(self, session: Session, pql: Pql, roster: list[Rep], *, now: datetime, ahead: int = 0,
+               closed: bool = False) -> None:
+        # Caps and hours clear by themselves; an empty or fully paused roster needs the manager now.
+        stuck = not roster or all(rep.paused for rep in roster)
+        if not roster:
+            why = "nobody is on the roster"
+        elif stuck:
+            why = "every rep is paused"
+        elif closed:
+            why = "outside business hours: it goes out when business opens, within that day's caps"
+        elif ahead:
+            why = f"{ahead} earlier lead{'s wait' if ahead > 1 else ' waits'} in the queue at its priority or above"
+        else:
+            why = f"every available rep is at today's cap of {self.cap} (or outside their hours)"
+        session.connection().execute(
+            sa.update(_PQLS).where(_PQLS.c.id == pql.id).values(
+                state=PqlState.QUEUED, sla_due_at=pql.sla_due_at, updated_at=now, version=_PQLS.c.version + 1))
+        session.refresh(pql)
+        audit.record(session, "pql_queued", at=now, pql_id=pql.id, user_id=pql.user_id, why=why)
+        if self.manager and stuck:
+            outbox.dm(session, self.manager, f"unroutable:{pql.id}",
+                      say("nobody_to_route", ref=pql.ref, why=why), pql=pql, now=now)
+
+    def drain(self, session: Session, *, now: datetime) -> list[tuple[int, str]]:
+        """Share the queue out while business is open: fast lane, high, medium, then oldest."""
+        if not self.calendar.is_open(now):
+            return []
+        queued = sorted(session.exec(select(Pql).where(Pql.state == PqlState.QUEUED)),
+                        key=lambda p: (-TIER_RANK[p.tier], p.qualified_at, p.id))
+        given = []
+        for pql in queued:
+            owner = self._owner(session, pql)
+            if owner:
+                given.append((pql.id, self._give(session, pql, owner, "override", "named account owner", now=now)))
+                continue
+            chosen = self._pick_held(session, self.candidates(session, pql.tier, now)[0], now)
+            if chosen is None:
+                break  # nobody has room: the rest wait, in order
+            why = f"from the queue, in priority order; {chosen.new_today} of {self.cap} new today"
+            given.append((pql.id, self._give(session, pql, chosen.rep_id, "queue", why, now=now)))
+        return given

@@ -1,0 +1,1 @@
+"""Slack listeners, one module per surface: parse, call one service, render, answer."""

@@ -1,0 +1,159 @@
+"""Slash commands: /claim, /pql (help, reassign, why, pause, resume) and /pql-review.
+
+Each handler acks at once, then does the work and answers the person privately through `respond`.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime, timedelta
+
+from slack_bolt import Ack, App, Respond
+from sqlmodel import Session, select
+
+from bot import review as reviews
+from bot.services import audit, leads
+from bot.services.leads import Refused
+from bot.services.metrics import Period
+from bot.slack.blocks import esc
+from bot.slack.errors import guarded
+from bot.slack.ids import Command
+from bot.slack.runtime import Runtime
+from bot.store.models import Pql
+from templates import say
+
+MENTION = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>")
+HELP = """*pqlbot* turns product usage into PQLs and helps you work them.
+• `/claim` — take the oldest unclaimed lead that's yours to take
+• `/claim PQL-42` (or an email, or a user id) — take that lead
+• `/claim PQL-42 @rep` — (manager) claim it on a rep's behalf, past their cap if need be
+• `/pql reassign PQL-42 @rep` — (manager) give a lead to another rep
+• `/pql why PQL-42` — who got a lead, when and why
+• `/pql pause` / `/pql resume` — stop or restart new assignments to you (or use the App Home switch)
+• `/pql-review [this|last|2026-W48]` — the weekly PQL review
+Log touches and set dispositions with the buttons on each alert."""
+
+
+#: pqls.id is an INTEGER: PostgreSQL refuses to compare it with a larger number.
+PQL_ID_MAX = 2**31 - 1
+#: The longest period /pql-review (and its Share button) reviews: a year. Reviewing a long range costs
+#: seconds of CPU per year in it, and anyone in the workspace may ask (`pqlbot review` has no bound).
+MAX_REVIEW_DAYS = 366
+REVIEW_TOO_LONG = f"A review covers at most {MAX_REVIEW_DAYS} days. Try `/pql-review this`, `/pql-review last`, " \
+                  "a week like `/pql-review 2026-W45` or a shorter range."
+
+
+def find(session: Session, ref: str) -> Pql:
+    """`leads.find`, for what people type: text the store cannot compare is no lead rather than a failure.
+
+    leads.find reads any run of digits as a lead id first; past PQL_ID_MAX (or in non-ASCII digits such as
+    "²") that lookup fails, so such a reference is looked up only as the product user id it can also be."""
+    text = ref.strip().strip("<>").removeprefix("mailto:").split("|", 1)[0]  # as leads.find reads it
+    if "\x00" in text:  # PostgreSQL cannot compare text holding a NUL
+        raise Refused(say("unknown_lead", ref=ref.replace("\x00", "").strip()))
+    number = text.upper().removeprefix("PQL-").removeprefix("PQL")
+    if number.isdigit() and not (number.isascii() and int(number) <= PQL_ID_MAX):
+        pql = session.exec(select(Pql).where(Pql.user_id == text).order_by(Pql.id.desc())).first()
+        if pql is None:
+            raise Refused(say("unknown_lead", ref=ref.strip()))
+        return pql
+    return leads.find(session, ref)
+
+
+def review_period(asked: object, *, today: date) -> Period:
+    """The period a /pql-review (or its Share button) names, or a refusal saying what to type."""
+    try:
+        if not isinstance(asked, str):
+            raise ValueError(asked)
+        period = reviews.parse_period(asked, today=today)
+        datetime.combine(period.end + timedelta(days=1), datetime.min.time())  # the metrics' end bound exists
+    except (ValueError, OverflowError):
+        raise Refused(reviews.words("bad_week", text=esc(str(asked)))) from None
+    if (period.end - period.start).days >= MAX_REVIEW_DAYS:
+        raise Refused(REVIEW_TOO_LONG)
+    return period
+
+
+def register(app: App) -> None:
+    app.command(Command.CLAIM)(guarded(claim))
+    app.command(Command.PQL)(guarded(pql))
+    app.command(Command.REVIEW)(guarded(review))
+
+
+def claim(ack: Ack, command: dict, respond: Respond, runtime: Runtime, body: dict) -> None:
+    ack()
+    text = command.get("text", "").strip()
+    mentioned = MENTION.findall(text)
+    ref = MENTION.sub("", text).strip()
+    with runtime.session() as session, session.begin():
+        who = runtime.actor(session, command["user_id"])
+        if ref:
+            pql = find(session, ref)
+        elif (pql := leads.oldest_claimable(session, who)) is None:
+            raise Refused(say("nothing_to_claim"))
+        leads.claim(session, pql, who, now=runtime.now(), tz=runtime.settings.tz, cap=runtime.settings.pql_daily_cap,
+                    for_rep=mentioned[0] if mentioned else None)
+        answer = say("claimed", ref=pql.ref, rep=pql.claimed_by, by=who.user_id)
+    runtime.kick()
+    respond(text=answer, response_type="ephemeral")
+
+
+def pql(ack: Ack, command: dict, respond: Respond, runtime: Runtime, body: dict) -> None:
+    ack()
+    words = command.get("text", "").split()
+    action, args = (words[0].lower(), words[1:]) if words else ("help", [])
+    if action == "reassign" and len(args) >= 2 and (rep := MENTION.findall(" ".join(args[1:]))):
+        with runtime.session() as session, session.begin():
+            who = runtime.actor(session, command["user_id"])
+            pql = leads.reassign(session, find(session, args[0]), who, rep[0], now=runtime.now())
+            answer = say("reassigned", ref=pql.ref, rep=rep[0], by=who.user_id)
+    elif action == "why" and args:
+        with runtime.session() as session:
+            answer = why(session, find(session, args[0]))
+    elif action in ("pause", "resume"):
+        with runtime.session() as session, session.begin():
+            answer = leads.set_paused(session, command["user_id"], action == "pause", now=runtime.now())
+    else:
+        answer = HELP if action == "help" else f"I don't know `/pql {action}`.\n\n{HELP}"
+    runtime.kick()
+    respond(text=answer, response_type="ephemeral")
+
+
+def why(session, pql) -> str:
+    """Who got the lead and why, read from the audit trail."""
+    lines = [f"*{pql.ref}*"]
+    for entry in audit.trail(session, pql_id=pql.id):
+        detail = entry.detail
+        when = f"{entry.at:%a %d %b %H:%M} UTC"
+        if entry.action == "pql_triggered":
+            lines.append(f"• {when}: qualified as {detail.get('tier')} ({detail.get('score')} points)")
+        elif entry.action == "pql_upgraded":
+            lines.append(f"• {when}: upgraded {detail.get('old_tier')} → {detail.get('tier')}")
+        elif entry.action in ("pql_assigned", "pql_reassigned", "pql_claimed"):
+            verb = {"pql_assigned": "assigned to", "pql_reassigned": "reassigned to", "pql_claimed": "claimed by"}
+            why_text = f" — {detail['why']}" if detail.get("why") else ""
+            by = f" (by <@{entry.actor}>)" if entry.actor not in ("system", detail.get("rep")) else ""
+            lines.append(f"• {when}: {verb[entry.action]} <@{detail.get('rep')}>{by}{why_text}")
+        elif entry.action == "pql_queued":
+            lines.append(f"• {when}: queued — {detail.get('why')}")
+        elif entry.action == "pql_released":
+            lines.append(f"• {when}: released back to the pool by <@{entry.actor}>")
+        elif entry.action == "pql_dispositioned":
+            lines.append(f"• {when}: dispositioned {detail.get('disposition')} by <@{entry.actor}>")
+    return "\n".join(lines)
+
+
+def review(ack: Ack, command: dict, respond: Respond, runtime: Runtime, body: dict) -> None:
+    """`/pql-review [this|last|2026-W45]`: the week's review, privately, with a button to share it."""
+    ack()
+    asked = command.get("text", "").strip()
+    now, tz = runtime.now(), runtime.settings.tz
+    try:
+        period = review_period(asked, today=now.astimezone(tz).date())
+    except Refused as refusal:
+        respond(text=str(refusal), response_type="ephemeral")
+        return
+    with runtime.session() as session:
+        shown = reviews.for_settings(session, period, settings=runtime.settings, now=now)
+    text, blocks = reviews.blocks(shown, share=True, tz=tz)
+    respond(text=text, blocks=blocks, response_type="ephemeral")

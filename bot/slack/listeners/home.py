@@ -1,0 +1,73 @@
+"""App Home: a rep's open leads and today's count against the cap; the manager's queue and team."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from slack_bolt import App
+from sqlmodel import Session, select
+
+from bot.domain.business_time import BusinessCalendar
+from bot.domain.lifecycle import still_open
+from bot.services import leads
+from bot.services.lead_view import MAX_TOUCHES
+from bot.slack import blocks
+from bot.slack.errors import guarded
+from bot.slack.runtime import Runtime
+from bot.store.models import Pql, Rep, Touch, TrialUser
+
+
+def register(app: App) -> None:
+    app.event("app_home_opened")(guarded(home_opened))
+
+
+def home_opened(event: dict, runtime: Runtime) -> None:
+    if event.get("tab", "home") == "home":
+        publish_home(runtime, event["user"])
+
+
+def _home_lead(session: Session, pql: Pql, calendar: BusinessCalendar) -> blocks.HomeLead:
+    user = session.get(TrialUser, pql.user_id)
+    who = (user.name or "") if user else ""
+    touches = list(session.exec(select(Touch).where(Touch.pql_id == pql.id).order_by(Touch.number)))
+    return blocks.HomeLead(
+        ref=pql.ref, pql_id=pql.id, who=who or (user.email if user else pql.user_id) or pql.user_id,
+        company=(user.company_name or user.domain or "") if user else "", tier=pql.tier, state=pql.state,
+        sla_due_at=pql.sla_due_at, touches=len(touches), next_touch_due_at=next_touch_due(touches, calendar),
+    )
+
+
+def next_touch_due(touches: list[Touch], calendar: BusinessCalendar):
+    """The seed's follow-up rule: the next email 2 business days after the last one; None after Email 3."""
+    emails = [t for t in touches if t.email_key]
+    if not emails or emails[-1].email_key == "email3" or len(touches) >= MAX_TOUCHES:
+        return None
+    return calendar.next_open(calendar.add_days(emails[-1].at, 2))
+
+
+def home_view(runtime: Runtime, user_id: str) -> dict:
+    settings, now = runtime.settings, runtime.now()
+    with runtime.session() as session:
+        who = runtime.actor(session, user_id)
+        rep = session.get(Rep, user_id)
+        open_leads = select(Pql).where(still_open(Pql.state)).order_by(Pql.qualified_at)
+        mine = session.exec(open_leads.where(sa.or_(Pql.claimed_by == user_id,
+                                                    sa.and_(Pql.claimed_by.is_(None), Pql.rep_id == user_id))))
+        queue, reps = [], []
+        if who.is_manager:
+            waiting = session.exec(open_leads.where(Pql.claimed_by.is_(None)))
+            queue = [_home_lead(session, p, settings.calendar) for p in waiting]
+            for member in session.exec(select(Rep).where(Rep.on_roster).order_by(Rep.id)):
+                active = session.exec(select(sa.func.count()).select_from(Pql).where(
+                    still_open(Pql.state), sa.or_(Pql.claimed_by == member.id, Pql.rep_id == member.id))).one()
+                reps.append(blocks.HomeRep(member.id, member.name, member.paused, active,
+                                           leads.new_today(session, member.id, now=now, tz=settings.tz)))
+        return blocks.home(
+            rep_id=user_id if who.on_roster else None, is_manager=who.is_manager,
+            paused=bool(rep and rep.paused), leads=[_home_lead(session, p, settings.calendar) for p in mine],
+            today_count=leads.new_today(session, user_id, now=now, tz=settings.tz), cap=settings.pql_daily_cap,
+            queue=queue, paused_reps=[r.rep_id for r in reps if r.paused], reps=reps, now=now, tz=settings.tz,
+        )
+
+
+def publish_home(runtime: Runtime, user_id: str) -> None:
+    runtime.gateway.publish_home(user_id, home_view(runtime, user_id))

@@ -1,0 +1,1 @@
+"""The scheduled jobs: idempotent sweeps over the store that queue typed notices."""

@@ -1,0 +1,114 @@
+"""The scheduled sweeps. Each asks the store "what is due now?" and acts on exactly that, so running
+one twice for the same minute, after a restart or in two processes changes nothing: every message it
+owes has a unique outbox key, and every state change is a conditional update.
+
+`run_due` runs them all once, in order; `pqlbot tick` and the scheduler both call it.
+
+Two at once: one step runs in one place at a time. On PostgreSQL each step runs while holding a
+transaction-scoped advisory lock of its own (`pg_try_advisory_xact_lock`), so when two processes (two
+`pqlbot serve`, or serve and a `pqlbot tick`) sweep the same minute, the second skips the steps the first
+is running: some work has no key to guard it (the queue drain hands a waiting lead to a rep, and two
+drains at once would hand it out twice). A skipped step is reported as 0 and the next minute's sweep
+catches up on whatever is still due. On SQLite the lock is a thread lock in this process: a SQLite store
+is meant for one process, so run one `pqlbot serve` (or cron `pqlbot tick` without a serve) on it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import sqlalchemy as sa
+
+from bot.services.pipeline import Pipeline
+from bot.services.routing import Router
+from bot.settings import Settings
+from bot.slack.app import forget_expired_requests
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Sweeps:
+    pipeline: Pipeline
+    router: Router
+    settings: Settings
+    #: (name, function(sweeps, now) -> count of things done), run in this order.
+    steps: list[tuple[str, Callable[[Sweeps, datetime], int]]] = field(default_factory=list)
+
+    def run_due(self, now: datetime | None = None) -> dict[str, int]:
+        """Every sweep once, as of `now`; one failing sweep is logged and does not stop the others."""
+        now = now or self.pipeline.clock()
+        done = {}
+        for name, step in self.steps or default_steps():
+            try:
+                with exclusive(self.pipeline.engine, name) as mine:
+                    if not mine:
+                        log.info("sweep %s is running elsewhere; skipped", name)
+                        done[name] = 0
+                        continue
+                    done[name] = step(self, now)
+            except Exception:  # noqa: BLE001 (a sweep's failure must not stop the next one)
+                log.exception("sweep %s failed", name)
+                done[name] = -1
+        return done
+
+
+_LOCAL: dict[tuple[str, str], threading.Lock] = {}
+_LOCAL_GUARD = threading.Lock()
+
+
+def lock_key(name: str) -> int:
+    """The advisory lock id of a sweep step: a stable signed 64-bit number from its name."""
+    return int.from_bytes(hashlib.sha256(f"pqlbot-sweep:{name}".encode()).digest()[:8], "big", signed=True)
+
+
+@contextmanager
+def exclusive(engine: sa.Engine, name: str) -> Iterator[bool]:
+    """Whether this caller may run step `name` now (True), held until the block ends; False when someone
+    else is running it. See the module docstring."""
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as connection, connection.begin():  # the lock ends with this transaction
+            yield bool(connection.scalar(sa.select(sa.func.pg_try_advisory_xact_lock(lock_key(name)))))
+        return
+    with _LOCAL_GUARD:
+        lock = _LOCAL.setdefault((engine.url.render_as_string(hide_password=True), name), threading.Lock())
+    if not lock.acquire(blocking=False):
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        lock.release()
+
+
+def rescore(sweeps: Sweeps, now: datetime) -> int:
+    report = sweeps.pipeline.rescore_if_due(at=now, every_hours=sweeps.settings.rescore_every_hours)
+    return 0 if report is None else report.users
+
+
+def drain_queue(sweeps: Sweeps, now: datetime) -> int:
+    with sweeps.pipeline.session() as session, session.begin():
+        return len(sweeps.router.drain(session, now=now))
+
+
+def forget_old_slack_requests(sweeps: Sweeps, now: datetime) -> int:
+    """The records of Slack requests past the replay window (bot.slack.app.SignedRequests keeps them on
+    PostgreSQL only; on SQLite the table stays empty, and a write would only queue for its lock)."""
+    engine = sweeps.pipeline.engine
+    if engine.dialect.name != "postgresql":
+        return 0
+    with engine.begin() as connection:
+        return forget_expired_requests(connection, now)
+
+
+def default_steps() -> list[tuple[str, Callable[[Sweeps, datetime], int]]]:
+    from bot.sweeps import escalations, weekly  # the SLA-clock sweeps, and the Friday review with its triggers
+
+    return [("rescore", rescore), ("queue", drain_queue), *escalations.STEPS, *weekly.STEPS,
+            ("slack_requests", forget_old_slack_requests)]

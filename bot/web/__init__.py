@@ -1,0 +1,1 @@
+"""The HTTP server: ingestion endpoints, health, and the Slack route mounted beside them."""

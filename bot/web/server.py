@@ -1,0 +1,88 @@
+"""Everything `pqlbot serve` runs in one process, assembled in one place (and testable without uvicorn).
+
+- Slack: over HTTP at /slack/events, or over Socket Mode when SLACK_APP_TOKEN is set;
+- ingestion: /v1/track, /v1/batch, /healthz;
+- the outbox deliverer (a thread) and the scheduled sweeps (APScheduler).
+"""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+
+from starlette.applications import Starlette
+
+from bot.services import leads
+from bot.services.pipeline import Pipeline, for_team
+from bot.services.routing import Router
+from bot.settings import Settings
+from bot.slack.app import build_app, slack_route
+from bot.slack.delivery import Deliverer
+from bot.slack.gateway import Gateway
+from bot.slack.runtime import Runtime
+from bot.store import open_store
+from bot.sweeps import scheduler
+from bot.sweeps.runner import Sweeps
+from bot.web.ingest import ingest_routes
+
+log = logging.getLogger("pqlbot")
+
+
+@dataclass
+class Server:
+    runtime: Runtime
+    web: Starlette
+    socket_mode: object | None = None
+    background: list = field(default_factory=list)
+
+    def start_background(self) -> None:
+        """The deliverer and the sweeps; a test may leave them off and drive them by hand."""
+        settings, pipeline = self.runtime.settings, self.runtime.pipeline
+        router = pipeline.router or Router(settings.calendar, cap=settings.pql_daily_cap, manager=settings.pql_manager)
+        self.background = [scheduler.start(Sweeps(pipeline, router, settings))]
+        if settings.slack_bot_token:  # without Slack, notices wait in the outbox until it is configured
+            deliverer = Deliverer(self.runtime.pipeline.engine, self.runtime.gateway,
+                                  render_review=self.runtime.render_review,
+                                  render_alert=self.runtime.render_alert, alerts_channel=settings.pql_alerts_channel,
+                                  clock=self.runtime.now, make_way=self.runtime.answering.wait_quiet)
+            deliverer.start()
+            self.runtime.kick = deliverer.kick
+            pipeline.on_new_work = deliverer.kick
+            self.background.append(deliverer)
+        if self.socket_mode is not None:
+            self.socket_mode.connect()
+
+    def stop_background(self) -> None:
+        for part in self.background:
+            (part.stop if hasattr(part, "stop") else part.shutdown)()
+        if self.socket_mode is not None:
+            self.socket_mode.close()
+
+
+def build(settings: Settings, *, pipeline: Pipeline | None = None, gateway: Gateway | None = None,
+          listener_executor: Executor | None = None, after_ack: Executor | None = None) -> Server:
+    """`listener_executor` and `after_ack` are for tests (see bot/slack/app.py); `after_ack` defaults to the
+    listener executor a test gives, else to slack_route's own pool."""
+    if pipeline is None:
+        pipeline = for_team(open_store(settings.database_url), settings)
+    else:  # a test's own pipeline: its roster still comes from the settings
+        with pipeline.session() as session, session.begin():
+            leads.sync_roster(session, settings.roster, now=pipeline.clock())
+    runtime = Runtime(pipeline, settings, gateway or Gateway.from_settings(settings))
+    token = settings.ingest_token.get_secret_value() if settings.ingest_token else None
+    if not token:
+        log.warning("INGEST_TOKEN is not set: /v1/track and /v1/batch answer 503")
+    routes = ingest_routes(pipeline, token, gather_seconds=settings.ingest_gather_ms / 1000)
+    socket_mode = None
+    if settings.slack_bot_token:
+        app = build_app(runtime, listener_executor=listener_executor)
+        if settings.slack_app_token:
+            from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+            socket_mode = SocketModeHandler(app, settings.slack_app_token.get_secret_value())
+        else:
+            routes.append(slack_route(app, answering=runtime.answering, after_ack=after_ack or listener_executor))
+    else:
+        log.warning("SLACK_BOT_TOKEN is not set: Slack is off (ingestion and scoring still run)")
+    return Server(runtime, Starlette(routes=routes), socket_mode)
