@@ -43,9 +43,10 @@ sys.path.insert(0, str(BENCH.parent))  # run from anywhere, installed or not
 from sqlmodel import select  # noqa: E402
 
 from bot.domain.lifecycle import TIER_RANK  # noqa: E402
+from bot.domain.sla import FIRST_TOUCH as SLA  # noqa: E402
 from bot.services import leads  # noqa: E402
 from bot.services.pipeline import Pipeline  # noqa: E402
-from bot.services.routing import SLA, Router  # noqa: E402
+from bot.services.routing import Router  # noqa: E402
 from bot.settings import Settings  # noqa: E402
 from bot.store import open_store  # noqa: E402
 from bot.store.models import Assignment, Notice, Pql, Touch  # noqa: E402

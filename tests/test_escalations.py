@@ -448,11 +448,24 @@ def test_the_volume_guardrail_fires_on_the_third_day_over_ten_per_rep_once_per_s
     add_day_of_leads(world, days[3], 12)  # the fourth day of the same streak: no second DM
     assert volume_guardrail(world.sweeps, ny(2026, 11, 6, 9, 0)) == 0
     add_day_of_leads(world, days[4], 3)  # the streak breaks on Friday...
-    for day in days[5:8]:  # ...and a new one runs Saturday to Monday
+    for day in (ny(2026, 11, d, 12, 0) for d in (9, 10, 11)):  # ...and a new one runs Monday to Wednesday
         add_day_of_leads(world, day, 11)
-    for at in (ny(2026, 11, 7, 9, 0), ny(2026, 11, 9, 9, 0), ny(2026, 11, 10, 9, 0), ny(2026, 11, 11, 9, 0)):
+    for at in (ny(2026, 11, 9, 9, 0), ny(2026, 11, 11, 9, 0), ny(2026, 11, 12, 9, 0), ny(2026, 11, 13, 9, 0)):
         volume_guardrail(world.sweeps, at)
-    assert keys(world.notices("guardrail-volume:")) == ["guardrail-volume:2026-11-04", "guardrail-volume:2026-11-09"]
+    assert keys(world.notices("guardrail-volume:")) == ["guardrail-volume:2026-11-04", "guardrail-volume:2026-11-11"]
+
+
+def test_a_weekends_leads_count_on_monday_so_the_weekend_neither_breaks_a_streak_nor_makes_one(engine):
+    """Seed 002's "> 10/SDR/day for 3+ days", in the business days SDRs work (bot/domain/guardrails.py): the
+    weekend's leads reach the reps, and their cap, on Monday."""
+    world = World(engine, reps=f"{ANA}:Ana Ruiz")
+    for d, count in ((5, 11), (6, 11), (7, 6), (8, 6)):  # Thu, Fri over; Sat and Sun 6 each, 12 on Monday
+        add_day_of_leads(world, ny(2026, 11, d, 12, 0), count)
+    assert volume_guardrail(world.sweeps, ny(2026, 11, 9, 12, 0)) == 0  # Monday is not over
+    assert volume_guardrail(world.sweeps, ny(2026, 11, 10, 0, 1)) == 1
+    [dm] = world.notices("guardrail-volume:")
+    assert dm.key == "guardrail-volume:2026-11-09"
+    assert "Thu 5 Nov: 11, Fri 6 Nov: 11, Mon 9 Nov: 12" in dm.text
 
 
 def test_ten_per_rep_per_day_is_not_over_the_guardrail(engine):

@@ -17,8 +17,9 @@ from sqlmodel import select
 from bot import store
 from bot.domain.business_time import BusinessCalendar
 from bot.domain.lifecycle import PqlState
+from bot.domain.periods import Period
 from bot.review import build, text
-from bot.services.metrics import Metrics, Period, compute
+from bot.services.metrics import Metrics, compute
 from bot.store.events import to_us
 from bot.store.models import DispositionRecord, EventRecord, Pql, Rep, Touch, TrialUser
 

@@ -18,13 +18,12 @@ from sqlmodel import select
 
 from bot import store
 from bot.cli import main
+from bot.domain.periods import Period, parse_period, period_key
 from bot.review import (
     blocks,
     build,
     busy_runs,
     chart,
-    parse_period,
-    period_key,
     scorecard,
     scorecard_csv,
     scorecard_json,
@@ -33,7 +32,7 @@ from bot.review import (
     to_csv,
     to_json,
 )
-from bot.services.metrics import Metrics, Period, compute
+from bot.services.metrics import Metrics, compute
 from bot.services.pipeline import Pipeline
 from bot.services.routing import Router
 from bot.settings import Settings

@@ -24,7 +24,7 @@ FORMATS = ("text", "json", "csv")
 
 
 def _week(text: str):
-    from bot.review import iso_week
+    from bot.domain.periods import iso_week
 
     try:
         return iso_week(text)
@@ -73,7 +73,7 @@ def _problem(args: argparse.Namespace) -> str | None:
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from bot import review, store
-    from bot.services.metrics import Period
+    from bot.domain.periods import Period, last_complete_week
 
     if problem := _problem(args):
         print(f"pqlbot review: {problem}", file=sys.stderr)
@@ -94,7 +94,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
                        "csv": lambda: review.scorecard_csv(card)}[args.format]()
             else:
                 period = args.week or (Period(args.start, args.end) if args.start else
-                                       review.last_complete_week(now, settings.tz))
+                                       last_complete_week(now, settings.tz))
                 shown = review.review_for(session, period, calendar=settings.calendar, reps=reps,
                                           cap=settings.pql_daily_cap, now=now)
                 out = {"text": lambda: review.text(shown, settings.tz),

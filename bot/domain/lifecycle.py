@@ -6,8 +6,6 @@ qualified -> alerted -> (assigned | queued -> assigned) -> claimed -> working (t
 
 from enum import StrEnum
 
-import sqlalchemy as sa
-
 
 class PqlState(StrEnum):
     QUALIFIED = "qualified"
@@ -21,14 +19,14 @@ class PqlState(StrEnum):
     STOPPED_OPT_OUT = "stopped_opt_out"
 
 
-CLOSED = frozenset({PqlState.DISPOSITIONED, PqlState.STOPPED_CONVERTED, PqlState.STOPPED_OPT_OUT})
+#: Stopped by the product itself: a conversion or an opt-out.
+STOPPED = frozenset({PqlState.STOPPED_CONVERTED, PqlState.STOPPED_OPT_OUT})
+CLOSED = frozenset({PqlState.DISPOSITIONED}) | STOPPED
 OPEN = frozenset(PqlState) - CLOSED
+#: Leads nobody has claimed yet, in the states a claim may start from.
+CLAIMABLE = (PqlState.QUALIFIED, PqlState.ALERTED, PqlState.QUEUED, PqlState.ASSIGNED)
 
 #: A PQL only ever moves up this ladder: fast lane beats high beats medium.
 TIER_RANK = {"medium": 1, "high": 2, "fast_lane": 3}
-
-
-def still_open(state: sa.ColumnElement) -> sa.ColumnElement[bool]:
-    """The lead's state is an open one: the same leads as NOT IN (closed states), but written as IN so an index
-    on the state seeks the few open leads instead of reading every lead ever closed."""
-    return state.in_(sorted(OPEN))
+#: The tiers, most urgent first.
+TIERS = ("fast_lane", "high", "medium")

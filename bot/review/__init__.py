@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import csv
 import io
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, tzinfo
@@ -38,23 +37,23 @@ from slack_sdk.models.blocks import (
 )
 from sqlmodel import Session, select
 
+from bot.domain import guardrails
+from bot.domain import targets as bars
 from bot.domain.business_time import BusinessCalendar
-from bot.services.lead_view import DISPOSITION_LABELS
-from bot.services.metrics import Metrics, Period, compute
+from bot.domain.guardrails import VOLUME_STREAK
+from bot.domain.kit import DISPOSITION_LABELS
+from bot.domain.lifecycle import TIERS
+from bot.domain.periods import Period, parse_period, period_key
+from bot.domain.sla import FIRST_TOUCH
+from bot.domain.targets import Target
+from bot.services.metrics import Metrics, compute
 from bot.slack.ids import Action
 from bot.store.models import Rep
 from templates import ENV, clip, esc, sentences
 from templates import table as _word_table
 
-TIERS = ("fast_lane", "high", "medium")
-#: Seed 002's time-to-first-touch targets, business hours (fast lane: the sub-hour reply to an explicit ask).
-FIRST_TOUCH_HOURS = {"fast_lane": 1, "high": 2, "medium": 4}
-UTILIZATION_MAX = 5  # active leads per rep per day (dashboard 3: 3-5, not > 5)
-VOLUME_GUARDRAIL = 10  # PQLs per rep per day ...
-VOLUME_GUARDRAIL_DAYS = 3  # ... for this many business days running
-LOW_VOLUME_PER_DAY = 1  # fewer PQLs a business day than this and the pilot is inconclusive (seed risks)
-NOISY_MIN_DECIDED = 3  # a signal is judged noisy only on at least this many dispositioned leads
-DARK_FUNNEL_HIGH = 0.5
+#: Seed 002's time-to-first-touch targets in business hours, from the SLA table (bot/domain/sla.py).
+FIRST_TOUCH_HOURS = {tier: due.total_seconds() / 3600 for tier, due in FIRST_TOUCH.items()}
 SIGNALS_SHOWN = 10  # signals listed in Slack and text; JSON and CSV carry all of them
 # Slack limits (see bot/slack/blocks.py).
 SECTION_MAX, HEADER_MAX, CONTEXT_MAX = 3000, 150, 2000
@@ -85,44 +84,6 @@ def fmt(value: float | int | None, unit: str) -> str:
     if unit == "money":
         return f"${value:,.0f}"
     return f"{value:.1f}"
-
-
-_SIGNS = {">=": "≥", ">": ">", "<=": "≤", "<": "<"}
-
-
-@dataclass(frozen=True)
-class Target:
-    """A bar a figure should clear: `op` is one of >=, >, <=, <; `label` replaces the rendered bar."""
-
-    op: str
-    value: float
-    unit: str = "rate"
-    label: str | None = None
-
-    def met(self, value: float) -> bool:
-        if self.op == ">=":
-            return value >= self.value
-        if self.op == ">":
-            return value > self.value
-        if self.op == "<=":
-            return value <= self.value
-        return value < self.value
-
-    @property
-    def text(self) -> str:
-        """For people: "≥ 50%", "< 2 h", "≤ 5", "> 0 pp"."""
-        if self.label:
-            return self.label
-        if self.unit in ("rate", "pp"):
-            bar = f"{round(self.value * 100, 2):g}{'%' if self.unit == 'rate' else ' pp'}"
-        else:
-            bar = f"{self.value:g}{' h' if self.unit == 'hours' else ''}"
-        return f"{_SIGNS[self.op]} {bar}"
-
-    @property
-    def spec(self) -> str:
-        """For machines (JSON, CSV): ">=0.5", in the figure's own unit."""
-        return f"{self.op}{self.value:g}"
 
 
 @dataclass
@@ -162,51 +123,6 @@ def _plain(value: float | int | None) -> float | int | None:
 
 def _of(part: int, whole: int, what: str) -> str | None:
     return f"{part} of {whole} {what}" if whole else None
-
-
-# Periods -----------------------------------------------------------------------------------------------------
-
-_WEEK = re.compile(r"(\d{4})-?W(\d{1,2})", re.IGNORECASE)
-_RANGE = re.compile(r"(\d{4}-\d{2}-\d{2})\.\.(\d{4}-\d{2}-\d{2})")
-
-
-def period_key(period: Period) -> str:
-    """What names a period in commands, buttons and outbox keys: 2026-W45, or 2026-11-02..2026-11-12."""
-    year, week, weekday = period.start.isocalendar()
-    if weekday == 1 and period.end == period.start + timedelta(days=6):
-        return f"{year}-W{week:02d}"
-    return f"{period.start.isoformat()}..{period.end.isoformat()}"
-
-
-def iso_week(text: str) -> Period:
-    """2026-W45 (or 2026W45) -> that Monday-to-Sunday week; ValueError otherwise."""
-    found = _WEEK.fullmatch(text.strip())
-    if not found:
-        raise ValueError(f"not an ISO week like 2026-W45: {text!r}")
-    try:
-        return Period.week(int(found.group(1)), int(found.group(2)))
-    except ValueError:
-        raise ValueError(f"{text!r} has no such week") from None
-
-
-def parse_period(text: str | None, *, today: date) -> Period:
-    """"this" (or nothing), "last", an ISO week, or a period_key range; ValueError for anything else."""
-    word = (text or "").strip().lower()
-    if word in ("", "this"):
-        return Period.week_of(today)
-    if word == "last":
-        return Period.week_of(today - timedelta(days=7))
-    if found := _RANGE.fullmatch(word):
-        start, end = date.fromisoformat(found.group(1)), date.fromisoformat(found.group(2))
-        if end < start:
-            raise ValueError(f"{text!r} ends before it starts")
-        return Period(start, end)
-    return iso_week(word)
-
-
-def last_complete_week(now: datetime, tz: tzinfo) -> Period:
-    """The Monday-to-Sunday week before the one `now` falls in, in the team timezone."""
-    return Period.week_of(now.astimezone(tz).date() - timedelta(days=7))
 
 
 def roster_size(session: Session, fallback: int = 0) -> int:
@@ -257,19 +173,19 @@ def build(m: Metrics, *, cap: int = 5, as_of: datetime | None = None,
     for tier in TIERS:
         add("volume", f"pqls.{tier}", m.by_tier.get(tier, 0), "count", indent=True)
     add("volume", "per_rep_per_day", m.per_rep_per_day, "per_day", Target("<=", cap, "per_day"))
-    add("volume", "utilization", m.utilization, "leads", Target("<=", UTILIZATION_MAX, "leads"))
+    add("volume", "utilization", m.utilization, "leads", bars.UTILIZATION)
 
     # 2. Acceptance
     decided = sum(m.dispositions.values())
     accepted = m.dispositions.get("meeting_set", 0) + m.dispositions.get("converted_self_serve", 0)
-    add("acceptance", "acceptance", m.acceptance, "rate", Target(">=", 0.50),
+    add("acceptance", "acceptance", m.acceptance, "rate", bars.ACCEPTANCE.target,
         detail=_of(accepted, decided, "dispositioned"))
-    add("acceptance", "false_positive", m.false_positive, "rate", Target("<", 0.20),
+    add("acceptance", "false_positive", m.false_positive, "rate", bars.FALSE_POSITIVE,
         detail=_of(m.dispositions.get("disqualified", 0), decided, "dispositioned"))
     for key in DISPOSITION_LABELS:
         if m.dispositions.get(key):
             add("acceptance", f"dispositions.{key}", m.dispositions[key], "count", indent=True)
-    add("acceptance", "sla", m.sla_compliance, "rate", Target(">=", 0.80))
+    add("acceptance", "sla", m.sla_compliance, "rate", bars.SLA_COMPLIANCE.target)
     for tier in TIERS:
         mean = m.first_touch_hours.get(tier, (None, None))[0]
         if mean is not None or m.by_tier.get(tier):
@@ -282,37 +198,37 @@ def build(m: Metrics, *, cap: int = 5, as_of: datetime | None = None,
         detail = (f"{signal.pqls} PQL{'s' * (signal.pqls != 1)}, {signal.decided} dispositioned, "
                   f"{fmt(signal.false_positive, 'rate')} "
                   f"{labels['signal.false_positive']}, {fmt(signal.conversion, 'rate')} {labels['signal.conversion']}")
-        add("signals", f"{base}.acceptance", signal.acceptance, "rate", Target(">=", 0.50),
+        add("signals", f"{base}.acceptance", signal.acceptance, "rate", bars.ACCEPTANCE.target,
             label=f"{name} · {labels['signal.acceptance']}", detail=detail)
         add("signals", f"{base}.pqls", signal.pqls, "count", label=f"{name} · {labels['signal.pqls']}", shown=False)
-        add("signals", f"{base}.false_positive", signal.false_positive, "rate", Target("<", 0.20),
+        add("signals", f"{base}.false_positive", signal.false_positive, "rate", bars.FALSE_POSITIVE,
             label=f"{name} · {labels['signal.false_positive']}", shown=False)
         add("signals", f"{base}.conversion", signal.conversion, "rate",
             label=f"{name} · {labels['signal.conversion']}", shown=False)
-    add("signals", "pql_conversion", m.pql_conversion, "rate", Target(">=", 0.15))
+    add("signals", "pql_conversion", m.pql_conversion, "rate", bars.PQL_CONVERSION.target)
     add("signals", "non_pql_conversion", m.non_pql_conversion, "rate")
     add("signals", "dark_funnel", m.dark_funnel, "rate")
-    add("signals", "assisted_lift", m.assisted_lift, "pp", Target(">", 0, "pp"),
+    add("signals", "assisted_lift", m.assisted_lift, "pp", bars.ASSISTED_LIFT,
         detail=_lift_detail(m))
 
     # 4. Outreach
-    add("outreach", "reply_rate", m.reply_rate, "rate", Target(">=", 0.15))
+    add("outreach", "reply_rate", m.reply_rate, "rate", bars.REPLY_RATE.target)
     for variant, row in m.variants.items():
         name = words("variant_name", variant=variant)
         base = f"variant.{variant}"
-        add("outreach", f"{base}.reply_rate", row.get("reply_rate"), "rate", Target(">=", 0.15),
+        add("outreach", f"{base}.reply_rate", row.get("reply_rate"), "rate", bars.REPLY_RATE.target,
             label=f"{name} · {labels['variant.reply_rate']}", indent=True,
             detail=f"{row.get('sent', 0)} {labels['variant.sent']}, {labels['variant.meeting_rate']} "
                    f"{fmt(row.get('meeting_rate'), 'rate')}")
         add("outreach", f"{base}.sent", row.get("sent", 0), "count", label=f"{name} · {labels['variant.sent']}",
             shown=False)
-        add("outreach", f"{base}.meeting_rate", row.get("meeting_rate"), "rate", Target(">=", 0.20),
+        add("outreach", f"{base}.meeting_rate", row.get("meeting_rate"), "rate", bars.MEETING_RATE.target,
             label=f"{name} · {labels['variant.meeting_rate']}", shown=False)
-    add("outreach", "meeting_rate", m.meeting_rate, "rate", Target(">=", 0.20))
-    add("outreach", "assisted_conversion", m.contacted_conversion, "rate", Target(">=", 0.12),
+    add("outreach", "meeting_rate", m.meeting_rate, "rate", bars.MEETING_RATE.target)
+    add("outreach", "assisted_conversion", m.contacted_conversion, "rate", bars.ASSISTED_CONVERSION,
         detail=_of(m.assisted_conversions, m.contacted, "contacted"))
     add("outreach", "assisted_mrr", m.assisted_mrr, "money")
-    add("outreach", "complaints", m.complaints, "rate", Target("<", 0.02),
+    add("outreach", "complaints", m.complaints, "rate", bars.COMPLAINTS.target,
         detail=_of(m.opt_outs, m.contacted, "contacted"))
 
     return Review(m, figures, _actions(m, cap, workday), cap, as_of)
@@ -325,23 +241,8 @@ def _lift_detail(m: Metrics) -> str | None:
 
 
 def busy_runs(daily: dict[date, dict[str, int]], reps: int, workday: Callable[[date], bool]) -> list[list[date]]:
-    """Runs of VOLUME_GUARDRAIL_DAYS or more consecutive workdays with more than VOLUME_GUARDRAIL PQLs per rep
-    (days off neither extend nor break a run)."""
-    if not reps:
-        return []
-    runs, current = [], []
-    for day in sorted(daily):
-        if not workday(day):
-            continue
-        if sum(daily[day].values()) / reps > VOLUME_GUARDRAIL:
-            current.append(day)
-            continue
-        if len(current) >= VOLUME_GUARDRAIL_DAYS:
-            runs.append(current)
-        current = []
-    if len(current) >= VOLUME_GUARDRAIL_DAYS:
-        runs.append(current)
-    return runs
+    """The volume guardrail's runs (bot/domain/guardrails.py) over a review's days, counted from its tiers."""
+    return guardrails.busy_runs({day: sum(tiers.values()) for day, tiers in daily.items()}, reps, workday)
 
 
 def _actions(m: Metrics, cap: int, workday: Callable[[date], bool]) -> list[str]:
@@ -349,45 +250,45 @@ def _actions(m: Metrics, cap: int, workday: Callable[[date], bool]) -> list[str]
     items: list[str] = []
     if m.pqls == 0:
         items.append(words("act_no_pqls"))
-    elif m.per_rep_per_day is not None and m.per_rep_per_day * m.reps < LOW_VOLUME_PER_DAY:
+    elif m.per_rep_per_day is not None and m.per_rep_per_day * m.reps < bars.LOW_VOLUME_PER_DAY:
         items.append(words("act_low_volume", per_day=fmt(m.per_rep_per_day * m.reps, "per_day")))
     for run in busy_runs(m.daily, m.reps, workday):
         peak = max(sum(m.daily[day].values()) for day in run) / m.reps
         items.append(words("act_volume_guardrail", days=len(run), peak=fmt(peak, "per_day")))
     if m.per_rep_per_day is not None and m.per_rep_per_day > cap:
         items.append(words("act_over_capacity", value=fmt(m.per_rep_per_day, "per_day"), cap=cap))
-    if m.utilization is not None and m.utilization > UTILIZATION_MAX:
+    if m.utilization is not None and not bars.UTILIZATION.met(m.utilization):
         items.append(words("act_utilization", value=fmt(m.utilization, "leads")))
-    if m.acceptance is not None and m.acceptance < 0.30:
+    if m.acceptance is not None and m.acceptance < bars.ACCEPTANCE_ESCALATION:
         items.append(words("act_acceptance_critical", value=fmt(m.acceptance, "rate")))
-    elif m.acceptance is not None and m.acceptance < 0.50:
+    elif m.acceptance is not None and not bars.ACCEPTANCE.target.met(m.acceptance):
         items.append(words("act_acceptance", value=fmt(m.acceptance, "rate")))
-    noisy = [s for s in m.signals if s.decided >= NOISY_MIN_DECIDED and s.acceptance is not None
-             and s.acceptance < 0.50]
+    noisy = [s for s in m.signals if s.decided >= bars.NOISY_MIN_DECIDED and s.acceptance is not None
+             and not bars.ACCEPTANCE.target.met(s.acceptance)]
     for signal in sorted(noisy, key=lambda s: (s.acceptance, -(s.false_positive or 0)))[:3]:
         items.append(words("act_noisy_signal", signal=words("signal_name", name=signal.signal),
                            acceptance=fmt(signal.acceptance, "rate"), false_positive=fmt(signal.false_positive, "rate"),
                            decided=signal.decided))
-    if m.false_positive is not None and m.false_positive >= 0.20:
+    if m.false_positive is not None and not bars.FALSE_POSITIVE.met(m.false_positive):
         items.append(words("act_false_positive", value=fmt(m.false_positive, "rate")))
-    if m.sla_compliance is not None and m.sla_compliance < 0.80:
+    if m.sla_compliance is not None and m.sla_compliance < bars.SLA_ESCALATION:
         items.append(words("act_sla", value=fmt(m.sla_compliance, "rate")))
     for tier in TIERS:
         mean = m.first_touch_hours.get(tier, (None, None))[0]
         if mean is not None and mean >= FIRST_TOUCH_HOURS[tier]:
             items.append(words("act_first_touch", tier=tier.replace("_", " "), hours=f"{mean:.1f}",
-                               target=f"{FIRST_TOUCH_HOURS[tier]} h"))
-    if m.reply_rate is not None and m.reply_rate < 0.15:
+                               target=f"{FIRST_TOUCH_HOURS[tier]:g} h"))
+    if m.reply_rate is not None and not bars.REPLY_RATE.target.met(m.reply_rate):
         replied = {v: row["reply_rate"] for v, row in m.variants.items() if row.get("reply_rate")}
         items.append(words("act_reply_rate", value=fmt(m.reply_rate, "rate"),
                            best=max(replied, key=replied.get) if replied else None))
-    if m.meeting_rate is not None and m.meeting_rate < 0.20:
+    if m.meeting_rate is not None and not bars.MEETING_RATE.target.met(m.meeting_rate):
         items.append(words("act_meeting_rate", value=fmt(m.meeting_rate, "rate")))
-    if m.dark_funnel is not None and m.dark_funnel >= DARK_FUNNEL_HIGH:
+    if m.dark_funnel is not None and m.dark_funnel >= bars.DARK_FUNNEL_HIGH:
         items.append(words("act_dark_funnel", value=fmt(m.dark_funnel, "rate")))
-    if m.assisted_lift is not None and m.assisted_lift <= 0:
+    if m.assisted_lift is not None and not bars.ASSISTED_LIFT.met(m.assisted_lift):
         items.append(words("act_no_lift", value=fmt(m.assisted_lift, "pp")))
-    if m.complaints is not None and m.complaints >= 0.02:
+    if m.complaints is not None and not bars.COMPLAINTS.target.met(m.complaints):
         items.append(words("act_complaints", value=fmt(m.complaints, "rate")))
     if not items:
         items.append(words("act_all_good"))
@@ -513,11 +414,12 @@ def render_review(session: Session, key: str, *, settings, now: datetime, share:
 
 # The pilot scorecard (seed 002, section 8) -------------------------------------------------------------------
 
-SCALE_CONVERSION, SCALE_ACCEPTANCE = 0.12, 0.40
-SUSTAINABLE_SLA = 0.70
-SELF_SERVE_TOLERANCE = 0.01  # "no decline > 1 percentage point" (the minimum viable bar)
+#: The scale trigger's bars: the minimum viable values of trial-to-paid and acceptance, and a sustainable SLA.
+SCALE_CONVERSION = bars.PQL_CONVERSION.minimum_viable.value
+SCALE_ACCEPTANCE = bars.ACCEPTANCE.minimum_viable.value
+SUSTAINABLE_SLA = bars.SLA_COMPLIANCE.minimum_viable.value
+SELF_SERVE_TOLERANCE = -bars.SELF_SERVE_CHANGE.minimum_viable.value  # "no decline > 1 percentage point"
 GUARDRAILS = ("volume", "acceptance", "complaints", "sla")
-ACCEPTANCE_FLOOR, COMPLAINTS_CEILING, SLA_FLOOR = 0.30, 0.05, 0.60
 
 
 @dataclass
@@ -575,6 +477,10 @@ class Scorecard:
         return next(m for m in self.metrics if m.name == name)
 
 
+def _bars(metric: bars.Bars) -> tuple[Target, Target]:
+    return metric.target, metric.minimum_viable
+
+
 def scorecard(session: Session, start: date, calendar: BusinessCalendar, reps: int, now: datetime) -> Scorecard:
     """The 4-week pilot from `start` against seed 002 section 8, and the verdict with its reasons."""
     end = start + timedelta(days=27)
@@ -587,16 +493,14 @@ def scorecard(session: Session, start: date, calendar: BusinessCalendar, reps: i
     before, after = early.non_pql_conversion, late.non_pql_conversion
     change = after - before if before is not None and after is not None else None
     metrics = [
-        SuccessMetric("pql_conversion", overall.pql_conversion, "rate", Target(">=", 0.15), Target(">=", 0.12)),
-        SuccessMetric("acceptance", overall.acceptance, "rate", Target(">=", 0.50), Target(">=", 0.40)),
-        SuccessMetric("sla", overall.sla_compliance, "rate", Target(">=", 0.80), Target(">=", 0.70)),
-        SuccessMetric("meeting_rate", overall.meeting_rate, "rate", Target(">=", 0.20), Target(">=", 0.15)),
-        SuccessMetric("reply_rate", overall.reply_rate, "rate", Target(">=", 0.15), Target(">=", 0.10)),
-        SuccessMetric("complaints", overall.complaints, "rate", Target("<", 0.02), Target("<", 0.05)),
-        SuccessMetric("self_serve", change, "pp", Target(">=", 0, "pp", "no decline"),
-                      Target(">=", -SELF_SERVE_TOLERANCE, "pp", "no decline > 1 pp")),
-        SuccessMetric("nps", None, "points", Target(">=", 0, "points", "no decline"),
-                      Target(">=", -5, "points", "no decline > 5 points")),
+        SuccessMetric("pql_conversion", overall.pql_conversion, "rate", *_bars(bars.PQL_CONVERSION)),
+        SuccessMetric("acceptance", overall.acceptance, "rate", *_bars(bars.ACCEPTANCE)),
+        SuccessMetric("sla", overall.sla_compliance, "rate", *_bars(bars.SLA_COMPLIANCE)),
+        SuccessMetric("meeting_rate", overall.meeting_rate, "rate", *_bars(bars.MEETING_RATE)),
+        SuccessMetric("reply_rate", overall.reply_rate, "rate", *_bars(bars.REPLY_RATE)),
+        SuccessMetric("complaints", overall.complaints, "rate", *_bars(bars.COMPLAINTS)),
+        SuccessMetric("self_serve", change, "pp", *_bars(bars.SELF_SERVE_CHANGE)),
+        SuccessMetric("nps", None, "points", *_bars(bars.NPS_CHANGE)),
     ]
     verdict, reasons = _verdict(overall, weeks, before, after, change)
     return Scorecard(start, end, reps, overall, weeks, metrics, (before, after), verdict, reasons, now)
@@ -605,7 +509,7 @@ def scorecard(session: Session, start: date, calendar: BusinessCalendar, reps: i
 def _guardrails(weeks: list[PilotWeek], overall: Metrics, reps: int, calendar: BusinessCalendar) -> None:
     runs = busy_runs(overall.daily, reps, calendar.is_business_day)
     # A run breaches from its third day on, in whichever week that day falls.
-    breaching_days = {day for run in runs for day in run[VOLUME_GUARDRAIL_DAYS - 1:]}
+    breaching_days = {day for run in runs for day in run[VOLUME_STREAK - 1:]}
     previous: PilotWeek | None = None
     for week in weeks:
         m = week.metrics
@@ -616,12 +520,13 @@ def _guardrails(weeks: list[PilotWeek], overall: Metrics, reps: int, calendar: B
         }
         if any(week.period.start <= day <= week.period.end for day in breaching_days):
             week.breached.append("volume")
-        if (m.acceptance is not None and m.acceptance < ACCEPTANCE_FLOOR and previous is not None
-                and previous.metrics.acceptance is not None and previous.metrics.acceptance < ACCEPTANCE_FLOOR):
+        floor = bars.ACCEPTANCE_GUARDRAIL
+        if (m.acceptance is not None and m.acceptance < floor and previous is not None
+                and previous.metrics.acceptance is not None and previous.metrics.acceptance < floor):
             week.breached.append("acceptance")
-        if m.complaints is not None and m.complaints > COMPLAINTS_CEILING:
+        if m.complaints is not None and m.complaints > bars.COMPLAINTS_GUARDRAIL:
             week.breached.append("complaints")
-        if m.sla_compliance is not None and m.sla_compliance < SLA_FLOOR:
+        if m.sla_compliance is not None and m.sla_compliance < bars.SLA_GUARDRAIL:
             week.breached.append("sla")
         previous = week
 
@@ -632,7 +537,7 @@ def _verdict(overall: Metrics, weeks: list[PilotWeek], before: float | None, aft
     util, sla = overall.utilization, overall.sla_compliance
     late = [f"week {w.number}: {w.describe(g)}" for w in weeks[2:] for g in w.breached]
     workload_known = util is not None and sla is not None
-    workload_ok = workload_known and util <= UTILIZATION_MAX and sla >= SUSTAINABLE_SLA
+    workload_ok = workload_known and bars.UTILIZATION.met(util) and sla >= SUSTAINABLE_SLA
     self_serve_ok = change is not None and change >= -SELF_SERVE_TOLERANCE
     labels = _table("metric_labels")
 
@@ -702,9 +607,9 @@ def scorecard_json(card: Scorecard) -> dict[str, Any]:
     }
 
 
-_GUARDRAIL_SPECS = {"volume": f">{VOLUME_GUARDRAIL} for {VOLUME_GUARDRAIL_DAYS}+ days",
-                    "acceptance": f"<{ACCEPTANCE_FLOOR:g} for 2 weeks", "complaints": f">{COMPLAINTS_CEILING:g}",
-                    "sla": f"<{SLA_FLOOR:g}"}
+_GUARDRAIL_SPECS = {"volume": f">{guardrails.VOLUME_PER_REP} for {VOLUME_STREAK}+ days",
+                    "acceptance": f"<{bars.ACCEPTANCE_GUARDRAIL:g} for 2 weeks",
+                    "complaints": f">{bars.COMPLAINTS_GUARDRAIL:g}", "sla": f"<{bars.SLA_GUARDRAIL:g}"}
 
 
 def scorecard_csv(card: Scorecard) -> str:

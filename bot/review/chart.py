@@ -17,7 +17,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator, PercentFormatter
 
-from bot.review import period_key
+from bot.domain.periods import period_key
 from bot.services.metrics import Metrics
 
 #: Bottom to top of each bar: the tiers in the order a rep works them (fast lane on top).

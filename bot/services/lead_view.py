@@ -12,21 +12,11 @@ from datetime import datetime, tzinfo
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
+from bot.domain.kit import DISPOSITION_LABELS, MAX_TOUCHES
 from bot.domain.lifecycle import CLOSED, PqlState
 from bot.services import outreach
 from bot.store.models import DispositionRecord, Pql, Rep, Touch, TrialUser
 from scoring import ScoreResult
-
-DISPOSITION_LABELS = {
-    "meeting_set": "Meeting Set",
-    "converted_self_serve": "Converted (Self-Serve)",
-    "nurture": "Nurture",
-    "no_response": "No Response",
-    "disqualified": "Disqualified",
-    "routed_to_cs": "Routed to CS",
-}
-TOUCH_CHANNELS = {"email": "Email", "call": "Call", "linkedin": "LinkedIn"}
-MAX_TOUCHES = 3
 
 
 @dataclass(slots=True)

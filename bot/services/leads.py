@@ -9,24 +9,22 @@ all in the caller's transaction. A refusal raises `Refused` with the sentence to
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, tzinfo
+from datetime import datetime, tzinfo
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, select
 
-from bot.domain.lifecycle import CLOSED, PqlState
+from bot.domain.kit import DISPOSITION_LABELS, EMAIL_LABELS, MAX_TOUCHES, TOUCH_CHANNELS
+from bot.domain.lifecycle import CLAIMABLE, CLOSED, PqlState
 from bot.services import audit, outbox
-from bot.services.lead_view import DISPOSITION_LABELS, MAX_TOUCHES, TOUCH_CHANNELS
 from bot.services.outreach import variant_for_track
 from bot.store.models import Assignment, DispositionRecord, Pql, Rep, Touch, TrialUser
+from bot.store.queries import given_today
 from templates import esc, say
 
 _PQLS = Pql.__table__
 _REPS = Rep.__table__
-#: Leads nobody has claimed yet, in the states a claim may start from.
-CLAIMABLE = (PqlState.QUALIFIED, PqlState.ALERTED, PqlState.QUEUED, PqlState.ASSIGNED)
-EMAIL_LABELS = {"email1": "Email 1", "email2": "Email 2", "email3": "Email 3"}
 
 
 class Refused(Exception):
@@ -92,24 +90,12 @@ def new_today(session: Session, rep_id: str, *, now: datetime, tz: tzinfo) -> in
     return session.exec(given_today(rep_id, now=now, tz=tz)).one()
 
 
-def given_today(rep: str | sa.ColumnElement, *, now: datetime, tz: tzinfo) -> sa.Select:
-    """The count behind `new_today`, for one rep id or for a column (routing counts the roster at once)."""
-    start, end = day_bounds(now.astimezone(tz).date(), tz)
-    return select(sa.func.count(sa.distinct(Assignment.pql_id))).where(
-        Assignment.rep_id == rep, Assignment.at >= start, Assignment.at < end)
-
-
 def hold_rep(session: Session, rep_id: str) -> None:
     """Hold the rep's row until the transaction ends, before counting them against the cap: a claim and a
     routing (or two routings) racing for the same rep then count one after the other, and cannot both find
     them one under the cap and both give them a lead. An UPDATE, not SELECT ... FOR UPDATE: it is a row
     lock on PostgreSQL and takes SQLite's write lock (which has no row locks) just the same."""
     session.connection().execute(sa.update(_REPS).where(_REPS.c.id == rep_id).values(paused=_REPS.c.paused))
-
-
-def day_bounds(day: date, tz: tzinfo) -> tuple[datetime, datetime]:
-    start = datetime.combine(day, time(), tz)
-    return start, datetime.combine(day + timedelta(days=1), time(), tz)
 
 
 def _touch(session: Session, pql: Pql, now: datetime, **values) -> bool:

@@ -32,40 +32,12 @@ import sqlalchemy as sa
 from sqlmodel import Session, select
 
 from bot.domain.business_time import BusinessCalendar
-from bot.domain.lifecycle import PqlState, still_open
+from bot.domain.kit import ACCEPTED
+from bot.domain.lifecycle import STOPPED, PqlState
+from bot.domain.periods import Period
 from bot.store.events import from_us, to_us
 from bot.store.models import EventRecord, Pql, Touch, TrialUser
-
-ACCEPTED = {"meeting_set", "converted_self_serve"}
-STOPPED = frozenset({PqlState.STOPPED_CONVERTED, PqlState.STOPPED_OPT_OUT})
-TARGETS = {"acceptance": 0.50, "sla": 0.80, "false_positive": 0.20, "meeting_rate": 0.20, "reply_rate": 0.15,
-           "pql_conversion": 0.15, "assisted_conversion": 0.12}
-
-
-@dataclass(frozen=True)
-class Period:
-    start: date  # first day, inclusive, in the team timezone
-    end: date  # last day, inclusive
-
-    @classmethod
-    def week(cls, year: int, week: int) -> Period:
-        monday = date.fromisocalendar(year, week, 1)
-        return cls(monday, monday + timedelta(days=6))
-
-    @classmethod
-    def week_of(cls, day: date) -> Period:
-        monday = day - timedelta(days=day.weekday())
-        return cls(monday, monday + timedelta(days=6))
-
-    @property
-    def label(self) -> str:
-        year, week, weekday = self.start.isocalendar()
-        if weekday == 1 and self.end == self.start + timedelta(days=6):
-            return f"{year}-W{week:02d} ({self.start:%d %b} - {self.end:%d %b})"
-        return f"{self.start:%d %b %Y} - {self.end:%d %b %Y}"
-
-    def days(self) -> list[date]:
-        return [self.start + timedelta(days=n) for n in range((self.end - self.start).days + 1)]
+from bot.store.queries import still_open
 
 
 def rate(part: int, whole: int) -> float | None:
@@ -125,14 +97,10 @@ def _closed(dispositioned_at: datetime | None, state: str, updated_at: datetime)
     return updated_at if state in STOPPED else None
 
 
-def _bounds(period: Period, tz) -> tuple[datetime, datetime]:
-    return (datetime.combine(period.start, time(), tz), datetime.combine(period.end + timedelta(days=1), time(), tz))
-
-
 def compute(session: Session, period: Period, *, calendar: BusinessCalendar, reps: int,
             now: datetime) -> Metrics:
     tz = calendar.tz
-    start, end = _bounds(period, tz)
+    start, end = period.bounds(tz)
     m = Metrics(period, reps=reps)
     leads = list(session.exec(select(Pql).where(Pql.created_at >= start, Pql.created_at < end)))
     touches = defaultdict(list)
@@ -213,7 +181,7 @@ def _utilization(session: Session, period: Period, tz, reps: int) -> float | Non
     """Leads open on a rep at the end of each day, averaged over reps and days."""
     if not reps:
         return None
-    start, end = _bounds(period, tz)
+    start, end = period.bounds(tz)
     # Only leads that can have been open in the period: still open, or closed (dispositioned or stopped) since
     # it began. Each term has an index; all leads ever assigned would be read otherwise.
     maybe_open = sa.or_(still_open(Pql.state), Pql.dispositioned_at >= start,

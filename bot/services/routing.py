@@ -15,7 +15,6 @@ Every decision is audited with its reason, which is what `/pql why` reads back.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -23,37 +22,16 @@ import sqlalchemy as sa
 from sqlmodel import Session, select
 
 from bot.domain.business_time import BusinessCalendar
-from bot.domain.lifecycle import CLOSED, TIER_RANK, PqlState, still_open
+from bot.domain.lifecycle import CLOSED, TIER_RANK, PqlState
+from bot.domain.routing import Candidate, pick
+from bot.domain.sla import first_touch_due
 from bot.services import audit, outbox
-from bot.services.leads import given_today, hold_rep, new_today
+from bot.services.leads import hold_rep, new_today
 from bot.store.models import Account, Assignment, Pql, Rep, TrialUser
+from bot.store.queries import given_today, still_open
 from templates import esc, say
 
-SLA = {"fast_lane": timedelta(hours=1), "high": timedelta(hours=2), "medium": timedelta(hours=4)}
 _PQLS = Pql.__table__
-
-
-@dataclass(slots=True)
-class Candidate:
-    rep_id: str
-    order: int  # position on the roster: the last tie-break
-    new_today: int
-    active: int
-    tier_this_week: int  # leads of the lead's tier this rep was given this week
-    last_given_at: datetime | None
-
-
-def pick(candidates: list[Candidate]) -> Candidate | None:
-    """The rep for the next lead, among those who can take one now:
-    - fewest active leads first (load balance: 5 active vs 2 active, the lighter one gets it);
-    - then fewest leads of this tier this week (high and fast-lane leads are spread, not just counts);
-    - then whoever was given a lead longest ago (round-robin, so ties rotate fairly over a week);
-    - then roster order.
-    """
-    if not candidates:
-        return None
-    never = datetime.min.replace(tzinfo=ZoneInfo("UTC"))
-    return min(candidates, key=lambda c: (c.active, c.tier_this_week, c.last_given_at or never, c.order))
 
 
 class Router:
@@ -99,8 +77,7 @@ class Router:
         if pql.rep_id or pql.state in CLOSED or pql.state == PqlState.QUEUED:
             return pql.rep_id
         if pql.sla_due_at is None:
-            start = self.calendar.next_open(pql.created_at)
-            pql.sla_due_at = self.calendar.add(start, SLA[pql.tier])
+            pql.sla_due_at = first_touch_due(pql.created_at, pql.tier, self.calendar)
         owner = self._owner(session, pql)
         if owner:
             return self._give(session, pql, owner, "override", "named account owner", now=now)

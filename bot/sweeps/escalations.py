@@ -27,7 +27,6 @@ from __future__ import annotations
 import logging
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -35,26 +34,25 @@ import sqlalchemy as sa
 from sqlmodel import Session, select
 
 from bot.domain.business_time import BusinessCalendar
-from bot.domain.lifecycle import CLOSED, PqlState, still_open
+from bot.domain.caps import day_bounds
+from bot.domain.follow_ups import is_stale, next_step
+from bot.domain.guardrails import VOLUME_PER_REP, VOLUME_STREAK, counts_on, over, per_business_day
+from bot.domain.kit import EMAIL_LABELS, TOUCH_CHANNELS
+from bot.domain.lifecycle import CLOSED, PqlState
+from bot.domain.routing import pick
+from bot.domain.sla import escalations_due
 from bot.services import outbox
-from bot.services.lead_view import MAX_TOUCHES, TOUCH_CHANNELS
-from bot.services.leads import EMAIL_LABELS, day_bounds
-from bot.services.routing import pick
 from bot.slack.blocks import span
 from bot.slack.listeners.manager import Card, card_blocks, holder, lead_facts, note_blocks, reminder_blocks, words
 from bot.store.models import Notice, Pql, Rep, Touch
+from bot.store.queries import still_open
 
 if TYPE_CHECKING:
     from bot.sweeps.runner import Sweeps
 
 log = logging.getLogger(__name__)
 
-HERE_AFTER = timedelta(hours=1)  # unclaimed this long after the alert: <!here> in the thread
-MANAGER_AFTER = timedelta(hours=2)  # unclaimed, or claimed but untouched: the manager hears of it
-FOLLOW_UP_DAYS = 2  # business days between the emails of the kit, and after the last one
-VOLUME_PER_REP = 10  # PQLs per rep per day...
-VOLUME_STREAK = 3  # ...for this many days running
-VOLUME_LOOKBACK = 3  # completed days re-checked, so a streak is still flagged after a day without sweeps
+VOLUME_LOOKBACK = 3  # completed business days re-checked, so a streak is still flagged after days without sweeps
 _PQLS = Pql.__table__
 
 
@@ -111,20 +109,8 @@ def _day(at: datetime | date, calendar: BusinessCalendar) -> str:
 # 1. Escalations ----------------------------------------------------------------------------------------------
 
 def _escalations_due(pql: Pql, touched: bool, now: datetime, calendar: BusinessCalendar) -> list[str]:
-    """Which of "here", "sla" and "2h" this lead is owed as of `now` (sent or not)."""
-    start = calendar.next_open(pql.created_at)
-    unclaimed = pql.claimed_by is None
-    due = []
-    if unclaimed and now >= calendar.add(start, HERE_AFTER):
-        due.append("here")
-    sla_missed = not touched and pql.sla_due_at is not None and now > pql.sla_due_at
-    if sla_missed:
-        due.append("sla")
-    two_hours = calendar.add(start, MANAGER_AFTER)
-    sla_stands_for_it = sla_missed or (pql.sla_due_at is not None and pql.sla_due_at <= two_hours)
-    if (unclaimed or not touched) and now >= two_hours and not sla_stands_for_it:
-        due.append("2h")
-    return due
+    return escalations_due(recorded_at=pql.created_at, claimed=pql.claimed_by is not None, touched=touched,
+                           sla_due_at=pql.sla_due_at, now=now, calendar=calendar)
 
 
 def _keys(pql_id: int) -> dict[str, str]:
@@ -226,32 +212,6 @@ def _move(sweeps: Sweeps, session: Session, pql: Pql, by: str, now: datetime) ->
 
 # 2. Follow-ups -----------------------------------------------------------------------------------------------
 
-@dataclass(slots=True, frozen=True)
-class _Step:
-    name: str  # email2 | email3 | disposition
-    after: Touch  # the touch it follows
-    due: datetime
-
-    def key(self, pql_id: int) -> str:
-        return f"followup:{pql_id}:{self.name}"
-
-
-def _next_step(touches: list[Touch], calendar: BusinessCalendar) -> _Step | None:
-    """What the rep owes next on a lead with these touches (in order), and when it's due."""
-    emails = {t.email_key: t for t in touches if t.email_key}
-    if len(touches) >= MAX_TOUCHES:
-        name, after = "disposition", touches[-1]
-    elif "email3" in emails:
-        name, after = "disposition", emails["email3"]
-    elif "email2" in emails:
-        name, after = "email3", emails["email2"]
-    elif "email1" in emails:
-        name, after = "email2", emails["email1"]
-    else:
-        return None
-    return _Step(name, after, calendar.next_open(calendar.add_days(after.at, FOLLOW_UP_DAYS)))
-
-
 def follow_ups(sweeps: Sweeps, now: datetime) -> int:
     """Remind reps of the next email of the kit, and of the disposition after the last; returns how many."""
     calendar = sweeps.settings.calendar
@@ -261,7 +221,7 @@ def follow_ups(sweeps: Sweeps, now: datetime) -> int:
                                   .where(still_open(Pql.state)).order_by(Touch.pql_id, Touch.number)):
             touches[touch.pql_id].append(touch)
         due = {pql_id: step for pql_id, listed in touches.items()
-               if (step := _next_step(listed, calendar)) and now >= step.due}
+               if (step := next_step(listed, calendar)) and now >= step.due}
         existing = _existing(session, [step.key(pql_id) for pql_id, step in due.items()])
     owed = [pql_id for pql_id, step in due.items() if step.key(pql_id) not in existing]
     return _each(sweeps, owed, lambda session, pql: _remind(session, pql, now, calendar))
@@ -269,7 +229,7 @@ def follow_ups(sweeps: Sweeps, now: datetime) -> int:
 
 def _remind(session: Session, pql: Pql, now: datetime, calendar: BusinessCalendar) -> int:
     touches = list(session.exec(select(Touch).where(Touch.pql_id == pql.id).order_by(Touch.number)))
-    step = _next_step(touches, calendar)
+    step = next_step(touches, calendar)
     rep = pql.claimed_by or pql.rep_id
     if step is None or now < step.due or not rep or _existing(session, [step.key(pql.id)]):
         return 0
@@ -293,7 +253,7 @@ def _stale_key(pql: Pql) -> str:
 
 
 def _is_stale(pql: Pql, now: datetime, calendar: BusinessCalendar) -> bool:
-    return pql.claimed_at is not None and calendar.elapsed(pql.claimed_at, now) >= calendar.day_hours()
+    return is_stale(pql.claimed_at, now, calendar)
 
 
 def _stale_claims_query():
@@ -327,40 +287,52 @@ def _flag_stale(session: Session, pql: Pql, manager: str, now: datetime, calenda
 # 4. The volume guardrail -------------------------------------------------------------------------------------
 
 def volume_guardrail(sweeps: Sweeps, now: datetime) -> int:
-    """Over 10 PQLs per rep per day for 3 days running: one DM to the manager on the streak's third day.
-    Completed days only (before today in the team timezone); the roster is today's, at least one rep."""
+    """More than 10 PQLs per rep per business day for 3 business days running (bot/domain/guardrails.py: leads of
+    days off count on the next business day): one DM to the manager per streak, once its third day is over.
+    Completed business days only; the roster is today's, at least one rep."""
     calendar, manager = sweeps.settings.calendar, sweeps.settings.pql_manager
     if not manager:
         return 0
-    tz = calendar.tz
+    tz, business = calendar.tz, calendar.is_business_day
     today = now.astimezone(tz).date()
-    first = today - timedelta(days=VOLUME_LOOKBACK + VOLUME_STREAK)
+    completed = _business_days_before(today, VOLUME_LOOKBACK + VOLUME_STREAK, business)  # newest first
+    # From the day after the business day before the oldest one needed: the days off before it count on it.
+    first = _business_days_before(completed[-1], 1, business)[0] + timedelta(days=1)
     with sweeps.pipeline.session() as session, session.begin():
         created = session.exec(select(Pql.created_at).where(Pql.created_at >= day_bounds(first, tz)[0],
                                                             Pql.created_at < day_bounds(today, tz)[0])).all()
         reps = max(1, session.exec(select(sa.func.count()).select_from(Rep).where(Rep.on_roster)).one())
-        per_day = Counter(at.astimezone(tz).date() for at in created)
+        per_day = per_business_day(Counter(at.astimezone(tz).date() for at in created), business)
 
-        def over(day: date) -> bool:
-            return per_day[day] / reps > VOLUME_PER_REP
+        def streak(end: date) -> list[date]:  # the VOLUME_STREAK business days ending with `end`, oldest first
+            return [end, *_business_days_before(end, VOLUME_STREAK - 1, business)][::-1]
 
-        def completes(day: date) -> bool:  # the last day of a streak of VOLUME_STREAK days
-            return all(over(day - timedelta(days=n)) for n in range(VOLUME_STREAK))
+        def completes(day: date) -> bool:  # the last day of a streak of VOLUME_STREAK business days
+            return all(over(per_day.get(d, 0), reps) for d in streak(day))
 
-        ends = [day for n in range(VOLUME_LOOKBACK, 0, -1) if completes(day := today - timedelta(days=n))
-                and not completes(day - timedelta(days=1))]
+        ends = [day for day in completed[:VOLUME_LOOKBACK][::-1]
+                if completes(day) and not completes(_business_days_before(day, 1, business)[0])]
         keys = {day: f"guardrail-volume:{day.isoformat()}" for day in ends}
         existing = _existing(session, keys.values())
         done = 0
         for day, key in keys.items():
             if key in existing:
                 continue
-            streak = [day - timedelta(days=n) for n in range(VOLUME_STREAK - 1, -1, -1)]
-            days = ", ".join(f"{_day(d, calendar)}: {_per_rep(per_day[d] / reps)}" for d in streak)
+            days = ", ".join(f"{_day(d, calendar)}: {_per_rep(per_day.get(d, 0) / reps)}" for d in streak(day))
             text = words("volume", days=days, threshold=VOLUME_PER_REP, streak=VOLUME_STREAK)
             outbox.dm(session, manager, key, text, blocks=note_blocks(text), now=now)
             done += 1
         return done
+
+
+def _business_days_before(day: date, count: int, business) -> list[date]:  # noqa: ANN001 (is_business_day)
+    """The `count` business days before `day`, newest first."""
+    found: list[date] = []
+    while len(found) < count:
+        day -= timedelta(days=1)
+        if counts_on(day, business) == day:
+            found.append(day)
+    return found
 
 
 def _per_rep(value: float) -> str:

@@ -19,9 +19,11 @@ from typing import TYPE_CHECKING
 
 from sqlmodel import Session, select
 
-from bot.review import fmt, last_complete_week, period_key, roster_size, words
+from bot.domain.periods import Period, last_complete_week, period_key
+from bot.domain.targets import ACCEPTANCE_ESCALATION, SLA_ESCALATION
+from bot.review import fmt, roster_size, words
 from bot.services import outbox
-from bot.services.metrics import Period, compute
+from bot.services.metrics import compute
 from bot.store.models import Notice
 
 if TYPE_CHECKING:
@@ -29,8 +31,6 @@ if TYPE_CHECKING:
 
 REVIEW_WEEKDAY = 4  # Friday
 REVIEW_AT = time(10)
-ACCEPTANCE_FLOOR = 0.30  # two completed weeks under this -> re-evaluate the signal definitions
-SLA_FLOOR = 0.80  # a completed week under this -> investigate capacity or process
 
 
 def review_due(week: Period, tz) -> datetime:
@@ -76,15 +76,15 @@ def review_triggers(sweeps: Sweeps, now: datetime) -> int:
             return 0
         reps = roster_size(session, len(settings.roster))
         figures = compute(session, last, calendar=settings.calendar, reps=reps, now=now)
-        if acceptance_key in owed and figures.acceptance is not None and figures.acceptance < ACCEPTANCE_FLOOR:
+        if acceptance_key in owed and figures.acceptance is not None and figures.acceptance < ACCEPTANCE_ESCALATION:
             before = Period.week_of(last.start - timedelta(days=7))
             earlier = compute(session, before, calendar=settings.calendar, reps=reps, now=now)
-            if earlier.acceptance is not None and earlier.acceptance < ACCEPTANCE_FLOOR:
+            if earlier.acceptance is not None and earlier.acceptance < ACCEPTANCE_ESCALATION:
                 text = words("dm_acceptance_low", week=label, value=fmt(figures.acceptance, "rate"),
                              previous_week=period_key(before), previous=fmt(earlier.acceptance, "rate"))
                 outbox.dm(session, manager, acceptance_key, text, now=now)
                 queued += 1
-        if sla_key in owed and figures.sla_compliance is not None and figures.sla_compliance < SLA_FLOOR:
+        if sla_key in owed and figures.sla_compliance is not None and figures.sla_compliance < SLA_ESCALATION:
             text = words("dm_sla_low", week=label, value=fmt(figures.sla_compliance, "rate"))
             outbox.dm(session, manager, sla_key, text, now=now)
             queued += 1

@@ -354,7 +354,7 @@ def test_the_next_touch_is_due_two_business_days_after_the_last_email():
     from datetime import datetime
 
     from bot.domain.business_time import BusinessCalendar
-    from bot.slack.listeners.home import next_touch_due
+    from bot.domain.follow_ups import next_touch_due
     from bot.store.models import Touch
     from tests.scoring.builders import NY
 

@@ -12,9 +12,10 @@ import pytest
 from slack_sdk.models.blocks import Block
 from slack_sdk.models.views import View as SlackView
 
+from bot.domain.kit import DISPOSITION_LABELS
 from bot.domain.lifecycle import PqlState
 from bot.services import outreach
-from bot.services.lead_view import DISPOSITION_LABELS, HandoffPackage, LeadView, TouchView
+from bot.services.lead_view import HandoffPackage, LeadView, TouchView
 from bot.services.outreach import RenderedEmail
 from bot.slack import blocks
 from bot.slack.blocks import HomeLead, HomeRep

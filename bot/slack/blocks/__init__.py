@@ -32,9 +32,9 @@ from slack_sdk.models.blocks import (
 )
 from slack_sdk.models.views import View as SlackView
 
+from bot.domain.kit import DISPOSITION_LABELS, EMAIL_LABELS, MAX_TOUCHES, TOUCH_CHANNELS
 from bot.domain.lifecycle import PqlState
-from bot.services.lead_view import DISPOSITION_LABELS, MAX_TOUCHES, TOUCH_CHANNELS, LeadView, TouchView
-from bot.services.leads import EMAIL_LABELS
+from bot.services.lead_view import LeadView, TouchView
 from bot.slack.ids import Action, Input, LeadRef, View
 from templates import ENV, clip, esc, render, sentences
 

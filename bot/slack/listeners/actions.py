@@ -12,9 +12,9 @@ from pathlib import Path
 from slack_bolt import Ack, App
 from sqlmodel import Session
 
+from bot.domain.kit import MAX_TOUCHES
 from bot.review import words
 from bot.services import leads
-from bot.services.lead_view import MAX_TOUCHES
 from bot.services.leads import Refused
 from bot.slack import blocks
 from bot.slack.errors import guarded, tell

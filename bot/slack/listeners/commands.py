@@ -12,15 +12,14 @@ from slack_bolt import Ack, App, Respond
 from sqlmodel import Session, select
 
 from bot import review as reviews
+from bot.domain.periods import Period, parse_period
 from bot.services import audit, leads
 from bot.services.leads import Refused
-from bot.services.metrics import Period
-from bot.slack.blocks import esc
 from bot.slack.errors import guarded
 from bot.slack.ids import Command
 from bot.slack.runtime import Runtime
 from bot.store.models import Pql
-from templates import say
+from templates import esc, say
 
 MENTION = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>")
 HELP = """*pqlbot* turns product usage into PQLs and helps you work them.
@@ -65,7 +64,7 @@ def review_period(asked: object, *, today: date) -> Period:
     try:
         if not isinstance(asked, str):
             raise ValueError(asked)
-        period = reviews.parse_period(asked, today=today)
+        period = parse_period(asked, today=today)
         datetime.combine(period.end + timedelta(days=1), datetime.min.time())  # the metrics' end bound exists
     except (ValueError, OverflowError):
         raise Refused(reviews.words("bad_week", text=esc(str(asked)))) from None

@@ -7,13 +7,13 @@ from slack_bolt import App
 from sqlmodel import Session, select
 
 from bot.domain.business_time import BusinessCalendar
-from bot.domain.lifecycle import still_open
+from bot.domain.follow_ups import next_touch_due
 from bot.services import leads
-from bot.services.lead_view import MAX_TOUCHES
 from bot.slack import blocks
 from bot.slack.errors import guarded
 from bot.slack.runtime import Runtime
 from bot.store.models import Pql, Rep, Touch, TrialUser
+from bot.store.queries import still_open
 
 
 def register(app: App) -> None:
@@ -34,14 +34,6 @@ def _home_lead(session: Session, pql: Pql, calendar: BusinessCalendar) -> blocks
         company=(user.company_name or user.domain or "") if user else "", tier=pql.tier, state=pql.state,
         sla_due_at=pql.sla_due_at, touches=len(touches), next_touch_due_at=next_touch_due(touches, calendar),
     )
-
-
-def next_touch_due(touches: list[Touch], calendar: BusinessCalendar):
-    """The seed's follow-up rule: the next email 2 business days after the last one; None after Email 3."""
-    emails = [t for t in touches if t.email_key]
-    if not emails or emails[-1].email_key == "email3" or len(touches) >= MAX_TOUCHES:
-        return None
-    return calendar.next_open(calendar.add_days(emails[-1].at, 2))
 
 
 def home_view(runtime: Runtime, user_id: str) -> dict:
