@@ -19,12 +19,12 @@ import csv
 import re
 import sys
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
 from bot.cli.common import open_lines
 from bot.cli.db import cannot_open
+from bot.clock import utc_now
 from bot.settings import Settings
 
 _DOMAIN = re.compile(r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)+")
@@ -114,7 +114,7 @@ def run_import(args: argparse.Namespace, settings: Settings) -> int:
     except (sa.exc.SQLAlchemyError, CommandError) as exc:
         return cannot_open("owners", settings.database_url, exc)
     new = changed = same = 0
-    now = datetime.now(UTC)
+    now = utc_now()
     try:
         with session(engine) as db, db.begin():
             leads.sync_roster(db, settings.roster, now=now)

@@ -11,13 +11,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from datetime import UTC, date, datetime
+from datetime import date
 from pathlib import Path
 
 import sqlalchemy as sa
 
 from bot.cli.common import moment
 from bot.cli.db import cannot_open
+from bot.clock import utc_now
 from bot.settings import Settings
 
 FORMATS = ("text", "json", "csv")
@@ -78,7 +79,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if problem := _problem(args):
         print(f"pqlbot review: {problem}", file=sys.stderr)
         return 2
-    now = args.at or datetime.now(UTC)
+    now = args.at or utc_now()
     url = settings.database_url
     try:
         engine = store.open_store(url)

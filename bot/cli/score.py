@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
 
 from bot.cli.common import moment, open_lines, parse_lines
+from bot.clock import utc_now
 from bot.settings import Settings
 from scoring import EventError, load_rules, paused_gc, score_users
 
@@ -39,7 +39,7 @@ def run_score(args: argparse.Namespace, settings: Settings) -> int:
         print("pqlbot score: give an events FILE (or -), or --sample", file=sys.stderr)
         return 2
     rules = load_rules(args.rules or settings.pql_rules_file)
-    at, tz, path = args.at or datetime.now(UTC), settings.tz, args.file
+    at, tz, path = args.at or utc_now(), settings.tz, args.file
     if args.sample:
         from bot.demo import sample
 

@@ -10,12 +10,13 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from datetime import UTC, datetime
+from datetime import datetime
 
 import sqlalchemy as sa
 
 from bot.cli.common import moment
 from bot.cli.db import cannot_open
+from bot.clock import utc_now
 from bot.settings import Settings
 
 
@@ -42,7 +43,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         engine = open_store(settings.database_url)
     except (sa.exc.SQLAlchemyError, CommandError) as exc:
         return cannot_open("tick", settings.database_url, exc)
-    at = args.at or datetime.now(UTC)
+    at = args.at or utc_now()
     try:
         pipeline = for_team(engine, settings, clock=lambda: at)
         done = Sweeps(pipeline, pipeline.router, settings).run_due(at)
@@ -77,6 +78,6 @@ def _deliver(pipeline, settings: Settings, at: datetime) -> None:  # noqa: ANN00
     # What the sweeps queued as of `at` is due then; anything older is due now.
     report = deliver_due(pipeline.engine, gateway, render_alert=runtime.render_alert,
                          render_review=runtime.render_review,
-                         alerts_channel=settings.pql_alerts_channel, now=max(at, datetime.now(UTC)))
+                         alerts_channel=settings.pql_alerts_channel, now=max(at, utc_now()))
     print(f"outbox: {report.sent} sent, {report.failed} failed (retried later), "
           f"{report.waiting} waiting for their alert, {report.updated} alert(s) updated")

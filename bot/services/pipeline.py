@@ -8,13 +8,14 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, tzinfo
+from datetime import datetime, tzinfo
 from pathlib import Path
 
 import sqlalchemy as sa
 from sqlmodel import Session
 
 from bot import store
+from bot.clock import Clock, utc_now
 from bot.services import leads
 from bot.services.rescore import Rescored, default_processes, rescore
 from bot.services.routing import Router
@@ -23,14 +24,9 @@ from bot.store.events import Stored, store_events
 from bot.store.models import Pql, SweepRun
 from scoring import DEFAULT_RULES, Event, Rules, load_rules
 
-Clock = Callable[[], datetime]
 RESCORE_SWEEP = "rescore"
 #: Product events that stop an open lead's sequence (seed 002, section 2 guardrails).
 STOPPING_EVENTS = frozenset({"trial_converted", "sales_opt_out"})
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 def fingerprint(path: Path | None) -> str:

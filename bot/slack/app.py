@@ -29,7 +29,7 @@ from starlette.routing import Route
 from bot.slack.listeners import actions, commands, home, manager
 from bot.slack.runtime import Answering, Runtime
 from bot.store.grouped import GroupWriter, Waiting
-from bot.store.models import SlackRequestSeen
+from bot.store.slack_requests import SEEN, forget_expired_requests
 
 log = logging.getLogger(__name__)
 #: Slack's own bound on a request's age (and on how far ahead of our clock it may be), in seconds.
@@ -45,7 +45,7 @@ CLOCK_SKEW = 60
 #: Every this many requests it records, a process also deletes the records past their time, so the table
 #: stays small even where the scheduled sweeps (which delete them every minute) do not run.
 TIDY_EVERY = 1_000
-_SEEN = SlackRequestSeen.__table__
+_SEEN = SEEN
 
 
 class SignedRequests:
@@ -193,11 +193,6 @@ class _StoreRecord:
                 forget_expired_requests(connection, datetime.fromtimestamp(self.clock(), UTC))
         except sa.exc.SQLAlchemyError as error:  # the sweeps or the next tidy will do it
             log.warning("slack: could not delete expired request records: %s", type(error).__name__)
-
-
-def forget_expired_requests(connection: sa.Connection, now: datetime) -> int:
-    """Delete the request records whose time is past (the age check refuses those requests anyway)."""
-    return connection.execute(sa.delete(_SEEN).where(_SEEN.c.forget_after < now)).rowcount
 
 
 #: The signature checks of each app `build_app` made, for `slack_route` to find.

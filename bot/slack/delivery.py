@@ -43,7 +43,7 @@ import time
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from http.client import HTTPException
 from pathlib import Path
 
@@ -54,6 +54,7 @@ from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler, Se
 from sqlmodel import Session
 
 from bot import store
+from bot.clock import Clock, utc_now
 from bot.domain.lifecycle import PqlState
 from bot.services import audit
 from bot.slack.gateway import Gateway
@@ -98,10 +99,6 @@ class DeliveryReport:
     failed: int = 0  # attempts that failed in this pass (most are retried later)
     waiting: int = 0  # replies held back until their lead's alert is posted
     updated: int = 0  # alerts edited to match their lead
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 def retry_delay(attempts: int) -> timedelta:
@@ -495,7 +492,7 @@ class Deliverer:
     claim queued a reply), and at least every `every` seconds. A failing pass is logged; the thread lives on."""
 
     def __init__(self, engine: sa.Engine, gateway: Gateway, *, render_alert: RenderAlert, alerts_channel: str,
-                 clock: Callable[[], datetime] = utc_now, every: float = EVERY_SECONDS, limit: int = 200,
+                 clock: Clock = utc_now, every: float = EVERY_SECONDS, limit: int = 200,
                  render_review: RenderReview | None = None, make_way: Callable[[], None] = lambda: None) -> None:
         self.make_way = make_way  # called before each message of a pass: serve lets a burst of acks go first
         self.engine, self.gateway, self.render_alert, self.render_review = engine, gateway, render_alert, render_review

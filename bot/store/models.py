@@ -33,10 +33,6 @@ class UtcDateTime(sa.types.TypeDecorator):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
 def _time(**kwargs: Any) -> Any:
     nullable = kwargs.pop("nullable", False)
     return Field(sa_column=Column(UtcDateTime(), nullable=nullable, **kwargs))

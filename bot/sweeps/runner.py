@@ -28,7 +28,7 @@ import sqlalchemy as sa
 from bot.services.pipeline import Pipeline
 from bot.services.routing import Router
 from bot.settings import Settings
-from bot.slack.app import forget_expired_requests
+from bot.store.slack_requests import forget_expired_requests
 
 log = logging.getLogger(__name__)
 

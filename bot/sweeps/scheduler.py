@@ -9,10 +9,11 @@ on one PostgreSQL store never run the same sweep at once (an advisory lock per s
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
+from datetime import UTC
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from bot.clock import utc_now
 from bot.sweeps.runner import Sweeps
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,6 @@ def start(sweeps: Sweeps, *, every_minutes: float = EVERY_MINUTES) -> Background
     scheduler = BackgroundScheduler(timezone=UTC)
     # coalesce + max_instances=1: late or overlapping runs fold into one.
     scheduler.add_job(run_sweeps, "interval", minutes=every_minutes, args=[sweeps], id="sweeps", coalesce=True,
-                      max_instances=1, next_run_time=datetime.now(UTC))
+                      max_instances=1, next_run_time=utc_now())
     scheduler.start()
     return scheduler
