@@ -20,7 +20,6 @@ from bot import store
 from bot.cli import main
 from bot.domain.periods import Period, parse_period, period_key
 from bot.review import (
-    blocks,
     build,
     busy_runs,
     chart,
@@ -36,6 +35,7 @@ from bot.services.metrics import Metrics, compute
 from bot.services.pipeline import Pipeline
 from bot.services.routing import Router
 from bot.settings import Settings
+from bot.slack.blocks.review import blocks
 from bot.store.models import Notice
 from bot.sweeps import weekly
 from bot.sweeps.runner import Sweeps

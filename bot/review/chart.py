@@ -1,9 +1,9 @@
 """The Friday review's chart: a PNG of the week at a glance.
 
 Top panel: PQLs recorded each day, stacked by tier, against the team's capacity (reps x daily cap).
-Bottom panel: SLA compliance of each day's leads, against the 80% target; days with no lead due yet leave
-a gap rather than pretending to 0%. Drawn with matplotlib's Agg canvas on a `Figure` of its own (no pyplot,
-no global state), so it is safe from the deliverer's thread and needs no display.
+Bottom panel: SLA compliance of each day's leads, against its 80% target (bot/domain/targets.py); days with no
+lead due yet leave a gap rather than pretending to 0%. Drawn with matplotlib's Agg canvas on a `Figure` of its
+own (no pyplot, no global state), so it is safe from the deliverer's thread and needs no display.
 """
 
 from __future__ import annotations
@@ -17,14 +17,16 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator, PercentFormatter
 
+from bot.domain import lifecycle
 from bot.domain.periods import period_key
+from bot.domain.targets import SLA_COMPLIANCE
 from bot.services.metrics import Metrics
 
 #: Bottom to top of each bar: the tiers in the order a rep works them (fast lane on top).
-TIERS = ("medium", "high", "fast_lane")
+TIERS = tuple(reversed(lifecycle.TIERS))
 TIER_STYLE = {"medium": ("Medium", "#93c5fd"), "high": ("High", "#f97316"), "fast_lane": ("Fast lane", "#b91c1c")}
 _TIER_NAMES = {label for label, _ in TIER_STYLE.values()}
-SLA_TARGET = 80  # percent
+SLA_TARGET = round(SLA_COMPLIANCE.target.value * 100)  # percent
 INK, MUTED, SLA_COLOR = "#111827", "#6b7280", "#047857"
 
 

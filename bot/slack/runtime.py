@@ -11,6 +11,7 @@ from pathlib import Path
 
 from sqlmodel import Session
 
+from bot.domain.periods import parse_period
 from bot.services import lead_view, leads
 from bot.services.lead_view import LeadView
 from bot.services.pipeline import Pipeline
@@ -84,6 +85,11 @@ class Runtime:
                       share: bool = False) -> tuple[str, list[dict], Path | None]:
         """A review as Slack shows it: (text, blocks, chart PNG). `week` is 2026-W45, this, last or a range;
         the PNG is a temporary file the caller removes."""
-        from bot import review
+        from bot.review import chart, for_settings
+        from bot.slack.blocks import review as review_blocks
 
-        return review.render_review(session, week, settings=self.settings, now=self.now(), note=note, share=share)
+        now = self.now()
+        period = parse_period(week, today=now.astimezone(self.settings.tz).date())
+        shown = for_settings(session, period, settings=self.settings, now=now)
+        text, blocks = review_blocks.blocks(shown, share=share, tz=self.settings.tz, note=note)
+        return text, blocks, chart.render(shown.metrics, cap=self.settings.pql_daily_cap)

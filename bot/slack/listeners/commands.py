@@ -15,6 +15,7 @@ from bot import review as reviews
 from bot.domain.periods import Period, parse_period
 from bot.services import audit, leads
 from bot.services.leads import Refused
+from bot.slack.blocks import review as review_blocks
 from bot.slack.errors import guarded
 from bot.slack.ids import Command
 from bot.slack.runtime import Runtime
@@ -154,5 +155,5 @@ def review(ack: Ack, command: dict, respond: Respond, runtime: Runtime, body: di
         return
     with runtime.session() as session:
         shown = reviews.for_settings(session, period, settings=runtime.settings, now=now)
-    text, blocks = reviews.blocks(shown, share=True, tz=tz)
+    text, blocks = review_blocks.blocks(shown, share=True, tz=tz)
     respond(text=text, blocks=blocks, response_type="ephemeral")

@@ -1,0 +1,73 @@
+"""The action items a week's numbers call for (seed 002's agenda item 5 and its escalation triggers).
+
+Each is one sentence of templates/review/words.j2, most pressing first: no volume at all, the volume guardrail and
+capacity, then acceptance and noisy signals, SLA and first touch, outreach, and whether the touch helps. A week
+with nothing to act on says so. The bars are seed 002's (bot/domain/targets.py, bot/domain/guardrails.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date
+
+from bot.domain import guardrails
+from bot.domain import targets as bars
+from bot.domain.lifecycle import TIERS
+from bot.review.wording import FIRST_TOUCH_HOURS, fmt, words
+from bot.services.metrics import Metrics
+
+
+def busy_runs(daily: dict[date, dict[str, int]], reps: int, workday: Callable[[date], bool]) -> list[list[date]]:
+    """The volume guardrail's runs (bot/domain/guardrails.py) over a review's days, counted from its tiers."""
+    return guardrails.busy_runs({day: sum(tiers.values()) for day, tiers in daily.items()}, reps, workday)
+
+
+def action_items(m: Metrics, cap: int, workday: Callable[[date], bool]) -> list[str]:
+    """What the numbers call for, most pressing first; `cap` is each rep's daily cap, `workday` says which days
+    count for the volume guardrail."""
+    items: list[str] = []
+    if m.pqls == 0:
+        items.append(words("act_no_pqls"))
+    elif m.per_rep_per_day is not None and m.per_rep_per_day * m.reps < bars.LOW_VOLUME_PER_DAY:
+        items.append(words("act_low_volume", per_day=fmt(m.per_rep_per_day * m.reps, "per_day")))
+    for run in busy_runs(m.daily, m.reps, workday):
+        peak = max(sum(m.daily[day].values()) for day in run) / m.reps
+        items.append(words("act_volume_guardrail", days=len(run), peak=fmt(peak, "per_day")))
+    if m.per_rep_per_day is not None and m.per_rep_per_day > cap:
+        items.append(words("act_over_capacity", value=fmt(m.per_rep_per_day, "per_day"), cap=cap))
+    if m.utilization is not None and not bars.UTILIZATION.met(m.utilization):
+        items.append(words("act_utilization", value=fmt(m.utilization, "leads")))
+    if m.acceptance is not None and m.acceptance < bars.ACCEPTANCE_ESCALATION:
+        items.append(words("act_acceptance_critical", value=fmt(m.acceptance, "rate")))
+    elif m.acceptance is not None and not bars.ACCEPTANCE.target.met(m.acceptance):
+        items.append(words("act_acceptance", value=fmt(m.acceptance, "rate")))
+    noisy = [s for s in m.signals if s.decided >= bars.NOISY_MIN_DECIDED and s.acceptance is not None
+             and not bars.ACCEPTANCE.target.met(s.acceptance)]
+    for signal in sorted(noisy, key=lambda s: (s.acceptance, -(s.false_positive or 0)))[:3]:
+        items.append(words("act_noisy_signal", signal=words("signal_name", name=signal.signal),
+                           acceptance=fmt(signal.acceptance, "rate"), false_positive=fmt(signal.false_positive, "rate"),
+                           decided=signal.decided))
+    if m.false_positive is not None and not bars.FALSE_POSITIVE.met(m.false_positive):
+        items.append(words("act_false_positive", value=fmt(m.false_positive, "rate")))
+    if m.sla_compliance is not None and m.sla_compliance < bars.SLA_ESCALATION:
+        items.append(words("act_sla", value=fmt(m.sla_compliance, "rate")))
+    for tier in TIERS:
+        mean = m.first_touch_hours.get(tier, (None, None))[0]
+        if mean is not None and mean >= FIRST_TOUCH_HOURS[tier]:
+            items.append(words("act_first_touch", tier=tier.replace("_", " "), hours=f"{mean:.1f}",
+                               target=f"{FIRST_TOUCH_HOURS[tier]:g} h"))
+    if m.reply_rate is not None and not bars.REPLY_RATE.target.met(m.reply_rate):
+        replied = {v: row["reply_rate"] for v, row in m.variants.items() if row.get("reply_rate")}
+        items.append(words("act_reply_rate", value=fmt(m.reply_rate, "rate"),
+                           best=max(replied, key=replied.get) if replied else None))
+    if m.meeting_rate is not None and not bars.MEETING_RATE.target.met(m.meeting_rate):
+        items.append(words("act_meeting_rate", value=fmt(m.meeting_rate, "rate")))
+    if m.dark_funnel is not None and m.dark_funnel >= bars.DARK_FUNNEL_HIGH:
+        items.append(words("act_dark_funnel", value=fmt(m.dark_funnel, "rate")))
+    if m.assisted_lift is not None and not bars.ASSISTED_LIFT.met(m.assisted_lift):
+        items.append(words("act_no_lift", value=fmt(m.assisted_lift, "pp")))
+    if m.complaints is not None and not bars.COMPLAINTS.target.met(m.complaints):
+        items.append(words("act_complaints", value=fmt(m.complaints, "rate")))
+    if not items:
+        items.append(words("act_all_good"))
+    return items
