@@ -7,11 +7,13 @@ this module: `render` for a whole template, `sentences` for the one-line macros 
 
 Most of the words are Slack mrkdwn (mentions are `<@U123>`), so the two helpers every caller needs live here too:
 `esc` makes text people typed inert, and `clip` shortens text to a limit without cutting an entity or a mention.
+`span` says a duration in words ("1 h 20 min"), for the sweeps that write sentences and the Block Kit alike.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 from functools import cache
 from pathlib import Path
 from typing import Any, overload
@@ -77,6 +79,17 @@ def clip(text: str, limit: int) -> str:
     if (angle := cut.rfind("<")) > cut.rfind(">"):
         cut = cut[:angle]
     return cut.rstrip() + "…"
+
+
+def span(delta: timedelta) -> str:
+    """"35 min", "1 h 20 min", "2 d 3 h"."""
+    days, minutes = divmod(max(0, round(delta.total_seconds() / 60)), 24 * 60)
+    hours, minutes = divmod(minutes, 60)
+    if days:
+        return f"{days} d {hours} h" if hours else f"{days} d"
+    if hours:
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    return f"{minutes} min"
 
 
 #: What pqlbot says in Slack: refusals, confirmations, thread replies and DMs (templates/slack/messages.j2).

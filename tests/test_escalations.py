@@ -13,16 +13,20 @@ from bot.services import audit, leads
 from bot.services.pipeline import Pipeline
 from bot.services.routing import Router
 from bot.settings import Settings
+from bot.slack.blocks.notices import render_notice
 from bot.slack.ids import Action
 from bot.store.models import Assignment, Notice, Pql, Rep
-from bot.sweeps import escalations
-from bot.sweeps.escalations import escalate, follow_ups, stale_claims, volume_guardrail
-from bot.sweeps.runner import Sweeps
+from bot.sweeps.escalate import escalate
+from bot.sweeps.follow_ups import follow_ups
+from bot.sweeps.runner import Sweeps, default_steps
+from bot.sweeps.stale_claims import stale_claims
+from bot.sweeps.volume_guardrail import volume_guardrail
 from tests.scoring.builders import NY, Trial
 
 ANA, BEN, BOSS = "U0ANA", "U0BEN", "U0BOSS"
 WED = datetime(2026, 11, 4, 10, 0, tzinfo=NY)  # an ordinary Wednesday morning
 H, MIN = timedelta(hours=1), timedelta(minutes=1)
+SLA_CLOCK = default_steps("escalate", "follow_ups", "stale_claims", "guardrail")
 
 
 def ny(*args) -> datetime:
@@ -39,7 +43,7 @@ class World:
         self.router = Router(self.settings.calendar, cap=5, manager=BOSS)
         self.pipeline = Pipeline(engine, tz=NY, router=self.router)
         self.sweeps = Sweeps(self.pipeline, self.router, self.settings,
-                             steps=[] if all_steps else list(escalations.STEPS))
+                             steps=[] if all_steps else SLA_CLOCK)
         with self.pipeline.session() as session, session.begin():
             leads.sync_roster(session, self.settings.roster, now=ny(2026, 10, 1, 9, 0))
 
@@ -77,8 +81,15 @@ class World:
                  note=None, now=at)
 
     def notices(self, prefix: str) -> list[Notice]:
+        """The notices whose key starts with `prefix`, a typed notice's `blocks` rendered from its payload as
+        delivery renders them."""
         with self.pipeline.session() as session:
-            return [n for n in session.exec(select(Notice).order_by(Notice.id)) if n.key.startswith(prefix)]
+            found = [n for n in session.exec(select(Notice).order_by(Notice.id)) if n.key.startswith(prefix)]
+            session.expunge_all()
+        for notice in found:
+            if notice.blocks is None and notice.payload is not None:
+                notice.blocks = render_notice(notice.payload, notice.text or "")
+        return found
 
 
 @pytest.fixture

@@ -157,6 +157,10 @@ SEED: list[tuple[str, dict]] = [
                       "reason": None, "at": LATER}),
     ("audit", {"at": LATER, "actor": "U0REP1", "action": "pql_claimed", "pql_id": PQL, "user_id": "legacy",
                "detail": {"via": "button", "note": "première"}}),
+    ("notices", {"key": "esc-2h:legacy", "kind": "dm", "pql_id": PQL, "target": "U0BOSS", "text": "⏰ still unclaimed",
+                 "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": "⏰ still unclaimed"}}],
+                 "payload": {"view": "note"}, "state": "pending", "attempts": 0, "next_attempt_at": LATER,
+                 "created_at": LATER}),
     ("sweep_runs", {"name": "rescore", "last_run_at": LATER, "fingerprint": "0" * 64}),
 ]
 

@@ -1,5 +1,5 @@
 """The weekly review and the pilot scorecard (bot/review.py), the chart (bot/chart.py), the Friday sweeps
-(bot/weekly.py) and `pqlbot review`.
+(bot/sweeps/weekly_review.py, bot/sweeps/review_triggers.py) and `pqlbot review`.
 
 Weeks are built row by row with tests.test_metrics.Rows; the hand-worked week 2026-W45 is `the_week`.
 """
@@ -37,8 +37,9 @@ from bot.services.routing import Router
 from bot.settings import Settings
 from bot.slack.blocks.review import blocks
 from bot.store.models import Notice
-from bot.sweeps import weekly
-from bot.sweeps.runner import Sweeps
+from bot.sweeps.review_triggers import review_triggers
+from bot.sweeps.runner import Sweeps, default_steps
+from bot.sweeps.weekly_review import weekly_review
 from tests.test_metrics import ANA, BEN, CALENDAR, NOW, NY, W45, Rows, ny, the_week
 
 BOSS = "U0BOSS"
@@ -323,7 +324,7 @@ def make_sweeps(engine) -> Sweeps:
     settings = Settings(_env_file=None, pql_timezone="America/New_York", pql_alerts_channel="#pql-alerts",
                         pql_manager=BOSS, pql_reps=f"{ANA},{BEN}")
     return Sweeps(Pipeline(engine, tz=NY), Router(settings.calendar, cap=5, manager=BOSS), settings,
-                  steps=weekly.STEPS)
+                  steps=default_steps("weekly_review", "review_triggers"))
 
 
 def notices(engine) -> list[Notice]:
@@ -352,8 +353,8 @@ def test_the_friday_review_is_queued_once_from_1000_team_time_even_when_run_twic
         f"weekly-review:{week}", "review", "#pql-alerts", week, "pending")
     assert notice.created_at == ten  # queued at the first run at or after Friday 10:00 local
     with freeze_time((ten + timedelta(days=7)).astimezone(UTC)):  # the next Friday: the next week's, once
-        assert weekly.weekly_review(sweeps, datetime.now(UTC)) == 1
-        assert weekly.weekly_review(sweeps, datetime.now(UTC)) == 0
+        assert weekly_review(sweeps, datetime.now(UTC)) == 1
+        assert weekly_review(sweeps, datetime.now(UTC)) == 0
     assert len(notices(engine)) == 2
 
 
@@ -371,11 +372,11 @@ def test_the_review_triggers_dm_the_manager_once_about_acceptance_and_sla(engine
             rows.dispose(lead, "meeting_set" if n == 0 else "no_response", ny(11, day, 15))
     sweeps = make_sweeps(engine)
     with freeze_time(ny(11, 9, 8, 59).astimezone(UTC)):  # Monday before opening: not yet
-        assert weekly.review_triggers(sweeps, datetime.now(UTC)) == 0
+        assert review_triggers(sweeps, datetime.now(UTC)) == 0
     with freeze_time(ny(11, 9, 9).astimezone(UTC)):
-        assert weekly.review_triggers(sweeps, datetime.now(UTC)) == 2
+        assert review_triggers(sweeps, datetime.now(UTC)) == 2
     with freeze_time(ny(11, 10, 15).astimezone(UTC)):  # Tuesday, again: nothing new
-        assert weekly.review_triggers(sweeps, datetime.now(UTC)) == 0
+        assert review_triggers(sweeps, datetime.now(UTC)) == 0
     dms = {n.key: n for n in notices(engine)}
     assert set(dms) == {"acceptance-low:2026-W45", "sla-low:2026-W45"}
     assert {(n.kind, n.target) for n in dms.values()} == {("dm", BOSS)}
@@ -383,7 +384,7 @@ def test_the_review_triggers_dm_the_manager_once_about_acceptance_and_sla(engine
         "Acceptance was 20% in 2026-W45 and 25% in 2026-W44: under 30% two weeks running.")
     assert dms["sla-low:2026-W45"].text.startswith("SLA compliance was 40% in 2026-W45 (target 80%)")
     with freeze_time(ny(11, 16, 10).astimezone(UTC)):  # W46 was empty: no data is not a reason to write
-        assert weekly.review_triggers(sweeps, datetime.now(UTC)) == 0
+        assert review_triggers(sweeps, datetime.now(UTC)) == 0
 
 
 def test_one_low_acceptance_week_alone_does_not_dm_and_nothing_is_sent_without_a_manager(engine):
@@ -393,9 +394,9 @@ def test_one_low_acceptance_week_alone_does_not_dm_and_nothing_is_sent_without_a
         rows.touch(lead, ny(11, 3, 11))
         rows.dispose(lead, "no_response", ny(11, 3, 15))  # W45: 0% accepted, 100% SLA; W44 empty
     sweeps = make_sweeps(engine)
-    assert weekly.review_triggers(sweeps, ny(11, 9, 10)) == 0
+    assert review_triggers(sweeps, ny(11, 9, 10)) == 0
     sweeps.settings = sweeps.settings.model_copy(update={"pql_manager": None})
-    assert weekly.review_triggers(sweeps, ny(11, 9, 10)) == 0
+    assert review_triggers(sweeps, ny(11, 9, 10)) == 0
     assert notices(engine) == []
 
 

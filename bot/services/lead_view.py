@@ -1,7 +1,8 @@
 """Everything a person sees about one lead, gathered from the store in one place.
 
 The Block Kit module renders a `LeadView`; it never queries the store itself. Times are aware datetimes
-(UTC); the renderer formats them in the team timezone it is given.
+(UTC); the renderer formats them in the team timezone it is given. `lead_facts` and `holder` are the short
+form (who the lead is, who has it), for the sweeps' notices and the manager's modals.
 """
 
 from __future__ import annotations
@@ -17,6 +18,9 @@ from bot.domain.lifecycle import CLOSED, PqlState
 from bot.services import outreach
 from bot.store.models import DispositionRecord, Pql, Rep, Touch, TrialUser
 from scoring import ScoreResult
+from templates import esc, sentences
+
+_words = sentences("slack/escalations.j2")
 
 
 @dataclass(slots=True)
@@ -227,3 +231,20 @@ def _handoff(session: Session, pql: Pql, user: TrialUser | None, verdict: dict, 
             contacts.append(f"{name}{role} ({other.email})" if other.email else f"{name}{role}")
     blockers = [r["detail"] for r in verdict.get("reasons", []) if r.get("kind") == "do_not_touch"]
     return HandoffPackage(usage, profile, contacts, talk, blockers)
+
+
+def lead_facts(session: Session, pql: Pql) -> tuple[str, str | None]:
+    """(who, company) of a lead, escaped for mrkdwn: "Sarah Chen", "Acme Corp"."""
+    user = session.get(TrialUser, pql.user_id)
+    if user is None:
+        return esc(pql.user_id), None
+    who = user.name or user.email or pql.user_id
+    company = user.company_name or user.domain
+    return esc(who), esc(company) if company else None
+
+
+def holder(pql: Pql) -> str:
+    """Who has the lead: "<@U0ANA> (claimed)", "<@U0ANA> (assigned, not claimed)", "Nobody: waiting in the queue"."""
+    if rep := pql.claimed_by or pql.rep_id:
+        return _words("holder", rep=rep, claimed=bool(pql.claimed_by))
+    return _words("nobody", queued=pql.state == PqlState.QUEUED)

@@ -2,7 +2,9 @@
 
 Delivery (bot/slack/delivery.py) posts what is due afterwards and retries what failed, so a Slack
 outage or a crash loses nothing, and each notice's unique `key` keeps it from being owed twice.
-Alerts carry no text here: they are rendered from the store when posted, so they are never stale.
+Alerts carry no text here: they are rendered from the store when posted, so they are never stale. The
+sweeps' DMs are typed notices: their text, and a `payload` saying what to render (a view and its values),
+never Block Kit, which is built from the payload when the notice is delivered.
 """
 
 from __future__ import annotations
@@ -49,9 +51,11 @@ def reply(session: Session, pql: Pql, key: str, text: str, *, now: datetime, blo
 
 
 def dm(session: Session, user_id: str, key: str, text: str, *, now: datetime, pql: Pql | None = None,
-       blocks: list | None = None) -> None:
+       blocks: list | None = None, payload: dict | None = None) -> None:
+    """A direct message. `payload` makes it a typed notice: what to render, as data ({"view": "note"}), whose
+    Block Kit is built when it is delivered (bot/slack/blocks/notices.py)."""
     _queue(session, key=key, kind="dm", target=user_id, pql_id=pql.id if pql else None, text=text, blocks=blocks,
-           now=now)
+           payload=payload, now=now)
 
 
 def post(session: Session, channel: str, key: str, text: str, *, now: datetime, blocks: list | None = None) -> None:

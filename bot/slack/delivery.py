@@ -216,6 +216,10 @@ def _deliver(engine: sa.Engine, gateway: Gateway, notice_id: int, *, render_aler
 
 def _send(engine: sa.Engine, gateway: Gateway, notice: Notice) -> tuple[str, str]:
     text, blocks = notice.text or "", notice.blocks
+    if blocks is None and notice.payload is not None:  # a typed notice: its Block Kit is built now
+        from bot.slack.blocks.notices import render_notice
+
+        blocks = render_notice(notice.payload, text)
     if notice.kind == "dm":
         return gateway.dm(notice.target, text, blocks)
     if notice.kind == "channel":

@@ -248,6 +248,9 @@ class Notice(SQLModel, table=True):
     target: str | None = Field(default=None, max_length=64)  # a user for dm, a channel for channel
     text: str | None = None
     blocks: list | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    # A typed notice: what to render, as data ({"view": "manager_card", ...}); its Block Kit is built when it
+    # is delivered (bot/slack/blocks/notices.py). None for notices with stored blocks or none at all.
+    payload: dict | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     state: str = Field(default="pending", max_length=16, index=True)  # pending | sending | sent | failed
     attempts: int = 0
     next_attempt_at: datetime = _time()

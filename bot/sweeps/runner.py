@@ -1,8 +1,9 @@
-"""The scheduled sweeps. Each asks the store "what is due now?" and acts on exactly that, so running
-one twice for the same minute, after a restart or in two processes changes nothing: every message it
-owes has a unique outbox key, and every state change is a conditional update.
+"""Running the scheduled sweeps. Each sweep (one module each in bot/sweeps, listed in order by `default_steps`)
+asks the store "what is due now?" and acts on exactly that, so running one twice for the same minute, after a
+restart or in two processes changes nothing: every message it owes has a unique outbox key, and every state
+change is a conditional update.
 
-`run_due` runs them all once, in order; `pqlbot tick` and the scheduler both call it.
+`run_due` runs them all once, in order; `pqlbot tick` and the scheduler (bot/sweeps/scheduler.py) both call it.
 
 Two at once: one step runs in one place at a time. On PostgreSQL each step runs while holding a
 transaction-scoped advisory lock of its own (`pg_try_advisory_xact_lock`), so when two processes (two
@@ -28,9 +29,20 @@ import sqlalchemy as sa
 from bot.services.pipeline import Pipeline
 from bot.services.routing import Router
 from bot.settings import Settings
-from bot.store.slack_requests import forget_expired_requests
+from bot.sweeps.escalate import escalate
+from bot.sweeps.follow_ups import follow_ups
+from bot.sweeps.queue import drain_queue
+from bot.sweeps.rescore import rescore
+from bot.sweeps.review_triggers import review_triggers
+from bot.sweeps.slack_requests import forget_old_slack_requests
+from bot.sweeps.stale_claims import stale_claims
+from bot.sweeps.volume_guardrail import volume_guardrail
+from bot.sweeps.weekly_review import weekly_review
 
 log = logging.getLogger(__name__)
+
+#: (name, function(sweeps, now) -> count of things done). The name is the step's lock and its line in reports.
+Step = tuple[str, Callable[["Sweeps", datetime], int]]
 
 
 @dataclass
@@ -38,8 +50,8 @@ class Sweeps:
     pipeline: Pipeline
     router: Router
     settings: Settings
-    #: (name, function(sweeps, now) -> count of things done), run in this order.
-    steps: list[tuple[str, Callable[[Sweeps, datetime], int]]] = field(default_factory=list)
+    #: The steps to run, in this order; empty for all of them (`default_steps`).
+    steps: list[Step] = field(default_factory=list)
 
     def run_due(self, now: datetime | None = None) -> dict[str, int]:
         """Every sweep once, as of `now`; one failing sweep is logged and does not stop the others."""
@@ -87,28 +99,23 @@ def exclusive(engine: sa.Engine, name: str) -> Iterator[bool]:
         lock.release()
 
 
-def rescore(sweeps: Sweeps, now: datetime) -> int:
-    report = sweeps.pipeline.rescore_if_due(at=now, every_hours=sweeps.settings.rescore_every_hours)
-    return 0 if report is None else report.users
-
-
-def drain_queue(sweeps: Sweeps, now: datetime) -> int:
-    with sweeps.pipeline.session() as session, session.begin():
-        return len(sweeps.router.drain(session, now=now))
-
-
-def forget_old_slack_requests(sweeps: Sweeps, now: datetime) -> int:
-    """The records of Slack requests past the replay window (bot.slack.app.SignedRequests keeps them on
-    PostgreSQL only; on SQLite the table stays empty, and a write would only queue for its lock)."""
-    engine = sweeps.pipeline.engine
-    if engine.dialect.name != "postgresql":
-        return 0
-    with engine.begin() as connection:
-        return forget_expired_requests(connection, now)
-
-
-def default_steps() -> list[tuple[str, Callable[[Sweeps, datetime], int]]]:
-    from bot.sweeps import escalations, weekly  # the SLA-clock sweeps, and the Friday review with its triggers
-
-    return [("rescore", rescore), ("queue", drain_queue), *escalations.STEPS, *weekly.STEPS,
-            ("slack_requests", forget_old_slack_requests)]
+def default_steps(*only: str) -> list[Step]:
+    """Every sweep, in the order `run_due` runs them (one module each, beside this one); with names, only
+    those, still in this order (tests run a few)."""
+    steps: list[Step] = [
+        ("rescore", rescore),
+        ("queue", drain_queue),
+        ("escalate", escalate),  # the SLA clock
+        ("follow_ups", follow_ups),
+        ("stale_claims", stale_claims),
+        ("guardrail", volume_guardrail),
+        ("weekly_review", weekly_review),  # the week's rhythm
+        ("review_triggers", review_triggers),
+        ("slack_requests", forget_old_slack_requests),
+    ]
+    if not only:
+        return steps
+    unknown = set(only) - {name for name, _ in steps}
+    if unknown:
+        raise KeyError(f"no sweep named {', '.join(sorted(unknown))}")
+    return [(name, step) for name, step in steps if name in only]

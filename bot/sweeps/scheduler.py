@@ -1,7 +1,7 @@
 """APScheduler inside `pqlbot serve`: one job, every minute, running every sweep once (`Sweeps.run_due`:
-rescore when due, the queue, the SLA-clock escalations). Jobs keep no state of their own: each sweep asks
+rescore when due, the queue, the SLA clock, the week's review). Jobs keep no state of their own: each sweep asks
 the store "what is due now?", so a restart, a missed run or a second process changes nothing; two processes
-on one PostgreSQL store never run the same sweep at once (an advisory lock per sweep, see bot/sweeps.py).
+on one PostgreSQL store never run the same sweep at once (an advisory lock per sweep, see bot/sweeps/runner.py).
 
 `pqlbot tick` runs the same `run_due` once, for deployments that use cron instead.
 """

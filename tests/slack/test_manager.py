@@ -13,11 +13,11 @@ from slack_sdk.models.views import View as SlackView
 
 from bot.services import audit
 from bot.services.routing import Router
+from bot.slack.blocks.manager import Card, card_blocks, reminder_blocks, rep_modal
+from bot.slack.blocks.notices import render_notice
 from bot.slack.ids import Action, Input, LeadRef, View
-from bot.slack.listeners.manager import Card, card_blocks, reminder_blocks, rep_modal
 from bot.store.models import Pql
-from bot.sweeps import escalations
-from bot.sweeps.runner import Sweeps
+from bot.sweeps.runner import Sweeps, default_steps
 from tests.scoring.builders import NY, Trial
 from tests.slack.conftest import ANA, BEN, BOSS, Workspace
 
@@ -32,7 +32,8 @@ class Office:
         self.ws = workspace
         settings = workspace.settings
         workspace.pipeline.router = Router(settings.calendar, cap=settings.pql_daily_cap, manager=BOSS)
-        self.sweeps = Sweeps(workspace.pipeline, workspace.pipeline.router, settings, steps=list(escalations.STEPS))
+        self.sweeps = Sweeps(workspace.pipeline, workspace.pipeline.router, settings, steps=default_steps(
+            "escalate", "follow_ups", "stale_claims", "guardrail"))
 
     def lead(self, user: str = "sarah") -> int:
         trial = Trial(user, email=f"{user}@acme.com", first_name=user.capitalize(),
@@ -137,6 +138,18 @@ def test_reminders_and_rep_modals_validate():
     modal = rep_modal(View.REASSIGN, pql_id=4, title="Reassign PQL-4", intro="Move it", submit="Reassign",
                       reps={ANA: "Ana Ruiz · 0 of 5 new today", BEN: "Ben Okafor · 5 of 5 new today · paused"})
     SlackView(**modal).validate_json()
+
+
+def test_a_typed_notice_renders_as_its_builder_does_and_an_unknown_view_is_refused():
+    card = {"view": "manager_card", "pql_id": 4, "ref": "PQL-4", "who": "Sarah", "company": None, "tier": "high",
+            "heading": "⏰ PQL-4 is still unclaimed", "holder": "Nobody", "late": "Unclaimed for 2 h", "claimed": False,
+            "stale": False, "note": None}
+    assert render_notice(card, "text") == card_blocks(Card(**{k: v for k, v in card.items() if k != "view"}))
+    reminder = {"view": "reminder", "pql_id": 4, "ask_disposition": True}
+    assert render_notice(reminder, "Set one") == reminder_blocks("Set one", 4, ask_disposition=True)
+    validate_blocks(render_notice({"view": "note"}, "Guardrail: PQL volume"))
+    with pytest.raises(ValueError, match="unknown notice view"):
+        render_notice({"view": "poster"}, "text")
 
 
 # Reassign ---------------------------------------------------------------------------------------------------

@@ -17,8 +17,8 @@ from bot.services.routing import Router
 from bot.slack.delivery import deliver_due
 from bot.slack.ids import Action
 from bot.store.models import Notice
-from bot.sweeps import weekly
-from bot.sweeps.runner import Sweeps
+from bot.sweeps.runner import Sweeps, default_steps
+from bot.sweeps.weekly_review import weekly_review
 from tests.slack.conftest import BOSS, CHANNEL
 from tests.standin import ALERTS_CHANNEL_ID
 from tests.test_metrics import NY, the_week
@@ -93,7 +93,7 @@ def test_the_share_button_posts_the_review_and_its_chart_to_the_channel_and_says
 
 def sweeps_for(ws) -> Sweeps:
     router = Router(ws.settings.calendar, cap=ws.settings.pql_daily_cap, manager=ws.settings.pql_manager)
-    return Sweeps(ws.pipeline, router, ws.settings, steps=weekly.STEPS)
+    return Sweeps(ws.pipeline, router, ws.settings, steps=default_steps("weekly_review", "review_triggers"))
 
 
 def deliver(ws, *, render_review=True):
@@ -136,7 +136,7 @@ def test_the_friday_review_is_posted_as_blocks_then_the_chart_is_uploaded_as_a_p
 def test_a_failed_upload_is_retried_without_posting_the_review_twice(review_workspace):
     ws = review_workspace
     ws.now = datetime(2026, 11, 6, 10, 0, tzinfo=NY)
-    weekly.weekly_review(sweeps_for(ws), ws.now)
+    weekly_review(sweeps_for(ws), ws.now)
     ws.standin.fail_next("files.completeUploadExternal", times=4, status=500)  # outlasts the client's retries
     assert deliver(ws).failed == 1
     notice = the_notice(ws)

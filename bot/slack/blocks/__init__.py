@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta, tzinfo
+from datetime import datetime, tzinfo
 from functools import cache
 from typing import Any
 
@@ -36,7 +36,7 @@ from bot.domain.kit import DISPOSITION_LABELS, EMAIL_LABELS, MAX_TOUCHES, TOUCH_
 from bot.domain.lifecycle import PqlState
 from bot.services.lead_view import LeadView, TouchView
 from bot.slack.ids import Action, Input, LeadRef, View
-from templates import ENV, clip, esc, render, sentences
+from templates import ENV, clip, esc, render, sentences, span
 
 TIER_LABELS = {"fast_lane": "⚡ Fast lane", "high": "🔥 High", "medium": "Medium"}
 # Slack's limits (https://docs.slack.dev/reference/block-kit): slack_sdk checks most of them in to_dict(),
@@ -73,17 +73,6 @@ def clock(at: datetime, *, now: datetime, tz: tzinfo) -> str:
     if abs((local.date() - today).days) < 7:
         return f"{local:%a %H:%M}"
     return f"{local.day} {local:%b %H:%M}"
-
-
-def span(delta: timedelta) -> str:
-    """"35 min", "1 h 20 min", "2 d 3 h"."""
-    days, minutes = divmod(max(0, round(delta.total_seconds() / 60)), 24 * 60)
-    hours, minutes = divmod(minutes, 60)
-    if days:
-        return f"{days} d {hours} h" if hours else f"{days} d"
-    if hours:
-        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
-    return f"{minutes} min"
 
 
 def sla_text(due: datetime | None, *, now: datetime) -> str:

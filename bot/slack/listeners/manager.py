@@ -1,5 +1,5 @@
-"""The sales manager's side of the SLA clock: the Block Kit of the messages bot/escalations.py sends, and the
-buttons on them.
+"""The sales manager's side of the SLA clock: the buttons on the messages the sweeps (bot/sweeps) queue, whose
+Block Kit is bot/slack/blocks/manager.py.
 
 - Reassign and Claim for someone open a modal listing the roster; on submission the lead service runs as
   the manager (`leads.reassign`, `leads.claim(for_rep=...)`, which may go past the rep's daily cap), so the
@@ -10,33 +10,20 @@ Only the manager may use them: anyone else is told so privately, and no modal op
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from slack_bolt import Ack, App
-from slack_sdk.models.blocks import ActionsBlock, Block
 from sqlmodel import Session, select
 
-from bot.domain.lifecycle import CLOSED, PqlState
+from bot.domain.lifecycle import CLOSED
 from bot.services import leads
+from bot.services.lead_view import holder, lead_facts
 from bot.services.leads import Refused
-from bot.slack.blocks import (
-    TIER_LABELS,
-    _button,
-    _context,
-    _fields,
-    _input_block,
-    _modal,
-    _section,
-    _select,
-    clip,
-    esc,
-)
+from bot.slack.blocks.manager import chosen_rep, rep_modal
 from bot.slack.errors import guarded, tell
 from bot.slack.ids import Action, Input, View
 from bot.slack.listeners.actions import lead, lead_id, open_modal
 from bot.slack.runtime import Runtime
-from bot.store.models import Pql, Rep, TrialUser
-from templates import say, sentences
+from bot.store.models import Pql, Rep
+from templates import clip, say, sentences
 
 OPTION_MAX = 75  # a select option's text
 
@@ -44,113 +31,6 @@ OPTION_MAX = 75  # a select option's text
 #: One sentence of templates/slack/escalations.j2, on one line.
 words = sentences("slack/escalations.j2")
 
-
-def lead_facts(session: Session, pql: Pql) -> tuple[str, str | None]:
-    """(who, company) of a lead, escaped for mrkdwn: "Sarah Chen", "Acme Corp"."""
-    user = session.get(TrialUser, pql.user_id)
-    if user is None:
-        return esc(pql.user_id), None
-    who = user.name or user.email or pql.user_id
-    company = user.company_name or user.domain
-    return esc(who), esc(company) if company else None
-
-
-def holder(pql: Pql) -> str:
-    """Who has the lead: "<@U0ANA> (claimed)", "<@U0ANA> (assigned, not claimed)", "Nobody: waiting in the queue"."""
-    if rep := pql.claimed_by or pql.rep_id:
-        return words("holder", rep=rep, claimed=bool(pql.claimed_by))
-    return words("nobody", queued=pql.state == PqlState.QUEUED)
-
-
-# What the manager is sent ------------------------------------------------------------------------------------
-
-@dataclass(slots=True, frozen=True)
-class Card:
-    """One DM to the manager about one lead, as of when it was queued. Texts are mrkdwn, already escaped."""
-
-    pql_id: int
-    ref: str
-    who: str
-    company: str | None
-    tier: str
-    heading: str  # "🚨 PQL-4 missed its first-touch SLA"
-    holder: str  # "<@U0ANA> (claimed)", "Nobody: waiting in the queue"
-    late: str  # "SLA missed by 35 min", "Unclaimed for 2 h 5 min"
-    claimed: bool
-    stale: bool = False  # a claim sitting untouched: Release comes first
-    note: str | None = None  # "Moved automatically to <@U0BEN>."
-
-    @property
-    def actions(self) -> tuple[Action, ...]:
-        if self.stale:
-            return Action.RELEASE, Action.REASSIGN, Action.DETAILS
-        if self.claimed:
-            return Action.REASSIGN, Action.RELEASE, Action.DETAILS
-        return Action.REASSIGN, Action.CLAIM_FOR, Action.DETAILS
-
-    @property
-    def text(self) -> str:
-        """The notification text (and what a client without blocks shows)."""
-        return words("manager_text", heading=self.heading, who=self.who, late=self.late)
-
-
-_LABELS = {Action.REASSIGN: "Reassign", Action.CLAIM_FOR: "Claim for someone", Action.RELEASE: "Release",
-           Action.DETAILS: "Details", Action.LOG_TOUCH: "Log touch", Action.SET_DISPOSITION: "Set disposition"}
-
-
-def _buttons(pql_id: int, actions: tuple[Action, ...]) -> ActionsBlock:
-    return ActionsBlock(elements=[_button(_LABELS[action], action, pql_id=pql_id, style="primary" if n == 0 else None)
-                                  for n, action in enumerate(actions)])
-
-
-def card_blocks(card: Card) -> list[dict]:
-    """The manager's DM: the lead, who has it, how late, what to do, and the buttons to do it."""
-    company = f"\n{card.company}" if card.company else ""
-    if card.stale:
-        next_step = words("stale_what_now")
-    else:
-        next_step = words("what_now", claimed=card.claimed)
-    blocks: list[Block] = [
-        _section(f"*{esc(card.heading)}*"),
-        _fields(f"*Lead*\n{esc(card.ref)} · {card.who}{company}\n{TIER_LABELS.get(card.tier, esc(card.tier))}",
-                f"*Who has it*\n{card.holder}", f"*How late*\n{esc(card.late)}"),
-        _context(*(t for t in (card.note, next_step) if t)),
-        _buttons(card.pql_id, card.actions),
-    ]
-    return [block.to_dict() for block in blocks]
-
-
-def reminder_blocks(text: str, pql_id: int, *, ask_disposition: bool) -> list[dict]:
-    """A follow-up reminder to the rep: the sentence, and the button that does the next step."""
-    actions = (Action.SET_DISPOSITION, Action.DETAILS) if ask_disposition else \
-        (Action.LOG_TOUCH, Action.SET_DISPOSITION, Action.DETAILS)
-    return [_section(text).to_dict(), _buttons(pql_id, actions).to_dict()]
-
-
-def note_blocks(text: str) -> list[dict]:
-    return [_section(text).to_dict()]
-
-
-def rep_modal(callback: View, *, pql_id: int, title: str, intro: str, reps: dict[str, str], submit: str) -> dict:
-    """A modal with one choice: a rep of the roster (`reps`: user id -> label)."""
-    blocks = [
-        _section(intro),
-        _input_block(Input.REP, "Rep", _select(Input.REP, "Pick a rep", reps)),
-    ]
-    return _modal(callback, title, blocks, pql_id, submit=submit)
-
-
-def chosen_rep(state_values: dict) -> str | None:
-    """The rep picked in a rep modal's `view.state.values`, else None (also for a state not shaped like Slack's)."""
-    try:
-        picked = ((state_values.get(str(Input.REP)) or {}).get(str(Input.REP)) or {})
-        rep = (picked.get("selected_option") or {}).get("value") or picked.get("selected_user")
-    except (AttributeError, TypeError):
-        return None
-    return rep if isinstance(rep, str) and "\x00" not in rep else None
-
-
-# Listeners --------------------------------------------------------------------------------------------------
 
 def register(app: App) -> None:
     app.action(Action.REASSIGN)(guarded(reassign_clicked))

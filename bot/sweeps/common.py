@@ -1,0 +1,92 @@
+"""What the sweeps share: which outbox keys are taken, one transaction per lead, the manager's card, and
+days and durations in words.
+
+Exactly once: every message a sweep owes has a unique outbox key (bot/services/outbox.py), so running a sweep
+twice for the same minute, after a restart or in two processes at once owes nothing twice. A sweep reads what
+is due in one short read, leaves out what is taken already (`taken`), then handles each lead in a transaction
+of its own (`each`), on the lead as it is by then, so a failure on one is logged and does not hold up the rest.
+
+The sweeps queue typed notices: a text, and a payload saying what to render ({"view": "manager_card", ...});
+the Block Kit is built from it when the notice is delivered, by the Slack layer (`render_notice`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from datetime import date, datetime, timedelta
+from typing import TYPE_CHECKING
+
+import sqlalchemy as sa
+from sqlmodel import Session, select
+
+from bot.domain.business_time import BusinessCalendar
+from bot.domain.lifecycle import CLOSED
+from bot.services import outbox
+from bot.services.lead_view import holder, lead_facts
+from bot.store.models import Notice, Pql, Touch
+from templates import sentences, span
+
+if TYPE_CHECKING:
+    from bot.sweeps.runner import Sweeps
+
+log = logging.getLogger(__name__)
+
+#: One sentence of templates/slack/escalations.j2, on one line.
+words = sentences("slack/escalations.j2")
+
+
+def touched() -> sa.Exists:
+    """The lead has a touch (in a query over Pql)."""
+    return sa.exists().where(Touch.pql_id == Pql.id)
+
+
+def taken(session: Session, keys: Iterable[str]) -> set[str]:
+    """Which of these outbox keys are taken already."""
+    keys = list(keys)
+    return set(session.exec(select(Notice.key).where(Notice.key.in_(keys)))) if keys else set()
+
+
+def each(sweeps: Sweeps, pql_ids: Iterable[int], work: Callable[[Session, Pql], int]) -> int:
+    """`work` on each open lead in a transaction of its own, on the lead as it is now; the sum of what it returns."""
+    done = 0
+    for pql_id in pql_ids:
+        try:
+            with sweeps.pipeline.session() as session, session.begin():
+                pql = session.get(Pql, pql_id)
+                if pql is not None and pql.state not in CLOSED:
+                    done += work(session, pql)
+        except Exception:  # noqa: BLE001 (one lead's failure must not stop the others; the next sweep retries)
+            log.exception("sweep work on PQL-%s failed", pql_id)
+    return done
+
+
+def manager_card(session: Session, pql: Pql, *, heading: str, late: str, stale: bool = False,
+                 note: str | None = None) -> dict:
+    """The payload of a DM to the manager about one lead, as of now: the fields of the Slack layer's `Card`.
+    Texts are mrkdwn, already escaped."""
+    who, company = lead_facts(session, pql)
+    return {"view": "manager_card", "pql_id": pql.id, "ref": pql.ref, "who": who, "company": company,
+            "tier": pql.tier, "heading": heading, "holder": holder(pql), "late": late,
+            "claimed": pql.claimed_by is not None, "stale": stale, "note": note}
+
+
+def dm_manager(session: Session, manager: str, key: str, card: dict, pql: Pql, now: datetime) -> None:
+    """Queue a `manager_card` to the manager, with its notification text (what a client without blocks shows)."""
+    text = words("manager_text", heading=card["heading"], who=card["who"], late=card["late"])
+    outbox.dm(session, manager, key, text, pql=pql, payload=card, now=now)
+
+
+def business_span(delta: timedelta, day: timedelta) -> str:
+    """"5 h 20 min", "1 business day", "2 business days 3 h" (`day`: the length of a business day)."""
+    days, rest = divmod(delta, day)
+    if not days:
+        return span(delta)
+    text = f"{days} business day{'s' * (days != 1)}"
+    return f"{text} {span(rest)}" if rest >= timedelta(minutes=1) else text
+
+
+def day_words(at: datetime | date, calendar: BusinessCalendar) -> str:
+    """"Thu 5 Nov" (team timezone)."""
+    day = at.astimezone(calendar.tz).date() if isinstance(at, datetime) else at
+    return f"{day:%a} {day.day} {day:%b}"

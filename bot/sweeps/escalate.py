@@ -1,0 +1,142 @@
+"""The SLA clock's escalations (seed 002, sections 5 and 6), in business time.
+
+The heuristic, for each open lead not yet both claimed and touched (bot/domain/sla.py, `escalations_due`):
+- 1 business hour after the alert with nobody claiming it: an `<!here>` in the alert's thread.
+- 2 business hours after it, still unclaimed, or claimed but untouched: a DM to the manager.
+- The first-touch SLA missed (no touch by `sla_due_at`): a DM to the manager that stands for the 2-hour one,
+  so a high or fast-lane lead (an SLA of 2 hours or less) makes one DM, not two, and so does a medium lead
+  first seen after 4 hours.
+- With PQL_REASSIGN_ON_SLA_MISS on, an SLA miss also moves the lead to another rep, chosen as routing chooses
+  (audited, said in the thread, once per lead); the manager's DM says where it went, or that nobody could take it.
+A lead's clock starts when business next opens after pqlbot recorded it (bot/domain/business_time.py), so a PQL
+recorded at 17:30 on a Friday gets its `<!here>` at 09:30 on Monday.
+
+Keys: `esc-here:<id>`, `esc-2h:<id>`, `esc-sla:<id>` and `esc-moved:<id>`, one each per lead. The reassignment
+is a conditional update (a claim, a touch or a manager's move made meanwhile wins), and its thread reply's key
+marks it done.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+import sqlalchemy as sa
+from sqlmodel import Session, select
+
+from bot.domain.business_time import BusinessCalendar
+from bot.domain.lifecycle import CLOSED, PqlState
+from bot.domain.routing import pick
+from bot.domain.sla import escalations_due
+from bot.services import outbox
+from bot.store.models import Pql, Touch
+from bot.store.queries import still_open
+from bot.sweeps.common import dm_manager, each, manager_card, taken, touched, words
+from templates import span
+
+if TYPE_CHECKING:
+    from bot.sweeps.runner import Sweeps
+
+_PQLS = Pql.__table__
+
+
+def escalate(sweeps: Sweeps, now: datetime) -> int:
+    """The `<!here>`, the manager's DMs and the optional reassignment owed now; returns how many were made."""
+    calendar = sweeps.settings.calendar
+    with sweeps.pipeline.session() as session:
+        rows = session.exec(
+            select(Pql, touched().label("touched"))
+            .where(still_open(Pql.state), sa.or_(Pql.claimed_by.is_(None), ~touched()))
+            .order_by(Pql.id)
+        ).all()
+        due = {pql.id: kinds for pql, was_touched in rows if (kinds := _due(pql, was_touched, now, calendar))}
+        existing = taken(session, [key for pql_id in due for key in _keys(pql_id).values()])
+    owed = [pql_id for pql_id, kinds in due.items() if _owed(sweeps, pql_id, kinds, existing)]
+    return each(sweeps, owed, lambda session, pql: _escalate_one(sweeps, session, pql, now))
+
+
+def _due(pql: Pql, was_touched: bool, now: datetime, calendar: BusinessCalendar) -> list[str]:
+    return escalations_due(recorded_at=pql.created_at, claimed=pql.claimed_by is not None, touched=was_touched,
+                           sla_due_at=pql.sla_due_at, now=now, calendar=calendar)
+
+
+def _keys(pql_id: int) -> dict[str, str]:
+    return {"here": f"esc-here:{pql_id}", "sla": f"esc-sla:{pql_id}", "2h": f"esc-2h:{pql_id}",
+            "moved": f"esc-moved:{pql_id}"}
+
+
+def _owed(sweeps: Sweeps, pql_id: int, due: list[str], existing: set[str]) -> bool:
+    keys = _keys(pql_id)
+    manager = sweeps.settings.pql_manager
+    if "here" in due and keys["here"] not in existing:
+        return True
+    if "sla" in due and ((manager and keys["sla"] not in existing) or
+                         (sweeps.settings.pql_reassign_on_sla_miss and keys["moved"] not in existing)):
+        return True
+    return bool("2h" in due and manager and not {keys["2h"], keys["sla"]} & existing)
+
+
+def _escalate_one(sweeps: Sweeps, session: Session, pql: Pql, now: datetime) -> int:
+    settings, calendar, manager = sweeps.settings, sweeps.settings.calendar, sweeps.settings.pql_manager
+    was_touched = session.exec(select(sa.exists().where(Touch.pql_id == pql.id))).one()
+    due = _due(pql, was_touched, now, calendar)
+    keys = _keys(pql.id)
+    existing = taken(session, keys.values())
+    start = calendar.next_open(pql.created_at)
+    done = 0
+    if "here" in due and keys["here"] not in existing:
+        outbox.reply(session, pql, keys["here"], words("here", ref=pql.ref, waited=span(calendar.elapsed(start, now))),
+                     now=now)
+        done += 1
+    if "sla" in due:
+        by = span(calendar.elapsed(pql.sla_due_at, now))
+        late = words("sla_late", by=by)
+        note = None
+        if settings.pql_reassign_on_sla_miss and keys["moved"] not in existing:
+            note = _move(sweeps, session, pql, by, now)
+            done += note is not None
+            note = note or words("not_moved_note")
+        if manager and keys["sla"] not in existing:
+            card = manager_card(session, pql, heading=words("sla_heading", ref=pql.ref), late=late, note=note)
+            dm_manager(session, manager, keys["sla"], card, pql, now)
+            done += 1
+    if "2h" in due and manager and not {keys["2h"], keys["sla"]} & existing:
+        waited = span(calendar.elapsed(start, now))
+        if pql.claimed_by is None:
+            heading, late = words("unclaimed_heading", ref=pql.ref), words("unclaimed_late", waited=waited)
+        else:
+            heading, late = words("untouched_heading", ref=pql.ref), words("untouched_late", waited=waited)
+        dm_manager(session, manager, keys["2h"], manager_card(session, pql, heading=heading, late=late), pql, now)
+        done += 1
+    return done
+
+
+def _same(column: sa.Column, value: str | None) -> sa.ColumnElement[bool]:
+    return column.is_(None) if value is None else column == value
+
+
+def _move(sweeps: Sweeps, session: Session, pql: Pql, by: str, now: datetime) -> str | None:
+    """After an SLA miss: take the lead from whoever has it and give it to the rep routing picks among the
+    others (cap, pauses and hours hold). Returns the note for the manager, or None when nobody can take it
+    now (the next sweep tries again)."""
+    old = pql.claimed_by or pql.rep_id
+    candidates = [c for c in sweeps.router.candidates(session, pql.tier, now)[0] if c.rep_id != old]
+    chosen = pick(candidates)
+    if chosen is None:
+        return None
+    # Conditional: a claim, a touch or a manager's move since this sweep read the lead wins over the sweep.
+    released = session.connection().execute(
+        sa.update(_PQLS).where(_PQLS.c.id == pql.id, _PQLS.c.version == pql.version,
+                               _PQLS.c.state.notin_(CLOSED), _same(_PQLS.c.claimed_by, pql.claimed_by),
+                               _same(_PQLS.c.rep_id, pql.rep_id), ~sa.exists().where(Touch.pql_id == pql.id))
+        .values(claimed_by=None, claimed_at=None, rep_id=None, assigned_at=None, state=PqlState.ASSIGNED,
+                updated_at=now)
+    ).rowcount
+    session.refresh(pql)
+    if released != 1:
+        return None
+    why = words("moved_why", by=by, old=old)
+    sweeps.router._give(session, pql, chosen.rep_id, "sla_miss", why, now=now)  # audited, and the rep is told
+    outbox.reply(session, pql, _keys(pql.id)["moved"], words("moved", ref=pql.ref, old=old, new=chosen.rep_id),
+                 now=now)
+    return words("moved_note", old=old, new=chosen.rep_id)

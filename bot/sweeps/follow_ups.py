@@ -1,0 +1,63 @@
+"""Follow-up reminders (seed 002, section 6): the rep working a lead is told what the outreach kit owes next.
+
+The heuristic (bot/domain/follow_ups.py, `next_step`), in business days:
+- Email 2 is due 2 business days after Email 1, Email 3 2 after Email 2;
+- then a disposition, 2 after Email 3, or after the third touch of any kind.
+- Open leads only: a disposition, a conversion or an opt-out ends them. Nothing is owed before Email 1.
+The reminder goes to whoever has the lead (the claimant, else the assigned rep), with the button for the next
+step. Key: `followup:<id>:<step>`, one per lead and step.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from sqlmodel import Session, select
+
+from bot.domain.business_time import BusinessCalendar
+from bot.domain.follow_ups import next_step
+from bot.domain.kit import EMAIL_LABELS, TOUCH_CHANNELS
+from bot.services import outbox
+from bot.services.lead_view import lead_facts
+from bot.store.models import Pql, Touch
+from bot.store.queries import still_open
+from bot.sweeps.common import day_words, each, taken, words
+
+if TYPE_CHECKING:
+    from bot.sweeps.runner import Sweeps
+
+
+def follow_ups(sweeps: Sweeps, now: datetime) -> int:
+    """Remind reps of the next email of the kit, and of the disposition after the last; returns how many."""
+    calendar = sweeps.settings.calendar
+    with sweeps.pipeline.session() as session:
+        touches: dict[int, list[Touch]] = defaultdict(list)
+        for touch in session.exec(select(Touch).join(Pql, Touch.pql_id == Pql.id)
+                                  .where(still_open(Pql.state)).order_by(Touch.pql_id, Touch.number)):
+            touches[touch.pql_id].append(touch)
+        due = {pql_id: step for pql_id, listed in touches.items()
+               if (step := next_step(listed, calendar)) and now >= step.due}
+        existing = taken(session, [step.key(pql_id) for pql_id, step in due.items()])
+    owed = [pql_id for pql_id, step in due.items() if step.key(pql_id) not in existing]
+    return each(sweeps, owed, lambda session, pql: _remind(session, pql, now, calendar))
+
+
+def _remind(session: Session, pql: Pql, now: datetime, calendar: BusinessCalendar) -> int:
+    touches = list(session.exec(select(Touch).where(Touch.pql_id == pql.id).order_by(Touch.number)))
+    step = next_step(touches, calendar)
+    rep = pql.claimed_by or pql.rep_id
+    if step is None or now < step.due or not rep or taken(session, [step.key(pql.id)]):
+        return 0
+    who, _ = lead_facts(session, pql)
+    sent = day_words(step.after.at, calendar)
+    if step.name == "disposition":
+        last = EMAIL_LABELS.get(step.after.email_key or "") or TOUCH_CHANNELS.get(step.after.channel, "a touch")
+        text = words("disposition_due", ref=pql.ref, who=who, last=last, sent=sent)
+    else:
+        text = words("email_due", ref=pql.ref, who=who, due=EMAIL_LABELS[step.name],
+                     last=EMAIL_LABELS[step.after.email_key], sent=sent)
+    payload = {"view": "reminder", "pql_id": pql.id, "ask_disposition": step.name == "disposition"}
+    outbox.dm(session, rep, step.key(pql.id), text, pql=pql, payload=payload, now=now)
+    return 1

@@ -1,0 +1,25 @@
+"""The queue drain: leads waiting for a rep are handed out once someone can take them.
+
+The heuristic (bot/services/routing.py, `Router.drain`):
+- only while business is open;
+- fast lane first, then high, then medium, and the oldest first within a tier;
+- a named account owner (on the roster, not paused) gets their account's lead; the others go to the rep routing
+  picks among those with room under the daily cap (bot/domain/routing.py, `pick`);
+- when nobody has room the rest wait, in order, for the next sweep.
+No key guards a hand-out, so two drains at once would hand a lead out twice: the runner's lock keeps this step
+to one process at a time (bot/sweeps/runner.py).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from bot.sweeps.runner import Sweeps
+
+
+def drain_queue(sweeps: Sweeps, now: datetime) -> int:
+    """Hand out what the queue can give now; returns how many leads were given."""
+    with sweeps.pipeline.session() as session, session.begin():
+        return len(sweeps.router.drain(session, now=now))

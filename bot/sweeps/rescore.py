@@ -1,0 +1,21 @@
+"""The periodic rescore: every user judged again when the clock or the rules have moved.
+
+The heuristic (bot/services/pipeline.py, `rescore_if_due`):
+- due when the last rescore is RESCORE_EVERY_HOURS old, or used another rules file (an edited file is reloaded
+  first, so editing it is enough to recalibrate everyone); otherwise it does nothing;
+- the rescore itself is a service (bot/services/rescore.py): new leads it makes are routed and alerted there.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from bot.sweeps.runner import Sweeps
+
+
+def rescore(sweeps: Sweeps, now: datetime) -> int:
+    """Rescore everyone if it is due; returns how many users were judged (0 when it was not due)."""
+    report = sweeps.pipeline.rescore_if_due(at=now, every_hours=sweeps.settings.rescore_every_hours)
+    return 0 if report is None else report.users

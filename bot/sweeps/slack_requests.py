@@ -1,0 +1,25 @@
+"""Forgetting old Slack requests: the records of signed requests past the replay window are deleted.
+
+The heuristic: a record whose `forget_after` has passed goes (bot/store/slack_requests.py); by then Slack's
+age check refuses the request anyway. The Slack app's `SignedRequests` keeps them on PostgreSQL only; on SQLite
+the table stays empty, and a write would only queue for its lock, so this does nothing there.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from bot.store.slack_requests import forget_expired_requests
+
+if TYPE_CHECKING:
+    from bot.sweeps.runner import Sweeps
+
+
+def forget_old_slack_requests(sweeps: Sweeps, now: datetime) -> int:
+    """Delete the expired records; returns how many went."""
+    engine = sweeps.pipeline.engine
+    if engine.dialect.name != "postgresql":
+        return 0
+    with engine.begin() as connection:
+        return forget_expired_requests(connection, now)

@@ -1,0 +1,61 @@
+"""Stale claims: a claim left untouched is flagged to the manager, with a Release button first.
+
+The heuristic (bot/domain/follow_ups.py, `is_stale`):
+- an open lead, claimed, with no touch at all,
+- whose claim is one business day old (business hours only: a claim at 17:00 on a Friday goes stale on Monday).
+One DM per claim (key `stale:<id>:<claimed_at>`): a lead released and claimed again can be flagged again.
+Nothing without a manager.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+import sqlalchemy as sa
+from sqlmodel import Session, select
+
+from bot.domain.business_time import BusinessCalendar
+from bot.domain.follow_ups import is_stale
+from bot.store.models import Pql, Touch
+from bot.store.queries import still_open
+from bot.sweeps.common import business_span, dm_manager, each, manager_card, taken, touched, words
+
+if TYPE_CHECKING:
+    from bot.sweeps.runner import Sweeps
+
+
+def stale_claims(sweeps: Sweeps, now: datetime) -> int:
+    """Claims untouched for a business day, flagged to the manager once per claim; returns how many."""
+    calendar, manager = sweeps.settings.calendar, sweeps.settings.pql_manager
+    if not manager:
+        return 0
+    with sweeps.pipeline.session() as session:
+        stale = [pql for pql in session.exec(_claimed_untouched().order_by(Pql.id)) if _is_stale(pql, now, calendar)]
+        existing = taken(session, [_key(pql) for pql in stale])
+    owed = [pql.id for pql in stale if _key(pql) not in existing]
+    return each(sweeps, owed, lambda session, pql: _flag(session, pql, manager, now, calendar))
+
+
+def _key(pql: Pql) -> str:
+    return f"stale:{pql.id}:{pql.claimed_at.isoformat()}"
+
+
+def _is_stale(pql: Pql, now: datetime, calendar: BusinessCalendar) -> bool:
+    return is_stale(pql.claimed_at, now, calendar)
+
+
+def _claimed_untouched():
+    return select(Pql).where(still_open(Pql.state), Pql.claimed_by.is_not(None), Pql.claimed_at.is_not(None),
+                             ~touched())
+
+
+def _flag(session: Session, pql: Pql, manager: str, now: datetime, calendar: BusinessCalendar) -> int:
+    untouched = not session.exec(select(sa.exists().where(Touch.pql_id == pql.id))).one()
+    if not (pql.claimed_by and untouched and _is_stale(pql, now, calendar)) or taken(session, [_key(pql)]):
+        return 0
+    waited = business_span(calendar.elapsed(pql.claimed_at, now), calendar.day_hours())
+    card = manager_card(session, pql, heading=words("stale_heading", ref=pql.ref),
+                        late=words("stale_late", waited=waited), stale=True)
+    dm_manager(session, manager, _key(pql), card, pql, now)
+    return 1
