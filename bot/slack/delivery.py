@@ -1,4 +1,5 @@
-"""Delivering the outbox (bot/outbox.py): post what is due, retry what failed, keep alerts up to date.
+"""The outbox's sender (the outbox is bot/services/outbox.py): post what is due, retry what failed, keep alerts up
+to date. It reaches Slack only through the Gateway's methods (bot/slack/gateway.py).
 
 One pass (`deliver_due`) takes the pending notices that are due, oldest first. Each is *claimed* with a
 conditional UPDATE (pending -> sending) committed before Slack is called, so two workers (threads or
@@ -19,17 +20,17 @@ answer never arrive (the connection drops after Slack acted, a 5xx after it acte
 the commit that records it; a crash leaves the notice "sending", and after LEASE it goes back to pending,
 `release_stale`). Posting again would post twice. So alerts and thread replies are posted with Slack message
 metadata naming what they are (`{"event_type": "pql_alert", "event_payload": {"pql_id": N, "version": V}}`;
-replies `pql_reply` with the notice's key), and are never re-posted blind: before any post that follows an
-unclear failure (an earlier attempt of the notice, or a dropped connection or 5xx within this one) the
-channel (`conversations.history`) or the thread (`conversations.replies`) is read from a minute before the
-notice was queued, and a message carrying that metadata is adopted instead of posting again. Their posts
-go through a client that retries 429s only (Slack did nothing then): delivery retries the rest itself,
-looking first. This needs the channels:history scope (groups:history for a private alerts channel) and
-the alerts channel's id: PQL_ALERTS_CHANNEL as an id (C0123ABCD) is used as is; as a #name, the id Slack
-returned for the latest alert is used, so only the very first alert, before any was ever posted, cannot be
-looked for. Where a lookup cannot be made (no id yet, a missing scope, a thread gone) the post is made
-anyway and logged: at least once, as before. DMs, channel posts and reviews are at least once: a crash
-or lost answer in that window can still repeat one.
+replies `pql_reply` with the notice's key), and are never re-posted blind (`Gateway.post_once`): before any
+post that follows an unclear failure (an earlier attempt of the notice, or a dropped connection or 5xx within
+this one) the channel (`conversations.history`) or the thread (`conversations.replies`) is read from a minute
+before the notice was queued, and a message carrying that metadata is adopted instead of posting again. Their
+posts go through a client that retries 429s only (Slack did nothing then): the gateway retries the rest
+itself, looking first. This needs the channels:history scope (groups:history for a private alerts channel)
+and the alerts channel's id: PQL_ALERTS_CHANNEL as an id (C0123ABCD) is used as is; as a #name, the id Slack
+returned for the latest alert is used (the gateway's memory, else the store's last sent alert), so only the
+very first alert, before any was ever posted, cannot be looked for. Where a lookup cannot be made (no id
+yet, a missing scope, a thread gone) the post is made anyway and logged: at least once, as before. DMs,
+channel posts and reviews are at least once: a crash or lost answer in that window can still repeat one.
 
 Nothing here logs or stores message contents: only notice ids, kinds and Slack's error codes.
 """
@@ -37,27 +38,20 @@ Nothing here logs or stores message contents: only notice ids, kinds and Slack's
 from __future__ import annotations
 
 import logging
-import re
 import threading
-import time
-import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from http.client import HTTPException
 from pathlib import Path
 
 import sqlalchemy as sa
-from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError, SlackClientError
-from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler, ServerErrorRetryHandler
 from sqlmodel import Session
 
 from bot import store
 from bot.clock import Clock, utc_now
 from bot.domain.lifecycle import PqlState
 from bot.services import audit
-from bot.slack.gateway import Gateway
+from bot.slack.gateway import FAILURES, Gateway, error_code
 from bot.store.models import Notice, Pql
 
 log = logging.getLogger(__name__)
@@ -78,19 +72,16 @@ MAX_RETRY = timedelta(minutes=30)
 LEASE = timedelta(minutes=10)
 #: How often the Deliverer runs when nobody kicks it.
 EVERY_SECONDS = 15.0
-#: What a failed Slack call raises once the client has stopped retrying.
-DELIVERY_ERRORS = (SlackClientError, OSError, HTTPException)
+#: What a failed Slack call raises once the client has stopped retrying (the gateway's FAILURES).
+DELIVERY_ERRORS = FAILURES
 #: Slack answers that mean an alert can never be edited again: stop trying.
 _UNEDITABLE = frozenset({"message_not_found", "cant_update_message", "edit_window_closed"})
-_CODE = re.compile(r"[a-z0-9_]{1,64}")
 #: Message metadata event types: what lets a retry find a post whose answer was lost.
 ALERT_EVENT = "pql_alert"
 REPLY_EVENT = "pql_reply"
-#: A lookup reads from this long before the notice was queued (clocks differ a little)...
+#: A lookup reads from this long before the notice was queued (clocks differ a little), at most
+#: gateway.LOOKUP_MAX messages.
 LOOKBACK = timedelta(minutes=1)
-#: ...at most this many messages, in pages of LOOKUP_PAGE, before it gives up and posts.
-LOOKUP_PAGE, LOOKUP_MAX = 200, 1000
-_CHANNEL_ID = re.compile(r"[CG][A-Z0-9]{2,}")
 
 
 @dataclass(slots=True)
@@ -104,17 +95,6 @@ class DeliveryReport:
 def retry_delay(attempts: int) -> timedelta:
     """30 s after the first failure, doubling with each one after it, at most 30 minutes."""
     return min(FIRST_RETRY * 2 ** max(attempts - 1, 0), MAX_RETRY)
-
-
-def error_code(error: Exception) -> str:
-    """Slack's error code (`ratelimited`, `channel_not_found`, ...), else the kind of failure: never text
-    that might quote a message."""
-    if isinstance(error, SlackApiError):
-        code = error.response.get("error") if isinstance(error.response.data, dict) else None
-        if isinstance(code, str) and _CODE.fullmatch(code):
-            return code
-        return f"http_{error.response.status_code}"
-    return type(error).__name__
 
 
 def deliver_due(engine: sa.Engine, gateway: Gateway, *, render_alert: RenderAlert, alerts_channel: str,
@@ -273,14 +253,14 @@ def _send_alert(engine: sa.Engine, gateway: Gateway, notice: Notice, *, render_a
         text, blocks = render_alert(session, pql.id)
         look_in = _alerts_channel_id(session, gateway, alerts_channel)
     metadata = {"event_type": ALERT_EVENT, "event_payload": {"pql_id": pql.id, "version": version}}
-    channel, ts, found = _post_once(gateway, alerts_channel, text, blocks, metadata=metadata, look_in=look_in,
-                                    since=notice.created_at - LOOKBACK, look_first=notice.attempts > 0)
+    channel, ts, found = gateway.post_once(alerts_channel, text, blocks, metadata=metadata, look_in=look_in,
+                                           since=notice.created_at - LOOKBACK, look_first=notice.attempts > 0)
     if found is not None:  # an earlier try reached Slack: its message stands, edited later if stale
         log.warning("lead %s's alert was already in Slack (notice %s); keeping it", pql.id, notice.id)
         seen = found.get("version")
         version = seen if isinstance(seen, int) and 0 <= seen <= version else 0
     else:
-        _learned(gateway, alerts_channel, channel)
+        gateway.remember_channel(alerts_channel, channel)
     with store.session(engine) as session, session.begin():
         connection = session.connection()
         _mark_sent(connection, notice.id, channel, ts, now)
@@ -305,54 +285,19 @@ def _send_reply(engine: sa.Engine, gateway: Gateway, notice: Notice) -> tuple[st
         pql = session.get(Pql, notice.pql_id)
         channel, thread_ts = pql.alert_channel, pql.alert_ts
     metadata = {"event_type": REPLY_EVENT, "event_payload": {"key": notice.key}}
-    channel, ts, found = _post_once(gateway, channel, notice.text or "", notice.blocks, metadata=metadata,
-                                    look_in=channel, thread_ts=thread_ts, since=notice.created_at - LOOKBACK,
-                                    look_first=notice.attempts > 0)
+    channel, ts, found = gateway.post_once(channel, notice.text or "", notice.blocks, metadata=metadata,
+                                           look_in=channel, thread_ts=thread_ts, since=notice.created_at - LOOKBACK,
+                                           look_first=notice.attempts > 0)
     if found is not None:
         log.warning("notice %s's reply was already in its thread; keeping it", notice.id)
     return channel, ts
 
 
-# -- posting exactly once ---------------------------------------------------------------------------------
-
-class _Careful:
-    """Per WebClient: a sibling that retries 429s only, how often and how long the original retries the rest,
-    and the channel ids alerts were posted to, by the name they were posted under."""
-
-    def __init__(self, client: WebClient) -> None:
-        self.client = WebClient(token=client.token, base_url=client.base_url, timeout=client.timeout,
-                                ssl=client.ssl, proxy=client.proxy, headers=dict(client.headers),
-                                retry_handlers=[h for h in client.retry_handlers
-                                                if isinstance(h, RateLimitErrorRetryHandler)])
-        server = next((h for h in client.retry_handlers if isinstance(h, ServerErrorRetryHandler)), None)
-        self.retries = server.max_retry_count if server else 0
-        self.pause = server.interval_calculator.calculate_sleep_duration if server else (lambda attempt: 0.0)
-        self.channel_ids: dict[str, str] = {}
-
-
-_CAREFUL: weakref.WeakKeyDictionary[WebClient, _Careful] = weakref.WeakKeyDictionary()
-_CAREFUL_LOCK = threading.Lock()
-
-
-def _careful(gateway: Gateway) -> _Careful:
-    with _CAREFUL_LOCK:
-        careful = _CAREFUL.get(gateway.client)
-        if careful is None:
-            careful = _CAREFUL[gateway.client] = _Careful(gateway.client)
-        return careful
-
-
-def _learned(gateway: Gateway, name: str, channel_id: str) -> None:
-    if not _CHANNEL_ID.fullmatch(name):
-        _careful(gateway).channel_ids[name] = channel_id
-
-
 def _alerts_channel_id(session: Session, gateway: Gateway, alerts_channel: str) -> str | None:
     """The id to read the alerts channel by: PQL_ALERTS_CHANNEL itself when it is one, else the id Slack
-    answered with for the latest alert (this process's, or the store's); None before any alert was posted."""
-    if _CHANNEL_ID.fullmatch(alerts_channel):
-        return alerts_channel
-    known = _careful(gateway).channel_ids.get(alerts_channel)
+    answered with for the latest alert (this process's gateway remembers it, else the store's last sent alert);
+    None before any alert was posted."""
+    known = gateway.channel_id(alerts_channel)
     if known:
         return known
     return session.connection().execute(
@@ -360,81 +305,6 @@ def _alerts_channel_id(session: Session, gateway: Gateway, alerts_channel: str) 
                                             _NOTICES.c.channel.is_not(None))
         .order_by(_NOTICES.c.sent_at.desc(), _NOTICES.c.id.desc()).limit(1)
     ).scalar()
-
-
-def _unclear(error: Exception) -> bool:
-    """Whether Slack may have acted on a request that failed: a dropped connection, a timeout or a 5xx.
-    (A 429, or an answer with ok false, means it did nothing.)"""
-    if isinstance(error, SlackApiError):
-        return error.response.status_code >= 500
-    return isinstance(error, OSError | HTTPException)
-
-
-def _find(gateway: Gateway, channel: str | None, metadata: dict, *, since: datetime,
-          thread_ts: str | None) -> tuple[str, str, dict] | None:
-    """A message in `channel` (or in the thread `thread_ts` of it) since `since` that carries `metadata`:
-    (channel, ts, its payload). Raises when Slack cannot be read just now (the attempt is retried later);
-    None when it is not there, or cannot be looked for at all (no channel id, no scope): then it is posted."""
-    if channel is None:
-        log.warning("cannot look for an earlier %s post: the alerts channel's id is not known yet",
-                    metadata["event_type"])
-        return None
-    params = {"channel": channel, "oldest": f"{since.timestamp():.6f}", "limit": LOOKUP_PAGE,
-              "include_all_metadata": True}
-    read = 0
-    try:
-        while read < LOOKUP_MAX:
-            if thread_ts is None:
-                page = gateway.client.conversations_history(**params)
-            else:
-                page = gateway.client.conversations_replies(ts=thread_ts, **params)
-            messages = page.get("messages") or []
-            read += len(messages)
-            for message in messages:
-                if thread_ts is not None and message.get("ts") == thread_ts:
-                    continue  # a thread's parent is not one of its replies
-                posted = message.get("metadata") or {}
-                payload = posted.get("event_payload") or {}
-                if posted.get("event_type") == metadata["event_type"] and all(
-                        payload.get(k) == v for k, v in metadata["event_payload"].items() if k != "version"):
-                    return channel, message["ts"], payload
-            cursor = (page.get("response_metadata") or {}).get("next_cursor")
-            if not page.get("has_more") or not cursor:
-                return None
-            params["cursor"] = cursor
-    except SlackApiError as error:
-        if _unclear(error) or error.response.status_code == 429:
-            raise
-        log.warning("cannot look for an earlier %s post (%s); posting it", metadata["event_type"],
-                    error_code(error))
-        return None
-    log.warning("no earlier %s post in the last %d messages; posting it", metadata["event_type"], read)
-    return None
-
-
-def _post_once(gateway: Gateway, channel: str, text: str, blocks: list | None, *, metadata: dict,
-               look_in: str | None, since: datetime, look_first: bool,
-               thread_ts: str | None = None) -> tuple[str, str, dict | None]:
-    """Post a message that must appear once: (channel id, ts, None), or (channel id, ts, payload) of the
-    message an earlier try left in Slack. After an unclear failure it looks before posting again, up to the
-    gateway's retry count (with its backoff); the last failure is raised for delivery to retry later."""
-    careful = _careful(gateway)
-    for attempt in range(careful.retries + 1):
-        if look_first:
-            found = _find(gateway, look_in, metadata, since=since, thread_ts=thread_ts)
-            if found is not None:
-                return found
-        try:
-            response = careful.client.chat_postMessage(channel=channel, text=text, blocks=blocks or None,
-                                                       thread_ts=thread_ts, metadata=metadata,
-                                                       unfurl_links=False, unfurl_media=False)
-            return response["channel"], response["ts"], None
-        except DELIVERY_ERRORS as error:
-            if not _unclear(error) or attempt == careful.retries:
-                raise
-            look_first = True
-            time.sleep(careful.pause(attempt))
-    raise AssertionError("unreachable")
 
 
 def _failed(engine: sa.Engine, notice: Notice, code: str, now: datetime) -> None:

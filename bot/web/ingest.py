@@ -36,6 +36,7 @@ from starlette.routing import Route
 from bot.services.pipeline import Pipeline
 from bot.store import store_errors
 from bot.store.models import EventRecord, TrialUser
+from bot.web.body import TooLarge, read_body
 from bot.web.intake import GATHER_SECONDS, Intake, Outcome
 from scoring.events import SIGNUP, Event, EventError, parse_event
 
@@ -68,19 +69,6 @@ def _presented(header: str) -> bytes | None:
         except (binascii.Error, ValueError):
             return None
     return None
-
-
-async def _read_body(request: Request) -> bytes:
-    # Content-Length refuses honest big bodies unread; counting while streaming catches chunked or lying ones.
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_BODY:
-        raise Rejected(f"body is over {MAX_BODY} bytes", 413)
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_BODY:
-            raise Rejected(f"body is over {MAX_BODY} bytes", 413)
-    return bytes(body)
 
 
 def _json(body: bytes) -> object:
@@ -185,8 +173,10 @@ def _ingest_endpoint(pipeline: Pipeline, intake: Intake, token: str | None, path
             error = f"{reason}: send Authorization: Bearer <INGEST_TOKEN>"
             return _reply(path, 401, {"error": error}, {"WWW-Authenticate": "Bearer"})
         try:
-            body = await _read_body(request)
+            body = await read_body(request, MAX_BODY)
             events, rejected = parse(pipeline, body) if inline else await run_in_threadpool(parse, pipeline, body)
+        except TooLarge:
+            return _reply(path, 413, {"error": f"body is over {MAX_BODY} bytes"})
         except Rejected as exc:
             return _reply(path, exc.status, {"error": exc.reason})
         except ClientDisconnect:  # nobody reads this answer; it only keeps the traceback out of the log

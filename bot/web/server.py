@@ -17,9 +17,10 @@ from bot.services import leads
 from bot.services.pipeline import Pipeline, for_team
 from bot.services.routing import Router
 from bot.settings import Settings
-from bot.slack.app import build_app, slack_route
+from bot.slack.app import build_app
 from bot.slack.delivery import Deliverer
 from bot.slack.gateway import Gateway
+from bot.slack.route import slack_route
 from bot.slack.runtime import Runtime
 from bot.store import open_store
 from bot.sweeps import scheduler
@@ -62,8 +63,8 @@ class Server:
 
 def build(settings: Settings, *, pipeline: Pipeline | None = None, gateway: Gateway | None = None,
           listener_executor: Executor | None = None, after_ack: Executor | None = None) -> Server:
-    """`listener_executor` and `after_ack` are for tests (see bot/slack/app.py); `after_ack` defaults to the
-    listener executor a test gives, else to slack_route's own pool."""
+    """`listener_executor` and `after_ack` are for tests (see bot/slack/app.py and bot/slack/route.py); `after_ack`
+    defaults to the listener executor a test gives, else to slack_route's own pool."""
     if pipeline is None:
         pipeline = for_team(open_store(settings.database_url), settings)
     else:  # a test's own pipeline: its roster still comes from the settings

@@ -23,8 +23,10 @@ from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 from bot.services.routing import Router
-from bot.slack.app import WINDOW, SignedRequests, build_app, slack_route
+from bot.slack.app import build_app
 from bot.slack.ids import Action, Command, Input, LeadRef, View
+from bot.slack.route import slack_route
+from bot.slack.verify import WINDOW, SignedRequests
 from bot.store import make_engine
 from bot.sweeps.runner import Sweeps
 from tests.security.support import REQUESTS_SEEN, counts, errors_logged, fuzz
