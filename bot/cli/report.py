@@ -9,6 +9,7 @@ from datetime import datetime, tzinfo
 from rich.console import Console
 from rich.table import Table
 
+from bot.services import alert_text
 from scoring import Rules, ScoreResult, Status, Tier
 
 #: Routable leads first, the hopeless last: the order a rep would read them in.
@@ -33,8 +34,8 @@ TIER_LABEL = {Tier.FAST_LANE: "⚡ fast lane", Tier.HIGH: "🔥 high", Tier.MEDI
 
 
 def signal_summary(result: ScoreResult) -> str:
-    """"Activated day 2; invited 2 teammates day 4" — the seed's signal summary, in trial days."""
-    return "; ".join(f"{s.evidence} (day {s.day})" for s in result.signals)
+    """"activated (day 2); invited 2 teammates (day 4)": the seed's signal summary, in trial days."""
+    return alert_text.signal_summary((s.evidence, s.day) for s in result.signals)
 
 
 def sort_key(result: ScoreResult) -> tuple:

@@ -16,6 +16,7 @@ from sqlmodel import Session, select
 from bot.domain.kit import DISPOSITION_LABELS, MAX_TOUCHES
 from bot.domain.lifecycle import CLOSED, PqlState
 from bot.services import outreach
+from bot.services.alert_text import ASK_TRACK, signal_summary
 from bot.store.models import DispositionRecord, Pql, Rep, Touch, TrialUser
 from scoring import ScoreResult
 from templates import esc, sentences
@@ -78,6 +79,7 @@ class LeadView:
     sla_due_at: datetime | None = None  # set by routing (issue 5)
     emails: dict[str, outreach.RenderedEmail] = field(default_factory=dict)  # email1..3, for the details modal
     handoff: HandoffPackage | None = None
+    ask: str | None = None  # a fast-lane lead's explicit ask, in the scorer's words ("requested a demo")
 
     @property
     def is_open(self) -> bool:
@@ -127,7 +129,8 @@ def build(session: Session, pql_id: int, *, tz: tzinfo, product_name: str, at: d
         signup_at=user.signup_at if user else None,
         trial_day=verdict.get("trial_day"),
         days_left=verdict.get("days_left"),
-        signal_summary="; ".join(f"{s['evidence']} (day {s['day']})" for s in pql.signals),
+        signal_summary=signal_summary((s["evidence"], s["day"]) for s in pql.signals),
+        ask=next((s["evidence"] for s in pql.signals if s.get("talk_track") == ASK_TRACK), None),
         talk_track=talk,
         qualified_at=pql.qualified_at,
         history=_history(session, pql, user),

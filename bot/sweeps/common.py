@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 from datetime import date, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import sqlalchemy as sa
 from sqlmodel import Session, select
@@ -24,13 +24,22 @@ from bot.domain.business_time import BusinessCalendar
 from bot.domain.lifecycle import CLOSED
 from bot.services import outbox
 from bot.services.lead_view import holder, lead_facts
+from bot.services.pipeline import Pipeline
+from bot.services.routing import Router
+from bot.settings import Settings
 from bot.store.models import Notice, Pql, Touch
 from templates import sentences, span
 
-if TYPE_CHECKING:
-    from bot.sweeps.runner import Sweeps
-
 log = logging.getLogger(__name__)
+
+
+class SweepContext(Protocol):
+    """What every sweep is given (bot/sweeps/runner.py's `Sweeps` is one): the pipeline (store, clock, rules),
+    the router, the settings."""
+
+    pipeline: Pipeline
+    router: Router
+    settings: Settings
 
 #: One sentence of templates/slack/escalations.j2, on one line.
 words = sentences("slack/escalations.j2")
@@ -47,7 +56,7 @@ def taken(session: Session, keys: Iterable[str]) -> set[str]:
     return set(session.exec(select(Notice.key).where(Notice.key.in_(keys)))) if keys else set()
 
 
-def each(sweeps: Sweeps, pql_ids: Iterable[int], work: Callable[[Session, Pql], int]) -> int:
+def each(sweeps: SweepContext, pql_ids: Iterable[int], work: Callable[[Session, Pql], int]) -> int:
     """`work` on each open lead in a transaction of its own, on the lead as it is now; the sum of what it returns."""
     done = 0
     for pql_id in pql_ids:

@@ -19,7 +19,6 @@ marks it done.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from sqlmodel import Session, select
@@ -31,16 +30,13 @@ from bot.domain.sla import escalations_due
 from bot.services import outbox
 from bot.store.models import Pql, Touch
 from bot.store.queries import still_open
-from bot.sweeps.common import dm_manager, each, manager_card, taken, touched, words
+from bot.sweeps.common import SweepContext, dm_manager, each, manager_card, taken, touched, words
 from templates import span
-
-if TYPE_CHECKING:
-    from bot.sweeps.runner import Sweeps
 
 _PQLS = Pql.__table__
 
 
-def escalate(sweeps: Sweeps, now: datetime) -> int:
+def escalate(sweeps: SweepContext, now: datetime) -> int:
     """The `<!here>`, the manager's DMs and the optional reassignment owed now; returns how many were made."""
     calendar = sweeps.settings.calendar
     with sweeps.pipeline.session() as session:
@@ -65,7 +61,7 @@ def _keys(pql_id: int) -> dict[str, str]:
             "moved": f"esc-moved:{pql_id}"}
 
 
-def _owed(sweeps: Sweeps, pql_id: int, due: list[str], existing: set[str]) -> bool:
+def _owed(sweeps: SweepContext, pql_id: int, due: list[str], existing: set[str]) -> bool:
     keys = _keys(pql_id)
     manager = sweeps.settings.pql_manager
     if "here" in due and keys["here"] not in existing:
@@ -76,7 +72,7 @@ def _owed(sweeps: Sweeps, pql_id: int, due: list[str], existing: set[str]) -> bo
     return bool("2h" in due and manager and not {keys["2h"], keys["sla"]} & existing)
 
 
-def _escalate_one(sweeps: Sweeps, session: Session, pql: Pql, now: datetime) -> int:
+def _escalate_one(sweeps: SweepContext, session: Session, pql: Pql, now: datetime) -> int:
     settings, calendar, manager = sweeps.settings, sweeps.settings.calendar, sweeps.settings.pql_manager
     was_touched = session.exec(select(sa.exists().where(Touch.pql_id == pql.id))).one()
     due = _due(pql, was_touched, now, calendar)
@@ -115,7 +111,7 @@ def _same(column: sa.Column, value: str | None) -> sa.ColumnElement[bool]:
     return column.is_(None) if value is None else column == value
 
 
-def _move(sweeps: Sweeps, session: Session, pql: Pql, by: str, now: datetime) -> str | None:
+def _move(sweeps: SweepContext, session: Session, pql: Pql, by: str, now: datetime) -> str | None:
     """After an SLA miss: take the lead from whoever has it and give it to the rep routing picks among the
     others (cap, pauses and hours hold). Returns the note for the manager, or None when nobody can take it
     now (the next sweep tries again)."""

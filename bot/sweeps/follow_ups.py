@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from collections import defaultdict
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 from sqlmodel import Session, select
 
@@ -23,13 +22,10 @@ from bot.services import outbox
 from bot.services.lead_view import lead_facts
 from bot.store.models import Pql, Touch
 from bot.store.queries import still_open
-from bot.sweeps.common import day_words, each, taken, words
-
-if TYPE_CHECKING:
-    from bot.sweeps.runner import Sweeps
+from bot.sweeps.common import SweepContext, day_words, each, taken, words
 
 
-def follow_ups(sweeps: Sweeps, now: datetime) -> int:
+def follow_ups(sweeps: SweepContext, now: datetime) -> int:
     """Remind reps of the next email of the kit, and of the disposition after the last; returns how many."""
     calendar = sweeps.settings.calendar
     with sweeps.pipeline.session() as session:

@@ -13,13 +13,11 @@ to one process at a time (bot/sweeps/runner.py).
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from bot.sweeps.runner import Sweeps
+from bot.sweeps.common import SweepContext
 
 
-def drain_queue(sweeps: Sweeps, now: datetime) -> int:
+def drain_queue(sweeps: SweepContext, now: datetime) -> int:
     """Hand out what the queue can give now; returns how many leads were given."""
     with sweeps.pipeline.session() as session, session.begin():
         return len(sweeps.router.drain(session, now=now))

@@ -9,13 +9,11 @@ The heuristic (bot/services/pipeline.py, `rescore_if_due`):
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from bot.sweeps.runner import Sweeps
+from bot.sweeps.common import SweepContext
 
 
-def rescore(sweeps: Sweeps, now: datetime) -> int:
+def rescore(sweeps: SweepContext, now: datetime) -> int:
     """Rescore everyone if it is due; returns how many users were judged (0 when it was not due)."""
     report = sweeps.pipeline.rescore_if_due(at=now, every_hours=sweeps.settings.rescore_every_hours)
     return 0 if report is None else report.users

@@ -10,20 +10,16 @@ A week's figures are not even computed once both of its notices exist.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
 
 from bot.domain.periods import Period, last_complete_week, period_key
 from bot.domain.targets import ACCEPTANCE_ESCALATION, SLA_ESCALATION
 from bot.review import fmt, roster_size, words
 from bot.services import outbox
 from bot.services.metrics import compute
-from bot.sweeps.common import taken
-
-if TYPE_CHECKING:
-    from bot.sweeps.runner import Sweeps
+from bot.sweeps.common import SweepContext, taken
 
 
-def review_triggers(sweeps: Sweeps, now: datetime) -> int:
+def review_triggers(sweeps: SweepContext, now: datetime) -> int:
     """DM the manager about the last completed week when it calls for it; returns how many DMs it queued."""
     settings = sweeps.settings
     manager = settings.pql_manager

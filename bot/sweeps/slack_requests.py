@@ -8,15 +8,12 @@ the table stays empty, and a write would only queue for its lock, so this does n
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 from bot.store.slack_requests import forget_expired_requests
-
-if TYPE_CHECKING:
-    from bot.sweeps.runner import Sweeps
+from bot.sweeps.common import SweepContext
 
 
-def forget_old_slack_requests(sweeps: Sweeps, now: datetime) -> int:
+def forget_old_slack_requests(sweeps: SweepContext, now: datetime) -> int:
     """Delete the expired records; returns how many went."""
     engine = sweeps.pipeline.engine
     if engine.dialect.name != "postgresql":

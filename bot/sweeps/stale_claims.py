@@ -10,7 +10,6 @@ Nothing without a manager.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from sqlmodel import Session, select
@@ -19,13 +18,10 @@ from bot.domain.business_time import BusinessCalendar
 from bot.domain.follow_ups import is_stale
 from bot.store.models import Pql, Touch
 from bot.store.queries import still_open
-from bot.sweeps.common import business_span, dm_manager, each, manager_card, taken, touched, words
-
-if TYPE_CHECKING:
-    from bot.sweeps.runner import Sweeps
+from bot.sweeps.common import SweepContext, business_span, dm_manager, each, manager_card, taken, touched, words
 
 
-def stale_claims(sweeps: Sweeps, now: datetime) -> int:
+def stale_claims(sweeps: SweepContext, now: datetime) -> int:
     """Claims untouched for a business day, flagged to the manager once per claim; returns how many."""
     calendar, manager = sweeps.settings.calendar, sweeps.settings.pql_manager
     if not manager:

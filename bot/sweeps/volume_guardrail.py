@@ -15,7 +15,6 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
-from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from sqlmodel import select
@@ -24,15 +23,12 @@ from bot.domain.caps import day_bounds
 from bot.domain.guardrails import VOLUME_PER_REP, VOLUME_STREAK, counts_on, over, per_business_day
 from bot.services import outbox
 from bot.store.models import Pql, Rep
-from bot.sweeps.common import day_words, taken, words
-
-if TYPE_CHECKING:
-    from bot.sweeps.runner import Sweeps
+from bot.sweeps.common import SweepContext, day_words, taken, words
 
 VOLUME_LOOKBACK = 3  # completed business days re-checked, so a streak is still flagged after days without sweeps
 
 
-def volume_guardrail(sweeps: Sweeps, now: datetime) -> int:
+def volume_guardrail(sweeps: SweepContext, now: datetime) -> int:
     """More than 10 PQLs per rep per business day for 3 business days running (bot/domain/guardrails.py: leads of
     days off count on the next business day): one DM to the manager per streak, once its third day is over.
     Completed business days only; the roster is today's, at least one rep."""

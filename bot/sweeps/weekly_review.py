@@ -10,14 +10,10 @@ as of sending, not as of queueing.
 from __future__ import annotations
 
 from datetime import datetime, time, timedelta
-from typing import TYPE_CHECKING
 
 from bot.domain.periods import Period, period_key
 from bot.services import outbox
-from bot.sweeps.common import taken
-
-if TYPE_CHECKING:
-    from bot.sweeps.runner import Sweeps
+from bot.sweeps.common import SweepContext, taken
 
 REVIEW_WEEKDAY = 4  # Friday
 REVIEW_AT = time(10)
@@ -28,7 +24,7 @@ def review_due(week: Period, tz) -> datetime:  # noqa: ANN001 (a tzinfo)
     return datetime.combine(week.start + timedelta(days=REVIEW_WEEKDAY), REVIEW_AT, tz)
 
 
-def weekly_review(sweeps: Sweeps, now: datetime) -> int:
+def weekly_review(sweeps: SweepContext, now: datetime) -> int:
     """Queue this week's review once it is due; returns 1 when it queued it now, else 0."""
     settings = sweeps.settings
     week = Period.week_of(now.astimezone(settings.tz).date())

@@ -20,12 +20,12 @@ from bot.settings import Settings
 from bot.slack.app import build_app
 from bot.slack.delivery import Deliverer
 from bot.slack.gateway import Gateway
-from bot.slack.route import slack_route
 from bot.slack.runtime import Runtime
 from bot.store import open_store
 from bot.sweeps import scheduler
 from bot.sweeps.runner import Sweeps
 from bot.web.ingest import ingest_routes
+from bot.web.slack_route import slack_route
 
 log = logging.getLogger("pqlbot")
 

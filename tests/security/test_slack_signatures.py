@@ -25,10 +25,10 @@ from starlette.testclient import TestClient
 from bot.services.routing import Router
 from bot.slack.app import build_app
 from bot.slack.ids import Action, Command, Input, LeadRef, View
-from bot.slack.route import slack_route
 from bot.slack.verify import WINDOW, SignedRequests
 from bot.store import make_engine
 from bot.sweeps.runner import Sweeps
+from bot.web.slack_route import slack_route
 from tests.security.support import REQUESTS_SEEN, counts, errors_logged, fuzz
 from tests.slack.conftest import ANA, CHANNEL, SECRET, InlineExecutor, Workspace
 

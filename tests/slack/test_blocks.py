@@ -217,7 +217,8 @@ def test_without_an_sla_clock_yet_the_alert_gives_the_seeds_first_touch_target(t
 
 @pytest.mark.parametrize("view, expected", [
     (lead(), "🔥 High PQL-5 · Raj Malhotra, Data Engineer at Cobalt Freight (450 people) · 8/10"),
-    (lead(tier="fast_lane", ref="PQL-4", title=None, signal_summary="activated (day 1); requested a demo (day 3)"),
+    (lead(tier="fast_lane", ref="PQL-4", title=None, signal_summary="activated (day 1); requested a demo (day 3)",
+          ask="requested a demo"),
      "⚡ Fast-lane PQL-4: Raj Malhotra (Cobalt Freight, 450 people) requested a demo"),
     (lead(tier="medium"), "Medium PQL-5 · Raj Malhotra"),
 ])
@@ -245,7 +246,7 @@ def test_a_medium_lead_has_no_alarm_emoji():
 
 
 def test_a_fast_lane_ask_is_called_out_before_anything_else():
-    view = lead(tier="fast_lane", signal_summary="activated (day 1); requested a demo (day 3)")
+    view = lead(tier="fast_lane", signal_summary="activated (day 1); requested a demo (day 3)", ask="requested a demo")
     _, message = blocks.alert(view, now=NOW, tz=TZ)
     assert "Requested a demo: reply within 1 hour" in message[1]["text"]["text"]
 

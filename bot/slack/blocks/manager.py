@@ -12,15 +12,15 @@ from dataclasses import dataclass
 
 from slack_sdk.models.blocks import ActionsBlock, Block
 
-from bot.slack.blocks import (
+from bot.slack.blocks.parts import (
     TIER_LABELS,
-    _button,
-    _context,
-    _fields,
-    _input_block,
-    _modal,
-    _section,
-    _select,
+    button,
+    context,
+    fields,
+    input_block,
+    modal,
+    section,
+    select,
 )
 from bot.slack.ids import Action, Input, View
 from templates import esc, sentences
@@ -59,7 +59,7 @@ _LABELS = {Action.REASSIGN: "Reassign", Action.CLAIM_FOR: "Claim for someone", A
 
 
 def _buttons(pql_id: int, actions: tuple[Action, ...]) -> ActionsBlock:
-    return ActionsBlock(elements=[_button(_LABELS[action], action, pql_id=pql_id, style="primary" if n == 0 else None)
+    return ActionsBlock(elements=[button(_LABELS[action], action, pql_id=pql_id, style="primary" if n == 0 else None)
                                   for n, action in enumerate(actions)])
 
 
@@ -71,10 +71,10 @@ def card_blocks(card: Card) -> list[dict]:
     else:
         next_step = _words("what_now", claimed=card.claimed)
     blocks: list[Block] = [
-        _section(f"*{esc(card.heading)}*"),
-        _fields(f"*Lead*\n{esc(card.ref)} · {card.who}{company}\n{TIER_LABELS.get(card.tier, esc(card.tier))}",
+        section(f"*{esc(card.heading)}*"),
+        fields(f"*Lead*\n{esc(card.ref)} · {card.who}{company}\n{TIER_LABELS.get(card.tier, esc(card.tier))}",
                 f"*Who has it*\n{card.holder}", f"*How late*\n{esc(card.late)}"),
-        _context(*(t for t in (card.note, next_step) if t)),
+        context(*(t for t in (card.note, next_step) if t)),
         _buttons(card.pql_id, card.actions),
     ]
     return [block.to_dict() for block in blocks]
@@ -84,20 +84,20 @@ def reminder_blocks(text: str, pql_id: int, *, ask_disposition: bool) -> list[di
     """A follow-up reminder to the rep: the sentence, and the button that does the next step."""
     actions = (Action.SET_DISPOSITION, Action.DETAILS) if ask_disposition else \
         (Action.LOG_TOUCH, Action.SET_DISPOSITION, Action.DETAILS)
-    return [_section(text).to_dict(), _buttons(pql_id, actions).to_dict()]
+    return [section(text).to_dict(), _buttons(pql_id, actions).to_dict()]
 
 
 def note_blocks(text: str) -> list[dict]:
-    return [_section(text).to_dict()]
+    return [section(text).to_dict()]
 
 
 def rep_modal(callback: View, *, pql_id: int, title: str, intro: str, reps: dict[str, str], submit: str) -> dict:
     """A modal with one choice: a rep of the roster (`reps`: user id -> label)."""
     blocks = [
-        _section(intro),
-        _input_block(Input.REP, "Rep", _select(Input.REP, "Pick a rep", reps)),
+        section(intro),
+        input_block(Input.REP, "Rep", select(Input.REP, "Pick a rep", reps)),
     ]
-    return _modal(callback, title, blocks, pql_id, submit=submit)
+    return modal(callback, title, blocks, pql_id, submit=submit)
 
 
 def chosen_rep(state_values: dict) -> str | None:

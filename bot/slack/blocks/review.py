@@ -14,7 +14,7 @@ from slack_sdk.models.blocks import ActionsBlock, Block, DividerBlock
 
 from bot.review import Review, fmt, sections, words
 from bot.review.wording import table
-from bot.slack.blocks import _button, _context, _header, _section
+from bot.slack.blocks.parts import button, context, header, section
 from bot.slack.ids import Action
 from templates import esc
 
@@ -24,17 +24,17 @@ def blocks(review: Review, *, share: bool = False, tz: tzinfo | None = None,
     """(notification text, blocks). With `share`, a Share button (for the private copy); `note` is an
     extra context line (mrkdwn, e.g. who shared it)."""
     m = review.metrics
-    out: list[Block] = [_header(f"📊 {review.title}"), _context(esc(review.context(tz)))]
-    for section in sections(review):
-        lines = "\n".join(_line(row) for row in section["rows"])
-        out.append(_section(f"*{section['title']}*\n{lines}"))
+    out: list[Block] = [header(f"📊 {review.title}"), context(esc(review.context(tz)))]
+    for part in sections(review):
+        lines = "\n".join(_line(row) for row in part["rows"])
+        out.append(section(f"*{part['title']}*\n{lines}"))
     out.append(DividerBlock())
     items = "\n".join(f"• {esc(item)}" for item in review.actions)
-    out.append(_section(f"*{table('sections')['actions']}*\n{items}"))
+    out.append(section(f"*{table('sections')['actions']}*\n{items}"))
     if note:
-        out.append(_context(note))
+        out.append(context(note))
     if share:
-        out.append(ActionsBlock(elements=[_button(words("share_button"), Action.SHARE_REVIEW, value=review.key,
+        out.append(ActionsBlock(elements=[button(words("share_button"), Action.SHARE_REVIEW, value=review.key,
                                                   style="primary")]))
     fallback = words("fallback", label=m.period.label, pqls=m.pqls, acceptance=fmt(m.acceptance, "rate"),
                      sla=fmt(m.sla_compliance, "rate"))

@@ -1,0 +1,159 @@
+"""The PQL alert in the channel: who, the trial, score and tier, the signals with their trial days, the talk track,
+the account's history, the rep and the SLA clock, the touches, and the buttons that fit the lead's state."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, tzinfo
+
+from slack_sdk.models.blocks import ActionsBlock, Block, ButtonElement
+
+from bot.domain.kit import DISPOSITION_LABELS, EMAIL_LABELS, MAX_TOUCHES, TOUCH_CHANNELS
+from bot.domain.lifecycle import PqlState
+from bot.services.alert_text import AlertFacts, plain_alert
+from bot.services.lead_view import LeadView, TouchView
+from bot.slack.blocks.parts import (
+    FALLBACK_MAX,
+    MESSAGE_BLOCKS_MAX,
+    NOTE_MAX,
+    TIER_LABELS,
+    bullets,
+    button,
+    clock,
+    context,
+    fields,
+    header,
+    lead_name,
+    section,
+    sla_text,
+    words,
+)
+from bot.slack.ids import Action
+from templates import clip, esc
+
+
+def alert(view: LeadView, *, now: datetime, tz: tzinfo) -> tuple[str, list[dict]]:
+    """The PQL alert for the channel: (link-free notification text, blocks)."""
+    blocks = [
+        header(f"{TIER_LABELS.get(view.tier, view.tier)} · {view.ref} · {lead_name(view)}"),
+        *_status(view),
+        fields(_who(view), _company(view), _trial(view, tz), _score(view)),
+        section(f"*Signals*\n{esc(_capitalized(view.signal_summary)) or 'none'}"),
+        section(f"*Suggested talk track*\n{esc(view.talk_track)}"),
+        section(f"*Account history*\n{bullets(view.history, words('no_history'))}"),
+        context(*rep_lines(view, now=now, tz=tz)),
+    ]
+    if view.touches:
+        blocks.append(section(_touch_list(view, now=now, tz=tz)))
+    blocks.append(ActionsBlock(elements=_alert_buttons(view)))
+    return alert_text(view), [b.to_dict() for b in blocks[:MESSAGE_BLOCKS_MAX]]
+
+
+def alert_text(view: LeadView) -> str:
+    """The notification fallback: the plain alert (bot/services/alert_text.py), made inert for mrkdwn, with any
+    link in the data blanked out, clipped to Slack's limit."""
+    text = plain_alert(AlertFacts(
+        ref=view.ref, tier=view.tier, name=lead_name(view), title=view.title, company_name=view.company_name,
+        company_size=view.company_size, score=view.score, max_score=view.max_score, ask=_ask(view),
+        summary=view.signal_summary, trial_day=view.trial_day, days_left=view.days_left, talk_track=view.talk_track,
+    ))
+    return clip(esc(re.sub(r"\S*https?://\S*", "[link]", text.strip())), FALLBACK_MAX)
+
+
+def _capitalized(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def _ask(view: LeadView) -> str | None:
+    """What a fast-lane lead asked for ("requested a demo")."""
+    return view.ask if view.tier == "fast_lane" else None
+
+
+def _status(view: LeadView) -> list[Block]:
+    """What matters first: the lead stopped, its disposition, or a fast-lane ask waiting for a reply."""
+    if view.stopped_reason:
+        mark = "⛔" if view.state is PqlState.STOPPED_OPT_OUT else "🛑"
+        return [section(f"{mark} *Stopped: {esc(view.stopped_reason)}*")]
+    if view.disposition:
+        by = view.disposition_by or view.claimed_by or view.assigned_rep
+        line = f"Disposition: *{DISPOSITION_LABELS.get(view.disposition, view.disposition)}*"
+        line += f" by <@{by}>" if by else ""
+        line += f" · {esc(clip(view.disposition_reason, NOTE_MAX))}" if view.disposition_reason else ""
+        return [section(line)]
+    if view.tier == "fast_lane" and view.is_open and not view.touches:
+        return [section(words("fast_lane_ask", ask=esc(_ask(view) or "asked to talk with us")))]
+    return []
+
+
+def _who(view: LeadView) -> str:
+    lines = [f"*Who*\n{esc(lead_name(view))}", esc(view.title or "")]
+    if view.email and view.email != lead_name(view):
+        lines.append(esc(view.email))
+    return "\n".join(line for line in lines if line)
+
+
+def _company(view: LeadView) -> str:
+    size = f"{view.company_size:,} people" if view.company_size else ""
+    return "\n".join(p for p in ("*Company*", esc(view.company_name or view.domain or "unknown"), size) if p)
+
+
+def _trial(view: LeadView, tz: tzinfo) -> str:
+    lines = ["*Trial*"]
+    if view.signup_at:
+        local = view.signup_at.astimezone(tz)
+        lines.append(f"Signed up {local:%a} {local.day} {local:%b}")
+    if view.trial_day is not None:
+        left = f" · {view.days_left} day{'s' * (view.days_left != 1)} left" if view.days_left is not None else ""
+        lines.append(f"Day {view.trial_day}{left}")
+    if view.plan:
+        lines.append(f"Plan: {esc(view.plan)}")
+    return "\n".join(lines) if len(lines) > 1 else "*Trial*\nunknown"
+
+
+def _score(view: LeadView) -> str:
+    return f"*Score*\n{view.score}/{view.max_score} · {TIER_LABELS.get(view.tier, esc(view.tier))}"
+
+
+def rep_lines(view: LeadView, *, now: datetime, tz: tzinfo) -> list[str]:
+    if view.claimed_by:
+        at = f" at {clock(view.claimed_at, now=now, tz=tz)}" if view.claimed_at else ""
+        lines = [f"Claimed by <@{view.claimed_by}>{at}"]
+    elif view.assigned_rep:
+        lines = [f"{'Assigned to' if view.state is PqlState.ASSIGNED else 'Suggested rep:'} <@{view.assigned_rep}>"]
+    else:
+        lines = ["Queued: waiting for a rep with room today" if view.state is PqlState.QUEUED else "No rep yet"]
+    if view.is_open and not view.touches:
+        if view.sla_due_at:
+            lines.append(sla_text(view.sla_due_at, now=now))
+        elif view.tier != "fast_lane":  # a fast-lane ask already says "reply within 1 hour" up top
+            lines.append(words("sla_target", tier=view.tier))
+    return lines
+
+
+def _touch_line(touch: TouchView, *, now: datetime, tz: tzinfo) -> str:
+    how = EMAIL_LABELS.get(touch.email_key or "") or TOUCH_CHANNELS.get(touch.channel, esc(touch.channel))
+    note = f" · {esc(clip(touch.note, 200))}" if touch.note else ""
+    return f"Touch {touch.number}: {how} · {clock(touch.at, now=now, tz=tz)}{note}"
+
+
+def _touch_list(view: LeadView, *, now: datetime, tz: tzinfo) -> str:
+    lines = [f"*Touches: {len(view.touches)} of {MAX_TOUCHES}*"]
+    lines += [_touch_line(t, now=now, tz=tz) for t in view.touches]
+    if view.is_open and view.touches_left <= 0:
+        lines.append(words("all_touches_done", limit=MAX_TOUCHES))
+    return "\n".join(lines)
+
+
+def _alert_buttons(view: LeadView) -> list[ButtonElement]:
+    pql_id = view.pql_id
+    details = button("Details", Action.DETAILS, pql_id=pql_id)
+    if view.stopped_reason or not view.is_open:
+        return [details]
+    if not view.claimed_by:
+        return [button("Claim", Action.CLAIM, pql_id=pql_id, style="primary"), details]
+    if view.touches_left > 0:
+        log = button("Log touch", Action.LOG_TOUCH, pql_id=pql_id, style="primary")
+        return [log, button("Set disposition", Action.SET_DISPOSITION, pql_id=pql_id), details]
+    return [button("Set disposition", Action.SET_DISPOSITION, pql_id=pql_id, style="primary"), details]
+
+

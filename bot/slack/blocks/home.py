@@ -1,0 +1,126 @@
+"""App Home: a rep's open leads and today's count against the cap, with the pause switch; the manager's queue and
+team; what pqlbot is, for anyone else."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, tzinfo
+
+from slack_sdk.models.blocks import Block, DividerBlock, SectionBlock
+from slack_sdk.models.views import View as SlackView
+
+from bot.domain.kit import MAX_TOUCHES
+from bot.slack.blocks.parts import (
+    HOME_LIST_MAX,
+    STATE_LABELS,
+    TIER_LABELS,
+    VIEW_BLOCKS_MAX,
+    button,
+    clock,
+    context,
+    fields,
+    header,
+    section,
+    sla_text,
+    words,
+)
+from bot.slack.ids import Action
+from templates import esc
+
+
+@dataclass(slots=True, frozen=True)
+class HomeLead:
+    ref: str  # PQL-42
+    pql_id: int
+    who: str
+    company: str | None
+    tier: str
+    state: str  # a PqlState value
+    sla_due_at: datetime | None
+    touches: int
+    next_touch_due_at: datetime | None
+
+
+@dataclass(slots=True, frozen=True)
+class HomeRep:
+    rep_id: str
+    name: str | None
+    paused: bool
+    active_leads: int
+    new_today: int
+
+
+def home(*, rep_id: str | None, is_manager: bool, paused: bool, leads: list[HomeLead], today_count: int, cap: int,
+         queue: list[HomeLead], paused_reps: list[str], reps: list[HomeRep], now: datetime, tz: tzinfo) -> dict:
+    """The App Home tab: a rep's own leads and pause switch, the team view for the manager, else what pqlbot is."""
+    blocks: list[Block] = []
+    if rep_id:
+        blocks += _rep_home(paused=paused, leads=leads, today_count=today_count, cap=cap, now=now, tz=tz)
+    if is_manager:
+        blocks += [DividerBlock()] if blocks else []
+        blocks += _team_home(queue=queue, paused_reps=paused_reps, reps=reps, cap=cap, now=now, tz=tz)
+    if not blocks:
+        blocks = [header("pqlbot"), section(words("outsider")), context(words("how_to_join"))]
+    return SlackView(type="home", blocks=blocks[:VIEW_BLOCKS_MAX]).to_dict()
+
+
+def _rep_home(*, paused: bool, leads: list[HomeLead], today_count: int, cap: int, now: datetime,
+              tz: tzinfo) -> list[Block]:
+    switch = button("Resume my assignments" if paused else "Pause my assignments", Action.PAUSE,
+                     value="resume" if paused else "pause", style="primary" if paused else None)
+    return [
+        header("Your PQLs"),
+        section(f"*{today_count} of {cap} new PQLs today*{' · ⏸ paused' if paused else ''}"),
+        section(words("pause_explained", paused=paused, cap=cap), accessory=switch),
+        DividerBlock(),
+        section(f"*Your open leads ({len(leads)})*"),
+        *_lead_rows(leads, words("no_open_leads"), now=now, tz=tz),
+    ]
+
+
+def _team_home(*, queue: list[HomeLead], paused_reps: list[str], reps: list[HomeRep], cap: int, now: datetime,
+               tz: tzinfo) -> list[Block]:
+    who_paused = ", ".join(f"<@{rep}>" for rep in paused_reps) or "nobody"
+    blocks: list[Block] = [
+        header("Team"),
+        context(f"{len(queue)} waiting for a rep · paused: {who_paused}"),
+        section(f"*Queue ({len(queue)})*"),
+        *_lead_rows(queue, words("empty_queue"), now=now, tz=tz),
+        section("*Reps*"),
+    ]
+    if not reps:
+        return [*blocks, section(words("no_reps"))]
+    rows = []
+    for rep in reps[: HOME_LIST_MAX]:
+        name = f"*{esc(rep.name)}* <@{rep.rep_id}>" if rep.name else f"<@{rep.rep_id}>"
+        status = "⏸ paused" if rep.paused else "taking leads"
+        rows += [name, f"{status} · {rep.active_leads} active · {rep.new_today} of {cap} new today"]
+    blocks += [fields(*rows[i:i + 10]) for i in range(0, len(rows), 10)]  # a section holds 10 fields: 5 reps
+    if len(reps) > HOME_LIST_MAX:
+        blocks.append(context(f"…and {len(reps) - HOME_LIST_MAX} more reps"))
+    return blocks
+
+
+def _lead_rows(leads: list[HomeLead], empty: str, *, now: datetime, tz: tzinfo) -> list[Block]:
+    if not leads:
+        return [context(empty)]
+    rows: list[Block] = [_lead_row(lead, now=now, tz=tz) for lead in leads[:HOME_LIST_MAX]]
+    if len(leads) > HOME_LIST_MAX:
+        rows.append(context(f"…and {len(leads) - HOME_LIST_MAX} more"))
+    return rows
+
+
+def _lead_row(lead: HomeLead, *, now: datetime, tz: tzinfo) -> SectionBlock:
+    company = f", {esc(lead.company)}" if lead.company else ""
+    head = f"*{esc(lead.ref)}* · {TIER_LABELS.get(lead.tier, esc(lead.tier))} · {esc(lead.who)}{company}"
+    facts = [STATE_LABELS.get(lead.state, esc(str(lead.state)))]  # StrEnum keys match plain strings too
+    if lead.touches == 0:
+        facts.append(sla_text(lead.sla_due_at, now=now))
+    facts.append(f"touches {lead.touches} of {MAX_TOUCHES}")
+    if lead.touches >= MAX_TOUCHES:
+        facts.append("set a disposition")
+    elif due := lead.next_touch_due_at:
+        when = clock(due, now=now, tz=tz)
+        facts.append(f"next touch due {when}" if due >= now else f"next touch overdue since {when}")
+    details = button("Details", Action.DETAILS, pql_id=lead.pql_id)
+    return section(f"{head}\n{' · '.join(facts)}", accessory=details)
