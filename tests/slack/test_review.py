@@ -19,9 +19,9 @@ from bot.slack.ids import Action
 from bot.store.models import Notice
 from bot.sweeps.runner import Sweeps, default_steps
 from bot.sweeps.weekly_review import weekly_review
+from tests.services.test_metrics import NY, the_week
 from tests.slack.conftest import BOSS, CHANNEL
 from tests.standin import ALERTS_CHANNEL_ID
-from tests.test_metrics import NY, the_week
 
 PNG = b"\x89PNG\r\n\x1a\n"
 MONDAY_NOON = datetime(2026, 11, 9, 12, 0, tzinfo=NY)  # W46 has just begun; W45 is "last"

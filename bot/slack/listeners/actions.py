@@ -1,4 +1,5 @@
-"""Buttons (on alerts and App Home) and modal submissions. Ack first; refusals go back privately.
+"""Buttons (on alerts and App Home) and modal submissions. Ack first; a refusal is said privately by `guarded`
+(bot/slack/errors.py), or, in a modal, beside the field it concerns.
 
 What a button or modal carries (its value, private_metadata, state) comes back from Slack as sent, but is
 read as untrusted all the same: anything that does not name a lead, a choice or a person is a refusal said
@@ -84,14 +85,10 @@ def may_work(who) -> None:
 
 def claim_clicked(ack: Ack, body: dict, runtime: Runtime) -> None:
     ack()
-    try:
-        with runtime.session() as session, session.begin():
-            who = runtime.actor(session, body["user"]["id"])
-            pql = lead(session, _pql_id(body))
-            leads.claim(session, pql, who, now=runtime.now(), tz=runtime.settings.tz,
-                        cap=runtime.settings.pql_daily_cap)
-    except Refused as refusal:
-        tell(runtime, body, str(refusal))
+    with runtime.session() as session, session.begin():
+        who = runtime.actor(session, body["user"]["id"])
+        pql = lead(session, _pql_id(body))
+        leads.claim(session, pql, who, now=runtime.now(), tz=runtime.settings.tz, cap=runtime.settings.pql_daily_cap)
     runtime.kick()  # the alert is edited to show the claim
 
 
@@ -103,19 +100,15 @@ def details_clicked(ack: Ack, body: dict, runtime: Runtime) -> None:
 
 
 def _workable(body: dict, runtime: Runtime):
-    """The lead's view if this person may work it, else a refusal said to them (and None)."""
-    try:
-        with runtime.session() as session:
-            who = runtime.actor(session, body["user"]["id"])
-            view = runtime.lead(session, lead(session, _pql_id(body)).id)
-        may_work(who)
-        if not (who.is_manager or view.claimed_by == who.user_id):
-            raise Refused(say("not_yours", ref=view.ref, owner=view.claimed_by))
-        if not view.is_open:
-            raise Refused(say("lead_closed", ref=view.ref, state=view.state.replace("_", " ")))
-    except Refused as refusal:
-        tell(runtime, body, str(refusal))
-        return None
+    """The lead's view if this person may work it; a refusal otherwise."""
+    with runtime.session() as session:
+        who = runtime.actor(session, body["user"]["id"])
+        view = runtime.lead(session, lead(session, _pql_id(body)).id)
+    may_work(who)
+    if not (who.is_manager or view.claimed_by == who.user_id):
+        raise Refused(say("not_yours", ref=view.ref, owner=view.claimed_by))
+    if not view.is_open:
+        raise Refused(say("lead_closed", ref=view.ref, state=view.state.replace("_", " ")))
     return view
 
 
@@ -190,14 +183,10 @@ def _submit(ack: Ack, body: dict, view: dict, runtime: Runtime, work, *, error_b
 def pause_clicked(ack: Ack, body: dict, runtime: Runtime) -> None:
     ack()
     user = body["user"]["id"]
-    try:
-        if (value := _value(body)) not in ("pause", "resume"):
-            raise Refused("That switch is out of date. Open pqlbot's App Home again.")
-        with runtime.session() as session, session.begin():
-            leads.set_paused(session, user, value == "pause", now=runtime.now())
-    except Refused as refusal:
-        tell(runtime, body, str(refusal))
-        return
+    if (value := _value(body)) not in ("pause", "resume"):
+        raise Refused("That switch is out of date. Open pqlbot's App Home again.")
+    with runtime.session() as session, session.begin():
+        leads.set_paused(session, user, value == "pause", now=runtime.now())
     publish_home(runtime, user)
 
 

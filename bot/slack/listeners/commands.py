@@ -148,11 +148,7 @@ def review(ack: Ack, command: dict, respond: Respond, runtime: Runtime, body: di
     ack()
     asked = command.get("text", "").strip()
     now, tz = runtime.now(), runtime.settings.tz
-    try:
-        period = review_period(asked, today=now.astimezone(tz).date())
-    except Refused as refusal:
-        respond(text=str(refusal), response_type="ephemeral")
-        return
+    period = review_period(asked, today=now.astimezone(tz).date())
     with runtime.session() as session:
         shown = reviews.for_settings(session, period, settings=runtime.settings, now=now)
     text, blocks = review_blocks.blocks(shown, share=True, tz=tz)

@@ -40,7 +40,7 @@ from bot.store.models import Notice
 from bot.sweeps.review_triggers import review_triggers
 from bot.sweeps.runner import Sweeps, default_steps
 from bot.sweeps.weekly_review import weekly_review
-from tests.test_metrics import ANA, BEN, CALENDAR, NOW, NY, W45, Rows, ny, the_week
+from tests.services.test_metrics import ANA, BEN, CALENDAR, NOW, NY, W45, Rows, ny, the_week
 
 BOSS = "U0BOSS"
 PNG = b"\x89PNG\r\n\x1a\n"

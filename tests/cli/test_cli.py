@@ -84,7 +84,7 @@ def test_the_sample_shows_sarah_as_a_pql_and_tom_as_not(capsys):
 
 
 def test_the_readme_worked_example_scores_as_the_readme_says(tmp_path, capsys):
-    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
     example = readme.split("```json\n", 1)[1].split("```", 1)[0]
     (tmp_path / "sarah.jsonl").write_text(example)
     assert main(["score", str(tmp_path / "sarah.jsonl"), "--at", AT, "--json"]) == 0

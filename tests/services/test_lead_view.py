@@ -8,7 +8,7 @@ from bot.services import lead_view, leads
 from bot.services.pipeline import Pipeline
 from bot.store.models import Pql, Touch
 from tests.scoring.builders import NY
-from tests.test_qualify import START, qualifying
+from tests.services.test_qualify import START, qualifying
 
 AT = START + timedelta(days=3)
 

@@ -12,7 +12,7 @@ from bot.demo import sample
 from bot.services import outreach
 from bot.services.alert_text import alert_text
 from scoring import load_rules, parse_event, score_users
-from tests.test_outreach import FORBIDDEN
+from tests.services.test_outreach import FORBIDDEN
 
 # The outreach kit's words for watching users, except the PQL ref and its score: reps see those.
 WATCHING = [p for p in FORBIDDEN if "PQL" not in p and "scor" not in p] + [r"https?:", r"\bwww\."]

@@ -14,7 +14,7 @@ from bot.store import open_store
 from bot.store.models import DispositionRecord, Notice, Pql, TrialUser
 from scoring import PriorDisposition, load_rules, score_users
 from tests.scoring.builders import NY, Trial
-from tests.test_qualify import START, qualifying
+from tests.services.test_qualify import START, qualifying
 
 AT = START + timedelta(days=3)
 NAMES = [f"u{i:02}" for i in range(12)]

@@ -14,7 +14,7 @@ from bot.services.pipeline import Pipeline
 from bot.web.ingest import create_app
 from bot.web.intake import Intake
 from scoring import parse_event
-from tests.test_http import BEARER, TOKEN, activity, count, make_pipeline, signup
+from tests.web.test_http import BEARER, TOKEN, activity, count, make_pipeline, signup
 
 
 class HeldPipeline(Pipeline):
