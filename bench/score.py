@@ -6,7 +6,7 @@ The events file is generated once (deterministically, from the seed) into bench/
 parameters, and reused afterwards. It is generated in a child process so that neither its time nor its
 memory counts towards the figures measured here.
 
-Measured, in this process and in this order (as bot/cli.py does it):
+Measured, in this process and in this order (as bot/cli/__init__.py does it):
 - read: reading the file's lines (text, UTF-8), in ~16 MiB batches;
 - parse+validate: `parse_event(line, rules)` for every line (invalid lines are counted, as the CLI skips them);
 - group+score: `score_users(events, rules, AT, tz=America/New_York)`;

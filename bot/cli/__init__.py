@@ -1,4 +1,4 @@
-"""The `pqlbot` command. Each sub-command lives in bot/commands/<name>.py: `add(parser)` and `run(args, settings)`."""
+"""The `pqlbot` command. Each sub-command lives in bot/cli/<name>.py: `add(parser)` and `run(args, settings)`."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """`pqlbot owners import FILE.csv` and `pqlbot owners list`: the named-account owners routing honours.
 
 A lead whose email domain is a named account goes to that account's owner, cap or not, unless the owner is
-paused or off the roster (bot/routing.py). The CSV has a header row and the columns `domain` and `rep` (a
+paused or off the roster (bot/services/routing.py). The CSV has a header row and the columns `domain` and `rep` (a
 Slack user id on the roster, PQL_REPS), plus an optional `company_name`:
 
     domain,rep,company_name

@@ -1,4 +1,4 @@
-"""`pqlbot serve`: the long-running process (see bot/server.py for what it runs), under uvicorn."""
+"""`pqlbot serve`: the long-running process (see bot/web/server.py for what it runs), under uvicorn."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 `python -m bot.sample` regenerates `bot/data/sample_events.jsonl` in place (`python -m bot.sample -`
 prints it instead). Generation is deterministic: fixed seeds, no wall clock, so the committed file
-is byte-for-byte what this module produces, and `tests/test_sample.py` checks that.
+is byte-for-byte what this module produces, and `tests/demo/test_sample.py` checks that.
 
 The story: a data-tooling product's team in New York (America/New_York; EST all fortnight, since
 DST ended on Sun 1 Nov 2026). Trials start Mon 2 Nov .. Fri 6 Nov; people work mostly 9:00-18:00

@@ -23,7 +23,6 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
-from functools import cache
 
 import orjson
 import sqlalchemy as sa
@@ -33,7 +32,8 @@ from sqlmodel import Session
 from bot.domain.lifecycle import TIER_RANK, PqlState
 from bot.services import outbox
 from bot.store import make_engine
-from bot.store.events import EVERYONE, Span, driver_value, events_of
+from bot.store.bulk import BulkWriter, as_tuples, driver_value
+from bot.store.events import EVERYONE, Span, events_of
 from bot.store.models import AuditEntry, DispositionRecord, EventRecord, Notice, Pql, TrialUser
 from scoring import PriorDisposition, Rules, ScoreResult, Status, paused_gc, score_user
 
@@ -49,9 +49,6 @@ _IN_CHUNK = 2000  # ids per IN (...) list: well under SQLite's bound-parameter l
 # import) costs more than it saves. The head start is what this process judges meanwhile (a 2-vCPU VM).
 _SPLIT_FROM = 200_000
 _HEAD_START = 80_000
-# Rows from which PostgreSQL gets them through a temporary table: below, the table costs more than it
-# saves (on a 2-core VM, 1 row: 0.5 ms by executemany, 2 ms staged; 5,000 rows: 127 ms against 87 ms).
-_STAGE_FROM = 200
 #: trial_users columns in the order `_Writes.user` lays them out.
 _USER_COLUMNS = ("user_id", "email", "domain", "company_name", "company_size", "first_name", "last_name", "title",
                  "plan", "signup_at", "status", "tier", "score", "verdict", "scored_at")
@@ -287,45 +284,12 @@ def _user_row(result: ScoreResult, text: str, time, scored_at) -> tuple:  # noqa
     )
 
 
-@cache
-def _copy_types(table: sa.Table, columns: tuple[str, ...]) -> list[str]:
-    """The types psycopg writes `columns` as in a binary COPY. JSON goes as the text it already is (json's
-    binary form is its text), so nothing is encoded twice."""
-    types = []
-    for name in columns:
-        column_type = table.c[name].type
-        if isinstance(column_type, sa.TypeDecorator):
-            column_type = column_type.impl
-        if isinstance(column_type, sa.BigInteger):
-            types.append("int8")
-        elif isinstance(column_type, sa.Integer):
-            types.append("int4")
-        elif isinstance(column_type, sa.DateTime) and column_type.timezone:
-            types.append("timestamptz")
-        elif isinstance(column_type, sa.String | sa.JSON):
-            types.append("text")
-        else:
-            raise TypeError(f"no binary COPY type for {table.name}.{name} ({column_type!r})")
-    return types
-
-
-def _tuples(table: sa.Table, rows: list[dict]) -> tuple[tuple[str, ...], list[tuple]]:
-    """Rows as SQLAlchemy takes them (dicts, all with the same keys) as COPY takes them: tuples, with JSON
-    as the text the engine's serializer would have written."""
-    columns = tuple(rows[0])
-    encoded = [isinstance(table.c[name].type, sa.JSON) for name in columns]
-    dumps = orjson.dumps
-    return columns, [tuple(dumps(value).decode() if is_json else value
-                           for value, is_json in zip(row.values(), encoded, strict=True)) for row in rows]
-
-
 class _Writes:
     """What one rescore owes the store, written in batches: verdicts first (a PQL points at its user row).
 
-    On PostgreSQL a batch of `_STAGE_FROM` rows or more is copied (binary COPY) into a temporary table
-    and inserted from there in one statement, ON CONFLICT clause and all: the server plans one statement,
-    not one per row, and psycopg encodes the values in C, not SQLAlchemy in Python. Audit entries, which
-    nothing can conflict with, are copied straight into their table.
+    Through the store's bulk writer (bot/store/bulk.py): on PostgreSQL a big batch is copied into a temporary
+    table and inserted from there in one statement; audit entries, which nothing can conflict with, are copied
+    straight into their table.
     """
 
     def __init__(self, connection: sa.Connection, at: datetime, report: Rescored) -> None:
@@ -336,7 +300,7 @@ class _Writes:
         self.sqlite = dialect.name == "sqlite"
         module = sqlite if self.sqlite else postgresql
         self.insert = module.insert
-        self.staged: set[str] = set()  # the temporary tables made in this transaction
+        self.bulk = BulkWriter(connection)
         # At the driver level: tuples with times and JSON already as SQLAlchemy writes them.
         self.time = driver_value(_USERS.c.signup_at, dialect)
         self.scored_at = self.time(at)
@@ -358,43 +322,14 @@ class _Writes:
 
     def flush(self) -> None:
         if self.users:
-            if self.sqlite:
-                self.connection.connection.driver_connection.executemany(self.upsert, self.users)
-            elif self._staging(self.users):
-                self._insert_staged(_USERS, _USER_COLUMNS, self.users, self.user_conflict)
+            if self.bulk.stages(self.users):
+                self.bulk.insert_staged(_USERS, _USER_COLUMNS, self.users, self.user_conflict)
             else:
-                with self.connection.connection.driver_connection.cursor() as cursor:
-                    cursor.executemany(self.upsert, self.users)
+                self.bulk.executemany(self.upsert, self.users)
             self.users = []
         if self.qualified:
             self._record_pqls(self.qualified)
             self.qualified = []
-
-    def _staging(self, rows: list) -> bool:
-        return not self.sqlite and len(rows) >= _STAGE_FROM
-
-    def _insert_staged(self, table: sa.Table, columns: tuple[str, ...], rows: list[tuple], tail: str) -> list[tuple]:
-        """INSERT INTO `table` (`columns`) the `rows`, ending with `tail` (ON CONFLICT, RETURNING), through a
-        temporary table with those columns and none of the constraints. It goes when the transaction ends,
-        however it ends; what it returns, if anything, is returned."""
-        stage = f"pqlbot_staged_{table.name}"
-        names = ", ".join(self.quote(c) for c in columns)
-        with self.connection.connection.driver_connection.cursor() as cursor:
-            if stage not in self.staged:
-                cursor.execute(f"CREATE TEMPORARY TABLE IF NOT EXISTS {stage} ON COMMIT DROP AS "
-                               f"SELECT {names} FROM {table.name} WITH NO DATA", prepare=False)
-                self.staged.add(stage)
-            cursor.execute(f"TRUNCATE {stage}", prepare=False)
-            self._copy(cursor, stage, table, columns, rows)
-            cursor.execute(f"INSERT INTO {table.name} ({names}) SELECT {names} FROM {stage} {tail}", prepare=False)
-            return cursor.fetchall() if cursor.description else []
-
-    def _copy(self, cursor, into: str, table: sa.Table, columns: tuple[str, ...], rows: list[tuple]) -> None:  # noqa: ANN001
-        names = ", ".join(self.quote(c) for c in columns)
-        with cursor.copy(f"COPY {into} ({names}) FROM STDIN (FORMAT BINARY)") as copy:
-            copy.set_types(_copy_types(table, columns))
-            for row in rows:
-                copy.write_row(row)
 
     def _existing(self, results: list[ScoreResult]) -> dict[tuple, tuple[int, str]]:
         """The PQLs these users have already, by (user, trial)."""
@@ -429,9 +364,9 @@ class _Writes:
         made: dict[str, int] = {}
         if new:
             # One PQL per (user, trial) even with racing writers: only the rows really inserted come back.
-            if self._staging(new):
+            if self.bulk.stages(new):
                 # Ids in the order the users qualified: the staged rows in the order they were copied.
-                rows = self._insert_staged(_PQLS, *_tuples(_PQLS, new), "ORDER BY ctid ON CONFLICT "
+                rows = self.bulk.insert_staged(_PQLS, *as_tuples(_PQLS, new), "ORDER BY ctid ON CONFLICT "
                                            "(user_id, trial_started_at) DO NOTHING RETURNING user_id, id")
             else:
                 insert = self.insert(_PQLS).on_conflict_do_nothing(index_elements=["user_id", "trial_started_at"])
@@ -460,13 +395,12 @@ class _Writes:
                 audits.append(self._audit("pql_upgraded", pql_id, result.user_id, detail))
                 report.upgraded.append(pql_id)
             report.results[pql_id] = result
-        if audits and self._staging(audits):
-            with self.connection.connection.driver_connection.cursor() as cursor:
-                self._copy(cursor, _AUDIT.name, _AUDIT, *_tuples(_AUDIT, audits))  # nothing to conflict with
+        if audits and self.bulk.stages(audits):
+            self.bulk.copy_into(_AUDIT, *as_tuples(_AUDIT, audits))
         elif audits:
             self.connection.execute(sa.insert(_AUDIT), audits)
-        if notices and self._staging(notices):
-            self._insert_staged(_NOTICES, *_tuples(_NOTICES, notices), "ON CONFLICT (key) DO NOTHING")
+        if notices and self.bulk.stages(notices):
+            self.bulk.insert_staged(_NOTICES, *as_tuples(_NOTICES, notices), "ON CONFLICT (key) DO NOTHING")
         elif notices:
             self.connection.execute(self.insert(_NOTICES).on_conflict_do_nothing(index_elements=["key"]), notices)
 

@@ -1,5 +1,5 @@
 """Build the Bolt app: one middleware puts the runtime in every listener's reach, and listeners are
-registered per surface, each wrapped by bot.slack.errors.guarded. Over HTTP, bot/slack/route.py serves
+registered per surface, each wrapped by bot.slack.errors.guarded. Over HTTP, bot/web/slack_route.py serves
 Slack's requests to it, checked first by bot/slack/verify.py."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from bot.slack.listeners import actions, commands, home, manager
 from bot.slack.runtime import Runtime
 from bot.slack.verify import SignedRequests
 
-#: The signature checks of each app `build_app` made, for slack_route (bot/slack/route.py) to find.
+#: The signature checks of each app `build_app` made, for slack_route (bot/web/slack_route.py) to find.
 _SIGNED: weakref.WeakKeyDictionary[App, SignedRequests] = weakref.WeakKeyDictionary()
 #: The twin of each app build_app made, for requests slack_route has acked already.
 _ACKED: weakref.WeakKeyDictionary[App, App] = weakref.WeakKeyDictionary()

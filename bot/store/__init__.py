@@ -18,7 +18,8 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 def store_errors(engine: sa.Engine) -> tuple[type[Exception], ...]:
     """What a failing store raises: SQLAlchemy's errors, and its driver's own from the fast paths that talk to
-    the driver directly (bot/ingest.py, bot/qualify.py). Whoever answers a caller turns these into "retry"."""
+    the driver directly (bot/store/events.py, bot/store/bulk.py). Whoever answers a caller turns these into
+    "retry"."""
     return (sa.exc.SQLAlchemyError, engine.dialect.loaded_dbapi.Error)
 
 

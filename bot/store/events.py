@@ -20,6 +20,7 @@ from itertools import chain
 import orjson
 import sqlalchemy as sa
 
+from bot.store.bulk import driver_value
 from bot.store.models import EventRecord
 from scoring import Event
 
@@ -58,12 +59,6 @@ class Stored:
         self.users |= other.users
         self.fresh |= other.fresh
         return self
-
-
-def driver_value(column: sa.Column, dialect: sa.Dialect):  # noqa: ANN202
-    """What SQLAlchemy sends the driver for `column`'s values on `dialect` (e.g. the text of a time on SQLite)."""
-    column_type = column.type.dialect_impl(dialect)
-    return column_type.bind_processor(dialect) or (lambda value: value)
 
 
 def store_events(connection: sa.Connection, events: Sequence[Event], *, now: datetime) -> Stored:

@@ -3,8 +3,8 @@
 Why: work that each request would otherwise do in a transaction of its own (storing an ingestion call,
 recording a Slack request as seen) costs a commit, a pooled connection and, under a burst, a queue for
 both. Taken together by one thread, a hundred waiting items cost a few statements, and a lone item is a
-group of one, served at once. Used by ingestion (bot/intake.py) and the Slack replay record
-(bot/slack/app.py).
+group of one, served at once. Used by ingestion (bot/web/intake.py) and the Slack replay record
+(bot/slack/verify.py).
 
 The thread starts on demand and ends after `idle_seconds` with nothing to do. An item whose caller has
 gone (its future cancelled) is left out of its group. `serve` must settle every future it is given.

@@ -10,7 +10,7 @@
 - A store failure answers 503 so the sender (Segment) retries; bad input never becomes a 500, nor a 503:
   a call the store could not keep (a NUL character, a value longer than its column, a time near the
   calendar's ends) is rejected as bad input, or Segment would retry it, and the batch around it, forever.
-- Calls arriving together are stored and scored together, by one writer (bot/intake.py), yet each is
+- Calls arriving together are stored and scored together, by one writer (bot/web/intake.py), yet each is
   answered with its own counts and PQLs.
 - Logs carry counts only: event contents hold emails, and the token must never reach a log.
 """
@@ -201,7 +201,7 @@ def _ingest_endpoint(pipeline: Pipeline, intake: Intake, token: str | None, path
 
 def ingest_routes(pipeline: Pipeline, token: str | None, *, gather_seconds: float = GATHER_SECONDS) -> list[Route]:
     """/healthz, /v1/track and /v1/batch, to mount beside other apps (e.g. Slack's) in one Starlette.
-    `gather_seconds`: how long ingestion waits for a group to fill under a stream of calls (bot/intake.py)."""
+    `gather_seconds`: how long ingestion waits for a group to fill under a stream of calls (bot/web/intake.py)."""
     intake = Intake(pipeline, gather_seconds=gather_seconds)
 
     def healthz(request: Request) -> JSONResponse:  # sync: Starlette runs it in the threadpool

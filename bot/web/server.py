@@ -63,7 +63,7 @@ class Server:
 
 def build(settings: Settings, *, pipeline: Pipeline | None = None, gateway: Gateway | None = None,
           listener_executor: Executor | None = None, after_ack: Executor | None = None) -> Server:
-    """`listener_executor` and `after_ack` are for tests (see bot/slack/app.py and bot/slack/route.py); `after_ack`
+    """`listener_executor` and `after_ack` are for tests (see bot/slack/app.py and bot/web/slack_route.py); `after_ack`
     defaults to the listener executor a test gives, else to slack_route's own pool."""
     if pipeline is None:
         pipeline = for_team(open_store(settings.database_url), settings)

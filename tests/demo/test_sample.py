@@ -1,4 +1,4 @@
-"""The bundled sample (bot/data/sample_events.jsonl) says what bot/sample.py's docstring says it does."""
+"""The bundled sample (bot/data/sample_events.jsonl) says what bot/demo/sample.py's docstring says it does."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The weekly review and the pilot scorecard (bot/review.py), the chart (bot/chart.py), the Friday sweeps
+"""The weekly review and the pilot scorecard (bot/review/), the chart (bot/review/chart.py), the Friday sweeps
 (bot/sweeps/weekly_review.py, bot/sweeps/review_triggers.py) and `pqlbot review`.
 
 Weeks are built row by row with tests.test_metrics.Rows; the hand-worked week 2026-W45 is `the_week`.

@@ -1,4 +1,4 @@
-"""The pilot's numbers (bot/metrics.py) on a week built row by row, every answer worked out by hand below.
+"""The pilot's numbers (bot/services/metrics.py) on a week built row by row, every answer worked out by hand below.
 
 The week is 2026-W45 (Monday 2 to Sunday 8 November), New York, 9:00-18:00 on weekdays, two reps (Ana and
 Ben), judged on Monday 9 November at noon. `Rows` writes store rows directly with known times; the review

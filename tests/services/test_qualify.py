@@ -12,6 +12,7 @@ from sqlmodel import select
 from bot.services import audit
 from bot.services import rescore as qualify
 from bot.services.pipeline import Pipeline
+from bot.store import bulk
 from bot.store import events as ingest
 from bot.store.events import store_events
 from bot.store.models import AuditEntry, DispositionRecord, EventRecord, Notice, Pql, TrialUser
@@ -353,14 +354,15 @@ def written(engine) -> dict[str, list]:
 
 
 def test_batches_copied_in_through_a_temporary_table_are_stored_as_batches_inserted_row_by_row(engine, monkeypatch):
-    # On PostgreSQL a batch of _STAGE_FROM rows or more is copied into a temporary table and inserted from there.
+    # On PostgreSQL a batch of STAGE_FROM rows (bot/store/bulk.py) or more is copied into a temporary table
+    # and inserted from there.
     monkeypatch.setattr(qualify, "_FLUSH_EVERY", 2)  # the temporary tables serve several batches
     trials = [qualifying(n) for n in ("amy", "ben", "cat")] + [Trial("zed", email="zed@acme.com").activate(1)]
     p = pipeline(engine)
     p.ingest([e for t in trials for e in t.events], score=False)
     stored, reports = [], []
     for stage_from in (1, 1_000_000):  # every batch staged, then none
-        monkeypatch.setattr(qualify, "_STAGE_FROM", stage_from)
+        monkeypatch.setattr(bulk, "STAGE_FROM", stage_from)
         report = p.rescore_all(at=START + timedelta(days=3))
         reports.append((report.users, report.changed, report.triggered, sorted(report.results)))
         stored.append(written(engine))
@@ -377,7 +379,7 @@ def test_batches_copied_in_through_a_temporary_table_are_stored_as_batches_inser
 
 
 def test_a_staged_pql_another_writer_recorded_a_moment_ago_is_neither_audited_nor_alerted_twice(engine, monkeypatch):
-    monkeypatch.setattr(qualify, "_STAGE_FROM", 1)
+    monkeypatch.setattr(bulk, "STAGE_FROM", 1)
     p, trial = pipeline(engine), qualifying("amy")
     p.ingest(trial.events, at=START + timedelta(days=3))
     monkeypatch.setattr(qualify._Writes, "_existing", lambda self, results: {})  # as if it raced the insert
