@@ -22,8 +22,9 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
-from functools import lru_cache
+from functools import cache, lru_cache
 from operator import attrgetter
+from typing import Any
 
 from scoring import events as ev
 from scoring.result import (
@@ -37,11 +38,14 @@ from scoring.result import (
     Status,
     Tier,
 )
-from scoring.rules import Rules, Signal
+from scoring.rules import DoNotTouch, Rules, Signal
+from templates import sentences, table
 
 EXPLICIT_ASK = "explicit_ask"
 ACTIVATION = "activation"
-_ASK_WORDS = {ev.DEMO: "requested a demo", ev.CONTACT_SALES: "asked to talk to sales"}
+#: The words of the signals the scorer adds itself, and of lists of values (templates/scoring/signals.j2); cached,
+#: as every activated user's verdict says "activated".
+_words = cache(sentences("scoring/signals.j2"))
 
 
 class _Tally:
@@ -128,10 +132,17 @@ def _add_all(tally: _Tally, events: Sequence[ev.Event], new_days: Sequence[tuple
         tally.met_at, tally.met_on = first.at, local(first.at)
 
 
+@cache
+def _list_separators() -> tuple[str, str]:
+    return table("scoring/signals.j2", "list_separator"), table("scoring/signals.j2", "list_last_separator")
+
+
 def _human_list(items: Sequence[str]) -> str:
+    """A list as words: "slack, jira and github"."""
     if len(items) <= 1:
         return "".join(items)
-    return f"{', '.join(items[:-1])} and {items[-1]}"
+    separator, last = _list_separators()
+    return f"{separator.join(items[:-1])}{last}{items[-1]}"
 
 
 def _evidence(tally: _Tally, trial_day_of, with_day_list: bool) -> str:
@@ -145,10 +156,8 @@ def _evidence(tally: _Tally, trial_day_of, with_day_list: bool) -> str:
 
 
 _AT = attrgetter("at")
+_MET_AT = attrgetter("met_at")
 _ONE_DAY = timedelta(days=1)
-# strftime is slow enough to show at 100,000 users; these are the same words.
-_WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
-_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
 @lru_cache(maxsize=8192)
@@ -170,9 +179,79 @@ def _domain_matches(domain: str, listed: Iterable[str]) -> bool:
     return any(domain == d or domain.endswith("." + d) for d in listed)
 
 
-def _hours(delta: timedelta) -> str:
-    hours = delta.total_seconds() / 3600
-    return f"{hours:.0f} h" if hours >= 1 else f"{max(1, round(hours * 60))} min"
+class _Trial:
+    """The trial as of `at`, read from its signup: who signed up (and whether they fit the ICP), when it started,
+    its scoring window, its last day, and where `at` falls in it. Days are local dates in the team's time zone."""
+
+    __slots__ = ("signup", "props", "start", "tz", "first_day", "last_day", "day", "days_left", "window_end",
+                 "email", "domain", "company", "size", "icp_fit")
+
+    def __init__(self, signup: ev.Event, rules: Rules, at: datetime, tz: tzinfo) -> None:
+        self.signup, self.props, self.start, self.tz = signup, signup.props, signup.at, tz
+        props = self.props
+        self.first_day = self.local(self.start)
+        trial_ends_at = props.get("trial_ends_at")
+        if trial_ends_at:
+            self.last_day = self.local(datetime.fromisoformat(trial_ends_at) - timedelta(microseconds=1))
+        else:
+            self.last_day = self.first_day + timedelta(days=rules.window.trial_length_days - 1)
+        today = _local_date(at, tz)
+        self.day = self.day_of(today)
+        self.days_left = max(0, (self.last_day - today).days + 1)
+        self.window_end = self.start + timedelta(days=rules.window.days)
+
+        self.email = email = props.get("email")
+        self.domain = email.rsplit("@", 1)[1] if email else None
+        self.company = props.get("company_name")
+        self.size = size = props.get("company_size")
+        gates = rules.gates
+        self.icp_fit = size is not None and gates.company_size_min <= size <= gates.company_size_max
+
+    def local(self, moment: datetime) -> date:
+        return moment.astimezone(self.tz).date()
+
+    def day_of(self, day: date) -> int:
+        """The trial day of a local date: 1 is the signup's."""
+        return (day - self.first_day).days + 1
+
+
+class _Walk:
+    """What walking one trial's events found: a tally per signal (None until its first event), when the user
+    activated, the first explicit ask, whether they viewed billing or pricing, and the do-not-touch states."""
+
+    __slots__ = ("tallies", "activated_at", "ask", "saw_billing", "checkout_since", "upgraded_at", "converted_at",
+                 "opted_out_at", "open_tickets")
+
+    def __init__(self, signals: int) -> None:
+        self.tallies: list[_Tally | None] = [None] * signals
+        self.activated_at: datetime | None = None
+        self.ask: ev.Event | None = None
+        self.saw_billing = False
+        self.checkout_since: datetime | None = None
+        self.upgraded_at: datetime | None = None
+        self.converted_at: datetime | None = None
+        self.opted_out_at: datetime | None = None
+        self.open_tickets: list[str | None] = []
+
+    def note(self, event: ev.Event, asks: frozenset[str]) -> None:
+        """An ask, or a change of state: checkout, upgrade, conversion, support tickets, opt-out."""
+        name, moment = event.name, event.at
+        if name in asks:
+            self.ask = self.ask or event
+        elif name == ev.CHECKOUT_STARTED:
+            self.checkout_since = moment
+        elif name == ev.CHECKOUT_COMPLETED:
+            self.checkout_since, self.upgraded_at = None, moment
+        elif name == ev.CONVERTED:
+            self.checkout_since, self.upgraded_at = None, moment
+            self.converted_at = self.converted_at or moment
+        elif name == ev.TICKET_OPENED:
+            self.open_tickets.append(event.props.get("ticket_id"))
+        elif name == ev.TICKET_CLOSED and self.open_tickets:
+            ticket = event.props.get("ticket_id")
+            self.open_tickets.remove(ticket if ticket in self.open_tickets else self.open_tickets[0])
+        elif name == ev.OPT_OUT:
+            self.opted_out_at = moment
 
 
 def score_user(
@@ -183,55 +262,77 @@ def score_user(
     tz: tzinfo = UTC,
     dispositions: Sequence[PriorDisposition] = (),
 ) -> ScoreResult:
-    """Score one user as of `at` (aware). `dispositions` are the ones the store holds for this user."""
+    """Score one user as of `at` (aware). `dispositions` are the ones the store holds for this user.
+
+    The steps, in the order of judgement (see the module docstring): the events as of `at`, the trial read
+    from its signup, the walk through the events, the exclusions, the activation gate and the do-not-touch
+    reasons, the signals met, then status and tier.
+    """
     if at.tzinfo is None:
         raise ValueError("`at` must be timezone-aware")
     plan = _plan(rules)
     at = at.astimezone(UTC)  # events are UTC; comparing like with like is much cheaper
+    seen = _as_of(events, at)
+    signup = _last_signup(seen)
+    if signup is None:
+        return _no_signup(seen[0].user_id if seen else "", rules)
+    trial = _Trial(signup, rules, at, tz)
+    walk = _walk(seen, trial, plan, rules.gates.activation_event)
+
+    reasons = _exclusions(trial, walk, plan, rules, at, dispositions)
+    excluded = bool(reasons)
+    if walk.activated_at is None and not (walk.ask is not None and trial.icp_fit):
+        # The activation gate; the fast lane needs no activation, so it is no reason there.
+        reasons.append(Reason("not_activated", ReasonKind.GATE, {}))
+    dont = _do_not_touch(walk, rules.do_not_touch, at)
+
+    met, signals = _signals_met(walk, trial, plan)
+    score = sum(t.rule.points for t in met) if walk.activated_at is not None else 0
+    status, tier, qualified_at = _status_and_tier(excluded, walk, trial, met, score, rules, at)
+    if status in (Status.QUALIFIED, Status.HELD) and dont:
+        status = Status.DO_NOT_TOUCH
+    reasons.extend(dont)
+    strongest = EXPLICIT_ASK if tier is Tier.FAST_LANE else _strongest(met)
+    return _result(trial, plan, score, status, tier, qualified_at, signals, reasons, strongest)
+
+
+def _as_of(events: Iterable[ev.Event], at: datetime) -> list[ev.Event]:
+    """The events in time order, up to and including `at`."""
     seen = sorted(events, key=_AT)  # stable: events at the same instant keep the order they came in
     cut = bisect_right(seen, at, key=_AT)
     if cut < len(seen):
         del seen[cut:]  # after `at`: not happened yet, as far as this verdict knows
+    return seen
+
+
+def _last_signup(seen: Sequence[ev.Event]) -> ev.Event | None:
+    """The latest signup: a user who signs up again starts a new trial."""
     signup_name = ev.SIGNUP
-    signups = [e for e in seen if e.name == signup_name]
-    if not signups:
-        user_id = seen[0].user_id if seen else ""
-        return _no_signup(user_id, rules)
-    signup = signups[-1]
-    start = signup.at
-    props = signup.props
+    for event in reversed(seen):
+        if event.name == signup_name:
+            return event
+    return None
 
-    def local(moment: datetime) -> date:
-        return moment.astimezone(tz).date()
 
-    first_day = local(start)
+def _walk(seen: Sequence[ev.Event], trial: _Trial, plan: _Plan, activation: str) -> _Walk:
+    """One pass over the trial's events (in time order): signal tallies and activation from the events inside
+    the window; billing views, asks and do-not-touch states from every event since the signup.
 
-    def trial_day_of(day: date) -> int:
-        return (day - first_day).days + 1
-
-    trial_ends_at = props.get("trial_ends_at")
-    if trial_ends_at:
-        last_day = local(datetime.fromisoformat(trial_ends_at) - timedelta(microseconds=1))
-    else:
-        last_day = first_day + timedelta(days=rules.window.trial_length_days - 1)
-    today = _local_date(at, tz)
-    trial_day = trial_day_of(today)
-    days_left = max(0, (last_day - today).days + 1)
-
-    window_end = start + timedelta(days=rules.window.days)
-    signals_by_index = plan.signals
-    tallies: list[_Tally | None] = [None] * len(signals_by_index)  # made on a signal's first event
+    The hot loop of a population's rescore: its state stays in local names, and the rare events that are asks
+    or change a do-not-touch state go to `_Walk.note`.
+    """
+    walk = _Walk(len(plan.signals))
+    tallies, signals_by_index = walk.tallies, plan.signals
     for_event, star_distinct, billing_tallies = plan.for_event, plan.star_distinct, plan.billing
-    activation, asks, special, is_billing = rules.gates.activation_event, plan.asks, plan.special, plan.is_billing
+    asks, special, is_billing = plan.asks, plan.special, plan.is_billing
     page_view = ev.PAGE_VIEW
-    day, day_ends = first_day, _next_midnight(first_day, tz)
+    start, window_end, tz = trial.start, trial.window_end, trial.tz
+    day = trial.first_day
+    day_ends = _next_midnight(day, tz)
     new_days: list[tuple[date, ev.Event]] = []  # the first in-window event of each active day
     in_window: list[ev.Event] = []
     activated_at: datetime | None = None
-    ask: ev.Event | None = None
     saw_billing = False
-    converted_at = upgraded_at = checkout_since = opted_out_at = None
-    open_tickets: list[str | None] = []
 
     for event in seen:
         moment = event.at
@@ -255,130 +356,135 @@ def score_user(
                 if tally is None:
                     tally = tallies[index] = _Tally(*signals_by_index[index])
                 tally.add(event, day)
-        if name not in special:
-            continue
-        if name in asks:
-            ask = ask or event
-        elif name == ev.CHECKOUT_STARTED:
-            checkout_since = moment
-        elif name == ev.CHECKOUT_COMPLETED:
-            checkout_since, upgraded_at = None, moment
-        elif name == ev.CONVERTED:
-            checkout_since, upgraded_at = None, moment
-            converted_at = converted_at or moment
-        elif name == ev.TICKET_OPENED:
-            open_tickets.append(event.props.get("ticket_id"))
-        elif name == ev.TICKET_CLOSED and open_tickets:
-            ticket = event.props.get("ticket_id")
-            open_tickets.remove(ticket if ticket in open_tickets else open_tickets[0])
-        elif name == ev.OPT_OUT:
-            opted_out_at = moment
+        if name in special:
+            walk.note(event, asks)
     for index in plan.any_event:
         tallies[index] = _Tally(*signals_by_index[index])
-        _add_all(tallies[index], in_window, new_days, local)
+        _add_all(tallies[index], in_window, new_days, trial.local)
+    walk.activated_at, walk.saw_billing = activated_at, saw_billing
+    return walk
 
-    email = props.get("email")
-    domain = email.rsplit("@", 1)[1] if email else None
-    company = props.get("company_name")
-    size = props.get("company_size")
-    gates = rules.gates
-    icp_fit = size is not None and gates.company_size_min <= size <= gates.company_size_max
-    size_range = f"{gates.company_size_min:,}-{gates.company_size_max:,}"
+
+def _exclusions(
+    trial: _Trial, walk: _Walk, plan: _Plan, rules: Rules, at: datetime, dispositions: Sequence[PriorDisposition]
+) -> list[Reason]:
+    """Every exclusion that applies: fit, personal or test email, competitor or internal domain, converted,
+    an earlier disposition this trial, the trial ended or ending."""
     ex = rules.exclusions
     reasons: list[Reason] = []
 
-    def exclude(code: str, detail: str) -> None:
-        reasons.append(Reason(code, ReasonKind.EXCLUSION, detail))
+    def exclude(code: str, **params: Any) -> None:
+        reasons.append(Reason(code, ReasonKind.EXCLUSION, params))
 
-    if size is None:
-        exclude("company_size_unknown", f"company size unknown, so ICP fit ({size_range}) can't be checked")
-    elif not icp_fit:
-        exclude("company_size_out_of_range", f"company size {size:,} is outside the ICP range {size_range}")
-    if domain in ex.personal_email_domains and not company:
-        exclude("personal_email_domain", f"signed up with a personal {domain} address and no company")
+    size, email, domain = trial.size, trial.email, trial.domain
+    if not trial.icp_fit:
+        size_range = {"size_min": rules.gates.company_size_min, "size_max": rules.gates.company_size_max}
+        if size is None:
+            exclude("company_size_unknown", **size_range)
+        else:
+            exclude("company_size_out_of_range", size=size, **size_range)
+    if domain in ex.personal_email_domains and not trial.company:
+        exclude("personal_email_domain", domain=domain)
     if email and plan.test_email and plan.test_email.match(email):
-        exclude("test_account", f"{email} looks like a test or demo sign-up")
+        exclude("test_account", email=email)
     if domain and ex.competitor_domains and _domain_matches(domain, ex.competitor_domains):
-        exclude("competitor_domain", f"{domain} is a known competitor")
+        exclude("competitor_domain", domain=domain)
     if domain and ex.internal_domains and _domain_matches(domain, ex.internal_domains):
-        exclude("internal_domain", f"{domain} is one of our own domains")
-    if converted_at is not None:
-        exclude("already_converted", f"converted to paid on day {trial_day_of(local(converted_at))}: "
-                "an expansion lead, not a conversion one")
+        exclude("internal_domain", domain=domain)
+    if walk.converted_at is not None:
+        exclude("already_converted", day=trial.day_of(trial.local(walk.converted_at)))
     for prior in dispositions:
-        if start <= prior.at <= at and prior.disposition in ex.dispositions:
-            label = prior.disposition.replace("_", " ").capitalize()
-            exclude("prior_disposition", f"dispositioned {label} on day {trial_day_of(local(prior.at))} "
-                    "of this trial")
+        if trial.start <= prior.at <= at and prior.disposition in ex.dispositions:
+            exclude("prior_disposition", disposition=prior.disposition, day=trial.day_of(trial.local(prior.at)))
             break
-    if days_left == 0:
-        exclude("trial_ended", f"the trial ended on {_WEEKDAYS[last_day.weekday()]} {last_day.day} "
-                f"{_MONTHS[last_day.month - 1]}")
-    elif days_left < ex.min_days_left_without_billing_view and not saw_billing:
-        exclude("trial_ending", f"{days_left} trial day{'s' * (days_left != 1)} left and no billing or "
-                "pricing view: too little time for a sales cycle")
+    if trial.days_left == 0:
+        exclude("trial_ended", on=trial.last_day.isoformat(), weekday=trial.last_day.weekday())
+    elif trial.days_left < ex.min_days_left_without_billing_view and not walk.saw_billing:
+        exclude("trial_ending", days_left=trial.days_left)
+    return reasons
 
-    dnt = rules.do_not_touch
+
+def _do_not_touch(walk: _Walk, dnt: DoNotTouch, at: datetime) -> list[Reason]:
+    """Why a rep must not reach out now, though the lead would be routed: a checkout under way, a recent upgrade,
+    an open support ticket, an opt-out."""
     dont: list[Reason] = []
-    if checkout_since is not None and at - checkout_since < timedelta(hours=dnt.checkout_grace_hours):
+    if walk.checkout_since is not None and at - walk.checkout_since < timedelta(hours=dnt.checkout_grace_hours):
         dont.append(Reason("checkout_in_progress", ReasonKind.DO_NOT_TOUCH,
-                           f"started checkout {_hours(at - checkout_since)} ago: let them finish"))
-    if upgraded_at is not None and at - upgraded_at < timedelta(hours=dnt.after_upgrade_hours):
+                           {"seconds": (at - walk.checkout_since).total_seconds()}))
+    if walk.upgraded_at is not None and at - walk.upgraded_at < timedelta(hours=dnt.after_upgrade_hours):
         dont.append(Reason("recently_upgraded", ReasonKind.DO_NOT_TOUCH,
-                           f"upgraded {_hours(at - upgraded_at)} ago: let them land first"))
-    if open_tickets:
-        dont.append(Reason("support_ticket_open", ReasonKind.DO_NOT_TOUCH,
-                           "has an open support ticket: resolve it before sales reaches out"))
-    if opted_out_at is not None:
-        dont.append(Reason("opted_out", ReasonKind.DO_NOT_TOUCH, "opted out of sales contact"))
+                           {"seconds": (at - walk.upgraded_at).total_seconds()}))
+    if walk.open_tickets:
+        dont.append(Reason("support_ticket_open", ReasonKind.DO_NOT_TOUCH, {}))
+    if walk.opted_out_at is not None:
+        dont.append(Reason("opted_out", ReasonKind.DO_NOT_TOUCH, {}))
+    return dont
 
-    met = sorted((t for t in tallies if t is not None and t.met_at is not None), key=lambda t: t.met_at)
-    points = sum(t.rule.points for t in met)
+
+def _signals_met(walk: _Walk, trial: _Trial, plan: _Plan) -> tuple[list[_Tally], list[SignalMet]]:
+    """The tallies that met their signal, in the order they were met; and every signal to show, in the order it
+    happened: those, activation and the explicit ask (both worth no points)."""
+    met = sorted((t for t in walk.tallies if t is not None and t.met_at is not None), key=_MET_AT)
+    day_of, wants_day_list = trial.day_of, plan.wants_day_list
     signals = [
-        SignalMet(t.key, t.rule.label, t.rule.points, trial_day_of(t.met_on), t.met_at,
-                  _evidence(t, trial_day_of, t.key in plan.wants_day_list), t.rule.talk_track, tuple(t.shown))
+        SignalMet(t.key, t.rule.label, t.rule.points, day_of(t.met_on), t.met_at,
+                  _evidence(t, day_of, t.key in wants_day_list), t.rule.talk_track, tuple(t.shown))
         for t in met
     ]
-    if activated_at is not None:
-        signals.append(SignalMet(ACTIVATION, "Activation", 0, trial_day_of(local(activated_at)),
-                                 activated_at, "activated", "activation"))
-    elif not (ask is not None and icp_fit):  # the fast lane needs no activation, so it is no reason there
-        reasons.append(Reason("not_activated", ReasonKind.GATE,
-                              "has not completed activation, so no points count yet"))
-    strongest = max(met, key=lambda t: (t.rule.points, -t.rule.rank)).key if met else None
-    if ask is not None:
-        signals.append(SignalMet(EXPLICIT_ASK, "Explicit ask", 0, trial_day_of(local(ask.at)), ask.at,
-                                 _ASK_WORDS.get(ask.name, "asked for a conversation"), "fast_lane"))
-    signals.sort(key=lambda s: s.at)  # the story in the order it happened
+    if walk.activated_at is not None:
+        signals.append(SignalMet(ACTIVATION, _words("activation_label"), 0, day_of(trial.local(walk.activated_at)),
+                                 walk.activated_at, _words("activation_evidence"), "activation"))
+    if (ask := walk.ask) is not None:
+        signals.append(SignalMet(EXPLICIT_ASK, _words("explicit_ask_label"), 0, day_of(trial.local(ask.at)), ask.at,
+                                 _words("explicit_ask_evidence", event=ask.name), "fast_lane"))
+    signals.sort(key=_AT)  # the story in the order it happened
+    return met, signals
 
-    score = points if activated_at is not None else 0
-    tier: Tier | None = None
-    qualified_at: datetime | None = None
-    if any(r.kind is ReasonKind.EXCLUSION for r in reasons):
-        status = Status.EXCLUDED
-    elif ask is not None and icp_fit:
-        status, tier, qualified_at, strongest = Status.QUALIFIED, Tier.FAST_LANE, ask.at, EXPLICIT_ASK
-    elif score >= rules.tiers.qualify:
-        tier = Tier.HIGH if score >= rules.tiers.high else Tier.MEDIUM
-        qualified_at = max(activated_at, _crossing(met, rules.tiers.qualify))
-        status = Status.QUALIFIED
-        one_day = len(set().union(*(t.days for t in met))) == 1
-        if score == rules.tiers.qualify and one_day:
-            if at < qualified_at + timedelta(hours=rules.hold.hours):
-                status = Status.HELD
-            else:
-                status, tier = Status.MONITOR, None
-    else:
-        status = Status.BELOW_THRESHOLD
-    if status in (Status.QUALIFIED, Status.HELD) and dont:
-        status = Status.DO_NOT_TOUCH
-    reasons.extend(dont)
 
+def _strongest(met: Sequence[_Tally]) -> str | None:
+    """The met signal worth the most points (the rules' rank breaks ties)."""
+    return max(met, key=lambda t: (t.rule.points, -t.rule.rank)).key if met else None
+
+
+def _status_and_tier(
+    excluded: bool, walk: _Walk, trial: _Trial, met: Sequence[_Tally], score: int, rules: Rules, at: datetime
+) -> tuple[Status, Tier | None, datetime | None]:
+    """Status, tier and when the user qualified, before the do-not-touch states: excluded; else the fast lane for
+    an ICP-fit user's explicit ask; else by points at the thresholds, with every signal on one day held for a while
+    at exactly the threshold, then monitor."""
+    if excluded:
+        return Status.EXCLUDED, None, None
+    if walk.ask is not None and trial.icp_fit:
+        return Status.QUALIFIED, Tier.FAST_LANE, walk.ask.at
+    tiers = rules.tiers
+    if score < tiers.qualify:
+        return Status.BELOW_THRESHOLD, None, None
+    tier = Tier.HIGH if score >= tiers.high else Tier.MEDIUM
+    qualified_at = max(walk.activated_at, _crossing(met, tiers.qualify))
+    if score == tiers.qualify and len(set().union(*(t.days for t in met))) == 1:
+        if at < qualified_at + timedelta(hours=rules.hold.hours):
+            return Status.HELD, tier, qualified_at
+        return Status.MONITOR, None, qualified_at
+    return Status.QUALIFIED, tier, qualified_at
+
+
+def _result(
+    trial: _Trial,
+    plan: _Plan,
+    score: int,
+    status: Status,
+    tier: Tier | None,
+    qualified_at: datetime | None,
+    signals: list[SignalMet],
+    reasons: list[Reason],
+    strongest: str | None,
+) -> ScoreResult:
+    props = trial.props
     return ScoreResult(
-        user_id=signup.user_id,
-        email=email,
-        account=Account(company, domain),
-        company_size=size,
+        user_id=trial.signup.user_id,
+        email=trial.email,
+        account=Account(trial.company, trial.domain),
+        company_size=trial.size,
         score=score,
         max_score=plan.max_score,
         tier=tier,
@@ -386,8 +492,8 @@ def score_user(
         signals=tuple(signals),
         reasons=tuple(reasons),
         strongest_signal=strongest,
-        trial_day=trial_day,
-        days_left=days_left,
+        trial_day=trial.day,
+        days_left=trial.days_left,
         qualified_at=qualified_at,
         profile=Profile(
             first_name=props.get("first_name"),
@@ -395,8 +501,8 @@ def score_user(
             title=props.get("title"),
             plan=props.get("plan"),
             signup_source=props.get("signup_source"),
-            signup_at=start,
-            trial_ends_on=last_day,
+            signup_at=trial.start,
+            trial_ends_on=trial.last_day,
         ),
     )
 
@@ -422,8 +528,7 @@ def _no_signup(user_id: str, rules: Rules) -> ScoreResult:
         tier=None,
         status=Status.EXCLUDED,
         signals=(),
-        reasons=(Reason("no_signup", ReasonKind.EXCLUSION,
-                        "no signup_complete yet: events are kept and scored when it arrives"),),
+        reasons=(Reason("no_signup", ReasonKind.EXCLUSION, {}),),
         strongest_signal=None,
         trial_day=None,
         days_left=None,

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Annotated, Any, Literal, NamedTuple
+from typing import Annotated, Any, Literal, NamedTuple, Protocol
 
 from pydantic import (
     AwareDatetime,
@@ -23,9 +24,6 @@ from pydantic import (
     field_validator,
 )
 from typing_extensions import TypedDict  # pydantic needs this one before Python 3.12
-
-if TYPE_CHECKING:
-    from scoring.rules import Rules
 
 SIGNUP = "signup_complete"
 ACTIVATION = "activation_complete"
@@ -46,6 +44,19 @@ OPT_OUT = "sales_opt_out"
 BILLING_VIEW = "billing_view"
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+class _Aliases(Protocol):
+    @property
+    def aliases(self) -> Mapping[str, str]: ...
+
+
+class Naming(Protocol):
+    """What `parse_event` needs of the rules: their event aliases. `scoring.rules.Rules` is one; this module
+    imports nothing from the rules, which import its event names."""
+
+    @property
+    def events(self) -> _Aliases: ...
 
 
 class EventError(ValueError):
@@ -214,7 +225,7 @@ def describe(error: ValidationError, prefix: str = "") -> str:
     return "; ".join(parts)
 
 
-def parse_event(raw: str | bytes | dict[str, Any], rules: Rules | None = None) -> Event:
+def parse_event(raw: str | bytes | dict[str, Any], rules: Naming | None = None) -> Event:
     """Validate one Segment call and return it as a canonical `Event`.
 
     Event names are mapped through the rules' aliases ("Invite Sent" -> invite_sent). Unknown names

@@ -9,7 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from functools import lru_cache
 from typing import Any
+
+from templates import sentences
 
 
 class Status(StrEnum):
@@ -35,12 +38,31 @@ class ReasonKind(StrEnum):
 
 @dataclass(slots=True)
 class Reason:
+    """Why a user is excluded, gated or not to be touched: a code, its kind, and the values its words need.
+
+    The words are templates/scoring/reasons.j2's macro named `code`, called with `params`: plain JSON scalars (text,
+    numbers, booleans, None), since they are also the key of the rendered words' cache. `detail` renders them once
+    per distinct reason; a population shares a few thousand at most, so stored verdicts cost no rendering to speak of.
+    """
+
     code: str
     kind: ReasonKind
-    detail: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def detail(self) -> str:
+        return _detail(self.code, **self.params)
 
     def to_json(self) -> dict[str, str]:
         return {"code": self.code, "kind": str(self.kind), "detail": self.detail}
+
+
+_reason_words = sentences("scoring/reasons.j2")
+
+
+@lru_cache(maxsize=1 << 16, typed=True)  # typed: 1 and 1.0 read differently
+def _detail(code: str, /, **params: Any) -> str:
+    return _reason_words(code, **params)
 
 
 @dataclass(slots=True)
