@@ -12,7 +12,7 @@ Most of the words are Slack mrkdwn (mentions are `<@U123>`), so the two helpers 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Mapping
 from datetime import timedelta
 from functools import cache
 from pathlib import Path
@@ -41,15 +41,33 @@ def _module(name: str) -> Any:
     return ENV.get_template(name).module
 
 
-def sentences(name: str, *, one_line: bool = True) -> Callable[..., str]:
+class Sentences:
     """The macros of template file `name` as one function: `words(macro, **values)` renders one of them, on one
-    line (runs of white space folded) unless `one_line` is False, when it is only stripped."""
+    line (runs of white space folded) unless `one_line` is False, when it is only stripped. `context` is what every
+    macro of the file may read besides its arguments (say, the bars a sentence quotes, so a number is written once,
+    in code, not again in the words); `table(variable)` reads a value the file sets at its top level."""
 
-    def words(macro: str, /, **values: Any) -> str:
-        text = str(getattr(_module(name), macro)(**values))
-        return " ".join(text.split()) if one_line else text.strip()
+    def __init__(self, name: str, *, one_line: bool = True, context: Mapping[str, Any] | None = None) -> None:
+        self.name, self.one_line, self.context = name, one_line, dict(context or {})
+        self._loaded: Any = None
 
-    return words
+    def _macros(self) -> Any:
+        if self._loaded is None:
+            self._loaded = ENV.get_template(self.name).make_module(self.context) if self.context else \
+                _module(self.name)
+        return self._loaded
+
+    def __call__(self, macro: str, /, **values: Any) -> str:
+        text = str(getattr(self._macros(), macro)(**values))
+        return " ".join(text.split()) if self.one_line else text.strip()
+
+    def table(self, variable: str) -> Any:
+        return getattr(self._macros(), variable)
+
+
+def sentences(name: str, *, one_line: bool = True, context: Mapping[str, Any] | None = None) -> Sentences:
+    """`Sentences` of template file `name`: say = sentences("slack/messages.j2"); say("claimed", ref="PQL-4", ...)."""
+    return Sentences(name, one_line=one_line, context=context)
 
 
 def table(name: str, variable: str) -> Any:

@@ -9,20 +9,47 @@ from __future__ import annotations
 from datetime import datetime, tzinfo
 from typing import Any
 
+from bot.domain import guardrails
+from bot.domain import targets as bars
 from bot.domain.sla import FIRST_TOUCH
 from templates import sentences
-from templates import table as _word_table
-
-#: One sentence of templates/review/words.j2, on one line.
-words = sentences("review/words.j2")
 
 #: Seed 002's time-to-first-touch targets in business hours, from the SLA table (bot/domain/sla.py).
 FIRST_TOUCH_HOURS = {tier: due.total_seconds() / 3600 for tier, due in FIRST_TOUCH.items()}
 
 
+def _percent(value: float) -> str:
+    return f"{round(value * 100, 2):g}%"
+
+
+#: The bars the review's sentences quote, as they read them: written once, in bot/domain, never in the words.
+BARS = {
+    "acceptance_target": _percent(bars.ACCEPTANCE.target.value),
+    "acceptance_scale": _percent(bars.ACCEPTANCE.minimum_viable.value),
+    "acceptance_escalation": _percent(bars.ACCEPTANCE_ESCALATION),
+    "acceptance_guardrail": _percent(bars.ACCEPTANCE_GUARDRAIL),
+    "false_positive_limit": _percent(bars.FALSE_POSITIVE.value),
+    "sla_target": _percent(bars.SLA_COMPLIANCE.target.value),
+    "sla_sustainable": _percent(bars.SLA_COMPLIANCE.minimum_viable.value),
+    "sla_guardrail": _percent(bars.SLA_GUARDRAIL),
+    "reply_target": _percent(bars.REPLY_RATE.target.value),
+    "meeting_target": _percent(bars.MEETING_RATE.target.value),
+    "complaints_limit": _percent(bars.COMPLAINTS.target.value),
+    "complaints_guardrail": _percent(bars.COMPLAINTS_GUARDRAIL),
+    "conversion_scale": _percent(bars.PQL_CONVERSION.minimum_viable.value),
+    "utilization_max": f"{bars.UTILIZATION.value:g}",
+    "volume_per_rep": guardrails.VOLUME_PER_REP,
+    "volume_streak": guardrails.VOLUME_STREAK,
+    "self_serve_tolerance": f"{-bars.SELF_SERVE_CHANGE.minimum_viable.value * 100:g} pp",
+}
+
+#: One sentence of templates/review/words.j2, on one line (`bars` in the words are BARS).
+words = sentences("review/words.j2", context={"bars": BARS})
+
+
 def table(name: str) -> dict[str, Any]:
     """A table templates/review/words.j2 sets: labels, sections, marks, metric_labels..."""
-    return _word_table("review/words.j2", name)
+    return words.table(name)
 
 
 def fmt(value: float | int | None, unit: str) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from bot.domain.sla import FIRST_TOUCH
 from scoring import ScoreResult
 from templates import render
 
@@ -49,7 +50,8 @@ def plain_alert(facts: AlertFacts) -> str:
     return render(TEMPLATE, ref=facts.ref, tier=facts.tier, name=facts.name, title=facts.title,
                   company_name=facts.company_name, company_size=facts.company_size, score=facts.score,
                   max_score=facts.max_score, ask=facts.ask, summary=summary[:1].upper() + summary[1:],
-                  trial_day=facts.trial_day, days_left=facts.days_left, talk_track=facts.talk_track)
+                  trial_day=facts.trial_day, days_left=facts.days_left, talk_track=facts.talk_track,
+                  reply_within_hours=FIRST_TOUCH["fast_lane"].total_seconds() / 3600)
 
 
 def alert_text(pql_ref: str, result: ScoreResult, *, talk_track: str) -> str:

@@ -7,7 +7,7 @@ the rest here). Text from the store is escaped for mrkdwn by the callers (`templ
 
 from __future__ import annotations
 
-from datetime import datetime, tzinfo
+from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
 from slack_sdk.models.blocks import (
@@ -26,6 +26,7 @@ from slack_sdk.models.blocks import (
 from slack_sdk.models.views import View as SlackView
 
 from bot.domain.lifecycle import PqlState
+from bot.domain.sla import FIRST_TOUCH
 from bot.services.lead_view import LeadView
 from bot.slack.ids import Action, Input, LeadRef, View
 from templates import clip, esc, sentences, span
@@ -42,7 +43,9 @@ STATE_LABELS = {
     PqlState.QUALIFIED: "new", PqlState.ALERTED: "new", PqlState.QUEUED: "queued for a rep",
     PqlState.ASSIGNED: "assigned, not claimed yet", PqlState.CLAIMED: "claimed", PqlState.WORKING: "working",
 }
-words = sentences("slack/blocks_words.j2", one_line=False)
+#: The longer sentences of templates/slack/blocks_words.j2; the SLA hours they quote come from bot/domain/sla.py.
+words = sentences("slack/blocks_words.j2", one_line=False,
+                  context={"first_touch_hours": {tier: due / timedelta(hours=1) for tier, due in FIRST_TOUCH.items()}})
 
 
 # Text --------------------------------------------------------------------------------------------------------
