@@ -16,7 +16,7 @@ from bot.review import wording
 from bot.review.model import SECTIONS, Review
 from bot.review.pilot import GUARDRAIL_SPECS, GUARDRAILS, Scorecard, SuccessMetric
 from bot.review.wording import fmt, plain, table, words
-from templates import ENV
+from templates import render
 
 SIGNALS_SHOWN = 10  # signals listed in Slack and text; JSON and CSV carry all of them
 
@@ -44,7 +44,7 @@ def sections(review: Review) -> list[dict[str, Any]]:
 
 def text(review: Review, tz: tzinfo | None = None) -> str:
     """For the terminal."""
-    return ENV.get_template("review/review.txt.j2").render(
+    return render("review/review.txt.j2",
         title=review.title, context=review.context(tz), sections=sections(review),
         actions_title=table("sections")["actions"], actions=review.actions,
     ).strip() + "\n"
@@ -86,7 +86,7 @@ def _metric_row(metric: SuccessMetric) -> dict[str, Any]:
 def scorecard_text(card: Scorecard, tz: tzinfo | None = None) -> str:
     weeks = [{"number": w.number, "label": w.period.label, "breaches": [w.describe(g) for g in w.breached]}
              for w in card.weeks]
-    return ENV.get_template("review/scorecard.txt.j2").render(
+    return render("review/scorecard.txt.j2",
         title=words("scorecard_title", start=card.start.isoformat(), end=card.end.isoformat()),
         context=wording.context(card.reps, card.as_of, tz), metrics=[_metric_row(m) for m in card.metrics],
         weeks=weeks, verdict=table("verdict_words")[card.verdict], reasons=card.reasons,

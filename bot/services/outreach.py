@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
 from scoring.result import ScoreResult
-from templates import ENV
+from templates import render
 
 EMAIL_KEYS = ("email1", "email2", "email3")
 TALK_TRACKS = ("integration", "invites", "billing", "multi_day", "fast_lane")
@@ -120,7 +120,7 @@ def variant_for_track(track: str | None) -> str:
 
 def talk_track(ctx: LeadContext) -> str:
     key = ctx.track if ctx.track in TALK_TRACKS else _FALLBACK_TRACK
-    text = ENV.get_template(f"talk_tracks/{key}.txt.j2").render(ctx.template_vars())
+    text = render(f"talk_tracks/{key}.txt.j2", **ctx.template_vars())
     return " ".join(text.split())  # Slack shows it as one line, whatever the template's layout
 
 
@@ -135,7 +135,7 @@ def email(ctx: LeadContext, which: str) -> RenderedEmail:
         if which == "email2":
             # Email 2 replies to Email 1's thread, so its subject must match exactly.
             extra["original_subject"] = email(ctx, "email1").subject
-    text = ENV.get_template(name).render(ctx.template_vars() | extra)
+    text = render(name, **(ctx.template_vars() | extra))
     first, _, body = text.partition("\n")
     if not first.startswith("Subject: "):
         raise ValueError(f"{name}: the first line must be 'Subject: ...'")

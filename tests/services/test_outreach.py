@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+import templates
 from bot.services import outreach
 from bot.services.outreach import EMAIL_KEYS, LeadContext, email, suggest_slots, talk_track, variant_for
 from scoring import Event, load_rules, parse_event, score_user
@@ -207,8 +208,8 @@ def test_every_email_and_talk_track_is_free_of_surveillance_language(kind):
 def test_every_template_rendered_for_any_lead_is_free_of_surveillance_language(kind):
     ctx = lead(kind)
     # Every variant and every talk track, not only the ones this lead would be sent.
-    for name in outreach.ENV.list_templates(filter_func=lambda n: n.startswith(("emails/", "talk_tracks/"))):
-        text = outreach.ENV.get_template(name).render(ctx.template_vars() | {"original_subject": "x"})
+    for name in templates.ENV.list_templates(filter_func=lambda n: n.startswith(("emails/", "talk_tracks/"))):
+        text = templates.ENV.get_template(name).render(ctx.template_vars() | {"original_subject": "x"})
         assert surveillance_in(text) == [], name
 
 
@@ -233,7 +234,7 @@ def test_talk_track_is_one_line_led_by_the_strongest_signal(kind, expected):
 
 
 def test_every_talk_track_key_and_email_has_a_template():
-    names = set(outreach.ENV.list_templates())
+    names = set(templates.ENV.list_templates())
     assert {f"talk_tracks/{k}.txt.j2" for k in outreach.TALK_TRACKS} <= names
     emails = {f"emails/email1_{v}.txt.j2" for v in "abcf"} | {"emails/email2.txt.j2", "emails/email3.txt.j2"}
     assert emails <= names
