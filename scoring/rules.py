@@ -6,7 +6,6 @@ The default file is the seed 002 model. Teams recalibrate by copying it, not by 
 from __future__ import annotations
 
 import tomllib
-from fnmatch import fnmatchcase
 from importlib.resources import files
 from pathlib import Path
 from typing import Annotated
@@ -90,9 +89,6 @@ class Exclusions(_Section):
     internal_domains: frozenset[str] = frozenset()
     min_days_left_without_billing_view: Count = 3
     dispositions: frozenset[str] = frozenset({"disqualified", "no_response"})
-
-    def is_test_email(self, email: str) -> bool:
-        return any(fnmatchcase(email, pattern) for pattern in self.test_email_patterns)
 
 
 class DoNotTouch(_Section):
