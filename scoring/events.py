@@ -1,7 +1,16 @@
-"""Product events: Segment's track shape in, one validated `Event` out.
+"""Product events: any call of Segment's tracking API in (track, page, screen, identify, group, alias), one
+validated `Event` out.
 
 Validation happens once, at the boundary, with pydantic. What comes out is a small slotted
 record, because the scorer walks millions of them and pydantic models are too heavy for that.
+
+Calls that are not product events keep a reserved name beginning with `$` (a track call may not use one):
+- identify: `$identify`, its props the traits;
+- group: `$group`, props `{"group_id": ..., "traits": {...}}`;
+- alias: `$alias`, props `{"previous_id": ...}`.
+A page call is a `page_view` (its `path` the `page_path`), a screen call a `screen_view` (its name the
+`screen_name`). A call carries a `userId`, an `anonymousId`, or both; an anonymous visitor's calls are kept under
+their anonymous id until an identify or alias call names the user.
 """
 
 from __future__ import annotations
@@ -40,6 +49,14 @@ TICKET_OPENED = "support_ticket_opened"
 TICKET_CLOSED = "support_ticket_closed"
 OPT_OUT = "sales_opt_out"
 
+SCREEN_VIEW = "screen_view"
+IDENTIFY = "$identify"
+GROUP = "$group"
+ALIAS = "$alias"
+#: Names that are not product events: who a user is, their account, their other ids. Not activity.
+NOT_ACTIVITY = frozenset({IDENTIFY, GROUP, ALIAS})
+RESERVED_PREFIX = "$"
+
 #: A page view on a billing or pricing path. Not sent by products: the scorer derives it.
 BILLING_VIEW = "billing_view"
 
@@ -68,7 +85,7 @@ class _Props(BaseModel):
 
 
 class SignupProps(_Props):
-    email: str
+    email: str | None = None  # the signup may leave it to an identify call
     company_name: str | None = None
     company_size: NonNegativeInt | None = None
     signup_source: str | None = None
@@ -80,7 +97,9 @@ class SignupProps(_Props):
 
     @field_validator("email")
     @classmethod
-    def _looks_like_email(cls, value: str) -> str:
+    def _looks_like_email(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
         value = value.strip().lower()
         if not _EMAIL.match(value):
             raise ValueError("is not an email address")
@@ -134,24 +153,32 @@ PROPERTY_MODELS: dict[str, type[_Props]] = {
 CANONICAL_EVENTS = frozenset(PROPERTY_MODELS)
 
 
-class TrackCall(BaseModel):
-    """Segment's track call (and its page call, which carries page views for many products).
+CALL_TYPES = ("track", "page", "screen", "identify", "group", "alias")
+
+
+class Call(BaseModel):
+    """One call of Segment's tracking API, of any type.
 
     `context`, `integrations`, `sentAt` and friends are accepted and not kept: nothing here reads them,
     and skipping them is a third of the validation cost at a million events.
     """
 
-    # Numeric user ids are common (Segment passes them through), so numbers become text.
+    # Numeric ids are common (Segment passes them through), so numbers become text: an integer as its decimal
+    # digits (the HTTP layer hands over integers beyond 2^64 exactly, not as floats).
     model_config = ConfigDict(extra="ignore", populate_by_name=True, coerce_numbers_to_str=True,
                               str_strip_whitespace=True)
 
-    type: Literal["track", "page"] = "track"
+    type: Literal["track", "page", "screen", "identify", "group", "alias"] = "track"
     event: str | None = None
     name: str | None = None
-    user_id: str = Field(alias="userId", min_length=1)
+    user_id: str | None = Field(None, alias="userId")
+    anonymous_id: str | None = Field(None, alias="anonymousId")
     timestamp: AwareDatetime
     message_id: str = Field(alias="messageId", min_length=1, max_length=200)
     properties: dict[str, Any] = Field(default_factory=dict)
+    traits: dict[str, Any] = Field(default_factory=dict)
+    group_id: str | None = Field(None, alias="groupId")
+    previous_id: str | None = Field(None, alias="previousId")
 
 
 class _NamedThing(TypedDict, total=False):
@@ -167,7 +194,7 @@ class _PageView(TypedDict):
     page_path: Annotated[str, Field(min_length=1)]
 
 
-_validate_call = TrackCall.__pydantic_validator__
+_validate_call = Call.__pydantic_validator__
 # The frequent events are checked as typed dicts (no model to build and dump again); the rare ones,
 # with normalising validators, as models. Events whose model has no fields need no check at all.
 _FAST_PROPS = {
@@ -192,21 +219,28 @@ class Event(NamedTuple):
     """
 
     name: str
-    user_id: str
+    user_id: str | None  # the userId sent; in the store, the user the event belongs to
     at: datetime
     message_id: str
     props: dict[str, Any]
+    anonymous_id: str | None = None  # the anonymousId sent, when there was one
 
     def to_json(self) -> dict[str, Any]:
-        """The event in Segment's track shape, as `parse_event` reads it back."""
-        return {
-            "type": "track",
-            "event": self.name,
-            "userId": self.user_id,
-            "timestamp": self.at.isoformat().replace("+00:00", "Z"),
-            "messageId": self.message_id,
-            "properties": self.props,
-        }
+        """The event as the Segment call `parse_event` reads back into it."""
+        call: dict[str, Any] = {"type": "track", "event": self.name}
+        if self.name == IDENTIFY:
+            call = {"type": "identify", "traits": self.props}
+        elif self.name == GROUP:
+            call = {"type": "group", "groupId": self.props.get("group_id"), "traits": self.props.get("traits", {})}
+        elif self.name == ALIAS:
+            call = {"type": "alias", "previousId": self.props.get("previous_id")}
+        else:
+            call["properties"] = self.props
+        if self.user_id is not None:
+            call["userId"] = self.user_id
+        if self.anonymous_id is not None:
+            call["anonymousId"] = self.anonymous_id
+        return call | {"timestamp": self.at.isoformat().replace("+00:00", "Z"), "messageId": self.message_id}
 
 
 def describe(error: ValidationError, prefix: str = "") -> str:
@@ -226,7 +260,7 @@ def describe(error: ValidationError, prefix: str = "") -> str:
 
 
 def parse_event(raw: str | bytes | dict[str, Any], rules: Naming | None = None) -> Event:
-    """Validate one Segment call and return it as a canonical `Event`.
+    """Validate one Segment call (any type) and return it as a canonical `Event`.
 
     Event names are mapped through the rules' aliases ("Invite Sent" -> invite_sent). Unknown names
     are kept as they are: they still count as activity. Raises `EventError` with a readable reason.
@@ -238,15 +272,41 @@ def parse_event(raw: str | bytes | dict[str, Any], rules: Naming | None = None) 
             raise EventError("not valid JSON") from None
         if any(e["type"] == "model_type" and not e["loc"] for e in exc.errors()):
             raise EventError("an event must be a JSON object") from None
-        raise EventError(describe(exc)) from None
+        reason = describe(exc)
+        if _no_id(raw):
+            reason = f"userId: is required; {reason}"
+        raise EventError(reason) from None
 
+    user_id, anonymous_id = call.user_id or None, call.anonymous_id or None  # "" is no id
+    if user_id is None and (anonymous_id is None or call.type == "alias"):
+        raise EventError("userId: is required")
+    kind = call.type
+    at = call.timestamp.astimezone(UTC)
+    if kind == "identify":
+        return Event(IDENTIFY, user_id, at, call.message_id, call.traits, anonymous_id)
+    if kind == "group":
+        if not call.group_id:
+            raise EventError("groupId: is required for a group call")
+        return Event(GROUP, user_id, at, call.message_id, {"group_id": call.group_id, "traits": call.traits},
+                     anonymous_id)
+    if kind == "alias":
+        if not call.previous_id:
+            raise EventError("previousId: is required for an alias call")
+        return Event(ALIAS, user_id, at, call.message_id, {"previous_id": call.previous_id}, anonymous_id)
     props = call.properties
-    if call.type == "page":
+    if kind == "page":
         name = PAGE_VIEW
         props = {**props, "page_path": props.get("page_path") or props.get("path")}
+        if call.name:
+            props.setdefault("page_name", call.name)
+    elif kind == "screen":
+        name = SCREEN_VIEW
+        props = {**props, "screen_name": call.name} if call.name else props
     else:
         if not call.event:
             raise EventError("event: is required for a track call")
+        if call.event.startswith(RESERVED_PREFIX):
+            raise EventError(f"event: names beginning with {RESERVED_PREFIX} are reserved")
         name = call.event
     if rules is not None:
         name = rules.events.aliases.get(name, name)
@@ -259,7 +319,16 @@ def parse_event(raw: str | bytes | dict[str, Any], rules: Naming | None = None) 
     except ValidationError as exc:
         raise EventError(f"{name}: {describe(exc, 'properties.')}") from None
 
-    return Event(name, call.user_id, call.timestamp.astimezone(UTC), call.message_id, props)
+    return Event(name, user_id, at, call.message_id, props, anonymous_id)
+
+
+def _no_id(raw: str | bytes | dict[str, Any]) -> bool:
+    """Whether a call that failed validation also names nobody (said first, as the most basic of its faults)."""
+    try:
+        call = raw if isinstance(raw, dict) else json.loads(raw)
+    except ValueError:
+        return False
+    return isinstance(call, dict) and not (call.get("userId") or call.get("anonymousId"))
 
 
 def dumps(event: Event) -> str:

@@ -16,7 +16,7 @@ from sqlmodel import Session
 
 from bot import store
 from bot.clock import Clock, utc_now
-from bot.services import leads
+from bot.services import identity, leads
 from bot.services.rescore import Rescored, default_processes, rescore
 from bot.services.routing import Router
 from bot.settings import Settings
@@ -67,10 +67,16 @@ class Pipeline:
         """Store new events and rescore their users at once, in one transaction."""
         at = at or self.clock()
         with self.session() as session, session.begin():
-            stored = store_events(session.connection(), events, now=self.clock())  # when it really arrived
+            connection = session.connection()
+            received = self.clock()  # when it really arrived
+            resolved = identity.resolve(connection, events, now=received)
+            events = resolved.events
+            stored = store_events(connection, events, now=received)
+            stored.users |= resolved.merged
             rescored = Rescored()
-            if score and stored.users:
-                rescored = rescore(session, self.rules, at=at, tz=self.tz, user_ids=stored.users)
+            scored = {user for user in stored.users if not identity.is_anonymous(user)}
+            if score and scored:
+                rescored = rescore(session, self.rules, at=at, tz=self.tz, user_ids=scored)
                 self._route(session, rescored, at)
             stopped = [leads.stop_for_product_event(session, event.user_id, event.name, at=event.at, now=at)
                        for event in events if event.name in STOPPING_EVENTS]  # only an open lead of that trial stops

@@ -31,6 +31,7 @@ from sqlmodel import Session
 
 from bot.domain.lifecycle import TIER_RANK, PqlState
 from bot.services import outbox
+from bot.services.identity import ANONYMOUS
 from bot.store import make_engine
 from bot.store.bulk import BulkWriter, as_tuples, driver_value
 from bot.store.events import EVERYONE, Span, events_of
@@ -166,6 +167,8 @@ def _verdicts(connection: sa.Connection, rules: Rules, *, at: datetime, tz: tzin
     dispositions = _dispositions(connection, scope, span)
     dumps, loads = orjson.dumps, orjson.loads
     for user_id, events in events_of(connection, scope, span=span):
+        if user_id.startswith(ANONYMOUS):
+            continue  # an anonymous visitor: kept, never scored, until a call names the user
         result = score_user(events, rules, at, tz=tz, dispositions=dispositions.get(user_id, ()))
         verdict = result.to_json()
         text = dumps(verdict).decode()

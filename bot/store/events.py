@@ -118,7 +118,7 @@ def _store_sqlite(connection: sa.Connection, events: Sequence[Event], now: datet
     received = driver_value(_EVENTS.c.received_at, connection.dialect)(now)
     dumps, epoch, one_us = orjson.dumps, EPOCH, _ONE_US
     rows = [(message_id, user_id, name, (at - epoch) // one_us, dumps(props).decode(), received)
-            for name, user_id, at, message_id, props in events]  # Event's own field order
+            for name, user_id, at, message_id, props, _ in events]  # Event's own field order
     if len({row[0] for row in rows}) < len(rows):  # the same event twice in one batch: the first one counts
         seen: set[str] = set()
         rows = [row for row in rows if not (row[0] in seen or seen.add(row[0]))]
@@ -263,6 +263,6 @@ def _grouped(rows: Iterable[tuple]) -> Iterable[tuple[str, list[Event]]]:
                 yield current, batch
             current, batch = user_id, []
         at = stamp(at_us / 1e6, utc) if -exact_until < at_us < exact_until else epoch + delta(0, 0, at_us)
-        batch.append(new(event, (name, user_id, at, message_id, loads(props))))
+        batch.append(new(event, (name, user_id, at, message_id, loads(props), None)))
     if batch:
         yield current, batch

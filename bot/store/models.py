@@ -78,17 +78,45 @@ class TrialUser(SQLModel, table=True):
     last_name: str | None = None
     title: str | None = None
     plan: str | None = None
+    industry: str | None = None
+    group_id: str | None = Field(default=None, max_length=200, index=True)  # the account a `group` call named
     signup_at: datetime | None = _time(nullable=True, index=True)  # a week's trials: the review's cohorts
     status: str = Field(default="excluded", max_length=32)
     tier: str | None = Field(default=None, max_length=16)
     score: int = 0
     verdict: dict = _json()
     scored_at: datetime | None = _time(nullable=True)
+    #: The user's running tallies (scoring/tally.py): what ingestion updates with each event instead of re-reading
+    #: the history. Derived, rebuilt from the events whenever it is missing or made under other rules.
+    tally: dict | None = Field(default=None, sa_column=Column(JSON, nullable=True))
 
     @property
     def name(self) -> str | None:
         """First and last name as far as the signup told us; None when it told us neither."""
         return " ".join(part for part in (self.first_name, self.last_name) if part) or None
+
+
+class Identity(SQLModel, table=True):
+    """Another id a user is known by: an anonymous visitor's id (`anonymous:<anonymousId>`) or an earlier userId
+    (an `alias` call's previousId). Calls under it are the user's; its events were moved to the user when the link
+    was made (bot/services/identity.py)."""
+
+    __tablename__ = "identities"
+
+    alias_key: str = Field(primary_key=True, max_length=220)
+    user_id: str = Field(max_length=200, index=True)
+    at: datetime = _time()
+
+
+class Group(SQLModel, table=True):
+    """An account as the product's `group` calls name it, and what their traits say about it, newest first.
+    `traits` keeps each trait with the time it was sent: {"employees": [800, at_us], ...}."""
+
+    __tablename__ = "groups"
+
+    group_id: str = Field(primary_key=True, max_length=200)
+    traits: dict = _json()
+    updated_at: datetime = _time()
 
 
 class Account(SQLModel, table=True):

@@ -127,8 +127,8 @@ def test_a_batch_with_bad_calls_stores_the_good_ones_and_lists_each_rejected_by_
     del no_user["userId"]
     bad_email = signup("ed")
     bad_email["properties"]["email"] = "not-an-email"
-    identify = {**call("x", NOW, "fay"), "type": "identify"}
-    batch = [signup(), no_user, *activity(), bad_email, "a string", identify]
+    unknown_type = {**call("x", NOW, "fay"), "type": "bogus"}  # identify and group calls are stored (issue 14)
+    batch = [signup(), no_user, *activity(), bad_email, "a string", unknown_type]
     body = {"batch": batch, "context": {"library": {"name": "analytics-node"}}, "integrations": {}, "sentAt": "x"}
     response = client.post("/v1/batch", json=body, headers=BEARER)
     assert response.status_code == 400
