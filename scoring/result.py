@@ -97,7 +97,8 @@ class Account:
 
 @dataclass(slots=True)
 class Profile:
-    """What the signup told us about the person, for alerts and emails."""
+    """What the signup, identify calls and the account's group traits told us about the person, for alerts and
+    emails (scoring/profile.py)."""
 
     first_name: str | None = None
     last_name: str | None = None
@@ -106,6 +107,8 @@ class Profile:
     signup_source: str | None = None
     signup_at: datetime | None = None
     trial_ends_on: Any = None  # the last trial day, a date in the team timezone
+    industry: str | None = None
+    group_id: str | None = None  # the account the user's latest group call named
 
     @property
     def name(self) -> str | None:
