@@ -27,7 +27,8 @@ from operator import attrgetter
 from typing import Any
 
 from scoring import events as ev
-from scoring.profile import from_signup
+from scoring.identity import is_anonymous, resolve
+from scoring.profile import GroupTraits, from_signup, newer
 from scoring.result import (
     Account,
     PriorDisposition,
@@ -151,7 +152,7 @@ def _domain_matches(domain: str, listed: Iterable[str]) -> bool:
     return any(domain == d or domain.endswith("." + d) for d in listed)
 
 
-def profile_of(tally: Tally, group: Mapping[str, tuple[datetime, Any]] | None = None) -> dict[str, Any]:
+def profile_of(tally: Tally, group: GroupTraits | None = None) -> Mapping[str, Any]:
     """The user's profile (scoring/profile.py): each field's newest value, from the trial's signup, identify calls
     and their account's group traits (`group`: field -> (when it was sent, value))."""
     signup = tally.signup
@@ -214,16 +215,17 @@ def score_user(
     *,
     tz: tzinfo = UTC,
     dispositions: Sequence[PriorDisposition] = (),
-    group: Mapping[str, tuple[datetime, Any]] | None = None,
+    groups: Mapping[str, GroupTraits] | None = None,
 ) -> ScoreResult:
     """Score one user as of `at` (aware) from their events. `dispositions` are the ones the store holds for this
-    user; `group` their account's group traits (see `profile_of`).
+    user; `groups` the accounts' group traits, by group id (the user's latest group call says which is theirs).
 
     The events as of `at` are taken into tallies (scoring/tally.py), then judged (`judge`)."""
     if at.tzinfo is None:
         raise ValueError("`at` must be timezone-aware")
     at = at.astimezone(UTC)  # events are UTC; comparing like with like is much cheaper
     tally = Tally.build(_as_of(events, at), plan_of(rules), tz, in_order=True)
+    group = groups.get(tally.group[1]) if groups and tally.group is not None else None
     return judge(tally, rules, at, dispositions=dispositions, group=group)
 
 
@@ -233,7 +235,7 @@ def judge(
     at: datetime,
     *,
     dispositions: Sequence[PriorDisposition] = (),
-    group: Mapping[str, tuple[datetime, Any]] | None = None,
+    group: GroupTraits | None = None,
 ) -> ScoreResult:
     """The verdict on a user's tallies as of `at`, which must not be before their latest event.
 
@@ -489,13 +491,21 @@ def score_users(
     tz: tzinfo = UTC,
     dispositions: Mapping[str, Sequence[PriorDisposition]] | None = None,
 ) -> list[ScoreResult]:
-    """Score every user who has an event, in the order users first appear."""
+    """Score every user who has an event, in the order users first appear: calls under an anonymous id are the
+    user's once a call links them (scoring/identity.py); an anonymous visitor nothing links is not scored."""
+    events = resolve(list(events))
     by_user: dict[str, list[ev.Event]] = defaultdict(list)
+    groups: dict[str, GroupTraits] = {}
     for event in events:
-        by_user[event.user_id].append(event)
+        if not is_anonymous(event.user_id):
+            by_user[event.user_id].append(event)
+        if event.name == ev.GROUP and event.at <= at:
+            group_id = event.props["group_id"]
+            if (merged := newer(groups.get(group_id, {}), event.props.get("traits") or {}, event.at)) is not None:
+                groups[group_id] = merged
     dispositions = dispositions or {}
     with paused_gc():
         return [
-            score_user(user_events, rules, at, tz=tz, dispositions=dispositions.get(user_id, ()))
+            score_user(user_events, rules, at, tz=tz, dispositions=dispositions.get(user_id, ()), groups=groups)
             for user_id, user_events in by_user.items()
         ]

@@ -116,3 +116,20 @@ def from_group(traits: Mapping[str, Any]) -> dict[str, Any]:
         "plan": _text(traits.get("plan")),
         "domain": _first(_domain(traits.get("domain")), _domain(traits.get("website"))),
     })
+
+
+#: An account's group traits as the scorer reads them: field -> (when it was sent, value), the newest of each.
+GroupTraits = dict[str, tuple[Any, Any]]
+
+
+def newer(held: Mapping[str, tuple[Any, Any]], traits: Mapping[str, Any], sent_at: Any) -> GroupTraits | None:
+    """`held` with the fields a group call's traits give (`from_group`), where sent later than what is held; None
+    when the call changes nothing."""
+    merged: GroupTraits | None = None
+    for name, value in from_group(traits).items():
+        kept = held.get(name)
+        if kept is None or sent_at > kept[0]:
+            if merged is None:
+                merged = dict(held)
+            merged[name] = (sent_at, value)
+    return merged

@@ -1,11 +1,7 @@
-"""Who an event belongs to: its userId, or an anonymous visitor until an identify or alias call names the user.
+"""Who an event belongs to, in the store: the identity rules of scoring/identity.py, with links kept.
 
-- A call with a userId is that user's. A call with only an anonymousId is kept under `anonymous:<anonymousId>`:
-  an anonymous visitor, stored and never scored, until a call links them to a user.
-- A call carrying both ids links the anonymous visitor to the user; an alias call links its previousId (an
-  anonymous id or an earlier userId) to its userId. A link moves the stored events of the linked id to the user,
-  and every later call under it is the user's. An id's first link stands (Segment: one anonymous id, one user).
-- Links are followed to the end: a user later aliased to another user takes their linked ids along.
+A link, once made, is a row of `identities`; the linked id's stored events move to the user then, and every later
+call under it is the user's. A user later aliased to another user takes their linked ids along.
 
 Each group of calls costs one look-up of its ids; a link is made once per id, in the transaction that stores the
 call that made it, so a replay, a retry or a second process never makes it twice.
@@ -21,23 +17,12 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from bot.store.models import EventRecord, Identity
-from scoring.events import ALIAS, Event
+from scoring.events import Event
+from scoring.identity import final, key_of, links_in
 
-#: The key an anonymous visitor's events are stored under: never a user, never scored.
-ANONYMOUS = "anonymous:"
 _IDENTITIES = Identity.__table__
 _EVENTS = EventRecord.__table__
 _CHUNK = 2000  # ids per IN (...): under SQLite's bound-parameter limit
-_MAX_HOPS = 32  # a chain of links longer than this is cut (it cannot be made by well-formed calls)
-
-
-def is_anonymous(key: str) -> bool:
-    return key.startswith(ANONYMOUS)
-
-
-def key_of(event: Event) -> str:
-    """The id an event was sent under: its userId, else its anonymous visitor's key."""
-    return event.user_id if event.user_id is not None else ANONYMOUS + (event.anonymous_id or "")
 
 
 @dataclass(slots=True)
@@ -47,19 +32,6 @@ class Resolved:
     events: list[Event]
     merged: set[str] = field(default_factory=set)  # users whose stored history grew by a link
     moved_away: set[str] = field(default_factory=set)  # ids whose stored events now belong to another user
-
-
-def _links_in(events: Sequence[Event]) -> dict[str, str]:
-    """The links these calls ask for, linked id -> userId, the first for each id."""
-    links: dict[str, str] = {}
-    for event in events:
-        if event.name == ALIAS and event.user_id is not None:
-            previous = event.props["previous_id"]
-            links.setdefault(previous, event.user_id)
-            links.setdefault(ANONYMOUS + previous, event.user_id)
-        elif event.user_id is not None and event.anonymous_id is not None:
-            links.setdefault(ANONYMOUS + event.anonymous_id, event.user_id)
-    return links
 
 
 def _known(connection: sa.Connection, keys: Iterable[str]) -> dict[str, str]:
@@ -76,32 +48,24 @@ def _known(connection: sa.Connection, keys: Iterable[str]) -> dict[str, str]:
 def resolve(connection: sa.Connection, events: Sequence[Event], *, now: datetime) -> Resolved:
     """Each event under the user it belongs to, after making the links the calls ask for (in the caller's
     transaction)."""
-    asked = _links_in(events)
+    asked = links_in(events)
     keys = {key_of(event) for event in events} | set(asked) | set(asked.values())
     known = _known(connection, keys) if keys else {}
-
-    def final(key: str) -> str:
-        for _ in range(_MAX_HOPS):
-            nxt = known.get(key)
-            if nxt is None or nxt == key:
-                return key
-            key = nxt
-        return key
 
     resolved = Resolved([])
     for alias, user in asked.items():
         if alias in known:
             continue  # linked before: the first link stands
-        target = final(user)
-        if target == alias or final(alias) == target:
+        target = final(user, known)
+        if target == alias or final(alias, known) == target:
             continue
         if _link(connection, alias, target, now):
             known[alias] = target
             if _move(connection, alias, target):
                 resolved.merged.add(target)
                 resolved.moved_away.add(alias)
-    resolved.events = [event if (key := final(key_of(event))) == event.user_id else event._replace(user_id=key)
-                       for event in events]
+    resolved.events = [event if (key := final(key_of(event), known)) == event.user_id else
+                       event._replace(user_id=key) for event in events]
     return resolved
 
 

@@ -16,13 +16,15 @@ from sqlmodel import Session
 
 from bot import store
 from bot.clock import Clock, utc_now
-from bot.services import identity, leads
-from bot.services.rescore import Rescored, default_processes, rescore
+from bot.services import accounts, identity, leads
+from bot.services.rescore import Rescored, default_processes, rescore, rescore_added
 from bot.services.routing import Router
 from bot.settings import Settings
+from bot.store import tallies
 from bot.store.events import Stored, store_events
 from bot.store.models import Pql, SweepRun
 from scoring import DEFAULT_RULES, Event, Rules, load_rules
+from scoring.tally import VERSION as TALLY_VERSION
 
 RESCORE_SWEEP = "rescore"
 #: Product events that stop an open lead's sequence (seed 002, section 2 guardrails).
@@ -59,6 +61,11 @@ class Pipeline:
         self.on_new_work: Callable[[], None] = lambda: None
         self.rules: Rules = load_rules(rules_path)
         self.rules_fingerprint = fingerprint(rules_path)
+        self.basis = self._basis()
+
+    def _basis(self) -> str:
+        """What users' running tallies are made under: these rules, in this time zone."""
+        return tallies.basis(self.rules.model_dump_json(), str(self.tz), TALLY_VERSION)
 
     def session(self) -> Session:
         return store.session(self.engine)
@@ -72,12 +79,21 @@ class Pipeline:
             resolved = identity.resolve(connection, events, now=received)
             events = resolved.events
             stored = store_events(connection, events, now=received)
-            stored.users |= resolved.merged
+            fresh = [event for event in events if event.message_id in stored.fresh]  # a replay adds nothing
+            tallies.drop(connection, resolved.moved_away)
             rescored = Rescored()
-            scored = {user for user in stored.users if not identity.is_anonymous(user)}
-            if score and scored:
-                rescored = rescore(session, self.rules, at=at, tz=self.tz, user_ids=scored)
+            if not score:
+                tallies.drop(connection, stored.users)  # stored and not added: built again from the history later
+            else:
+                added: dict[str, list[Event]] = {}
+                for event in fresh:
+                    added.setdefault(event.user_id, []).append(event)
+                for member in tallies.members(connection, accounts.record_groups(connection, fresh, now=received)):
+                    added.setdefault(member, [])  # their account's traits changed
+                rescored = rescore_added(session, self.rules, at=at, tz=self.tz, added=added,
+                                         rebuild=resolved.merged, basis=self.basis)
                 self._route(session, rescored, at)
+            stored.users |= resolved.merged
             stopped = [leads.stop_for_product_event(session, event.user_id, event.name, at=event.at, now=at)
                        for event in events if event.name in STOPPING_EVENTS]  # only an open lead of that trial stops
         if rescored.triggered or rescored.upgraded or any(stopped):
@@ -119,6 +135,7 @@ class Pipeline:
         current = fingerprint(self.rules_path)
         if current != self.rules_fingerprint:
             self.rules, self.rules_fingerprint = load_rules(self.rules_path), current
+            self.basis = self._basis()
         with self.session() as session:
             last = session.get(SweepRun, RESCORE_SWEEP)
         if last and last.fingerprint == current and (at - last.last_run_at).total_seconds() < every_hours * 3600:

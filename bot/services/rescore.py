@@ -18,7 +18,7 @@ import logging
 import multiprocessing
 import os
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -31,12 +31,14 @@ from sqlmodel import Session
 
 from bot.domain.lifecycle import TIER_RANK, PqlState
 from bot.services import outbox
-from bot.services.identity import ANONYMOUS
-from bot.store import make_engine
+from bot.store import make_engine, tallies
 from bot.store.bulk import BulkWriter, as_tuples, driver_value
 from bot.store.events import EVERYONE, Span, events_of
 from bot.store.models import AuditEntry, DispositionRecord, EventRecord, Notice, Pql, TrialUser
-from scoring import PriorDisposition, Rules, ScoreResult, Status, paused_gc, score_user
+from scoring import Event, PriorDisposition, Rules, ScoreResult, Status, paused_gc, score_user
+from scoring.engine import judge, plan_of
+from scoring.identity import ANONYMOUS
+from scoring.tally import Tally
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +54,7 @@ _SPLIT_FROM = 200_000
 _HEAD_START = 80_000
 #: trial_users columns in the order `_Writes.user` lays them out.
 _USER_COLUMNS = ("user_id", "email", "domain", "company_name", "company_size", "first_name", "last_name", "title",
-                 "plan", "signup_at", "status", "tier", "score", "verdict", "scored_at")
+                 "plan", "industry", "group_id", "signup_at", "status", "tier", "score", "verdict", "scored_at")
 _UPGRADE = (
     sa.update(_PQLS)
     .where(_PQLS.c.id == sa.bindparam("b_id"), _PQLS.c.tier == sa.bindparam("b_old_tier"))
@@ -91,15 +93,33 @@ def _dispositions(connection: sa.Connection, user_ids: set[str] | None,
     return found
 
 
-def _previous(connection: sa.Connection, user_ids: set[str] | None, span: Span = EVERYONE) -> dict[str, str]:
-    """Each user's stored verdict as the JSON text it is: comparing text is far cheaper than parsing it."""
+def _previous(connection: sa.Connection, user_ids: set[str] | None,
+              span: Span = EVERYONE) -> dict[str, tuple[str, str | None, str | None]]:
+    """Each user's stored verdict as the JSON text it is (comparing text is far cheaper than parsing it), with the
+    profile columns the verdict's JSON does not carry: industry and group."""
     if user_ids is not None and connection.dialect.name == "postgresql":
-        return dict(_users_rows(connection, f"SELECT user_id, verdict::text FROM {_USERS.name}", user_ids))
-    query = sa.select(_USERS.c.user_id, sa.cast(_USERS.c.verdict, sa.Text))
-    found: dict[str, str] = {}
+        rows = _users_rows(connection, f"SELECT user_id, verdict::text, industry, group_id FROM {_USERS.name}",
+                           user_ids)
+        return {user_id: (text, industry, group) for user_id, text, industry, group in rows}
+    query = sa.select(_USERS.c.user_id, sa.cast(_USERS.c.verdict, sa.Text), _USERS.c.industry, _USERS.c.group_id)
+    found: dict[str, tuple[str, str | None, str | None]] = {}
     for part in _parts(query, _USERS.c.user_id, user_ids, span):
-        found.update((user_id, text) for user_id, text in connection.execute(part))
+        found.update((user_id, (text, industry, group)) for user_id, text, industry, group in connection.execute(part))
     return found
+
+
+def _changed(result: ScoreResult, before: tuple[str, str | None, str | None] | None) -> str | None:
+    """The verdict's JSON text when it, or the profile columns beside it, differ from what is stored; else None."""
+    verdict = result.to_json()
+    text = orjson.dumps(verdict).decode()
+    if before is None:
+        return text
+    stored, industry, group = before
+    profile = result.profile
+    # Same text, same verdict; other text may still be the same JSON (written another way).
+    same = (stored == text or orjson.loads(stored) == verdict) and (industry, group) == (profile.industry,
+                                                                                        profile.group_id)
+    return None if same else text
 
 
 def _users_rows(connection: sa.Connection, select: str, user_ids: set[str]) -> list[tuple]:
@@ -160,22 +180,92 @@ def rescore(
     return report
 
 
+def rescore_added(
+    session: Session,
+    rules: Rules,
+    *,
+    at: datetime,
+    tz: tzinfo,
+    added: Mapping[str, Sequence[Event]],
+    rebuild: Iterable[str] = (),
+    basis: str,
+) -> Rescored:
+    """Rescore the users of newly stored events by adding those events to their running tallies (scoring/tally.py)
+    instead of reading their histories again, in the caller's transaction. `added` is each user's new events;
+    `rebuild`, users whose stored history changed otherwise (events moved to them by a link, an account's traits).
+
+    A user's tallies are built from their history instead when there are none, they were made under other rules
+    (`basis`), the new events restart the trial, or the user is in `rebuild`; and a verdict as of a moment before
+    one of their events is judged on the history up to it. Either way the verdict is the one `rescore` gives.
+    """
+    report = Rescored()
+    users = {user for user in (*added, *rebuild) if not user.startswith(ANONYMOUS)}
+    if not users:
+        return report
+    connection = session.connection()
+    plan, rebuild = plan_of(rules), set(rebuild)
+    tallies.hold(connection, users)
+    stored = tallies.read(connection, users)
+    kept: dict[str, Tally] = {}
+    for user in users:
+        base, state = stored.get(user, (None, None))
+        tally = Tally.restore(state, plan, tz, user) if base == basis and user not in rebuild else None
+        if tally is not None and tally.add(added.get(user, ())):
+            kept[user] = tally
+    stale = users - set(kept)
+    histories = {user: events for user, events in events_of(connection, stale)} if stale else {}
+    for user, events in histories.items():
+        kept[user] = Tally.build(events, plan, tz, user, in_order=True)
+    groups = tallies.read_groups(connection, {t.group[1] for t in kept.values() if t.group is not None})
+    previous = _previous(connection, users)
+    dispositions = _dispositions(connection, users)
+    writes = _Writes(connection, at, report)
+    qualified = Status.QUALIFIED
+    with paused_gc():
+        for user in sorted(kept):
+            tally = kept[user]
+            group = groups.get(tally.group[1]) if tally.group is not None else None
+            if tally.latest is not None and tally.latest > at:  # an event after `at`: judged on the history to it
+                events = histories.get(user) or next(iter(events_of(connection, [user])))[1]
+                result = score_user(events, rules, at, tz=tz, dispositions=dispositions.get(user, ()), groups=groups)
+            else:
+                result = judge(tally, rules, at, dispositions=dispositions.get(user, ()), group=group)
+            report.users += 1
+            if (text := _changed(result, previous.get(user))) is not None:
+                writes.user(result, text)
+                report.changed += 1
+            if result.status is qualified:
+                writes.qualified.append(result)
+        writes.flush()
+    tallies.write(connection, [(user, basis, tally.state()) for user, tally in kept.items()])
+    return report
+
+
 def _verdicts(connection: sa.Connection, rules: Rules, *, at: datetime, tz: tzinfo, scope: set[str] | None,
               span: Span) -> Iterator[tuple[ScoreResult, str | None]]:
     """Each user's verdict, with its JSON text when that differs from the stored one (None: unchanged)."""
     previous = _previous(connection, scope, span)
     dispositions = _dispositions(connection, scope, span)
-    dumps, loads = orjson.dumps, orjson.loads
+    # Everyone: every account's traits at once. Some users: each account's as a user of it is met.
+    groups = tallies.all_groups(connection) if scope is None else _GroupsAsMet(connection)
     for user_id, events in events_of(connection, scope, span=span):
         if user_id.startswith(ANONYMOUS):
             continue  # an anonymous visitor: kept, never scored, until a call names the user
-        result = score_user(events, rules, at, tz=tz, dispositions=dispositions.get(user_id, ()))
-        verdict = result.to_json()
-        text = dumps(verdict).decode()
-        before = previous.pop(user_id, None)
-        # Same text, same verdict; other text may still be the same JSON (written another way).
-        changed = before != text and (before is None or loads(before) != verdict)
-        yield result, text if changed else None
+        result = score_user(events, rules, at, tz=tz, dispositions=dispositions.get(user_id, ()), groups=groups)
+        yield result, _changed(result, previous.pop(user_id, None))
+
+
+class _GroupsAsMet(dict):
+    """Accounts' group traits, each read from the store the first time a user of it is scored."""
+
+    def __init__(self, connection: sa.Connection) -> None:
+        super().__init__()
+        self.connection = connection
+
+    def get(self, group_id: str, default: object = None) -> object:
+        if group_id not in self:
+            self[group_id] = tallies.read_groups(self.connection, [group_id]).get(group_id)
+        return super().get(group_id) or default
 
 
 def _split(connection: sa.Connection, processes: int) -> list[Span]:
@@ -282,8 +372,8 @@ def _user_row(result: ScoreResult, text: str, time, scored_at) -> tuple:  # noqa
     tier = None if result.tier is None else str(result.tier)
     return (
         result.user_id, result.email, account.domain, account.company_name, result.company_size,
-        profile.first_name, profile.last_name, profile.title, profile.plan, time(profile.signup_at),
-        str(result.status), tier, result.score, text, scored_at,
+        profile.first_name, profile.last_name, profile.title, profile.plan, profile.industry, profile.group_id,
+        time(profile.signup_at), str(result.status), tier, result.score, text, scored_at,
     )
 
 

@@ -86,14 +86,23 @@ class TrialUser(SQLModel, table=True):
     score: int = 0
     verdict: dict = _json()
     scored_at: datetime | None = _time(nullable=True)
-    #: The user's running tallies (scoring/tally.py): what ingestion updates with each event instead of re-reading
-    #: the history. Derived, rebuilt from the events whenever it is missing or made under other rules.
-    tally: dict | None = Field(default=None, sa_column=Column(JSON, nullable=True))
 
     @property
     def name(self) -> str | None:
         """First and last name as far as the signup told us; None when it told us neither."""
         return " ".join(part for part in (self.first_name, self.last_name) if part) or None
+
+
+class TallyRecord(SQLModel, table=True):
+    """A user's running tallies (scoring/tally.py): what ingestion adds each new event to instead of reading the
+    user's history again. Derived data: built again from the events whenever it is missing or was made under other
+    rules (`basis`), so a rules change, a migration or a lost row costs one read of the history, never a verdict."""
+
+    __tablename__ = "tallies"
+
+    user_id: str = Field(primary_key=True, max_length=200)
+    basis: str = Field(max_length=64)
+    state: dict = _json()
 
 
 class Identity(SQLModel, table=True):

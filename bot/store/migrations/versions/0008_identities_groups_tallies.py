@@ -1,12 +1,12 @@
-"""identities and groups: calls under other ids (anonymous visitors, aliases), accounts named by `group` calls; a
-trial user's industry, group and running tallies
+"""identities, groups and tallies: calls under other ids (anonymous visitors, aliases), accounts named by `group`
+calls, users' running tallies; a trial user's industry and group
 
 Revision ID: 0008
 Revises: 0007
 Create Date: 2026-12-03 11:04:20.457404
 
 New tables and nullable columns only: SQLite adds the columns without copying trial_users, and a store upgraded
-from 0007 rebuilds each user's tallies from their events the first time they are scored.
+from 0007 builds each user's tallies from their events the first time an event of theirs arrives.
 """
 
 import sqlalchemy as sa
@@ -28,6 +28,12 @@ def upgrade() -> None:
     sa.Column('updated_at', bot.store.models.UtcDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('group_id')
     )
+    op.create_table('tallies',
+    sa.Column('user_id', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+    sa.Column('basis', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('state', sa.JSON(), nullable=False),
+    sa.PrimaryKeyConstraint('user_id')
+    )
     op.create_table('identities',
     sa.Column('alias_key', sqlmodel.sql.sqltypes.AutoString(length=220), nullable=False),
     sa.Column('user_id', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
@@ -40,7 +46,6 @@ def upgrade() -> None:
     with op.batch_alter_table('trial_users', schema=None) as batch_op:
         batch_op.add_column(sa.Column('industry', sqlmodel.sql.sqltypes.AutoString(), nullable=True))
         batch_op.add_column(sa.Column('group_id', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=True))
-        batch_op.add_column(sa.Column('tally', sa.JSON(), nullable=True))
         batch_op.create_index(batch_op.f('ix_trial_users_group_id'), ['group_id'], unique=False)
 
 
@@ -48,7 +53,6 @@ def upgrade() -> None:
 def downgrade() -> None:
     with op.batch_alter_table('trial_users', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_trial_users_group_id'))
-        batch_op.drop_column('tally')
         batch_op.drop_column('group_id')
         batch_op.drop_column('industry')
 
@@ -56,4 +60,5 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_identities_user_id'))
 
     op.drop_table('identities')
+    op.drop_table('tallies')
     op.drop_table('groups')

@@ -1,0 +1,122 @@
+"""Users' running tallies (scoring/tally.py) in the store, and the accounts' group traits.
+
+Tallies are derived data: read before a group of events is added to them, written back after, and dropped
+whenever events reach the store without being added (a backfill stored unscored): the next event of such a user
+builds them again from the history. On PostgreSQL, two processes adding events to one user's tallies take turns
+(`hold`), so neither writes over what the other added.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from datetime import UTC, datetime
+
+import orjson
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from bot.store.bulk import BulkWriter
+from bot.store.models import Group, TallyRecord, TrialUser
+
+TALLIES = TallyRecord.__table__
+GROUPS = Group.__table__
+_USERS = TrialUser.__table__
+_CHUNK = 2000  # ids per IN (...): under SQLite's bound-parameter limit
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _chunks(ids: Iterable[str]) -> Iterable[list[str]]:
+    ids = sorted(set(ids))
+    for start in range(0, len(ids), _CHUNK):
+        yield ids[start : start + _CHUNK]
+
+
+def hold(connection: sa.Connection, user_ids: Iterable[str]) -> None:
+    """Take these users' turns to change their tallies until the transaction ends (PostgreSQL: an advisory lock
+    per user, in one order, so two groups cannot deadlock; SQLite has one writer at a time already)."""
+    if connection.dialect.name != "postgresql":
+        return
+    ids = sorted(set(user_ids))
+    if ids:
+        connection.exec_driver_sql(
+            "SELECT pg_advisory_xact_lock(hashtextextended(u, 20261203)) FROM unnest(%s::text[]) AS u ORDER BY u",
+            (ids,))
+
+
+def read(connection: sa.Connection, user_ids: Iterable[str]) -> dict[str, tuple[str, dict]]:
+    """Each user's stored tallies: user -> (basis, state)."""
+    found: dict[str, tuple[str, dict]] = {}
+    for chunk in _chunks(user_ids):
+        rows = connection.execute(sa.select(TALLIES.c.user_id, TALLIES.c.basis, TALLIES.c.state)
+                                  .where(TALLIES.c.user_id.in_(chunk)))
+        found.update((user_id, (basis, state)) for user_id, basis, state in rows)
+    return found
+
+
+def write(connection: sa.Connection, rows: list[tuple[str, str, dict]]) -> None:
+    """Upsert (user, basis, state) rows."""
+    if not rows:
+        return
+    bulk = BulkWriter(connection)
+    quote = connection.dialect.identifier_preparer.quote
+    names = ", ".join(quote(c) for c in ("user_id", "basis", "state"))
+    tail = f" ON CONFLICT ({quote('user_id')}) DO UPDATE SET basis = excluded.basis, state = excluded.state"
+    encoded = [(user, basis, orjson.dumps(state).decode()) for user, basis, state in rows]
+    if bulk.stages(encoded):
+        bulk.insert_staged(TALLIES, ("user_id", "basis", "state"), encoded, tail)
+        return
+    mark = "?" if bulk.sqlite else "%s"
+    bulk.executemany(f"INSERT INTO {TALLIES.name} ({names}) VALUES ({mark}, {mark}, {mark}){tail}", encoded)
+
+
+def drop(connection: sa.Connection, user_ids: Iterable[str]) -> None:
+    """Forget these users' tallies: events reached the store without being added to them."""
+    for chunk in _chunks(user_ids):
+        connection.execute(sa.delete(TALLIES).where(TALLIES.c.user_id.in_(chunk)))
+
+
+def basis(rules_json: str, tz_name: str, version: int) -> str:
+    """What tallies are made under: the rules, the time zone and the tallies' own layout."""
+    return hashlib.sha256(f"{version}|{tz_name}|{rules_json}".encode()).hexdigest()[:32]
+
+
+# -- Accounts' group traits ------------------------------------------------------------------------------------
+
+def _traits_out(stored: dict) -> dict[str, tuple[datetime, object]]:
+    return {name: (datetime.fromtimestamp(us / 1e6, UTC), value) for name, (value, us) in stored.items()}
+
+
+def _traits_in(traits: dict[str, tuple[datetime, object]]) -> dict:
+    return {name: [value, int((sent - _EPOCH).total_seconds() * 1e6)] for name, (sent, value) in traits.items()}
+
+
+def read_groups(connection: sa.Connection, group_ids: Iterable[str]) -> dict[str, dict[str, tuple[datetime, object]]]:
+    """Each group's traits as the scorer reads them: field -> (when it was sent, value)."""
+    found = {}
+    for chunk in _chunks(group_ids):
+        rows = connection.execute(sa.select(GROUPS.c.group_id, GROUPS.c.traits).where(GROUPS.c.group_id.in_(chunk)))
+        found.update((group_id, _traits_out(traits)) for group_id, traits in rows)
+    return found
+
+
+def all_groups(connection: sa.Connection) -> dict[str, dict[str, tuple[datetime, object]]]:
+    return {group_id: _traits_out(traits)
+            for group_id, traits in connection.execute(sa.select(GROUPS.c.group_id, GROUPS.c.traits))}
+
+
+def write_groups(connection: sa.Connection, groups: dict[str, dict[str, tuple[datetime, object]]],
+                 now: datetime) -> None:
+    module = postgresql if connection.dialect.name == "postgresql" else sqlite
+    for group_id, traits in groups.items():
+        insert = module.insert(GROUPS).values(group_id=group_id, traits=_traits_in(traits), updated_at=now)
+        connection.execute(insert.on_conflict_do_update(index_elements=["group_id"], set_={
+            "traits": insert.excluded.traits, "updated_at": insert.excluded.updated_at}))
+
+
+def members(connection: sa.Connection, group_ids: Iterable[str]) -> set[str]:
+    """The users whose latest group call named one of these groups."""
+    found: set[str] = set()
+    for chunk in _chunks(group_ids):
+        found.update(connection.execute(sa.select(_USERS.c.user_id).where(_USERS.c.group_id.in_(chunk))).scalars())
+    return found

@@ -1,0 +1,62 @@
+"""Which user a call belongs to, when a product sends calls under more than one id (Segment's identity rules).
+
+- A call with a userId is that user's. A call with only an anonymousId is an anonymous visitor's, kept under
+  `anonymous:<anonymousId>` until a call links them to a user.
+- A call carrying both ids links the visitor to the user; an alias call links its previousId (an anonymous id or
+  an earlier userId) to its userId. The first link of an id stands; links are followed to their end.
+
+`links_in` reads what a group of calls asks for. `resolve` applies the links to calls held in memory (`pqlbot score
+FILE`); the store keeps links once made (bot/services/identity.py), and moves a linked id's stored events.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+
+from scoring.events import ALIAS, Event
+
+#: The key an anonymous visitor's calls are kept under: never a user, never scored.
+ANONYMOUS = "anonymous:"
+_MAX_HOPS = 32  # a chain of links longer than this is cut (well-formed calls cannot make one)
+
+
+def is_anonymous(key: str) -> bool:
+    return key.startswith(ANONYMOUS)
+
+
+def key_of(event: Event) -> str:
+    """The id a call was sent under: its userId, else its anonymous visitor's key."""
+    return event.user_id if event.user_id is not None else ANONYMOUS + (event.anonymous_id or "")
+
+
+def links_in(events: Iterable[Event]) -> dict[str, str]:
+    """The links these calls ask for, linked id -> userId, the first for each id."""
+    links: dict[str, str] = {}
+    for event in events:
+        if event.name == ALIAS and event.user_id is not None:
+            previous = event.props["previous_id"]
+            links.setdefault(previous, event.user_id)
+            links.setdefault(ANONYMOUS + previous, event.user_id)
+        elif event.user_id is not None and event.anonymous_id is not None:
+            links.setdefault(ANONYMOUS + event.anonymous_id, event.user_id)
+    return links
+
+
+def final(key: str, links: Mapping[str, str]) -> str:
+    """Where `key` ends up, following its links."""
+    for _ in range(_MAX_HOPS):
+        nxt = links.get(key)
+        if nxt is None or nxt == key:
+            return key
+        key = nxt
+    return key
+
+
+def resolve(events: Sequence[Event]) -> list[Event]:
+    """The calls, each under the user it belongs to; an anonymous visitor nothing links stays anonymous."""
+    links: dict[str, str] = {}
+    for alias, user in links_in(events).items():
+        if final(user, links) != alias:  # no cycles: a link back to where it came from is not made
+            links.setdefault(alias, user)
+    return [event if (key := final(key_of(event), links)) == event.user_id else event._replace(user_id=key)
+            for event in events]
