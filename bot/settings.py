@@ -21,7 +21,9 @@ class Settings(BaseSettings):
     product_name: str = Field("our product", description="Your product's name, as emails say it.")
 
     database_url: str = Field("sqlite:///pqlbot.db", description="SQLAlchemy URL of the store.")
-    ingest_token: SecretStr | None = Field(None, description="Shared secret for /v1/track and /v1/batch.")
+    ingest_token: SecretStr | None = Field(None, description="Shared secret for the ingestion endpoints (/v1/*).")
+    segment_shared_secret: SecretStr | None = Field(None, description="Segment Webhook destination's shared "
+                                                    "secret: a request whose X-Signature it verifies is let in.")
     ingest_gather_ms: float = Field(10, ge=0, le=1000, description="Under a stream of ingestion calls, how long "
                                     "to wait for more before storing a group (0: store whatever is waiting).")
     host: str = Field("0.0.0.0", description="Address `pqlbot serve` listens on.")

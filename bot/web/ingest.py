@@ -1,15 +1,23 @@
-"""HTTP ingestion, Segment-compatible: `POST /v1/track`, `POST /v1/batch`, and `GET /healthz`.
+"""HTTP ingestion, Segment's tracking API: `POST /v1/track`, `/v1/page`, `/v1/screen`, `/v1/identify`,
+`/v1/group`, `/v1/alias`, `/v1/batch` (and `/v1/import`, its alias), and `GET /healthz`.
 
-- Auth is the shared INGEST_TOKEN, as `Authorization: Bearer <token>` or the way Segment sends a
-  write key, `Basic base64(<token>:)`. With no token configured ingestion answers 503: an open
-  endpoint would let anyone invent PQLs.
+- Auth is the shared INGEST_TOKEN, as `Authorization: Bearer <token>` or the way Segment's and RudderStack's
+  libraries send a write key, `Basic base64(<token>:)`; or, for Segment's Webhook destination, an `X-Signature`
+  header: the hex HMAC-SHA1 of the body as sent with SEGMENT_SHARED_SECRET. A request that carries a signature
+  is judged by it when the secret is set. With neither configured ingestion answers 503: an open endpoint would
+  let anyone invent PQLs.
+- A body may be gzipped (`Content-Encoding: gzip`, as the libraries send it): 1 MiB at most as sent and as
+  unpacked (bot/web/body.py). Reading calls out of a body, and what the store can keep: bot/web/calls.py.
+- A single-call endpoint stores a call of its own type unless the body names another (the Webhook destination
+  posts every type to one URL). A batch may mix every type.
 - A batch is not all-or-nothing. Its valid calls are stored and scored in one transaction even when
-  others are rejected; the answer is then 400 listing each rejected call by index with its reason.
+  others are rejected; the answer is then 400 listing each rejected call by index with its reason (and the
+  `code` and `message` Segment's and RudderStack's libraries read, so they drop the batch rather than retry it).
   Segment does not retry a 400, so those calls are dropped upstream; resending the fixed batch is
   safe because stored calls come back as duplicates (messageId is the idempotency key).
 - A store failure answers 503 so the sender (Segment) retries; bad input never becomes a 500, nor a 503:
-  a call the store could not keep (a NUL character, a value longer than its column, a time near the
-  calendar's ends) is rejected as bad input, or Segment would retry it, and the batch around it, forever.
+  a call the store could not keep is rejected as bad input, or Segment would retry it, and the batch around
+  it, forever.
 - Calls arriving together are stored and scored together, by one writer (bot/web/intake.py), yet each is
   answered with its own counts and PQLs.
 - Logs carry counts only: event contents hold emails, and the token must never reach a log.
@@ -19,12 +27,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import hmac
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from functools import partial
 
-import orjson
 import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.applications import Starlette
@@ -35,27 +44,68 @@ from starlette.routing import Route
 
 from bot.services.pipeline import Pipeline
 from bot.store import store_errors
-from bot.store.models import EventRecord, TrialUser
-from bot.web.body import TooLarge, read_body
+from bot.web.body import TooLarge, Unreadable, read_body, unpack
+from bot.web.calls import batch_calls, one_call
 from bot.web.intake import GATHER_SECONDS, Intake, Outcome
-from scoring.events import SIGNUP, Event, EventError, parse_event
+from scoring.events import CALL_TYPES, Event, EventError, Naming
 
 log = logging.getLogger(__name__)
 MAX_BODY = 1024 * 1024
-Parser = Callable[[Pipeline, bytes], tuple[list[Event], list[dict]]]
-
-
-class Rejected(Exception):
-    """A request that cannot be served: answered `{"error": reason}` with `status`."""
-
-    def __init__(self, reason: str, status: int = 400) -> None:
-        super().__init__(reason)
-        self.reason, self.status = reason, status
+#: Reads a body as sent (its bytes, its Content-Encoding) into storable events and rejected calls.
+Parser = Callable[[bytes, str, Naming], tuple[list[Event], list[dict]]]
 
 
 def _reply(path: str, status: int, payload: dict, headers: dict | None = None, **counts: int) -> JSONResponse:
     log.info("%s -> %d %s", path, status, " ".join(f"{k}={v}" for k, v in counts.items()))
     return JSONResponse(payload, status, headers)
+
+
+def _refusal(path: str, status: int, error: str, code: str, headers: dict | None = None) -> JSONResponse:
+    """An answer Segment's and RudderStack's libraries read as final: with `code` and `message` (RudderStack's
+    retries a 4xx without them, holding up every call queued behind it)."""
+    return _reply(path, status, {"error": error, "code": code, "message": error}, headers)
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """What a request may present: the token (Bearer or Basic) or a signature of its body. Empty is unset (an
+    empty token must not let `Basic base64(":")` in)."""
+
+    token: bytes | None
+    shared_secret: bytes | None
+
+    @classmethod
+    def of(cls, token: str | None, shared_secret: str | None) -> Credentials:
+        return cls(token.encode() if token else None, shared_secret.encode() if shared_secret else None)
+
+    @property
+    def off(self) -> bool:
+        return self.token is None and self.shared_secret is None
+
+    def judges_by_signature(self, request: Request) -> bool:
+        return self.shared_secret is not None and "x-signature" in request.headers
+
+    def token_refusal(self, request: Request) -> str | None:
+        """Why the request's Authorization does not let it in, or None when it does."""
+        presented = _presented(request.headers.get("authorization", ""))
+        if self.token is not None and presented is not None and hmac.compare_digest(presented, self.token):
+            return None
+        reason = "missing credentials" if "authorization" not in request.headers else "invalid credentials"
+        if "x-signature" in request.headers:  # and no secret to check it with
+            reason += " (X-Signature is not checked: SEGMENT_SHARED_SECRET is not set)"
+        return f"{reason}: {self.how}"
+
+    def signed(self, body: bytes, request: Request) -> bool:
+        """Whether X-Signature is the hex HMAC-SHA1 of the body as sent, compared in constant time."""
+        expected = hmac.new(self.shared_secret, body, hashlib.sha1).hexdigest().encode()
+        return hmac.compare_digest(expected, request.headers["x-signature"].strip().lower().encode("latin-1"))
+
+    @property
+    def how(self) -> str:
+        ways = ["Authorization: Bearer <INGEST_TOKEN>"] if self.token else []
+        if self.shared_secret:
+            ways.append("X-Signature: the hex HMAC-SHA1 of the body with SEGMENT_SHARED_SECRET")
+        return "send " + " or ".join(ways)
 
 
 def _presented(header: str) -> bytes | None:
@@ -71,114 +121,45 @@ def _presented(header: str) -> bytes | None:
     return None
 
 
-def _json(body: bytes) -> object:
-    try:
-        return orjson.loads(body)  # orjson also bounds nesting depth, so no RecursionError on hostile input
-    except orjson.JSONDecodeError:
-        raise Rejected("body is not valid JSON") from None
+def _single(kind: str) -> Parser:
+    def parse(raw: bytes, encoding: str, rules: Naming) -> tuple[list[Event], list[dict]]:
+        return [one_call(unpack(raw, encoding, MAX_BODY), kind, rules)], []
+
+    return parse
 
 
-#: Times the scorer can move a few days either way from without leaving the calendar (year 1 to 9999).
-EARLIEST, LATEST = datetime(1900, 1, 1, tzinfo=UTC), datetime(2200, 1, 1, tzinfo=UTC)
-#: Text columns a call's values land in, and their lengths (a longer value is a DataError on PostgreSQL).
-_LIMITS = {"userId": EventRecord.__table__.c.user_id.type.length, "event": EventRecord.__table__.c.name.type.length}
-_EMAIL_MAX, _DOMAIN_MAX = TrialUser.__table__.c.email.type.length, TrialUser.__table__.c.domain.type.length
-_INT_MAX = 2**31 - 1  # trial_users.company_size is an INTEGER
+def _batch(raw: bytes, encoding: str, rules: Naming) -> tuple[list[Event], list[dict]]:
+    return batch_calls(unpack(raw, encoding, MAX_BODY), rules)
 
 
-_NUL = b"\\u0000"  # how JSON text carries a NUL character (a raw one is invalid JSON)
-
-
-def _has_nul(value: object) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
-    if isinstance(value, list | tuple):  # an Event is a tuple too
-        return any(_has_nul(v) for v in value)
-    return False
-
-
-def _event(call: dict, pipeline: Pipeline, *, nul_possible: bool = True) -> Event:
-    """One call as an Event the store can keep, else EventError with the reason. `nul_possible`: False
-    when the JSON text it came from holds no escaped NUL (JSON has no other way to carry one)."""
-    try:
-        event = parse_event(call, pipeline.rules)
-    except OverflowError:  # an offset that pushes a time past year 1 or 9999 when converted to UTC
-        raise EventError("timestamp: is out of range") from None
-    if nul_possible and _has_nul(event):
-        raise EventError("contains a NUL character (\\u0000), which the store cannot keep")
-    for field, value in (("userId", event.user_id), ("event", event.name)):
-        if len(value) > _LIMITS[field]:
-            raise EventError(f"{field}: is longer than {_LIMITS[field]} characters")
-    if not EARLIEST <= event.at < LATEST:
-        raise EventError(f"timestamp: must be between {EARLIEST.year} and {LATEST.year}")
-    if event.name == SIGNUP:
-        props = event.props
-        if len(props["email"]) > _EMAIL_MAX or len(props["email"].rsplit("@", 1)[-1]) > _DOMAIN_MAX:
-            raise EventError(f"properties.email: is longer than {_EMAIL_MAX} characters (or its domain than "
-                             f"{_DOMAIN_MAX})")
-        if props.get("company_size") is not None and props["company_size"] > _INT_MAX:
-            raise EventError(f"properties.company_size: must be at most {_INT_MAX}")
-        if ends := props.get("trial_ends_at"):
-            try:
-                in_range = EARLIEST <= datetime.fromisoformat(ends) < LATEST
-            except (ValueError, OverflowError):
-                in_range = False
-            if not in_range:
-                raise EventError(f"properties.trial_ends_at: must be between {EARLIEST.year} and {LATEST.year}")
-    return event
-
-
-def _track(pipeline: Pipeline, body: bytes) -> tuple[list[Event], list[dict]]:
-    call = _json(body)
-    if not isinstance(call, dict):
-        raise Rejected("body must be a JSON object: one Segment track or page call")
-    try:
-        return [_event(call, pipeline, nul_possible=_NUL in body)], []
-    except EventError as exc:
-        raise Rejected(str(exc)) from None
-
-
-def _batch(pipeline: Pipeline, body: bytes) -> tuple[list[Event], list[dict]]:
-    payload = _json(body)
-    # Other top-level keys (context, integrations, sentAt, ...) are what Segment's libraries add: ignored.
-    if not isinstance(payload, dict) or not isinstance(payload.get("batch"), list):
-        raise Rejected('body must be a JSON object like {"batch": [call, ...]}')
-    if not payload["batch"]:
-        raise Rejected("batch: must hold at least one call")
-    events, rejected, nul_possible = [], [], _NUL in body
-    for index, item in enumerate(payload["batch"]):
-        try:
-            if not isinstance(item, dict):  # parse_event would read a string as JSON text
-                raise EventError("a call must be a JSON object")
-            events.append(_event(item, pipeline, nul_possible=nul_possible))
-        except EventError as exc:
-            rejected.append({"index": index, "reason": str(exc)})
-    return events, rejected
-
-
-def _ingest_endpoint(pipeline: Pipeline, intake: Intake, token: str | None, path: str, parse: Parser):
-    secret = token.encode() if token else None  # an empty token must not let `Basic base64(":")` in
-    # One call's parsing is cheaper than a hop to the threadpool; a batch's could hold up the event loop.
-    inline = parse is _track
+def _ingest_endpoint(pipeline: Pipeline, intake: Intake, credentials: Credentials, path: str, parse: Parser):
+    batch = parse is _batch
     failed = store_errors(pipeline.engine)
 
     async def endpoint(request: Request) -> Response:
-        if secret is None:
+        if credentials.off:
             return _reply(path, 503, {"error": "ingestion is off: set INGEST_TOKEN"})
-        presented = _presented(request.headers.get("authorization", ""))
-        if presented is None or not hmac.compare_digest(presented, secret):
-            reason = "missing credentials" if "authorization" not in request.headers else "invalid credentials"
-            error = f"{reason}: send Authorization: Bearer <INGEST_TOKEN>"
-            return _reply(path, 401, {"error": error}, {"WWW-Authenticate": "Bearer"})
+        by_signature = credentials.judges_by_signature(request)
+        if not by_signature and (refusal := credentials.token_refusal(request)):
+            return _refusal(path, 401, refusal, "unauthorized", {"WWW-Authenticate": "Bearer"})
+        encoding = request.headers.get("content-encoding", "")
         try:
-            body = await read_body(request, MAX_BODY)
-            events, rejected = parse(pipeline, body) if inline else await run_in_threadpool(parse, pipeline, body)
+            raw = await read_body(request, MAX_BODY)
+            if by_signature and not credentials.signed(raw, request):
+                error = f"invalid signature: {credentials.how}"
+                return _refusal(path, 401, error, "unauthorized", {"WWW-Authenticate": "Bearer"})
+            # One call's parsing is cheaper than a hop to the threadpool; a batch's (or unpacking) could hold
+            # up the event loop.
+            work = partial(parse, raw, encoding, pipeline.rules)
+            events, rejected = await run_in_threadpool(work) if batch or encoding else work()
         except TooLarge:
-            return _reply(path, 413, {"error": f"body is over {MAX_BODY} bytes"})
-        except Rejected as exc:
+            return _refusal(path, 413, f"body is over {MAX_BODY} bytes", "payload_too_large")
+        except Unreadable as exc:
+            if exc.status == 415:
+                return _refusal(path, 415, exc.reason, "unsupported_encoding")
             return _reply(path, exc.status, {"error": exc.reason})
+        except EventError as exc:  # a single call's own fault
+            return _reply(path, 400, {"error": str(exc)})
         except ClientDisconnect:  # nobody reads this answer; it only keeps the traceback out of the log
             return _reply(path, 400, {"error": "client disconnected"})
         outcome = Outcome()
@@ -191,18 +172,27 @@ def _ingest_endpoint(pipeline: Pipeline, intake: Intake, token: str | None, path
                 return JSONResponse({"error": "store unavailable, retry"}, 503)
         answer = {"accepted": outcome.accepted, "duplicates": outcome.duplicates, "pqls": outcome.pqls}
         counts = {"accepted": outcome.accepted, "duplicates": outcome.duplicates}
-        if parse is _batch:
-            answer = {**answer, "rejected": rejected}
+        if batch:
+            answer["rejected"] = rejected
             counts["rejected"] = len(rejected)
+        if rejected:
+            message = f"{len(rejected)} of {len(rejected) + len(events)} calls rejected (see rejected); the rest stored"
+            answer |= {"code": "rejected_calls", "message": message}
         return _reply(path, 400 if rejected else 200, answer, **counts, pqls=len(outcome.pqls))
 
     return endpoint
 
 
-def ingest_routes(pipeline: Pipeline, token: str | None, *, gather_seconds: float = GATHER_SECONDS) -> list[Route]:
-    """/healthz, /v1/track and /v1/batch, to mount beside other apps (e.g. Slack's) in one Starlette.
+def ingest_routes(pipeline: Pipeline, token: str | None, *, shared_secret: str | None = None,
+                  gather_seconds: float = GATHER_SECONDS) -> list[Route]:
+    """/healthz and the tracking API's endpoints, to mount beside other apps (e.g. Slack's) in one Starlette.
+    `token`: INGEST_TOKEN; `shared_secret`: SEGMENT_SHARED_SECRET, which X-Signature is checked with.
     `gather_seconds`: how long ingestion waits for a group to fill under a stream of calls (bot/web/intake.py)."""
     intake = Intake(pipeline, gather_seconds=gather_seconds)
+    credentials = Credentials.of(token, shared_secret)
+
+    def route(path: str, parse: Parser) -> Route:
+        return Route(path, _ingest_endpoint(pipeline, intake, credentials, path, parse), methods=["POST"])
 
     def healthz(request: Request) -> JSONResponse:  # sync: Starlette runs it in the threadpool
         try:
@@ -216,10 +206,13 @@ def ingest_routes(pipeline: Pipeline, token: str | None, *, gather_seconds: floa
 
     return [
         Route("/healthz", healthz, methods=["GET"]),
-        Route("/v1/track", _ingest_endpoint(pipeline, intake, token, "/v1/track", _track), methods=["POST"]),
-        Route("/v1/batch", _ingest_endpoint(pipeline, intake, token, "/v1/batch", _batch), methods=["POST"]),
+        *(route(f"/v1/{kind}", _single(kind)) for kind in CALL_TYPES),
+        route("/v1/batch", _batch),
+        route("/v1/import", _batch),  # Segment's name for a batch of historical calls: the same
     ]
 
 
-def create_app(pipeline: Pipeline, token: str | None, *, gather_seconds: float = GATHER_SECONDS) -> Starlette:
-    return Starlette(routes=ingest_routes(pipeline, token, gather_seconds=gather_seconds))
+def create_app(pipeline: Pipeline, token: str | None, *, shared_secret: str | None = None,
+               gather_seconds: float = GATHER_SECONDS) -> Starlette:
+    return Starlette(routes=ingest_routes(pipeline, token, shared_secret=shared_secret,
+                                          gather_seconds=gather_seconds))

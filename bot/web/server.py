@@ -1,7 +1,7 @@
 """Everything `pqlbot serve` runs in one process, assembled in one place (and testable without uvicorn).
 
 - Slack: over HTTP at /slack/events, or over Socket Mode when SLACK_APP_TOKEN is set;
-- ingestion: /v1/track, /v1/batch, /healthz;
+- ingestion: Segment's tracking API (/v1/track, /v1/batch, ...), /healthz;
 - the outbox deliverer (a thread) and the scheduled sweeps (APScheduler).
 """
 
@@ -72,9 +72,10 @@ def build(settings: Settings, *, pipeline: Pipeline | None = None, gateway: Gate
             leads.sync_roster(session, settings.roster, now=pipeline.clock())
     runtime = Runtime(pipeline, settings, gateway or Gateway.from_settings(settings))
     token = settings.ingest_token.get_secret_value() if settings.ingest_token else None
-    if not token:
-        log.warning("INGEST_TOKEN is not set: /v1/track and /v1/batch answer 503")
-    routes = ingest_routes(pipeline, token, gather_seconds=settings.ingest_gather_ms / 1000)
+    shared = settings.segment_shared_secret.get_secret_value() if settings.segment_shared_secret else None
+    if not token and not shared:
+        log.warning("neither INGEST_TOKEN nor SEGMENT_SHARED_SECRET is set: ingestion (/v1/...) answers 503")
+    routes = ingest_routes(pipeline, token, shared_secret=shared, gather_seconds=settings.ingest_gather_ms / 1000)
     socket_mode = None
     if settings.slack_bot_token:
         app = build_app(runtime, listener_executor=listener_executor)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import json
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -17,7 +18,9 @@ from starlette.testclient import TestClient
 from bot.services.pipeline import Pipeline
 from bot.web.ingest import create_app
 from scoring.events import EventError, parse_event
+from tests.conftest import BACKENDS
 from tests.security.support import counts, fuzz
+from tests.web.served import Served, serving
 
 NY = ZoneInfo("America/New_York")
 NOW = datetime(2026, 11, 9, 18, 0, tzinfo=NY)
@@ -214,3 +217,139 @@ def test_a_call_the_store_cannot_keep_is_400_naming_why_and_its_batch_keeps_the_
     assert response.status_code == 400, response.text
     assert [r["index"] for r in response.json()["rejected"]] == [0]
     assert response.json()["accepted"] == 1 and good["messageId"] in stored_ids(engine)
+
+
+# Through a real `pqlbot serve` ------------------------------------------------------------------------------
+# Batches as a sender writes them, over loopback HTTP, gzipped or not: valid calls of every type (userId, or an
+# anonymousId only; numeric ids past 2^64) among calls whose fields are any JSON at all, properties nested up to
+# 2,000 levels, and calls orjson cannot read (which send the body down the split-and-read-each path).
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def real_server(request, tmp_path_factory) -> Iterator[Served]:
+    with serving(request.param, tmp_path_factory.mktemp("served")) as server:
+        yield server
+
+
+class Raw(str):
+    """JSON text written into a body as it is: what json.dumps cannot write (2,000 levels) or orjson cannot read."""
+
+
+def dump(value: object) -> str:
+    if isinstance(value, Raw):
+        return str(value)
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{json.dumps(key)}:{dump(inner)}" for key, inner in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ",".join(dump(inner) for inner in value) + "]"
+    return json.dumps(value)  # integers past 64 bits exactly as they are
+
+
+def nested(depth: int) -> object:
+    """An object `depth` levels deep: a real one as deep as a call may nest (64), text beyond."""
+    if depth > 64:
+        return Raw('{"a":' * depth + "1" + "}" * depth)
+    value: object = {"leaf": 1}
+    for _ in range(depth - 1):
+        value = {"a": value}
+    return value
+
+
+UNREADABLE = [Raw('"\\ud800"'), Raw("NaN"), Raw("1e400"), Raw('{"a":1,}'), Raw("[" * 1100 + "]" * 1100)]
+any_json = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(-(2**100), 2**100),
+              st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=12)),
+    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=6), inner, max_size=3)),
+    max_leaves=6)
+_serial = itertools.count()
+
+
+@st.composite
+def any_type_calls(draw) -> dict:
+    """A call the store must keep: any type, a userId (text or a number past 2^64) or an anonymousId only."""
+    kind = draw(st.sampled_from(["track", "page", "screen", "identify", "group", "alias"]))
+    n = next(_serial)
+    call: dict = {"type": kind, "timestamp": "2026-11-09T15:00:00Z",
+                  "messageId": draw(st.sampled_from([f"served-{n}", 2**64 + 2 * n, -(2**64) - 2 * n - 1]))}
+    who = draw(st.sampled_from(["text", "number", "anonymous"] if kind != "alias" else ["text", "number"]))
+    if who == "anonymous":
+        call["anonymousId"] = f"visitor-{n % 5}"
+    else:
+        call["userId"] = f"user-{n % 7}" if who == "text" else 2**64 + n % 7
+    depth = draw(st.integers(0, 64))
+    properties = nested(depth) if depth else {}
+    if kind == "track":
+        call |= {"event": draw(st.sampled_from(["session_start", "Invite Sent", "report exported"])),
+                 "properties": properties}
+    elif kind == "page":
+        call |= {"name": "Pricing", "properties": {"path": "/pricing", "extra": properties}}
+    elif kind == "screen":
+        call |= {"name": "Dashboard", "properties": properties}
+    elif kind == "identify":
+        call["traits"] = {"email": f"u{n % 7}@bigco.example", "company": {"employee_count": 800}, "x": properties}
+    elif kind == "group":
+        call |= {"groupId": draw(st.sampled_from([f"acct-{n % 3}", 2**64 + n % 3])), "traits": {"employees": 800}}
+    else:
+        call["previousId"] = draw(st.sampled_from([f"visitor-{n % 5}", 2**70 + n % 5]))
+    return call
+
+
+@st.composite
+def any_field_calls(draw) -> dict:
+    """A call with some fields replaced by any JSON value (or dropped), or properties nested up to 2,000 levels,
+    or a value orjson cannot read."""
+    call = draw(any_type_calls())
+    fields = ["type", "event", "name", "userId", "anonymousId", "timestamp", "messageId", "properties", "traits",
+              "groupId", "previousId", "context"]
+    for field in draw(st.lists(st.sampled_from(fields), max_size=3, unique=True)):
+        if draw(st.booleans()):
+            call.pop(field, None)
+        else:
+            call[field] = draw(any_json)
+    change = draw(st.sampled_from(["none", "deep", "unreadable"]))
+    if change == "deep":
+        call["properties"] = nested(draw(st.integers(1, 2000)))
+    elif change == "unreadable":
+        call["properties"] = {"value": draw(st.sampled_from(UNREADABLE))}
+    return call
+
+
+def holds_raw(value: object) -> bool:
+    if isinstance(value, Raw):
+        return True
+    if isinstance(value, dict):
+        return any(holds_raw(inner) for inner in value.values())
+    return isinstance(value, list) and any(holds_raw(inner) for inner in value)
+
+
+@fuzz(100)
+@given(items=st.lists(st.one_of(any_type_calls().map(lambda call: (True, call)),
+                                any_field_calls().map(lambda call: (False, call))), min_size=1, max_size=8),
+       gzipped=st.booleans())
+def test_through_the_real_server_a_batch_stores_exactly_its_valid_calls_once_and_names_each_rejected_one(
+        real_server, items, gzipped):
+    served = real_server
+    calls = [call for _, call in items]
+    body = ('{"batch":[' + ",".join(dump(call) for call in calls) + '],"context":{"library":{"name":"fuzz"}},'
+            '"sentAt":"2026-11-09T15:00:01Z"}').encode()
+    before = served.all_message_ids()
+    status, answer = served.post("/v1/batch", body, gzipped=gzipped)
+
+    assert status in (200, 400), answer
+    rejected = {r["index"]: r["reason"] for r in answer["rejected"]}
+    assert len(rejected) == len(answer["rejected"]) and set(rejected) <= set(range(len(calls)))
+    assert all(isinstance(reason, str) and reason.strip() for reason in rejected.values())
+    assert status == (400 if rejected else 200)
+    assert answer["accepted"] + answer["duplicates"] + len(rejected) == len(calls)
+    kept = {}
+    for index, (valid, call) in enumerate(items):
+        if valid:
+            assert index not in rejected, f"a valid call was rejected: {rejected.get(index)}"
+        if holds_raw(call):
+            assert index in rejected, f"call {index} cannot be read or stored, yet it was not rejected"
+        elif index not in rejected:
+            kept[index] = verdict(call)
+            assert kept[index] is not None, f"call {index} is not valid, yet it was not rejected"
+    after = served.all_message_ids()
+    assert after - before == set(kept.values()) - before  # nothing else stored
+    assert served.stored(kept.values()) == {message_id: 1 for message_id in kept.values()}  # each once
+    assert len(after - before) == answer["accepted"]
