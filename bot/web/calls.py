@@ -26,10 +26,10 @@ from typing import Any
 
 import orjson
 
-from bot.services.identity import ANONYMOUS
 from bot.store.models import EventRecord, Group, Identity, TrialUser
 from bot.web.body import Unreadable
 from scoring.events import ALIAS, GROUP, IDENTIFY, SIGNUP, Event, EventError, Naming, parse_event
+from scoring.identity import ANONYMOUS
 
 #: How deep a call's properties or traits may nest (orjson writes at most 255 levels; products send a few).
 MAX_DEPTH = 64
