@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import fnmatch
 import gc
+import math
 import re
 from bisect import bisect_right
 from collections import defaultdict
@@ -23,8 +24,11 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from functools import cache, lru_cache
+from hashlib import blake2b
 from operator import attrgetter
 from typing import Any
+
+import orjson
 
 from scoring import events as ev
 from scoring.identity import is_anonymous, resolve
@@ -41,7 +45,7 @@ from scoring.result import (
     Tier,
 )
 from scoring.rules import DoNotTouch, Rules, Signal
-from scoring.tally import Counter, Tally
+from scoring.tally import Counter, Tally, next_midnight
 from templates import sentences, table
 
 EXPLICIT_ASK = "explicit_ask"
@@ -268,6 +272,55 @@ def judge(
     reasons.extend(dont)
     strongest = EXPLICIT_ASK if tier is Tier.FAST_LANE else _strongest(met)
     return _result(tally, trial, plan, score, status, tier, qualified_at, signals, reasons, strongest)
+
+
+def read_key(tally: Tally, rules: Rules, dispositions: Sequence[PriorDisposition] = ()) -> str:
+    """A key of everything `judge` reads of the tallies and the dispositions, the moment aside: tallies with the
+    same key get the same verdict at the same moment. Counters enter only once met (an unmet signal shows
+    nowhere), and then only with what their evidence sentence can show. Stable across processes (a digest)."""
+    plan = plan_of(rules)
+    signup = tally.signup
+    counters = []
+    for (_, rule), counter in zip(plan.signals, tally.counters, strict=True):
+        met_at = counter.met(rule.min_count, rule.min_days, rule.distinct is not None) if counter else None
+        counters.append(None if met_at is None else
+                        (met_at, counter.count, sorted(counter.days), counter.shown() if rule.distinct else None))
+    summary = (
+        None if signup is None else (signup.message_id, signup.at),
+        sorted((name, value) for name, (_, value) in tally.profile.items()),
+        None if tally.group is None else tally.group[1],
+        tally.activation, tally.billing is not None, tally.ask, tally.specials, counters,
+        [(prior.disposition, prior.at) for prior in dispositions],
+    )
+    return blake2b(orjson.dumps(summary, default=str), digest_size=8).hexdigest()
+
+
+def until(tally: Tally, rules: Rules, at: datetime, result: ScoreResult) -> datetime:
+    """How long `result` (the verdict on `tally` as of `at`) stands if no event comes: until the team's next
+    midnight (the trial day moves), a hold ends, a do-not-touch window closes, or the words of one change ("started
+    checkout 3 h ago")."""
+    at = at.astimezone(UTC)
+    ends = [next_midnight(_local_date(at, tally.tz), tally.tz)]
+    if result.status is Status.HELD and result.qualified_at is not None:
+        ends.append(result.qualified_at + timedelta(hours=rules.hold.hours))
+    checkout_since, upgraded_at, *_ = tally.states()
+    dnt = rules.do_not_touch
+    for since, hours in ((checkout_since, dnt.checkout_grace_hours), (upgraded_at, dnt.after_upgrade_hours)):
+        if since is not None and at - since < timedelta(hours=hours):
+            ends += [since + timedelta(hours=hours), _elapsed_words_change(since, at)]
+    return min(ends)
+
+
+def _elapsed_words_change(since: datetime, at: datetime) -> datetime:
+    """When the words of the time since `since` ("20 min", "3 h") next change after `at`: minutes round at the half
+    minute, hours at the half hour, and minutes give way to hours at the hour (a second early: rounding is never
+    crossed unseen)."""
+    seconds = (at - since).total_seconds()
+    step = 60 if seconds < 3600 else 3600
+    boundary = (math.ceil(seconds / step - 0.5) + 0.5) * step  # the next half step (now, on one: it rounds next)
+    if step == 60:
+        boundary = min(boundary, 3600)
+    return since + timedelta(seconds=boundary - 1)
 
 
 def _as_of(events: Iterable[ev.Event], at: datetime) -> list[ev.Event]:

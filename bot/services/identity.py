@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
+from bot.store.bulk import driver_value
 from bot.store.models import EventRecord, Identity
 from scoring.events import Event
-from scoring.identity import final, key_of, links_in
+from scoring.identity import final, is_anonymous, key_of, links_in
 
 _IDENTITIES = Identity.__table__
 _EVENTS = EventRecord.__table__
@@ -34,53 +34,82 @@ class Resolved:
     moved_away: set[str] = field(default_factory=set)  # ids whose stored events now belong to another user
 
 
-def _known(connection: sa.Connection, keys: Iterable[str]) -> dict[str, str]:
+def _rows(connection: sa.Connection, select: str, column: str, keys: Iterable[str]) -> list[tuple]:
+    """`select ... WHERE column IN keys` at the driver's level (an ingest group does this on every commit: SQLAlchemy's
+    expanding IN and Row objects cost more than the query): one array on PostgreSQL, chunks on SQLite."""
     keys = sorted(set(keys))
-    found: dict[str, str] = {}
+    if not keys:
+        return []
+    driver = connection.connection.driver_connection
+    if connection.dialect.name == "postgresql":
+        with driver.cursor() as cursor:
+            cursor.execute(f"{select} WHERE {column} = ANY(%s::text[])", (keys,))
+            return cursor.fetchall()
+    found = []
     for start in range(0, len(keys), _CHUNK):
         chunk = keys[start : start + _CHUNK]
-        rows = connection.execute(sa.select(_IDENTITIES.c.alias_key, _IDENTITIES.c.user_id)
-                                  .where(_IDENTITIES.c.alias_key.in_(chunk)))
-        found.update((alias, user) for alias, user in rows)
+        found += driver.execute(f"{select} WHERE {column} IN ({', '.join('?' * len(chunk))})", chunk).fetchall()
     return found
+
+
+def _known(connection: sa.Connection, keys: Iterable[str]) -> dict[str, str]:
+    return dict(_rows(connection, f"SELECT alias_key, user_id FROM {_IDENTITIES.name}", "alias_key", keys))
 
 
 def resolve(connection: sa.Connection, events: Sequence[Event], *, now: datetime) -> Resolved:
     """Each event under the user it belongs to, after making the links the calls ask for (in the caller's
-    transaction)."""
+    transaction). A few statements a group, however many calls: one look-up of its ids, one insert of the new
+    links, one look-up of which linked ids have stored events; only those are moved."""
     asked = links_in(events)
     keys = {key_of(event) for event in events} | set(asked) | set(asked.values())
     known = _known(connection, keys) if keys else {}
-
-    resolved = Resolved([])
+    new: dict[str, str] = {}
     for alias, user in asked.items():
         if alias in known:
             continue  # linked before: the first link stands
         target = final(user, known)
         if target == alias or final(alias, known) == target:
-            continue
-        if _link(connection, alias, target, now):
-            known[alias] = target
-            if _move(connection, alias, target):
-                resolved.merged.add(target)
-                resolved.moved_away.add(alias)
+            continue  # no link back to where it came from
+        new[alias] = known[alias] = target
+    resolved = Resolved([])
+    if new:
+        made = _link(connection, new, now)
+        if lost := set(new) - made:  # another writer linked these a moment ago: their links stand
+            for alias in lost:
+                del known[alias]
+            known.update(_known(connection, lost))
+        for alias in made:
+            if not is_anonymous(alias):  # a userId aliased on: the ids linked to it follow it
+                connection.execute(sa.update(_IDENTITIES).where(_IDENTITIES.c.user_id == alias)
+                                   .values(user_id=new[alias]))
+        for alias in _with_events(connection, made):
+            connection.execute(sa.update(_EVENTS).where(_EVENTS.c.user_id == alias).values(user_id=new[alias]))
+            resolved.merged.add(new[alias])
+            resolved.moved_away.add(alias)
     resolved.events = [event if (key := final(key_of(event), known)) == event.user_id else
                        event._replace(user_id=key) for event in events]
     return resolved
 
 
-def _link(connection: sa.Connection, alias: str, user: str, now: datetime) -> bool:
-    """Record the link; False when another writer recorded one for this id a moment ago (its link stands)."""
-    module = postgresql if connection.dialect.name == "postgresql" else sqlite
-    inserted = connection.execute(module.insert(_IDENTITIES).values(alias_key=alias, user_id=user, at=now)
-                                  .on_conflict_do_nothing(index_elements=["alias_key"])).rowcount
-    if inserted:
-        # Ids linked to the one now linked on follow it to the user.
-        connection.execute(sa.update(_IDENTITIES).where(_IDENTITIES.c.user_id == alias).values(user_id=user))
-    return bool(inserted)
+def _link(connection: sa.Connection, links: dict[str, str], now: datetime) -> set[str]:
+    """Record the links; the ids really linked (another writer may have linked one a moment ago: its link
+    stands)."""
+    at = driver_value(_IDENTITIES.c.at, connection.dialect)(now)
+    quote = connection.dialect.identifier_preparer.quote
+    if connection.dialect.name == "postgresql":
+        sql = (f"INSERT INTO {_IDENTITIES.name} (alias_key, user_id, {quote('at')}) "
+               "SELECT a, u, %s::timestamptz FROM unnest(%s::text[], %s::text[]) AS l (a, u) "
+               "ON CONFLICT (alias_key) DO NOTHING RETURNING alias_key")
+        return {alias for (alias,) in connection.exec_driver_sql(sql, (at, list(links), list(links.values())))}
+    driver = connection.connection.driver_connection
+    inserted = driver.executemany(f"INSERT INTO {_IDENTITIES.name} (alias_key, user_id, {quote('at')}) "
+                                  "VALUES (?, ?, ?) ON CONFLICT (alias_key) DO NOTHING",
+                                  [(alias, user, at) for alias, user in links.items()]).rowcount
+    if inserted == len(links):
+        return set(links)
+    return {alias for alias, user in _known(connection, links).items() if links[alias] == user}
 
 
-def _move(connection: sa.Connection, alias: str, user: str) -> bool:
-    """Move the linked id's stored events to the user; whether there were any."""
-    return bool(connection.execute(sa.update(_EVENTS).where(_EVENTS.c.user_id == alias)
-                                   .values(user_id=user)).rowcount)
+def _with_events(connection: sa.Connection, keys: Iterable[str]) -> set[str]:
+    """Which of these ids have events in the store."""
+    return {key for (key,) in _rows(connection, f"SELECT DISTINCT user_id FROM {_EVENTS.name}", "user_id", keys)}

@@ -88,10 +88,10 @@ class Pipeline:
                 added: dict[str, list[Event]] = {}
                 for event in fresh:
                     added.setdefault(event.user_id, []).append(event)
-                for member in tallies.members(connection, accounts.record_groups(connection, fresh, now=received)):
-                    added.setdefault(member, [])  # their account's traits changed
+                changed_accounts = accounts.record_groups(connection, fresh, now=received)
                 rescored = rescore_added(session, self.rules, at=at, tz=self.tz, added=added,
-                                         rebuild=resolved.merged, basis=self.basis)
+                                         rebuild=resolved.merged, rejudge=tallies.members(connection, changed_accounts),
+                                         basis=self.basis)
                 self._route(session, rescored, at)
             stored.users |= resolved.merged
             stopped = [leads.stop_for_product_event(session, event.user_id, event.name, at=event.at, now=at)

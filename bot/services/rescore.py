@@ -22,7 +22,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 
 import orjson
 import sqlalchemy as sa
@@ -33,10 +33,10 @@ from bot.domain.lifecycle import TIER_RANK, PqlState
 from bot.services import outbox
 from bot.store import make_engine, tallies
 from bot.store.bulk import BulkWriter, as_tuples, driver_value
-from bot.store.events import EVERYONE, Span, events_of
+from bot.store.events import EPOCH, EVERYONE, Span, events_of
 from bot.store.models import AuditEntry, DispositionRecord, EventRecord, Notice, Pql, TrialUser
 from scoring import Event, PriorDisposition, Rules, ScoreResult, Status, paused_gc, score_user
-from scoring.engine import judge, plan_of
+from scoring.engine import judge, plan_of, read_key, until
 from scoring.identity import ANONYMOUS
 from scoring.tally import Tally
 
@@ -188,48 +188,70 @@ def rescore_added(
     tz: tzinfo,
     added: Mapping[str, Sequence[Event]],
     rebuild: Iterable[str] = (),
+    rejudge: Iterable[str] = (),
     basis: str,
 ) -> Rescored:
     """Rescore the users of newly stored events by adding those events to their running tallies (scoring/tally.py)
     instead of reading their histories again, in the caller's transaction. `added` is each user's new events;
-    `rebuild`, users whose stored history changed otherwise (events moved to them by a link, an account's traits).
+    `rebuild`, users whose stored history changed otherwise (events moved to them by a link); `rejudge`, users whose
+    verdict may change with nothing added (their account's traits changed).
 
     A user's tallies are built from their history instead when there are none, they were made under other rules
     (`basis`), the new events restart the trial, or the user is in `rebuild`; and a verdict as of a moment before
     one of their events is judged on the history up to it. Either way the verdict is the one `rescore` gives.
+
+    A user is judged again only when what a verdict reads changed (`read_key`: a met signal, the profile, a
+    do-not-touch event, a disposition...), or the last verdict's time ran out (`until`: the next midnight, a hold's
+    end, the words "3 h ago" moving on); else their last verdict stands, as judging would give it. Most events
+    (another page view, on a day already counted) change no verdict, and judging was most of ingestion's work.
     """
     report = Rescored()
-    users = {user for user in (*added, *rebuild) if not user.startswith(ANONYMOUS)}
+    rebuild = {user for user in rebuild if not user.startswith(ANONYMOUS)}
+    rejudge = {user for user in rejudge if not user.startswith(ANONYMOUS)} | rebuild
+    users = {user for user in added if not user.startswith(ANONYMOUS)} | rejudge
     if not users:
         return report
     connection = session.connection()
-    plan, rebuild = plan_of(rules), set(rebuild)
+    plan = plan_of(rules)
     tallies.hold(connection, users)
     stored = tallies.read(connection, users)
     kept: dict[str, Tally] = {}
+    last_judged: dict[str, list] = {}
     for user in users:
         base, state = stored.get(user, (None, None))
         tally = Tally.restore(state, plan, tz, user) if base == basis and user not in rebuild else None
         if tally is not None and tally.add(added.get(user, ())):
             kept[user] = tally
+            if judged := state.get("judged"):
+                last_judged[user] = judged
     stale = users - set(kept)
     histories = {user: events for user, events in events_of(connection, stale)} if stale else {}
     for user, events in histories.items():
         kept[user] = Tally.build(events, plan, tz, user, in_order=True)
-    groups = tallies.read_groups(connection, {t.group[1] for t in kept.values() if t.group is not None})
-    previous = _previous(connection, users)
     dispositions = _dispositions(connection, users)
+    at_us = _micros(at)
+    keys, judge_now = {}, []
+    for user, tally in kept.items():
+        keys[user] = key = read_key(tally, rules, dispositions.get(user, ()))
+        judged = last_judged.get(user)
+        if user in rejudge or judged is None or judged[0] != key or at_us >= judged[1] or \
+                (tally.latest is not None and tally.latest > at):
+            judge_now.append(user)
+    groups = tallies.read_groups(connection, {kept[u].group[1] for u in judge_now if kept[u].group is not None})
+    previous = _previous(connection, set(judge_now))
     writes = _Writes(connection, at, report)
     qualified = Status.QUALIFIED
     with paused_gc():
-        for user in sorted(kept):
+        for user in sorted(judge_now):
             tally = kept[user]
             group = groups.get(tally.group[1]) if tally.group is not None else None
             if tally.latest is not None and tally.latest > at:  # an event after `at`: judged on the history to it
                 events = histories.get(user) or next(iter(events_of(connection, [user])))[1]
                 result = score_user(events, rules, at, tz=tz, dispositions=dispositions.get(user, ()), groups=groups)
+                last_judged.pop(user, None)  # judged on part of the tallies: not a verdict on them
             else:
                 result = judge(tally, rules, at, dispositions=dispositions.get(user, ()), group=group)
+                last_judged[user] = [keys[user], _micros(until(tally, rules, at, result))]
             report.users += 1
             if (text := _changed(result, previous.get(user))) is not None:
                 writes.user(result, text)
@@ -237,8 +259,13 @@ def rescore_added(
             if result.status is qualified:
                 writes.qualified.append(result)
         writes.flush()
-    tallies.write(connection, [(user, basis, tally.state()) for user, tally in kept.items()])
+    tallies.write(connection, [(user, basis, tally.state() | {"judged": last_judged.get(user)})
+                               for user, tally in kept.items()])
     return report
+
+
+def _micros(moment: datetime) -> int:
+    return (moment - EPOCH) // timedelta(microseconds=1)
 
 
 def _verdicts(connection: sa.Connection, rules: Rules, *, at: datetime, tz: tzinfo, scope: set[str] | None,
