@@ -283,7 +283,11 @@ def parse_event(raw: str | bytes | dict[str, Any], rules: Naming | None = None) 
     kind = call.type
     at = call.timestamp.astimezone(UTC)
     if kind == "identify":
-        return Event(IDENTIFY, user_id, at, call.message_id, call.traits, anonymous_id)
+        # RudderStack's libraries send an identify call's traits in context.traits.
+        traits = call.traits or _context(raw).get("traits") or {}
+        if not isinstance(traits, dict):
+            raise EventError("traits: must be a JSON object")
+        return Event(IDENTIFY, user_id, at, call.message_id, traits, anonymous_id)
     if kind == "group":
         if not call.group_id:
             raise EventError("groupId: is required for a group call")
@@ -296,7 +300,11 @@ def parse_event(raw: str | bytes | dict[str, Any], rules: Naming | None = None) 
     props = call.properties
     if kind == "page":
         name = PAGE_VIEW
-        props = {**props, "page_path": props.get("page_path") or props.get("path")}
+        path = props.get("page_path") or props.get("path")
+        if not path:  # analytics.js puts the page in the call's context as well
+            page = _context(raw).get("page")
+            path = page.get("path") if isinstance(page, dict) else None
+        props = {**props, "page_path": path}
         if call.name:
             props.setdefault("page_name", call.name)
     elif kind == "screen":
@@ -318,8 +326,20 @@ def parse_event(raw: str | bytes | dict[str, Any], rules: Naming | None = None) 
             props = _MODEL_PROPS[name].validate_python(props).model_dump(exclude_none=True, mode="json")
     except ValidationError as exc:
         raise EventError(f"{name}: {describe(exc, 'properties.')}") from None
+    except (ValueError, RecursionError):  # pydantic gives up on values nested too deeply to copy
+        raise EventError("properties: nested too deeply") from None
 
     return Event(name, user_id, at, call.message_id, props, anonymous_id)
+
+
+def _context(raw: str | bytes | dict[str, Any]) -> dict[str, Any]:
+    """The call's `context` object, read only when a call needs it (most never do); {} when there is none."""
+    try:
+        call = raw if isinstance(raw, dict) else json.loads(raw)
+    except ValueError:
+        return {}
+    context = call.get("context") if isinstance(call, dict) else None
+    return context if isinstance(context, dict) else {}
 
 
 def _no_id(raw: str | bytes | dict[str, Any]) -> bool:

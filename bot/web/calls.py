@@ -256,8 +256,6 @@ def _value_end(text: bytes, at: int) -> int:
 def storable(call: dict, rules: Naming, *, nul_possible: bool = True) -> Event:
     """One call as an Event the store can keep, else EventError with the reason. `nul_possible`: False when the
     JSON text it came from holds no escaped NUL (JSON has no other way to carry one)."""
-    if call.get("type") == "identify" and "traits" not in call:
-        _traits_from_context(call)
     for field in ("properties", "traits"):  # before pydantic, which gives up on deep values with a ValueError
         if _deeper_than(call.get(field), MAX_DEPTH):
             raise EventError(f"{field}: nested deeper than {MAX_DEPTH} levels")
@@ -292,13 +290,6 @@ def _nests_below(value: dict | list, levels: int) -> bool:
 
 
 _CONTAINERS = frozenset({dict, list})  # exactly what orjson makes of objects and arrays
-
-
-def _traits_from_context(call: dict) -> None:
-    """RudderStack's libraries send an identify call's traits in `context.traits` rather than `traits`."""
-    context = call.get("context")
-    if isinstance(context, dict) and isinstance(context.get("traits"), dict):
-        call["traits"] = context["traits"]
 
 
 def _has_nul(value: object) -> bool:
