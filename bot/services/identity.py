@@ -17,12 +17,12 @@ import sqlalchemy as sa
 
 from bot.store.bulk import driver_value
 from bot.store.models import EventRecord, Identity
+from bot.store.queries import rows_for
 from scoring.events import Event
 from scoring.identity import final, is_anonymous, key_of, links_in
 
 _IDENTITIES = Identity.__table__
 _EVENTS = EventRecord.__table__
-_CHUNK = 2000  # ids per IN (...): under SQLite's bound-parameter limit
 
 
 @dataclass(slots=True)
@@ -34,26 +34,9 @@ class Resolved:
     moved_away: set[str] = field(default_factory=set)  # ids whose stored events now belong to another user
 
 
-def _rows(connection: sa.Connection, select: str, column: str, keys: Iterable[str]) -> list[tuple]:
-    """`select ... WHERE column IN keys` at the driver's level (an ingest group does this on every commit: SQLAlchemy's
-    expanding IN and Row objects cost more than the query): one array on PostgreSQL, chunks on SQLite."""
-    keys = sorted(set(keys))
-    if not keys:
-        return []
-    driver = connection.connection.driver_connection
-    if connection.dialect.name == "postgresql":
-        with driver.cursor() as cursor:
-            cursor.execute(f"{select} WHERE {column} = ANY(%s::text[])", (keys,))
-            return cursor.fetchall()
-    found = []
-    for start in range(0, len(keys), _CHUNK):
-        chunk = keys[start : start + _CHUNK]
-        found += driver.execute(f"{select} WHERE {column} IN ({', '.join('?' * len(chunk))})", chunk).fetchall()
-    return found
-
-
 def _known(connection: sa.Connection, keys: Iterable[str]) -> dict[str, str]:
-    return dict(_rows(connection, f"SELECT alias_key, user_id FROM {_IDENTITIES.name}", "alias_key", keys))
+    select = f"SELECT alias_key, user_id FROM {_IDENTITIES.name}"
+    return dict(rows_for(connection, select, set(keys), column="alias_key"))
 
 
 def resolve(connection: sa.Connection, events: Sequence[Event], *, now: datetime) -> Resolved:
@@ -112,4 +95,4 @@ def _link(connection: sa.Connection, links: dict[str, str], now: datetime) -> se
 
 def _with_events(connection: sa.Connection, keys: Iterable[str]) -> set[str]:
     """Which of these ids have events in the store."""
-    return {key for (key,) in _rows(connection, f"SELECT DISTINCT user_id FROM {_EVENTS.name}", "user_id", keys)}
+    return {key for (key,) in rows_for(connection, f"SELECT DISTINCT user_id FROM {_EVENTS.name}", set(keys))}

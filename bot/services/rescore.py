@@ -22,7 +22,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta, tzinfo
+from datetime import datetime, timedelta, tzinfo
 
 import orjson
 import sqlalchemy as sa
@@ -35,6 +35,7 @@ from bot.store import make_engine, tallies
 from bot.store.bulk import BulkWriter, as_tuples, driver_value
 from bot.store.events import EPOCH, EVERYONE, Span, events_of
 from bot.store.models import AuditEntry, DispositionRecord, EventRecord, Notice, Pql, TrialUser
+from bot.store.queries import rows_for, utc
 from scoring import Event, PriorDisposition, Rules, ScoreResult, Status, paused_gc, score_user
 from scoring.engine import judge, plan_of, read_key, until
 from scoring.identity import ANONYMOUS
@@ -81,10 +82,10 @@ def _dispositions(connection: sa.Connection, user_ids: set[str] | None,
                   span: Span = EVERYONE) -> dict[str, list[PriorDisposition]]:
     table = DispositionRecord.__table__
     found: dict[str, list[PriorDisposition]] = defaultdict(list)
-    if user_ids is not None and connection.dialect.name == "postgresql":
+    if user_ids is not None:
         sql = f"SELECT user_id, disposition, {connection.dialect.identifier_preparer.quote('at')} FROM {table.name}"
-        for user_id, disposition, at in _users_rows(connection, sql, user_ids):
-            found[user_id].append(PriorDisposition(disposition, at.astimezone(UTC)))  # as UtcDateTime reads it
+        for user_id, disposition, at in rows_for(connection, sql, user_ids):
+            found[user_id].append(PriorDisposition(disposition, utc(at)))  # as UtcDateTime reads it
         return found
     query = sa.select(table.c.user_id, table.c.disposition, table.c.at)
     for part in _parts(query, table.c.user_id, user_ids, span):
@@ -97,10 +98,10 @@ def _previous(connection: sa.Connection, user_ids: set[str] | None,
               span: Span = EVERYONE) -> dict[str, tuple[str, str | None, str | None]]:
     """Each user's stored verdict as the JSON text it is (comparing text is far cheaper than parsing it), with the
     profile columns the verdict's JSON does not carry: industry and group."""
-    if user_ids is not None and connection.dialect.name == "postgresql":
-        rows = _users_rows(connection, f"SELECT user_id, verdict::text, industry, group_id FROM {_USERS.name}",
-                           user_ids)
-        return {user_id: (text, industry, group) for user_id, text, industry, group in rows}
+    if user_ids is not None:
+        select = f"SELECT user_id, CAST(verdict AS TEXT), industry, group_id FROM {_USERS.name}"
+        return {user_id: (text, industry, group) for user_id, text, industry, group in
+                rows_for(connection, select, user_ids)}
     query = sa.select(_USERS.c.user_id, sa.cast(_USERS.c.verdict, sa.Text), _USERS.c.industry, _USERS.c.group_id)
     found: dict[str, tuple[str, str | None, str | None]] = {}
     for part in _parts(query, _USERS.c.user_id, user_ids, span):
@@ -120,15 +121,6 @@ def _changed(result: ScoreResult, before: tuple[str, str | None, str | None] | N
     same = (stored == text or orjson.loads(stored) == verdict) and (industry, group) == (profile.industry,
                                                                                         profile.group_id)
     return None if same else text
-
-
-def _users_rows(connection: sa.Connection, select: str, user_ids: set[str]) -> list[tuple]:
-    """`select` (up to its FROM) for these users on PostgreSQL: the ids as one array, so one statement at any
-    count, run by the driver. An ingest group does this on every commit, and SQLAlchemy's expanding IN
-    (a statement rendered per count) and Row objects cost more than the query itself."""
-    with connection.connection.driver_connection.cursor() as cursor:
-        cursor.execute(f"{select} WHERE user_id = ANY(%s::text[])", (list(user_ids),))
-        return cursor.fetchall()
 
 
 def _parts(query: sa.Select, column: sa.ColumnElement, ids: Iterable[str] | None,
@@ -453,13 +445,9 @@ class _Writes:
 
     def _existing(self, results: list[ScoreResult]) -> dict[tuple, tuple[int, str]]:
         """The PQLs these users have already, by (user, trial)."""
-        c = _PQLS.c
-        query = sa.select(c.id, c.user_id, c.trial_started_at, c.tier)
-        found = {}
-        for part in _parts(query, c.user_id, {r.user_id for r in results}):
-            for pql_id, user_id, trial, tier in self.connection.execute(part):
-                found[user_id, trial] = (pql_id, tier)
-        return found
+        select = f"SELECT id, user_id, trial_started_at, tier FROM {_PQLS.name}"
+        return {(user_id, utc(trial)): (pql_id, tier) for pql_id, user_id, trial, tier in
+                rows_for(self.connection, select, {r.user_id for r in results})}
 
     def _record_pqls(self, results: list[ScoreResult]) -> None:
         at, report = self.at, self.report

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime, tzinfo
+from collections.abc import Iterable
+from datetime import UTC, datetime, tzinfo
 
+import orjson
 import sqlalchemy as sa
 from sqlmodel import select
 
@@ -24,3 +26,31 @@ def given_today(rep: str | sa.ColumnElement, *, now: datetime, tz: tzinfo) -> sa
     start, end = cap_day(now, tz)
     return select(sa.func.count(sa.distinct(Assignment.pql_id))).where(
         Assignment.rep_id == rep, Assignment.at >= start, Assignment.at < end)
+
+
+def rows_for(connection: sa.Connection, select: str, ids: Iterable[str], *, column: str = "user_id") -> list[tuple]:
+    """`select` (up to and including its FROM) for the rows whose `column` is one of `ids`, run by the driver.
+
+    One statement whatever the count: the ids travel as one parameter (a PostgreSQL array; a JSON array that
+    SQLite's json_each unpacks), so its plan is prepared once and cached. An ingest group asks this several
+    times on every commit, and SQLAlchemy's expanding IN (a statement rendered per count), its Row objects
+    and its type processing cost more than the query itself. Values come as the driver gives them: JSON
+    columns as text on SQLite, datetimes as text on SQLite (`utc`).
+    """
+    ids = list(ids)
+    if not ids:
+        return []
+    driver = connection.connection.driver_connection
+    if connection.dialect.name == "postgresql":
+        with driver.cursor() as cursor:
+            cursor.execute(f"{select} WHERE {column} = ANY(%s::text[])", (ids,))
+            return cursor.fetchall()
+    return driver.execute(f"{select} WHERE {column} IN (SELECT value FROM json_each(?))",
+                          (orjson.dumps(ids).decode(),)).fetchall()
+
+
+def utc(value: datetime | str) -> datetime:
+    """A datetime column's value as `rows_for` gives it (text on SQLite, aware on PostgreSQL), as aware UTC."""
+    if isinstance(value, str):
+        return datetime.fromisoformat(value).replace(tzinfo=UTC)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)

@@ -18,6 +18,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from bot.store.bulk import BulkWriter
 from bot.store.models import Group, TallyRecord, TrialUser
+from bot.store.queries import rows_for
 
 TALLIES = TallyRecord.__table__
 GROUPS = Group.__table__
@@ -46,12 +47,8 @@ def hold(connection: sa.Connection, user_ids: Iterable[str]) -> None:
 
 def read(connection: sa.Connection, user_ids: Iterable[str]) -> dict[str, tuple[str, dict]]:
     """Each user's stored tallies: user -> (basis, state)."""
-    found: dict[str, tuple[str, dict]] = {}
-    for chunk in _chunks(user_ids):
-        rows = connection.execute(sa.select(TALLIES.c.user_id, TALLIES.c.basis, TALLIES.c.state)
-                                  .where(TALLIES.c.user_id.in_(chunk)))
-        found.update((user_id, (basis, state)) for user_id, basis, state in rows)
-    return found
+    select = f"SELECT user_id, basis, CAST(state AS TEXT) FROM {TALLIES.name}"
+    return {user_id: (basis, orjson.loads(state)) for user_id, basis, state in rows_for(connection, select, user_ids)}
 
 
 def write(connection: sa.Connection, rows: list[tuple[str, str, dict]]) -> None:
@@ -93,11 +90,9 @@ def _traits_in(traits: dict[str, tuple[datetime, object]]) -> dict:
 
 def read_groups(connection: sa.Connection, group_ids: Iterable[str]) -> dict[str, dict[str, tuple[datetime, object]]]:
     """Each group's traits as the scorer reads them: field -> (when it was sent, value)."""
-    found = {}
-    for chunk in _chunks(group_ids):
-        rows = connection.execute(sa.select(GROUPS.c.group_id, GROUPS.c.traits).where(GROUPS.c.group_id.in_(chunk)))
-        found.update((group_id, _traits_out(traits)) for group_id, traits in rows)
-    return found
+    select = f"SELECT group_id, CAST(traits AS TEXT) FROM {GROUPS.name}"
+    return {group_id: _traits_out(orjson.loads(traits))
+            for group_id, traits in rows_for(connection, select, set(group_ids), column="group_id")}
 
 
 def all_groups(connection: sa.Connection) -> dict[str, dict[str, tuple[datetime, object]]]:
@@ -116,7 +111,5 @@ def write_groups(connection: sa.Connection, groups: dict[str, dict[str, tuple[da
 
 def members(connection: sa.Connection, group_ids: Iterable[str]) -> set[str]:
     """The users whose latest group call named one of these groups."""
-    found: set[str] = set()
-    for chunk in _chunks(group_ids):
-        found.update(connection.execute(sa.select(_USERS.c.user_id).where(_USERS.c.group_id.in_(chunk))).scalars())
-    return found
+    rows = rows_for(connection, f"SELECT user_id FROM {_USERS.name}", set(group_ids), column="group_id")
+    return {user_id for (user_id,) in rows}
