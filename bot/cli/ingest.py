@@ -142,7 +142,7 @@ def _ingest(
         done = pipeline.ingest(batch, score=False)
         tally.accepted += done.stored.accepted
         tally.duplicates += done.stored.duplicates
-        users.update(event.user_id for event in batch)
+        users.update(done.stored.users)  # under the ids they resolve to: an anonymous call has no userId
         batch.clear()
 
     with paused_gc():  # parsing makes millions of small acyclic objects: generation scans would find nothing

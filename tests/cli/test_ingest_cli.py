@@ -172,6 +172,26 @@ def test_a_backfill_judges_each_user_on_their_whole_history_however_it_is_chunke
     assert {user for user, status in verdicts.items() if status == "qualified"} == pqls
 
 
+@pytest.mark.parametrize("chunk", [50_000, 2])
+def test_a_visitor_browsing_before_signing_up_is_joined_to_the_user_and_the_file_is_scored(
+        tmp_path, db, monkeypatch, capsys, chunk):
+    # Sarah looks at pricing as an anonymous visitor on day 3 (her only activity that day), then her trial's
+    # events arrive under her userId, the signup carrying the same anonymousId. With the visitor's day joined
+    # to hers she was active on three days: multi-day usage (2 more points) makes her 8, high. Chunks of 2
+    # link the visitor in a later transaction than the one that stored the page view.
+    monkeypatch.setattr(ingest, "CHUNK", chunk)
+    page = {"type": "page", "anonymousId": "a-77f1", "messageId": "sarah-visit", "name": "Pricing",
+            "timestamp": "2026-11-04T16:00:00Z", "properties": {"path": "/pricing"}}
+    trial = [json.loads(line) for line in lines_of(sarah())]
+    trial[0]["anonymousId"] = "a-77f1"
+    path = tmp_path / "visitor.jsonl"
+    path.write_text("\n".join(json.dumps(call) for call in [page, *trial]) + "\n")
+    assert main(["ingest", str(path), "--at", AT]) == 0
+    assert summary(capsys.readouterr().out)["accepted"] == 6
+    assert db("SELECT user_id, tier, score FROM pqls") == [("sarah", "high", 8)]
+    assert db("SELECT DISTINCT user_id FROM events") == [("sarah",)]
+
+
 def test_events_go_to_the_store_in_chunks_of_fifty_thousand(tmp_path, store_url, monkeypatch, capsys):
     path = tmp_path / "many.jsonl"
     path.write_text(sessions(100_001))
