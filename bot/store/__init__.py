@@ -15,6 +15,20 @@ from bot.store.idle_ping import ping_when_idle
 from bot.store.turns import TurnTakingConnection
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+#: What every SQLite connection runs first (`make_engine`'s connect hook). A module constant so that a bench's
+#: bare sqlite3 ceiling (bench/ingest.py) runs under exactly the store's settings.
+SQLITE_PRAGMAS: tuple[str, ...] = (
+    "PRAGMA journal_mode=WAL",
+    "PRAGMA synchronous=NORMAL",  # WAL keeps this crash-safe for committed work
+    "PRAGMA foreign_keys=ON",
+    # Room for a big store's hot pages (indexes, mostly): a cap, taken only as pages are read. With
+    # SQLite's 2 MiB default, a backfill spends most of its time writing evicted pages and reading
+    # them back. Checkpoints every 64 MiB of WAL instead of 4 MiB: a 50,000-event commit dirties
+    # more than 4 MiB, and each checkpoint copies those pages into the database again.
+    "PRAGMA cache_size=-262144",  # KiB: 256 MiB
+    "PRAGMA wal_autocheckpoint=16384",  # pages of 4 KiB
+)
+
 
 def store_errors(engine: sa.Engine) -> tuple[type[Exception], ...]:
     """What a failing store raises: SQLAlchemy's errors, and its driver's own from the fast paths that talk to
@@ -44,15 +58,8 @@ def make_engine(url: str) -> sa.Engine:
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi_connection, _record):  # noqa: ANN001
             cursor = dbapi_connection.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA synchronous=NORMAL")  # WAL keeps this crash-safe for committed work
-            cursor.execute("PRAGMA foreign_keys=ON")
-            # Room for a big store's hot pages (indexes, mostly): a cap, taken only as pages are read. With
-            # SQLite's 2 MiB default, a backfill spends most of its time writing evicted pages and reading
-            # them back. Checkpoints every 64 MiB of WAL instead of 4 MiB: a 50,000-event commit dirties
-            # more than 4 MiB, and each checkpoint copies those pages into the database again.
-            cursor.execute("PRAGMA cache_size=-262144")  # KiB: 256 MiB
-            cursor.execute("PRAGMA wal_autocheckpoint=16384")  # pages of 4 KiB
+            for pragma in SQLITE_PRAGMAS:
+                cursor.execute(pragma)
             cursor.close()
 
         return engine
