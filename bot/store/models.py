@@ -262,7 +262,8 @@ class AuditEntry(SQLModel, table=True):
 
 
 class SweepRun(SQLModel, table=True):
-    """When each scheduled sweep last ran, and on what (e.g. the rules file's fingerprint)."""
+    """When each scheduled sweep last ran, and on what (e.g. the rules file's fingerprint). The row `healthz` is
+    the last write of /healthz's probe (bot/store/health.py), which checks that the store can be written."""
 
     __tablename__ = "sweep_runs"
 
