@@ -104,10 +104,11 @@ def _missing_sqlite_file(url: str) -> bool:
 
 
 def cannot_open(command: str, url: str, exc: Exception) -> int:
-    """Say why the store could not be opened, in one line, and return the exit code for it."""
-    text = str(getattr(exc, "orig", None) or exc).strip()
-    reason = text.splitlines()[0] if text else type(exc).__name__
-    print(f"pqlbot {command}: cannot open the store {shown(url)}: {reason}", file=sys.stderr)
+    """Say why the store could not be opened, in one line (bot/store/health.py's words), and return the exit
+    code for it."""
+    from bot.store.health import why
+
+    print(f"pqlbot {command}: cannot open the store {shown(url)}: {why(exc)}", file=sys.stderr)
     return 2
 
 

@@ -43,6 +43,17 @@ def actor(session: Session, user_id: str, *, manager: str | None) -> Actor:
     return Actor(user_id, rep is not None and rep.on_roster, user_id == manager)
 
 
+def require_roster(who: Actor) -> None:
+    """Leads are for the reps on the roster and the manager; anyone else is told how to join.
+
+    Off the roster a person learns nothing about leads, not even whether one exists: every way in that names
+    a lead (a slash command, a button, a modal) asks this before it looks the lead up, so a lead that exists
+    and one that does not get the same answer. A rep taken off the roster keeps no rights over a lead they
+    still hold."""
+    if not (who.on_roster or who.is_manager):
+        raise Refused(say("not_on_roster"))
+
+
 def sync_roster(session: Session, roster: list[tuple[str, str | None, str | None]], *, now: datetime) -> None:
     """Make the reps table match PQL_REPS: add newcomers, keep pauses, take leavers off the roster."""
     listed = {user_id for user_id, _, _ in roster}

@@ -1,5 +1,5 @@
 """Which HTTP requests really come from Slack, each once: the signature (slack_sdk's SignatureVerifier), the age,
-and the replay memory (this process's, and the store's on PostgreSQL)."""
+and the replay memory (this process's, and the store's)."""
 
 from __future__ import annotations
 
@@ -15,8 +15,9 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from slack_sdk.signature import Clock, SignatureVerifier
-from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects import postgresql, sqlite
 
+from bot.store import make_engine
 from bot.store.grouped import GroupWriter, Waiting
 from bot.store.slack_requests import SEEN, forget_expired_requests
 
@@ -34,6 +35,14 @@ CLOCK_SKEW = 60
 #: Every this many requests it records, a process also deletes the records past their time, so the table
 #: stays small even where the scheduled sweeps (which delete them every minute) do not run.
 TIDY_EVERY = 1_000
+#: The most requests recorded by one statement (three values each: far under SQLite's and PostgreSQL's
+#: limits on a statement's parameters); a bigger crowd is recorded by several, one after the other.
+RECORDS_PER_STATEMENT = 1_000
+#: How long, in seconds, recording a request on SQLite may wait for the store's single write lock (its turn:
+#: bot/store/turns.py) before the request is answered 503. Slack stops waiting for an answer after 3 s, so a
+#: request that waited longer behind a long write (a full rescore of a big store) is better refused, and
+#: retried by Slack or clicked again, than dispatched after Slack has shown the person an error.
+RECORD_WAIT = 2.0
 #: The longest timestamp read as one (seconds since 1970 have 10 digits until the year 2286).
 _STAMP_DIGITS = 12
 
@@ -72,20 +81,22 @@ class SignedRequests:
     accepted (timestamp, signature) pair is remembered until its timestamp leaves the window (after
     that the age check refuses it anyway), so each signed request is dispatched at most once.
 
-    The memory is per process: bounded (`capacity` pairs; when full of live pairs a request is turned
-    away rather than a pair forgotten), thread-safe, and lost on restart. It is always asked first.
+    The process's own memory is bounded (`capacity` pairs; when full of live pairs a request is turned
+    away rather than a pair forgotten), thread-safe, and lost on restart. It is always asked first, so a
+    replay to the same process is refused without asking the store.
 
-    On a PostgreSQL store (`store`), where several `pqlbot serve` processes or hosts may share Slack's
-    traffic, a pair new to this process is then recorded in the store too (`slack_requests_seen`, keyed
-    by the pair): if another process recorded it already, the request is a replay sent to the wrong
-    process and is refused here just the same. When the store cannot be reached the request is answered
-    503 (Slack retries) and forgotten again, never dispatched unchecked. Records go once their timestamp
-    is `CLOCK_SKEW` past the window: deleted by a scheduled sweep (bot/sweeps/runner.py), and every
-    `TIDY_EVERY` records by the process recording them, so the table cannot grow without bound.
+    With a `store` (as `pqlbot serve` runs, on SQLite and PostgreSQL alike), a pair new to this process is
+    then recorded in the store (`slack_requests_seen`, keyed by the pair) before the request is dispatched:
+    if the store has it already, the request was served before this process started (a replay after a
+    restart) or by another process on the store, and is refused just the same. When the store cannot
+    record it (unreachable, read-only, full, or on SQLite busy for over `RECORD_WAIT`) the request is
+    answered 503 (Slack retries) and forgotten again, never dispatched unchecked. Records go once their
+    timestamp is `CLOCK_SKEW` past the window: deleted by a scheduled sweep (bot/sweeps/runner.py), and
+    every `TIDY_EVERY` records by the process recording them, so the table cannot grow without bound.
 
-    On SQLite the memory stays in the process alone: a SQLite store serves one process, and a write there
-    would wait behind ingestion for SQLite's single write lock, on the path of every ack. A restart then
-    forgets the last five minutes' pairs; a replay needs a captured request and a restart within them.
+    The record is one small write on the path of every request's answer. On SQLite it waits for the single
+    write lock only while the transaction under way ends (an ingestion group, a claim), not behind the
+    writers queued after it, and at most `RECORD_WAIT`.
 
     Slack's retries are not replays. X-Slack-Request-Timestamp is when Slack sent the request, and the
     signature covers it; Slack retries an event up to three times over about five minutes (X-Slack-Retry-Num),
@@ -99,15 +110,15 @@ class SignedRequests:
                  clock: Callable[[], float] = time.time, tidy_every: int = TIDY_EVERY) -> None:
         self._verifier = _Verifier(signing_secret, _CallableClock(clock)) if signing_secret else None
         self.window, self.capacity, self.clock = WINDOW, capacity, clock
-        shared = store is not None and store.dialect.name == "postgresql"
-        self._store = _StoreRecord(store, clock, tidy_every=tidy_every) if shared else None
+        self._store = _StoreRecord(store, clock, tidy_every=tidy_every) if store is not None else None
         self._seen: set[tuple[str, str]] = set()
         self._expiry: list[tuple[int, tuple[str, str]]] = []  # a heap: (when the pair may go, pair)
         self._lock = threading.Lock()
 
     @property
-    def shared(self) -> bool:
-        """Whether replays are refused across every process on the store (PostgreSQL), not this one's alone."""
+    def recorded(self) -> bool:
+        """Whether requests are recorded in the store, so a replay is refused after a restart and by every
+        process on the store, not by this process's memory alone."""
         return self._store is not None
 
     @property
@@ -142,9 +153,10 @@ class SignedRequests:
             return True
 
     def first_time_in_store(self, timestamp: str, signature: str) -> Future[bool]:
-        """Record a pair `first_time` found new in the store too (PostgreSQL; see the class). Resolves to True
-        when no process recorded it before, False when one did, or to the store's error; on an error the pair
-        is forgotten here as well, so that nothing remembers a request that was never served."""
+        """Record a pair `first_time` found new in the store too (see the class). Resolves to True when no
+        process recorded it before, False when one did (or this one, before a restart), or to the store's
+        error; on an error the pair is forgotten here as well, so that nothing remembers a request that was
+        never served."""
         if self._store is None:
             done: Future[bool] = Future()
             done.set_result(True)
@@ -167,14 +179,20 @@ class _StoreRecord:
 
     Why one thread: when each request recorded its own pair, each held a worker thread and a pooled connection
     while the store answered, and fifty clicks at once queued for both (bench/ack.py: the median ack went from
-    55 to 130 ms). Here those fifty cost about a dozen statements on one connection. After every `tidy_every`
-    records it also deletes the expired ones, before the next group."""
+    55 to 130 ms). Here those fifty cost about a dozen statements on one connection, and on SQLite a dozen
+    turns at the write lock, not fifty. After every `tidy_every` records it also deletes the expired ones,
+    before the next group.
+
+    On a SQLite file the thread writes through an engine of its own, whose connection goes first among the
+    writers waiting for their turn and waits at most `RECORD_WAIT` for it (the store's other connections
+    wait in line, up to 30 s)."""
 
     def __init__(self, engine: sa.Engine, clock: Callable[[], float], *, tidy_every: int,
                  idle_seconds: float = 5.0) -> None:
-        self.engine, self.clock, self.tidy_every = engine, clock, tidy_every
+        self.engine, self.clock, self.tidy_every = _recording_engine(engine), clock, tidy_every
+        self._postgresql = engine.dialect.name == "postgresql"
         self._writer: GroupWriter[tuple[tuple[str, str], datetime]] = GroupWriter(
-            self._serve, name="pqlbot-slack-seen", idle_seconds=idle_seconds)
+            self._serve, name="pqlbot-slack-seen", idle_seconds=idle_seconds, max_weight=RECORDS_PER_STATEMENT)
         self._since_tidy = 0
 
     def submit(self, pair: tuple[str, str], forget_after: datetime) -> Future[bool]:
@@ -186,12 +204,15 @@ class _StoreRecord:
             self._tidy()
         rows = [{"timestamp": timestamp, "signature": signature, "forget_after": forget_after}
                 for ((timestamp, signature), forget_after), _ in group]
+        dialect = postgresql if self._postgresql else sqlite
         try:
             with self.engine.begin() as connection:
-                # Visible to every process at commit all the same; what it saves is the wait for the disk, on
-                # the ack's path. A crash of the database server could lose the last moment's records.
-                connection.exec_driver_sql("SET LOCAL synchronous_commit = off")
-                inserted = connection.execute(postgresql.insert(SEEN).values(rows).on_conflict_do_nothing()
+                if self._postgresql:
+                    # Visible to every process at commit all the same; what it saves is the wait for the disk,
+                    # on the ack's path. A crash of the database server could lose the last moment's records.
+                    # (SQLite's commit reaches the WAL file before it returns, so a restarted process reads it.)
+                    connection.exec_driver_sql("SET LOCAL synchronous_commit = off")
+                inserted = connection.execute(dialect.insert(SEEN).values(rows).on_conflict_do_nothing()
                                               .returning(SEEN.c.timestamp, SEEN.c.signature))
                 new = {(timestamp, signature) for timestamp, signature in inserted}
         except Exception as error:  # noqa: BLE001 (each waiting request gets it, and answers for itself)
@@ -208,3 +229,14 @@ class _StoreRecord:
                 forget_expired_requests(connection, datetime.fromtimestamp(self.clock(), UTC))
         except sa.exc.SQLAlchemyError as error:  # the sweeps or the next tidy will do it
             log.warning("slack: could not delete expired request records: %s", type(error).__name__)
+
+
+def _recording_engine(store: sa.Engine) -> sa.Engine:
+    """The engine that records requests: the store's own, except on a SQLite file, where it is a second engine on
+    the same file whose connection goes first among the writers waiting for the write lock (an ack waits on it;
+    the claims queued behind do not) and gives up waiting after `RECORD_WAIT`. (An in-memory SQLite database
+    cannot be opened twice, so it keeps the store's.)"""
+    database = store.url.database
+    if store.dialect.name != "sqlite" or database in (None, "", ":memory:"):
+        return store
+    return make_engine(store.url.render_as_string(hide_password=False), timeout=RECORD_WAIT, first_in_line=True)

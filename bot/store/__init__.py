@@ -12,7 +12,7 @@ from sqlalchemy import event
 from sqlmodel import Session
 
 from bot.store.idle_ping import ping_when_idle
-from bot.store.turns import TurnTakingConnection
+from bot.store.turns import FirstInLineConnection, TurnTakingConnection
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 #: What every SQLite connection runs first (`make_engine`'s connect hook). A module constant so that a bench's
@@ -41,8 +41,10 @@ def _json_dumps(value: object) -> str:
     return orjson.dumps(value).decode()
 
 
-def make_engine(url: str) -> sa.Engine:
-    """An engine tuned per backend: SQLite in WAL with foreign keys; PostgreSQL with a health-checked pool."""
+def make_engine(url: str, *, timeout: float = 30.0, first_in_line: bool = False) -> sa.Engine:
+    """An engine tuned per backend: SQLite in WAL with foreign keys; PostgreSQL with a health-checked pool.
+    SQLite only: `timeout` is how long, in seconds, a connection waits for its turn to write; `first_in_line`
+    puts its writes before the other writers waiting for one (bot/store/turns.py)."""
     # hide_parameters: a failed statement's values (emails, notes) stay out of exception text and logs.
     kwargs: dict = {"json_serializer": _json_dumps, "json_deserializer": orjson.loads, "hide_parameters": True}
     if url.startswith("sqlite"):
@@ -50,9 +52,10 @@ def make_engine(url: str) -> sa.Engine:
             path = sa.make_url(url).database
             if path:
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
-        kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+        kwargs["connect_args"] = {"check_same_thread": False, "timeout": timeout}
         if sa.make_url(url).database not in (None, "", ":memory:"):
-            kwargs["connect_args"]["factory"] = TurnTakingConnection  # writers take turns: see turns.py
+            # Writers take turns: see turns.py.
+            kwargs["connect_args"]["factory"] = FirstInLineConnection if first_in_line else TurnTakingConnection
         engine = sa.create_engine(url, **kwargs)
 
         @event.listens_for(engine, "connect")

@@ -262,7 +262,8 @@ class AuditEntry(SQLModel, table=True):
 
 
 class SweepRun(SQLModel, table=True):
-    """When each scheduled sweep last ran, and on what (e.g. the rules file's fingerprint)."""
+    """When each scheduled sweep last ran, and on what (e.g. the rules file's fingerprint). The row `healthz` is
+    the last write of /healthz's probe (bot/store/health.py), which checks that the store can be written."""
 
     __tablename__ = "sweep_runs"
 
@@ -300,9 +301,9 @@ class Notice(SQLModel, table=True):
 
 class SlackRequestSeen(SQLModel, table=True):
     """A signed Slack request this bot has accepted, so that a replay of it is refused by every process on
-    the store, not only the one that served it (bot/slack/verify.py, `SignedRequests`; PostgreSQL only). The
-    timestamp and signature are Slack's headers, as sent; the row may go once `forget_after` has passed,
-    since by then the age check refuses the request anyway."""
+    the store, and after a restart, not only by the process that served it (bot/slack/verify.py,
+    `SignedRequests`). The timestamp and signature are Slack's headers, as sent; the row may go once
+    `forget_after` has passed, since by then the age check refuses the request anyway."""
 
     __tablename__ = "slack_requests_seen"
 

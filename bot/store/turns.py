@@ -11,6 +11,9 @@ connections to that file, and hands it to the next in line when its transaction 
   the lock); reads never wait, as WAL intends.
 - A thread that holds the turn may write through a second connection (SQLite itself then decides, as
   before); a writer that waits longer than the connection's timeout gets SQLite's own "database is locked".
+- A writer on the path of an answer someone is waiting for (recording a Slack request before its ack) may
+  go first in line (`first_in_line`): it still waits for the transaction under way, never for the writers
+  queued behind it (claims being run after their ack, the deliverer, the next ingestion group).
 - Other processes writing the same file still meet SQLite's locking; PostgreSQL is the store for several.
 """
 
@@ -28,28 +31,31 @@ _WRITE = re.compile(r"\s*(INSERT|UPDATE|DELETE|REPLACE|CREATE|DROP|ALTER|BEGIN\s
 
 class Turns:
     """A first-come, first-served lock, handed straight to the next waiter (no barging), that the thread
-    holding it may take again."""
+    holding it may take again. Waiters `first_in_line` are served before the others, first-come among
+    themselves."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        self._first: deque[tuple[int, threading.Event]] = deque()
         self._waiting: deque[tuple[int, threading.Event]] = deque()
         self._owner: int | None = None
         self._depth = 0
 
-    def take(self, timeout: float) -> None:
+    def take(self, timeout: float, *, first_in_line: bool = False) -> None:
         me = threading.get_ident()
+        line = self._first if first_in_line else self._waiting
         with self._lock:
-            if self._owner == me or (self._owner is None and not self._waiting):
+            if self._owner == me or (self._owner is None and not self._first and not self._waiting):
                 self._owner, self._depth = me, self._depth + 1
                 return
             entry = (me, threading.Event())
-            self._waiting.append(entry)
+            line.append(entry)
         if entry[1].wait(timeout):
             return  # give_back made this thread the owner
         with self._lock:
             if entry[1].is_set():
                 return
-            self._waiting.remove(entry)
+            line.remove(entry)
         raise sqlite3.OperationalError(f"database is locked (no turn to write within {timeout:g} s)")
 
     def give_back(self) -> None:
@@ -57,8 +63,8 @@ class Turns:
             self._depth -= 1
             if self._depth:
                 return
-            if self._waiting:
-                self._owner, handed = self._waiting.popleft()
+            if line := self._first or self._waiting:
+                self._owner, handed = line.popleft()
                 self._depth = 1
                 handed.set()
             else:
@@ -78,6 +84,8 @@ def turns_for(path: str) -> Turns:
 class TurnTakingConnection(sqlite3.Connection):
     """What `sqlite3.connect(..., factory=TurnTakingConnection)` returns for a database file."""
 
+    first_in_line = False
+
     def __init__(self, database: str, *args, timeout: float = 5.0, **kwargs) -> None:  # noqa: ANN002, ANN003
         super().__init__(database, *args, timeout=timeout, **kwargs)
         self._turns = turns_for(os.fsdecode(database))
@@ -86,7 +94,7 @@ class TurnTakingConnection(sqlite3.Connection):
 
     def _before(self, sql: object) -> None:
         if not self._holding and isinstance(sql, str) and _WRITE.match(sql):
-            self._turns.take(self._timeout)
+            self._turns.take(self._timeout, first_in_line=self.first_in_line)
             self._holding = True
 
     def _after(self) -> None:
@@ -131,6 +139,12 @@ class TurnTakingConnection(sqlite3.Connection):
             super().close()
         finally:
             self._give_back()
+
+
+class FirstInLineConnection(TurnTakingConnection):
+    """A connection whose writes go before the other writers waiting for a turn (see the module docstring)."""
+
+    first_in_line = True
 
 
 class _Cursor(sqlite3.Cursor):

@@ -1,8 +1,8 @@
 """Forgetting old Slack requests: the records of signed requests past the replay window are deleted.
 
 The heuristic: a record whose `forget_after` has passed goes (bot/store/slack_requests.py); by then Slack's
-age check refuses the request anyway. The Slack app's `SignedRequests` keeps them on PostgreSQL only; on SQLite
-the table stays empty, and a write would only queue for its lock, so this does nothing there.
+age check refuses the request anyway. The Slack app's `SignedRequests` (bot/slack/verify.py) records every
+request it accepts, on SQLite and PostgreSQL alike.
 """
 
 from __future__ import annotations
@@ -15,8 +15,5 @@ from bot.sweeps.common import SweepContext
 
 def forget_old_slack_requests(sweeps: SweepContext, now: datetime) -> int:
     """Delete the expired records; returns how many went."""
-    engine = sweeps.pipeline.engine
-    if engine.dialect.name != "postgresql":
-        return 0
-    with engine.begin() as connection:
+    with sweeps.pipeline.engine.begin() as connection:
         return forget_expired_requests(connection, now)

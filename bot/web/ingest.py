@@ -1,5 +1,6 @@
 """HTTP ingestion, Segment's tracking API: `POST /v1/track`, `/v1/page`, `/v1/screen`, `/v1/identify`,
-`/v1/group`, `/v1/alias`, `/v1/batch` (and `/v1/import`, its alias), and `GET /healthz`.
+`/v1/group`, `/v1/alias`, `/v1/batch` (and `/v1/import`, its alias), and `GET /healthz` (whether the store can be
+written: 503 with the reason when it cannot).
 
 - Auth is the shared INGEST_TOKEN, as `Authorization: Bearer <token>` or the way Segment's and RudderStack's
   libraries send a write key, `Basic base64(<token>:)`; or, for Segment's Webhook destination, an `X-Signature`
@@ -34,8 +35,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 
-import sqlalchemy as sa
-from sqlalchemy.exc import SQLAlchemyError
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect, Request
@@ -44,6 +43,7 @@ from starlette.routing import Route
 
 from bot.services.pipeline import Pipeline
 from bot.store import store_errors
+from bot.store.health import WriteProbe
 from bot.web.body import TooLarge, Unreadable, read_body, unpack
 from bot.web.calls import batch_calls, one_call
 from bot.web.intake import GATHER_SECONDS, Intake, Outcome
@@ -184,25 +184,26 @@ def _ingest_endpoint(pipeline: Pipeline, intake: Intake, credentials: Credential
 
 
 def ingest_routes(pipeline: Pipeline, token: str | None, *, shared_secret: str | None = None,
-                  gather_seconds: float = GATHER_SECONDS) -> list[Route]:
+                  gather_seconds: float = GATHER_SECONDS, health: WriteProbe | None = None) -> list[Route]:
     """/healthz and the tracking API's endpoints, to mount beside other apps (e.g. Slack's) in one Starlette.
     `token`: INGEST_TOKEN; `shared_secret`: SEGMENT_SHARED_SECRET, which X-Signature is checked with.
-    `gather_seconds`: how long ingestion waits for a group to fill under a stream of calls (bot/web/intake.py)."""
+    `gather_seconds`: how long ingestion waits for a group to fill under a stream of calls (bot/web/intake.py).
+    `health`: what /healthz asks (a write probe of the pipeline's store unless a test gives its own)."""
     intake = Intake(pipeline, gather_seconds=gather_seconds)
     credentials = Credentials.of(token, shared_secret)
+    health = health or WriteProbe(pipeline.engine)
 
     def route(path: str, parse: Parser) -> Route:
         return Route(path, _ingest_endpoint(pipeline, intake, credentials, path, parse), methods=["POST"])
 
     def healthz(request: Request) -> JSONResponse:  # sync: Starlette runs it in the threadpool
-        try:
-            with pipeline.engine.connect() as connection:
-                connection.execute(sa.text("SELECT 1"))
-        except SQLAlchemyError as exc:
-            log.warning("/healthz -> 503 database unreachable (%s)", type(exc).__name__)
-            reason = f"database unreachable ({type(exc).__name__})"
-            return JSONResponse({"status": "unavailable", "reason": reason}, 503)
-        return JSONResponse({"status": "ok"})  # not logged: load balancers poll it every few seconds
+        """200 while the store can be written (bot/store/health.py), else 503 with the reason: a load balancer
+        then stops sending events that ingestion could only answer 503. Not logged: load balancers poll it
+        every few seconds (the probe logs when the answer changes)."""
+        verdict = health.check()
+        if not verdict.ok:
+            return JSONResponse({"status": "unavailable", "reason": verdict.reason}, 503)
+        return JSONResponse({"status": "ok"})
 
     return [
         Route("/healthz", healthz, methods=["GET"]),
@@ -213,6 +214,6 @@ def ingest_routes(pipeline: Pipeline, token: str | None, *, shared_secret: str |
 
 
 def create_app(pipeline: Pipeline, token: str | None, *, shared_secret: str | None = None,
-               gather_seconds: float = GATHER_SECONDS) -> Starlette:
+               gather_seconds: float = GATHER_SECONDS, health: WriteProbe | None = None) -> Starlette:
     return Starlette(routes=ingest_routes(pipeline, token, shared_secret=shared_secret,
-                                          gather_seconds=gather_seconds))
+                                          gather_seconds=gather_seconds, health=health))

@@ -21,7 +21,7 @@ from bot.slack.app import build_app
 from bot.slack.delivery import Deliverer
 from bot.slack.gateway import Gateway
 from bot.slack.runtime import Runtime
-from bot.store import open_store
+from bot.store.health import open_writable
 from bot.sweeps import scheduler
 from bot.sweeps.runner import Sweeps
 from bot.web.ingest import ingest_routes
@@ -64,9 +64,10 @@ class Server:
 def build(settings: Settings, *, pipeline: Pipeline | None = None, gateway: Gateway | None = None,
           listener_executor: Executor | None = None, after_ack: Executor | None = None) -> Server:
     """`listener_executor` and `after_ack` are for tests (see bot/slack/app.py and bot/web/slack_route.py); `after_ack`
-    defaults to the listener executor a test gives, else to slack_route's own pool."""
+    defaults to the listener executor a test gives, else to slack_route's own pool. Without a `pipeline`, the
+    store must open and take a write, or StoreUnusable says why (bot/store/health.py)."""
     if pipeline is None:
-        pipeline = for_team(open_store(settings.database_url), settings)
+        pipeline = for_team(open_writable(settings.database_url), settings)
     else:  # a test's own pipeline: its roster still comes from the settings
         with pipeline.session() as session, session.begin():
             leads.sync_roster(session, settings.roster, now=pipeline.clock())

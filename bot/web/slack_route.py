@@ -38,8 +38,9 @@ def slack_route(app: App, path: str = "/slack/events", *, signed: SignedRequests
 
     Before Bolt parses anything, the request must be authentic and new (see `SignedRequests`): a forged,
     stale or replayed request is answered 401 and never dispatched, and junk that is not even signed
-    cannot reach Bolt's parser (which would answer 500 on a body it cannot read). On PostgreSQL, "new"
-    means new to every process on the store; when the store cannot tell, the answer is 503.
+    cannot reach Bolt's parser (which would answer 500 on a body it cannot read). "New" means new to the
+    store: to every process on it, and to this one before it restarted; when the store cannot tell, the
+    answer is 503.
 
     Button clicks and events are acked here, before Bolt runs: Slack reads nothing from their ack (only a
     modal submission's or a slash command's answer carries anything), so they are answered 200 at once
@@ -103,7 +104,7 @@ async def _unless_authentic_and_new(signed: SignedRequests, raw: bytes, headers:
     if seen is None:
         log.warning("slack: too many requests in %d s to remember; answering 503", signed.window)
         return _refused(503, "busy, retry")
-    if seen and signed.shared:
+    if seen and signed.recorded:
         try:
             seen = await asyncio.wrap_future(signed.first_time_in_store(timestamp, signature))
         except sa.exc.SQLAlchemyError as error:

@@ -17,7 +17,7 @@ def fuzz(max_examples: int = 150) -> settings:
                                            HealthCheck.data_too_large, HealthCheck.filter_too_much])
 
 
-#: Where the Slack route records each request it accepts (on PostgreSQL), whatever the request then does.
+#: Where the Slack route records each request it accepts, whatever the request then does.
 REQUESTS_SEEN = "slack_requests_seen"
 
 

@@ -1,7 +1,7 @@
 """Who may do what, for every button and modal that changes something: people off the roster (never on it,
 or taken off while holding a lead) change nothing, and reps cannot use the manager's buttons. Each refusal
 is said privately to whoever tried; no modal opens for them. App Home shows the queue and the team to the
-manager only."""
+manager only. Off the roster, every way to a lead answers as it would for a lead that does not exist."""
 
 from __future__ import annotations
 
@@ -58,7 +58,7 @@ SUBMISSIONS = {  # view -> (the lead, the state submitted)
     View.REASSIGN: ("held", PICK_ANA),
     View.CLAIM_FOR: ("waiting", PICK_ANA),
 }
-READ_ONLY = {Action.DETAILS, View.DETAILS}  # the lead's details, as its alert in the channel shows them
+READ_ONLY = {Action.DETAILS, View.DETAILS}  # the lead's details: for the roster only (see the last tests)
 
 
 def test_every_action_and_view_id_is_classified_here():
@@ -177,3 +177,50 @@ def test_app_home_shows_no_queue_and_no_team_to_anyone_but_the_manager(workspace
 def test_app_home_shows_the_manager_the_queue_and_the_team(workspace, team):
     home = home_of(workspace, BOSS)
     assert "Queue (" in home and "*Reps*" in home and "Ana Ruiz" in home
+
+
+# Off the roster, nothing about leads -----------------------------------------------------------------------------
+
+NO_SUCH_LEAD = (999_999, "nobody@nowhere.example")  # (id, email) of a lead that does not exist
+#: Every way in that names a lead, given the lead's id and email.
+WAYS_TO_A_LEAD = {
+    "/pql why PQL-n": lambda ws, user, pql_id, email: ws.command(user, Command.PQL, f"why PQL-{pql_id}"),
+    "/pql why <email>": lambda ws, user, pql_id, email: ws.command(user, Command.PQL, f"why {email}"),
+    "/claim PQL-n": lambda ws, user, pql_id, email: ws.command(user, Command.CLAIM, f"PQL-{pql_id}"),
+    "/claim <email>": lambda ws, user, pql_id, email: ws.command(user, Command.CLAIM, email),
+    "/pql reassign PQL-n @rep": lambda ws, user, pql_id, email: ws.command(
+        user, Command.PQL, f"reassign PQL-{pql_id} <@{ANA}>"),
+    "Details": lambda ws, user, pql_id, email: ws.click(user, Action.DETAILS, pql_id),
+    "Claim": lambda ws, user, pql_id, email: ws.click(user, Action.CLAIM, pql_id),
+    "Log touch": lambda ws, user, pql_id, email: ws.click(user, Action.LOG_TOUCH, pql_id),
+    "Release": lambda ws, user, pql_id, email: ws.click(user, Action.RELEASE, pql_id),
+    "a Log touch submission": lambda ws, user, pql_id, email: ws.submit(user, View.LOG_TOUCH, pql_id, TOUCH),
+    "a Reassign submission": lambda ws, user, pql_id, email: ws.submit(user, View.REASSIGN, pql_id, PICK_ANA),
+}
+#: What would tell them something about a lead: its tier or points, a rep (by mention or name), the queue.
+TELLING = ("high", "medium", "low", "point", "<@", "Ana", "Ben", "queue", "Queue", "sarah", "Sarah", "Acme")
+
+
+def answer(workspace, user: str, way: str, pql_id: int, email: str) -> tuple:
+    """Everything `user` was told by trying `way` on the lead (said privately, or in the modal they submitted),
+    and how many modals opened."""
+    forget_calls(workspace)
+    response = WAYS_TO_A_LEAD[way](workspace, user, pql_id, email)
+    assert response.status_code == 200
+    in_the_modal = list(response.json()["errors"].values()) if response.content else []
+    return tuple(refusals(workspace, user) + in_the_modal), len(workspace.standin.calls_to("views.open"))
+
+
+@pytest.mark.parametrize("way", list(WAYS_TO_A_LEAD))
+def test_off_the_roster_every_way_to_a_lead_answers_as_if_it_did_not_exist(workspace, team, way):
+    """Before: `/pql why PQL-1` showed them the lead's tier, points and assignment trail, `/claim <email>` said
+    "No lead matches" only for a lead that did not exist, and Details opened the lead's card."""
+    not_on_roster = "Only reps on the PQL roster can do that. Ask your sales manager to add you."
+    for user in (OUTSIDER, FORMER_REP):
+        for pql_id, email in ((team.held, "sarah@acme.com"), (team.waiting, "tina@acme.com")):
+            before = lead_state(workspace.pipeline.engine)
+            told = answer(workspace, user, way, pql_id, email)
+            assert told == answer(workspace, user, way, *NO_SUCH_LEAD), f"{user}, {way}: the lead's existence shows"
+            assert told == ((not_on_roster,), 0), f"{user}, {way}"
+            assert not any(word in text for text in told[0] for word in TELLING), told
+            assert lead_state(workspace.pipeline.engine) == before

@@ -315,13 +315,13 @@ def test_the_memory_is_safe_across_threads():
     assert results.count(True) == 50 and results.count(False) == 950
 
 
-# Replayed to another process on the same store ------------------------------------------------------------------
+# Replayed to another process on the same store, or to this one restarted -----------------------------------------
 
 @pytest.fixture
 def other_process(workspace):
-    """A second `pqlbot serve` on the workspace's store: its own app, route and memory, one database."""
-    if workspace.pipeline.engine.dialect.name == "sqlite":
-        pytest.skip("SQLite is one process's store: its replay memory is that process's own (tested above)")
+    """A second `pqlbot serve` on the workspace's store: its own app, route and memory, one database. On SQLite,
+    which serves one process, it is the first one restarted (tests/reliability/test_replay_after_restart.py
+    restarts a real one)."""
     return Workspace(workspace.pipeline.engine, workspace.standin, workspace.now)
 
 
@@ -379,7 +379,7 @@ def test_a_retry_repeating_a_signature_the_other_process_served_is_acked_without
 def test_when_the_store_cannot_be_reached_a_click_is_answered_503_and_not_dispatched(workspace, caplog):
     engine = workspace.pipeline.engine
     if engine.dialect.name == "sqlite":
-        pytest.skip("on SQLite the replay memory is the process's own: the store is not asked")
+        pytest.skip("PostgreSQL only: a SQLite file is not reached over a connection (see the write lock's test)")
     pql_id = workspace.lead()
     away = make_engine(engine.url.render_as_string(hide_password=False))  # the check's own pool, as in a process
     refusing = [True]
@@ -408,21 +408,42 @@ def test_when_the_store_cannot_be_reached_a_click_is_answered_503_and_not_dispat
         away.dispose()
 
 
-def test_on_sqlite_the_route_writes_nothing_to_the_store_for_a_request(workspace):
-    """One process per SQLite store, and a write on every ack would queue behind ingestion for the lock."""
-    if workspace.pipeline.engine.dialect.name != "sqlite":
-        pytest.skip("SQLite only: on PostgreSQL each request is recorded (tests above)")
+def test_each_request_served_is_recorded_in_the_store_once_on_every_store(workspace):
+    """Before, on SQLite, the replay memory was the process's alone, and a restart forgot it."""
     body = command_body(workspace, ANA, Command.PQL, "help")
     sent = headers(body)
     assert post(workspace, body, sent).status_code == 200
-    assert post(workspace, body, sent).status_code == 401
-    assert requests_seen(workspace.pipeline.engine) == 0
+    assert post(workspace, body, sent).status_code == 401  # this process's memory: the store is not asked again
+    assert requests_seen(workspace.pipeline.engine) == 1
+
+
+def test_on_sqlite_a_request_that_waits_too_long_for_the_write_lock_is_answered_503_and_not_dispatched(
+        workspace, monkeypatch):
+    """A long write (a full rescore of a big store) holds SQLite's single write lock: a request waits
+    RECORD_WAIT for its turn at most, then is refused for Slack to retry, rather than answered after Slack
+    has given up on it."""
+    engine = workspace.pipeline.engine
+    if engine.dialect.name != "sqlite":
+        pytest.skip("SQLite only: PostgreSQL has no single write lock")
+    monkeypatch.setattr("bot.slack.verify.RECORD_WAIT", 0.3)
+    pql_id = workspace.lead()
+    app = build_app(workspace.server.runtime, listener_executor=InlineExecutor())
+    web = TestClient(Starlette(routes=[slack_route(app, after_ack=InlineExecutor())]))
+    body = click_body(ANA, Action.CLAIM, pql_id)
+    sent = headers(body)
+    with engine.begin() as writing:  # a writer holding the lock meanwhile
+        writing.execute(sa.text("UPDATE reps SET paused = paused"))
+        started = time.monotonic()
+        response = web.post("/slack/events", content=body.encode(), headers=sent)
+        waited = time.monotonic() - started
+    assert (response.status_code, response.json()) == (503, {"error": "store unavailable, retry"})
+    assert 0.3 <= waited < 2 and workspace.pql(pql_id).claimed_by is None
+    assert web.post("/slack/events", content=body.encode(), headers=sent).status_code == 200  # its turn comes
+    assert workspace.pql(pql_id).claimed_by == ANA
 
 
 def test_the_sweeps_forget_requests_past_the_window_and_keep_the_live_ones(workspace):
     engine = workspace.pipeline.engine
-    if engine.dialect.name == "sqlite":
-        pytest.skip("on SQLite the replay memory is the process's own: nothing is recorded to sweep")
     clock = Clock(1_800_000_000)
     first = SignedRequests(SECRET, store=engine, clock=clock)
     old, live = str(int(clock.now)), str(int(clock.now) + 240)
@@ -438,8 +459,6 @@ def test_the_sweeps_forget_requests_past_the_window_and_keep_the_live_ones(works
 
 def test_without_the_sweeps_recording_processes_still_delete_what_is_past_the_window(workspace):
     engine = workspace.pipeline.engine
-    if engine.dialect.name == "sqlite":
-        pytest.skip("on SQLite the replay memory is the process's own: nothing is recorded")
     clock = Clock(1_800_000_000)
     signed = SignedRequests(SECRET, store=engine, clock=clock, tidy_every=10)
     for round_ in range(5):

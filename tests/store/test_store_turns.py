@@ -74,6 +74,29 @@ def test_writers_that_queue_behind_a_transaction_write_in_the_order_they_asked(s
     assert writers(sqlite_engine) == ["first", "second", "third", "fourth"]
 
 
+def test_a_writer_first_in_line_waits_for_the_transaction_under_way_not_for_the_writers_queued_behind_it(
+        sqlite_engine):
+    """Recording a Slack request before its ack: the claims queued after their own acks wait one write longer,
+    the person clicking does not wait for each of them."""
+    first_in_line = make_engine(str(sqlite_engine.url), first_in_line=True)
+    try:
+        holding = threading.Thread(target=write, args=(sqlite_engine, "under way", 0.3))
+        holding.start()
+        time.sleep(0.05)
+        queued = []
+        for name in ("claim-1", "claim-2"):
+            queued.append(threading.Thread(target=write, args=(sqlite_engine, name, 0.1)))
+            queued[-1].start()
+            time.sleep(0.05)
+        urgent = threading.Thread(target=write, args=(first_in_line, "request recorded"))
+        urgent.start()
+        for thread in [holding, *queued, urgent]:
+            thread.join(10)
+        assert writers(sqlite_engine) == ["under way", "request recorded", "claim-1", "claim-2"]
+    finally:
+        first_in_line.dispose()
+
+
 def test_reading_never_waits_for_a_writers_turn(sqlite_engine):
     entered, release = threading.Event(), threading.Event()
 

@@ -54,8 +54,10 @@ def lead_id(value: object) -> int:
     return pql_id
 
 
-def lead(session: Session, pql_id: int) -> Pql:
-    """The lead with this id; a refusal naming it when there is none."""
+def lead(session: Session, who: leads.Actor, pql_id: int) -> Pql:
+    """The lead with this id, for someone on the roster (`leads.require_roster`, asked first, so that people off
+    it cannot tell a lead that exists from one that does not); a refusal naming it when there is none."""
+    leads.require_roster(who)
     if (pql := session.get(Pql, pql_id)) is None:
         raise Refused(say("unknown_lead", ref=f"PQL-{pql_id}"))
     return pql
@@ -76,18 +78,11 @@ def open_modal(runtime: Runtime, body: dict, view: dict) -> None:
     runtime.gateway.open_view(body["trigger_id"], view)
 
 
-def may_work(who) -> None:
-    """Working leads (touches, dispositions) is for the roster and the manager: a rep taken off the roster
-    keeps no rights over a lead they still hold."""
-    if not (who.on_roster or who.is_manager):
-        raise Refused(say("not_on_roster"))
-
-
 def claim_clicked(ack: Ack, body: dict, runtime: Runtime) -> None:
     ack()
     with runtime.session() as session, session.begin():
         who = runtime.actor(session, body["user"]["id"])
-        pql = lead(session, _pql_id(body))
+        pql = lead(session, who, _pql_id(body))
         leads.claim(session, pql, who, now=runtime.now(), tz=runtime.settings.tz, cap=runtime.settings.pql_daily_cap)
     runtime.kick()  # the alert is edited to show the claim
 
@@ -95,7 +90,8 @@ def claim_clicked(ack: Ack, body: dict, runtime: Runtime) -> None:
 def details_clicked(ack: Ack, body: dict, runtime: Runtime) -> None:
     ack()
     with runtime.session() as session:
-        view = runtime.lead(session, lead(session, _pql_id(body)).id)
+        who = runtime.actor(session, body["user"]["id"])
+        view = runtime.lead(session, lead(session, who, _pql_id(body)).id)
     open_modal(runtime, body, blocks.details_modal(view, now=runtime.now(), tz=runtime.settings.tz))
 
 
@@ -103,8 +99,7 @@ def _workable(body: dict, runtime: Runtime):
     """The lead's view if this person may work it; a refusal otherwise."""
     with runtime.session() as session:
         who = runtime.actor(session, body["user"]["id"])
-        view = runtime.lead(session, lead(session, _pql_id(body)).id)
-    may_work(who)
+        view = runtime.lead(session, lead(session, who, _pql_id(body)).id)
     if not (who.is_manager or view.claimed_by == who.user_id):
         raise Refused(say("not_yours", ref=view.ref, owner=view.claimed_by))
     if not view.is_open:
@@ -171,8 +166,7 @@ def _submit(ack: Ack, body: dict, view: dict, runtime: Runtime, work, *, error_b
         pql_id = lead_id(view.get("private_metadata"))
         with runtime.session() as session, session.begin():
             who = runtime.actor(session, body["user"]["id"])
-            may_work(who)
-            work(session, lead(session, pql_id), who)
+            work(session, lead(session, who, pql_id), who)
     except Refused as refusal:
         ack(response_action="errors", errors={error_block: str(refusal)[:150]})
         return
@@ -196,9 +190,7 @@ def share_review_clicked(ack: Ack, body: dict, runtime: Runtime) -> None:
     ack()
     week, user = _value(body), body["user"]["id"]
     with runtime.session() as session:
-        who = runtime.actor(session, user)
-        if not (who.on_roster or who.is_manager):  # a post in the team's channel, in their name
-            raise Refused(say("not_on_roster"))
+        leads.require_roster(runtime.actor(session, user))  # a post in the team's channel, in their name
         review_period(week, today=runtime.now().astimezone(runtime.settings.tz).date())
         text, shown, chart = runtime.render_review(session, week, note=words("shared_by", user=user))
     try:

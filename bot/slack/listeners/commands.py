@@ -43,11 +43,14 @@ REVIEW_TOO_LONG = f"A review covers at most {MAX_REVIEW_DAYS} days. Try `/pql-re
                   "a week like `/pql-review 2026-W45` or a shorter range."
 
 
-def find(session: Session, ref: str) -> Pql:
-    """`leads.find`, for what people type: text the store cannot compare is no lead rather than a failure.
+def find(session: Session, who: leads.Actor, ref: str) -> Pql:
+    """`leads.find`, for someone on the roster (`leads.require_roster`, asked first, so that people off it cannot
+    tell a lead that exists from one that does not), and for what people type: text the store cannot compare is
+    no lead rather than a failure.
 
     leads.find reads any run of digits as a lead id first; past PQL_ID_MAX (or in non-ASCII digits such as
     "²") that lookup fails, so such a reference is looked up only as the product user id it can also be."""
+    leads.require_roster(who)
     text = ref.strip().strip("<>").removeprefix("mailto:").split("|", 1)[0]  # as leads.find reads it
     if "\x00" in text:  # PostgreSQL cannot compare text holding a NUL
         raise Refused(say("unknown_lead", ref=ref.replace("\x00", "").strip()))
@@ -87,8 +90,9 @@ def claim(ack: Ack, command: dict, respond: Respond, runtime: Runtime, body: dic
     ref = MENTION.sub("", text).strip()
     with runtime.session() as session, session.begin():
         who = runtime.actor(session, command["user_id"])
+        leads.require_roster(who)  # before a bare /claim says whether anything is waiting
         if ref:
-            pql = find(session, ref)
+            pql = find(session, who, ref)
         elif (pql := leads.oldest_claimable(session, who)) is None:
             raise Refused(say("nothing_to_claim"))
         leads.claim(session, pql, who, now=runtime.now(), tz=runtime.settings.tz, cap=runtime.settings.pql_daily_cap,
@@ -105,11 +109,11 @@ def pql(ack: Ack, command: dict, respond: Respond, runtime: Runtime, body: dict)
     if action == "reassign" and len(args) >= 2 and (rep := MENTION.findall(" ".join(args[1:]))):
         with runtime.session() as session, session.begin():
             who = runtime.actor(session, command["user_id"])
-            pql = leads.reassign(session, find(session, args[0]), who, rep[0], now=runtime.now())
+            pql = leads.reassign(session, find(session, who, args[0]), who, rep[0], now=runtime.now())
             answer = say("reassigned", ref=pql.ref, rep=rep[0], by=who.user_id)
     elif action == "why" and args:
         with runtime.session() as session:
-            answer = why(session, find(session, args[0]))
+            answer = why(session, find(session, runtime.actor(session, command["user_id"]), args[0]))
     elif action in ("pause", "resume"):
         with runtime.session() as session, session.begin():
             answer = leads.set_paused(session, command["user_id"], action == "pause", now=runtime.now())

@@ -40,9 +40,9 @@ def register(app: App) -> None:
     app.view(View.CLAIM_FOR)(guarded(claim_for_submitted))
 
 
-def _lead(session: Session, body: dict) -> Pql:
+def _lead(session: Session, who: leads.Actor, body: dict) -> Pql:
     """The lead a button is about."""
-    return lead(session, lead_id((body["actions"][0] or {}).get("value")))
+    return lead(session, who, lead_id((body["actions"][0] or {}).get("value")))
 
 
 def _managed_lead(session: Session, runtime: Runtime, body: dict, action: str) -> Pql:
@@ -50,7 +50,7 @@ def _managed_lead(session: Session, runtime: Runtime, body: dict, action: str) -
     who = runtime.actor(session, body["user"]["id"])
     if not who.is_manager:
         raise Refused(say("managers_only", action=action))
-    pql = _lead(session, body)
+    pql = _lead(session, who, body)
     if pql.state in CLOSED:
         raise Refused(say("lead_closed", ref=pql.ref, state=pql.state.replace("_", " ")))
     return pql
@@ -103,7 +103,7 @@ def release_clicked(ack: Ack, body: dict, runtime: Runtime) -> None:
     ack()
     with runtime.session() as session, session.begin():
         who = runtime.actor(session, body["user"]["id"])
-        pql = _lead(session, body)
+        pql = _lead(session, who, body)
         leads.release(session, pql, who, now=runtime.now())  # refuses anyone but the manager
         ref = pql.ref
     runtime.kick()
@@ -120,7 +120,7 @@ def _submit_rep(ack: Ack, body: dict, view: dict, runtime: Runtime, work) -> Non
         pql_id = lead_id(view.get("private_metadata"))
         with runtime.session() as session, session.begin():
             who = runtime.actor(session, body["user"]["id"])
-            work(session, lead(session, pql_id), who, rep)
+            work(session, lead(session, who, pql_id), who, rep)
     except Refused as refusal:
         ack(response_action="errors", errors={Input.REP: str(refusal)[:150]})
         return
