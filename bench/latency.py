@@ -47,7 +47,7 @@ for _path in (str(BENCH), str(ROOT)):  # bench/score.py and bench/ingest.py; tes
     if _path not in sys.path:
         sys.path.insert(0, _path)
 
-from ingest import AT, qualifying_calls  # noqa: E402  (bench/ingest.py: the qualifying sequence it times)
+from ingest import AT, qualifying_calls  # noqa: E402  (bench/ingest.py keeps the qualifying sequence)
 from score import _APP_PATHS, _USER_AGENTS, DATA_DIR  # noqa: E402  (bench/score.py's page paths and agents)
 
 from tests.standin import ALERTS_CHANNEL_ID, SlackStandIn  # noqa: E402
@@ -69,7 +69,7 @@ def verdict(ok: bool) -> str:
 
 
 def pct(values: list[float], q: int) -> float:
-    """The q-th percentile (inclusive method, as bench/ingest.py uses); the value itself for one sample."""
+    """The q-th percentile (inclusive method); the value itself for one sample."""
     if len(values) == 1:
         return values[0]
     return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
@@ -232,7 +232,7 @@ def running_server(standin: SlackStandIn, database_url: str, *, reps: int, cap: 
 
 
 def shift_calls(calls: list[dict], by: timedelta) -> list[dict]:
-    """bench/ingest.py's calls are timed around its fixed AT; move them so they happen around now."""
+    """bench/ingest.py's calls are dated around its fixed AT; move them so they happen around now."""
     for call in calls:
         call["timestamp"] = (datetime.fromisoformat(call["timestamp"]) + by).astimezone(UTC).isoformat()
     return calls
