@@ -38,7 +38,8 @@ class World:
         self.now = WEDNESDAY
         slack.clock = lambda: self.now.timestamp()  # so `oldest` in a lookup means what it says
         self.pipeline = Pipeline(engine, tz=NY, clock=lambda: self.now)
-        self.gateway = Gateway.connect("xoxb-test", slack.url, max_retries=max_retries, backoff=0.01)
+        self.gateway = Gateway.connect("xoxb-test", slack.url, max_retries=max_retries, backoff=0.01,
+                                       clock=lambda: self.now)  # Slack's rate limits pass on the test's clock
         with open_session(engine) as session, session.begin():
             leads.sync_roster(session, REPS, now=self.now)
 
@@ -219,7 +220,9 @@ def test_a_reply_whose_answer_was_lost_is_found_in_the_thread_and_not_posted_aga
 def test_a_failure_slack_did_nothing_about_is_retried_without_looking(engine, slack):
     world = World(engine, slack)
     world.leads(1)
-    slack.fail_next("chat.postMessage", status=429, retry_after=0)
+    slack.fail_next("chat.postMessage", status=429, retry_after=3)
+    assert world.deliver().held == 1  # back in the outbox until Retry-After has passed: not an attempt
+    world.now += timedelta(seconds=3)
     assert world.deliver().sent == 1
     assert [c.status for c in slack.calls_to("chat.postMessage")] == [429, 200]
     assert slack.calls_to("conversations.history") == []

@@ -106,10 +106,12 @@ def test_running_delivery_again_posts_nothing_more(engine, slack, gateway):
 def test_a_rate_limit_with_retry_after_then_success_posts_exactly_one_message(engine, slack, gateway):
     _, now = record(engine)
     slack.fail_next("chat.postMessage", status=429, retry_after=0)
+    report = deliver(engine, gateway, now)
+    assert (report.sent, report.held) == (0, 1)  # back in the outbox, due when Retry-After has passed (now)
     assert deliver(engine, gateway, now).sent == 1
     assert [c.status for c in slack.calls_to("chat.postMessage")] == [429, 200]
     assert len(slack.posted(ALERTS)) == 1 and len(slack.history(ALERTS)) == 1
-    assert notices(engine)[0].attempts == 0  # the client's own retry is not a delivery attempt
+    assert notices(engine)[0].attempts == 0  # a rate limit is not a delivery attempt: Slack did nothing
 
 
 def test_a_server_error_then_success_posts_one_message(engine, slack, gateway):
