@@ -18,7 +18,7 @@ from sqlmodel import select
 
 from bot.services import leads, outbox
 from bot.services.pipeline import Pipeline
-from bot.slack.delivery import LEASE, deliver_due
+from bot.slack.delivery import LEASE, LOOKBACK, deliver_due
 from bot.slack.gateway import Gateway
 from bot.store import session as open_session
 from bot.store.models import Notice, Pql
@@ -172,10 +172,31 @@ def test_an_alert_whose_answer_was_lost_is_found_in_the_channel_and_not_posted_a
     [lookup] = slack.calls_to("conversations.history")
     created = world.notices()[0].created_at
     assert lookup.params["channel"] == ALERTS_CHANNEL_ID and lookup.params["include_all_metadata"] in ("1", "true")
-    assert float(lookup.params["oldest"]) == pytest.approx((created - timedelta(minutes=1)).timestamp())
+    assert float(lookup.params["oldest"]) == pytest.approx((created - LOOKBACK).timestamp())
     pql = world.pql(pql_id)
     assert (pql.alert_ts, pql.state, pql.posted_version) == (message.ts, "alerted", 1)
     assert [c.status for c in slack.calls_to("chat.postMessage")] == [DROP]
+
+
+@pytest.mark.parametrize("behind", [120, 290])
+def test_with_slacks_clock_minutes_behind_an_alert_and_a_reply_whose_answers_were_lost_are_found_not_posted_twice(
+        engine, slack, behind):
+    world = World(engine, slack)
+    slack.skew = -behind  # Slack stamps messages `behind` seconds earlier than our clock says
+    [pql_id] = world.leads(1)
+    world.now += timedelta(seconds=3)  # the deliverer gets to it a moment after it was queued
+    slack.fail_next("chat.postMessage", drop=True, after=True)  # posted; the connection drops before the answer
+    assert world.deliver().sent == 1
+    assert world.alerts() == Counter({pql_id: 1})
+    [alert] = slack.history(ALERTS_CHANNEL_ID)
+    assert world.pql(pql_id).alert_ts == alert.ts
+    world.claim(pql_id, "U0ANA")
+    world.now += timedelta(seconds=3)
+    slack.fail_next("chat.postMessage", drop=True, after=True)
+    assert world.deliver().sent == 1
+    [reply] = slack.thread(ALERTS_CHANNEL_ID, alert.ts)
+    assert reply.metadata["event_payload"] == {"key": f"claim:{pql_id}"}
+    assert [c.status for c in slack.calls_to("chat.postMessage")] == [DROP, DROP]  # found both times, never reposted
 
 
 def test_an_alert_posted_by_a_process_that_died_before_recording_it_is_adopted_after_the_lease(engine, slack):
