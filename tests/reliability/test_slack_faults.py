@@ -20,6 +20,7 @@ from bot.services import leads, outbox
 from bot.services.pipeline import Pipeline
 from bot.slack.delivery import LEASE, LOOKBACK, deliver_due
 from bot.slack.gateway import Gateway
+from bot.store import holders
 from bot.store import session as open_session
 from bot.store.models import Notice, Pql
 from tests.scoring.builders import NY, Trial
@@ -199,18 +200,21 @@ def test_with_slacks_clock_minutes_behind_an_alert_and_a_reply_whose_answers_wer
     assert [c.status for c in slack.calls_to("chat.postMessage")] == [DROP, DROP]  # found both times, never reposted
 
 
-def test_an_alert_posted_by_a_process_that_died_before_recording_it_is_adopted_after_the_lease(engine, slack):
+def test_an_alert_posted_by_a_process_that_died_before_recording_it_is_adopted_by_the_next_pass(engine, slack):
     world = World(engine, slack)
     [pql_id] = world.leads(1)
     # The dead process: it claimed the notice, Slack posted its alert, and it died before the commit.
+    dead = holders.new(engine)
     with engine.begin() as connection:
-        connection.execute(sa.update(Notice.__table__).values(state="sending", next_attempt_at=world.now + LEASE))
+        connection.execute(sa.update(Notice.__table__).values(state="sending", holder=dead.id,
+                                                              next_attempt_at=world.now + LEASE))
     world.now += timedelta(seconds=2)
     world.gateway.client.chat_postMessage(
         channel=ALERTS_CHANNEL_ID, text=f"PQL-{pql_id} qualified v1",
         metadata={"event_type": "pql_alert", "event_payload": {"pql_id": pql_id, "version": 1}})
     world.claim(pql_id, "U0ANA")  # the lead moves on meanwhile: the adopted alert must be edited
-    world.now += LEASE
+    dead.close()  # its lock goes with it
+    world.now += timedelta(seconds=1)
     report = world.deliver()
     assert (report.sent, report.updated) == (2, 1)  # the alert (adopted) and the claim's reply; one edit
     [alert] = [m for m in slack.history(ALERTS_CHANNEL_ID) if m.thread_ts is None]
