@@ -187,9 +187,10 @@ def drained(engine: sa.Engine, expected: int) -> bool:
     return pqls == expected and alerted == expected and busy == 0
 
 
-def check_store_and_slack(engine: sa.Engine, slack, users: list[str], *, business_open: bool) -> dict:
+def check_store_and_slack(engine: sa.Engine, slack, users: list[str], *, business_open: bool,
+                          claimed: frozenset[int] = frozenset()) -> dict:
     """Every user one PQL, one alert post (the one the lead points at), one assignment and its DM; no notice
-    left owed. Returns counts for the report."""
+    left owed; the leads in `claimed` claimed by their rep, the others assigned. Returns counts for the report."""
     pqls = rows(engine, "SELECT id, user_id, alert_ts, state, rep_id FROM pqls ORDER BY id")
     assert sorted(p.user_id for p in pqls) == sorted(users)  # one each: no lead lost, none doubled
     posts = alert_posts(slack)
@@ -205,7 +206,8 @@ def check_store_and_slack(engine: sa.Engine, slack, users: list[str], *, busines
         assert Counter(a.pql_id for a in assignments) == Counter({p.id: 1 for p in pqls})
         assert {a.reason for a in assignments} <= {"round_robin", "queue"}
         assert {a.pql_id: a.rep_id for a in assignments} == {p.id: p.rep_id for p in pqls}
-        assert {p.state for p in pqls} == {"assigned"} and {p.rep_id for p in pqls} <= set(REPS)
+        assert {p.id: p.state for p in pqls} == {p.id: "claimed" if p.id in claimed else "assigned" for p in pqls}
+        assert {p.rep_id for p in pqls} <= set(REPS)
         assert len(dms) == len(pqls)  # one DM owed per assignment...
         for dm in dms:  # ...and each delivered
             assert dm.ts in {m.ts for m in slack.history(dm.channel)}
