@@ -192,9 +192,10 @@ class SlackStandIn:
             self._chaos = None
 
     def limit(self, what: str, seconds: float) -> None:
-        """Slack rate-limits `what` (a channel's posts, by name or id, or a method) for `seconds` from now: each
-        request to it meanwhile is answered 429 with the Retry-After left, as Slack does."""
-        key = what if "." in what else self.channel_id(what)
+        """Slack rate-limits `what` (a channel's posts, by name or id, a method, or "respond": every response_url)
+        for `seconds` from now: each request to it meanwhile is answered 429 with the Retry-After left, as Slack
+        does."""
+        key = what if "." in what or what == "respond" else self.channel_id(what)
         with self._lock:
             self._limits[key] = self.now() + seconds
 
@@ -514,7 +515,12 @@ def _handler(standin: SlackStandIn) -> type[BaseHTTPRequestHandler]:
                 self._send(200 if ok else 404, {"ok": ok})
                 return
             if split.path.startswith("/respond/"):
-                # A slash command's or button's response_url: Slack answers a bare "ok".
+                # A slash command's or button's response_url: Slack answers a bare "ok" (or 429, while
+                # `limit("respond", ...)` lasts).
+                retry_after = standin._retry_after("respond", {})
+                if retry_after is not None:
+                    self._send(429, {"ok": False, "error": "ratelimited"}, {"Retry-After": str(retry_after)})
+                    return
                 with standin._lock:
                     standin.responses.append(json.loads(body) if body else {})
                 self.send_response(200)

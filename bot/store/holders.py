@@ -105,8 +105,11 @@ class _LockFile(Holder):
         self.folder.mkdir(parents=True, exist_ok=True)
         self._file = (self.folder / f"{self.id}.lock").open("a+b")
         _try_lock(self._file)  # a new file: nobody else holds it
+        for left in self.folder.glob("*.lock"):  # the files of holders killed before anyone asked about them
+            if left.stem != self.id:
+                self.gone(None, left.stem)
 
-    def gone(self, connection: sa.Connection, holder: str) -> bool:
+    def gone(self, connection: sa.Connection | None, holder: str) -> bool:
         path = self.folder / f"{holder}.lock"
         try:
             probe = path.open("r+b")

@@ -67,8 +67,9 @@ def test_a_rate_limited_alerts_channel_holds_back_only_its_alerts_which_follow_o
     assert [c.status for c in standin.calls_to("chat.postMessage") if c.params["channel"] == "#pql-alerts"] == [429]
 
     # A rep claims a lead from their DM meanwhile: stored at once; its reply will go in the alert's thread.
-    assert workspace.command(ANA, "/claim", f"PQL-{pql_ids[0]}").status_code == 200
-    assert workspace.pql(pql_ids[0]).claimed_by == ANA
+    owner = workspace.pql(pql_ids[0]).rep_id
+    assert workspace.command(owner, "/claim", f"PQL-{pql_ids[0]}").status_code == 200
+    assert workspace.pql(pql_ids[0]).claimed_by == owner
 
     later(workspace, 30)
     workspace.deliver()  # still limited: Slack is not asked again before the minute is up
@@ -82,7 +83,7 @@ def test_a_rate_limited_alerts_channel_holds_back_only_its_alerts_which_follow_o
     posted = [m.metadata["event_payload"]["pql_id"] for m in standin.history(CHANNEL) if m.thread_ts is None]
     assert posted == pql_ids
     first = workspace.pql(pql_ids[0])
-    assert [m.text for m in standin.thread(CHANNEL, first.alert_ts)] == [f"PQL-{pql_ids[0]} claimed by <@{ANA}>."]
+    assert [m.text for m in standin.thread(CHANNEL, first.alert_ts)] == [f"PQL-{pql_ids[0]} claimed by <@{owner}>."]
     with workspace.pipeline.session() as session:
         held = session.exec(select(Notice).where(Notice.kind == "alert")).all()
     assert {(n.state, n.attempts) for n in held} == {("sent", 0)}  # a rate limit is not a failed attempt
@@ -95,24 +96,25 @@ def test_refused_clicks_whose_private_answers_slack_limits_do_not_hold_up_the_af
     try:
         worked, waiting = qualify(workspace, "ann", "bob")
         workspace.deliver()
+        worker, claimer = workspace.pql(worked).rep_id, workspace.pql(waiting).rep_id
         with workspace.pipeline.session() as session, session.begin():
-            ana = leads.actor(session, ANA, manager=None)
+            rep = leads.actor(session, worker, manager=None)
             pql = session.get(Pql, worked)
-            leads.claim(session, pql, ana, now=workspace.now, tz=NY, cap=10)
+            leads.claim(session, pql, rep, now=workspace.now, tz=NY, cap=10)
             for _ in range(3):
-                leads.log_touch(session, pql, ana, channel="email", email_key="email1", note=None,
+                leads.log_touch(session, pql, rep, channel="email", email_key="email1", note=None,
                                 now=workspace.now)
         standin.limit("chat.postEphemeral", 60)
         # Four clicks on Log touch past the third touch: each is refused privately, and Slack limits the answers.
         for _ in range(4):
-            assert workspace.click(ANA, Action.LOG_TOUCH, worked).status_code == 200
+            assert workspace.click(worker, Action.LOG_TOUCH, worked).status_code == 200
         # A fifth click, a claim, is acked at once and stored at once, not a minute later.
-        assert workspace.click(BEN, Action.CLAIM, waiting).status_code == 200
+        assert workspace.click(claimer, Action.CLAIM, waiting).status_code == 200
         for _ in range(200):
-            if workspace.pql(waiting).claimed_by == BEN:
+            if workspace.pql(waiting).claimed_by == claimer:
                 break
             time.sleep(0.025)
-        assert workspace.pql(waiting).claimed_by == BEN
+        assert workspace.pql(waiting).claimed_by == claimer
         workers.shutdown(wait=True)
         assert not any(c.ok for c in standin.calls_to("chat.postEphemeral"))
         # The answers wait in the outbox and are said once Slack allows: once each.
@@ -120,6 +122,33 @@ def test_refused_clicks_whose_private_answers_slack_limits_do_not_hold_up_the_af
         workspace.deliver()
         said = [c.params["text"] for c in standin.calls_to("chat.postEphemeral") if c.ok]
         assert len(said) == 4 and all("already has 3 touches" in text for text in said)
-        assert {c.params["user"] for c in standin.calls_to("chat.postEphemeral")} == {ANA}
+        assert {c.params["user"] for c in standin.calls_to("chat.postEphemeral")} == {worker}
     finally:
         workers.shutdown(wait=False, cancel_futures=True)
+
+
+def test_a_refused_slash_command_whose_response_url_slack_limits_is_answered_by_dm_from_the_outbox(engine, standin):
+    workspace = office(engine, standin)
+    [pql_id] = qualify(workspace, "ann")
+    workspace.deliver()
+    owner = workspace.pql(pql_id).rep_id
+    other = BEN if owner == ANA else ANA
+    workspace.click(owner, Action.CLAIM, pql_id)
+    standin.limit("respond", 30)
+    assert workspace.command(other, "/claim", f"PQL-{pql_id}").status_code == 200  # refused: the owner has it
+    assert workspace.pql(pql_id).claimed_by == owner and standin.responses == []  # Slack took no answer
+    workspace.deliver()
+    answers = [m.text for m in standin.history(f"D{other}") if "already claimed" in m.text]
+    assert answers == [f"PQL-{pql_id} is already claimed by <@{owner}>."]
+
+
+def test_a_modal_slack_will_not_open_yet_asks_the_person_to_try_again_in_so_many_seconds(engine, standin, caplog):
+    workspace = office(engine, standin)
+    [pql_id] = qualify(workspace, "ann")
+    workspace.deliver()
+    standin.limit("views.open", 20)
+    started = time.monotonic()
+    assert workspace.click(ANA, Action.DETAILS, pql_id).status_code == 200
+    assert time.monotonic() - started < 10  # the listener did not wait the limit out
+    assert workspace.said()[-1] == "Slack asked pqlbot to slow down for a moment. Please try again in 20 seconds."
+    assert "incident" not in caplog.text
