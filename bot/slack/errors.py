@@ -116,7 +116,7 @@ def _where(body: dict, in_channel, in_dm) -> None:  # noqa: ANN001
 
 
 def _later(runtime, body: dict, text: str, seconds: float) -> None:  # noqa: ANN001
-    """Queue the answer in the outbox: the deliverer sends it once Slack's limit has passed (`seconds`)."""
+    """Queue the answer in the outbox: the deliverer says it as soon as Slack allows (`seconds`: the limit met)."""
     now, key = runtime.now(), f"answer:{uuid.uuid4().hex}"
     with runtime.session() as session, session.begin():
         _where(body, lambda channel, user: outbox.ephemeral(session, channel, user, key, text, now=now),
