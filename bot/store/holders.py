@@ -13,7 +13,8 @@ moment it dies, because the operating system or the database lets go of a dead p
 - SQLite in memory: one process, by definition; its live holders are a set in memory.
 
 Within one holder, several threads may deliver at once: the notices it is sending right now are kept in memory,
-and a notice it holds but is not sending (its outcome could not be saved) is its own to release (`orphans`).
+and a notice it holds but is not sending (its outcome could not be saved) is its own to release (the delivery's
+`release_stale`, bot/slack/delivery.py).
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ class Holder:
     @contextlib.contextmanager
     def claiming(self) -> Iterator[set[int]]:
         """The set of notices this holder is sending, under its lock: a claim adds to it here, in the same turn
-        as its UPDATE, so `orphans` never takes a notice claimed a moment ago for one left behind."""
+        as its UPDATE, so releasing the holder's own leftovers never takes a notice claimed a moment ago."""
         with self._turn:
             yield self._sending
 
