@@ -14,6 +14,11 @@ deterministic share of all requests. It only ever listens on 127.0.0.1.
 A dropped connection comes in the two kinds real Slack has: dropped before Slack acted (nothing happened,
 `fail_next(..., drop=True)`) and dropped after it acted (the message is posted, the answer is lost,
 `fail_next(..., drop=True, after=True)`). `fail_ratio` mixes both with 429s and 500s.
+
+Slack's rate limits as Slack applies them: `limit(channel_or_method, seconds)` answers 429 to every post to that
+channel (or call to that method) until `seconds` have passed on the stand-in's clock, each with the Retry-After
+left. `skew` sets Slack's clock off ours (message ts), and `before_acting` lets a test hold a request before Slack
+acts on it.
 """
 
 from __future__ import annotations
@@ -121,9 +126,15 @@ class SlackStandIn:
         #: Where message ts come from: None for a counter from 1700000000 (stable ids), or a function
         #: returning epoch seconds (a test's clock), so `oldest`/`latest` filters mean what they say.
         self.clock: Callable[[], float] | None = None
+        #: Seconds Slack's clock is off the stand-in's `clock` (negative: behind), in the ts it gives messages.
+        self.skew = 0.0
         #: Called with each request Slack has acted on, after acting and before answering, outside the lock:
         #: a test can block in it to hold the answer back (say, to kill the caller while it waits).
         self.on_answer: Callable[[Call], None] | None = None
+        #: Called with each request before Slack acts on it (after injected faults and rate limits), outside the
+        #: lock: a test can block in it to hold a send back before anything is posted.
+        self.before_acting: Callable[[Call], None] | None = None
+        self._limits: dict[str, float] = {}  # a channel id or a method, and when Slack's limit on it ends
         self.calls: list[Call] = []
         self.responses: list[dict] = []  # what handlers said through response_url (at /respond/...)
         self.messages: dict[str, list[Message]] = defaultdict(list)
@@ -180,6 +191,28 @@ class SlackStandIn:
             self._faults.clear()
             self._chaos = None
 
+    def limit(self, what: str, seconds: float) -> None:
+        """Slack rate-limits `what` (a channel's posts, by name or id, a method, or "respond": every response_url)
+        for `seconds` from now: each request to it meanwhile is answered 429 with the Retry-After left, as Slack
+        does."""
+        key = what if "." in what or what == "respond" else self.channel_id(what)
+        with self._lock:
+            self._limits[key] = self.now() + seconds
+
+    def now(self) -> float:
+        """The stand-in's clock: the test's when it set one, else the real one."""
+        return self.clock() if self.clock is not None else time.time()
+
+    def _retry_after(self, method: str, params: dict) -> int | None:
+        """The Retry-After to answer a request under a rate limit with; None when it is not limited."""
+        keys = [method]
+        if method == "chat.postMessage" and params.get("channel"):
+            keys.append(self.channel_id(params["channel"]))
+        with self._lock:
+            ends = max((self._limits.get(key, 0.0) for key in keys), default=0.0)
+        left = ends - self.now()
+        return max(int(left + 0.999), 1) if left > 0 else None
+
     def _fault_for(self, method: str) -> Fault | None:
         with self._lock:
             for key in (method, "*"):
@@ -229,7 +262,7 @@ class SlackStandIn:
             n = next(self._ts) * 100
             return f"{1_700_000_000 + n // 1_000_000}.{n % 1_000_000:06d}"
         # Unique and increasing, as Slack's are within a channel, even when the clock stands still.
-        self._last_ts = max(Decimal(f"{self.clock():.6f}"), self._last_ts + Decimal("0.000100"))
+        self._last_ts = max(Decimal(f"{self.clock() + self.skew:.6f}"), self._last_ts + Decimal("0.000100"))
         return f"{self._last_ts:.6f}"
 
     def _next_id(self, prefix: str) -> str:
@@ -482,7 +515,12 @@ def _handler(standin: SlackStandIn) -> type[BaseHTTPRequestHandler]:
                 self._send(200 if ok else 404, {"ok": ok})
                 return
             if split.path.startswith("/respond/"):
-                # A slash command's or button's response_url: Slack answers a bare "ok".
+                # A slash command's or button's response_url: Slack answers a bare "ok" (or 429, while
+                # `limit("respond", ...)` lasts).
+                retry_after = standin._retry_after("respond", {})
+                if retry_after is not None:
+                    self._send(429, {"ok": False, "error": "ratelimited"}, {"Retry-After": str(retry_after)})
+                    return
                 with standin._lock:
                     standin.responses.append(json.loads(body) if body else {})
                 self.send_response(200)
@@ -527,6 +565,15 @@ def _handler(standin: SlackStandIn) -> type[BaseHTTPRequestHandler]:
                     standin.calls.append(call)
                 self._send(fault.status, call.response, headers)
                 return
+            retry_after = standin._retry_after(method, call.params)
+            if retry_after is not None:
+                call.status, call.response = 429, {"ok": False, "error": "ratelimited"}
+                with standin._lock:
+                    standin.calls.append(call)
+                self._send(429, call.response, {"Retry-After": str(retry_after)})
+                return
+            if standin.before_acting is not None:
+                standin.before_acting(call)
             with standin._lock:
                 call.response = standin.answer(method, call.params, call.token)
                 call.processed = True

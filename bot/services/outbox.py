@@ -58,6 +58,12 @@ def dm(session: Session, user_id: str, key: str, text: str, *, now: datetime, pq
            payload=payload, now=now)
 
 
+def ephemeral(session: Session, channel: str, user_id: str, key: str, text: str, *, now: datetime) -> None:
+    """A message only `user_id` sees, in `channel`: a private answer to something they did there, which Slack's rate
+    limit kept from being said at once (bot/slack/errors.py)."""
+    _queue(session, key=key, kind="ephemeral", target=user_id, channel=channel, text=text, now=now)
+
+
 def post(session: Session, channel: str, key: str, text: str, *, now: datetime, blocks: list | None = None) -> None:
     """A message of its own in a channel (weekly review, guardrail alerts)."""
     _queue(session, key=key, kind="channel", target=channel, text=text, blocks=blocks, now=now)

@@ -2,13 +2,33 @@
 to date. It reaches Slack only through the Gateway's methods (bot/slack/gateway.py).
 
 One pass (`deliver_due`) takes the pending notices that are due, oldest first. Each is *claimed* with a
-conditional UPDATE (pending -> sending) committed before Slack is called, so two workers (threads or
-processes) never send the same notice; the one whose UPDATE changes no row skips it. After Slack answers,
-the outcome is saved in one transaction: the notice is sent (with its channel and ts) and, for an alert,
-the lead learns where its alert is and moves from qualified to alerted. A failure (Slack said no, or the
-connection failed, after the client's own retries) puts the notice back to pending with a growing delay;
-after MAX_ATTEMPTS it is failed for good. Then `refresh_alerts` edits every alert whose lead changed since
-it was rendered.
+conditional UPDATE (pending -> sending, naming this process's holder) committed before Slack is called, so two
+workers (threads or processes) never send the same notice; the one whose UPDATE changes no row skips it. After
+Slack answers, the outcome is saved in one transaction: the notice is sent (with its channel and ts) and, for an
+alert, the lead learns where its alert is and moves from qualified to alerted. A failure (Slack said no, or the
+connection failed, after the client's own retries) puts the notice back to pending with a growing delay; after
+MAX_ATTEMPTS it is failed for good. Then `refresh_alerts` edits every alert whose lead changed since it was
+rendered.
+
+Who holds a notice while it is sent, and why no send is ever repeated by another process: a notice in "sending"
+names its holder (bot/store/holders.py), the process that claimed it, which holds a lock of its own for as long as
+it lives (PostgreSQL: a session-level advisory lock; SQLite: a file lock beside the database). At the start of
+every pass, `release_stale` puts a notice back to pending when, and only when, its holder's lock is free. A free
+lock means the holder is dead, so nothing is sending the notice; a held one means it lives, so its claim never
+runs out, however long Slack takes to answer, and no other process can send the notice meanwhile. And the database
+or the operating system lets go of a dead process's lock the moment it dies, so the notices of a process killed
+mid-send are taken up by the first pass after it (a restart's, or another process's), not minutes later. Within a
+process, a notice it holds but is no longer sending (its outcome could not be saved) is released by its next pass.
+A notice claimed by a pqlbot from before holders has none, and goes back after LEASE, as it used to. The case this
+leaves open: on PostgreSQL, a holder whose own session ends while its process lives (the server restarted, the
+connection was killed) has its claims released, possibly mid-send; it claims nothing more until it holds its lock
+again, and an alert or reply is looked for before it is posted again (below).
+
+Rate limits are scheduled, not slept (bot/slack/gateway.py). A 429 is not a failed attempt (Slack did nothing): the
+gateway holds back what Slack limited until its Retry-After has passed, and the notice goes back to pending, due
+then, its attempts unchanged. The pass goes on with the rest: a notice for what is held is put back the same way
+without calling Slack, and DMs, other channels and click answers go out. The Deliverer wakes when the earliest
+notice is due, so a limited channel's notices follow, in order, once it opens.
 
 A review notice (kind "review", text = the week, e.g. 2026-W45) is rendered when it is sent, like an alert,
 by a `render_review` callable: the blocks are posted to its target channel, the channel and ts are saved
@@ -16,21 +36,22 @@ on the notice at once, and then the chart is uploaded. A failed upload is retrie
 blocks again. Without a `render_review` a review notice waits (it is not an attempt).
 
 Where a post can be duplicated, and how alerts and replies are not: Slack may accept a message and the
-answer never arrive (the connection drops after Slack acted, a 5xx after it acted, or pqlbot dies before
-the commit that records it; a crash leaves the notice "sending", and after LEASE it goes back to pending,
-`release_stale`). Posting again would post twice. So alerts and thread replies are posted with Slack message
-metadata naming what they are (`{"event_type": "pql_alert", "event_payload": {"pql_id": N, "version": V}}`;
-replies `pql_reply` with the notice's key), and are never re-posted blind (`Gateway.post_once`): before any
-post that follows an unclear failure (an earlier attempt of the notice, or a dropped connection or 5xx within
-this one) the channel (`conversations.history`) or the thread (`conversations.replies`) is read from a minute
-before the notice was queued, and a message carrying that metadata is adopted instead of posting again. Their
-posts go through a client that retries 429s only (Slack did nothing then): the gateway retries the rest
-itself, looking first. This needs the channels:history scope (groups:history for a private alerts channel)
-and the alerts channel's id: PQL_ALERTS_CHANNEL as an id (C0123ABCD) is used as is; as a #name, the id Slack
-returned for the latest alert is used (the gateway's memory, else the store's last sent alert), so only the
-very first alert, before any was ever posted, cannot be looked for. Where a lookup cannot be made (no id
-yet, a missing scope, a thread gone) the post is made anyway and logged: at least once, as before. DMs,
-channel posts and reviews are at least once: a crash or lost answer in that window can still repeat one.
+answer never arrive (the connection drops after Slack acted, a 5xx after it acted, or pqlbot dies before the
+commit that records it: its notice is released by the next pass). Posting again would post twice. So alerts and
+thread replies are posted with Slack message metadata naming what they are (`{"event_type": "pql_alert",
+"event_payload": {"pql_id": N, "version": V}}`, N being what the notice's key `alert:N` names; replies `pql_reply`
+with the notice's key), and are never re-posted blind (`Gateway.post_once`): before any post that follows an
+unclear failure (an earlier attempt of the notice, or a dropped connection or 5xx within this one) the channel
+(`conversations.history`) or the thread (`conversations.replies`) is read from LOOKBACK before the notice was
+queued, and a message carrying that metadata is adopted instead of posting again. LOOKBACK is wide because the
+window is on Slack's clock (message ts) and the notice's time on ours: Slack's may be up to 5 minutes behind.
+Their posts go through a client that retries nothing: the gateway retries unclear failures itself, looking
+first. This needs the channels:history scope (groups:history for a private alerts channel) and the alerts
+channel's id: PQL_ALERTS_CHANNEL as an id (C0123ABCD) is used as is; as a #name, the id Slack returned for the
+latest alert is used (the gateway's memory, else the store's last sent alert), so only the very first alert,
+before any was ever posted, cannot be looked for. Where a lookup cannot be made (no id yet, a missing scope, a
+thread gone) the post is made anyway and logged: at least once, as before. DMs, channel posts, reviews and private
+answers are at least once: a crash or lost answer in that window can still repeat one.
 
 Nothing here logs or stores message contents: only notice ids, kinds and Slack's error codes.
 """
@@ -51,7 +72,9 @@ from bot import store
 from bot.clock import Clock, utc_now
 from bot.domain.lifecycle import PqlState
 from bot.services import audit
-from bot.slack.gateway import FAILURES, Gateway, error_code
+from bot.slack.gateway import FAILURES, Gateway, RateLimited, error_code
+from bot.store import holders
+from bot.store.holders import Holder
 from bot.store.models import Notice, Pql
 
 log = logging.getLogger(__name__)
@@ -68,9 +91,11 @@ RenderReview = Callable[[Session, str], tuple[str, list | None, Path | str | Non
 MAX_ATTEMPTS = 8
 FIRST_RETRY = timedelta(seconds=30)
 MAX_RETRY = timedelta(minutes=30)
-#: How long a notice may stay "sending" before it is taken for a crashed send and tried again.
+#: The old lease, for notices left "sending" without a holder (by a pqlbot from before holders): they go back
+#: after this long. A claim still writes it, so such a process, running beside this one during an upgrade,
+#: leaves this one's claims alone as long as it used to.
 LEASE = timedelta(minutes=10)
-#: How often the Deliverer runs when nobody kicks it.
+#: How often the Deliverer runs when nobody kicks it and nothing falls due sooner.
 EVERY_SECONDS = 15.0
 #: What a failed Slack call raises once the client has stopped retrying (the gateway's FAILURES).
 DELIVERY_ERRORS = FAILURES
@@ -79,9 +104,13 @@ _UNEDITABLE = frozenset({"message_not_found", "cant_update_message", "edit_windo
 #: Message metadata event types: what lets a retry find a post whose answer was lost.
 ALERT_EVENT = "pql_alert"
 REPLY_EVENT = "pql_reply"
-#: A lookup reads from this long before the notice was queued (clocks differ a little), at most
-#: gateway.LOOKUP_MAX messages.
-LOOKBACK = timedelta(minutes=1)
+#: How far Slack's clock may be behind ours: Slack refuses requests signed over 5 minutes off its own clock,
+#: the skew it documents and tolerates.
+SLACK_CLOCK_SKEW = timedelta(minutes=5)
+#: A lookup reads Slack's messages from this long before the notice was queued (on our clock): Slack's skew, and
+#: a minute more for our own processes' clocks (the notice may have been queued by another), at most
+#: gateway.LOOKUP_MAX messages. The post itself comes after the notice was queued, however long it took.
+LOOKBACK = SLACK_CLOCK_SKEW + timedelta(minutes=1)
 
 
 @dataclass(slots=True)
@@ -90,6 +119,8 @@ class DeliveryReport:
     failed: int = 0  # attempts that failed in this pass (most are retried later)
     waiting: int = 0  # replies held back until their lead's alert is posted
     updated: int = 0  # alerts edited to match their lead
+    held: int = 0  # notices put back until Slack's rate limit on their channel (or method) has passed
+    next_due: datetime | None = None  # when the next pending notice falls due after `now` (a retry, a limit's end)
 
 
 def retry_delay(attempts: int) -> timedelta:
@@ -99,11 +130,16 @@ def retry_delay(attempts: int) -> timedelta:
 
 def deliver_due(engine: sa.Engine, gateway: Gateway, *, render_alert: RenderAlert, alerts_channel: str,
                 now: datetime, limit: int = 200, render_review: RenderReview | None = None,
-                make_way: Callable[[], None] = lambda: None) -> DeliveryReport:
+                make_way: Callable[[], None] = lambda: None, holder: Holder | None = None) -> DeliveryReport:
     """One delivery pass as of `now`; see the module docstring. Safe to run from several workers at once.
-    `make_way` is called before each notice and each edit (it may wait: see Runtime.answering)."""
+    `make_way` is called before each notice and each edit (it may wait: see Runtime.answering). `holder` is
+    this process's for the store unless a test plays another process."""
     report = DeliveryReport()
-    release_stale(engine, now=now)
+    holder = holder or holders.of(engine)
+    if not holder.alive():
+        log.warning("delivery waits: this process does not hold its lock on the store (the store is away?)")
+        return report
+    release_stale(engine, now=now, holder=holder)
     with engine.connect() as connection:
         due = connection.execute(
             sa.select(_NOTICES.c.id).where(_NOTICES.c.state == "pending", _NOTICES.c.next_attempt_at <= now)
@@ -112,7 +148,7 @@ def deliver_due(engine: sa.Engine, gateway: Gateway, *, render_alert: RenderAler
     for notice_id in due:
         make_way()
         try:
-            outcome = _deliver(engine, gateway, notice_id, render_alert=render_alert,
+            outcome = _deliver(engine, gateway, holder, notice_id, render_alert=render_alert,
                                alerts_channel=alerts_channel, now=now, render_review=render_review)
         except Exception:  # a bug in one notice (say its rendering) must not hold up the rest
             log.exception("delivering notice %s failed unexpectedly", notice_id)
@@ -123,43 +159,69 @@ def deliver_due(engine: sa.Engine, gateway: Gateway, *, render_alert: RenderAler
             report.failed += 1
         elif outcome == "waiting":
             report.waiting += 1
+        elif outcome == "held":
+            report.held += 1
     report.updated = refresh_alerts(engine, gateway, render_alert, now, make_way=make_way)
+    with engine.connect() as connection:  # (what is due already and still pending waits for something else)
+        report.next_due = connection.scalar(sa.select(sa.func.min(_NOTICES.c.next_attempt_at)).where(
+            _NOTICES.c.state == "pending", _NOTICES.c.next_attempt_at > now))
     return report
 
 
-def release_stale(engine: sa.Engine, *, now: datetime) -> int:
-    """Notices left "sending" past their lease (the sender crashed mid-send) go back to pending, counting
-    the interrupted try as an attempt. The crashed sender may have posted before it died: an alert or reply
-    is looked for in Slack before it is posted again (see the module docstring); a DM or channel post may
-    be repeated."""
-    stale = sa.and_(_NOTICES.c.state == "sending", _NOTICES.c.next_attempt_at <= now)
-    with engine.begin() as connection:
-        released = connection.execute(
-            sa.update(_NOTICES).where(stale).values(
-                state=sa.case((_NOTICES.c.attempts + 1 >= MAX_ATTEMPTS, "failed"), else_="pending"),
-                attempts=_NOTICES.c.attempts + 1, last_error="interrupted", next_attempt_at=now,
-            )
-        ).rowcount
+def release_stale(engine: sa.Engine, *, now: datetime, holder: Holder | None = None) -> int:
+    """Notices whose sender is gone go back to pending, counting the interrupted try as an attempt: those of a
+    holder whose lock is free (it died), this holder's own that it is no longer sending, and those without a holder
+    past LEASE (see the module docstring). The dead sender may have posted before it died: an alert or reply is
+    looked for in Slack before it is posted again; a DM or channel post may be repeated."""
+    holder = holder or holders.of(engine)
+    sending = _NOTICES.c.state == "sending"
+    with engine.connect() as connection:
+        named = connection.execute(sa.select(_NOTICES.c.holder).where(sending).distinct()).scalars().all()
+    released = 0
+    for other in named:
+        if other is None:
+            with engine.begin() as connection:
+                released += _interrupted(connection, sa.and_(sending, _NOTICES.c.holder.is_(None),
+                                                             _NOTICES.c.next_attempt_at <= now), now)
+        elif other == holder.id:
+            with holder.claiming() as in_flight, engine.begin() as connection:
+                released += _interrupted(connection, sa.and_(sending, _NOTICES.c.holder == other,
+                                                             _NOTICES.c.id.not_in(list(in_flight))), now)
+        else:
+            with engine.begin() as connection:  # (on PostgreSQL the gone holder's lock is ours till this commits)
+                if holder.gone(connection, other):
+                    released += _interrupted(connection, sa.and_(sending, _NOTICES.c.holder == other), now)
     if released:
         log.warning("%d notice(s) were left sending by an interrupted delivery; retrying them", released)
     return released
 
 
-def _claim(engine: sa.Engine, notice_id: int, now: datetime) -> bool:
-    """pending -> sending, committed at once; False when another worker got there first. While sending,
-    `next_attempt_at` holds the end of the lease."""
-    with engine.begin() as connection:
-        return connection.execute(
+def _interrupted(connection: sa.Connection, which: sa.ColumnElement[bool], now: datetime) -> int:
+    return connection.execute(
+        sa.update(_NOTICES).where(which).values(
+            state=sa.case((_NOTICES.c.attempts + 1 >= MAX_ATTEMPTS, "failed"), else_="pending"),
+            attempts=_NOTICES.c.attempts + 1, last_error="interrupted", next_attempt_at=now, holder=None,
+        )
+    ).rowcount
+
+
+def _claim(engine: sa.Engine, holder: Holder, notice_id: int, now: datetime) -> bool:
+    """pending -> sending by `holder`, committed at once; False when another worker got there first."""
+    with holder.claiming() as in_flight, engine.begin() as connection:
+        claimed = connection.execute(
             sa.update(_NOTICES).where(_NOTICES.c.id == notice_id, _NOTICES.c.state == "pending",
                                       _NOTICES.c.next_attempt_at <= now)
-            .values(state="sending", next_attempt_at=now + LEASE)
+            .values(state="sending", holder=holder.id, next_attempt_at=now + LEASE)
         ).rowcount == 1
+        if claimed:
+            in_flight.add(notice_id)
+        return claimed
 
 
-def _deliver(engine: sa.Engine, gateway: Gateway, notice_id: int, *, render_alert: RenderAlert,
+def _deliver(engine: sa.Engine, gateway: Gateway, holder: Holder, notice_id: int, *, render_alert: RenderAlert,
              alerts_channel: str, now: datetime, render_review: RenderReview | None = None) -> str:
-    """Send one notice: "sent", "failed", "waiting" (a reply before its alert, a review with no renderer)
-    or "skipped"."""
+    """Send one notice: "sent", "failed", "held" (Slack's rate limit), "waiting" (a reply before its alert, a
+    review with no renderer) or "skipped"."""
     with store.session(engine) as session:
         notice = session.get(Notice, notice_id)
         if notice is None or notice.state != "pending":
@@ -171,8 +233,17 @@ def _deliver(engine: sa.Engine, gateway: Gateway, notice_id: int, *, render_aler
         if notice.kind == "review" and render_review is None:
             log.warning("review notice %s waits: this deliverer has no render_review", notice_id)
             return "waiting"
-    if not _claim(engine, notice_id, now):
+    if not _claim(engine, holder, notice_id, now):
         return "skipped"
+    try:
+        return _send_claimed(engine, gateway, notice, render_alert=render_alert, alerts_channel=alerts_channel,
+                             now=now, render_review=render_review)
+    finally:
+        holder.done(notice_id)
+
+
+def _send_claimed(engine: sa.Engine, gateway: Gateway, notice: Notice, *, render_alert: RenderAlert,
+                  alerts_channel: str, now: datetime, render_review: RenderReview | None) -> str:
     try:
         if notice.kind == "alert":
             _send_alert(engine, gateway, notice, render_alert=render_alert, alerts_channel=alerts_channel, now=now)
@@ -183,6 +254,9 @@ def _deliver(engine: sa.Engine, gateway: Gateway, notice_id: int, *, render_aler
             channel, ts = _send_review(engine, gateway, notice, render_review)
         else:
             channel, ts = _send(engine, gateway, notice)
+    except RateLimited as limited:
+        _held_back(engine, notice, limited, now)
+        return "held"
     except DELIVERY_ERRORS as error:
         _failed(engine, notice, error_code(error), now)
         return "failed"
@@ -190,7 +264,7 @@ def _deliver(engine: sa.Engine, gateway: Gateway, notice_id: int, *, render_aler
         _failed(engine, notice, type(error).__name__, now)
         raise
     with engine.begin() as connection:
-        _mark_sent(connection, notice_id, channel, ts, now)
+        _mark_sent(connection, notice.id, channel, ts, now)
     return "sent"
 
 
@@ -204,6 +278,8 @@ def _send(engine: sa.Engine, gateway: Gateway, notice: Notice) -> tuple[str, str
         return gateway.dm(notice.target, text, blocks)
     if notice.kind == "channel":
         return gateway.post(notice.target, text, blocks)
+    if notice.kind == "ephemeral":
+        return notice.channel, gateway.ephemeral(notice.channel, notice.target, text, blocks)
     raise ValueError(f"unknown notice kind {notice.kind!r}")
 
 
@@ -234,7 +310,7 @@ def _mark_sent(connection: sa.Connection, notice_id: int, channel: str, ts: str,
     # "pending" too: if this send outlived its lease and was released, it is done all the same.
     connection.execute(
         sa.update(_NOTICES).where(_NOTICES.c.id == notice_id, _NOTICES.c.state.in_(("sending", "pending")))
-        .values(state="sent", channel=channel, ts=ts, sent_at=now, last_error=None)
+        .values(state="sent", channel=channel, ts=ts, sent_at=now, last_error=None, holder=None)
     )
 
 
@@ -314,7 +390,7 @@ def _failed(engine: sa.Engine, notice: Notice, code: str, now: datetime) -> None
         connection.execute(
             sa.update(_NOTICES).where(_NOTICES.c.id == notice.id, _NOTICES.c.state == "sending").values(
                 state="failed" if gave_up else "pending", attempts=attempts, last_error=code,
-                next_attempt_at=now if gave_up else now + retry_delay(attempts),
+                next_attempt_at=now if gave_up else now + retry_delay(attempts), holder=None,
             )
         )
     if gave_up:
@@ -322,6 +398,20 @@ def _failed(engine: sa.Engine, notice: Notice, code: str, now: datetime) -> None
     else:
         log.warning("notice %s (%s) failed (attempt %d, %s); retrying in %s", notice.id, notice.kind, attempts,
                     code, retry_delay(attempts))
+
+
+def _held_back(engine: sa.Engine, notice: Notice, limited: RateLimited, now: datetime) -> None:
+    """Slack's rate limit on where the notice goes: back to pending until it has passed. Not an attempt (Slack
+    did nothing), so it is never given up for being limited."""
+    with engine.begin() as connection:
+        connection.execute(
+            sa.update(_NOTICES).where(_NOTICES.c.id == notice.id, _NOTICES.c.state == "sending").values(
+                state="pending", last_error="ratelimited", holder=None,
+                next_attempt_at=now + timedelta(seconds=limited.retry_after),
+            )
+        )
+    log.info("notice %s (%s) waits %.0f s for Slack's rate limit on %s", notice.id, notice.kind,
+             limited.retry_after, limited.limited)
 
 
 def refresh_alerts(engine: sa.Engine, gateway: Gateway, render_alert: RenderAlert, now: datetime,
@@ -344,6 +434,9 @@ def refresh_alerts(engine: sa.Engine, gateway: Gateway, render_alert: RenderAler
                 text, blocks = render_alert(session, pql_id)
             try:
                 gateway.update(channel, ts, text, blocks)
+            except RateLimited:
+                log.info("editing alerts waits for Slack's rate limit on chat.update; the next pass goes on")
+                break
             except DELIVERY_ERRORS as error:
                 code = error_code(error)
                 if code not in _UNEDITABLE:
@@ -363,7 +456,9 @@ def refresh_alerts(engine: sa.Engine, gateway: Gateway, render_alert: RenderAler
 
 class Deliverer:
     """`pqlbot serve`'s delivery thread: a pass at start, whenever `kick()` is called (say, right after a
-    claim queued a reply), and at least every `every` seconds. A failing pass is logged; the thread lives on."""
+    claim queued a reply), when the earliest pending notice falls due (a retry, the end of a rate limit), and at
+    least every `every` seconds. A failing pass is logged; the thread lives on. Its first pass takes up at once
+    whatever a dead process left sending (`release_stale`)."""
 
     def __init__(self, engine: sa.Engine, gateway: Gateway, *, render_alert: RenderAlert, alerts_channel: str,
                  clock: Clock = utc_now, every: float = EVERY_SECONDS, limit: int = 200,
@@ -400,9 +495,13 @@ class Deliverer:
                                      alerts_channel=self.alerts_channel, now=self.clock(), limit=self.limit,
                                      render_review=self.render_review, make_way=self.make_way)
                 self.last_report = report
-                full = report.sent + report.failed >= self.limit
+                full = report.sent + report.failed + report.held >= self.limit
+                wait = self.every
+                if report.next_due is not None:
+                    wait = min(wait, max((report.next_due - self.clock()).total_seconds(), 0.05))
             except Exception:
                 log.exception("delivery pass failed")
+                wait = self.every
             self.passes += 1
             if not full:
-                self._wake.wait(self.every)
+                self._wake.wait(wait)

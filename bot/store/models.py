@@ -281,18 +281,21 @@ class Notice(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     key: str = Field(max_length=200, sa_column_kwargs={"unique": True})
-    kind: str = Field(max_length=16)  # alert | reply (in the alert's thread) | dm | channel
+    kind: str = Field(max_length=16)  # alert | reply (in the alert's thread) | dm | channel | review | ephemeral
     pql_id: int | None = Field(default=None, foreign_key="pqls.id", index=True)
-    target: str | None = Field(default=None, max_length=64)  # a user for dm, a channel for channel
+    target: str | None = Field(default=None, max_length=64)  # a user for dm and ephemeral, a channel for channel
     text: str | None = None
     blocks: list | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     # A typed notice: what to render, as data ({"view": "manager_card", ...}); its Block Kit is built when it
     # is delivered (bot/slack/blocks/notices.py). None for notices with stored blocks or none at all.
     payload: dict | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     state: str = Field(default="pending", max_length=16, index=True)  # pending | sending | sent | failed
+    # While sending: the deliverer that claimed it (bot/store/holders.py), so it goes back to pending as soon as
+    # that deliverer is gone and never while it lives. None otherwise (and on notices claimed before 0009).
+    holder: str | None = Field(default=None, max_length=32)
     attempts: int = 0
     next_attempt_at: datetime = _time()
-    channel: str | None = Field(default=None, max_length=64)
+    channel: str | None = Field(default=None, max_length=64)  # where it went (an ephemeral's: where it goes)
     ts: str | None = Field(default=None, max_length=32)
     last_error: str | None = None
     created_at: datetime = _time()

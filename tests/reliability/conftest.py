@@ -27,6 +27,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import sqlalchemy as sa
 
+from bot.slack.ids import Action, LeadRef
 from tests.conftest import POSTGRES_URL
 from tests.standin import ALERTS_CHANNEL_ID, SlackStandIn
 
@@ -125,14 +126,8 @@ def send_batch(port: int, batch: dict, *, retries: int = 0, timeout: float = 10)
 _triggers = itertools.count(1)
 
 
-def kick(port: int, slack: SlackStandIn, user: str = "U0ANA") -> int | None:
-    """A rep types `/pql help`: any slash command kicks the process's deliverer, so a test need not wait
-    out its 15-second cadence for what was ingested over HTTP. The answer goes to the stand-in."""
-    form = {"token": "legacy", "team_id": "T0TEAM", "team_domain": "acme", "channel_id": ALERTS_CHANNEL_ID,
-            "channel_name": "pql-alerts", "user_id": user, "user_name": user.lower(), "command": "/pql",
-            "text": "help", "api_app_id": "A0PQLBOT", "response_url": f"{slack.root}respond/{next(_triggers)}",
-            "trigger_id": f"{next(_triggers)}.{time.time_ns()}.trigger"}
-    body = urlencode(form)
+def signed_post(port: int, body: str) -> int | None:
+    """POST a form body to the process's /slack/events, signed as Slack signs it."""
     stamp = str(int(time.time()))
     signature = "v0=" + hmac.new(SIGNING_SECRET.encode(), f"v0:{stamp}:{body}".encode(), hashlib.sha256).hexdigest()
     return post(port, "/slack/events", body.encode(), {"X-Slack-Request-Timestamp": stamp,
@@ -140,11 +135,45 @@ def kick(port: int, slack: SlackStandIn, user: str = "U0ANA") -> int | None:
                                                          "Content-Type": "application/x-www-form-urlencoded"})
 
 
+def click_claim(port: int, slack: SlackStandIn, pql_id: int, user: str) -> int | None:
+    """A rep clicks Claim on a lead's alert (or its DM): acked at once, the claim stored after the ack."""
+    payload = {
+        "type": "block_actions", "user": {"id": user, "username": user.lower(), "team_id": "T0TEAM"},
+        "api_app_id": "A0PQLBOT", "token": "legacy", "team": {"id": "T0TEAM", "domain": "acme"},
+        "trigger_id": f"{next(_triggers)}.{time.time_ns()}.trigger",
+        "actions": [{"type": "button", "action_id": Action.CLAIM, "block_id": "b",
+                     "value": LeadRef(pql_id=pql_id).encode(), "action_ts": f"{time.time():.6f}"}],
+        "container": {"type": "message", "message_ts": "1700000000.000100", "channel_id": ALERTS_CHANNEL_ID},
+        "channel": {"id": ALERTS_CHANNEL_ID, "name": "pql-alerts"},
+        "response_url": f"{slack.root}respond/{next(_triggers)}",
+    }
+    return signed_post(port, urlencode({"payload": json.dumps(payload)}))
+
+
+def kick(port: int, slack: SlackStandIn, user: str = "U0ANA") -> int | None:
+    """A rep types `/pql help`: any slash command kicks the process's deliverer, so a test need not wait
+    out its 15-second cadence for what was ingested over HTTP. The answer goes to the stand-in."""
+    form = {"token": "legacy", "team_id": "T0TEAM", "team_domain": "acme", "channel_id": ALERTS_CHANNEL_ID,
+            "channel_name": "pql-alerts", "user_id": user, "user_name": user.lower(), "command": "/pql",
+            "text": "help", "api_app_id": "A0PQLBOT", "response_url": f"{slack.root}respond/{next(_triggers)}",
+            "trigger_id": f"{next(_triggers)}.{time.time_ns()}.trigger"}
+    return signed_post(port, urlencode(form))
+
+
 # -- what the store and Slack hold afterwards --------------------------------------------------------------------
 
 def rows(engine: sa.Engine, query: str, **params) -> list:
     with engine.connect() as connection:
         return list(connection.execute(sa.text(query), params))
+
+
+def alert_times(slack) -> dict[int, list[float]]:
+    """When each lead's alert was posted (its ts: the stand-in stamps messages on the real clock), per lead id."""
+    posted: dict[int, list[float]] = {}
+    for message in slack.history(ALERTS_CHANNEL_ID):
+        if message.thread_ts is None and message.metadata and message.metadata.get("event_type") == "pql_alert":
+            posted.setdefault(message.metadata["event_payload"]["pql_id"], []).append(float(message.ts))
+    return posted
 
 
 def alert_posts(slack) -> Counter:
@@ -158,9 +187,10 @@ def drained(engine: sa.Engine, expected: int) -> bool:
     return pqls == expected and alerted == expected and busy == 0
 
 
-def check_store_and_slack(engine: sa.Engine, slack, users: list[str], *, business_open: bool) -> dict:
+def check_store_and_slack(engine: sa.Engine, slack, users: list[str], *, business_open: bool,
+                          claimed: frozenset[int] = frozenset()) -> dict:
     """Every user one PQL, one alert post (the one the lead points at), one assignment and its DM; no notice
-    left owed. Returns counts for the report."""
+    left owed; the leads in `claimed` claimed by their rep, the others assigned. Returns counts for the report."""
     pqls = rows(engine, "SELECT id, user_id, alert_ts, state, rep_id FROM pqls ORDER BY id")
     assert sorted(p.user_id for p in pqls) == sorted(users)  # one each: no lead lost, none doubled
     posts = alert_posts(slack)
@@ -176,7 +206,8 @@ def check_store_and_slack(engine: sa.Engine, slack, users: list[str], *, busines
         assert Counter(a.pql_id for a in assignments) == Counter({p.id: 1 for p in pqls})
         assert {a.reason for a in assignments} <= {"round_robin", "queue"}
         assert {a.pql_id: a.rep_id for a in assignments} == {p.id: p.rep_id for p in pqls}
-        assert {p.state for p in pqls} == {"assigned"} and {p.rep_id for p in pqls} <= set(REPS)
+        assert {p.id: p.state for p in pqls} == {p.id: "claimed" if p.id in claimed else "assigned" for p in pqls}
+        assert {p.rep_id for p in pqls} <= set(REPS)
         assert len(dms) == len(pqls)  # one DM owed per assignment...
         for dm in dms:  # ...and each delivered
             assert dm.ts in {m.ts for m in slack.history(dm.channel)}
@@ -286,6 +317,15 @@ def slack() -> Iterator[SlackStandIn]:
 
 
 # -- a PostgreSQL database of our own ----------------------------------------------------------------------------
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, tmp_path) -> str:
+    """DATABASE_URL for `pqlbot serve` processes, on each store: a SQLite file of the test's own, or a PostgreSQL
+    database of its own (`fault_postgres_url`; skipped without PQLBOT_TEST_POSTGRES_URL)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'pqlbot.db'}"
+    return request.getfixturevalue("fault_postgres_url")
+
 
 @pytest.fixture
 def fault_postgres_url() -> Iterator[str]:

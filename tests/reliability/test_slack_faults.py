@@ -18,8 +18,9 @@ from sqlmodel import select
 
 from bot.services import leads, outbox
 from bot.services.pipeline import Pipeline
-from bot.slack.delivery import LEASE, deliver_due
+from bot.slack.delivery import LEASE, LOOKBACK, deliver_due
 from bot.slack.gateway import Gateway
+from bot.store import holders
 from bot.store import session as open_session
 from bot.store.models import Notice, Pql
 from tests.scoring.builders import NY, Trial
@@ -38,7 +39,8 @@ class World:
         self.now = WEDNESDAY
         slack.clock = lambda: self.now.timestamp()  # so `oldest` in a lookup means what it says
         self.pipeline = Pipeline(engine, tz=NY, clock=lambda: self.now)
-        self.gateway = Gateway.connect("xoxb-test", slack.url, max_retries=max_retries, backoff=0.01)
+        self.gateway = Gateway.connect("xoxb-test", slack.url, max_retries=max_retries, backoff=0.01,
+                                       clock=lambda: self.now)  # Slack's rate limits pass on the test's clock
         with open_session(engine) as session, session.begin():
             leads.sync_roster(session, REPS, now=self.now)
 
@@ -171,24 +173,48 @@ def test_an_alert_whose_answer_was_lost_is_found_in_the_channel_and_not_posted_a
     [lookup] = slack.calls_to("conversations.history")
     created = world.notices()[0].created_at
     assert lookup.params["channel"] == ALERTS_CHANNEL_ID and lookup.params["include_all_metadata"] in ("1", "true")
-    assert float(lookup.params["oldest"]) == pytest.approx((created - timedelta(minutes=1)).timestamp())
+    assert float(lookup.params["oldest"]) == pytest.approx((created - LOOKBACK).timestamp())
     pql = world.pql(pql_id)
     assert (pql.alert_ts, pql.state, pql.posted_version) == (message.ts, "alerted", 1)
     assert [c.status for c in slack.calls_to("chat.postMessage")] == [DROP]
 
 
-def test_an_alert_posted_by_a_process_that_died_before_recording_it_is_adopted_after_the_lease(engine, slack):
+@pytest.mark.parametrize("behind", [120, 290])
+def test_with_slacks_clock_minutes_behind_an_alert_and_a_reply_whose_answers_were_lost_are_found_not_posted_twice(
+        engine, slack, behind):
+    world = World(engine, slack)
+    slack.skew = -behind  # Slack stamps messages `behind` seconds earlier than our clock says
+    [pql_id] = world.leads(1)
+    world.now += timedelta(seconds=3)  # the deliverer gets to it a moment after it was queued
+    slack.fail_next("chat.postMessage", drop=True, after=True)  # posted; the connection drops before the answer
+    assert world.deliver().sent == 1
+    assert world.alerts() == Counter({pql_id: 1})
+    [alert] = slack.history(ALERTS_CHANNEL_ID)
+    assert world.pql(pql_id).alert_ts == alert.ts
+    world.claim(pql_id, "U0ANA")
+    world.now += timedelta(seconds=3)
+    slack.fail_next("chat.postMessage", drop=True, after=True)
+    assert world.deliver().sent == 1
+    [reply] = slack.thread(ALERTS_CHANNEL_ID, alert.ts)
+    assert reply.metadata["event_payload"] == {"key": f"claim:{pql_id}"}
+    assert [c.status for c in slack.calls_to("chat.postMessage")] == [DROP, DROP]  # found both times, never reposted
+
+
+def test_an_alert_posted_by_a_process_that_died_before_recording_it_is_adopted_by_the_next_pass(engine, slack):
     world = World(engine, slack)
     [pql_id] = world.leads(1)
     # The dead process: it claimed the notice, Slack posted its alert, and it died before the commit.
+    dead = holders.new(engine)
     with engine.begin() as connection:
-        connection.execute(sa.update(Notice.__table__).values(state="sending", next_attempt_at=world.now + LEASE))
+        connection.execute(sa.update(Notice.__table__).values(state="sending", holder=dead.id,
+                                                              next_attempt_at=world.now + LEASE))
     world.now += timedelta(seconds=2)
     world.gateway.client.chat_postMessage(
         channel=ALERTS_CHANNEL_ID, text=f"PQL-{pql_id} qualified v1",
         metadata={"event_type": "pql_alert", "event_payload": {"pql_id": pql_id, "version": 1}})
     world.claim(pql_id, "U0ANA")  # the lead moves on meanwhile: the adopted alert must be edited
-    world.now += LEASE
+    dead.close()  # its lock goes with it
+    world.now += timedelta(seconds=1)
     report = world.deliver()
     assert (report.sent, report.updated) == (2, 1)  # the alert (adopted) and the claim's reply; one edit
     [alert] = [m for m in slack.history(ALERTS_CHANNEL_ID) if m.thread_ts is None]
@@ -219,7 +245,9 @@ def test_a_reply_whose_answer_was_lost_is_found_in_the_thread_and_not_posted_aga
 def test_a_failure_slack_did_nothing_about_is_retried_without_looking(engine, slack):
     world = World(engine, slack)
     world.leads(1)
-    slack.fail_next("chat.postMessage", status=429, retry_after=0)
+    slack.fail_next("chat.postMessage", status=429, retry_after=3)
+    assert world.deliver().held == 1  # back in the outbox until Retry-After has passed: not an attempt
+    world.now += timedelta(seconds=3)
     assert world.deliver().sent == 1
     assert [c.status for c in slack.calls_to("chat.postMessage")] == [429, 200]
     assert slack.calls_to("conversations.history") == []

@@ -3,7 +3,8 @@ and assigned once.
 
 The sweeps test runs on every backend; PostgreSQL is the one that matters (an advisory lock per step, held
 by each sweeper on its own connection pool, as two processes would). The end-to-end test runs two real
-`pqlbot serve` processes on a PostgreSQL database of its own, and is skipped without one.
+`pqlbot serve` processes on a PostgreSQL database of its own, and is skipped without one. The slow-send test runs
+two real processes on each store: one's send outlasts the old lease, and the other never takes it over.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from bot.sweeps.runner import Sweeps
 from tests.reliability.conftest import (
     MANAGER,
     REPS,
+    alert_posts,
     check_store_and_slack,
     drained,
     kick,
@@ -144,3 +146,53 @@ def test_two_serve_processes_on_one_postgresql_alert_and_assign_each_lead_once(f
     finally:
         engine.dispose()
     print(f"\nzone {zone} (business open: {business_open}); {report}; {time.monotonic() - started:.1f} s")
+
+
+@pytest.mark.slow
+def test_an_alert_whose_send_outlasts_the_old_lease_is_posted_once_by_two_serve_processes(
+        database_url, slack, serves):
+    zone, business_open = team_zone()
+    slack.clock = time.time
+    engine = make_engine(database_url)
+    try:
+        migrate(engine)  # once, up front, as two processes starting together would race on it
+        one = serves("one", database_url=database_url, slack=slack, zone=zone).start().ready()
+        two = serves("two", database_url=database_url, slack=slack, zone=zone).start().ready()
+        # The alert's post is on its way to Slack, which has not acted on it yet (a slow network, a long 429
+        # slept out by an older pqlbot: from the store, a send that takes longer than any lease).
+        reached, release, arrived = threading.Event(), threading.Event(), []
+
+        def slow(call):
+            metadata = call.params.get("metadata") or {}
+            if call.method == "chat.postMessage" and metadata.get("event_type") == "pql_alert":
+                arrived.append(call)
+                if not reached.is_set():
+                    reached.set()
+                    release.wait(30)
+
+        slack.before_acting = slow
+        try:
+            batch = trial_batch("slow01", now=datetime.now(UTC), run="slow")
+            assert send_batch(one.port, batch) == 200
+            kick(one.port, slack)
+            assert reached.wait(30), "no process posted the alert"
+            with engine.begin() as connection:  # twenty minutes on, by the store: the old lease is long over
+                connection.execute(sa.update(Notice.__table__).where(Notice.__table__.c.state == "sending")
+                                   .values(next_attempt_at=datetime.now(UTC) - timedelta(minutes=20)))
+            for _ in range(3):  # both processes run passes meanwhile (the sender's own thread is busy sending)
+                kick(one.port, slack)
+                kick(two.port, slack)
+                time.sleep(0.7)
+            assert len(arrived) == 1  # nobody else posted it meanwhile
+            assert slack.calls_to("conversations.history") == []  # nor even looked for it, to post it
+        finally:
+            release.set()
+            slack.before_acting = None
+        wait_until(lambda: drained(engine, 1), timeout=30, every=0.1, what="the alert recorded")
+        check_store_and_slack(engine, slack, ["slow01"], business_open=business_open)
+        assert sum(alert_posts(slack).values()) == 1
+        for serve in (one, two):
+            serve.stop()
+            assert "Traceback" not in serve.log(), serve.log()[-3000:]
+    finally:
+        engine.dispose()

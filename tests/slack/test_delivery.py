@@ -15,6 +15,7 @@ from bot.services import audit, leads, outbox
 from bot.services.pipeline import Pipeline
 from bot.slack.delivery import LEASE, MAX_ATTEMPTS, Deliverer, deliver_due
 from bot.slack.gateway import Gateway
+from bot.store import holders, make_engine
 from bot.store import session as open_session
 from bot.store.models import Notice, Pql
 from tests.scoring.builders import NY, Trial, sarah
@@ -106,10 +107,12 @@ def test_running_delivery_again_posts_nothing_more(engine, slack, gateway):
 def test_a_rate_limit_with_retry_after_then_success_posts_exactly_one_message(engine, slack, gateway):
     _, now = record(engine)
     slack.fail_next("chat.postMessage", status=429, retry_after=0)
+    report = deliver(engine, gateway, now)
+    assert (report.sent, report.held) == (0, 1)  # back in the outbox, due when Retry-After has passed (now)
     assert deliver(engine, gateway, now).sent == 1
     assert [c.status for c in slack.calls_to("chat.postMessage")] == [429, 200]
     assert len(slack.posted(ALERTS)) == 1 and len(slack.history(ALERTS)) == 1
-    assert notices(engine)[0].attempts == 0  # the client's own retry is not a delivery attempt
+    assert notices(engine)[0].attempts == 0  # a rate limit is not a delivery attempt: Slack did nothing
 
 
 def test_a_server_error_then_success_posts_one_message(engine, slack, gateway):
@@ -256,17 +259,76 @@ def test_two_deliveries_racing_on_the_same_store_post_each_alert_once(engine, sl
     assert {lead(engine, i).alert_ts for i in pql_ids} == {m.ts for m in slack.history(ALERTS)}
 
 
-def test_a_notice_left_sending_by_a_crash_is_sent_again_after_its_lease(engine, slack, gateway):
+def test_a_notice_left_sending_by_a_pqlbot_from_before_holders_is_sent_again_after_the_old_lease(
+        engine, slack, gateway):
     [pql_id], now = record(engine)
     queue(engine, outbox.dm, "U0ANA", "dm:crash", "Heads up", now=now)
     notices_table = Notice.__table__
-    with engine.begin() as connection:  # a worker claimed both, then died before Slack answered
+    with engine.begin() as connection:  # claimed without a holder (before revision 0009), then the worker died
         connection.execute(sa.update(notices_table).values(state="sending", next_attempt_at=now + LEASE))
     assert deliver(engine, gateway, now + timedelta(minutes=5)).sent == 0
     report = deliver(engine, gateway, now + LEASE + timedelta(seconds=1))
     assert report.sent == 2
     dm = notice(engine, "dm:crash")
     assert (dm.state, dm.attempts, dm.last_error) == ("sent", 1, None)
+    assert len(slack.history(ALERTS)) == 1 and lead(engine, pql_id).state == "alerted"
+
+
+def test_notices_a_process_was_sending_when_it_died_go_out_on_the_next_pass_and_never_while_it_lives(
+        engine, slack, gateway):
+    [pql_id], now = record(engine)
+    queue(engine, outbox.dm, "U0ANA", "dm:crash", "Heads up", now=now)
+    other = holders.new(engine)  # another process's deliverer, with its lock on the store
+    with engine.begin() as connection:  # it claimed both and is sending them
+        connection.execute(sa.update(Notice.__table__).values(state="sending", holder=other.id,
+                                                              next_attempt_at=now + LEASE))
+    assert deliver(engine, gateway, now + 2 * LEASE).sent == 0  # alive: however long it takes, they are its own
+    assert {n.state for n in notices(engine)} == {"sending"}
+    other.close()  # killed: the database (or the operating system) lets go of its lock at once
+    report = deliver(engine, gateway, now + timedelta(seconds=1))
+    assert report.sent == 2  # the next pass, not ten minutes later
+    dm = notice(engine, "dm:crash")
+    assert (dm.state, dm.attempts, dm.holder) == ("sent", 1, None)
+    assert len(slack.history(ALERTS)) == 1 and lead(engine, pql_id).state == "alerted"
+
+
+def test_a_send_that_outlasts_any_lease_is_never_taken_over_by_another_process(engine, slack, gateway):
+    [pql_id], now = record(engine)
+    second = make_engine(engine.url.render_as_string(hide_password=False))  # another process on the same store
+    reached, release = threading.Event(), threading.Event()
+
+    def slow(call):  # the first process's post is on its way to Slack, which has not acted on it yet
+        if call.method == "chat.postMessage" and not reached.is_set():
+            reached.set()
+            release.wait(30)
+
+    slack.before_acting = slow
+    first = threading.Thread(target=deliver, args=(engine, gateway, now))
+    first.start()
+    try:
+        assert reached.wait(10)
+        for minutes in (11, 60):  # past the old ten-minute lease, and far past it
+            report = deliver_due(second, Gateway.connect("xoxb-test", slack.url, backoff=0.01), render_alert=render,
+                                 alerts_channel=ALERTS, now=now + timedelta(minutes=minutes))
+            assert (report.sent, report.failed) == (0, 0)
+        assert slack.history(ALERTS) == [] and notices(engine)[0].state == "sending"
+    finally:
+        release.set()
+        first.join(30)
+        holders.of(second).close()
+        second.dispose()
+    [posted] = slack.history(ALERTS)
+    [sent] = notices(engine)
+    assert (sent.state, sent.ts, sent.attempts) == ("sent", posted.ts, 0)
+    assert lead(engine, pql_id).alert_ts == posted.ts
+
+
+def test_a_notice_this_process_holds_but_no_longer_sends_goes_back_on_its_next_pass(engine, slack, gateway):
+    [pql_id], now = record(engine)
+    with engine.begin() as connection:  # claimed by this process, whose outcome could not be saved
+        connection.execute(sa.update(Notice.__table__).values(state="sending", holder=holders.of(engine).id,
+                                                              next_attempt_at=now + LEASE))
+    assert deliver(engine, gateway, now).sent == 1
     assert len(slack.history(ALERTS)) == 1 and lead(engine, pql_id).state == "alerted"
 
 

@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import time
 from http.client import HTTPException
 
 import pytest
+from freezegun import freeze_time
 from slack_sdk.errors import SlackApiError
-from slack_sdk.http_retry.builtin_handlers import (
-    ConnectionErrorRetryHandler,
-    RateLimitErrorRetryHandler,
-    ServerErrorRetryHandler,
-)
+from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, ServerErrorRetryHandler
 
 from bot.settings import Settings
-from bot.slack.gateway import Gateway, make_client
+from bot.slack.gateway import Gateway, RateLimited, error_code, make_client
 from tests.standin import ALERTS_CHANNEL_ID, SlackStandIn
 
 BLOCKS = [{"type": "section", "text": {"type": "mrkdwn", "text": "*PQL-1*"}}]
@@ -31,11 +27,11 @@ def gateway(slack):
     return Gateway.connect("xoxb-test", slack.url, backoff=0.01)
 
 
-def test_the_client_retries_rate_limits_server_errors_and_dropped_connections():
+def test_the_client_retries_server_errors_and_dropped_connections_but_never_sleeps_out_a_rate_limit():
     client = make_client("xoxb-test", "http://127.0.0.1:9/api", max_retries=5)
     assert client.base_url == "http://127.0.0.1:9/api/" and client.timeout > 0
     kinds = {type(h): h.max_retry_count for h in client.retry_handlers}
-    assert kinds == {RateLimitErrorRetryHandler: 5, ServerErrorRetryHandler: 5, ConnectionErrorRetryHandler: 5}
+    assert kinds == {ServerErrorRetryHandler: 5, ConnectionErrorRetryHandler: 5}
 
 
 def test_the_gateway_takes_its_token_and_url_from_settings(slack):
@@ -81,12 +77,35 @@ def test_views_open_and_publish_answer_with_the_view_slack_made(slack, gateway):
     assert slack.calls_to("views.publish")[0].params["user_id"] == "U0ANA"
 
 
-def test_a_rate_limit_is_retried_after_the_retry_after_slack_sent(slack, gateway):
-    slack.fail_next("chat.postMessage", status=429, retry_after=1)
-    started = time.monotonic()
-    gateway.post("#pql-alerts", "PQL-1")
-    assert time.monotonic() - started >= 1
-    assert [c.status for c in slack.calls] == [429, 200] and len(slack.posted()) == 1
+def test_a_rate_limit_holds_back_that_channel_until_retry_after_and_nothing_else(slack, gateway):
+    with freeze_time("2026-11-04 16:00:00") as clock:
+        slack.fail_next("chat.postMessage", status=429, retry_after=60)
+        with pytest.raises(RateLimited) as limited:  # at once: the caller does not sleep out the minute
+            gateway.post("#pql-alerts", "PQL-1")
+        assert limited.value.retry_after == 60 and error_code(limited.value) == "ratelimited"
+        clock.tick(59)
+        with pytest.raises(RateLimited) as still:  # held back: Slack is not asked again before then
+            gateway.post("#pql-alerts", "PQL-1")
+        assert still.value.retry_after == pytest.approx(1)
+        assert gateway.post("#other", "elsewhere")[0] == "COTHER"  # other channels, DMs, other calls go on
+        assert gateway.dm("U0ANA", "hello")[0] == "DU0ANA"
+        assert gateway.ephemeral(ALERTS_CHANNEL_ID, "U0ANA", "only you")
+        clock.tick(1)
+        assert gateway.post("#pql-alerts", "PQL-1")[0] == ALERTS_CHANNEL_ID
+    assert [c.status for c in slack.calls_to("chat.postMessage") if c.params["channel"] == "#pql-alerts"] == [429, 200]
+
+
+def test_a_rate_limit_on_another_method_holds_back_that_method(slack, gateway):
+    with freeze_time("2026-11-04 16:00:00") as clock:
+        slack.fail_next("views.open", status=429, retry_after=20)
+        modal = {"type": "modal", "title": {"type": "plain_text", "text": "Log a touch"}, "blocks": []}
+        for _ in range(2):
+            with pytest.raises(RateLimited):
+                gateway.open_view("trigger-1", modal)
+        assert gateway.post("#pql-alerts", "PQL-1")  # posts are another limit
+        clock.tick(20)
+        assert gateway.open_view("trigger-2", modal)["id"]
+    assert [c.status for c in slack.calls_to("views.open")] == [429, 200]
 
 
 def test_server_errors_past_the_retries_surface_as_slack_api_errors(slack, gateway):
@@ -130,7 +149,7 @@ def test_the_stand_ins_fault_ratio_is_deterministic_for_a_seed():
             client = Gateway.connect("xoxb-test", standin.url, max_retries=0)
             for _ in range(40):
                 try:
-                    client.post("#pql-alerts", "x")
+                    client.client.chat_postMessage(channel="#pql-alerts", text="x")
                 except (SlackApiError, OSError, HTTPException):
                     pass
             return [c.status for c in standin.calls]
