@@ -103,10 +103,11 @@ class Pipeline:
         return Ingested(stored, rescored)
 
     def rescore_users(self, user_ids: Iterable[str], *, at: datetime | None = None) -> Rescored:
-        """Some users, as of `at`: for a backfill, once all their events are in."""
+        """Some users, as of `at`: for a backfill, once all their events are in (a big one is judged by up to
+        `processes` processes, as `rescore_all` is)."""
         at = at or self.clock()
         with self.session() as session, session.begin():
-            report = rescore(session, self.rules, at=at, tz=self.tz, user_ids=user_ids)
+            report = rescore(session, self.rules, at=at, tz=self.tz, user_ids=user_ids, processes=self.processes)
             self._route(session, report, at)
             return report
 

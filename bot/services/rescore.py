@@ -53,6 +53,9 @@ _IN_CHUNK = 2000  # ids per IN (...) list: well under SQLite's bound-parameter l
 # import) costs more than it saves. The head start is what this process judges meanwhile (a 2-vCPU VM).
 _SPLIT_FROM = 200_000
 _HEAD_START = 80_000
+# The same for some users (a backfill's): counted in users, at about ten events each.
+_SPLIT_USERS_FROM = 20_000
+_HEAD_START_USERS = 8_000
 #: trial_users columns in the order `_Writes.user` lays them out.
 _USER_COLUMNS = ("user_id", "email", "domain", "company_name", "company_size", "first_name", "last_name", "title",
                  "plan", "industry", "group_id", "signup_at", "status", "tier", "score", "verdict", "scored_at")
@@ -146,19 +149,21 @@ def rescore(
 ) -> Rescored:
     """Rescore `user_ids` (everyone when None) as of `at`, in the caller's transaction.
 
-    Everyone, in a big store, is judged by up to `processes` processes (see `_split`); writing stays here.
+    Everyone in a big store, or a big backfill's users, are judged by up to `processes` processes (`_split`,
+    `_split_scope`); writing stays here.
     """
     scope = None if user_ids is None else set(user_ids)
     report = Rescored()
     if scope is not None and not scope:
         return report
     connection = session.connection()
-    spans = _split(connection, processes) if scope is None else [EVERYONE]
+    spans = _split(connection, processes) if scope is None else _split_scope(connection, scope, processes)
+    parts = [_within(scope, span) for span in spans]  # each slice's share of the scope (None: everyone in it)
     writes = _Writes(connection, at, report)
     qualified = Status.QUALIFIED
-    with _judged_elsewhere(connection, rules, at, tz, spans[1:]) as elsewhere, paused_gc():
+    with _judged_elsewhere(connection, rules, at, tz, spans[1:], parts[1:]) as elsewhere, paused_gc():
         # A million short-lived events and verdicts, and no cycles among them: the collector waits.
-        for result, text in _verdicts(connection, rules, at=at, tz=tz, scope=scope, span=spans[0]):
+        for result, text in _verdicts(connection, rules, at=at, tz=tz, scope=parts[0], span=spans[0]):
             report.users += 1
             if text is not None:
                 writes.user(result, text)
@@ -166,8 +171,8 @@ def rescore(
             if result.status is qualified:
                 writes.qualified.append(result)
             writes.flush_if_full()
-        for span, future in zip(spans[1:], elsewhere, strict=True):  # in user order, as one process would
-            report.users += _take(future, span, writes, connection, rules, at, tz)
+        for span, part, future in zip(spans[1:], parts[1:], elsewhere, strict=True):  # in user order, as one would
+            report.users += _take(future, span, part, writes, connection, rules, at, tz)
         writes.flush()
     return report
 
@@ -314,9 +319,30 @@ def _split(connection: sa.Connection, processes: int) -> list[Span]:
     return list(zip(edges, edges[1:], strict=False))
 
 
+def _split_scope(connection: sa.Connection, scope: set[str], processes: int) -> list[Span]:
+    """Some users (a big backfill's), as `processes` slices of them, as `_split` cuts everyone: one slice when
+    they are few, one process is asked for, or the store is in this process's memory."""
+    if processes < 2 or len(scope) < _SPLIT_USERS_FROM or connection.engine.url.database in (None, "", ":memory:"):
+        return [EVERYONE]
+    ids = sorted(scope)
+    head = min(_HEAD_START_USERS, len(ids))
+    each = (len(ids) - head) // processes
+    bounds = [ids[head + each * part] for part in range(1, processes)]
+    edges = [None, *sorted(set(bounds)), None]
+    return list(zip(edges, edges[1:], strict=False))
+
+
+def _within(scope: set[str] | None, span: Span) -> set[str] | None:
+    """The users of `scope` in `span`; None (everyone in the span) when there is no scope."""
+    if scope is None or span == EVERYONE:
+        return scope
+    low, high = span
+    return {user for user in scope if (low is None or user >= low) and (high is None or user < high)}
+
+
 @contextmanager
 def _judged_elsewhere(connection: sa.Connection, rules: Rules, at: datetime, tz: tzinfo,
-                      spans: list[Span]) -> Iterator[list[Future]]:
+                      spans: list[Span], parts: list[set[str] | None]) -> Iterator[list[Future]]:
     """The slices after the first, each judged in a process of its own while this one judges the first.
 
     Spawned, not forked: the caller may be `serve`, whose threads a fork would copy mid-step. The pool
@@ -327,17 +353,18 @@ def _judged_elsewhere(connection: sa.Connection, rules: Rules, at: datetime, tz:
         return
     url = connection.engine.url.render_as_string(hide_password=False)
     with ProcessPoolExecutor(len(spans), mp_context=multiprocessing.get_context("spawn")) as pool:
-        yield [pool.submit(judge_span, url, rules, at, tz, span) for span in spans]
+        yield [pool.submit(judge_span, url, rules, at, tz, span, None if part is None else sorted(part))
+               for span, part in zip(spans, parts, strict=True)]
 
 
-def _take(future: Future, span: Span, writes: _Writes, connection: sa.Connection, rules: Rules, at: datetime,
-          tz: tzinfo) -> int:
+def _take(future: Future, span: Span, part: set[str] | None, writes: _Writes, connection: sa.Connection,
+          rules: Rules, at: datetime, tz: tzinfo) -> int:
     """One slice's verdicts into `writes`; judged here instead when its process could not do it."""
     try:
         users, judged = future.result()
     except Exception:  # noqa: BLE001 - a process that cannot start or died: the work is still owed
         log.warning("a rescore process failed; judging its users here instead", exc_info=True)
-        users, judged = _judge(connection, rules, at, tz, span)
+        users, judged = _judge(connection, rules, at, tz, span, part)
     for row, result in judged:
         if row is not None:
             writes.users.append(row)
@@ -348,18 +375,20 @@ def _take(future: Future, span: Span, writes: _Writes, connection: sa.Connection
     return users
 
 
-def judge_span(url: str, rules: Rules, at: datetime, tz: tzinfo, span: Span) -> tuple[int, list[tuple]]:
+def judge_span(url: str, rules: Rules, at: datetime, tz: tzinfo, span: Span,
+               users: list[str] | None = None) -> tuple[int, list[tuple]]:
     """In a process of its own: `_judge` on a connection of its own."""
     engine = make_engine(url)
     try:
         with engine.connect() as connection, paused_gc():
-            return _judge(connection, rules, at, tz, span)
+            return _judge(connection, rules, at, tz, span, None if users is None else set(users))
     finally:
         engine.dispose()
 
 
-def _judge(connection: sa.Connection, rules: Rules, at: datetime, tz: tzinfo, span: Span) -> tuple[int, list[tuple]]:
-    """The users in `span` judged, and what the rescore must write for them.
+def _judge(connection: sa.Connection, rules: Rules, at: datetime, tz: tzinfo, span: Span,
+           scope: set[str] | None = None) -> tuple[int, list[tuple]]:
+    """The users in `span` (of `scope`, when given) judged, and what the rescore must write for them.
 
     Returns the number of users and, for each one whose verdict changed or who qualifies, their
     trial_users row (None when unchanged) and their verdict (None unless qualified). Rows, not verdicts,
@@ -367,7 +396,7 @@ def _judge(connection: sa.Connection, rules: Rules, at: datetime, tz: tzinfo, sp
     """
     time = driver_value(_USERS.c.signup_at, connection.dialect)
     scored_at, users, judged = time(at), 0, []
-    for result, text in _verdicts(connection, rules, at=at, tz=tz, scope=None, span=span):
+    for result, text in _verdicts(connection, rules, at=at, tz=tz, scope=scope, span=span):
         users += 1
         row = _user_row(result, text, time, scored_at) if text is not None else None
         qualified = result if result.status is Status.QUALIFIED else None

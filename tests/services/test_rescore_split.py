@@ -137,3 +137,34 @@ def test_a_small_store_or_one_in_memory_is_judged_by_this_process_alone(engine, 
     with memory.engine.connect() as connection:
         assert qualify._split(connection, 4) == [(None, None)]  # another process could not read it
     assert memory.rescore_all(at=AT).users == 12
+
+
+def test_a_big_backfills_users_split_three_ways_record_what_the_scorer_says_and_nobody_else_is_judged(
+        engine, monkeypatch, caplog):
+    # `pqlbot ingest FILE` stores a file unscored, then judges the users it touched: a big file's users are
+    # shared between processes as a full rescore's are. u10 and u11 are in the store but not in this backfill.
+    monkeypatch.setattr(qualify, "_SPLIT_USERS_FROM", 0)
+    monkeypatch.setattr(qualify, "_HEAD_START_USERS", 0)
+    made = trials()
+    events = [e for t in made for e in t.events]
+    p = Pipeline(engine, tz=NY, processes=3)
+    stored(p, events)
+    backfill = set(NAMES[:10])
+    with engine.connect() as connection:
+        spans = qualify._split_scope(connection, backfill, 3)
+    assert len(spans) == 3 and spans[0][0] is None and spans[-1][1] is None  # three slices, in user order
+
+    with caplog.at_level(logging.WARNING, logger="bot.services.rescore"):
+        report = p.rescore_users(backfill, at=AT)
+    assert not caplog.records  # no slice fell back to this process
+
+    want = {user: result for user, result in expected(events).items() if user in backfill}
+    verdicts, leads, trail, notices = recorded(p)
+    assert {u: v for u, v in verdicts.items() if u != "u04"} == {
+        user: result.to_json() for user, result in want.items() if user != "u04"}
+    assert "u10" not in verdicts and "u11" not in verdicts  # outside the backfill: not judged
+    assert verdicts["u04"] == want["u04"].to_json()
+    assert [q.user_id for q in leads] == ["u00", "u03", "u06", "u09"]
+    assert report.triggered == [q.id for q in leads] and report.users == 10
+    assert trail == [("pql_triggered", q.id, q.user_id) for q in leads]
+    assert notices == [(f"alert:{q.id}", q.id) for q in leads]
