@@ -4,9 +4,10 @@ Pure: no clock, no I/O. Everything is judged as of `at`, so the same inputs alwa
 
 The order of judgement:
 - no signup yet: excluded (kept, and scored once the signup arrives);
+- an explicit ask: fast lane, whatever the points and at any company size (known or not), unless an exclusion
+  it does not override stops it (`ASK_OVERRIDES`);
 - any exclusion (fit, personal or test email, competitor, converted, earlier disposition, trial
   ending): excluded, with every reason;
-- an explicit ask from an ICP-fit user: fast lane, whatever the points;
 - activation gate, then points from signals met inside the window: medium or high at the threshold;
 - exactly at the threshold with every signal on one day: held for a while, then monitor;
 - a lead that would be routed but is in a do-not-touch state: do_not_touch, with the reason.
@@ -50,6 +51,13 @@ from templates import sentences, table
 
 EXPLICIT_ASK = "explicit_ask"
 ACTIVATION = "activation"
+#: The exclusions an explicit ask overrides (seed 000: the fast lane "bypasses all band logic and compound scoring"):
+#: fit (company size out of range or unknown, a personal email with no company) and time (fewer than the trial days
+#: a sales cycle needs: they asked). Every other exclusion stops it: those that protect people (a test or internal
+#: account, a competitor, no email to check those by, already a customer, a Disqualified or No Response disposition
+#: this trial) and the trial being over; so does any exclusion added later, unless it is named here.
+ASK_OVERRIDES = frozenset({"company_size_out_of_range", "company_size_unknown", "personal_email_domain",
+                           "trial_ending"})
 #: The words of the signals the scorer adds itself, and of lists of values (templates/scoring/signals.j2); cached,
 #: as every activated user's verdict says "activated".
 _words = cache(sentences("scoring/signals.j2"))
@@ -256,17 +264,19 @@ def judge(
     checkout_since, upgraded_at, converted_at, opted_out_at, open_tickets = tally.states()
 
     reasons = _exclusions(trial, tally, plan, rules, at, dispositions, converted_at)
-    excluded = bool(reasons)
     activated_at = tally.activation[0] if tally.activation is not None else None
     ask_at = tally.ask[0][0] if tally.ask is not None else None
-    if activated_at is None and not (ask_at is not None and trial.icp_fit):
+    if ask_at is not None and all(reason.code in ASK_OVERRIDES for reason in reasons):
+        reasons = []  # the fast lane: these exclusions are no reason against an explicit ask
+    excluded = bool(reasons)
+    if activated_at is None and ask_at is None:
         # The activation gate; the fast lane needs no activation, so it is no reason there.
         reasons.append(Reason("not_activated", ReasonKind.GATE, {}))
     dont = _do_not_touch(rules.do_not_touch, at, checkout_since, upgraded_at, open_tickets, opted_out_at)
 
     met, signals = _signals_met(tally, trial, plan)
     score = sum(m.rule.points for m in met) if activated_at is not None else 0
-    status, tier, qualified_at = _status_and_tier(excluded, activated_at, ask_at, trial, met, score, rules, at)
+    status, tier, qualified_at = _status_and_tier(excluded, activated_at, ask_at, met, score, rules, at)
     if status in (Status.QUALIFIED, Status.HELD) and dont:
         status = Status.DO_NOT_TOUCH
     reasons.extend(dont)
@@ -428,15 +438,15 @@ def _strongest(met: Sequence[_Met]) -> str | None:
 
 
 def _status_and_tier(
-    excluded: bool, activated_at: datetime | None, ask_at: datetime | None, trial: _Trial, met: Sequence[_Met],
-    score: int, rules: Rules, at: datetime,
+    excluded: bool, activated_at: datetime | None, ask_at: datetime | None, met: Sequence[_Met], score: int,
+    rules: Rules, at: datetime,
 ) -> tuple[Status, Tier | None, datetime | None]:
     """Status, tier and when the user qualified, before the do-not-touch states: excluded; else the fast lane for
-    an ICP-fit user's explicit ask; else by points at the thresholds, with every signal on one day held for a while
-    at exactly the threshold, then monitor."""
+    an explicit ask (the exclusions it overrides are gone by now); else by points at the thresholds, with every
+    signal on one day held for a while at exactly the threshold, then monitor."""
     if excluded:
         return Status.EXCLUDED, None, None
-    if ask_at is not None and trial.icp_fit:
+    if ask_at is not None:
         return Status.QUALIFIED, Tier.FAST_LANE, ask_at
     tiers = rules.tiers
     if score < tiers.qualify:
@@ -463,11 +473,15 @@ def _result(
     strongest: str | None,
 ) -> ScoreResult:
     profile = trial.profile
+    rules = plan.rules
+    band = rules.bands.of(trial.size)
     return ScoreResult(
         user_id=tally.user_id or trial.signup.user_id,
         email=trial.email,
         account=Account(trial.company, trial.domain),
         company_size=trial.size,
+        band=band,
+        acv_potential=rules.acv.potential(band, profile.get("industry"), profile.get("plan")),
         score=score,
         max_score=plan.max_score,
         tier=tier,

@@ -84,7 +84,9 @@ def streams(draw):
                  "page_view": {"page_path": draw(st.sampled_from(["/pricing", "/docs"]))},
                  "support_ticket_opened": {"ticket_id": "T1"}, "support_ticket_closed": {"ticket_id": "T1"}}
         if draw(st.integers(min_value=0, max_value=9)) == 0:
-            events.append(call("identify", user, at, f"i{n}", traits={"employees": draw(st.sampled_from([900, 40]))}))
+            traits = {"employees": draw(st.sampled_from([900, 40, 5000])),
+                      "industry": draw(st.sampled_from(["Fintech", "retail"]))}
+            events.append(call("identify", user, at, f"i{n}", traits=traits))
         else:
             events.append(track(user, at, name, f"e{n}", **props.get(name, {})))
     order = draw(st.permutations(range(len(events))))
@@ -140,6 +142,20 @@ def test_an_accounts_group_traits_reach_every_user_of_it_and_a_change_rejudges_t
     assert verdict(engine, "bo")["status"] == "excluded"
     with pipeline(engine).session() as session:
         assert session.get(Group, "acme").traits["company_size"][0] == 9000
+
+
+def test_an_accounts_size_and_industry_move_its_users_band_and_acv_potential(engine):
+    p = pipeline(engine)
+    bo = Trial("bo", email="bo@acme.com", size=None).activate(1)
+    p.ingest(bo.events, at=bo.on(1, 18))
+    assert (verdict(engine, "bo")["band"], verdict(engine, "bo")["acv_potential"]) == ("unknown", None)
+    p.ingest([call("group", "bo", bo.on(1, 19), "g1", groupId="acme", traits={"employees": 700})], at=bo.on(1, 20))
+    assert (verdict(engine, "bo")["band"], verdict(engine, "bo")["acv_potential"]) == ("mid_market", 20000)
+    p.ingest([call("group", "ana", bo.on(1, 21), "g2", groupId="acme", traits={"employees": 9000,
+                                                                                "industry": "Legal"})],
+             at=bo.on(1, 22))
+    assert (verdict(engine, "bo")["band"], verdict(engine, "bo")["acv_potential"]) == ("enterprise", 62500)
+    assert verdict(engine, "bo") == whole(engine, "bo", bo.on(1, 22))
 
 
 def test_an_anonymous_visitors_pricing_views_join_the_user_who_signs_in(engine):
