@@ -48,11 +48,11 @@ def sort_key(result: ScoreResult) -> tuple:
 
 
 def _company(result: ScoreResult) -> str:
-    """"Acme Corp (800)", then its band and ACV potential: "Mid-market ~$20,000"."""
+    """"Acme Corp (800)", then its band and ACV potential: "Mid-market ≈$20,000"."""
     name = result.account.company_name or result.account.domain or "?"
     size = f"{result.company_size:,}" if result.company_size is not None else "size ?"
     band = _bands.table("band_labels").get(result.band, result.band)
-    acv = f" ~${result.acv_potential:,}" if result.acv_potential is not None else ""
+    acv = f" ≈${result.acv_potential:,}" if result.acv_potential is not None else ""
     return f"{name} ({size})\n{band}{acv}"
 
 

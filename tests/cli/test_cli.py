@@ -95,7 +95,7 @@ def test_rules_command_shows_the_bands_the_acv_model_and_the_minimum_acv_worked_
 
 def test_the_table_shows_each_users_band_and_acv_potential(events_file, capsys):
     assert main(["score", str(events_file), "--at", AT]) == 0
-    assert "~$20,000" in capsys.readouterr().out
+    assert "≈$20,000" in capsys.readouterr().out
 
 
 def test_the_sample_shows_sarah_as_a_pql_and_tom_as_not(capsys):
