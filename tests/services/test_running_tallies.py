@@ -126,6 +126,16 @@ def test_a_company_size_sent_only_by_identify_is_what_the_user_is_judged_on(engi
     assert verdict(engine, "ana")["company_size"] == 800
 
 
+def test_an_industry_sent_only_by_identify_moves_the_acv_potential_at_once(engine):
+    p = pipeline(engine)
+    trial = Trial(size=800).activate(1).invite(1).integrate(1)
+    p.ingest(trial.events, at=trial.on(1, 18))
+    assert verdict(engine, "ana")["acv_potential"] == 20000
+    p.ingest([call("identify", "ana", trial.on(1, 19), "id1", traits={"industry": "Fintech"})], at=trial.on(1, 20))
+    assert verdict(engine, "ana")["acv_potential"] == 25000  # the same day: no clock moved, the read did
+    assert verdict(engine, "ana") == whole(engine, "ana", trial.on(1, 20))
+
+
 def test_an_accounts_group_traits_reach_every_user_of_it_and_a_change_rejudges_them(engine):
     p = pipeline(engine)
     ana, bo = Trial("ana", size=None).activate(1).invite(1).integrate(1), \
