@@ -36,6 +36,7 @@ from scoring.identity import is_anonymous, resolve
 from scoring.profile import GroupTraits, from_signup, newer
 from scoring.result import (
     Account,
+    Band,
     PriorDisposition,
     Profile,
     Reason,
@@ -102,6 +103,13 @@ class _Plan:
         self.special = self.asks | {ev.CHECKOUT_STARTED, ev.CHECKOUT_COMPLETED, ev.CONVERTED, ev.TICKET_OPENED,
                                     ev.TICKET_CLOSED, ev.OPT_OUT}
         self.wants_day_list = {key for key, rule in self.signals if "{day_list}" in rule.evidence}
+        # A population's users share their companies' sizes, industries and plans: each mix is worked out once.
+        self.firmographics = lru_cache(maxsize=8192)(self._firmographics)
+
+    def _firmographics(self, size: int | None, industry: str | None, plan: str | None) -> tuple[Band, int | None]:
+        """The band of a company size, and the ACV potential of that band, industry and plan."""
+        band = self.rules.bands.of(size)
+        return band, self.rules.acv.potential(band, industry, plan)
 
 
 _PLANS: dict[int, tuple[Rules, _Plan]] = {}
@@ -473,15 +481,14 @@ def _result(
     strongest: str | None,
 ) -> ScoreResult:
     profile = trial.profile
-    rules = plan.rules
-    band = rules.bands.of(trial.size)
+    band, acv_potential = plan.firmographics(trial.size, profile.get("industry"), profile.get("plan"))
     return ScoreResult(
         user_id=tally.user_id or trial.signup.user_id,
         email=trial.email,
         account=Account(trial.company, trial.domain),
         company_size=trial.size,
         band=band,
-        acv_potential=rules.acv.potential(band, profile.get("industry"), profile.get("plan")),
+        acv_potential=acv_potential,
         score=score,
         max_score=plan.max_score,
         tier=tier,
