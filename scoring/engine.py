@@ -485,7 +485,7 @@ def _result(
     return ScoreResult(
         user_id=tally.user_id or trial.signup.user_id,
         email=trial.email,
-        account=Account(trial.company, trial.domain),
+        account=Account(trial.company, _account_domain(trial.domain, plan)),
         company_size=trial.size,
         band=band,
         acv_potential=acv_potential,
@@ -511,6 +511,12 @@ def _result(
             group_id=tally.group[1] if tally.group is not None else None,
         ),
     )
+
+
+def _account_domain(domain: str | None, plan: _Plan) -> str | None:
+    """The email's domain as the account's, unless it is a personal one: gmail.com is nobody's account, and its users
+    are not each other's colleagues (the lead's history and contact map are read by account domain)."""
+    return None if domain in plan.rules.exclusions.personal_email_domains else domain
 
 
 def _crossing(met: Sequence[_Met], threshold: int) -> datetime:

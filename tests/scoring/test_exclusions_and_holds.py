@@ -205,6 +205,13 @@ def test_an_ask_from_a_personal_email_with_no_company_is_fast_lane():
     assert (result.status, result.tier, result.reasons) == (Status.QUALIFIED, Tier.FAST_LANE, ())
 
 
+def test_a_personal_email_domain_is_nobodys_account_domain():
+    personal = Trial(email="ana@gmail.com", company="Acme Corp")
+    personal.add("demo_requested", personal.on(2))
+    assert personal.score(DAY_8).account.domain is None  # its users are not each other's colleagues
+    assert good().score(DAY_8).account.domain == "acme.com"
+
+
 def test_an_ask_two_days_before_the_trial_ends_is_fast_lane_though_points_would_be_too_late():
     trial = good(size=5000)
     trial.add("demo_requested", trial.on(13, 9))
