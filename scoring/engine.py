@@ -4,9 +4,10 @@ Pure: no clock, no I/O. Everything is judged as of `at`, so the same inputs alwa
 
 The order of judgement:
 - no signup yet: excluded (kept, and scored once the signup arrives);
+- an explicit ask: fast lane, whatever the points and at any company size (known or not), unless an exclusion
+  it does not override stops it (`ASK_OVERRIDES`);
 - any exclusion (fit, personal or test email, competitor, converted, earlier disposition, trial
   ending): excluded, with every reason;
-- an explicit ask from an ICP-fit user: fast lane, whatever the points;
 - activation gate, then points from signals met inside the window: medium or high at the threshold;
 - exactly at the threshold with every signal on one day: held for a while, then monitor;
 - a lead that would be routed but is in a do-not-touch state: do_not_touch, with the reason.
@@ -35,6 +36,7 @@ from scoring.identity import is_anonymous, resolve
 from scoring.profile import GroupTraits, from_signup, newer
 from scoring.result import (
     Account,
+    Band,
     PriorDisposition,
     Profile,
     Reason,
@@ -50,6 +52,13 @@ from templates import sentences, table
 
 EXPLICIT_ASK = "explicit_ask"
 ACTIVATION = "activation"
+#: The exclusions an explicit ask overrides (seed 000: the fast lane "bypasses all band logic and compound scoring"):
+#: fit (company size out of range or unknown, a personal email with no company) and time (fewer than the trial days
+#: a sales cycle needs: they asked). Every other exclusion stops it: those that protect people (a test or internal
+#: account, a competitor, no email to check those by, already a customer, a Disqualified or No Response disposition
+#: this trial) and the trial being over; so does any exclusion added later, unless it is named here.
+ASK_OVERRIDES = frozenset({"company_size_out_of_range", "company_size_unknown", "personal_email_domain",
+                           "trial_ending"})
 #: The words of the signals the scorer adds itself, and of lists of values (templates/scoring/signals.j2); cached,
 #: as every activated user's verdict says "activated".
 _words = cache(sentences("scoring/signals.j2"))
@@ -94,6 +103,13 @@ class _Plan:
         self.special = self.asks | {ev.CHECKOUT_STARTED, ev.CHECKOUT_COMPLETED, ev.CONVERTED, ev.TICKET_OPENED,
                                     ev.TICKET_CLOSED, ev.OPT_OUT}
         self.wants_day_list = {key for key, rule in self.signals if "{day_list}" in rule.evidence}
+        # A population's users share their companies' sizes, industries and plans: each mix is worked out once.
+        self.firmographics = lru_cache(maxsize=8192)(self._firmographics)
+
+    def _firmographics(self, size: int | None, industry: str | None, plan: str | None) -> tuple[Band, int | None]:
+        """The band of a company size, and the ACV potential of that band, industry and plan."""
+        band = self.rules.bands.of(size)
+        return band, self.rules.acv.potential(band, industry, plan)
 
 
 _PLANS: dict[int, tuple[Rules, _Plan]] = {}
@@ -256,17 +272,19 @@ def judge(
     checkout_since, upgraded_at, converted_at, opted_out_at, open_tickets = tally.states()
 
     reasons = _exclusions(trial, tally, plan, rules, at, dispositions, converted_at)
-    excluded = bool(reasons)
     activated_at = tally.activation[0] if tally.activation is not None else None
     ask_at = tally.ask[0][0] if tally.ask is not None else None
-    if activated_at is None and not (ask_at is not None and trial.icp_fit):
+    if ask_at is not None and all(reason.code in ASK_OVERRIDES for reason in reasons):
+        reasons = []  # the fast lane: these exclusions are no reason against an explicit ask
+    excluded = bool(reasons)
+    if activated_at is None and ask_at is None:
         # The activation gate; the fast lane needs no activation, so it is no reason there.
         reasons.append(Reason("not_activated", ReasonKind.GATE, {}))
     dont = _do_not_touch(rules.do_not_touch, at, checkout_since, upgraded_at, open_tickets, opted_out_at)
 
     met, signals = _signals_met(tally, trial, plan)
     score = sum(m.rule.points for m in met) if activated_at is not None else 0
-    status, tier, qualified_at = _status_and_tier(excluded, activated_at, ask_at, trial, met, score, rules, at)
+    status, tier, qualified_at = _status_and_tier(excluded, activated_at, ask_at, met, score, rules, at)
     if status in (Status.QUALIFIED, Status.HELD) and dont:
         status = Status.DO_NOT_TOUCH
     reasons.extend(dont)
@@ -428,15 +446,15 @@ def _strongest(met: Sequence[_Met]) -> str | None:
 
 
 def _status_and_tier(
-    excluded: bool, activated_at: datetime | None, ask_at: datetime | None, trial: _Trial, met: Sequence[_Met],
-    score: int, rules: Rules, at: datetime,
+    excluded: bool, activated_at: datetime | None, ask_at: datetime | None, met: Sequence[_Met], score: int,
+    rules: Rules, at: datetime,
 ) -> tuple[Status, Tier | None, datetime | None]:
     """Status, tier and when the user qualified, before the do-not-touch states: excluded; else the fast lane for
-    an ICP-fit user's explicit ask; else by points at the thresholds, with every signal on one day held for a while
-    at exactly the threshold, then monitor."""
+    an explicit ask (the exclusions it overrides are gone by now); else by points at the thresholds, with every
+    signal on one day held for a while at exactly the threshold, then monitor."""
     if excluded:
         return Status.EXCLUDED, None, None
-    if ask_at is not None and trial.icp_fit:
+    if ask_at is not None:
         return Status.QUALIFIED, Tier.FAST_LANE, ask_at
     tiers = rules.tiers
     if score < tiers.qualify:
@@ -463,11 +481,14 @@ def _result(
     strongest: str | None,
 ) -> ScoreResult:
     profile = trial.profile
+    band, acv_potential = plan.firmographics(trial.size, profile.get("industry"), profile.get("plan"))
     return ScoreResult(
         user_id=tally.user_id or trial.signup.user_id,
         email=trial.email,
-        account=Account(trial.company, trial.domain),
+        account=Account(trial.company, _account_domain(trial.domain, plan)),
         company_size=trial.size,
+        band=band,
+        acv_potential=acv_potential,
         score=score,
         max_score=plan.max_score,
         tier=tier,
@@ -490,6 +511,12 @@ def _result(
             group_id=tally.group[1] if tally.group is not None else None,
         ),
     )
+
+
+def _account_domain(domain: str | None, plan: _Plan) -> str | None:
+    """The email's domain as the account's, unless it is a personal one: gmail.com is nobody's account, and its users
+    are not each other's colleagues (the lead's history and contact map are read by account domain)."""
+    return None if domain in plan.rules.exclusions.personal_email_domains else domain
 
 
 def _crossing(met: Sequence[_Met], threshold: int) -> datetime:

@@ -30,6 +30,15 @@ class Tier(StrEnum):
     MEDIUM = "medium"
 
 
+class Band(StrEnum):
+    """Seed 000's account bands, by company size (the rules file's `[bands]`); UNKNOWN when no size is known."""
+
+    SMB = "smb"
+    MID_MARKET = "mid_market"
+    ENTERPRISE = "enterprise"
+    UNKNOWN = "unknown"
+
+
 class ReasonKind(StrEnum):
     EXCLUSION = "exclusion"
     DO_NOT_TOUCH = "do_not_touch"
@@ -131,6 +140,9 @@ class ScoreResult:
     strongest_signal: str | None
     trial_day: int | None
     days_left: int | None
+    # Seed 000's band and seed 004's ACV potential (whole dollars a year) from the firmographics; None: size unknown.
+    band: Band = Band.UNKNOWN
+    acv_potential: int | None = None
     # Not part of the printed result, but the bot needs them for alerts and clocks.
     qualified_at: datetime | None = None
     profile: Profile = field(default_factory=Profile)
@@ -154,6 +166,8 @@ class ScoreResult:
             "email": self.email,
             "account": {"company_name": self.account.company_name, "domain": self.account.domain},
             "company_size": self.company_size,
+            "band": str(self.band),
+            "acv_potential": self.acv_potential,
             "score": self.score,
             "max_score": self.max_score,
             "tier": None if self.tier is None else str(self.tier),

@@ -16,11 +16,13 @@ from pydantic import (
     Field,
     PositiveInt,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 
 from scoring.events import BILLING_VIEW, CANONICAL_EVENTS, describe
+from scoring.result import Band
 
 DEFAULT_RULES = files("scoring").joinpath("default_rules.toml")
 
@@ -53,6 +55,96 @@ class Hold(_Section):
 
 class FastLane(_Section):
     events: tuple[str, ...] = ("demo_requested", "contact_sales_requested")
+
+
+class Bands(_Section):
+    """Seed 000's bands by company size (employees): SMB below `mid_market_min`, mid-market from it to
+    `mid_market_max` inclusive, enterprise above; no size known, band "unknown"."""
+
+    mid_market_min: Count = 200
+    mid_market_max: Count = 2000
+
+    def of(self, size: int | None) -> Band:
+        if size is None:
+            return Band.UNKNOWN
+        if size < self.mid_market_min:
+            return Band.SMB
+        return Band.MID_MARKET if size <= self.mid_market_max else Band.ENTERPRISE
+
+
+#: The bands an ACV base is given for: every band a known size falls in.
+SIZED_BANDS = (Band.SMB, Band.MID_MARKET, Band.ENTERPRISE)
+#: Seed 004: "Some industries have higher willingness-to-pay (fintech, healthcare, legal)".
+_WILLING_INDUSTRIES = ("fintech", "healthcare", "legal")
+
+
+def _lowered(multipliers: dict[str, float], table: str) -> dict[str, float]:
+    """Names as the profile's values are matched: regardless of case and surrounding spaces."""
+    lowered: dict[str, float] = {}
+    for name, factor in multipliers.items():
+        key = name.strip().lower()
+        if key in lowered:
+            raise ValueError(f"{table} names {key!r} twice (names are matched regardless of case)")
+        if factor <= 0:
+            raise ValueError(f"{table}.{name}: a multiplier must be more than 0, not {factor:g}")
+        lowered[key] = factor
+    return lowered
+
+
+class Acv(_Section):
+    """Seed 004's ACV potential and its minimum for a sales touch (whole dollars a year).
+
+    The potential is `base[band] x industry[industry] x plan[plan]` (an industry or plan not listed counts as 1);
+    with no company size known there is none. The minimum is seed 004's threshold formula: annual sales cost per
+    account / (win rate x retention)."""
+
+    base: dict[Band, PositiveInt] = Field(default_factory=lambda: {
+        Band.SMB: 5000, Band.MID_MARKET: 20000, Band.ENTERPRISE: 50000})
+    industry: dict[str, float] = Field(default_factory=lambda: dict.fromkeys(_WILLING_INDUSTRIES, 1.25))
+    plan: dict[str, float] = Field(default_factory=dict)
+    annual_sales_cost_per_account: Annotated[float, Field(gt=0)] = 3400
+    win_rate: float = 0.35
+    retention: float = 0.70
+
+    @field_validator("base", mode="before")
+    @classmethod
+    def _every_sized_band(cls, base: object) -> object:
+        if isinstance(base, dict):
+            names = [str(b) for b in SIZED_BANDS]
+            unknown = [key for key in base if key not in names]
+            if unknown:
+                raise ValueError(f"unknown band {unknown[0]!r} (the bands: {', '.join(names)})")
+            missing = [name for name in names if name not in base]
+            if missing:
+                raise ValueError(f"needs a base for every band: {', '.join(missing)} missing")
+        return base
+
+    @field_validator("win_rate", "retention")
+    @classmethod
+    def _share(cls, share: float) -> float:
+        if not 0 < share <= 1:
+            raise ValueError(f"a share more than 0 and at most 1 (0.35 for 35%), not {share:g}")
+        return share
+
+    @field_validator("industry", "plan")
+    @classmethod
+    def _multipliers(cls, multipliers: dict[str, float], info: ValidationInfo) -> dict[str, float]:
+        return _lowered(multipliers, f"acv.{info.field_name}")
+
+    @property
+    def minimum(self) -> float:
+        """Seed 004: the ACV below which a sales touch does not pay for itself."""
+        return self.annual_sales_cost_per_account / (self.win_rate * self.retention)
+
+    def potential(self, band: Band, industry: str | None, plan: str | None) -> int | None:
+        """The estimate for an account of `band`, `industry` and `plan`; None when its band is unknown."""
+        base = self.base.get(band)
+        if base is None:
+            return None
+        factor = self.industry.get(industry.strip().lower(), 1.0) if industry and self.industry else 1.0
+        if plan and self.plan:
+            factor *= self.plan.get(plan.strip().lower(), 1.0)
+        return round(base * factor)
 
 
 class Events(_Section):
@@ -105,6 +197,8 @@ class Rules(_Section):
     tiers: Tiers = Tiers()
     hold: Hold = Hold()
     fast_lane: FastLane = FastLane()
+    bands: Bands = Bands()
+    acv: Acv = Acv()
     events: Events = Events()
     signals: dict[str, Signal]
     exclusions: Exclusions = Exclusions()
@@ -116,6 +210,8 @@ class Rules(_Section):
             raise ValueError("tiers.high must be at least tiers.qualify")
         if self.gates.company_size_max < self.gates.company_size_min:
             raise ValueError("gates.company_size_max must be at least gates.company_size_min")
+        if self.bands.mid_market_max < self.bands.mid_market_min:
+            raise ValueError("bands.mid_market_max must be at least bands.mid_market_min")
         known = CANONICAL_EVENTS | {BILLING_VIEW, "*"}
         for key, signal in self.signals.items():
             if signal.event not in known:

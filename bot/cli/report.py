@@ -11,6 +11,11 @@ from rich.table import Table
 
 from bot.services import alert_text
 from scoring import Rules, ScoreResult, Status, Tier
+from scoring.engine import ASK_OVERRIDES
+from scoring.rules import SIZED_BANDS
+from templates import sentences
+
+_bands = sentences("scoring/bands.j2")
 
 #: Routable leads first, the hopeless last: the order a rep would read them in.
 _ORDER = {
@@ -43,9 +48,12 @@ def sort_key(result: ScoreResult) -> tuple:
 
 
 def _company(result: ScoreResult) -> str:
+    """"Acme Corp (800)", then its band and ACV potential: "Mid-market ≈$20,000"."""
     name = result.account.company_name or result.account.domain or "?"
     size = f"{result.company_size:,}" if result.company_size is not None else "size ?"
-    return f"{name} ({size})"
+    band = _bands.table("band_labels").get(result.band, result.band)
+    acv = f" ≈${result.acv_potential:,}" if result.acv_potential is not None else ""
+    return f"{name} ({size})\n{band}{acv}"
 
 
 def print_results(
@@ -61,7 +69,7 @@ def print_results(
 
     console = console or Console()
     table = Table(title=f"PQL verdicts as of {at.astimezone(tz):%a %d %b %Y %H:%M %Z}", title_justify="left")
-    for column in ("User", "Company", "Status", "Tier", "Score", "Signals", "Why not"):
+    for column in ("User", "Company, band, ACV", "Status", "Tier", "Score", "Signals", "Why not"):
         table.add_column(column, overflow="fold")
     for result in sorted(results, key=sort_key):
         table.add_row(
@@ -98,5 +106,25 @@ def print_rules(rules: Rules, *, source: str, console: Console | None = None) ->
         counts = s.event + (f" (distinct {s.distinct})" if s.distinct else "")
         table.add_row(f"{s.label} [dim]{key}[/]", counts, f">= {s.min_count} on >= {s.min_days} day(s)", str(s.points))
     console.print(table)
-    console.print(f"Fast lane: {', '.join(rules.fast_lane.events) or 'off'}")
+    console.print(f"Fast lane: {', '.join(rules.fast_lane.events) or 'off'}, at any company size or none known; "
+                  f"overrides {', '.join(sorted(ASK_OVERRIDES))}; other exclusions and do-not-touch (opt-out) stop it")
+    _print_bands_and_acv(rules, console)
     console.print(f"Single-day hold: {rules.hold.hours} h; billing paths: {', '.join(rules.events.billing_paths)}")
+
+
+def _print_bands_and_acv(rules: Rules, console: Console) -> None:
+    """The bands' bounds, the ACV model and seed 004's minimum ACV worked out from the file's inputs."""
+    bands, acv = rules.bands, rules.acv
+    labels = _bands.table("band_labels")
+    console.print(f"Bands by company size: {labels['smb']} under {bands.mid_market_min:,} · {labels['mid_market']} "
+                  f"{bands.mid_market_min:,}-{bands.mid_market_max:,} · {labels['enterprise']} over "
+                  f"{bands.mid_market_max:,} · no size known: band unknown, no ACV estimate")
+    minimum = acv.minimum
+    bases = " · ".join(f"{labels[band]} ${acv.base[band]:,}" + (" (under the minimum)" if acv.base[band] < minimum
+                                                                 else "") for band in SIZED_BANDS)
+    console.print(f"ACV potential = base by band × industry × plan: {bases}")
+    for name, factors in (("industry", acv.industry), ("plan", acv.plan)):
+        listed = ", ".join(f"{key} ×{factor:g}" for key, factor in sorted(factors.items())) or "none (× 1)"
+        console.print(f"  {name}: {listed}")
+    console.print(_bands("minimum", amount=minimum, cost=acv.annual_sales_cost_per_account, win_rate=acv.win_rate,
+                         retention=acv.retention))

@@ -35,10 +35,12 @@ from bot.settings import Settings
 from bot.store import open_store
 from bot.store.models import Pql, TrialUser
 from scoring import Event, ScoreResult, Status, Tier, parse_event
+from templates import sentences
 
 MARKER = ".pqlbot-demo"  # only a folder carrying this (or an empty one) is ever wiped
 PAUSE_SECONDS = 0.25
 TIER_STYLE = {"fast_lane": "bold yellow", "high": "bold red", "medium": "green"}
+_bands = sentences("scoring/bands.j2")
 
 
 class FolderInUse(Exception):
@@ -101,6 +103,8 @@ class Replay:
         grid.add_row("Who", Text(", ".join(filter(None, (profile.name, profile.title)))
                                  + f" — {_company(result.account.company_name, result.company_size)}"))
         grid.add_row("Email", Text(result.email or "?"))
+        band = _bands.table("band_labels").get(result.band, result.band)
+        grid.add_row("Account", Text(f"{band} · {_bands('acv', amount=result.acv_potential)}"))
         grid.add_row("Score", Text(f"{result.score}/{result.max_score} · {label}", style=TIER_STYLE[pql.tier]))
         grid.add_row("Trial", f"day {result.trial_day}, {result.days_left} day{'s' * (result.days_left != 1)} left")
         grid.add_row("Signals", Text(report.signal_summary(result)))

@@ -22,6 +22,7 @@ from scoring import ScoreResult
 from templates import esc, sentences
 
 _words = sentences("slack/escalations.j2")
+_bands = sentences("scoring/bands.j2")
 
 
 @dataclass(slots=True)
@@ -39,7 +40,7 @@ class HandoffPackage:
     """Seed 004's handoff package: what a rep needs before the first touch."""
 
     usage_summary: list[str]  # activation, key events, last activity (approved signals only)
-    company_profile: list[str]  # size, domain, plan, signup source
+    company_profile: list[str]  # size, band and ACV potential, industry, domain, plan
     contact_map: list[str]  # other users at the same account: "Li Wei, Analytics Engineer (li@acme.com)"
     recommended_opening: str  # the talk track
     upgrade_blockers: list[str]  # open tickets, do-not-touch reasons
@@ -80,6 +81,9 @@ class LeadView:
     emails: dict[str, outreach.RenderedEmail] = field(default_factory=dict)  # email1..3, for the details modal
     handoff: HandoffPackage | None = None
     ask: str | None = None  # a fast-lane lead's explicit ask, in the scorer's words ("requested a demo")
+    # From the user's latest verdict; None when it was judged before bands were (a rescore fills them in).
+    band: str | None = None  # smb | mid_market | enterprise | unknown (no company size known)
+    acv_potential: int | None = None  # dollars a year; None without a company size
 
     @property
     def is_open(self) -> bool:
@@ -145,6 +149,8 @@ def build(session: Session, pql_id: int, *, tz: tzinfo, product_name: str, at: d
         sla_due_at=pql.sla_due_at,
         emails={key: outreach.email(context, key) for key in outreach.EMAIL_KEYS} if kit else {},
         handoff=_handoff(session, pql, user, verdict, talk) if kit else None,
+        band=verdict.get("band"),
+        acv_potential=verdict.get("acv_potential"),
     )
 
 
@@ -219,6 +225,11 @@ def _handoff(session: Session, pql: Pql, user: TrialUser | None, verdict: dict, 
         if user.company_name or user.company_size:
             size = f", {user.company_size:,} people" if user.company_size else ""
             profile.append(f"{user.company_name or user.domain}{size}")
+        if verdict.get("band") is not None:
+            profile.append(f"{_bands.table('band_labels').get(verdict['band'], verdict['band'])} · "
+                           f"{_bands('acv', amount=verdict.get('acv_potential'))}")
+        if user.industry:
+            profile.append(f"Industry: {user.industry}")
         if user.domain:
             profile.append(f"Domain: {user.domain}")
         if user.plan:

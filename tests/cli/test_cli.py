@@ -11,8 +11,8 @@ from scoring import DEFAULT_RULES
 from tests.scoring.builders import sarah
 
 AT = "2026-11-09T18:00:00-05:00"
-RESULT_KEYS = {"user_id", "email", "account", "company_size", "score", "max_score", "tier", "status",
-               "signals", "reasons", "strongest_signal", "trial_day", "days_left"}
+RESULT_KEYS = {"user_id", "email", "account", "company_size", "band", "acv_potential", "score", "max_score", "tier",
+               "status", "signals", "reasons", "strongest_signal", "trial_day", "days_left"}
 
 
 @pytest.fixture
@@ -29,6 +29,7 @@ def test_score_json_prints_one_object_per_user_with_exactly_the_result_keys(even
     result = json.loads(line)
     assert set(result) == RESULT_KEYS
     assert (result["user_id"], result["status"], result["tier"], result["score"]) == ("sarah", "qualified", "medium", 6)
+    assert (result["company_size"], result["band"], result["acv_potential"]) == (800, "mid_market", 20000)
 
 
 def test_invalid_lines_are_reported_by_number_and_the_rest_still_scored(events_file, capsys):
@@ -74,6 +75,27 @@ def test_rules_command_summarises_the_model_and_refuses_a_broken_file(tmp_path, 
     broken.write_text("[tiers\n")
     assert main(["rules", str(broken)]) == 2
     assert "not valid TOML" in capsys.readouterr().err
+
+
+def test_rules_command_shows_the_bands_the_acv_model_and_the_minimum_acv_worked_out(tmp_path, capsys):
+    assert main(["rules"]) == 0
+    out = " ".join(capsys.readouterr().out.split())  # as one line, however the terminal wrapped it
+    assert "Bands by company size: SMB under 200 · Mid-market 200-2,000 · Enterprise over 2,000" in out
+    assert "no size known: band unknown, no ACV estimate" in out
+    assert ("ACV potential = base by band × industry × plan: SMB $5,000 (under the minimum) · Mid-market $20,000 · "
+            "Enterprise $50,000") in out
+    assert "industry: fintech ×1.25, healthcare ×1.25, legal ×1.25" in out
+    assert "Minimum ACV for a sales touch: $13,878 = $3,400 / (win rate 0.35 × retention 0.7)" in out
+    assert "Fast lane: demo_requested, contact_sales_requested, at any company size or none known" in out
+    changed = tmp_path / "rules.toml"
+    changed.write_text(DEFAULT_RULES.read_text().replace("win_rate = 0.35", "win_rate = 0.25"))
+    assert main(["rules", str(changed)]) == 0
+    assert "$19,429 = $3,400 / (win rate 0.25 × retention 0.7)" in " ".join(capsys.readouterr().out.split())
+
+
+def test_the_table_shows_each_users_band_and_acv_potential(events_file, capsys):
+    assert main(["score", str(events_file), "--at", AT]) == 0
+    assert "≈$20,000" in capsys.readouterr().out
 
 
 def test_the_sample_shows_sarah_as_a_pql_and_tom_as_not(capsys):

@@ -63,6 +63,12 @@ def test_the_demo_shows_a_fast_lane_pql_and_an_upgrade_with_the_slack_alert(run_
     assert "Slack alert would say:" in out and "── Tue 3 Nov ──" in out
 
 
+def test_each_pql_of_the_demo_shows_its_band_and_acv_potential(run_demo):
+    _, out, _, _ = run_demo()
+    dana = out[out.index("Dana Whitfield, Head of Data"):]
+    assert re.match(r"[^\n]*\n[^\n]*\n│ Account +Mid-market · ACV potential ≈ \$20,000", dana)
+
+
 def test_the_demo_store_holds_one_pql_per_qualified_user_and_a_second_run_starts_afresh(run_demo):
     _, _, _, database = run_demo()
     assert database.exists()

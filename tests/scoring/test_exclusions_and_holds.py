@@ -182,19 +182,82 @@ def test_an_explicit_ask_from_an_icp_fit_user_is_fast_lane_whatever_the_points(a
     assert result.signals[0].evidence in {"requested a demo", "asked to talk to sales"}
 
 
-def test_an_explicit_ask_outside_the_icp_is_not_fast_laned():
-    trial = Trial(size=60)
-    trial.add("demo_requested", trial.on(2))
-    assert trial.score(trial.on(3)).status is Status.EXCLUDED
+@pytest.mark.parametrize(("size", "band"), [(12, "smb"), (800, "mid_market"), (5000, "enterprise"),
+                                             (None, "unknown")])
+def test_an_explicit_ask_is_fast_lane_below_inside_and_above_the_icp_and_with_no_size_known(size, band):
+    trial = Trial(size=size)
+    trial.add("demo_requested", trial.on(2, 11))
+    result = trial.score(trial.on(2, 12))
+    assert (result.status, result.tier, result.qualified_at) == (Status.QUALIFIED, Tier.FAST_LANE, trial.on(2, 11))
+    assert result.reasons == ()  # outside the ICP, or no size at all, is no reason against an explicit ask
+    assert (result.band, result.company_size) == (band, size)
 
 
-def test_the_fast_lane_still_respects_exclusions_and_do_not_touch():
-    personal = Trial(email="ana@gmail.com", company=None)
+def test_points_outside_the_icp_are_still_excluded_without_an_ask():
+    for size in (12, 5000, None):
+        assert good(size=size).score(DAY_8).status is Status.EXCLUDED
+
+
+def test_an_ask_from_a_personal_email_with_no_company_is_fast_lane():
+    personal = Trial(email="ana@gmail.com", company=None, size=None)
+    personal.add("contact_sales_requested", personal.on(2))
+    result = personal.score(DAY_8)
+    assert (result.status, result.tier, result.reasons) == (Status.QUALIFIED, Tier.FAST_LANE, ())
+
+
+def test_a_personal_email_domain_is_nobodys_account_domain():
+    personal = Trial(email="ana@gmail.com", company="Acme Corp")
     personal.add("demo_requested", personal.on(2))
-    opted = Trial()
-    opted.add("demo_requested", opted.on(2)).add("sales_opt_out", opted.on(3))
-    assert personal.score(DAY_8).status is Status.EXCLUDED
-    assert opted.score(DAY_8).status is Status.DO_NOT_TOUCH
+    assert personal.score(DAY_8).account.domain is None  # its users are not each other's colleagues
+    assert good().score(DAY_8).account.domain == "acme.com"
+
+
+def test_an_ask_two_days_before_the_trial_ends_is_fast_lane_though_points_would_be_too_late():
+    trial = good(size=5000)
+    trial.add("demo_requested", trial.on(13, 9))
+    assert trial.score(trial.on(13, 10)).tier is Tier.FAST_LANE
+    assert good().score(trial.on(13, 10)).status is Status.EXCLUDED  # trial_ending, for points
+
+
+@pytest.mark.parametrize("size", [12, 800, 5000, None])
+def test_an_opt_out_still_stops_an_explicit_ask_at_any_size(size):
+    trial = Trial(size=size)
+    trial.add("demo_requested", trial.on(2)).add("sales_opt_out", trial.on(3))
+    result = trial.score(DAY_8)
+    assert result.status is Status.DO_NOT_TOUCH and codes(result) == ["opted_out"]
+
+
+PROTECTIVE = {
+    "test_account": dict(email="test@acme.com"),
+    "competitor_domain": dict(email="ana@rivaldata.com"),
+    "internal_domain": dict(email="ana@ourco.com"),
+    "email_unknown": dict(email=None),
+}
+
+
+@pytest.mark.parametrize("size", [12, 5000, None])
+@pytest.mark.parametrize("code", [*PROTECTIVE, "already_converted", "prior_disposition", "trial_ended"])
+def test_exclusions_that_protect_people_still_stop_an_explicit_ask_with_every_reason_listed(code, size):
+    rules = rules_with(**{"exclusions.competitor_domains": ["rivaldata.com"],
+                          "exclusions.internal_domains": ["ourco.com"]})
+    trial = Trial(size=size, **PROTECTIVE.get(code, {}))
+    trial.add("demo_requested", trial.on(2))
+    dispositions, at = (), DAY_8
+    if code == "already_converted":
+        trial.add("trial_converted", trial.on(3), plan="team")
+    elif code == "prior_disposition":
+        dispositions = (PriorDisposition("no_response", trial.on(1, 16)),)
+    elif code == "trial_ended":
+        at = trial.on(15, 9)
+    result = trial.score(at, rules, dispositions)
+    assert result.status is Status.EXCLUDED and code in codes(result)
+    assert {"company_size_out_of_range", "company_size_unknown"} & set(codes(result))  # every reason, as ever
+
+
+def test_the_fast_lane_still_respects_do_not_touch():
+    checkout = Trial(size=5000)
+    checkout.add("demo_requested", checkout.on(2)).add("checkout_started", checkout.on(2, 16))
+    assert checkout.score(checkout.on(2, 17)).status is Status.DO_NOT_TOUCH
 
 
 def test_the_fast_lane_beats_the_points_tier():

@@ -1,10 +1,11 @@
 """Running tallies give the verdict reading the whole history gives, however the history arrives.
 
 Generated histories (signups, activation, invites, integrations, billing and other page views, asks, checkouts,
-tickets, opt-outs, conversions, identify and group calls; out of order, ties at one instant, across the end of
-daylight saving time) arrive in random groups. Each group is added to tallies that went through the store's JSON in
-between, and built again from everything so far whenever a group restarts the trial, as ingestion does. The
-verdict on those tallies must equal `score_user` on the whole history.
+tickets, opt-outs, conversions, identify and group calls, with the company size, industry and plan the band and ACV
+potential read; out of order, ties at one instant, across the end of daylight saving time) arrive in random groups.
+Each group is added to tallies that went through the store's JSON in between, and built again from everything so far
+whenever a group restarts the trial, as ingestion does. The verdict on those tallies must equal `score_user` on the
+whole history.
 """
 
 from __future__ import annotations
@@ -15,12 +16,12 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from scoring import Event, load_rules, score_user
+from scoring import Event, score_user
 from scoring.engine import judge, plan_of
 from scoring.tally import Tally
-from tests.scoring.builders import NY
+from tests.scoring.builders import NY, rules_with
 
-RULES = load_rules()
+RULES = rules_with(**{"acv.plan": {"team": 1.5}})  # the seed's model, with a plan that moves the ACV potential
 PLAN = plan_of(RULES)
 #: Two days before New York leaves daylight saving time (Sun 1 Nov 2026, 02:00).
 BASE = datetime(2026, 10, 30, 13, 0, tzinfo=UTC)
@@ -28,7 +29,8 @@ BASE = datetime(2026, 10, 30, 13, 0, tzinfo=UTC)
 _KINDS = [  # the signup first; the rest drawn by weight
     ("signup_complete", lambda draw: {"email": draw(st.sampled_from(["ana@acme.com", "bo@gmail.com", "test@x.io"])),
                                    "company_name": draw(st.sampled_from([None, "Acme"])),
-                                   "company_size": draw(st.sampled_from([None, 50, 800, 1999, 5000]))}),
+                                   "company_size": draw(st.sampled_from([None, 50, 800, 1999, 5000])),
+                                   "plan": draw(st.sampled_from([None, "trial", "Team"]))}),
     ("activation_complete", lambda draw: {}),
     ("invite_sent", lambda draw: {"invitee_email": draw(st.sampled_from(["li@acme.com", "LI@acme.com ", "raj@acme.com",
                                                                         None]))}),
@@ -45,7 +47,9 @@ _KINDS = [  # the signup first; the rest drawn by weight
     ("support_ticket_closed", lambda draw: {"ticket_id": draw(st.sampled_from(["T1", "T2", None]))}),
     ("sales_opt_out", lambda draw: {}),
     ("$identify", lambda draw: {"email": draw(st.sampled_from(["ana@acme.com", "ana@globex.com", "nope"])),
-                             "name": "Ana Ruiz", "company": {"employee_count": draw(st.sampled_from([300, 9000]))}}),
+                             "name": "Ana Ruiz", "company": {"employee_count": draw(st.sampled_from([300, 9000]))},
+                             "industry": draw(st.sampled_from([None, "Fintech", "retail"])),
+                             "plan": draw(st.sampled_from([None, "team"]))}),
     ("$group", lambda draw: {"group_id": draw(st.sampled_from(["g1", "g2"])), "traits": {"employees": 700}}),
 ]
 _WEIGHTS = [0, 3, 6, 6, 6, 5, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2]

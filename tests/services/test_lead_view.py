@@ -7,7 +7,8 @@ from sqlmodel import select
 from bot.services import lead_view, leads
 from bot.services.pipeline import Pipeline
 from bot.store.models import Pql, Touch
-from tests.scoring.builders import NY
+from scoring import parse_event
+from tests.scoring.builders import NY, Trial
 from tests.services.test_qualify import START, qualifying
 
 AT = START + timedelta(days=3)
@@ -49,3 +50,30 @@ def test_a_leads_history_names_the_accounts_earlier_leads_newest_first_and_count
     assert history(p, cy) == []  # alone at other.com
     assert history(p, bo) == [f"PQL-{earlier.id} (ana), {earlier.qualified_at:%d %b}: No Response",
                               f"PQL-{ana.id} (ana), {ana.qualified_at:%d %b}: qualified"]
+
+
+def test_the_handoff_package_gives_the_band_the_acv_potential_and_the_industry_it_was_estimated_from(engine):
+    p = Pipeline(engine, tz=NY)
+    trial = qualifying("dee")
+    trial.events.append(parse_event({"type": "identify", "userId": "dee", "messageId": "dee-id",
+                                     "timestamp": trial.on(1, 9).isoformat(), "traits": {"industry": "Fintech"}}))
+    p.ingest(trial.events, at=AT)
+    with p.session() as session:
+        view = lead_view.build(session, lead_of(p, "dee").id, tz=NY, product_name="Acme", at=AT)
+    assert (view.band, view.acv_potential) == ("mid_market", 25000)  # 800 people, fintech: $20,000 x 1.25
+    assert view.handoff.company_profile[:3] == ["Acme Corp, 800 people", "Mid-market · ACV potential ≈ $25,000",
+                                                "Industry: Fintech"]
+
+
+def test_two_strangers_asking_from_gmail_are_not_shown_as_each_others_history_or_contacts(engine):
+    p = Pipeline(engine, tz=NY)
+    amy = Trial("amy", email="amy.w@gmail.com", company=None, size=None, first_name="Amy")
+    bob = Trial("bob", email="bob.q@gmail.com", company=None, size=None, first_name="Bob")
+    amy.add("demo_requested", amy.on(2))
+    bob.add("contact_sales_requested", bob.on(2, 16))
+    p.ingest(amy.events + bob.events, at=amy.on(2, 17))  # both fast lane now, unknown size or not
+    for user in ("amy", "bob"):
+        with p.session() as session:
+            view = lead_view.build(session, lead_of(p, user).id, tz=NY, product_name="Acme", at=amy.on(2, 17))
+        assert (view.tier, view.domain, view.history, view.handoff.contact_map) == ("fast_lane", None, [], [])
+        assert view.handoff.company_profile == ["Size unknown · No ACV estimate without a company size"]

@@ -180,6 +180,41 @@ def test_high_and_fast_lane_leads_alternate_between_equally_loaded_reps(two):
         assert Counter(two.rep_of(p) for p, t in given if t == tier) == {ANA: each, BEN: each}, tier
 
 
+# The fast lane at any company size (seed 000: "Demo / contact-sales request | Any | Fast-lane queue") -----------
+
+
+def demo_request(user: str, at: datetime, size: int | None, *, opt_out: bool = False) -> Trial:
+    """A signup the day before and a demo request a minute before `at` (after an opt-out, with `opt_out`): nothing
+    else, not even activation."""
+    local = at.astimezone(NY)
+    t = Trial(user, email=f"{user}@{user}.example.com", company="Globex", size=size, signup=local - timedelta(days=1))
+    t.add("demo_requested", local - timedelta(minutes=1))
+    if opt_out:
+        t.add("sales_opt_out", local - timedelta(minutes=2))
+    return t
+
+
+@pytest.mark.parametrize(("size", "band"), [(12, "smb"), (800, "mid_market"), (5000, "enterprise"), (None, "unknown")])
+def test_a_demo_request_below_inside_or_above_the_icp_or_of_unknown_size_is_a_fast_lane_pql_routed_at_once(
+        two, size, band):
+    at = ny(2026, 11, 10, 10)  # Tuesday, business open
+    with freeze_time(at):
+        done = two.pipeline.ingest(demo_request(f"asks-{band}", at, size).events, at=at)
+    [pql_id] = done.rescored.triggered
+    pql = two.pql(pql_id)
+    assert (pql.tier, pql.state, pql.rep_id, pql.sla_due_at) == ("fast_lane", "assigned", ANA, at + timedelta(hours=1))
+    assert done.rescored.results[pql_id].band == band
+    [dm] = two.notices("dm")
+    assert dm.target == ANA and f"PQL-{pql_id}" in dm.text
+
+
+def test_an_opted_out_demo_request_from_a_5000_person_company_raises_no_pql(two):
+    at = ny(2026, 11, 10, 10)
+    with freeze_time(at):
+        done = two.pipeline.ingest(demo_request("opted", at, 5000, opt_out=True).events, at=at)
+    assert done.rescored.triggered == [] and two.notices("dm") == []
+
+
 # The daily cap and the queue ---------------------------------------------------------------------------
 
 

@@ -84,7 +84,9 @@ def streams(draw):
                  "page_view": {"page_path": draw(st.sampled_from(["/pricing", "/docs"]))},
                  "support_ticket_opened": {"ticket_id": "T1"}, "support_ticket_closed": {"ticket_id": "T1"}}
         if draw(st.integers(min_value=0, max_value=9)) == 0:
-            events.append(call("identify", user, at, f"i{n}", traits={"employees": draw(st.sampled_from([900, 40]))}))
+            traits = {"employees": draw(st.sampled_from([900, 40, 5000])),
+                      "industry": draw(st.sampled_from(["Fintech", "retail"]))}
+            events.append(call("identify", user, at, f"i{n}", traits=traits))
         else:
             events.append(track(user, at, name, f"e{n}", **props.get(name, {})))
     order = draw(st.permutations(range(len(events))))
@@ -124,6 +126,16 @@ def test_a_company_size_sent_only_by_identify_is_what_the_user_is_judged_on(engi
     assert verdict(engine, "ana")["company_size"] == 800
 
 
+def test_an_industry_sent_only_by_identify_moves_the_acv_potential_at_once(engine):
+    p = pipeline(engine)
+    trial = Trial(size=800).activate(1).invite(1).integrate(1)
+    p.ingest(trial.events, at=trial.on(1, 18))
+    assert verdict(engine, "ana")["acv_potential"] == 20000
+    p.ingest([call("identify", "ana", trial.on(1, 19), "id1", traits={"industry": "Fintech"})], at=trial.on(1, 20))
+    assert verdict(engine, "ana")["acv_potential"] == 25000  # the same day: no clock moved, the read did
+    assert verdict(engine, "ana") == whole(engine, "ana", trial.on(1, 20))
+
+
 def test_an_accounts_group_traits_reach_every_user_of_it_and_a_change_rejudges_them(engine):
     p = pipeline(engine)
     ana, bo = Trial("ana", size=None).activate(1).invite(1).integrate(1), \
@@ -140,6 +152,20 @@ def test_an_accounts_group_traits_reach_every_user_of_it_and_a_change_rejudges_t
     assert verdict(engine, "bo")["status"] == "excluded"
     with pipeline(engine).session() as session:
         assert session.get(Group, "acme").traits["company_size"][0] == 9000
+
+
+def test_an_accounts_size_and_industry_move_its_users_band_and_acv_potential(engine):
+    p = pipeline(engine)
+    bo = Trial("bo", email="bo@acme.com", size=None).activate(1)
+    p.ingest(bo.events, at=bo.on(1, 18))
+    assert (verdict(engine, "bo")["band"], verdict(engine, "bo")["acv_potential"]) == ("unknown", None)
+    p.ingest([call("group", "bo", bo.on(1, 19), "g1", groupId="acme", traits={"employees": 700})], at=bo.on(1, 20))
+    assert (verdict(engine, "bo")["band"], verdict(engine, "bo")["acv_potential"]) == ("mid_market", 20000)
+    p.ingest([call("group", "ana", bo.on(1, 21), "g2", groupId="acme", traits={"employees": 9000,
+                                                                                "industry": "Legal"})],
+             at=bo.on(1, 22))
+    assert (verdict(engine, "bo")["band"], verdict(engine, "bo")["acv_potential"]) == ("enterprise", 62500)
+    assert verdict(engine, "bo") == whole(engine, "bo", bo.on(1, 22))
 
 
 def test_an_anonymous_visitors_pricing_views_join_the_user_who_signs_in(engine):

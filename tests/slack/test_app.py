@@ -3,12 +3,13 @@
 import json
 import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 
 import pytest
 from slack_sdk.models.blocks import Block
 
 from bot.slack.ids import Action, Command, Input, View
-from tests.scoring.builders import sarah
+from tests.scoring.builders import Trial, sarah
 from tests.slack.conftest import ANA, BEN, BOSS, CHANNEL, EVE, Workspace
 
 TOUCH = {Input.TOUCH_CHANNEL: {Input.TOUCH_CHANNEL: {"type": "static_select", "selected_option": {"value": "email"}}},
@@ -66,6 +67,30 @@ def test_a_new_pql_is_alerted_in_the_channel_with_valid_complete_blocks(workspac
     assert buttons(blocks) == [Action.CLAIM, Action.DETAILS]
     assert f"PQL-{pql_id}" in post.params["text"] and "http" not in post.params["text"]
     assert workspace.pql(pql_id).alert_ts == post.response["ts"]
+
+
+@pytest.mark.parametrize(("size", "account"), [
+    (12, ["12 people · SMB", "ACV potential ≈ $5,000"]),
+    (800, ["800 people · Mid-market", "ACV potential ≈ $20,000"]),
+    (5000, ["5,000 people · Enterprise", "ACV potential ≈ $50,000"]),
+    (None, ["Size unknown", "No ACV estimate without a company size"]),
+])
+def test_a_demo_request_at_any_size_is_alerted_and_detailed_with_its_band_and_acv_potential(workspace, size, account):
+    signup = workspace.now - timedelta(days=1)
+    trial = Trial("dana", email="dana@globex.com", company="Globex", size=size, signup=signup)
+    trial.add("demo_requested", workspace.now - timedelta(minutes=1))
+    pql_id = workspace.lead("dana", trial)
+    [post] = top_level(workspace)
+    posted = post.params["blocks"]
+    shown = json.dumps(json.loads(posted) if isinstance(posted, str) else posted, ensure_ascii=False)
+    assert "⚡ Fast lane" in shown and "Requested a demo: reply within 1 hour" in shown
+    assert "*Company*\\nGlobex\\n" + "\\n".join(account) in shown
+    assert "None" not in shown and "None" not in post.params["text"]
+    workspace.click(BEN, Action.DETAILS, pql_id)
+    [opened] = workspace.standin.calls_to("views.open")
+    details = json.dumps(opened.params["view"], ensure_ascii=False)
+    assert " · ".join(account) in details  # at the top, and in the handoff package's company profile
+    assert details.count(account[-1]) == 2
 
 
 # Claiming ---------------------------------------------------------------------------------------------

@@ -75,7 +75,8 @@ def monster() -> LeadView:
         history=[long] * 30, state=PqlState.WORKING, touches=[touch(n, note=long) for n in (1, 2, 3)],
         emails={k: RenderedEmail(long, long * 5) for k in ("email1", "email2", "email3")},
         handoff=HandoffPackage([long] * 20, [long] * 20, [long] * 40, long * 5, [long] * 20),
-        disposition_reason=long, ref="PQL-" + "9" * 40,
+        disposition_reason=long, ref="PQL-" + "9" * 40, company_size=2**31 - 1, band="enterprise",
+        acv_potential=10**15,
     )
 
 
@@ -197,6 +198,33 @@ def test_the_alert_shows_who_trial_score_signals_talk_track_history_and_rep():
                      "• PQL-2, 03 Feb: No Response", "• Open support ticket", f"Assigned to <@{REP}>",
                      "SLA: 1 h 20 min left"):
         assert expected in shown, expected
+
+
+def test_the_alert_shows_the_size_band_and_acv_potential_under_the_company():
+    company = blocks.alert(lead(band="mid_market", acv_potential=25000), now=NOW, tz=TZ)[1][1]["fields"][1]["text"]
+    assert company == "*Company*\nCobalt Freight\n450 people · Mid-market\nACV potential ≈ $25,000"
+
+
+def test_a_fast_lane_lead_of_unknown_size_says_so_and_that_there_is_no_acv_estimate():
+    view = lead(tier="fast_lane", company_size=None, band="unknown", acv_potential=None, ask="requested a demo",
+                signal_summary="requested a demo (day 2)")
+    text, message = blocks.alert(view, now=NOW, tz=TZ)
+    assert message[2]["fields"][1]["text"] == ("*Company*\nCobalt Freight\nSize unknown\n"
+                                               "No ACV estimate without a company size")
+    assert text.startswith("⚡ Fast-lane PQL-5: Raj Malhotra (Data Engineer, Cobalt Freight) requested a demo")
+    assert "None" not in text + all_text(message)
+    assert_valid_message(message)
+
+
+def test_a_lead_whose_verdict_predates_bands_shows_its_size_alone():
+    company = blocks.alert(lead(band=None), now=NOW, tz=TZ)[1][1]["fields"][1]["text"]
+    assert company == "*Company*\nCobalt Freight\n450 people"
+
+
+def test_the_details_modal_leads_with_the_band_and_acv_potential():
+    view = lead(band="enterprise", company_size=5000, acv_potential=50000)
+    context = blocks.details_modal(view, now=NOW, tz=TZ)["blocks"][1]["elements"][0]["text"]
+    assert context.startswith("🔥 High · 8/10 · 5,000 people · Enterprise · ACV potential ≈ $50,000 · ")
 
 
 def test_an_alert_without_history_says_there_is_none():

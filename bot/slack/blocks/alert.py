@@ -29,7 +29,9 @@ from bot.slack.blocks.parts import (
     words,
 )
 from bot.slack.ids import Action
-from templates import clip, esc
+from templates import clip, esc, sentences
+
+bands_words = sentences("scoring/bands.j2")
 
 
 def alert(view: LeadView, *, now: datetime, tz: tzinfo) -> tuple[str, list[dict]]:
@@ -93,8 +95,23 @@ def _who(view: LeadView) -> str:
 
 
 def _company(view: LeadView) -> str:
-    size = f"{view.company_size:,} people" if view.company_size else ""
-    return "\n".join(p for p in ("*Company*", esc(view.company_name or view.domain or "unknown"), size) if p)
+    """The company, its size and band, and its ACV potential; a verdict from before bands shows the size alone."""
+    lines = ["*Company*", esc(view.company_name or view.domain or "unknown")]
+    if view.band is None:
+        lines.append(f"{view.company_size:,} people" if view.company_size else "")
+    else:
+        lines += [band_line(view), acv_line(view)]
+    return "\n".join(line for line in lines if line)
+
+
+def band_line(view: LeadView) -> str:
+    """"800 people · Mid-market", "Size unknown"."""
+    return bands_words("size_and_band", size=view.company_size, band=view.band)
+
+
+def acv_line(view: LeadView) -> str:
+    """"ACV potential ≈ $20,000", or that there is no estimate without a company size."""
+    return bands_words("acv", amount=view.acv_potential)
 
 
 def _trial(view: LeadView, tz: tzinfo) -> str:

@@ -11,7 +11,7 @@ from slack_sdk.models.blocks import Block, CheckboxesElement, DividerBlock, Opti
 
 from bot.domain.kit import DISPOSITION_LABELS, EMAIL_LABELS, MAX_TOUCHES, TOUCH_CHANNELS
 from bot.services.lead_view import LeadView
-from bot.slack.blocks.alert import rep_lines
+from bot.slack.blocks.alert import acv_line, band_line, rep_lines
 from bot.slack.blocks.parts import (
     TIER_LABELS,
     bullets,
@@ -33,9 +33,10 @@ from templates import ENV, esc
 def details_modal(view: LeadView, *, now: datetime, tz: tzinfo) -> dict:
     """The handoff package (seed 004) and the three outreach emails of the kit."""
     touched = " · ".join(rep_lines(view, now=now, tz=tz) + [f"{len(view.touches)} of {MAX_TOUCHES} touches"])
+    account = f"{band_line(view)} · {acv_line(view)} · " if view.band is not None else ""
     blocks: list[Block] = [
         header(f"{view.ref} · {lead_name(view)}"),
-        context(f"{TIER_LABELS.get(view.tier, esc(view.tier))} · {view.score}/{view.max_score} · {touched}"),
+        context(f"{TIER_LABELS.get(view.tier, esc(view.tier))} · {view.score}/{view.max_score} · {account}{touched}"),
         *_handoff(view),
         DividerBlock(),
     ]
