@@ -2,6 +2,7 @@
 
 qualified -> alerted -> (assigned | queued -> assigned) -> claimed -> working (touches 1..3)
           -> dispositioned;  side exits from any open state: stopped_converted, stopped_opt_out
+An open lead may also be on a do-not-touch hold (bot/services/holds.py), beside its state, not instead of it.
 """
 
 from enum import StrEnum

@@ -29,14 +29,16 @@ def first_touch_due(recorded_at: datetime, tier: str, calendar: BusinessCalendar
 
 
 def escalations_due(*, recorded_at: datetime, claimed: bool, touched: bool, sla_due_at: datetime | None,
-                    now: datetime, calendar: BusinessCalendar) -> list[str]:
+                    now: datetime, calendar: BusinessCalendar, held: timedelta = timedelta()) -> list[str]:
     """Which escalations a lead is owed as of `now` (sent or not), in the order they are made:
     - "here": unclaimed 1 business hour after the alert;
     - "sla": no touch by its first-touch due time;
     - "2h": unclaimed, or claimed and untouched, 2 business hours after the alert, unless the SLA message stands
       for it (it was missed, or falls due by then: a high or fast-lane lead's SLA is 2 hours or less, so the
-      manager gets one DM, not two)."""
-    start = clock_starts(recorded_at, calendar)
+      manager gets one DM, not two).
+    `held`: business time the lead spent on do-not-touch holds that have ended (bot/services/holds.py); the clock
+    does not count it (`sla_due_at` has it already). A lead on hold now is owed nothing: callers skip it."""
+    start = calendar.add(clock_starts(recorded_at, calendar), held) if held else clock_starts(recorded_at, calendar)
     due = []
     if not claimed and now >= calendar.add(start, HERE_AFTER):
         due.append("here")

@@ -15,7 +15,7 @@ from sqlmodel import Session, select
 
 from bot.domain.kit import DISPOSITION_LABELS, MAX_TOUCHES
 from bot.domain.lifecycle import CLOSED, PqlState
-from bot.services import outreach
+from bot.services import holds, outreach
 from bot.services.alert_text import ASK_TRACK, signal_summary
 from bot.store.models import DispositionRecord, Pql, Rep, Touch, TrialUser
 from scoring import ScoreResult
@@ -84,6 +84,8 @@ class LeadView:
     # From the user's latest verdict; None when it was judged before bands were (a rescore fills them in).
     band: str | None = None  # smb | mid_market | enterprise | unknown (no company size known)
     acv_potential: int | None = None  # dollars a year; None without a company size
+    hold: str | None = None  # on a do-not-touch hold (bot/services/holds.py): "checkout" or "support_ticket"
+    held_since: datetime | None = None
 
     @property
     def is_open(self) -> bool:
@@ -151,6 +153,8 @@ def build(session: Session, pql_id: int, *, tz: tzinfo, product_name: str, at: d
         handoff=_handoff(session, pql, user, verdict, talk) if kit else None,
         band=verdict.get("band"),
         acv_potential=verdict.get("acv_potential"),
+        hold=holds.reason(pql),
+        held_since=pql.held_since,
     )
 
 

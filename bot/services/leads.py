@@ -255,7 +255,8 @@ def set_disposition(session: Session, pql: Pql, who: Actor, *, disposition: str,
 def stop_for_product_event(session: Session, user_id: str, event_name: str, *, at: datetime,
                            now: datetime) -> Pql | None:
     """A conversion or an opt-out (made at `at`) stops the open lead of that trial and tells whoever works it."""
-    state = {"trial_converted": PqlState.STOPPED_CONVERTED, "sales_opt_out": PqlState.STOPPED_OPT_OUT}[event_name]
+    state = {"trial_converted": PqlState.STOPPED_CONVERTED, "checkout_completed": PqlState.STOPPED_CONVERTED,
+             "sales_opt_out": PqlState.STOPPED_OPT_OUT}[event_name]
     pql = session.exec(
         select(Pql).where(Pql.user_id == user_id, Pql.state.notin_(CLOSED), Pql.trial_started_at <= at)
         .order_by(Pql.id.desc())

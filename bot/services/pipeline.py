@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, tzinfo
+from datetime import datetime, timedelta, tzinfo
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -16,7 +16,7 @@ from sqlmodel import Session
 
 from bot import store
 from bot.clock import Clock, utc_now
-from bot.services import accounts, identity, leads
+from bot.services import accounts, holds, identity, leads
 from bot.services.rescore import Rescored, default_processes, rescore, rescore_added
 from bot.services.routing import Router
 from bot.settings import Settings
@@ -27,8 +27,9 @@ from scoring import DEFAULT_RULES, Event, Rules, load_rules
 from scoring.tally import VERSION as TALLY_VERSION
 
 RESCORE_SWEEP = "rescore"
-#: Product events that stop an open lead's sequence (seed 002, section 2 guardrails).
-STOPPING_EVENTS = frozenset({"trial_converted", "sales_opt_out"})
+#: Product events that stop an open lead's sequence (seed 002, section 2 guardrails): a completed checkout is a
+#: conversion too (seed 001: a checkout holds a lead until it completes).
+STOPPING_EVENTS = frozenset({"trial_converted", "checkout_completed", "sales_opt_out"})
 
 
 def fingerprint(path: Path | None) -> str:
@@ -96,7 +97,11 @@ class Pipeline:
             stored.users |= resolved.merged
             stopped = [leads.stop_for_product_event(session, event.user_id, event.name, at=event.at, now=at)
                        for event in events if event.name in STOPPING_EVENTS]  # only an open lead of that trial stops
-        if rescored.triggered or rescored.upgraded or any(stopped):
+            calendar = self.router.calendar if self.router else None
+            grace = timedelta(hours=self.rules.do_not_touch.checkout_grace_hours)
+            held = [holds.apply(session, event, now=at, calendar=calendar, checkout_grace=grace)  # not a replay
+                    for event in sorted(fresh, key=lambda event: event.at) if event.name in holds.HOLD_EVENTS]
+        if rescored.triggered or rescored.upgraded or any(stopped) or any(held):
             # After the commit: an alert (or its edit) is owed within a second, not at the next poll. Only
             # then: at 1,000 events a second a pass after every commit cost a tenth of the server's CPU.
             self.on_new_work()

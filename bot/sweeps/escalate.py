@@ -9,7 +9,8 @@ The heuristic, for each open lead not yet both claimed and touched (bot/domain/s
 - With PQL_REASSIGN_ON_SLA_MISS on, an SLA miss also moves the lead to another rep, chosen as routing chooses
   (audited, said in the thread, once per lead); the manager's DM says where it went, or that nobody could take it.
 A lead's clock starts when business next opens after pqlbot recorded it (bot/domain/business_time.py), so a PQL
-recorded at 17:30 on a Friday gets its `<!here>` at 09:30 on Monday.
+recorded at 17:30 on a Friday gets its `<!here>` at 09:30 on Monday. A lead on a do-not-touch hold is owed nothing;
+once it resumes, its clock goes on with the time it had left (bot/services/holds.py).
 
 Keys: `esc-here:<id>`, `esc-2h:<id>`, `esc-sla:<id>` and `esc-moved:<id>`, one each per lead. The reassignment
 is a conditional update (a claim, a touch or a manager's move made meanwhile wins), and its thread reply's key
@@ -28,6 +29,7 @@ from bot.domain.lifecycle import CLOSED, PqlState
 from bot.domain.routing import pick
 from bot.domain.sla import escalations_due
 from bot.services import outbox
+from bot.services.holds import held_for
 from bot.store.models import Pql, Touch
 from bot.store.queries import still_open
 from bot.sweeps.common import SweepContext, dm_manager, each, manager_card, taken, touched, words
@@ -42,7 +44,7 @@ def escalate(sweeps: SweepContext, now: datetime) -> int:
     with sweeps.pipeline.session() as session:
         rows = session.exec(
             select(Pql, touched().label("touched"))
-            .where(still_open(Pql.state), sa.or_(Pql.claimed_by.is_(None), ~touched()))
+            .where(still_open(Pql.state), Pql.held_since.is_(None), sa.or_(Pql.claimed_by.is_(None), ~touched()))
             .order_by(Pql.id)
         ).all()
         due = {pql.id: kinds for pql, was_touched in rows if (kinds := _due(pql, was_touched, now, calendar))}
@@ -52,8 +54,10 @@ def escalate(sweeps: SweepContext, now: datetime) -> int:
 
 
 def _due(pql: Pql, was_touched: bool, now: datetime, calendar: BusinessCalendar) -> list[str]:
+    if pql.held_since is not None:  # on hold: no @here, no manager's DM, no SLA miss
+        return []
     return escalations_due(recorded_at=pql.created_at, claimed=pql.claimed_by is not None, touched=was_touched,
-                           sla_due_at=pql.sla_due_at, now=now, calendar=calendar)
+                           sla_due_at=pql.sla_due_at, now=now, calendar=calendar, held=held_for(pql))
 
 
 def _keys(pql_id: int) -> dict[str, str]:
@@ -78,7 +82,7 @@ def _escalate_one(sweeps: SweepContext, session: Session, pql: Pql, now: datetim
     due = _due(pql, was_touched, now, calendar)
     keys = _keys(pql.id)
     existing = taken(session, keys.values())
-    start = calendar.next_open(pql.created_at)
+    start = calendar.add(calendar.next_open(pql.created_at), held_for(pql))  # held time is not waiting time
     done = 0
     if "here" in due and keys["here"] not in existing:
         outbox.reply(session, pql, keys["here"], words("here", ref=pql.ref, waited=span(calendar.elapsed(start, now))),

@@ -3,7 +3,8 @@
 The heuristic (bot/domain/follow_ups.py, `next_step`), in business days:
 - Email 2 is due 2 business days after Email 1, Email 3 2 after Email 2;
 - then a disposition, 2 after Email 3, or after the third touch of any kind.
-- Open leads only: a disposition, a conversion or an opt-out ends them. Nothing is owed before Email 1.
+- Open leads only: a disposition, a conversion or an opt-out ends them. Nothing is owed before Email 1, nor while
+  the lead is on a do-not-touch hold (bot/services/holds.py); a step that fell due meanwhile is owed when it resumes.
 The reminder goes to whoever has the lead (the claimant, else the assigned rep), with the button for the next
 step. Key: `followup:<id>:<step>`, one per lead and step.
 """
@@ -31,7 +32,8 @@ def follow_ups(sweeps: SweepContext, now: datetime) -> int:
     with sweeps.pipeline.session() as session:
         touches: dict[int, list[Touch]] = defaultdict(list)
         for touch in session.exec(select(Touch).join(Pql, Touch.pql_id == Pql.id)
-                                  .where(still_open(Pql.state)).order_by(Touch.pql_id, Touch.number)):
+                                  .where(still_open(Pql.state), Pql.held_since.is_(None))
+                                  .order_by(Touch.pql_id, Touch.number)):
             touches[touch.pql_id].append(touch)
         due = {pql_id: step for pql_id, listed in touches.items()
                if (step := next_step(listed, calendar)) and now >= step.due}
@@ -44,7 +46,7 @@ def _remind(session: Session, pql: Pql, now: datetime, calendar: BusinessCalenda
     touches = list(session.exec(select(Touch).where(Touch.pql_id == pql.id).order_by(Touch.number)))
     step = next_step(touches, calendar)
     rep = pql.claimed_by or pql.rep_id
-    if step is None or now < step.due or not rep or taken(session, [step.key(pql.id)]):
+    if step is None or now < step.due or not rep or pql.held_since is not None or taken(session, [step.key(pql.id)]):
         return 0
     who, _ = lead_facts(session, pql)
     sent = day_words(step.after.at, calendar)

@@ -31,6 +31,7 @@ from bot.services.routing import Router
 from bot.settings import Settings
 from bot.sweeps.escalate import escalate
 from bot.sweeps.follow_ups import follow_ups
+from bot.sweeps.holds import release_holds
 from bot.sweeps.queue import drain_queue
 from bot.sweeps.rescore import rescore
 from bot.sweeps.review_triggers import review_triggers
@@ -105,6 +106,7 @@ def default_steps(*only: str) -> list[Step]:
     steps: list[Step] = [
         ("rescore", rescore),
         ("queue", drain_queue),
+        ("holds", release_holds),  # abandoned checkouts, before the clocks that a resumed lead runs again
         ("escalate", escalate),  # the SLA clock
         ("follow_ups", follow_ups),
         ("stale_claims", stale_claims),

@@ -2,7 +2,8 @@
 
 The heuristic (bot/domain/follow_ups.py, `is_stale`):
 - an open lead, claimed, with no touch at all,
-- whose claim is one business day old (business hours only: a claim at 17:00 on a Friday goes stale on Monday).
+- whose claim is one business day old (business hours only: a claim at 17:00 on a Friday goes stale on Monday),
+  not counting time on a do-not-touch hold (bot/services/holds.py); a held lead is never flagged.
 One DM per claim (key `stale:<id>:<claimed_at>`): a lead released and claimed again can be flagged again.
 Nothing without a manager.
 """
@@ -16,6 +17,7 @@ from sqlmodel import Session, select
 
 from bot.domain.business_time import BusinessCalendar
 from bot.domain.follow_ups import is_stale
+from bot.services.holds import held_for
 from bot.store.models import Pql, Touch
 from bot.store.queries import still_open
 from bot.sweeps.common import SweepContext, business_span, dm_manager, each, manager_card, taken, touched, words
@@ -38,12 +40,15 @@ def _key(pql: Pql) -> str:
 
 
 def _is_stale(pql: Pql, now: datetime, calendar: BusinessCalendar) -> bool:
-    return is_stale(pql.claimed_at, now, calendar)
+    if pql.held_since is not None:
+        return False
+    claimed_at = calendar.add(pql.claimed_at, held_for(pql)) if pql.held_seconds else pql.claimed_at
+    return is_stale(claimed_at, now, calendar)
 
 
 def _claimed_untouched():
-    return select(Pql).where(still_open(Pql.state), Pql.claimed_by.is_not(None), Pql.claimed_at.is_not(None),
-                             ~touched())
+    return select(Pql).where(still_open(Pql.state), Pql.held_since.is_(None), Pql.claimed_by.is_not(None),
+                             Pql.claimed_at.is_not(None), ~touched())
 
 
 def _flag(session: Session, pql: Pql, manager: str, now: datetime, calendar: BusinessCalendar) -> int:

@@ -72,7 +72,8 @@ def _ask(view: LeadView) -> str | None:
 
 
 def _status(view: LeadView) -> list[Block]:
-    """What matters first: the lead stopped, its disposition, or a fast-lane ask waiting for a reply."""
+    """What matters first: the lead stopped, its disposition, a do-not-touch hold, or a fast-lane ask waiting for a
+    reply."""
     if view.stopped_reason:
         mark = "⛔" if view.state is PqlState.STOPPED_OPT_OUT else "🛑"
         return [section(f"{mark} *Stopped: {esc(view.stopped_reason)}*")]
@@ -82,6 +83,8 @@ def _status(view: LeadView) -> list[Block]:
         line += f" by <@{by}>" if by else ""
         line += f" · {esc(clip(view.disposition_reason, NOTE_MAX))}" if view.disposition_reason else ""
         return [section(line)]
+    if view.hold and view.is_open:
+        return [section(words("on_hold", reason=view.hold))]
     if view.tier == "fast_lane" and view.is_open and not view.touches:
         return [section(words("fast_lane_ask", ask=esc(_ask(view) or "asked to talk with us")))]
     return []
