@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 import sqlalchemy as sa
@@ -75,3 +77,20 @@ def store_url(request, tmp_path, monkeypatch):
         url = engine.url.render_as_string(hide_password=False)
     monkeypatch.setenv("DATABASE_URL", url)
     return url
+
+
+@contextmanager
+def own_database(name: str) -> Iterator[str]:
+    """A fresh PostgreSQL database beside PQLBOT_TEST_POSTGRES_URL's, dropped afterwards: a process outside the
+    tests' own pool writes to it, and the store fixtures truncate theirs between tests."""
+    url = sa.make_url(POSTGRES_URL)
+    admin = sa.create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
+            connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        yield url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()

@@ -28,7 +28,7 @@ import pytest
 import sqlalchemy as sa
 
 from bot.slack.ids import Action, LeadRef
-from tests.conftest import POSTGRES_URL
+from tests.conftest import POSTGRES_URL, own_database
 from tests.standin import ALERTS_CHANNEL_ID, SlackStandIn
 
 PQLBOT = Path(sys.executable).with_name("pqlbot")
@@ -333,15 +333,5 @@ def fault_postgres_url() -> Iterator[str]:
     processes outside the test's own connection pool can share it without touching other test runs."""
     if not POSTGRES_URL:
         pytest.skip("PostgreSQL only: set PQLBOT_TEST_POSTGRES_URL")
-    url = sa.make_url(POSTGRES_URL)
-    name = f"pqlbot_fault_{os.getpid()}"
-    admin = sa.create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as connection:
-            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
-            connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
-        yield url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with own_database(f"pqlbot_fault_{os.getpid()}") as url:
+        yield url

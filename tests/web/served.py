@@ -23,7 +23,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from bot.store import make_engine
-from tests.conftest import POSTGRES_URL
+from tests.conftest import own_database
 from tests.reliability.conftest import INGEST_TOKEN, Serve
 from tests.standin import SlackStandIn
 
@@ -89,23 +89,6 @@ class Served:
 def signature(body: bytes, secret: str = SHARED_SECRET) -> str:
     """What Segment's Webhook destination sends as X-Signature."""
     return hmac.new(secret.encode(), body, hashlib.sha1).hexdigest()
-
-
-@contextmanager
-def own_database(name: str) -> Iterator[str]:
-    """A fresh PostgreSQL database beside PQLBOT_TEST_POSTGRES_URL's, dropped afterwards: a process outside the
-    tests' own pool writes to it, and the store fixtures truncate theirs between tests."""
-    url = sa.make_url(POSTGRES_URL)
-    admin = sa.create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as connection:
-            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
-            connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
-        yield url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 @contextmanager
