@@ -52,7 +52,8 @@ def add(commands: argparse._SubParsersAction, name: str) -> None:
     ingest = commands.add_parser(
         name,
         help="store events from a JSON-lines file and score the users they touch",
-        description="Store Segment track events (JSON lines); replayed events (same messageId) are skipped.",
+        description=("Store Segment calls (JSON lines: track, page, identify, group, alias...); replayed calls "
+                     "(same messageId) are skipped."),
     )
     ingest.add_argument("file", metavar="FILE", help="events file (JSON lines), or - for standard input")
     ingest.add_argument("--at", type=moment, help="score as of this time (ISO 8601; default now)")

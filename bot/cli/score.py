@@ -22,7 +22,8 @@ def add(commands: argparse._SubParsersAction, name: str) -> None:
     score = commands.add_parser(
         name,
         help="score users from a JSON-lines events file, without a database",
-        description="Read Segment track events (JSON lines) and print one PQL verdict per user.",
+        description=("Read Segment calls (JSON lines: track, page, identify, group, alias...) and print one PQL "
+                     "verdict per user."),
     )
     score.add_argument("file", nargs="?", help="events file, or - for standard input")
     score.add_argument("--sample", action="store_true", help="score the bundled sample (Sarah, Tom and ~50 more)")
