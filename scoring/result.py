@@ -102,6 +102,69 @@ class SignalMet:
 class Account:
     company_name: str | None
     domain: str | None
+    key: str | None = None  # the account's key: "group:<group id>" or "domain:<company email domain>"; None: none
+
+
+@dataclass(slots=True)
+class TriggerMet:
+    """A trigger that fired (scoring/triggers.py), in the words a rep reads: its family (buying: a rep can
+    accelerate a purchase; blocker: help them unblock), strength, tier of response (1 same day, 2 within 72 h,
+    3 automated nurture only) and evidence."""
+
+    name: str
+    label: str
+    family: str
+    strength: str
+    response: int
+    level: str
+    at: datetime
+    evidence: str
+    weight: float
+    talk_track: str
+    users: tuple[str, ...] = ()  # account triggers: the users whose events made it fire
+
+    @property
+    def routed(self) -> bool:
+        return self.response != 3
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "label": self.label,
+            "family": self.family,
+            "strength": self.strength,
+            "response": self.response,
+            "level": self.level,
+            "at": self.at.isoformat(),
+            "evidence": self.evidence,
+            "weight": self.weight,
+            **({"users": list(self.users)} if self.level == "account" else {}),
+        }
+
+
+@dataclass(slots=True)
+class Contact:
+    """One user of an account, for the contact map (seed 004): who they are, when they were last active, and what
+    they did (their own verdict's signals and triggers, in words)."""
+
+    user_id: str
+    name: str | None
+    email: str | None
+    title: str | None
+    last_active: datetime | None
+    did: tuple[str, ...] = ()
+    status: str | None = None  # their own verdict's status
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "user_id": self.user_id,
+            "name": self.name,
+            "email": self.email,
+            "title": self.title,
+            "last_active": None if self.last_active is None else self.last_active.isoformat(),
+            "did": list(self.did),
+            "status": self.status,
+        }
 
 
 @dataclass(slots=True)
@@ -146,6 +209,11 @@ class ScoreResult:
     # Not part of the printed result, but the bot needs them for alerts and clocks.
     qualified_at: datetime | None = None
     profile: Profile = field(default_factory=Profile)
+    # Seed 000's triggers that fired (routed or not), the lead's level and family, and an account lead's users.
+    level: str = "user"  # user | account
+    family: str | None = None  # buying | blocker, of what made it a lead (points and asks: buying); None: no lead
+    triggers: tuple[TriggerMet, ...] = ()
+    users: tuple[Contact, ...] = ()
 
     @property
     def talk_track(self) -> str | None:
@@ -177,6 +245,10 @@ class ScoreResult:
             "strongest_signal": self.strongest_signal,
             "trial_day": self.trial_day,
             "days_left": self.days_left,
+            "level": self.level,
+            "family": self.family,
+            "triggers": [t.to_json() for t in self.triggers],
+            **({"users": [u.to_json() for u in self.users]} if self.level == "account" else {}),
         }
 
 

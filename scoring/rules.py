@@ -21,8 +21,9 @@ from pydantic import (
     model_validator,
 )
 
-from scoring.events import BILLING_VIEW, CANONICAL_EVENTS, describe
+from scoring.events import RESERVED_PREFIX, describe
 from scoring.result import Band
+from scoring.triggers import Level, Trigger
 
 DEFAULT_RULES = files("scoring").joinpath("default_rules.toml")
 
@@ -201,6 +202,8 @@ class Rules(_Section):
     acv: Acv = Acv()
     events: Events = Events()
     signals: dict[str, Signal]
+    # Seeds 000 and 001's triggers (scoring/triggers.py): compound, windowed, account-level, by family and tier.
+    triggers: dict[str, Trigger] = Field(default_factory=dict)
     exclusions: Exclusions = Exclusions()
     do_not_touch: DoNotTouch = DoNotTouch()
 
@@ -212,14 +215,24 @@ class Rules(_Section):
             raise ValueError("gates.company_size_max must be at least gates.company_size_min")
         if self.bands.mid_market_max < self.bands.mid_market_min:
             raise ValueError("bands.mid_market_max must be at least bands.mid_market_min")
-        known = CANONICAL_EVENTS | {BILLING_VIEW, "*"}
+        # Any event name the product sends may be counted (after the aliases); `$` names are pqlbot's own.
         for key, signal in self.signals.items():
-            if signal.event not in known:
-                raise ValueError(f"signals.{key}.event: unknown event {signal.event!r}")
+            if not signal.event or signal.event.startswith(RESERVED_PREFIX):
+                raise ValueError(f"signals.{key}.event: {signal.event!r} is not an event name")
+        for key, trigger in self.triggers.items():
+            for condition in trigger.all:
+                for named in (condition.event, condition.not_followed_by):
+                    if named is not None and (not named or named.startswith(RESERVED_PREFIX)):
+                        raise ValueError(f"triggers.{key}: {named!r} is not an event name")
+            if key in self.signals:
+                raise ValueError(f"triggers.{key}: a signal has that name already")
         for alias, target in self.events.aliases.items():
-            if target not in CANONICAL_EVENTS:
-                raise ValueError(f"events.aliases: {alias!r} maps to unknown event {target!r}")
+            if not target or target.startswith(RESERVED_PREFIX) or target in ("*", "billing_view"):
+                raise ValueError(f"events.aliases: {alias!r} maps to {target!r}, which is not an event name")
         return self
+
+    def triggers_of(self, level: Level) -> dict[str, Trigger]:
+        return {key: trigger for key, trigger in self.triggers.items() if trigger.level is level}
 
     @property
     def max_score(self) -> int:

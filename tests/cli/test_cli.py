@@ -12,7 +12,8 @@ from tests.scoring.builders import sarah
 
 AT = "2026-11-09T18:00:00-05:00"
 RESULT_KEYS = {"user_id", "email", "account", "company_size", "band", "acv_potential", "score", "max_score", "tier",
-               "status", "signals", "reasons", "strongest_signal", "trial_day", "days_left"}
+               "status", "signals", "reasons", "strongest_signal", "trial_day", "days_left",
+               "level", "family", "triggers"}
 
 
 @pytest.fixture

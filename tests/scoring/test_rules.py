@@ -42,11 +42,11 @@ def test_a_missing_rules_file_is_reported_by_name(tmp_path):
     [
         ("qualify = 4", "qualify = = 4", "not valid TOML"),
         ("high = 7", "high = 2", "tiers.high must be at least tiers.qualify"),
-        ('event = "invite_sent"', 'event = "invites_sent"', "unknown event 'invites_sent'"),
+        ('event = "invite_sent"', 'event = "$identify"', "'\\$identify' is not an event name"),
         ("points = 3", "points = -3", "points: Input should be greater than or equal to 0"),
         ("[hold]", "[hold]\nminutes = 5", "hold.minutes: Extra inputs are not permitted"),
     ],
-    ids=["toml", "tiers", "unknown-event", "negative-points", "typo"],
+    ids=["toml", "tiers", "reserved-event", "negative-points", "typo"],
 )
 def test_a_broken_rules_file_is_refused_with_the_reason(tmp_path, old, new, reason):
     broken = tmp_path / "rules.toml"
