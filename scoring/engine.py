@@ -48,6 +48,7 @@ from scoring.result import (
 )
 from scoring.rules import DoNotTouch, Rules, Signal
 from scoring.tally import Counter, Tally, next_midnight
+from scoring.triggers import Catalogue
 from templates import sentences, table
 
 EXPLICIT_ASK = "explicit_ask"
@@ -105,6 +106,8 @@ class _Plan:
         self.wants_day_list = {key for key, rule in self.signals if "{day_list}" in rule.evidence}
         # A population's users share their companies' sizes, industries and plans: each mix is worked out once.
         self.firmographics = lru_cache(maxsize=8192)(self._firmographics)
+        # The triggers' conditions as the tallies keep them (scoring/triggers.py).
+        self.catalogue = Catalogue(rules.triggers, self.is_billing)
 
     def _firmographics(self, size: int | None, industry: str | None, plan: str | None) -> tuple[Band, int | None]:
         """The band of a company size, and the ACV potential of that band, industry and plan."""

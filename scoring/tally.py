@@ -33,7 +33,7 @@ from scoring import events as ev
 from scoring.profile import from_traits
 
 #: Bump when a tally's layout or meaning changes: stored tallies of another version are built again.
-VERSION = 1
+VERSION = 2
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_US = timedelta(microseconds=1)
 _ONE_DAY = timedelta(days=1)
@@ -159,7 +159,7 @@ class Tally:
     """One user's running tallies (see the module docstring). Read its fields; change it with `add`."""
 
     __slots__ = ("plan", "tz", "user_id", "signup", "signup_seq", "first_day", "waiting", "profile", "group",
-                 "counters", "activation", "billing", "ask", "specials", "latest", "seq")
+                 "counters", "activation", "billing", "ask", "specials", "latest", "seq", "slots")
 
     def __init__(self, plan: Any, tz: tzinfo, user_id: str) -> None:
         self.plan, self.tz, self.user_id = plan, tz, user_id
@@ -176,6 +176,9 @@ class Tally:
         self.specials: list[tuple[Stamp, str, str | None]] = []  # do-not-touch events since the signup, in order
         self.latest: datetime | None = None  # the latest event taken in
         self.seq = 0  # events taken in: the order of arrival among events at the same instant
+        # The triggers' slots (scoring/triggers.py `Catalogue`): each condition's occurrences among all the user's
+        # product events, any time (user triggers read those since the signup; account triggers merge users').
+        self.slots: list[list] = [[] for _ in range(len(plan.catalogue))]
 
     # -- building ----------------------------------------------------------------------------------------------
 
@@ -247,6 +250,8 @@ class Tally:
         activated: Stamp | None = None
         billing_at: datetime | None = None
         seq = 0
+        catalogue, slots, user = plan.catalogue, self.slots, self.user_id
+        feed_all, feeds = bool(catalogue.any_event), catalogue.wanted
         for event in seen:
             moment, name = event.at, event.name
             stamp = (moment, seq)
@@ -254,6 +259,8 @@ class Tally:
             if name in not_activity:
                 note(event, stamp, start)
                 continue
+            if feed_all or name in feeds:
+                catalogue.feed(slots, name, event.props, (moment - EPOCH) // _ONE_US, user)
             if moment < start:
                 continue  # before this trial: not ours to judge
             if name in special:
@@ -325,6 +332,8 @@ class Tally:
         latest = self.latest
         day: date | None = None
         day_starts = day_ends = EPOCH
+        catalogue, slots, user = plan.catalogue, self.slots, self.user_id
+        feed_all, feeds = bool(catalogue.any_event), catalogue.wanted
         for event in seen:
             moment, name = event.at, event.name
             stamp = (moment, seq)
@@ -334,6 +343,8 @@ class Tally:
             if name in not_activity:
                 self._note(event, stamp, start)
                 continue
+            if feed_all or name in feeds:
+                catalogue.feed(slots, name, event.props, (moment - EPOCH) // _ONE_US, user)
             if start is None:
                 self.waiting = True
                 continue
@@ -444,12 +455,14 @@ class Tally:
             "specials": [[*_us(stamp), name, ticket] for stamp, name, ticket in self.specials],
             "latest": None if self.latest is None else _micros(self.latest),
             "seq": self.seq,
+            "slots": [[list(item) for item in items] for items in self.slots],
         }
 
     @classmethod
     def restore(cls, data: dict[str, Any], plan: Any, tz: tzinfo, user_id: str) -> Tally | None:
         """A tally from `state()`; None when it was made by another version of this module or other rules."""
-        if data.get("v") != VERSION or len(data["counters"]) != len(plan.signals):
+        if data.get("v") != VERSION or len(data["counters"]) != len(plan.signals) or \
+                len(data["slots"]) != len(plan.catalogue):
             return None
         tally = cls(plan, tz, user_id)
         if (signup := data["signup"]) is not None:
@@ -466,4 +479,5 @@ class Tally:
         tally.specials = [((_time(us), seq), name, ticket) for us, seq, name, ticket in data["specials"]]
         tally.latest = None if data["latest"] is None else _time(data["latest"])
         tally.seq = data["seq"]
+        tally.slots = [[tuple(item) for item in items] for items in data["slots"]]
         return tally
