@@ -1,5 +1,10 @@
 """Everything a person sees about one lead, gathered from the store in one place.
 
+What fired is read from the lead's verdict (`lead_verdict`): an account lead's stored account verdict
+(`account_of`), else its user's latest one on `trial_users.verdict`. From it come the lead's family (buying or
+blocker), the triggers that fired with their tier of response, and an account lead's contact map; a verdict from
+before triggers has none of them, and then none is shown.
+
 The Block Kit module renders a `LeadView`; it never queries the store itself. Times are aware datetimes
 (UTC); the renderer formats them in the team timezone it is given. `lead_facts` and `holder` are the short
 form (who the lead is, who has it), for the sweeps' notices and the manager's modals.
@@ -8,7 +13,7 @@ form (who the lead is, who has it), for the sweeps' notices and the manager's mo
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, tzinfo
+from datetime import UTC, datetime, tzinfo
 
 import sqlalchemy as sa
 from sqlmodel import Session, select
@@ -16,13 +21,16 @@ from sqlmodel import Session, select
 from bot.domain.kit import DISPOSITION_LABELS, MAX_TOUCHES
 from bot.domain.lifecycle import CLOSED, PqlState
 from bot.services import holds, outreach
-from bot.services.alert_text import ASK_TRACK, signal_summary
+from bot.services.alert_text import ASK_TRACK, fired_line, signal_summary
 from bot.store.models import DispositionRecord, Pql, Rep, Touch, TrialUser
 from scoring import ScoreResult
 from templates import esc, sentences
 
 _words = sentences("slack/escalations.j2")
 _bands = sentences("scoring/bands.j2")
+_fired = sentences("scoring/triggers.j2")
+#: The contact map's rows the Details modal lists; the rest are counted (Block Kit: 3,000 characters a section).
+CONTACTS_MAX = 25
 
 
 @dataclass(slots=True)
@@ -36,14 +44,45 @@ class TouchView:
 
 
 @dataclass(slots=True)
+class FiredTrigger:
+    """A trigger that fired on the lead's verdict (scoring/triggers.py), as a rep reads it."""
+
+    name: str
+    label: str
+    family: str  # buying | blocker
+    response: int  # seed 001's tier of response: 1 same day, 2 within 72 h, 3 automated nurture only
+    evidence: str
+
+    @property
+    def line(self) -> str:
+        """"Active buyer (tier 1, same day): viewed pricing and compared plans within 31 h"."""
+        return fired_line(self.label, self.response, self.evidence)
+
+
+@dataclass(slots=True)
+class ContactView:
+    """One user of an account lead: seed 004's contact map row (who, last active, what they did)."""
+
+    user_id: str
+    name: str | None
+    email: str | None
+    title: str | None
+    last_active: datetime | None
+    did: list[str]
+    status: str | None = None
+
+
+@dataclass(slots=True)
 class HandoffPackage:
     """Seed 004's handoff package: what a rep needs before the first touch."""
 
     usage_summary: list[str]  # activation, key events, last activity (approved signals only)
     company_profile: list[str]  # size, band and ACV potential, industry, domain, plan
-    contact_map: list[str]  # other users at the same account: "Li Wei, Analytics Engineer (li@acme.com)"
+    contact_map: list[str]  # the account's users: "Li Wei, Analytics Engineer · li@acme.com · last active ..."
     recommended_opening: str  # the talk track
     upgrade_blockers: list[str]  # open tickets, do-not-touch reasons
+    family: str | None = None  # "Adoption blocker: help them unblock, not a pitch."; None before families
+    triggers: list[str] = field(default_factory=list)  # what fired, each with its tier of response
 
 
 @dataclass(slots=True)
@@ -86,6 +125,13 @@ class LeadView:
     acv_potential: int | None = None  # dollars a year; None without a company size
     hold: str | None = None  # on a do-not-touch hold (bot/services/holds.py): "checkout" or "support_ticket"
     held_since: datetime | None = None
+    # What fired, from the lead's verdict (none from a verdict before triggers): its family, the triggers with their
+    # tier of response, and for an account lead (level "account") the account and its contact map.
+    level: str = "user"  # user | account
+    family: str | None = None  # buying | blocker
+    fired: list[FiredTrigger] = field(default_factory=list)
+    account_name: str | None = None
+    contacts: list[ContactView] = field(default_factory=list)
 
     @property
     def is_open(self) -> bool:
@@ -105,8 +151,9 @@ def build(session: Session, pql_id: int, *, tz: tzinfo, product_name: str, at: d
     if pql is None:
         raise LookupError(f"no lead PQL-{pql_id}")
     user = session.get(TrialUser, pql.user_id)
-    verdict = user.verdict if user else {}
-    result = _result_for_outreach(pql, user)
+    verdict = lead_verdict(session, pql, user)
+    fired, contacts = fired_of(verdict), contacts_of(verdict)
+    result = _result_for_outreach(pql, user, verdict)
     context = outreach.LeadContext.from_result(result, product_name=product_name, at=at, tz=tz,
                                                rep_name=_rep_name(session, pql.claimed_by or pql.rep_id))
     touches = [
@@ -135,7 +182,9 @@ def build(session: Session, pql_id: int, *, tz: tzinfo, product_name: str, at: d
         signup_at=user.signup_at if user else None,
         trial_day=verdict.get("trial_day"),
         days_left=verdict.get("days_left"),
-        signal_summary=signal_summary((s["evidence"], s["day"]) for s in pql.signals),
+        # The triggers that fired are listed apart, with their tiers of response: the signals are the rest.
+        signal_summary=signal_summary((s["evidence"], s["day"]) for s in pql.signals
+                                      if s["name"] not in {f.name for f in fired}),
         ask=next((s["evidence"] for s in pql.signals if s.get("talk_track") == ASK_TRACK), None),
         talk_track=talk,
         qualified_at=pql.qualified_at,
@@ -150,12 +199,74 @@ def build(session: Session, pql_id: int, *, tz: tzinfo, product_name: str, at: d
         stopped_reason=_STOPPED.get(pql.state),
         sla_due_at=pql.sla_due_at,
         emails={key: outreach.email(context, key) for key in outreach.EMAIL_KEYS} if kit else {},
-        handoff=_handoff(session, pql, user, verdict, talk) if kit else None,
+        handoff=_handoff(session, pql, user, verdict, talk, fired=fired, contacts=contacts, tz=tz) if kit else None,
         band=verdict.get("band"),
         acv_potential=verdict.get("acv_potential"),
         hold=holds.reason(pql),
         held_since=pql.held_since,
+        level=verdict.get("level") or "user",
+        family=verdict.get("family"),
+        fired=fired,
+        account_name=_account_name(verdict),
+        contacts=contacts,
     )
+
+
+def account_of(session: Session, pql: Pql) -> dict | None:
+    """An account lead's stored verdict: the account's `ScoreResult.to_json()` (level "account", with its triggers,
+    family and `users`), stored by the account roll-up under the lead's `account_key` in `account_scores`. None for
+    a user lead (no account key) and when no account verdict is stored."""
+    key = getattr(pql, "account_key", None)
+    if not key:
+        return None
+    stored = session.connection().execute(
+        sa.select(_ACCOUNT_SCORES.c.verdict).where(_ACCOUNT_SCORES.c.key == key)).scalar_one_or_none()
+    return stored if isinstance(stored, dict) else None
+
+
+_ACCOUNT_SCORES = sa.table("account_scores", sa.column("key", sa.String), sa.column("verdict", sa.JSON))
+
+
+def lead_verdict(session: Session, pql: Pql, user: TrialUser | None) -> dict:
+    """The verdict a lead is shown from: its account's (`account_of`) for an account lead, else its user's latest."""
+    return account_of(session, pql) or (user.verdict if user else None) or {}
+
+
+def fired_of(verdict: dict) -> list[FiredTrigger]:
+    """The triggers that fired on a verdict, those routed to a person first (by tier), then the nurture-only ones."""
+    found = [FiredTrigger(t["name"], t.get("label") or t["name"], t.get("family") or "buying",
+                          int(t.get("response") or 3), t.get("evidence") or "")
+             for t in verdict.get("triggers") or ()]
+    return sorted(found, key=lambda f: f.response)
+
+
+def contacts_of(verdict: dict) -> list[ContactView]:
+    """An account verdict's contact map (seed 004), most recently active first; none for a user's verdict."""
+    if verdict.get("level") != "account":
+        return []
+    contacts = [
+        ContactView(u["user_id"], u.get("name"), u.get("email"), u.get("title"),
+                    datetime.fromisoformat(u["last_active"]) if u.get("last_active") else None,
+                    list(u.get("did") or ()), u.get("status"))
+        for u in verdict.get("users") or ()
+    ]
+    latest = datetime.min.replace(tzinfo=UTC)
+    return sorted(contacts, key=lambda c: c.last_active or latest, reverse=True)
+
+
+def contact_line(contact: ContactView, *, tz: tzinfo) -> str:
+    """"Li Wei, Analytics Engineer · li@acme.com · last active Tue 3 Dec · connected Snowflake" (not escaped)."""
+    active = contact.last_active.astimezone(tz) if contact.last_active else None
+    return _fired("contact", name=contact.name or contact.email or contact.user_id, title=contact.title,
+                  email=contact.email, last_active=f"{active:%a} {active.day} {active:%b}" if active else None,
+                  did=contact.did)
+
+
+def _account_name(verdict: dict) -> str | None:
+    if verdict.get("level") != "account":
+        return None
+    account = verdict.get("account") or {}
+    return account.get("company_name") or account.get("domain")
 
 
 _STOPPED = {
@@ -169,8 +280,8 @@ def _rep_name(session: Session, rep_id: str | None) -> str | None:
     return rep.name if rep else None
 
 
-def _result_for_outreach(pql: Pql, user: TrialUser | None) -> ScoreResult:
-    """A ScoreResult good enough for the outreach templates, rebuilt from the stored lead."""
+def _result_for_outreach(pql: Pql, user: TrialUser | None, verdict: dict) -> ScoreResult:
+    """A ScoreResult good enough for the outreach templates, rebuilt from the stored lead and its verdict."""
     from scoring.result import Account, Profile, SignalMet, Status, Tier
 
     signals = tuple(
@@ -178,7 +289,6 @@ def _result_for_outreach(pql: Pql, user: TrialUser | None) -> ScoreResult:
                   s.get("evidence", ""), s.get("talk_track", s["name"]), tuple(s.get("values", ())))
         for s in pql.signals
     )
-    verdict = user.verdict if user else {}
     return ScoreResult(
         user_id=pql.user_id,
         email=user.email if user else None,
@@ -195,6 +305,8 @@ def _result_for_outreach(pql: Pql, user: TrialUser | None) -> ScoreResult:
         days_left=verdict.get("days_left"),
         qualified_at=pql.qualified_at,
         profile=Profile(first_name=user.first_name if user else None, title=user.title if user else None),
+        level=verdict.get("level") or "user",
+        family=verdict.get("family"),
     )
 
 
@@ -222,11 +334,20 @@ def _history(session: Session, pql: Pql, user: TrialUser | None) -> list[str]:
     return lines
 
 
-def _handoff(session: Session, pql: Pql, user: TrialUser | None, verdict: dict, talk: str) -> HandoffPackage:
-    usage = [f"{s['evidence'].capitalize()} (day {s['day']})" for s in verdict.get("signals", pql.signals)]
+def _handoff(session: Session, pql: Pql, user: TrialUser | None, verdict: dict, talk: str, *,
+             fired: list[FiredTrigger], contacts: list[ContactView], tz: tzinfo) -> HandoffPackage:
+    """Seed 004's package. An account lead's contact map is its account verdict's users (every one: the modal
+    counts what it cannot show); a user lead's, the other users at its domain, as before."""
+    named = {f.name for f in fired}  # listed apart, with their tiers of response
+    usage = [f"{s['evidence'].capitalize()} (day {s['day']})" for s in verdict.get("signals", pql.signals)
+             if s.get("name") not in named and s.get("day") is not None]
     profile = []
+    account = _account_name(verdict)
+    if account:
+        size = verdict.get("company_size")
+        profile.append(f"{account}, {size:,} people" if size else account)
     if user:
-        if user.company_name or user.company_size:
+        if not account and (user.company_name or user.company_size):
             size = f", {user.company_size:,} people" if user.company_size else ""
             profile.append(f"{user.company_name or user.domain}{size}")
         if verdict.get("band") is not None:
@@ -238,7 +359,10 @@ def _handoff(session: Session, pql: Pql, user: TrialUser | None, verdict: dict, 
             profile.append(f"Domain: {user.domain}")
         if user.plan:
             profile.append(f"Plan: {user.plan}")
-    contacts = []
+    if verdict.get("level") == "account":
+        return HandoffPackage(usage, profile, [contact_line(c, tz=tz) for c in contacts], talk,
+                              _blockers(verdict), _family_line(verdict), [f.line for f in fired])
+    same_domain = []
     if user and user.domain:
         others = session.exec(
             select(TrialUser).where(TrialUser.domain == user.domain, TrialUser.user_id != user.user_id).limit(10)
@@ -246,9 +370,18 @@ def _handoff(session: Session, pql: Pql, user: TrialUser | None, verdict: dict, 
         for other in others:
             name = other.name or other.user_id
             role = f", {other.title}" if other.title else ""
-            contacts.append(f"{name}{role} ({other.email})" if other.email else f"{name}{role}")
-    blockers = [r["detail"] for r in verdict.get("reasons", []) if r.get("kind") == "do_not_touch"]
-    return HandoffPackage(usage, profile, contacts, talk, blockers)
+            same_domain.append(f"{name}{role} ({other.email})" if other.email else f"{name}{role}")
+    return HandoffPackage(usage, profile, same_domain, talk, _blockers(verdict), _family_line(verdict),
+                          [f.line for f in fired])
+
+
+def _blockers(verdict: dict) -> list[str]:
+    return [r["detail"] for r in verdict.get("reasons", []) if r.get("kind") == "do_not_touch"]
+
+
+def _family_line(verdict: dict) -> str | None:
+    family = verdict.get("family")
+    return _fired("family_plain", family=family) if family else None
 
 
 def lead_facts(session: Session, pql: Pql) -> tuple[str, str | None]:

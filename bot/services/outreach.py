@@ -15,9 +15,13 @@ from scoring.result import ScoreResult
 from templates import render
 
 EMAIL_KEYS = ("email1", "email2", "email3")
-TALK_TRACKS = ("integration", "invites", "billing", "multi_day", "fast_lane")
+TALK_TRACKS = ("integration", "invites", "billing", "multi_day", "fast_lane", "enterprise", "expansion", "unblock")
+#: The talk tracks that help rather than sell: all a blocker lead is given (seed 000: a blocker's rep job is
+#: "Unblock / enable"; its wrong response, "Pitching instead of helping").
+BLOCKER_TRACKS = ("unblock",)
 # Talk track key -> Email 1 variant. Anything else gets B: its team-setup pitch claims nothing specific.
-_VARIANTS = {"integration": "A", "invites": "B", "billing": "C", "fast_lane": "F"}
+_VARIANTS = {"integration": "A", "invites": "B", "billing": "C", "fast_lane": "F", "enterprise": "E",
+             "expansion": "G", "unblock": "U"}
 # Without a strong signal the rep leads with the lead's goals, which is what the multi_day track does.
 _FALLBACK_TRACK = "multi_day"
 _SLOT_HOURS = (10, 14)
@@ -46,6 +50,7 @@ class LeadContext:
     slot_b: str
     resource_url: str | None = None
     scheduling_url: str | None = None
+    family: str | None = None  # the lead's family: buying | blocker (None before families)
 
     @classmethod
     def from_result(
@@ -80,7 +85,16 @@ class LeadContext:
             slot_b=slot_b,
             resource_url=resource_url,
             scheduling_url=scheduling_url,
+            family=result.family,
         )
+
+    @property
+    def lead_track(self) -> str | None:
+        """The talk track the lead gets: the strongest signal's, except that a blocker lead is only ever helped,
+        never pitched (a blocker whose strongest signal is a buying one gets the `unblock` track)."""
+        if self.family == "blocker" and self.track not in BLOCKER_TRACKS:
+            return "unblock"
+        return self.track
 
     @property
     def integration_list(self) -> str:
@@ -99,7 +113,8 @@ class LeadContext:
 
     def template_vars(self) -> dict[str, Any]:
         data = {f.name: getattr(self, f.name) for f in fields(self)}
-        return data | {"integration_list": self.integration_list, "company_label": self.company_label}
+        return data | {"integration_list": self.integration_list, "company_label": self.company_label,
+                       "track": self.lead_track}
 
 
 def _integrations_from(result: ScoreResult) -> tuple[str, ...]:
@@ -110,16 +125,17 @@ def _integrations_from(result: ScoreResult) -> tuple[str, ...]:
 
 
 def variant_for(ctx: LeadContext) -> str:
-    return variant_for_track(ctx.track)
+    return variant_for_track(ctx.lead_track)
 
 
 def variant_for_track(track: str | None) -> str:
-    """Email 1's variant for a strongest signal's talk track: A, B, C or F."""
+    """Email 1's variant for a strongest signal's talk track: A, B, C, F, E (enterprise), G (expansion: growth) or U
+    (unblock)."""
     return _VARIANTS.get(track or "", "B")
 
 
 def talk_track(ctx: LeadContext) -> str:
-    key = ctx.track if ctx.track in TALK_TRACKS else _FALLBACK_TRACK
+    key = ctx.lead_track if ctx.lead_track in TALK_TRACKS else _FALLBACK_TRACK
     text = render(f"talk_tracks/{key}.txt.j2", **ctx.template_vars())
     return " ".join(text.split())  # Slack shows it as one line, whatever the template's layout
 

@@ -1,5 +1,7 @@
-"""The PQL alert in the channel: who, the trial, score and tier, the signals with their trial days, the talk track,
-the account's history, the rep and the SLA clock, the touches, and the buttons that fit the lead's state."""
+"""The PQL alert in the channel: who, the trial, score and tier, what fired (the lead's family, in the rep's words,
+and each trigger with its tier of response), the signals with their trial days, the talk track, an account lead's
+contact map, the account's history, the rep and the SLA clock, the touches, and the buttons that fit the lead's
+state."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ from slack_sdk.models.blocks import ActionsBlock, Block, ButtonElement
 from bot.domain.kit import DISPOSITION_LABELS, EMAIL_LABELS, MAX_TOUCHES, TOUCH_CHANNELS
 from bot.domain.lifecycle import PqlState
 from bot.services.alert_text import AlertFacts, plain_alert
-from bot.services.lead_view import LeadView, TouchView
+from bot.services.lead_view import LeadView, TouchView, contact_line
 from bot.slack.blocks.parts import (
     FALLBACK_MAX,
     MESSAGE_BLOCKS_MAX,
@@ -32,16 +34,22 @@ from bot.slack.ids import Action
 from templates import clip, esc, sentences
 
 bands_words = sentences("scoring/bands.j2")
+fired_words = sentences("scoring/triggers.j2")
+#: An alert lists this many fired triggers and contacts, then counts the rest (the Details modal has them all);
+#: a line is clipped so that a full list stays inside a section's 3,000 characters.
+FIRED_SHOWN, CONTACTS_SHOWN, LINE_MAX = 10, 10, 280
 
 
 def alert(view: LeadView, *, now: datetime, tz: tzinfo) -> tuple[str, list[dict]]:
     """The PQL alert for the channel: (link-free notification text, blocks)."""
     blocks = [
-        header(f"{TIER_LABELS.get(view.tier, view.tier)} · {view.ref} · {lead_name(view)}"),
+        header(f"{TIER_LABELS.get(view.tier, view.tier)} · {view.ref} · {title(view)}"),
         *_status(view),
         fields(_who(view), _company(view), _trial(view, tz), _score(view)),
+        *what_fired(view),
         section(f"*Signals*\n{esc(_capitalized(view.signal_summary)) or 'none'}"),
         section(f"*Suggested talk track*\n{esc(view.talk_track)}"),
+        *contact_map(view, tz=tz, shown=CONTACTS_SHOWN),
         section(f"*Account history*\n{bullets(view.history, words('no_history'))}"),
         context(*rep_lines(view, now=now, tz=tz)),
     ]
@@ -58,8 +66,45 @@ def alert_text(view: LeadView) -> str:
         ref=view.ref, tier=view.tier, name=lead_name(view), title=view.title, company_name=view.company_name,
         company_size=view.company_size, score=view.score, max_score=view.max_score, ask=_ask(view),
         summary=view.signal_summary, trial_day=view.trial_day, days_left=view.days_left, talk_track=view.talk_track,
+        family=view.family, fired=tuple(f.line for f in view.fired),
+        account=view.account_name if view.level == "account" else None, users=len(view.contacts),
     ))
     return clip(esc(re.sub(r"\S*https?://\S*", "[link]", text.strip())), FALLBACK_MAX)
+
+
+def title(view: LeadView) -> str:
+    """Who the lead is: the person, or for an account lead the account ("Acme Corp (account)")."""
+    if view.level == "account" and view.account_name:
+        return f"{view.account_name} (account)"
+    return lead_name(view)
+
+
+def what_fired(view: LeadView) -> list[Block]:
+    """The lead's family in the rep's words (seed 000: help a buyer buy; help a blocked user unblock, not a pitch)
+    and each trigger that fired with its tier of response (seed 001) and evidence; nothing from a verdict before
+    triggers."""
+    if not view.family and not view.fired:
+        return []
+    lines = [fired_words("family", family=view.family)] if view.family else []
+    shown = [f"• {clip(esc(f.line), LINE_MAX)}" for f in view.fired[:FIRED_SHOWN]]
+    if len(view.fired) > FIRED_SHOWN:
+        shown.append(fired_words("more", count=len(view.fired) - FIRED_SHOWN))
+    if shown:
+        lines += ["*What fired*", *shown]
+    return [section("\n".join(lines))]
+
+
+def contact_map(view: LeadView, *, tz: tzinfo, shown: int) -> list[Block]:
+    """An account lead's contact map (seed 004): the account and its users, the most recently active first; the
+    first `shown` of them, then how many more there are."""
+    if view.level != "account" or not (view.contacts or view.account_name):
+        return []
+    heading = fired_words("account", name=esc(view.account_name or "unknown"), users=len(view.contacts))
+    lines = [f"*Contact map* · {heading}"]
+    lines += [f"• {clip(esc(contact_line(c, tz=tz)), LINE_MAX)}" for c in view.contacts[:shown]]
+    if len(view.contacts) > shown:
+        lines.append(fired_words("contacts_more", count=len(view.contacts) - shown))
+    return [section("\n".join(lines))]
 
 
 def _capitalized(text: str) -> str:

@@ -10,8 +10,9 @@ from functools import cache
 from slack_sdk.models.blocks import Block, CheckboxesElement, DividerBlock, Option
 
 from bot.domain.kit import DISPOSITION_LABELS, EMAIL_LABELS, MAX_TOUCHES, TOUCH_CHANNELS
-from bot.services.lead_view import LeadView
-from bot.slack.blocks.alert import acv_line, band_line, rep_lines
+from bot.services.lead_view import CONTACTS_MAX, LeadView
+from bot.slack.blocks.alert import LINE_MAX, acv_line, band_line, fired_words, rep_lines, what_fired
+from bot.slack.blocks.alert import title as lead_title
 from bot.slack.blocks.parts import (
     TIER_LABELS,
     bullets,
@@ -27,7 +28,7 @@ from bot.slack.blocks.parts import (
     words,
 )
 from bot.slack.ids import Input, View
-from templates import ENV, esc
+from templates import ENV, clip, esc
 
 
 def details_modal(view: LeadView, *, now: datetime, tz: tzinfo) -> dict:
@@ -35,7 +36,7 @@ def details_modal(view: LeadView, *, now: datetime, tz: tzinfo) -> dict:
     touched = " · ".join(rep_lines(view, now=now, tz=tz) + [f"{len(view.touches)} of {MAX_TOUCHES} touches"])
     account = f"{band_line(view)} · {acv_line(view)} · " if view.band is not None else ""
     blocks: list[Block] = [
-        header(f"{view.ref} · {lead_name(view)}"),
+        header(f"{view.ref} · {lead_title(view)}"),
         context(f"{TIER_LABELS.get(view.tier, esc(view.tier))} · {view.score}/{view.max_score} · {account}{touched}"),
         *_handoff(view),
         DividerBlock(),
@@ -59,12 +60,26 @@ def _handoff(view: LeadView) -> list[Block]:
     if package is None:
         return [section("*Handoff package*\nnone yet")]
     return [
+        *what_fired(view),
         section(f"*Usage summary*\n{bullets(package.usage_summary, 'none')}"),
         section(f"*Company profile*\n{bullets(package.company_profile, 'none')}"),
-        section(f"*Contact map*\n{bullets(package.contact_map, 'none')}"),
+        *_contact_map(package.contact_map),
         section(f"*Recommended opening*\n{esc(package.recommended_opening) or 'none'}"),
         section(f"*Upgrade blockers*\n{bullets(package.upgrade_blockers, 'none')}"),
     ]
+
+
+def _contact_map(lines: list[str]) -> list[Block]:
+    """Seed 004's contact map: every user up to CONTACTS_MAX, ten to a section (each clipped to fit one), then how
+    many more there are."""
+    if not lines:
+        return [section("*Contact map*\nnone")]
+    shown = [f"• {clip(esc(line), LINE_MAX)}" for line in lines[:CONTACTS_MAX]]
+    if len(lines) > CONTACTS_MAX:
+        shown.append(fired_words("more", count=len(lines) - CONTACTS_MAX))
+    title = f"*Contact map* ({len(lines)})" if len(lines) > 1 else "*Contact map*"
+    return [section("\n".join(([title] if start == 0 else []) + shown[start:start + 10]))
+            for start in range(0, len(shown), 10)]
 
 
 @cache
