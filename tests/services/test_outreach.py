@@ -270,3 +270,48 @@ def test_slots_default_to_the_next_weekdays_after_the_given_moment():
 def test_suggested_slots_need_an_aware_moment():
     with pytest.raises(ValueError, match="timezone-aware"):
         suggest_slots(datetime(2026, 11, 6, 9, 0), UTC)
+
+
+# The trigger catalogue's talk tracks: enterprise, expansion, unblock (seeds 000 and 001) -----------------------------
+
+def context(track: str | None, family: str | None = None) -> LeadContext:
+    return LeadContext(product_name="Quarry", first_name="Sarah", company_name="Initech", company_size=800,
+                       integrations=(), track=track, trial_day=6, days_left=8, rep_name="Priya", family=family,
+                       **SLOTS)
+
+
+@pytest.mark.parametrize(("track", "letter", "opening", "subject"), [
+    ("enterprise", "E", "Lead with enterprise readiness: Sarah at Initech (800 people) is looking at what a "
+     "company-wide rollout of Quarry needs", "Rolling Quarry out across Initech"),
+    ("expansion", "G", "Lead with room to grow: Sarah at Initech (800 people) is bringing more people",
+     "Making room for your team on Quarry"),
+    ("unblock", "U", "Help, don't pitch: Sarah at Initech (800 people) looks stuck on a setup step",
+     "A hand with your Quarry setup"),
+])
+def test_the_catalogues_talk_tracks_each_have_their_opening_and_email_1(track, letter, opening, subject):
+    ctx = context(track, "blocker" if track == "unblock" else "buying")
+    assert talk_track(ctx).startswith(opening)
+    assert (variant_for(ctx), email(ctx, "email1").subject) == (letter, subject)
+    assert email(ctx, "email2").subject == f"Re: {subject}"
+    texts = [talk_track(ctx)] + [f"{e.subject}\n{e.body}" for e in (email(ctx, w) for w in EMAIL_KEYS)]
+    assert surveillance_in("\n".join(texts)) == []
+
+
+@pytest.mark.parametrize("track", ["billing", "invites", "integration", "enterprise", "expansion", "fast_lane", None])
+def test_a_blocker_lead_is_offered_help_never_a_pitch_whatever_its_strongest_signal(track):
+    ctx = context(track, "blocker")
+    assert talk_track(ctx).startswith("Help, don't pitch")
+    assert variant_for(ctx) == "U"
+    words = " ".join(f"{e.subject} {e.body}" for e in (email(ctx, w) for w in EMAIL_KEYS)).lower()
+    for pitch in ("plan", "pricing", "upgrade", "enterprise tier", "overpaying"):
+        assert pitch not in words, pitch
+
+
+def test_a_buying_lead_keeps_the_track_of_its_strongest_signal():
+    assert talk_track(context("billing", "buying")).startswith("Lead with plan fit")
+    assert variant_for(context("billing", "buying")) == "C"
+
+
+def test_the_catalogues_emails_have_templates():
+    names = set(templates.ENV.list_templates())
+    assert {f"emails/email1_{v}.txt.j2" for v in "egu"} <= names
