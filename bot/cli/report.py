@@ -13,7 +13,8 @@ from bot.services import alert_text
 from scoring import Rules, ScoreResult, Status, Tier
 from scoring.engine import ASK_OVERRIDES
 from scoring.rules import SIZED_BANDS
-from templates import sentences
+from scoring.triggers import RESPONSE_WORDS
+from templates import render, sentences
 
 _bands = sentences("scoring/bands.j2")
 
@@ -110,6 +111,14 @@ def print_rules(rules: Rules, *, source: str, console: Console | None = None) ->
                   f"overrides {', '.join(sorted(ASK_OVERRIDES))}; other exclusions and do-not-touch (opt-out) stop it")
     _print_bands_and_acv(rules, console)
     console.print(f"Single-day hold: {rules.hold.hours} h; billing paths: {', '.join(rules.events.billing_paths)}")
+    console.print(catalogue(rules), markup=False, highlight=False)
+
+
+def catalogue(rules: Rules) -> str:
+    """The trigger catalogue in words (templates/scoring/catalogue.txt.j2): per trigger its name and label, level,
+    family, strength, tier of response, window, conditions and the seed row it cites."""
+    triggers = [(name, trigger.model_dump(mode="json")) for name, trigger in rules.triggers.items()]
+    return render("scoring/catalogue.txt.j2", triggers=triggers, response_words=RESPONSE_WORDS).strip("\n")
 
 
 def _print_bands_and_acv(rules: Rules, console: Console) -> None:

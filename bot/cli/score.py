@@ -15,8 +15,15 @@ from scoring import EventError, load_rules, paused_gc, score_users
 
 def add(commands: argparse._SubParsersAction, name: str) -> None:
     if name == "rules":
-        rules = commands.add_parser(name, help="check a rules file and show what it means")
-        rules.add_argument("file", nargs="?", type=Path, help="rules file (default PQL_RULES_FILE or the seed model)")
+        rules = commands.add_parser(
+            name, help="check a rules file and show what it means",
+            usage="pqlbot rules [check] [FILE]",
+            description=("Validate a rules file and print what it means: the points model, the bands and ACV model, "
+                         "and the trigger catalogue (per trigger: level, family, strength, tier of response, window, "
+                         "conditions in words and the seed row it cites). `pqlbot rules check FILE` is the same for "
+                         "a copy you are editing."))
+        rules.add_argument("words", nargs="*", metavar="FILE",
+                           help="rules file, optionally after `check` (default PQL_RULES_FILE or the seed model)")
         rules.set_defaults(run=run_rules)
         return
     score = commands.add_parser(
@@ -72,6 +79,12 @@ def run_score(args: argparse.Namespace, settings: Settings) -> int:
 def run_rules(args: argparse.Namespace, settings: Settings) -> int:
     from bot.cli import report
 
-    path = args.file or settings.pql_rules_file
+    words = list(args.words)
+    if words[:1] == ["check"] and (len(words) == 2 or not Path("check").exists()):
+        words = words[1:]
+    if len(words) > 1:
+        print("pqlbot rules: give one rules FILE (or `check FILE`)", file=sys.stderr)
+        return 2
+    path = Path(words[0]) if words else settings.pql_rules_file
     report.print_rules(load_rules(path), source=str(path or "built-in seed 002 model"))
     return 0
