@@ -17,8 +17,8 @@ from sqlmodel import Session, select
 
 from bot.domain.kit import DISPOSITION_LABELS, EMAIL_LABELS, MAX_TOUCHES, TOUCH_CHANNELS
 from bot.domain.lifecycle import CLAIMABLE, CLOSED, PqlState
-from bot.services import audit, outbox
-from bot.services.outreach import variant_for_track
+from bot.services import audit, lead_view, outbox
+from bot.services.outreach import lead_track, variant_for_track
 from bot.store.models import Assignment, DispositionRecord, Pql, Rep, Touch, TrialUser
 from bot.store.queries import given_today
 from templates import esc, say
@@ -209,6 +209,9 @@ def log_touch(session: Session, pql: Pql, who: Actor, *, channel: str, email_key
         raise Refused(say("touch_limit", ref=pql.ref, limit=MAX_TOUCHES))
     email_key = email_key if channel == "email" else None
     track = next((s.get("talk_track") for s in pql.signals if s.get("name") == pql.strongest_signal), None)
+    if email_key == "email1":  # the variant the kit gave: a blocker lead's is always the unblock one
+        track = lead_track(track, lead_view.lead_verdict(session, pql, session.get(TrialUser, pql.user_id))
+                           .get("family"))
     touch = Touch(pql_id=pql.id, rep_id=pql.claimed_by or who.user_id, number=count + 1, channel=channel,
                   email_key=email_key, variant=variant_for_track(track) if email_key == "email1" else None,
                   replied=replied, note=(note or "").strip() or None, at=now)

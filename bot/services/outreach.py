@@ -90,11 +90,7 @@ class LeadContext:
 
     @property
     def lead_track(self) -> str | None:
-        """The talk track the lead gets: the strongest signal's, except that a blocker lead is only ever helped,
-        never pitched (a blocker whose strongest signal is a buying one gets the `unblock` track)."""
-        if self.family == "blocker" and self.track not in BLOCKER_TRACKS:
-            return "unblock"
-        return self.track
+        return lead_track(self.track, self.family)
 
     @property
     def integration_list(self) -> str:
@@ -115,6 +111,14 @@ class LeadContext:
         data = {f.name: getattr(self, f.name) for f in fields(self)}
         return data | {"integration_list": self.integration_list, "company_label": self.company_label,
                        "track": self.lead_track}
+
+
+def lead_track(track: str | None, family: str | None) -> str | None:
+    """The talk track a lead gets: its strongest signal's, except that a blocker lead is only ever helped, never
+    pitched (a blocker lead whose strongest signal has a buying track gets the `unblock` one)."""
+    if family == "blocker" and track not in BLOCKER_TRACKS:
+        return "unblock"
+    return track
 
 
 def _integrations_from(result: ScoreResult) -> tuple[str, ...]:

@@ -309,6 +309,18 @@ def test_a_touch_records_email_1s_variant_and_whether_they_replied(store):
     assert (call.email_key, call.variant, call.replied) == (None, None, False)  # a call is not an email
 
 
+def test_a_blocker_leads_email_1_is_recorded_as_the_unblock_variant_the_kit_gave_whatever_its_strongest_signal(
+        store):
+    pql_id = make_lead(store)  # Sarah's strongest signal is her integration (variant A) ...
+    with store.session() as session, session.begin():
+        user = session.get(TrialUser, "sarah")
+        user.verdict = user.verdict | {"family": "blocker"}  # ... but a blocker made her a lead: she is helped
+    claim(store, pql_id, ANA)
+    act(store, leads.log_touch, pql_id, ANA, channel="email", email_key="email1", note=None, now=NOW)
+    with store.session() as session:
+        assert session.exec(select(Touch.variant).where(Touch.pql_id == pql_id)).one() == "U"
+
+
 def test_a_note_cannot_ping_the_channel_or_mention_anyone(store):
     pql_id = make_lead(store)
     claim(store, pql_id, ANA)
