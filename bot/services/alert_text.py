@@ -66,7 +66,7 @@ def plain_alert(facts: AlertFacts) -> str:
 def alert_text(pql_ref: str, result: ScoreResult, *, talk_track: str) -> str:
     """The plain alert of a verdict (the demo's, before anything is stored)."""
     named = {t.name for t in result.triggers}
-    fired = sorted(result.triggers, key=lambda t: t.response)
+    fired = sorted((t for t in result.triggers if t.routed), key=lambda t: t.response)  # nurture-only: no one's job
     return plain_alert(AlertFacts(
         ref=pql_ref, tier=None if result.tier is None else str(result.tier),
         name=result.profile.name or result.email or result.user_id, title=result.profile.title,

@@ -68,9 +68,15 @@ def test_a_blocker_lead_is_told_to_help_not_pitch_and_never_reads_as_a_buying_si
         assert not [w for w in BUYING_WORDS if w in shown]
 
 
-def test_nurture_only_triggers_say_so():
-    shown = all_text(blocks.alert(buyer(fired=[ACTIVE_BUYER, NURTURE]), now=NOW, tz=TZ)[1])
+def test_nurture_only_triggers_are_in_details_and_never_in_the_alert():
+    view = buyer(fired=[ACTIVE_BUYER, NURTURE])
+    text, message = blocks.alert(view, now=NOW, tz=TZ)
+    assert "Pricing without an upgrade" not in text + all_text(message)
+    assert "Active buyer (tier 1, same day)" in text and "Active buyer (tier 1, same day)" in all_text(message)
+    shown = all_text(blocks.details_modal(view, now=NOW, tz=TZ))
     assert "Pricing without an upgrade (tier 3, automated nurture only): looked at plans" in shown
+    # A points lead with a nurture-only trigger besides: its lock-screen text is as it was.
+    assert len(blocks.alert(lead(family="buying", fired=[NURTURE]), now=NOW, tz=TZ)[0].splitlines()) == 3
 
 
 def test_a_lead_judged_before_triggers_shows_no_family_and_nothing_fired():
@@ -147,3 +153,10 @@ def test_the_demos_plain_alert_of_a_verdict_says_the_family_and_what_fired_once(
     assert "Adoption blocker: help them unblock, not a pitch." in text
     assert "What fired: SSO setup stalled (tier 1, same day): started single sign-on setup" in text
     assert "Trial day 9, 5 days left · Connected Snowflake (day 2)\n" in text  # the trigger is not a signal again
+
+
+def test_the_lock_screen_text_of_a_points_only_buying_lead_stays_three_lines():
+    text = blocks.alert(lead(family="buying"), now=NOW, tz=TZ)[0]
+    assert len(text.splitlines()) == 3 and "Buying signal" not in text
+    assert "Adoption blocker: help them unblock, not a pitch." in blocks.alert(lead(family="blocker"), now=NOW,
+                                                                                tz=TZ)[0]

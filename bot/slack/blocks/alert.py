@@ -46,7 +46,7 @@ def alert(view: LeadView, *, now: datetime, tz: tzinfo) -> tuple[str, list[dict]
         header(f"{TIER_LABELS.get(view.tier, view.tier)} · {view.ref} · {title(view)}"),
         *_status(view),
         fields(_who(view), _company(view), _trial(view, tz), _score(view)),
-        *what_fired(view),
+        *what_fired(view, nurture=False),
         section(f"*Signals*\n{esc(_capitalized(view.signal_summary)) or 'none'}"),
         section(f"*Suggested talk track*\n{esc(view.talk_track)}"),
         *contact_map(view, tz=tz, shown=CONTACTS_SHOWN),
@@ -66,7 +66,7 @@ def alert_text(view: LeadView) -> str:
         ref=view.ref, tier=view.tier, name=lead_name(view), title=view.title, company_name=view.company_name,
         company_size=view.company_size, score=view.score, max_score=view.max_score, ask=_ask(view),
         summary=view.signal_summary, trial_day=view.trial_day, days_left=view.days_left, talk_track=view.talk_track,
-        family=view.family, fired=tuple(f.line for f in view.fired),
+        family=view.family, fired=tuple(f.line for f in view.fired if f.response != 3),
         account=view.account_name if view.level == "account" else None, users=len(view.contacts),
     ))
     return clip(esc(re.sub(r"\S*https?://\S*", "[link]", text.strip())), FALLBACK_MAX)
@@ -79,16 +79,18 @@ def title(view: LeadView) -> str:
     return lead_name(view)
 
 
-def what_fired(view: LeadView) -> list[Block]:
+def what_fired(view: LeadView, *, nurture: bool) -> list[Block]:
     """The lead's family in the rep's words (seed 000: help a buyer buy; help a blocked user unblock, not a pitch)
-    and each trigger that fired with its tier of response (seed 001) and evidence; nothing from a verdict before
-    triggers."""
-    if not view.family and not view.fired:
+    and each trigger that fired with its tier of response (seed 001) and evidence; with `nurture`, the tier 3 ones
+    too (recorded for automated nurture, never a person's job: the Details modal lists them, the alert does not).
+    Nothing from a verdict before triggers."""
+    fired = [f for f in view.fired if nurture or f.response != 3]
+    if not view.family and not fired:
         return []
     lines = [fired_words("family", family=view.family)] if view.family else []
-    shown = [f"• {clip(esc(f.line), LINE_MAX)}" for f in view.fired[:FIRED_SHOWN]]
-    if len(view.fired) > FIRED_SHOWN:
-        shown.append(fired_words("more", count=len(view.fired) - FIRED_SHOWN))
+    shown = [f"• {clip(esc(f.line), LINE_MAX)}" for f in fired[:FIRED_SHOWN]]
+    if len(fired) > FIRED_SHOWN:
+        shown.append(fired_words("more", count=len(fired) - FIRED_SHOWN))
     if shown:
         lines += ["*What fired*", *shown]
     return [section("\n".join(lines))]

@@ -60,7 +60,7 @@ def _handoff(view: LeadView) -> list[Block]:
     if package is None:
         return [section("*Handoff package*\nnone yet")]
     return [
-        *what_fired(view),
+        *what_fired(view, nurture=True),
         section(f"*Usage summary*\n{bullets(package.usage_summary, 'none')}"),
         section(f"*Company profile*\n{bullets(package.company_profile, 'none')}"),
         *_contact_map(package.contact_map),
