@@ -55,7 +55,7 @@ class FiredTrigger:
 
     @property
     def line(self) -> str:
-        """"Active buyer (tier 1, same day): viewed pricing and compared plans within 31 h"."""
+        """"Active buyer (tier 1, same day): compared plans and reached for the upgrade"."""
         return fired_line(self.label, self.response, self.evidence)
 
 
