@@ -70,7 +70,7 @@ from scoring.result import (
 )
 from scoring.rules import DoNotTouch, Rules, Signal
 from scoring.tally import Counter, Tally, next_midnight
-from scoring.triggers import TRIAL, Catalogue, Fired, Level, micros, moment_of
+from scoring.triggers import TRIAL, Catalogue, Fired, Level, duration_us, micros, moment_of
 from templates import sentences, table
 
 EXPLICIT_ASK = "explicit_ask"
@@ -136,9 +136,12 @@ class _Plan:
         # The triggers' conditions as the tallies keep them (scoring/triggers.py).
         self.catalogue = catalogue = Catalogue(rules.triggers, self.is_billing)
         # The user triggers, each with the slots that must hold something before it can fire (its conditions'
-        # own: a condition with none cannot hold), so a user with none of their events costs a look per trigger.
-        self.user_triggers = [(name, trigger, tuple(slot for slot, _ in catalogue.layout[name]))
-                              for name, trigger in rules.triggers_of(Level.USER).items()]
+        # own: a condition with none cannot hold) and how long after their first occurrence (a "not completed
+        # within" wait), so a user with none of their events costs a look per trigger.
+        self.user_triggers = [
+            (name, trigger, tuple((slot, 0 if c.for_ is None else duration_us(c.for_))
+                                  for (slot, _), c in zip(catalogue.layout[name], trigger.all, strict=True)))
+            for name, trigger in rules.triggers_of(Level.USER).items()]
         self.waits = [name for name, trigger, _ in self.user_triggers
                       if any(c.not_followed_by is not None for c in trigger.all)]
         self.user_slots = sorted(catalogue.slots_of_level(Level.USER))
@@ -359,7 +362,8 @@ def _triggers(tally: Tally, trial: _Trial, plan: _Plan, at: datetime, reasons: S
     at_us, since_us, trial_end_us = micros(at), micros(trial.start), None
     fired = []
     for name, trigger, needs in plan.user_triggers:
-        if (fit_excluded and trigger.icp_gate) or not all(slots[slot] for slot in needs):
+        if (fit_excluded and trigger.icp_gate) or \
+                not all(slots[slot] and slots[slot][0][0] + wait <= at_us for slot, wait in needs):
             continue
         until_us = None
         if trigger.within == TRIAL:

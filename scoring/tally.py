@@ -260,7 +260,7 @@ class Tally:
                 note(event, stamp, start)
                 continue
             if feed_all or name in feeds:
-                catalogue.feed(slots, name, event.props, (moment - EPOCH) // _ONE_US, user)
+                catalogue.feed(slots, name, event.props, moment, user)
             if moment < start:
                 continue  # before this trial: not ours to judge
             if name in special:
@@ -344,7 +344,7 @@ class Tally:
                 self._note(event, stamp, start)
                 continue
             if feed_all or name in feeds:
-                catalogue.feed(slots, name, event.props, (moment - EPOCH) // _ONE_US, user)
+                catalogue.feed(slots, name, event.props, moment, user)
             if start is None:
                 self.waiting = True
                 continue

@@ -457,9 +457,35 @@ def next_due(trigger: Trigger, occurrences: Sequence[Sequence[Occurrence]], at_u
 
 # -- the catalogue compiled for the tallies --------------------------------------------------------------------------
 
+def _occurrence_key(condition: Condition) -> str:
+    """What makes two conditions' occurrences the same: the events they match and what each occurrence carries.
+    How many they need, over how many weeks, and what may end them are read when judging, not when feeding."""
+    kind = condition.measure if condition.measure in ("values", "total") else "events"
+    return Condition(event=condition.event, where=condition.where, measure=kind, field=condition.field,
+                     part=condition.part).model_dump_json(by_alias=True)
+
+
+def _remembered(test: Any) -> Any:
+    """`test(value)`, remembered for text values: a population's page paths and feature names repeat endlessly."""
+    memo: dict[str, bool] = {}
+
+    def accepts(value: Any) -> bool:
+        if type(value) is not str:
+            return test(value)
+        found = memo.get(value)
+        if found is None:
+            if len(memo) >= 8192:
+                memo.clear()
+            found = memo[value] = test(value)
+        return found
+
+    return accepts
+
+
 class Catalogue:
     """The rules' triggers laid out for running tallies: each distinct condition (and each `not_followed_by` event)
-    is a *slot*, a time-ordered list of occurrences a tally keeps; conditions written the same way share one.
+    is a *slot*, a time-ordered list of occurrences a tally keeps; conditions that match the same events into the
+    same occurrences share one (three pricing views and a pricing view with no upgrade click after it read one list).
 
     `feed` adds an event's occurrences to a tally's slot lists; `fired` judges one trigger over slot lists (a user's,
     or an account's merged from its users'). `slots_of_level(level)` says which slots a level's triggers read."""
@@ -471,7 +497,7 @@ class Catalogue:
         keys: dict[str, int] = {}
 
         def slot(condition: Condition) -> int:
-            key = condition.model_dump_json(by_alias=True)
+            key = _occurrence_key(condition)
             if key not in keys:
                 keys[key] = len(self.conditions)
                 self.conditions.append(condition)
@@ -495,6 +521,22 @@ class Catalogue:
             else:
                 self.by_event.setdefault(condition.event, []).append(index)
         self.wanted = frozenset(self.by_event) | ({"page_view"} if self.billing else frozenset())
+        # For each event name, what feeding it takes: (slot, its property tests, how its occurrence is made); the
+        # tests remembered, the billing test first for billing views.
+        billing_test = ("page_path", _remembered(lambda path: isinstance(path, str) and is_billing(path)))
+        feeders: dict[int, tuple] = {}
+        for index, condition in enumerate(self.conditions):
+            checks = tuple((prop, _remembered(test.accepts)) for prop, test in condition.where.items())
+            if condition.event == "billing_view":
+                checks = (billing_test, *checks)
+            plain = condition.measure not in ("values", "total")
+            feeders[index] = (index, checks, None if plain else condition)
+        self._any = tuple(feeders[i] for i in self.any_event)
+        named = {name: tuple(feeders[i] for i in indices) for name, indices in self.by_event.items()}
+        if self.billing:
+            named["page_view"] = (*named.get("page_view", ()), *(feeders[i] for i in self.billing))
+        self._quiet = named  # not activity: "*" conditions do not count it
+        self._feeders = {name: (*found, *self._any) for name, found in named.items()}
 
     def __len__(self) -> int:
         return len(self.conditions)
@@ -503,19 +545,20 @@ class Catalogue:
         return {s for name, t in self.triggers.items() if t.level is level for pair in self.layout[name]
                 for s in pair if s is not None}
 
-    def feed(self, lists: list[list[Occurrence]], name: str, props: Mapping[str, Any], at_us: int,
+    def feed(self, lists: list[list[Occurrence]], name: str, props: Mapping[str, Any], at_us: int | datetime,
              user: str, *, activity: bool = True) -> None:
         """Add an event's occurrences to `lists` (one per slot, kept in time order). `activity`: whether the event is
-        a product event ("*" conditions count it)."""
-        candidates = self.by_event.get(name, ())
-        if activity and self.any_event:
-            candidates = (*candidates, *self.any_event)
-        if name == "page_view" and self.billing:
-            candidates = (*candidates, *self.billing)
-        for index in candidates:
-            condition = self.conditions[index]
-            if matches(condition, name, props, self.is_billing):
-                found = occurrence(condition, at_us, props, user)
+        a product event ("*" conditions count it). `at_us` may be the event's aware moment instead: it is worked out
+        only when the event is kept (most page views are not)."""
+        feeders = (self._feeders.get(name, self._any) if activity else self._quiet.get(name)) or ()
+        for index, checks, condition in feeders:
+            for prop, accepts in checks:
+                if not accepts(props.get(prop)):
+                    break
+            else:
+                if type(at_us) is not int:
+                    at_us = micros(at_us)
+                found = (at_us, None, 1.0, user) if condition is None else occurrence(condition, at_us, props, user)
                 items = lists[index]
                 if not items or items[-1][0] <= at_us:
                     items.append(found)
