@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import math
 import re
+import string
 from bisect import bisect_left, bisect_right
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -69,6 +70,9 @@ class Level(StrEnum):
     USER = "user"
     ACCOUNT = "account"
 
+
+#: What a trigger's `evidence` may say, filled in from what fired it (scoring/engine.py `trigger_evidence`).
+EVIDENCE_FIELDS = ("count", "s", "days", "values", "users", "total", "span")
 
 #: Seed 001's tiers of response: what a fired trigger asks of the team.
 RESPONSE_WORDS = {1: "same day", 2: "within 72 h", 3: "automated nurture only"}
@@ -224,6 +228,10 @@ class Trigger(_Model):
         for condition in self.all:
             if condition.measure == "users" and self.level is Level.USER:
                 raise ValueError("measure \"users\" counts an account's users: it needs level = \"account\"")
+        for _, named, _, _ in string.Formatter().parse(self.evidence):
+            if named is not None and named not in EVIDENCE_FIELDS:
+                fields = ", ".join(f"{{{name}}}" for name in EVIDENCE_FIELDS)
+                raise ValueError(f"evidence: {{{named}}} is not filled in (it may say {fields})")
         return self
 
     @property

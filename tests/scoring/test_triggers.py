@@ -413,3 +413,8 @@ def test_a_verdict_judged_from_tallies_built_in_pieces_out_of_order_is_the_whole
         tally = Tally.restore(json.loads(json.dumps(tally.state())), plan, NY, "ana")
     assert judge(tally, DEFAULT, at).to_json() == whole.to_json()
     assert {t.name for t in whole.triggers} >= {"active_buyer", "sso_stalled", "security_review"}
+
+
+def test_a_misspelt_evidence_placeholder_is_refused_when_the_rules_load_not_when_a_lead_is_judged():
+    with pytest.raises(ValueError, match=r"evidence: \{cuont\} is not filled in"):
+        only_trigger(within="7d", evidence="failed {cuont} times", all=[{"event": "integration_failed"}])
