@@ -138,11 +138,13 @@ class _Plan:
         # The user triggers, each with the slots that must hold something before it can fire (its conditions'
         # own: a condition with none cannot hold) and how long after their first occurrence (a "not completed
         # within" wait), so a user with none of their events costs a look per trigger.
-        self.user_triggers = [
-            (name, trigger, tuple((slot, 0 if c.for_ is None else duration_us(c.for_))
-                                  for (slot, _), c in zip(catalogue.layout[name], trigger.all, strict=True)))
-            for name, trigger in rules.triggers_of(Level.USER).items()]
-        self.waits = [name for name, trigger, _ in self.user_triggers
+        self.user_triggers = []
+        for name, trigger in rules.triggers_of(Level.USER).items():
+            needs = [(slot, 0 if c.for_ is None else duration_us(c.for_))
+                     for (slot, _), c in zip(catalogue.layout[name], trigger.all, strict=True)]
+            mask = sum({1 << slot for slot, _ in needs})  # the slots as bits: one test for all of them
+            self.user_triggers.append((name, trigger, mask, tuple(need for need in needs if need[1])))
+        self.waits = [name for name, trigger, _, _ in self.user_triggers
                       if any(c.not_followed_by is not None for c in trigger.all)]
         self.user_slots = sorted(catalogue.slots_of_level(Level.USER))
 
@@ -359,12 +361,19 @@ def _triggers(tally: Tally, trial: _Trial, plan: _Plan, at: datetime, reasons: S
         return []
     fit_excluded = bool(reasons)
     slots, catalogue, tz = tally.slots, plan.catalogue, trial.tz
-    at_us, since_us, trial_end_us = micros(at), micros(trial.start), None
+    filled = 0
+    for slot in plan.user_slots:
+        if slots[slot]:
+            filled |= 1 << slot
+    at_us = since_us = trial_end_us = None
     fired = []
-    for name, trigger, needs in plan.user_triggers:
-        if (fit_excluded and trigger.icp_gate) or \
-                not all(slots[slot] and slots[slot][0][0] + wait <= at_us for slot, wait in needs):
-            continue
+    for name, trigger, mask, waits in plan.user_triggers:
+        if mask & ~filled or (fit_excluded and trigger.icp_gate):
+            continue  # a condition with no occurrence at all, or the ICP gate
+        if at_us is None:
+            at_us, since_us = micros(at), micros(trial.start)
+        if waits and any(slots[slot][0][0] + wait > at_us for slot, wait in waits):
+            continue  # a "not completed within" wait not over yet for even the first
         until_us = None
         if trigger.within == TRIAL:
             if trial_end_us is None:

@@ -473,21 +473,16 @@ def _occurrence_key(condition: Condition) -> str:
                      part=condition.part).model_dump_json(by_alias=True)
 
 
-def _remembered(test: Any) -> Any:
-    """`test(value)`, remembered for text values: a population's page paths and feature names repeat endlessly."""
-    memo: dict[str, bool] = {}
-
-    def accepts(value: Any) -> bool:
-        if type(value) is not str:
-            return test(value)
-        found = memo.get(value)
-        if found is None:
-            if len(memo) >= 8192:
-                memo.clear()
-            found = memo[value] = test(value)
-        return found
-
-    return accepts
+def _route(feeders: tuple) -> tuple[str | None, Any, tuple]:
+    """How an event name's feeders are chosen for one event: (None, the feeders as (slot, how), ...) when none tests
+    a property; (the property, {its text value: the feeders it passes}, the feeders) when they all test the same
+    one, so a population's page paths are each tested once; ("", {}, the feeders) otherwise, tested every time."""
+    tested = {field for _, checks, _ in feeders for field, _ in checks}
+    if not tested:
+        return None, tuple((index, condition) for index, _, condition in feeders), feeders
+    if len(tested) == 1 and all(len(checks) <= 1 for _, checks, _ in feeders):
+        return next(iter(tested)), {}, feeders
+    return "", {}, feeders
 
 
 class Catalogue:
@@ -529,22 +524,23 @@ class Catalogue:
             else:
                 self.by_event.setdefault(condition.event, []).append(index)
         self.wanted = frozenset(self.by_event) | ({"page_view"} if self.billing else frozenset())
-        # For each event name, what feeding it takes: (slot, its property tests, how its occurrence is made); the
-        # tests remembered, the billing test first for billing views.
-        billing_test = ("page_path", _remembered(lambda path: isinstance(path, str) and is_billing(path)))
+        # For each event name, what feeding it takes: its feeders (slot, property tests, how the occurrence is made,
+        # None for a plain one), routed by `_route`.
+        billing_test = ("page_path", lambda path: isinstance(path, str) and is_billing(path))
         feeders: dict[int, tuple] = {}
         for index, condition in enumerate(self.conditions):
-            checks = tuple((prop, _remembered(test.accepts)) for prop, test in condition.where.items())
+            checks = tuple((prop, test.accepts) for prop, test in condition.where.items())
             if condition.event == "billing_view":
                 checks = (billing_test, *checks)
             plain = condition.measure not in ("values", "total")
             feeders[index] = (index, checks, None if plain else condition)
-        self._any = tuple(feeders[i] for i in self.any_event)
+        any_event = tuple(feeders[i] for i in self.any_event)
         named = {name: tuple(feeders[i] for i in indices) for name, indices in self.by_event.items()}
         if self.billing:
             named["page_view"] = (*named.get("page_view", ()), *(feeders[i] for i in self.billing))
-        self._quiet = named  # not activity: "*" conditions do not count it
-        self._feeders = {name: (*found, *self._any) for name, found in named.items()}
+        self._any = _route(any_event) if any_event else None
+        self._quiet = {name: _route(found) for name, found in named.items()}  # not activity: "*" do not count it
+        self._routes = {name: _route((*found, *any_event)) for name, found in named.items()}
 
     def __len__(self) -> int:
         return len(self.conditions)
@@ -558,20 +554,30 @@ class Catalogue:
         """Add an event's occurrences to `lists` (one per slot, kept in time order). `activity`: whether the event is
         a product event ("*" conditions count it). `at_us` may be the event's aware moment instead: it is worked out
         only when the event is kept (most page views are not)."""
-        feeders = (self._feeders.get(name, self._any) if activity else self._quiet.get(name)) or ()
-        for index, checks, condition in feeders:
-            for prop, accepts in checks:
-                if not accepts(props.get(prop)):
-                    break
+        route = self._routes.get(name, self._any) if activity else self._quiet.get(name)
+        if route is None:
+            return
+        prop, kept, feeders = route
+        if prop is not None:  # kept: the feeders each value of `prop` passes, remembered for text
+            value = props.get(prop) if prop else None
+            passing = kept.get(value) if prop and type(value) is str else None
+            if passing is None:
+                passing = tuple((index, condition) for index, checks, condition in feeders
+                                if all(accepts(props.get(field)) for field, accepts in checks))
+                if prop and type(value) is str:
+                    if len(kept) >= 8192:
+                        kept.clear()
+                    kept[value] = passing
+            kept = passing
+        for index, condition in kept:
+            if type(at_us) is not int:
+                at_us = micros(at_us)
+            found = (at_us, None, 1.0, user) if condition is None else occurrence(condition, at_us, props, user)
+            items = lists[index]
+            if not items or items[-1][0] <= at_us:
+                items.append(found)
             else:
-                if type(at_us) is not int:
-                    at_us = micros(at_us)
-                found = (at_us, None, 1.0, user) if condition is None else occurrence(condition, at_us, props, user)
-                items = lists[index]
-                if not items or items[-1][0] <= at_us:
-                    items.append(found)
-                else:
-                    items.insert(bisect_right([item[0] for item in items], at_us), found)
+                items.insert(bisect_right([item[0] for item in items], at_us), found)
 
     def fired(self, name: str, lists: Sequence[Sequence[Occurrence]], at_us: int, tz: tzinfo, *,
               since_us: int | None = None, until_us: int | None = None) -> Fired | None:
