@@ -302,7 +302,8 @@ def judge(
     """The verdict on a user's tallies as of `at`, which must not be before their latest event.
 
     The steps, in the order of judgement (see the module docstring): the trial read from its signup and profile,
-    the exclusions, the activation gate and the do-not-touch reasons, the signals met, then status and tier.
+    the exclusions, the user triggers they do not stop, the activation gate and the do-not-touch reasons, the
+    signals met, then status and tier (the points', then with the routed triggers'), family and strongest signal.
     """
     at = at.astimezone(UTC)
     if tally.latest is not None and tally.latest > at:
