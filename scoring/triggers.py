@@ -571,7 +571,7 @@ class Catalogue:
             kept = passing
         for index, condition in kept:
             if type(at_us) is not int:
-                at_us = micros(at_us)
+                at_us = (at_us - EPOCH) // _US  # micros(), inlined: this runs for most kept events
             found = (at_us, None, 1.0, user) if condition is None else occurrence(condition, at_us, props, user)
             items = lists[index]
             if not items or items[-1][0] <= at_us:
