@@ -18,7 +18,7 @@ from scoring import DEFAULT_RULES, PriorDisposition, Rules, Status, Tier, score_
 from scoring.engine import judge, plan_of
 from scoring.tally import Tally
 from scoring.triggers import Level
-from tests.scoring.builders import DEFAULT, NY, Trial
+from tests.scoring.builders import DEFAULT, NY, Trial, rules_with
 
 US = timedelta(microseconds=1)
 UTC_ZONE = ZoneInfo("UTC")
@@ -390,11 +390,14 @@ def test_a_blocker_alone_makes_a_blocker_lead_and_its_strongest_trigger_the_talk
 
 
 def test_a_trigger_qualifies_a_user_the_hold_keeps_waiting():
-    t = Trial().activate(1).invite(2, hour=10)  # 3 points
-    t.view(2, "/billing", 11)  # billing views on one day only: nothing
+    rules = rules_with(**{"tiers.qualify": 3})  # so one invite is exactly the threshold, on one day: held
+    t = Trial().activate(2, 9).invite(2, hour=10)
+    held = t.score(t.on(2, 13), rules)
+    assert (held.status, held.tier, held.family) == (Status.HELD, Tier.MEDIUM, None)
     t.add("onboarding_completed", t.on(2, 12), level="advanced")
-    result = t.score(t.on(2, 13))
-    assert (result.status, result.tier, result.qualified_at) == (Status.QUALIFIED, Tier.MEDIUM, t.on(2, 12))
+    result = t.score(t.on(2, 13), rules)
+    assert (result.status, result.tier, result.family) == (Status.QUALIFIED, Tier.MEDIUM, "buying")
+    assert result.qualified_at == t.on(2, 12) and result.strongest_signal == "advanced_onboarding"
 
 
 def test_a_verdict_judged_from_tallies_built_in_pieces_out_of_order_is_the_whole_historys():
