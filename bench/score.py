@@ -34,7 +34,7 @@ sys.path.insert(0, str(BENCH.parent))  # run from anywhere, installed or not
 
 DATA_DIR = BENCH / ".data"
 #: Bump when the generator changes what it writes, so stale files are not reused.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 
 TZ = ZoneInfo("America/New_York")
 #: Signups are spread over three weeks of Nov 2026; the bench scores as of the morning after.
@@ -114,6 +114,54 @@ def _companies(rng: random.Random, count: int) -> list[tuple[str, str, int]]:
         size = rng.randint(200, 2000) if r < 0.60 else rng.randint(5, 199) if r < 0.90 else rng.randint(2001, 40000)
         out.append((name, domain, size))
     return out
+
+
+_FEATURES = ("sso", "audit_log", "admin_panel", "reports", "api_keys")
+
+
+def _trigger_events(rng: random.Random, signup_ms: int, horizon: int, when) -> list[tuple[str, int, dict]]:  # noqa: ANN001
+    """Seeds 000 and 001's trigger events, for a few per cent of users each (the default rules' [triggers]): buying
+    clusters (pricing views, an upgrade click and a plan comparison within hours; a usage limit then an upgrade
+    click), enterprise features, onboarding, SSO set-ups some never finish, failing integrations, security documents,
+    seats provisioned and objects created."""
+    out: list[tuple[str, int, dict]] = []
+    hour = 3_600_000
+    if rng.random() < 0.04:  # an active buyer, or most of one
+        t = when()
+        for _ in range(rng.choice((2, 3, 3, 4))):
+            out.append(("page_view", t, {"page_path": rng.choice(("/pricing", "/pricing/enterprise"))}))
+            t += rng.randrange(hour, 20 * hour)
+        out.append(("upgrade_clicked", t, {"plan": "team"}))
+        out.append(("plan_comparison_viewed", t + rng.randrange(60_000, 10 * hour), {}))
+    if rng.random() < 0.03:
+        t = when()
+        out.append(("usage_limit_hit", t, {"limit": "projects"}))
+        if rng.random() < 0.5:
+            out.append(("upgrade_clicked", t + rng.randrange(60_000, 30 * hour), {"plan": "team"}))
+    if rng.random() < 0.02:
+        t = when()
+        out.append(("plan_comparison_viewed", t, {}))
+        out.append(("page_view", t + rng.randrange(60_000, 5 * 24 * hour), {"page_path": "/billing/plan"}))
+    if rng.random() < 0.02:
+        out.append(("enterprise_feature_accessed", when(), {"feature": rng.choice(_FEATURES)}))
+    if rng.random() < 0.03:
+        out.append(("onboarding_completed", when(), {"level": rng.choice(("basic", "basic", "advanced"))}))
+    if rng.random() < 0.02:
+        t = when()
+        out.append(("sso_config_started", t, {"provider": "okta"}))
+        if rng.random() < 0.6:
+            out.append(("sso_config_completed", t + rng.randrange(hour, 6 * 24 * hour), {"provider": "okta"}))
+    if rng.random() < 0.02:
+        for _ in range(rng.choice((1, 2, 3, 4))):
+            out.append(("integration_failed", when(), {"integration_type": rng.choice(_INTEGRATIONS)}))
+    if rng.random() < 0.015:
+        out.append(("security_doc_downloaded", when(), {"document": "soc2_report"}))
+    if rng.random() < 0.03:
+        out.append(("seats_provisioned", when(), {"count": rng.randint(1, 15)}))
+    if rng.random() < 0.05:
+        for _ in range(rng.randint(1, 20)):
+            out.append(("object_created", when(), {"type": "project"}))
+    return [(name, min(ms, signup_ms + horizon - 1), props) for name, ms, props in out]
 
 
 def generate(path: Path, users: int, events: int, seed: int) -> None:
@@ -218,6 +266,7 @@ def generate(path: Path, users: int, events: int, seed: int) -> None:
             if rng.random() < 0.6 and opened + 3_600_000 < signup_ms + horizon:
                 closed = opened + 3_600_000 + rng.randrange(86_400_000)
                 specials.append(("support_ticket_closed", closed, {"ticket_id": ticket}))
+        specials += _trigger_events(rng, signup_ms, horizon, when)
         specials = specials[:budget]
         for name, ms, props in specials:
             emit(name, min(ms, signup_ms + horizon - 1), props, valid=rng.random() >= 0.0005)
@@ -328,6 +377,11 @@ def measure(path: Path, profile: bool, *, at_target_size: bool = True) -> None:
     print("status:            " + ", ".join(f"{s} {statuses[s]:,}" for s in Status))
     tiers = Counter(r.tier for r in results if r.tier is not None)
     print("tier:              " + ", ".join(f"{t} {tiers[t]:,}" for t in Tier))
+    families = Counter(getattr(r, "family", None) for r in results if r.status is Status.QUALIFIED)
+    print("family (qualified): " + ", ".join(f"{f} {n:,}" for f, n in sorted(families.items(), key=str)))
+    fired = Counter(t.name for r in results for t in getattr(r, "triggers", ()))
+    if fired:
+        print("triggers:          " + ", ".join(f"{name} {n:,}" for name, n in fired.most_common()))
     if rejected:
         print("rejected:          " + ", ".join(f"{why} {n:,}" for why, n in rejected.most_common()))
 

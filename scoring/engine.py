@@ -11,6 +11,27 @@ The order of judgement:
 - activation gate, then points from signals met inside the window: medium or high at the threshold;
 - exactly at the threshold with every signal on one day: held for a while, then monitor;
 - a lead that would be routed but is in a do-not-touch state: do_not_touch, with the reason.
+
+Triggers (seeds 000 and 001, scoring/triggers.py) are judged beside the points, each `level = "user"` one over the
+user's events since the signup (a `within = "trial"` one up to the end of the trial's last day):
+- a fired trigger counts for the user unless an exclusion stops it. Every exclusion stops a trigger, except the fit
+  ones (company size out of range or unknown) when its `icp_gate` is false: seed 000 routes blockers and expansion
+  in every band, and seed 002's ICP gate is the pilot's points model's. What counts is listed on `triggers`; a
+  trigger an exclusion stops is not (the exclusion's reason says why nothing was);
+- a routed trigger (tier of response 1 or 2) that counts qualifies the user, with no activation needed (the
+  activation gate is the points model's), at the moment it fired; a user it qualifies despite a fit exclusion
+  loses that reason, as the fast lane's users do;
+- tier 3 triggers (automated nurture only) are listed and never qualify anyone, nor show among the signals;
+- tier: response 1 is high, 2 medium; the verdict's tier is the highest of the points', the triggers' and the fast
+  lane's (the fast lane highest). qualified_at is the earliest moment among what qualified (the fast lane's clock
+  starts at the ask, as before);
+- family: buying when an ask, the points or a buying trigger qualified the user; else blocker when a blocker
+  trigger did; None when nothing did;
+- the hold (exactly at the threshold, on one day) and monitor stay the points model's: a trigger that qualifies a
+  held user makes them qualified;
+- each routed trigger that counts is also a signal worth no points (its label, evidence and talk track), so alerts,
+  summaries and outreach show it; when triggers qualified the user and the points did not, the strongest of them
+  (weight, then tier of response) is the strongest signal and picks the talk track.
 """
 
 from __future__ import annotations
@@ -45,10 +66,11 @@ from scoring.result import (
     SignalMet,
     Status,
     Tier,
+    TriggerMet,
 )
 from scoring.rules import DoNotTouch, Rules, Signal
 from scoring.tally import Counter, Tally, next_midnight
-from scoring.triggers import Catalogue
+from scoring.triggers import TRIAL, Catalogue, Fired, Level, duration_us, micros, moment_of
 from templates import sentences, table
 
 EXPLICIT_ASK = "explicit_ask"
@@ -60,6 +82,11 @@ ACTIVATION = "activation"
 #: this trial) and the trial being over; so does any exclusion added later, unless it is named here.
 ASK_OVERRIDES = frozenset({"company_size_out_of_range", "company_size_unknown", "personal_email_domain",
                            "trial_ending"})
+#: The exclusions a trigger whose `icp_gate` is false is not stopped by: seed 002's ICP gate, the fit ones.
+FIT = frozenset({"company_size_out_of_range", "company_size_unknown"})
+#: A trigger's tier of response as the lead's tier (seed 001: tier 1 same day, tier 2 within 72 h).
+RESPONSE_TIER = {1: Tier.HIGH, 2: Tier.MEDIUM}
+_TIER_RANK = {Tier.MEDIUM: 1, Tier.HIGH: 2, Tier.FAST_LANE: 3}
 #: The words of the signals the scorer adds itself, and of lists of values (templates/scoring/signals.j2); cached,
 #: as every activated user's verdict says "activated".
 _words = cache(sentences("scoring/signals.j2"))
@@ -107,7 +134,19 @@ class _Plan:
         # A population's users share their companies' sizes, industries and plans: each mix is worked out once.
         self.firmographics = lru_cache(maxsize=8192)(self._firmographics)
         # The triggers' conditions as the tallies keep them (scoring/triggers.py).
-        self.catalogue = Catalogue(rules.triggers, self.is_billing)
+        self.catalogue = catalogue = Catalogue(rules.triggers, self.is_billing)
+        # The user triggers, each with the slots that must hold something before it can fire (its conditions'
+        # own: a condition with none cannot hold) and how long after their first occurrence (a "not completed
+        # within" wait), so a user with none of their events costs a look per trigger.
+        self.user_triggers = []
+        for name, trigger in rules.triggers_of(Level.USER).items():
+            needs = [(slot, 0 if c.for_ is None else duration_us(c.for_))
+                     for (slot, _), c in zip(catalogue.layout[name], trigger.all, strict=True)]
+            mask = sum({1 << slot for slot, _ in needs})  # the slots as bits: one test for all of them
+            self.user_triggers.append((name, trigger, mask, tuple(need for need in needs if need[1])))
+        self.waits = [name for name, trigger, _, _ in self.user_triggers
+                      if any(c.not_followed_by is not None for c in trigger.all)]
+        self.user_slots = sorted(catalogue.slots_of_level(Level.USER))
 
     def _firmographics(self, size: int | None, industry: str | None, plan: str | None) -> tuple[Band, int | None]:
         """The band of a company size, and the ACV potential of that band, industry and plan."""
@@ -263,7 +302,8 @@ def judge(
     """The verdict on a user's tallies as of `at`, which must not be before their latest event.
 
     The steps, in the order of judgement (see the module docstring): the trial read from its signup and profile,
-    the exclusions, the activation gate and the do-not-touch reasons, the signals met, then status and tier.
+    the exclusions, the user triggers they do not stop, the activation gate and the do-not-touch reasons, the
+    signals met, then status and tier (the points', then with the routed triggers'), family and strongest signal.
     """
     at = at.astimezone(UTC)
     if tally.latest is not None and tally.latest > at:
@@ -280,19 +320,121 @@ def judge(
     if ask_at is not None and all(reason.code in ASK_OVERRIDES for reason in reasons):
         reasons = []  # the fast lane: these exclusions are no reason against an explicit ask
     excluded = bool(reasons)
-    if activated_at is None and ask_at is None:
-        # The activation gate; the fast lane needs no activation, so it is no reason there.
+    fired = _triggers(tally, trial, plan, at, reasons) if plan.user_triggers else []
+    routed = [f for f in fired if f.trigger.routed]
+    if routed and excluded:
+        reasons = []  # only fit exclusions, which these triggers are not stopped by (`_triggers`)
+    if activated_at is None and ask_at is None and not routed:
+        # The activation gate; the fast lane and triggers need no activation, so it is no reason there.
         reasons.append(Reason("not_activated", ReasonKind.GATE, {}))
     dont = _do_not_touch(rules.do_not_touch, at, checkout_since, upgraded_at, open_tickets, opted_out_at)
 
     met, signals = _signals_met(tally, trial, plan)
     score = sum(m.rule.points for m in met) if activated_at is not None else 0
     status, tier, qualified_at = _status_and_tier(excluded, activated_at, ask_at, met, score, rules, at)
+    by_points = status is Status.QUALIFIED
+    if routed:
+        status, tier, qualified_at = _with_triggers(status, tier, qualified_at, routed)
+    family = _family(status, by_points, routed)
     if status in (Status.QUALIFIED, Status.HELD) and dont:
         status = Status.DO_NOT_TOUCH
     reasons.extend(dont)
-    strongest = EXPLICIT_ASK if tier is Tier.FAST_LANE else _strongest(met)
-    return _result(tally, trial, plan, score, status, tier, qualified_at, signals, reasons, strongest)
+    if tier is Tier.FAST_LANE:
+        strongest = EXPLICIT_ASK
+    elif routed and not by_points:
+        strongest = max(routed, key=lambda f: (f.weight, -f.trigger.response)).name
+    else:
+        strongest = _strongest(met)
+    triggers = ()
+    if fired:
+        triggers = tuple(_trigger_met(f, trial) for f in fired)
+        signals = sorted([*signals, *(_as_signal(t, trial) for t in triggers if t.routed)], key=_AT)
+    result = _result(tally, trial, plan, score, status, tier, qualified_at, signals, reasons, strongest)
+    result.family, result.triggers = family, triggers
+    return result
+
+
+def _triggers(tally: Tally, trial: _Trial, plan: _Plan, at: datetime, reasons: Sequence[Reason]) -> list[Fired]:
+    """The user triggers that fired by `at` and that no exclusion stops (see the module docstring), in the rules'
+    order."""
+    stopped_all = any(reason.code not in FIT for reason in reasons)
+    if stopped_all:
+        return []
+    fit_excluded = bool(reasons)
+    slots, catalogue, tz = tally.slots, plan.catalogue, trial.tz
+    filled = 0
+    for slot in plan.user_slots:
+        if slots[slot]:
+            filled |= 1 << slot
+    at_us = since_us = trial_end_us = None
+    fired = []
+    for name, trigger, mask, waits in plan.user_triggers:
+        if mask & ~filled or (fit_excluded and trigger.icp_gate):
+            continue  # a condition with no occurrence at all, or the ICP gate
+        if at_us is None:
+            at_us, since_us = micros(at), micros(trial.start)
+        if waits and any(slots[slot][0][0] + wait > at_us for slot, wait in waits):
+            continue  # a "not completed within" wait not over yet for even the first
+        until_us = None
+        if trigger.within == TRIAL:
+            if trial_end_us is None:
+                trial_end_us = micros(next_midnight(trial.last_day, tz)) - 1
+            until_us = trial_end_us
+        found = catalogue.fired(name, slots, at_us, tz, since_us=since_us, until_us=until_us)
+        if found is not None:
+            fired.append(found)
+    return fired
+
+
+def _with_triggers(status: Status, tier: Tier | None, qualified_at: datetime | None,
+                   routed: Sequence[Fired]) -> tuple[Status, Tier | None, datetime | None]:
+    """Status, tier and qualified_at once the routed triggers that count are added to the points' and the ask's."""
+    best = max((RESPONSE_TIER[f.trigger.response] for f in routed), key=_TIER_RANK.__getitem__)
+    first = min(f.at for f in routed)
+    if status is Status.QUALIFIED:
+        if tier is Tier.FAST_LANE:
+            return status, tier, qualified_at  # the fast lane's clock starts at the ask
+        return status, max(tier, best, key=_TIER_RANK.__getitem__), min(qualified_at, first)
+    return Status.QUALIFIED, best, first  # the hold, monitor and threshold are the points' alone
+
+
+def _family(status: Status, by_points: bool, routed: Sequence[Fired]) -> str | None:
+    """Buying when an ask, the points or a buying trigger qualified the user; else blocker; None: no lead."""
+    if status is not Status.QUALIFIED:
+        return None
+    if by_points or any(f.trigger.family == "buying" for f in routed):
+        return "buying"
+    return "blocker"
+
+
+def _trigger_met(fired: Fired, trial: _Trial) -> TriggerMet:
+    trigger = fired.trigger
+    return TriggerMet(
+        name=fired.name, label=trigger.label, family=str(trigger.family), strength=str(trigger.strength),
+        response=trigger.response, level=str(trigger.level), at=fired.at, evidence=trigger_evidence(fired),
+        weight=fired.weight, talk_track=trigger.talk_track,
+    )
+
+
+def trigger_evidence(fired: Fired) -> str:
+    """What a rep reads of a fired trigger: its `evidence` with {count}, {s}, {days}, {values}, {users}, {total} and
+    {span} ("within 31 h", "over 3 days") filled in."""
+    total = fired.total
+    return fired.trigger.evidence.format(
+        count=fired.count,
+        s="" if fired.count == 1 else "s",
+        days=fired.days,
+        values=_human_list(fired.values) or str(fired.count),
+        users=len(fired.users),
+        total=f"{total:,.0f}" if total == int(total) else f"{total:,.2f}",
+        span=_words("trigger_span", minutes=-(-fired.span_us // 60_000_000), days=fired.days),
+    )
+
+
+
+def _as_signal(met: TriggerMet, trial: _Trial) -> SignalMet:
+    """A routed trigger as a signal worth no points, so the alert, its summary and the outreach show it."""
+    return SignalMet(met.name, met.label, 0, trial.day_of(trial.local(met.at)), met.at, met.evidence, met.talk_track)
 
 
 def read_key(tally: Tally, rules: Rules, dispositions: Sequence[PriorDisposition] = ()) -> str:
@@ -312,14 +454,16 @@ def read_key(tally: Tally, rules: Rules, dispositions: Sequence[PriorDisposition
         None if tally.group is None else tally.group[1],
         tally.activation, tally.billing is not None, tally.ask, tally.specials, counters,
         [(prior.disposition, prior.at) for prior in dispositions],
+        # What the user triggers read: their slots' occurrences (the moment aside, the same slots fire the same).
+        [tally.slots[slot] for slot in plan.user_slots],
     )
     return blake2b(orjson.dumps(summary, default=str), digest_size=8).hexdigest()
 
 
 def until(tally: Tally, rules: Rules, at: datetime, result: ScoreResult) -> datetime:
     """How long `result` (the verdict on `tally` as of `at`) stands if no event comes: until the team's next
-    midnight (the trial day moves), a hold ends, a do-not-touch window closes, or the words of one change ("started
-    checkout 3 h ago")."""
+    midnight (the trial day moves), a hold ends, a do-not-touch window closes, the words of one change ("started
+    checkout 3 h ago"), or a trigger's "not completed within N days" wait ends."""
     at = at.astimezone(UTC)
     ends = [next_midnight(_local_date(at, tally.tz), tally.tz)]
     if result.status is Status.HELD and result.qualified_at is not None:
@@ -329,6 +473,14 @@ def until(tally: Tally, rules: Rules, at: datetime, result: ScoreResult) -> date
     for since, hours in ((checkout_since, dnt.checkout_grace_hours), (upgraded_at, dnt.after_upgrade_hours)):
         if since is not None and at - since < timedelta(hours=hours):
             ends += [since + timedelta(hours=hours), _elapsed_words_change(since, at)]
+    plan = plan_of(rules)
+    if plan.waits and tally.signup is not None:
+        # A "started, not completed within N days" wait that ends with no event may fire a trigger then.
+        at_us, catalogue = micros(at), plan.catalogue
+        for name in plan.waits:
+            due = catalogue.due(name, tally.slots, at_us)
+            if due is not None:
+                ends.append(moment_of(due))
     return min(ends)
 
 

@@ -48,6 +48,8 @@ CHECKOUT_COMPLETED = "checkout_completed"
 TICKET_OPENED = "support_ticket_opened"
 TICKET_CLOSED = "support_ticket_closed"
 OPT_OUT = "sales_opt_out"
+#: Seeds 000 and 001's trigger events (the default rules' [triggers]); only this one's property needs a check.
+SEATS_PROVISIONED = "seats_provisioned"
 
 SCREEN_VIEW = "screen_view"
 IDENTIFY = "$identify"
@@ -133,6 +135,19 @@ class TicketProps(_Props):
     ticket_id: str | None = None
 
 
+class SeatsProps(_Props):
+    """An admin provisioned `count` seats (seed 000's "seat provisioning surge" adds them up)."""
+
+    count: NonNegativeInt
+
+    @field_validator("count", mode="before")
+    @classmethod
+    def _not_a_boolean(cls, value: Any) -> Any:
+        if isinstance(value, bool):
+            raise ValueError("is a number of seats, not true or false")
+        return value
+
+
 #: Canonical event names and the properties each must carry. Anything else is a plain activity event.
 PROPERTY_MODELS: dict[str, type[_Props]] = {
     SIGNUP: SignupProps,
@@ -149,6 +164,7 @@ PROPERTY_MODELS: dict[str, type[_Props]] = {
     TICKET_OPENED: TicketProps,
     TICKET_CLOSED: TicketProps,
     OPT_OUT: _Props,
+    SEATS_PROVISIONED: SeatsProps,
 }
 CANONICAL_EVENTS = frozenset(PROPERTY_MODELS)
 

@@ -32,8 +32,9 @@ import orjson
 from scoring import events as ev
 from scoring.profile import from_traits
 
-#: Bump when a tally's layout or meaning changes: stored tallies of another version are built again.
-VERSION = 2
+#: Bump when a tally's layout or meaning changes: stored tallies of another version are built again. (3: the
+#: triggers' conditions that match the same events share a slot.)
+VERSION = 3
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_US = timedelta(microseconds=1)
 _ONE_DAY = timedelta(days=1)
@@ -260,7 +261,7 @@ class Tally:
                 note(event, stamp, start)
                 continue
             if feed_all or name in feeds:
-                catalogue.feed(slots, name, event.props, (moment - EPOCH) // _ONE_US, user)
+                catalogue.feed(slots, name, event.props, moment, user)
             if moment < start:
                 continue  # before this trial: not ours to judge
             if name in special:
@@ -344,7 +345,7 @@ class Tally:
                 self._note(event, stamp, start)
                 continue
             if feed_all or name in feeds:
-                catalogue.feed(slots, name, event.props, (moment - EPOCH) // _ONE_US, user)
+                catalogue.feed(slots, name, event.props, moment, user)
             if start is None:
                 self.waiting = True
                 continue

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import math
 import re
+import string
 from bisect import bisect_left, bisect_right
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -69,6 +70,9 @@ class Level(StrEnum):
     USER = "user"
     ACCOUNT = "account"
 
+
+#: What a trigger's `evidence` may say, filled in from what fired it (scoring/engine.py `trigger_evidence`).
+EVIDENCE_FIELDS = ("count", "s", "days", "values", "users", "total", "span")
 
 #: Seed 001's tiers of response: what a fired trigger asks of the team.
 RESPONSE_WORDS = {1: "same day", 2: "within 72 h", 3: "automated nurture only"}
@@ -224,6 +228,10 @@ class Trigger(_Model):
         for condition in self.all:
             if condition.measure == "users" and self.level is Level.USER:
                 raise ValueError("measure \"users\" counts an account's users: it needs level = \"account\"")
+        for _, named, _, _ in string.Formatter().parse(self.evidence):
+            if named is not None and named not in EVIDENCE_FIELDS:
+                fields = ", ".join(f"{{{name}}}" for name in EVIDENCE_FIELDS)
+                raise ValueError(f"evidence: {{{named}}} is not filled in (it may say {fields})")
         return self
 
     @property
@@ -457,9 +465,30 @@ def next_due(trigger: Trigger, occurrences: Sequence[Sequence[Occurrence]], at_u
 
 # -- the catalogue compiled for the tallies --------------------------------------------------------------------------
 
+def _occurrence_key(condition: Condition) -> str:
+    """What makes two conditions' occurrences the same: the events they match and what each occurrence carries.
+    How many they need, over how many weeks, and what may end them are read when judging, not when feeding."""
+    kind = condition.measure if condition.measure in ("values", "total") else "events"
+    return Condition(event=condition.event, where=condition.where, measure=kind, field=condition.field,
+                     part=condition.part).model_dump_json(by_alias=True)
+
+
+def _route(feeders: tuple) -> tuple[str | None, Any, tuple]:
+    """How an event name's feeders are chosen for one event: (None, the feeders as (slot, how), ...) when none tests
+    a property; (the property, {its text value: the feeders it passes}, the feeders) when they all test the same
+    one, so a population's page paths are each tested once; ("", {}, the feeders) otherwise, tested every time."""
+    tested = {field for _, checks, _ in feeders for field, _ in checks}
+    if not tested:
+        return None, tuple((index, condition) for index, _, condition in feeders), feeders
+    if len(tested) == 1 and all(len(checks) <= 1 for _, checks, _ in feeders):
+        return next(iter(tested)), {}, feeders
+    return "", {}, feeders
+
+
 class Catalogue:
     """The rules' triggers laid out for running tallies: each distinct condition (and each `not_followed_by` event)
-    is a *slot*, a time-ordered list of occurrences a tally keeps; conditions written the same way share one.
+    is a *slot*, a time-ordered list of occurrences a tally keeps; conditions that match the same events into the
+    same occurrences share one (three pricing views and a pricing view with no upgrade click after it read one list).
 
     `feed` adds an event's occurrences to a tally's slot lists; `fired` judges one trigger over slot lists (a user's,
     or an account's merged from its users'). `slots_of_level(level)` says which slots a level's triggers read."""
@@ -471,7 +500,7 @@ class Catalogue:
         keys: dict[str, int] = {}
 
         def slot(condition: Condition) -> int:
-            key = condition.model_dump_json(by_alias=True)
+            key = _occurrence_key(condition)
             if key not in keys:
                 keys[key] = len(self.conditions)
                 self.conditions.append(condition)
@@ -495,6 +524,23 @@ class Catalogue:
             else:
                 self.by_event.setdefault(condition.event, []).append(index)
         self.wanted = frozenset(self.by_event) | ({"page_view"} if self.billing else frozenset())
+        # For each event name, what feeding it takes: its feeders (slot, property tests, how the occurrence is made,
+        # None for a plain one), routed by `_route`.
+        billing_test = ("page_path", lambda path: isinstance(path, str) and is_billing(path))
+        feeders: dict[int, tuple] = {}
+        for index, condition in enumerate(self.conditions):
+            checks = tuple((prop, test.accepts) for prop, test in condition.where.items())
+            if condition.event == "billing_view":
+                checks = (billing_test, *checks)
+            plain = condition.measure not in ("values", "total")
+            feeders[index] = (index, checks, None if plain else condition)
+        any_event = tuple(feeders[i] for i in self.any_event)
+        named = {name: tuple(feeders[i] for i in indices) for name, indices in self.by_event.items()}
+        if self.billing:
+            named["page_view"] = (*named.get("page_view", ()), *(feeders[i] for i in self.billing))
+        self._any = _route(any_event) if any_event else None
+        self._quiet = {name: _route(found) for name, found in named.items()}  # not activity: "*" do not count it
+        self._routes = {name: _route((*found, *any_event)) for name, found in named.items()}
 
     def __len__(self) -> int:
         return len(self.conditions)
@@ -503,24 +549,35 @@ class Catalogue:
         return {s for name, t in self.triggers.items() if t.level is level for pair in self.layout[name]
                 for s in pair if s is not None}
 
-    def feed(self, lists: list[list[Occurrence]], name: str, props: Mapping[str, Any], at_us: int,
+    def feed(self, lists: list[list[Occurrence]], name: str, props: Mapping[str, Any], at_us: int | datetime,
              user: str, *, activity: bool = True) -> None:
         """Add an event's occurrences to `lists` (one per slot, kept in time order). `activity`: whether the event is
-        a product event ("*" conditions count it)."""
-        candidates = self.by_event.get(name, ())
-        if activity and self.any_event:
-            candidates = (*candidates, *self.any_event)
-        if name == "page_view" and self.billing:
-            candidates = (*candidates, *self.billing)
-        for index in candidates:
-            condition = self.conditions[index]
-            if matches(condition, name, props, self.is_billing):
-                found = occurrence(condition, at_us, props, user)
-                items = lists[index]
-                if not items or items[-1][0] <= at_us:
-                    items.append(found)
-                else:
-                    items.insert(bisect_right([item[0] for item in items], at_us), found)
+        a product event ("*" conditions count it). `at_us` may be the event's aware moment instead: it is worked out
+        only when the event is kept (most page views are not)."""
+        route = self._routes.get(name, self._any) if activity else self._quiet.get(name)
+        if route is None:
+            return
+        prop, kept, feeders = route
+        if prop is not None:  # kept: the feeders each value of `prop` passes, remembered for text
+            value = props.get(prop) if prop else None
+            passing = kept.get(value) if prop and type(value) is str else None
+            if passing is None:
+                passing = tuple((index, condition) for index, checks, condition in feeders
+                                if all(accepts(props.get(field)) for field, accepts in checks))
+                if prop and type(value) is str:
+                    if len(kept) >= 8192:
+                        kept.clear()
+                    kept[value] = passing
+            kept = passing
+        for index, condition in kept:
+            if type(at_us) is not int:
+                at_us = (at_us - EPOCH) // _US  # micros(), inlined: this runs for most kept events
+            found = (at_us, None, 1.0, user) if condition is None else occurrence(condition, at_us, props, user)
+            items = lists[index]
+            if not items or items[-1][0] <= at_us:
+                items.append(found)
+            else:
+                items.insert(bisect_right([item[0] for item in items], at_us), found)
 
     def fired(self, name: str, lists: Sequence[Sequence[Occurrence]], at_us: int, tz: tzinfo, *,
               since_us: int | None = None, until_us: int | None = None) -> Fired | None:

@@ -33,6 +33,26 @@ def test_score_json_prints_one_object_per_user_with_exactly_the_result_keys(even
     assert (result["company_size"], result["band"], result["acv_potential"]) == (800, "mid_market", 20000)
 
 
+def test_score_json_lines_say_which_triggers_made_a_lead_with_their_family_tier_and_evidence(tmp_path, capsys):
+    from tests.scoring.builders import Trial
+
+    stuck = Trial("omar", email="omar@globex.com", size=5000)  # enterprise: seed 002's gate does not apply
+    stuck.add("sso_config_started", stuck.on(1, 12)).add("security_doc_downloaded", stuck.on(2, 10))
+    path = tmp_path / "events.jsonl"
+    path.write_text("\n".join(json.dumps(e.to_json()) for e in stuck.events) + "\n")
+    assert main(["score", str(path), "--at", stuck.on(8, 13).isoformat(), "--json"]) == 0
+    [line] = capsys.readouterr().out.splitlines()
+    result = json.loads(line)
+    assert (result["status"], result["tier"], result["family"], result["level"]) == ("qualified", "high", "blocker",
+                                                                                     "user")
+    triggers = {t["name"]: t for t in result["triggers"]}
+    assert set(triggers) == {"sso_stalled", "security_review", "stuck_enterprise"}
+    assert {k: triggers["sso_stalled"][k] for k in ("family", "response", "evidence")} == {
+        "family": "blocker", "response": 1, "evidence": "started setting up SSO and has not finished it in 7 days"}
+    assert triggers["security_review"]["response"] == 2
+    assert result["strongest_signal"] == "sso_stalled"
+
+
 def test_invalid_lines_are_reported_by_number_and_the_rest_still_scored(events_file, capsys):
     lines = events_file.read_text().splitlines()
     lines.insert(1, '{"type": "track", "event": "invite_sent"}')

@@ -72,11 +72,23 @@ def test_signup_emails_are_normalised():
         (track(event="signup_complete", properties={"email": "a@b.co", "company_size": -3}), "company_size"),
         (track(event="page_view", properties={}), "properties.page_path: is required"),
         (track(event="trial_converted", properties={"mrr": "lots"}), "properties.mrr"),
+        (track(event="seats_provisioned", properties={}), "seats_provisioned: properties.count: is required"),
+        (track(event="Seats Provisioned", properties={"count": -2}), "properties.count: .*greater than or equal to 0"),
+        (track(event="seats_provisioned", properties={"count": 2.5}), "properties.count"),
+        (track(event="seats_provisioned", properties={"count": True}), "properties.count: is a number of seats"),
     ],
 )
 def test_bad_events_are_refused_with_a_reason_naming_the_field(raw, reason):
     with pytest.raises(EventError, match=reason.replace("[", r"\[")):
         parse_event(raw if isinstance(raw, str) else json.dumps(raw), RULES)
+
+
+def test_the_trigger_catalogues_segment_names_map_to_its_events_and_a_seat_count_may_come_as_text():
+    event = parse_event(track(event="Seats Provisioned", properties={"count": "12"}), RULES)
+    assert (event.name, event.props["count"]) == ("seats_provisioned", 12)
+    for sent, name in [("Upgrade Clicked", "upgrade_clicked"), ("SSO Config Started", "sso_config_started"),
+                       ("Enterprise Feature Accessed", "enterprise_feature_accessed")]:
+        assert parse_event(track(event=sent, properties={}), RULES).name == name
 
 
 def test_an_event_round_trips_through_its_json_form():

@@ -1,7 +1,9 @@
 """Running tallies give the verdict reading the whole history gives, however the history arrives.
 
 Generated histories (signups, activation, invites, integrations, billing and other page views, asks, checkouts,
-tickets, opt-outs, conversions, identify and group calls, with the company size, industry and plan the band and ACV
+tickets, opt-outs, conversions, identify and group calls, the trigger catalogue's events (upgrade clicks, plan
+comparisons, SSO set-ups started and completed, failing integrations, security documents, enterprise features,
+onboarding, seats), with the company size, industry and plan the band and ACV
 potential read; out of order, ties at one instant, across the end of daylight saving time) arrive in random groups.
 Each group is added to tallies that went through the store's JSON in between, and built again from everything so far
 whenever a group restarts the trial, as ingestion does. The verdict on those tallies must equal `score_user` on the
@@ -51,8 +53,19 @@ _KINDS = [  # the signup first; the rest drawn by weight
                              "industry": draw(st.sampled_from([None, "Fintech", "retail"])),
                              "plan": draw(st.sampled_from([None, "team"]))}),
     ("$group", lambda draw: {"group_id": draw(st.sampled_from(["g1", "g2"])), "traits": {"employees": 700}}),
+    # The default rules' trigger events (seeds 000 and 001).
+    ("upgrade_clicked", lambda draw: {}),
+    ("usage_limit_hit", lambda draw: {}),
+    ("plan_comparison_viewed", lambda draw: {}),
+    ("sso_config_started", lambda draw: {}),
+    ("sso_config_completed", lambda draw: {}),
+    ("security_doc_downloaded", lambda draw: {}),
+    ("integration_failed", lambda draw: {"integration_type": "salesforce"}),
+    ("enterprise_feature_accessed", lambda draw: {"feature": draw(st.sampled_from(["sso", "Audit_Log", "reports"]))}),
+    ("onboarding_completed", lambda draw: {"level": draw(st.sampled_from(["basic", "advanced"]))}),
+    ("seats_provisioned", lambda draw: {"count": draw(st.integers(min_value=0, max_value=12))}),
 ]
-_WEIGHTS = [0, 3, 6, 6, 6, 5, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2]
+_WEIGHTS = [0, 3, 6, 6, 6, 5, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 1, 2, 1, 1, 1, 2, 1, 1, 1]
 
 
 @st.composite

@@ -63,7 +63,10 @@ def track(user: str, at: datetime, name: str, n: str, **props) -> Event:
 # -- generated streams ---------------------------------------------------------------------------------------
 
 _NAMES = ["activation_complete", "invite_sent", "integration_connected", "page_view", "session_start",
-          "demo_requested", "checkout_started", "support_ticket_opened", "support_ticket_closed", "sales_opt_out"]
+          "demo_requested", "checkout_started", "support_ticket_opened", "support_ticket_closed", "sales_opt_out",
+          # the default rules' trigger events
+          "upgrade_clicked", "plan_comparison_viewed", "sso_config_started", "sso_config_completed",
+          "security_doc_downloaded", "enterprise_feature_accessed", "integration_failed"]
 
 
 @st.composite
@@ -81,7 +84,8 @@ def streams(draw):
         at = START + timedelta(minutes=draw(st.integers(min_value=-60, max_value=11 * 24 * 60)))
         props = {"integration_connected": {"integration_type": draw(st.sampled_from(["dbt", "slack"]))},
                  "invite_sent": {"invitee_email": draw(st.sampled_from(["a@acme.com", "b@acme.com"]))},
-                 "page_view": {"page_path": draw(st.sampled_from(["/pricing", "/docs"]))},
+                 "page_view": {"page_path": draw(st.sampled_from(["/pricing", "/docs", "/billing"]))},
+                 "enterprise_feature_accessed": {"feature": "sso"},
                  "support_ticket_opened": {"ticket_id": "T1"}, "support_ticket_closed": {"ticket_id": "T1"}}
         if draw(st.integers(min_value=0, max_value=9)) == 0:
             traits = {"employees": draw(st.sampled_from([900, 40, 5000])),
@@ -317,3 +321,47 @@ def test_two_writers_adding_to_one_users_tallies_at_once_lose_neither_event(engi
     [invites_signal] = [s for s in verdict(engine, "ana")["signals"] if s["name"] == "invites"]
     assert invites_signal["evidence"] == "invited 2 teammates"
     assert verdict(engine, "ana") == whole(engine, "ana", trial.on(2, 20))
+
+
+# -- triggers ------------------------------------------------------------------------------------------------
+
+def test_a_trigger_history_arriving_in_pieces_out_of_order_is_stored_as_the_whole_historys_verdict(engine):
+    p = pipeline(engine)
+    trial = Trial("omar", email="omar@globex.com", size=800).activate(1)
+    for hour in (9, 10, 11):
+        trial.view(2, "/pricing", hour)
+    trial.add("upgrade_clicked", trial.on(2, 12)).add("plan_comparison_viewed", trial.on(2, 13))
+    signup, *rest = trial.events
+    p.ingest(list(reversed(rest[3:])), at=trial.on(2, 14))  # the clicks first, before the signup
+    p.ingest([*rest[:3], signup], at=trial.on(2, 15))
+    stored = verdict(engine, "omar")
+    assert stored == whole(engine, "omar", trial.on(2, 15))
+    assert (stored["status"], stored["tier"], stored["family"]) == ("qualified", "high", "buying")
+    assert [t["name"] for t in stored["triggers"]] == ["active_buyer"]
+    [pql] = _pqls(engine)
+    assert (pql.user_id, pql.tier, pql.strongest_signal) == ("omar", "high", "active_buyer")
+
+
+def test_a_started_and_not_completed_wait_that_ends_with_no_new_event_is_picked_up_by_the_next_ingest(engine):
+    """SSO set-up started on day 1 at 12:00 is due on day 8 at 12:00. A page view at 12:30 that changes nothing the
+    verdict otherwise reads (a second active day: multi-day use needs three) must still find the lead; and the
+    periodic rescore finds it with no event at all."""
+    p = pipeline(engine)
+    trial = Trial("omar", email="omar@globex.com", size=5000).activate(1, 11)
+    trial.add("sso_config_started", trial.on(1, 12))
+    p.ingest(trial.events, at=trial.on(1, 13))
+    p.ingest([track("omar", trial.on(8, 11), "page_view", "pv1", page_path="/docs")], at=trial.on(8, 11))
+    assert (verdict(engine, "omar")["status"], verdict(engine, "omar")["triggers"]) == ("excluded", [])  # 5,000 people
+    again = p.ingest([track("omar", trial.on(8, 12, 30), "page_view", "pv2", page_path="/docs")],
+                     at=trial.on(8, 12, 30))
+    assert again.rescored.users == 1
+    stored = verdict(engine, "omar")
+    assert stored == whole(engine, "omar", trial.on(8, 12, 30))
+    assert (stored["status"], stored["tier"], stored["family"]) == ("qualified", "high", "blocker")
+    assert [pql.user_id for pql in _pqls(engine)] == ["omar"]
+
+    bo = Trial("bo", email="bo@globex.com", size=5000).activate(1, 11)
+    bo.add("sso_config_started", bo.on(1, 12))
+    p.ingest(bo.events, at=bo.on(1, 13))
+    p.rescore_all(at=bo.on(8, 12))
+    assert verdict(engine, "bo")["status"] == "qualified" and verdict(engine, "bo") == whole(engine, "bo", bo.on(8, 12))
