@@ -124,13 +124,13 @@ def test_a_blocker_leads_view_says_help_not_pitch_lists_its_triggers_by_tier_and
     assert "plan" not in (view.emails["email1"].body + view.emails["email3"].body).lower()
 
 
-def test_a_lead_judged_before_triggers_has_no_family_and_nothing_fired(engine):
+def test_a_points_lead_is_a_buying_lead_with_nothing_fired(engine):
     p = Pipeline(engine, tz=NY)
     p.ingest(qualifying("flo").events, at=AT)
     with p.session() as session:
         view = lead_view.build(session, lead_of(p, "flo").id, tz=NY, product_name="Acme", at=AT)
-    assert (view.fired, view.contacts, view.level, view.handoff.family, view.handoff.triggers) == ([], [], "user",
-                                                                                                   None, [])
+    assert (view.fired, view.contacts, view.level, view.handoff.triggers) == ([], [], "user", [])
+    assert view.handoff.family == "Buying signal: they are evaluating, help them buy."
 
 
 def account_verdict(*contacts: Contact) -> dict:
