@@ -206,7 +206,8 @@ class Pql(SQLModel, table=True):
 
 
 class Assignment(SQLModel, table=True):
-    """Who was given a lead, when, by whom and why (override, round_robin, queue, manual)."""
+    """Who was given a lead, when, by whom and why (override, round_robin, on_call, queue, manual, claim,
+    sla_miss)."""
 
     __tablename__ = "assignments"
     # A rep's leads today, this week and the latest: what routing and the daily cap count, per rep.

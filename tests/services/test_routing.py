@@ -243,16 +243,20 @@ def test_the_queue_is_shared_out_at_the_next_business_days_start_fast_lane_then_
     team = Team(engine, [(ANA, "Ana Ruiz", None)])
     friday = [team.lead(ny(2026, 11, 13, 9, 5 * n)) for n in range(CAP)]
     assert set(map(team.rep_of, friday)) == {ANA}
-    waiting = {name: team.lead(ny(2026, 11, 13, hour), tier) for name, hour, tier in [
-        ("m1", 10, "medium"), ("h1", 11, "high"), ("f1", 12, "fast_lane"), ("m2", 13, "medium"),
-        ("h2", 14, "high"), ("m3", 15, "medium"), ("f2", 16, "fast_lane")]}
+    waiting = {name: team.lead(at, tier) for name, at, tier in [
+        ("m1", ny(2026, 11, 13, 10), "medium"), ("h1", ny(2026, 11, 13, 11), "high"),
+        ("m2", ny(2026, 11, 13, 13), "medium"), ("h2", ny(2026, 11, 13, 14), "high"),
+        ("m3", ny(2026, 11, 13, 15), "medium"), ("m4", ny(2026, 11, 13, 16), "medium"),
+        # The fast lane waits only when nobody is in business hours (and nobody is on call): the weekend.
+        ("f1", ny(2026, 11, 14, 10), "fast_lane"), ("f2", ny(2026, 11, 14, 11), "fast_lane")]}
     assert {team.pql(p).state for p in waiting.values()} == {"queued"}
-    assert team.drain(ny(2026, 11, 14, 10)) == []  # Saturday: closed
+    assert team.drain(ny(2026, 11, 14, 12)) == []  # Saturday: closed
     monday = team.drain(ny(2026, 11, 16, 9))
-    assert [p for p, _ in monday] == [waiting[n] for n in ("f1", "f2", "h1", "h2", "m1")]
-    assert team.pql(waiting["m2"]).state == team.pql(waiting["m3"]).state == "queued"  # the cap holds
+    # The fast lane first, and past the cap: it does not use up Ana's 5, which go to h1, h2, m1, m2, m3.
+    assert [p for p, _ in monday] == [waiting[n] for n in ("f1", "f2", "h1", "h2", "m1", "m2", "m3")]
+    assert team.pql(waiting["m4"]).state == "queued"  # the cap holds
     tuesday = team.drain(ny(2026, 11, 17, 9))
-    assert [p for p, _ in tuesday] == [waiting["m2"], waiting["m3"]]
+    assert [p for p, _ in tuesday] == [waiting["m4"]]
 
 
 def test_a_rep_back_from_a_pause_is_not_flooded_the_cap_holds_and_the_queue_is_shared(two):
