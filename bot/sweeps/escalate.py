@@ -19,12 +19,13 @@ own, as before (the `<!here>` in its thread, the manager's card).
 
 Keys: `esc-here:<id>`, `esc-2h:<id>`, `esc-sla:<id>` and `esc-moved:<id>`, one each per lead, so each lead is
 escalated once whatever the shape: a DM said in the manager's digest leaves its key taken by a "folded" notice
-(never sent on its own). A digest's key is `digest-here:<hash>` or `digest-manager:<hash>` of the sorted lead ids,
-stable for the same set. Everything a sweep owes is queued in one transaction (each lead in a savepoint of its own,
-so one lead's failure leaves it out and the next sweep retries it): a crash before the commit queues nothing and
-the next sweep owes it all again; after it, the outbox sends each notice once. A digest lists only the leads whose
-own key this sweep took. The reassignment is a conditional update (a claim, a touch or a manager's move made
-meanwhile wins), and its thread reply's key marks it done.
+(never sent on its own). A digest's key is `digest-here:<hash>` or `digest-manager:<hash>` of its leads' own keys,
+sorted: stable for the same set, and another for the next rung of the ladder. Everything a sweep owes is queued in
+one transaction (each lead in a savepoint of its own, so one lead's failure leaves it out and the next sweep retries
+it): a crash before the commit queues nothing and the next sweep owes it all again; after it, the outbox sends each
+notice once (the channel's digest is looked for before it is posted again, like a thread reply: bot/slack/
+delivery.py). A digest lists only the leads whose own key this sweep took. The reassignment is a conditional update
+(a claim, a touch or a manager's move made meanwhile wins), and its thread reply's key marks it done.
 """
 
 from __future__ import annotations
@@ -151,10 +152,10 @@ def _owed_now(sweeps: SweepContext, session: Session, pql: Pql, now: datetime) -
     return owed
 
 
-def _digest_key(audience: str, leads: list[_Owed]) -> str:
-    """The same key for the same set of leads, however often the sweep runs."""
-    ids = ",".join(str(pql_id) for pql_id in sorted(lead.pql.id for lead in leads))
-    return f"digest-{audience}:{hashlib.sha256(ids.encode()).hexdigest()[:32]}"
+def _digest_key(audience: str, keys: list[str]) -> str:
+    """The same key for the same leads' escalations (their own keys), however often the sweep runs; another rung
+    of the ladder for the same leads (the 2-hour DM, then the SLA miss) is another digest."""
+    return f"digest-{audience}:{hashlib.sha256(','.join(sorted(keys)).encode()).hexdigest()[:32]}"
 
 
 def _listed(lines: list[str]) -> list[str]:
@@ -182,8 +183,8 @@ def _here(sweeps: SweepContext, session: Session, found: list[_Owed], now: datet
     if not listed:
         return 0
     text = "\n".join([words("here_digest_heading", count=len(listed)), *_listed(listed), words("here_digest_end")])
-    return len(listed) + outbox.post(session, sweeps.settings.pql_alerts_channel, _digest_key("here", leads), text,
-                                     now=now)
+    key = _digest_key("here", [_keys(lead.pql.id)["here"] for lead in leads])
+    return len(listed) + outbox.post(session, sweeps.settings.pql_alerts_channel, key, text, now=now)
 
 
 def _to_manager(sweeps: SweepContext, session: Session, found: list[_Owed], now: datetime) -> int:
@@ -197,7 +198,6 @@ def _to_manager(sweeps: SweepContext, session: Session, found: list[_Owed], now:
         [lead] = leads
         key, card = lead.manager
         return int(dm_manager(session, manager, key, card, lead.pql, now))
-    digest = _digest_key("manager", leads)
     listed = []
     for lead in leads:
         key, card = lead.manager
@@ -209,7 +209,8 @@ def _to_manager(sweeps: SweepContext, session: Session, found: list[_Owed], now:
         return 0
     text = "\n".join([words("manager_digest_heading", count=len(listed)), *_listed(listed),
                       words("manager_digest_end")])
-    return int(outbox.dm(session, manager, digest, text, now=now))
+    key = _digest_key("manager", [lead.manager[0] for lead in leads])
+    return int(outbox.dm(session, manager, key, text, now=now))
 
 
 def _same(column: sa.Column, value: str | None) -> sa.ColumnElement[bool]:
