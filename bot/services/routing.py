@@ -213,7 +213,12 @@ class Router:
             outbox.dm(session, self.manager, f"unroutable:{pql.id}", text, pql=pql, now=now)
 
     def _nobody_for_fast_lane(self, roster: list[Rep]) -> str:
+        """Why nobody can take a fast-lane lead now, as the manager reads it."""
         on_call = self.fast_lane.on_call
+        if not roster:
+            return "nobody is on the roster"
+        if all(rep.paused for rep in roster):
+            return "every rep is paused"
         if on_call is None:
             return "fast lane: nobody is in business hours and no on-call rep is set (PQL_ON_CALL)"
         if not any(rep.id == on_call for rep in roster):
@@ -232,9 +237,15 @@ class Router:
         for pql in queued:
             if self.fast_lane.covers(pql.tier):
                 owner = self._owner(session, pql)
-                rep_id = (self._give(session, pql, owner, "override", "named account owner", now=now) if owner
-                          else self._fast(session, pql, now=now, queued=True)[0])
-                given += [(pql.id, rep_id)] if rep_id else []
+                if owner:
+                    given.append((pql.id, self._give(session, pql, owner, "override", "named account owner", now=now)))
+                    continue
+                rep_id, roster = self._fast(session, pql, now=now, queued=True)
+                if rep_id:
+                    given.append((pql.id, rep_id))
+                elif self.manager:  # one upgraded to the fast lane while it waited: the manager hears now, once
+                    text = say("fast_lane_stuck", ref=pql.ref, why=self._nobody_for_fast_lane(roster))
+                    outbox.dm(session, self.manager, f"unroutable:{pql.id}", text, pql=pql, now=now)
                 continue
             owner = self._owner(session, pql)
             if owner:

@@ -488,3 +488,25 @@ def test_when_every_rep_is_paused_a_demo_request_tells_the_manager_at_once_and_a
         leads.claim(session, pql, leads.actor(session, ANA, manager=BOSS), now=ny(2026, 11, 9, 11, 41), tz=NY,
                     cap=CAP)
     assert team.pql(ask).claimed_by == ANA
+
+
+@pytest.mark.parametrize(("on_call", "goes_to"), [(None, None), (BEN, BEN)])
+def test_a_lead_waiting_at_night_that_becomes_a_demo_request_goes_on_call_or_the_manager_hears_within_the_minute(
+        engine, on_call, goes_to):
+    team = Team(engine, [(ANA, "Ana Ruiz", None), (BEN, "Ben Okafor", None)], on_call=on_call)
+    night = ny(2026, 11, 10, 22, 0)
+    t = trial("nightowl", night, "medium", None)
+    with freeze_time(night):
+        [pql_id] = team.pipeline.ingest(t.events, at=night).rescored.triggered
+    assert team.pql(pql_id).state == "queued"
+    asked = night + timedelta(minutes=30)
+    t.add("demo_requested", asked - timedelta(minutes=1))
+    with freeze_time(asked):
+        team.pipeline.ingest(t.events[-1:], at=asked)
+    assert team.pql(pql_id).tier == "fast_lane"
+    given = team.drain(asked + timedelta(minutes=1))  # the next sweep's queue step
+    assert given == ([(pql_id, goes_to)] if goes_to else [])
+    told = [n for n in team.notices("dm") if n.target == BOSS]
+    assert [n.key for n in told] == ([] if goes_to else [f"unroutable:{pql_id}"])
+    team.drain(asked + timedelta(minutes=2))
+    assert len([n for n in team.notices("dm") if n.target == BOSS]) == len(told)  # once
