@@ -90,9 +90,11 @@ def test_tick_runs_every_due_sweep_once_and_again_for_the_same_moment_changes_no
     after_first = counts(store)
     keys, assigned, queued = after_first
     assert (assigned, queued) == (11, 0)
-    # A day later nobody claimed or touched anything: the thread hears of it, and so does the manager.
+    # A day later nobody claimed or touched anything: the threads hear of it, and so does the manager, in one
+    # <!here> in the channel and one DM listing the 11 (each lead's own escalation folded into the DM).
     assert keys["esc-here"] == keys["esc-sla"] == 11
-    assert int(done["escalate"]) == keys["esc-here"] + keys["esc-sla"] + keys["esc-2h"]
+    assert keys["digest-here"] == keys["digest-manager"] == 1
+    assert int(done["escalate"]) == keys["esc-here"] + keys["digest-here"] + keys["digest-manager"]
 
     assert main(["tick", "--at", TUESDAY]) == 0
     again = sweep_lines(capsys.readouterr().out)
