@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date, time
 from functools import cached_property
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.domain.business_time import BusinessCalendar
+from bot.domain.routing import FastLane
+
+_SLACK_USER = re.compile(r"[UW][A-Z0-9]{2,}")
 
 
 class Settings(BaseSettings):
@@ -40,6 +44,8 @@ class Settings(BaseSettings):
     pql_reps: str = Field("", description="The roster: Slack user ids, comma-separated (U123:Ana Ruiz ...).")
     pql_manager: str | None = Field(None, description="The sales manager's Slack user id.")
     pql_daily_cap: int = Field(5, ge=1, description="New PQLs per rep per day.")
+    pql_on_call: str | None = Field(None, description="The rep (a Slack user id in PQL_REPS) who takes fast-lane "
+                                    "leads when nobody is in business hours.")
     pql_business_hours: str = Field("09:00-18:00", description="Business hours, Monday to Friday.")
     pql_holidays: str = Field("", description="Days off (YYYY-MM-DD, comma-separated).")
     pql_reassign_on_sla_miss: bool = Field(False, description="Reassign automatically when an SLA is missed.")
@@ -64,6 +70,26 @@ class Settings(BaseSettings):
             except ValueError:
                 raise ValueError(f"holiday {part!r} is not a YYYY-MM-DD date") from None
         return text
+
+    @field_validator("pql_on_call")
+    @classmethod
+    def _on_call_id(cls, text: str | None) -> str | None:
+        text = (text or "").strip() or None
+        if text is not None and not _SLACK_USER.fullmatch(text):
+            raise ValueError(f"PQL_ON_CALL {text!r} is not a Slack user id (like U0123ABCD)")
+        return text
+
+    @model_validator(mode="after")
+    def _on_call_on_roster(self) -> Settings:
+        if self.pql_on_call and self.pql_on_call not in {user_id for user_id, _, _ in self.roster}:
+            raise ValueError(f"PQL_ON_CALL {self.pql_on_call} is not in PQL_REPS: the on-call rep must be on "
+                             "the roster")
+        return self
+
+    @property
+    def fast_lane(self) -> FastLane:
+        """The fast lane's policy: never capped; out of hours, the on-call rep."""
+        return FastLane(on_call=self.pql_on_call)
 
     @property
     def calendar(self) -> BusinessCalendar:

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, select
 
+from bot.domain.caps import UNCAPPED_TIERS
 from bot.domain.kit import DISPOSITION_LABELS, EMAIL_LABELS, MAX_TOUCHES, TOUCH_CHANNELS
 from bot.domain.lifecycle import CLAIMABLE, CLOSED, PqlState
 from bot.services import audit, lead_view, outbox
@@ -97,8 +98,13 @@ def oldest_claimable(session: Session, who: Actor) -> Pql | None:
 
 
 def new_today(session: Session, rep_id: str, *, now: datetime, tz: tzinfo) -> int:
-    """Leads that landed on this rep today (team timezone): the number the daily cap counts."""
+    """Leads that landed on this rep today (team timezone): the number the daily cap counts (no fast lane)."""
     return session.exec(given_today(rep_id, now=now, tz=tz)).one()
+
+
+def fast_lane_today(session: Session, rep_id: str, *, now: datetime, tz: tzinfo) -> int:
+    """Fast-lane leads that landed on this rep today: on their day, but not against the cap."""
+    return session.exec(given_today(rep_id, now=now, tz=tz, capped=False)).one()
 
 
 def hold_rep(session: Session, rep_id: str) -> None:
@@ -140,7 +146,7 @@ def claim(session: Session, pql: Pql, who: Actor, *, now: datetime, tz: tzinfo, 
     if pql.rep_id and pql.rep_id != rep_id and not who.is_manager:
         raise Refused(say("assigned_to_other", ref=pql.ref, rep=pql.rep_id))
     lands_now = pql.rep_id != rep_id
-    if lands_now and not who.is_manager:
+    if lands_now and not who.is_manager and pql.tier not in UNCAPPED_TIERS:  # the fast lane is never capped
         hold_rep(session, rep_id)
         if new_today(session, rep_id, now=now, tz=tz) >= cap:
             raise Refused(say("at_cap", cap=cap))

@@ -30,14 +30,18 @@ def alert_row(pql_id: int, *, now: datetime) -> dict:
     return row(key=f"alert:{pql_id}", kind="alert", pql_id=pql_id, now=now)
 
 
-def _queue(session: Session, *, key: str, kind: str, now: datetime, **fields) -> None:
-    _insert(session, row(key=key, kind=kind, now=now, **fields))
+def _queue(session: Session, *, key: str, kind: str, now: datetime, **fields) -> bool:
+    return _insert(session, row(key=key, kind=kind, now=now, **fields))
 
 
-def _insert(session: Session, values: dict) -> None:
+def _insert(session: Session, values: dict) -> bool:
+    """Queue it unless its key is taken; True when this call queued it (a sweep lists in a digest only the leads
+    whose own notice it queued, so a racing sweep cannot list them twice)."""
     connection = session.connection()
     module = postgresql if connection.dialect.name == "postgresql" else sqlite
-    connection.execute(module.insert(_NOTICES).values(**values).on_conflict_do_nothing(index_elements=["key"]))
+    inserted = connection.execute(module.insert(_NOTICES).values(**values)
+                                  .on_conflict_do_nothing(index_elements=["key"]).returning(_NOTICES.c.id))
+    return inserted.first() is not None
 
 
 def alert(session: Session, pql_id: int, *, now: datetime) -> None:
@@ -45,16 +49,16 @@ def alert(session: Session, pql_id: int, *, now: datetime) -> None:
     _insert(session, alert_row(pql_id, now=now))
 
 
-def reply(session: Session, pql: Pql, key: str, text: str, *, now: datetime, blocks: list | None = None) -> None:
+def reply(session: Session, pql: Pql, key: str, text: str, *, now: datetime, blocks: list | None = None) -> bool:
     """A message in the alert's thread (waits for the alert to be posted)."""
-    _queue(session, key=key, kind="reply", pql_id=pql.id, text=text, blocks=blocks, now=now)
+    return _queue(session, key=key, kind="reply", pql_id=pql.id, text=text, blocks=blocks, now=now)
 
 
 def dm(session: Session, user_id: str, key: str, text: str, *, now: datetime, pql: Pql | None = None,
-       blocks: list | None = None, payload: dict | None = None) -> None:
+       blocks: list | None = None, payload: dict | None = None) -> bool:
     """A direct message. `payload` makes it a typed notice: what to render, as data ({"view": "note"}), whose
     Block Kit is built when it is delivered (bot/slack/blocks/notices.py)."""
-    _queue(session, key=key, kind="dm", target=user_id, pql_id=pql.id if pql else None, text=text, blocks=blocks,
+    return _queue(session, key=key, kind="dm", target=user_id, pql_id=pql.id if pql else None, text=text, blocks=blocks,
            payload=payload, now=now)
 
 
@@ -64,9 +68,17 @@ def ephemeral(session: Session, channel: str, user_id: str, key: str, text: str,
     _queue(session, key=key, kind="ephemeral", target=user_id, channel=channel, text=text, now=now)
 
 
-def post(session: Session, channel: str, key: str, text: str, *, now: datetime, blocks: list | None = None) -> None:
-    """A message of its own in a channel (weekly review, guardrail alerts)."""
-    _queue(session, key=key, kind="channel", target=channel, text=text, blocks=blocks, now=now)
+def post(session: Session, channel: str, key: str, text: str, *, now: datetime, blocks: list | None = None) -> bool:
+    """A message of its own in a channel (weekly review, guardrail alerts, escalation digests)."""
+    return _queue(session, key=key, kind="channel", target=channel, text=text, blocks=blocks, now=now)
+
+
+def folded(session: Session, pql: Pql, user_id: str, key: str, text: str, *, now: datetime,
+           payload: dict | None = None) -> bool:
+    """A DM said inside another one (a digest): kept as it would have been sent, its key taken so the lead is owed
+    it once, but never sent on its own (state "folded": delivery sends pending notices only)."""
+    return _insert(session, {**row(key=key, kind="dm", now=now, target=user_id, pql_id=pql.id, text=text,
+                                   payload=payload), "state": "folded"})
 
 
 def review(session: Session, channel: str, week: str, *, now: datetime) -> None:

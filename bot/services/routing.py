@@ -2,6 +2,11 @@
 
 - A named-account owner (accounts.owner_rep_id, from `pqlbot owners import`) gets their account's
   leads, cap or not, unless they are paused or off the roster: two reps on one account is worse.
+- A fast-lane lead (seed 000's explicit asks: a demo or contact-sales request) is never capped and never
+  waits behind the queue (bot/domain/routing.py, `FastLane`): it goes at once to whoever is in business
+  hours (their own, for a rep with a timezone), load-balanced as below; out of hours to the on-call rep
+  (PQL_ON_CALL); and when nobody can take it, the manager is told at once instead of 2 hours later. It
+  waits in the queue meanwhile, first in line, and goes out as soon as someone is in hours or on call.
 - Otherwise load-balanced round-robin over the roster (`pick`).
 - Outside business hours a lead waits for the opening (so a weekend's leads count against Monday's
   cap instead of landing on Monday all at once); the alert is in the channel meanwhile.
@@ -23,7 +28,7 @@ from sqlmodel import Session, select
 
 from bot.domain.business_time import BusinessCalendar
 from bot.domain.lifecycle import CLOSED, TIER_RANK, PqlState
-from bot.domain.routing import Candidate, pick
+from bot.domain.routing import Candidate, FastLane, pick
 from bot.domain.sla import first_touch_due
 from bot.services import audit, outbox
 from bot.services.leads import hold_rep, new_today
@@ -35,8 +40,10 @@ _PQLS = Pql.__table__
 
 
 class Router:
-    def __init__(self, calendar: BusinessCalendar, *, cap: int, manager: str | None) -> None:
+    def __init__(self, calendar: BusinessCalendar, *, cap: int, manager: str | None,
+                 fast_lane: FastLane | None = None) -> None:
         self.calendar, self.cap, self.manager = calendar, cap, manager
+        self.fast_lane = fast_lane or FastLane()
 
     # -- availability ------------------------------------------------------------------------------
 
@@ -45,6 +52,15 @@ class Router:
         if not rep.timezone:
             return True
         own = BusinessCalendar(ZoneInfo(rep.timezone), self.calendar.opens, self.calendar.closes)
+        return own.is_open(now)
+
+    def _at_work(self, rep: Rep, now: datetime) -> bool:
+        """In business hours: their own (9-18 on weekdays in their timezone) or the team's, holidays included.
+        The fast lane asks this of every rep, since it does not wait for the team's opening."""
+        if not rep.timezone:
+            return self.calendar.is_open(now)
+        own = BusinessCalendar(ZoneInfo(rep.timezone), self.calendar.opens, self.calendar.closes,
+                               self.calendar.holidays)
         return own.is_open(now)
 
     def candidates(self, session: Session, tier: str, now: datetime) -> tuple[list[Candidate], list[Rep]]:
@@ -57,7 +73,7 @@ class Router:
         local = now.astimezone(self.calendar.tz)
         week_start = datetime.combine(local.date() - timedelta(days=local.weekday()), time(), self.calendar.tz)
         mine = Assignment.rep_id == Rep.id
-        today = given_today(Rep.id, now=now, tz=self.calendar.tz).scalar_subquery()
+        today = given_today(Rep.id, now=now, tz=self.calendar.tz, uncapped=self.fast_lane.tiers).scalar_subquery()
         open_leads = select(sa.func.count()).select_from(Pql).where(
             Pql.rep_id == Rep.id, still_open(Pql.state)).scalar_subquery()
         tier_this_week = select(sa.func.count()).select_from(Assignment).join(Pql, Assignment.pql_id == Pql.id).where(
@@ -65,9 +81,15 @@ class Router:
         last_given = select(sa.func.max(Assignment.at)).where(mine).scalar_subquery()
         rows = session.execute(sa.select(Rep, today, open_leads, tier_this_week, last_given)
                                .where(Rep.on_roster).order_by(Rep.created_at, Rep.id)).all()
+        fast = self.fast_lane.covers(tier)  # never capped; in business hours, each rep by their own
+
+        def can_take(rep: Rep, today: int) -> bool:
+            if rep.paused:
+                return False
+            return self._at_work(rep, now) if fast else self._in_hours(rep, now) and today < self.cap
+
         found = [Candidate(rep.id, order, today, active, tier_week, last)
-                 for order, (rep, today, active, tier_week, last) in enumerate(rows)
-                 if not rep.paused and self._in_hours(rep, now) and today < self.cap]
+                 for order, (rep, today, active, tier_week, last) in enumerate(rows) if can_take(rep, today)]
         return found, [rep for rep, *_ in rows]
 
     # -- routing -----------------------------------------------------------------------------------
@@ -81,6 +103,11 @@ class Router:
         owner = self._owner(session, pql)
         if owner:
             return self._give(session, pql, owner, "override", "named account owner", now=now)
+        if self.fast_lane.covers(pql.tier):
+            chosen_id, roster = self._fast(session, pql, now=now)
+            if chosen_id is None:
+                self._queue(session, pql, roster, now=now, fast=True)
+            return chosen_id
         candidates, roster = self.candidates(session, pql.tier, now)
         # Leads already waiting at this priority or above go first: a newcomer must not overtake them
         # (say, just after midnight, or at the weekend, while yesterday's overflow waits for the morning).
@@ -93,6 +120,27 @@ class Router:
             return self._give(session, pql, chosen.rep_id, "round_robin", why, now=now)
         self._queue(session, pql, roster, now=now, ahead=ahead, closed=closed)
         return None
+
+    def _fast(self, session: Session, pql: Pql, *, now: datetime,
+              queued: bool = False) -> tuple[str | None, list[Rep]]:
+        """A fast-lane lead to whoever can take it now, cap or not: a rep in business hours (the round-robin's
+        pick), else the on-call rep. (Who got it, or None when nobody can; the roster.)"""
+        candidates, roster = self.candidates(session, pql.tier, now)
+        chosen = pick(candidates)
+        if chosen:
+            why = (f"fast lane (never capped){', from the queue' if queued else ''}: in business hours, fewest "
+                   f"active leads ({chosen.active}), {chosen.tier_this_week} fast lane this week")
+            return self._give(session, pql, chosen.rep_id, "round_robin", why, now=now), roster
+        on_call = self._on_call(roster)
+        if on_call:
+            why = f"fast lane (never capped){', from the queue' if queued else ''}: out of hours, the on-call rep"
+            return self._give(session, pql, on_call, "on_call", why, now=now), roster
+        return None, roster
+
+    def _on_call(self, roster: list[Rep]) -> str | None:
+        """The on-call rep, when one is set, on the roster and not paused."""
+        on_call = self.fast_lane.on_call
+        return on_call if any(rep.id == on_call and not rep.paused for rep in roster) else None
 
     def _pick_held(self, session: Session, candidates: list[Candidate], now: datetime) -> Candidate | None:
         """The pick, with its rep held (leads.hold_rep) and counted again under the hold: a claim that
@@ -139,13 +187,16 @@ class Router:
         return rep_id
 
     def _queue(self, session: Session, pql: Pql, roster: list[Rep], *, now: datetime, ahead: int = 0,
-               closed: bool = False) -> None:
-        # Caps and hours clear by themselves; an empty or fully paused roster needs the manager now.
-        stuck = not roster or all(rep.paused for rep in roster)
+               closed: bool = False, fast: bool = False) -> None:
+        # Caps and hours clear by themselves; an empty or fully paused roster needs the manager now, and so does
+        # a fast-lane lead nobody can take (seed 000: "the only acceptable response is speed").
+        stuck = fast or not roster or all(rep.paused for rep in roster)
         if not roster:
             why = "nobody is on the roster"
-        elif stuck:
+        elif all(rep.paused for rep in roster):
             why = "every rep is paused"
+        elif fast:
+            why = self._nobody_for_fast_lane(roster)
         elif closed:
             why = "outside business hours: it goes out when business opens, within that day's caps"
         elif ahead:
@@ -158,17 +209,44 @@ class Router:
         session.refresh(pql)
         audit.record(session, "pql_queued", at=now, pql_id=pql.id, user_id=pql.user_id, why=why)
         if self.manager and stuck:
-            outbox.dm(session, self.manager, f"unroutable:{pql.id}",
-                      say("nobody_to_route", ref=pql.ref, why=why), pql=pql, now=now)
+            text = say("fast_lane_stuck" if fast else "nobody_to_route", ref=pql.ref, why=why)
+            outbox.dm(session, self.manager, f"unroutable:{pql.id}", text, pql=pql, now=now)
+
+    def _nobody_for_fast_lane(self, roster: list[Rep]) -> str:
+        """Why nobody can take a fast-lane lead now, as the manager reads it."""
+        on_call = self.fast_lane.on_call
+        if not roster:
+            return "nobody is on the roster"
+        if all(rep.paused for rep in roster):
+            return "every rep is paused"
+        if on_call is None:
+            return "fast lane: nobody is in business hours and no on-call rep is set (PQL_ON_CALL)"
+        if not any(rep.id == on_call for rep in roster):
+            return f"fast lane: nobody is in business hours and the on-call rep <@{on_call}> is not on the roster"
+        return f"fast lane: nobody is in business hours and the on-call rep <@{on_call}> is paused"
 
     def drain(self, session: Session, *, now: datetime) -> list[tuple[int, str]]:
-        """Share the queue out while business is open: fast lane, high, medium, then oldest."""
-        if not self.calendar.is_open(now):
-            return []
-        queued = sorted(session.exec(select(Pql).where(Pql.state == PqlState.QUEUED)),
-                        key=lambda p: (-TIER_RANK[p.tier], p.qualified_at, p.id))
+        """Share the queue out: fast-lane leads whenever someone can take them (in business hours or on call),
+        never capped; the rest while business is open, high, medium, then oldest."""
+        is_open = self.calendar.is_open(now)
+        waiting = select(Pql).where(Pql.state == PqlState.QUEUED)
+        if not is_open:
+            waiting = waiting.where(Pql.tier.in_(sorted(self.fast_lane.tiers)))
+        queued = sorted(session.exec(waiting), key=lambda p: (-TIER_RANK[p.tier], p.qualified_at, p.id))
         given = []
         for pql in queued:
+            if self.fast_lane.covers(pql.tier):
+                owner = self._owner(session, pql)
+                if owner:
+                    given.append((pql.id, self._give(session, pql, owner, "override", "named account owner", now=now)))
+                    continue
+                rep_id, roster = self._fast(session, pql, now=now, queued=True)
+                if rep_id:
+                    given.append((pql.id, rep_id))
+                elif self.manager:  # one upgraded to the fast lane while it waited: the manager hears now, once
+                    text = say("fast_lane_stuck", ref=pql.ref, why=self._nobody_for_fast_lane(roster))
+                    outbox.dm(session, self.manager, f"unroutable:{pql.id}", text, pql=pql, now=now)
+                continue
             owner = self._owner(session, pql)
             if owner:
                 given.append((pql.id, self._give(session, pql, owner, "override", "named account owner", now=now)))

@@ -40,7 +40,8 @@ answer never arrive (the connection drops after Slack acted, a 5xx after it acte
 commit that records it: its notice is released by the next pass). Posting again would post twice. So alerts and
 thread replies are posted with Slack message metadata naming what they are (`{"event_type": "pql_alert",
 "event_payload": {"pql_id": N, "version": V}}`, N being what the notice's key `alert:N` names; replies `pql_reply`
-with the notice's key), and are never re-posted blind (`Gateway.post_once`): before any post that follows an
+with the notice's key; a message of its own in the alerts channel, such as an escalation digest's `<!here>`,
+`pql_post` with its key), and are never re-posted blind (`Gateway.post_once`): before any post that follows an
 unclear failure (an earlier attempt of the notice, or a dropped connection or 5xx within this one) the channel
 (`conversations.history`) or the thread (`conversations.replies`) is read from LOOKBACK before the notice was
 queued, and a message carrying that metadata is adopted instead of posting again. LOOKBACK is wide because the
@@ -50,8 +51,8 @@ first. This needs the channels:history scope (groups:history for a private alert
 channel's id: PQL_ALERTS_CHANNEL as an id (C0123ABCD) is used as is; as a #name, the id Slack returned for the
 latest alert is used (the gateway's memory, else the store's last sent alert), so only the very first alert,
 before any was ever posted, cannot be looked for. Where a lookup cannot be made (no id yet, a missing scope, a
-thread gone) the post is made anyway and logged: at least once, as before. DMs, channel posts, reviews and private
-answers are at least once: a crash or lost answer in that window can still repeat one.
+thread gone) the post is made anyway and logged: at least once, as before. DMs, posts in other channels, reviews and
+private answers are at least once: a crash or lost answer in that window can still repeat one.
 
 Nothing here logs or stores message contents: only notice ids, kinds and Slack's error codes.
 """
@@ -104,6 +105,7 @@ _UNEDITABLE = frozenset({"message_not_found", "cant_update_message", "edit_windo
 #: Message metadata event types: what lets a retry find a post whose answer was lost.
 ALERT_EVENT = "pql_alert"
 REPLY_EVENT = "pql_reply"
+POST_EVENT = "pql_post"  # a message of its own in the alerts channel (an escalation digest's <!here>)
 #: How far Slack's clock may be behind ours: Slack refuses requests signed over 5 minutes off its own clock,
 #: the skew it documents and tolerates.
 SLACK_CLOCK_SKEW = timedelta(minutes=5)
@@ -252,6 +254,8 @@ def _send_claimed(engine: sa.Engine, gateway: Gateway, notice: Notice, *, render
             channel, ts = _send_reply(engine, gateway, notice)
         elif notice.kind == "review":
             channel, ts = _send_review(engine, gateway, notice, render_review)
+        elif notice.kind == "channel" and notice.target == alerts_channel:
+            channel, ts = _send_to_alerts_channel(engine, gateway, notice, alerts_channel)
         else:
             channel, ts = _send(engine, gateway, notice)
     except RateLimited as limited:
@@ -366,6 +370,25 @@ def _send_reply(engine: sa.Engine, gateway: Gateway, notice: Notice) -> tuple[st
                                            look_first=notice.attempts > 0)
     if found is not None:
         log.warning("notice %s's reply was already in its thread; keeping it", notice.id)
+    return channel, ts
+
+
+def _send_to_alerts_channel(engine: sa.Engine, gateway: Gateway, notice: Notice,
+                            alerts_channel: str) -> tuple[str, str]:
+    """A message of its own in the alerts channel (an escalation digest with its `<!here>`), posted once like a
+    reply: carrying its key as metadata, looked for in the channel before it is posted again."""
+    text, blocks = notice.text or "", notice.blocks
+    if blocks is None and notice.payload is not None:
+        from bot.slack.blocks.notices import render_notice
+
+        blocks = render_notice(notice.payload, text)
+    with store.session(engine) as session:
+        look_in = _alerts_channel_id(session, gateway, alerts_channel)
+    metadata = {"event_type": POST_EVENT, "event_payload": {"key": notice.key}}
+    channel, ts, found = gateway.post_once(notice.target, text, blocks, metadata=metadata, look_in=look_in,
+                                           since=notice.created_at - LOOKBACK, look_first=notice.attempts > 0)
+    if found is not None:
+        log.warning("notice %s was already in the alerts channel; keeping it", notice.id)
     return channel, ts
 
 

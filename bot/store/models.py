@@ -206,7 +206,8 @@ class Pql(SQLModel, table=True):
 
 
 class Assignment(SQLModel, table=True):
-    """Who was given a lead, when, by whom and why (override, round_robin, queue, manual)."""
+    """Who was given a lead, when, by whom and why (override, round_robin, on_call, queue, manual, claim,
+    sla_miss)."""
 
     __tablename__ = "assignments"
     # A rep's leads today, this week and the latest: what routing and the daily cap count, per rep.
@@ -294,7 +295,8 @@ class Notice(SQLModel, table=True):
     # A typed notice: what to render, as data ({"view": "manager_card", ...}); its Block Kit is built when it
     # is delivered (bot/slack/blocks/notices.py). None for notices with stored blocks or none at all.
     payload: dict | None = Field(default=None, sa_column=Column(JSON, nullable=True))
-    state: str = Field(default="pending", max_length=16, index=True)  # pending | sending | sent | failed
+    # pending | sending | sent | failed, or folded: said inside another notice (a digest), never sent on its own
+    state: str = Field(default="pending", max_length=16, index=True)
     # While sending: the deliverer that claimed it (bot/store/holders.py), so it goes back to pending as soon as
     # that deliverer is gone and never while it lives. None otherwise (and on notices claimed before 0009).
     holder: str | None = Field(default=None, max_length=32)

@@ -9,9 +9,9 @@ import orjson
 import sqlalchemy as sa
 from sqlmodel import select
 
-from bot.domain.caps import cap_day
+from bot.domain.caps import UNCAPPED_TIERS, cap_day
 from bot.domain.lifecycle import OPEN
-from bot.store.models import Assignment
+from bot.store.models import Assignment, Pql
 
 
 def still_open(state: sa.ColumnElement) -> sa.ColumnElement[bool]:
@@ -20,12 +20,16 @@ def still_open(state: sa.ColumnElement) -> sa.ColumnElement[bool]:
     return state.in_(sorted(OPEN))
 
 
-def given_today(rep: str | sa.ColumnElement, *, now: datetime, tz: tzinfo) -> sa.Select:
-    """How many leads landed on a rep today (the daily cap's count), for one rep id or for a column (routing
-    counts the whole roster at once)."""
+def given_today(rep: str | sa.ColumnElement, *, now: datetime, tz: tzinfo, capped: bool = True,
+                uncapped: frozenset[str] = UNCAPPED_TIERS) -> sa.Select:
+    """How many leads landed on a rep today, for one rep id or for a column (routing counts the whole roster at
+    once): the daily cap's count, or with `capped=False` the fast-lane leads the cap leaves out (`uncapped`
+    tiers), which reps still see on their day."""
     start, end = cap_day(now, tz)
-    return select(sa.func.count(sa.distinct(Assignment.pql_id))).where(
-        Assignment.rep_id == rep, Assignment.at >= start, Assignment.at < end)
+    tier = Pql.tier.notin_(sorted(uncapped)) if capped else Pql.tier.in_(sorted(uncapped))
+    return select(sa.func.count(sa.distinct(Assignment.pql_id))).select_from(Assignment).join(
+        Pql, Pql.id == Assignment.pql_id).where(Assignment.rep_id == rep, Assignment.at >= start,
+                                               Assignment.at < end, tier)
 
 
 def rows_for(connection: sa.Connection, select: str, ids: Iterable[str], *, column: str = "user_id") -> list[tuple]:

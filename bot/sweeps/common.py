@@ -80,10 +80,11 @@ def manager_card(session: Session, pql: Pql, *, heading: str, late: str, stale: 
             "claimed": pql.claimed_by is not None, "stale": stale, "note": note}
 
 
-def dm_manager(session: Session, manager: str, key: str, card: dict, pql: Pql, now: datetime) -> None:
-    """Queue a `manager_card` to the manager, with its notification text (what a client without blocks shows)."""
+def dm_manager(session: Session, manager: str, key: str, card: dict, pql: Pql, now: datetime) -> bool:
+    """Queue a `manager_card` to the manager, with its notification text (what a client without blocks shows);
+    True when this call queued it (its key was free)."""
     text = words("manager_text", heading=card["heading"], who=card["who"], late=card["late"])
-    outbox.dm(session, manager, key, text, pql=pql, payload=card, now=now)
+    return outbox.dm(session, manager, key, text, pql=pql, payload=card, now=now)
 
 
 def business_span(delta: timedelta, day: timedelta) -> str:

@@ -12,13 +12,27 @@ A lead's clock starts when business next opens after pqlbot recorded it (bot/dom
 recorded at 17:30 on a Friday gets its `<!here>` at 09:30 on Monday. A lead on a do-not-touch hold is owed nothing;
 once it resumes, its clock goes on with the time it had left (bot/services/holds.py).
 
-Keys: `esc-here:<id>`, `esc-2h:<id>`, `esc-sla:<id>` and `esc-moved:<id>`, one each per lead. The reassignment
-is a conditional update (a claim, a touch or a manager's move made meanwhile wins), and its thread reply's key
-marks it done.
+Digests: when one sweep owes several leads an `<!here>`, the channel gets one `<!here>` listing them (each linked to
+its alert, DIGEST_MAX by name and "and N more"), and each thread still gets its reply, without a `<!here>` of its
+own; when it owes the manager several DMs, the manager gets one DM listing them. One lead owed: the message of its
+own, as before (the `<!here>` in its thread, the manager's card).
+
+Keys: `esc-here:<id>`, `esc-2h:<id>`, `esc-sla:<id>` and `esc-moved:<id>`, one each per lead, so each lead is
+escalated once whatever the shape: a DM said in the manager's digest leaves its key taken by a "folded" notice
+(never sent on its own). A digest's key is `digest-here:<hash>` or `digest-manager:<hash>` of its leads' own keys,
+sorted: stable for the same set, and another for the next rung of the ladder. Everything a sweep owes is queued in
+one transaction (each lead in a savepoint of its own, so one lead's failure leaves it out and the next sweep retries
+it): a crash before the commit queues nothing and the next sweep owes it all again; after it, the outbox sends each
+notice once (the channel's digest is looked for before it is posted again, like a thread reply: bot/slack/
+delivery.py). A digest lists only the leads whose own key this sweep took. The reassignment is a conditional update
+(a claim, a touch or a manager's move made meanwhile wins), and its thread reply's key marks it done.
 """
 
 from __future__ import annotations
 
+import hashlib
+import logging
+from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -30,12 +44,28 @@ from bot.domain.routing import pick
 from bot.domain.sla import escalations_due
 from bot.services import outbox
 from bot.services.holds import held_for
+from bot.services.lead_view import lead_facts
 from bot.store.models import Pql, Touch
 from bot.store.queries import still_open
-from bot.sweeps.common import SweepContext, dm_manager, each, manager_card, taken, touched, words
+from bot.sweeps.common import SweepContext, dm_manager, manager_card, taken, touched, words
 from templates import span
 
+log = logging.getLogger(__name__)
+
 _PQLS = Pql.__table__
+#: The most leads a digest names; the rest are "and N more" (a message people read, not a report).
+DIGEST_MAX = 15
+
+
+@dataclass(slots=True)
+class _Owed:
+    """What one lead is owed by this sweep: the `<!here>` (how long it has waited), the manager's DM (its key and
+    card), and how many reassignments were made for it."""
+
+    pql: Pql
+    waited: str | None = None
+    manager: tuple[str, dict] | None = None
+    moved: int = 0
 
 
 def escalate(sweeps: SweepContext, now: datetime) -> int:
@@ -50,7 +80,20 @@ def escalate(sweeps: SweepContext, now: datetime) -> int:
         due = {pql.id: kinds for pql, was_touched in rows if (kinds := _due(pql, was_touched, now, calendar))}
         existing = taken(session, [key for pql_id in due for key in _keys(pql_id).values()])
     owed = [pql_id for pql_id, kinds in due.items() if _owed(sweeps, pql_id, kinds, existing)]
-    return each(sweeps, owed, lambda session, pql: _escalate_one(sweeps, session, pql, now))
+    if not owed:
+        return 0
+    with sweeps.pipeline.session() as session, session.begin():
+        found = []
+        for pql_id in owed:
+            try:
+                with session.begin_nested():  # one lead's failure is rolled back alone; the next sweep retries it
+                    pql = session.get(Pql, pql_id)
+                    if pql is not None and pql.state not in CLOSED:
+                        found.append(_owed_now(sweeps, session, pql, now))
+            except Exception:  # noqa: BLE001 (one lead's failure must not stop the others)
+                log.exception("escalating PQL-%s failed", pql_id)
+        return sum(lead.moved for lead in found) + _here(sweeps, session, found, now) + \
+            _to_manager(sweeps, session, found, now)
 
 
 def _due(pql: Pql, was_touched: bool, now: datetime, calendar: BusinessCalendar) -> list[str]:
@@ -76,39 +119,98 @@ def _owed(sweeps: SweepContext, pql_id: int, due: list[str], existing: set[str])
     return bool("2h" in due and manager and not {keys["2h"], keys["sla"]} & existing)
 
 
-def _escalate_one(sweeps: SweepContext, session: Session, pql: Pql, now: datetime) -> int:
+def _owed_now(sweeps: SweepContext, session: Session, pql: Pql, now: datetime) -> _Owed:
+    """What the lead is owed, as it is now (a claim or a touch since the sweep's first read owes nothing); an SLA
+    miss with PQL_REASSIGN_ON_SLA_MISS on moves it here."""
     settings, calendar, manager = sweeps.settings, sweeps.settings.calendar, sweeps.settings.pql_manager
     was_touched = session.exec(select(sa.exists().where(Touch.pql_id == pql.id))).one()
     due = _due(pql, was_touched, now, calendar)
     keys = _keys(pql.id)
     existing = taken(session, keys.values())
     start = calendar.add(calendar.next_open(pql.created_at), held_for(pql))  # held time is not waiting time
-    done = 0
+    owed = _Owed(pql)
     if "here" in due and keys["here"] not in existing:
-        outbox.reply(session, pql, keys["here"], words("here", ref=pql.ref, waited=span(calendar.elapsed(start, now))),
-                     now=now)
-        done += 1
+        owed.waited = span(calendar.elapsed(start, now))
     if "sla" in due:
         by = span(calendar.elapsed(pql.sla_due_at, now))
         late = words("sla_late", by=by)
         note = None
         if settings.pql_reassign_on_sla_miss and keys["moved"] not in existing:
             note = _move(sweeps, session, pql, by, now)
-            done += note is not None
+            owed.moved += note is not None
             note = note or words("not_moved_note")
         if manager and keys["sla"] not in existing:
-            card = manager_card(session, pql, heading=words("sla_heading", ref=pql.ref), late=late, note=note)
-            dm_manager(session, manager, keys["sla"], card, pql, now)
-            done += 1
+            owed.manager = keys["sla"], manager_card(session, pql, heading=words("sla_heading", ref=pql.ref), late=late,
+                                                     note=note)
     if "2h" in due and manager and not {keys["2h"], keys["sla"]} & existing:
         waited = span(calendar.elapsed(start, now))
         if pql.claimed_by is None:
             heading, late = words("unclaimed_heading", ref=pql.ref), words("unclaimed_late", waited=waited)
         else:
             heading, late = words("untouched_heading", ref=pql.ref), words("untouched_late", waited=waited)
-        dm_manager(session, manager, keys["2h"], manager_card(session, pql, heading=heading, late=late), pql, now)
-        done += 1
-    return done
+        owed.manager = keys["2h"], manager_card(session, pql, heading=heading, late=late)
+    return owed
+
+
+def _digest_key(audience: str, keys: list[str]) -> str:
+    """The same key for the same leads' escalations (their own keys), however often the sweep runs; another rung
+    of the ladder for the same leads (the 2-hour DM, then the SLA miss) is another digest."""
+    return f"digest-{audience}:{hashlib.sha256(','.join(sorted(keys)).encode()).hexdigest()[:32]}"
+
+
+def _listed(lines: list[str]) -> list[str]:
+    return lines[:DIGEST_MAX] + ([words("more", count=len(lines) - DIGEST_MAX)] if len(lines) > DIGEST_MAX else [])
+
+
+def _link(pql: Pql) -> str:
+    return words("alert_link", ref=pql.ref, channel=pql.alert_channel, ts=pql.alert_ts)
+
+
+def _here(sweeps: SweepContext, session: Session, found: list[_Owed], now: datetime) -> int:
+    """The `<!here>`s owed: in its thread for one lead; for several, a quiet reply in each thread and one `<!here>`
+    in the channel listing them. Returns how many messages were queued."""
+    leads = [lead for lead in found if lead.waited is not None]
+    if len(leads) == 1:
+        [lead] = leads
+        text = words("here", ref=lead.pql.ref, waited=lead.waited)
+        return int(outbox.reply(session, lead.pql, _keys(lead.pql.id)["here"], text, now=now))
+    listed = []
+    for lead in leads:
+        text = words("here_quiet", ref=lead.pql.ref, waited=lead.waited)
+        if outbox.reply(session, lead.pql, _keys(lead.pql.id)["here"], text, now=now):
+            who, company = lead_facts(session, lead.pql)
+            listed.append(words("here_digest_line", link=_link(lead.pql), who=who, company=company, waited=lead.waited))
+    if not listed:
+        return 0
+    text = "\n".join([words("here_digest_heading", count=len(listed)), *_listed(listed), words("here_digest_end")])
+    key = _digest_key("here", [_keys(lead.pql.id)["here"] for lead in leads])
+    return len(listed) + outbox.post(session, sweeps.settings.pql_alerts_channel, key, text, now=now)
+
+
+def _to_manager(sweeps: SweepContext, session: Session, found: list[_Owed], now: datetime) -> int:
+    """The manager's DMs owed: the lead's card for one lead; for several, one DM listing them (each lead's own key
+    taken by a folded notice). Returns how many messages were queued."""
+    leads = [lead for lead in found if lead.manager is not None]
+    manager = sweeps.settings.pql_manager
+    if not leads or not manager:
+        return 0
+    if len(leads) == 1:
+        [lead] = leads
+        key, card = lead.manager
+        return int(dm_manager(session, manager, key, card, lead.pql, now))
+    listed = []
+    for lead in leads:
+        key, card = lead.manager
+        text = words("manager_text", heading=card["heading"], who=card["who"], late=card["late"])
+        if outbox.folded(session, lead.pql, manager, key, text, payload=card, now=now):
+            listed.append(words("manager_digest_line", link=_link(lead.pql), who=card["who"], company=card["company"],
+                                late=card["late"], holder=card["holder"], note=card["note"]))
+    if not listed:
+        return 0
+    text = "\n".join([words("manager_digest_heading", count=len(listed)), *_listed(listed),
+                      words("manager_digest_end")])
+    key = _digest_key("manager", [lead.manager[0] for lead in leads])
+    return int(outbox.dm(session, manager, key, text, now=now))
 
 
 def _same(column: sa.Column, value: str | None) -> sa.ColumnElement[bool]:

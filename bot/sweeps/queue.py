@@ -1,7 +1,9 @@
 """The queue drain: leads waiting for a rep are handed out once someone can take them.
 
 The heuristic (bot/services/routing.py, `Router.drain`):
-- only while business is open;
+- fast-lane leads whenever someone can take them, cap or not: a rep in business hours (their own), or out of hours
+  the on-call rep (PQL_ON_CALL); one nobody can take tells the manager, once (`unroutable:<id>`);
+- the rest only while business is open;
 - fast lane first, then high, then medium, and the oldest first within a tier;
 - a named account owner (on the roster, not paused) gets their account's lead; the others go to the rep routing
   picks among those with room under the daily cap (bot/domain/routing.py, `pick`);

@@ -90,9 +90,11 @@ def test_tick_runs_every_due_sweep_once_and_again_for_the_same_moment_changes_no
     after_first = counts(store)
     keys, assigned, queued = after_first
     assert (assigned, queued) == (11, 0)
-    # A day later nobody claimed or touched anything: the thread hears of it, and so does the manager.
+    # A day later nobody claimed or touched anything: the threads hear of it, and so does the manager, in one
+    # <!here> in the channel and one DM listing the 11 (each lead's own escalation folded into the DM).
     assert keys["esc-here"] == keys["esc-sla"] == 11
-    assert int(done["escalate"]) == keys["esc-here"] + keys["esc-sla"] + keys["esc-2h"]
+    assert keys["digest-here"] == keys["digest-manager"] == 1
+    assert int(done["escalate"]) == keys["esc-here"] + keys["digest-here"] + keys["digest-manager"]
 
     assert main(["tick", "--at", TUESDAY]) == 0
     again = sweep_lines(capsys.readouterr().out)
@@ -125,7 +127,12 @@ def test_tick_delivers_the_outbox_once_when_slack_is_configured(store, capsys, m
         assert main(["tick", "--at", TUESDAY]) == 0
         assert len(slack.calls_to("chat.postMessage")) == posted  # nothing is owed twice
     with store.session() as session:
-        assert {n.state for n in session.exec(select(Notice))} == {"sent"}
+        notices = list(session.exec(select(Notice)))
+    # Everything owed was sent once; the manager's escalations of the two leads were said in one DM (a digest),
+    # each lead's own kept "folded" into it, never sent alone.
+    assert {n.state for n in notices if not n.key.startswith(("esc-sla:", "esc-2h:"))} == {"sent"}
+    assert {n.state for n in notices if n.key.startswith(("esc-sla:", "esc-2h:"))} == {"folded"}
+    assert [n.state for n in notices if n.key.startswith("digest-manager:")] == ["sent"]
 
 
 def test_tick_says_so_when_the_store_cannot_be_opened(monkeypatch, capsys):

@@ -102,12 +102,15 @@ def test_two_sweepers_at_once_run_each_scheduled_step_once(engine):
     assert {p.state for p in pqls} == {"assigned"}
     assert {a.pql_id: a.rep_id for a in assignments} == {p.id: p.rep_id for p in pqls}
     assert sum(n.kind == "dm" and n.key.startswith("assigned:") for n in notices) == 24
-    # Everyone rescored once, the week's review queued once, each lead's @here once.
+    # Everyone rescored once, the week's review queued once, each lead's @here once: one reply in each thread, and
+    # one <!here> in the channel listing the 24.
     assert total["rescore"] == 24
     assert [n.key for n in notices if n.kind == "review"] == ["weekly-review:2026-W46"]
     assert total["weekly_review"] == 1
     here = [n.key for n in notices if n.key.startswith("esc-here:")]
-    assert sorted(here) == sorted(f"esc-here:{p.id}" for p in pqls) and total["escalate"] == len(here)
+    digests = [n.key for n in notices if n.key.startswith("digest-here:")]
+    assert sorted(here) == sorted(f"esc-here:{p.id}" for p in pqls) and len(digests) == 1
+    assert total["escalate"] == len(here) + len(digests)
 
 
 @pytest.mark.slow

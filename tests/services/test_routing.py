@@ -14,6 +14,7 @@ from freezegun import freeze_time
 from sqlmodel import select
 
 from bot.domain.business_time import BusinessCalendar
+from bot.domain.routing import FastLane
 from bot.services import audit, leads
 from bot.services.pipeline import Pipeline
 from bot.services.routing import Router
@@ -55,9 +56,9 @@ def trial(user: str, at: datetime, tier: str, domain: str | None) -> Trial:
 class Team:
     """A store with a router over the team calendar, the roster, and the clock frozen at each step."""
 
-    def __init__(self, engine, roster: list[tuple[str, str | None, str | None]]) -> None:
+    def __init__(self, engine, roster: list[tuple[str, str | None, str | None]], *, on_call: str | None = None) -> None:
         self.reps = [rep for rep, _, _ in roster]
-        self.router = Router(CAL, cap=CAP, manager=BOSS)
+        self.router = Router(CAL, cap=CAP, manager=BOSS, fast_lane=FastLane(on_call=on_call))
         self.pipeline = Pipeline(engine, tz=NY, router=self.router, clock=now)
         with self.pipeline.session() as session, session.begin():
             leads.sync_roster(session, roster, now=ny(2026, 10, 1, 9))
@@ -243,16 +244,20 @@ def test_the_queue_is_shared_out_at_the_next_business_days_start_fast_lane_then_
     team = Team(engine, [(ANA, "Ana Ruiz", None)])
     friday = [team.lead(ny(2026, 11, 13, 9, 5 * n)) for n in range(CAP)]
     assert set(map(team.rep_of, friday)) == {ANA}
-    waiting = {name: team.lead(ny(2026, 11, 13, hour), tier) for name, hour, tier in [
-        ("m1", 10, "medium"), ("h1", 11, "high"), ("f1", 12, "fast_lane"), ("m2", 13, "medium"),
-        ("h2", 14, "high"), ("m3", 15, "medium"), ("f2", 16, "fast_lane")]}
+    waiting = {name: team.lead(at, tier) for name, at, tier in [
+        ("m1", ny(2026, 11, 13, 10), "medium"), ("h1", ny(2026, 11, 13, 11), "high"),
+        ("m2", ny(2026, 11, 13, 13), "medium"), ("h2", ny(2026, 11, 13, 14), "high"),
+        ("m3", ny(2026, 11, 13, 15), "medium"), ("m4", ny(2026, 11, 13, 16), "medium"),
+        # The fast lane waits only when nobody is in business hours (and nobody is on call): the weekend.
+        ("f1", ny(2026, 11, 14, 10), "fast_lane"), ("f2", ny(2026, 11, 14, 11), "fast_lane")]}
     assert {team.pql(p).state for p in waiting.values()} == {"queued"}
-    assert team.drain(ny(2026, 11, 14, 10)) == []  # Saturday: closed
+    assert team.drain(ny(2026, 11, 14, 12)) == []  # Saturday: closed
     monday = team.drain(ny(2026, 11, 16, 9))
-    assert [p for p, _ in monday] == [waiting[n] for n in ("f1", "f2", "h1", "h2", "m1")]
-    assert team.pql(waiting["m2"]).state == team.pql(waiting["m3"]).state == "queued"  # the cap holds
+    # The fast lane first, and past the cap: it does not use up Ana's 5, which go to h1, h2, m1, m2, m3.
+    assert [p for p, _ in monday] == [waiting[n] for n in ("f1", "f2", "h1", "h2", "m1", "m2", "m3")]
+    assert team.pql(waiting["m4"]).state == "queued"  # the cap holds
     tuesday = team.drain(ny(2026, 11, 17, 9))
-    assert [p for p, _ in tuesday] == [waiting["m2"], waiting["m3"]]
+    assert [p for p, _ in tuesday] == [waiting["m4"]]
 
 
 def test_a_rep_back_from_a_pause_is_not_flooded_the_cap_holds_and_the_queue_is_shared(two):
@@ -387,3 +392,121 @@ def test_a_claim_and_a_routing_racing_for_a_rep_one_under_the_cap_give_them_one_
     assert today == CAP
     assert outcome["claim"] == "won"  # it counted first, so it goes first
     assert team.pql(newcomer).state == "queued" and team.rep_of(newcomer) is None
+
+
+# The fast lane: never capped, never stuck (seed 000: "the only acceptable response is speed") ---------------
+
+
+def test_a_demo_request_when_every_rep_is_at_the_cap_is_assigned_within_the_minute_not_queued(two):
+    monday = [two.lead(ny(2026, 11, 9, 9, 5 * n)) for n in range(2 * CAP)]
+    assert Counter(map(two.rep_of, monday)) == {ANA: CAP, BEN: CAP}
+    at = ny(2026, 11, 9, 10, 30)
+    ask = two.pql(two.lead(at, "fast_lane"))
+    assert (ask.state, ask.rep_id, ask.assigned_at) == ("assigned", ANA, at)
+    assert ask.sla_due_at == at + timedelta(hours=1)  # its 1-hour clock
+    assert two.audit(ask.id, "pql_queued") == []
+    assert two.audit(ask.id, "pql_assigned")[0]["why"].startswith("fast lane (never capped)")
+    # Ana sees it on her day, but it does not use up her 5: the cap still holds for everyone else's leads.
+    with two.pipeline.session() as session:
+        assert leads.new_today(session, ANA, now=at, tz=NY) == CAP
+        assert leads.fast_lane_today(session, ANA, now=at, tz=NY) == 1
+    assert two.pql(two.lead(ny(2026, 11, 9, 10, 40))).state == "queued"
+    # A second ask goes to the other rep (load balance), also past the cap.
+    assert two.rep_of(two.lead(ny(2026, 11, 9, 10, 45), "fast_lane")) == BEN
+
+
+def test_fast_lane_leads_do_not_use_up_the_cap_a_rep_with_three_asks_still_gets_five_new_leads(engine):
+    team = Team(engine, [(ANA, "Ana Ruiz", None)])
+    asks = [team.lead(ny(2026, 11, 10, 9, 5 * n), "fast_lane") for n in range(3)]
+    given = [team.lead(ny(2026, 11, 10, 10, 5 * n)) for n in range(CAP + 1)]
+    assert set(map(team.rep_of, asks)) == {ANA}
+    assert [team.rep_of(p) for p in given] == [ANA] * CAP + [None]
+
+
+@pytest.mark.parametrize("at", [
+    ny(2026, 11, 10, 22, 0),  # Tuesday night
+    ny(2026, 11, 14, 11, 0),  # Saturday
+    ny(2026, 11, 26, 11, 0),  # Thanksgiving
+    ny(2026, 3, 9, 8, 59),  # Monday, a minute before the first opening after clocks went forward
+    ny(2026, 11, 2, 8, 59),  # Monday, a minute before the first opening after clocks fell back
+])
+def test_out_of_hours_a_demo_request_goes_to_the_on_call_rep_at_once(engine, at):
+    team = Team(engine, [(ANA, "Ana Ruiz", None), (BEN, "Ben Okafor", None)], on_call=BEN)
+    ask = team.pql(team.lead(at, "fast_lane"))
+    assert (ask.state, ask.rep_id, ask.assigned_at) == ("assigned", BEN, at)
+    assert team.assignments()[-1].reason == "on_call"
+    assert "the on-call rep" in team.audit(ask.id, "pql_assigned")[0]["why"]
+    assert ask.sla_due_at == CAL.add(at, timedelta(hours=1))  # the clock is the same 1 business hour
+    assert [n.target for n in team.notices("dm")] == [BEN]  # Ben is told; the manager is not bothered
+    assert team.pql(team.lead(at - timedelta(minutes=1))).state == "queued"  # the rest still wait for the opening
+
+
+@pytest.mark.parametrize(("at", "opening"), [
+    (ny(2026, 11, 10, 22, 0), ny(2026, 11, 11, 9, 0)),  # Tuesday night
+    (ny(2026, 11, 14, 11, 0), ny(2026, 11, 16, 9, 0)),  # Saturday
+    (ny(2026, 11, 26, 11, 0), ny(2026, 11, 27, 9, 0)),  # Thanksgiving
+    (ny(2026, 3, 7, 23, 0), ny(2026, 3, 9, 9, 0)),  # the weekend clocks went forward
+    (ny(2026, 10, 31, 23, 0), ny(2026, 11, 2, 9, 0)),  # the weekend clocks fell back
+])
+def test_out_of_hours_with_nobody_on_call_the_manager_hears_at_once_once_and_it_goes_first_at_the_opening(
+        two, at, opening):
+    ask = two.lead(at, "fast_lane")
+    assert (two.pql(ask).state, two.rep_of(ask)) == ("queued", None)
+    [dm] = two.notices("dm")
+    assert (dm.target, dm.key) == (BOSS, f"unroutable:{ask}") and f"PQL-{ask}" in dm.text
+    assert "no on-call rep is set" in dm.text and "nobody is in business hours" in dm.text
+    assert two.drain(at + timedelta(minutes=1)) == [] and two.drain(opening - timedelta(minutes=1)) == []
+    medium = two.lead(opening - timedelta(minutes=1))  # waits for the opening too, behind the ask
+    assert [n.key for n in two.notices("dm")] == [f"unroutable:{ask}"]  # once, however often the queue is read
+    assert two.drain(opening) == [(ask, ANA), (medium, BEN)]
+    assert two.pql(ask).assigned_at == opening
+    assert "from the queue" in two.audit(ask, "pql_assigned")[0]["why"]
+
+
+def test_a_demo_request_goes_to_a_rep_in_their_own_hours_while_the_team_is_closed(engine):
+    team = Team(engine, [(ANA, "Ana Ruiz", None), (BEN, "Ben Okafor", "Europe/Berlin")])
+    at = ny(2026, 11, 11, 4, 0)  # 10:00 in Berlin, 04:00 in New York
+    assert team.rep_of(team.lead(at, "fast_lane")) == BEN
+    assert team.pql(team.lead(at + timedelta(minutes=1))).state == "queued"  # the capped lane waits for New York
+
+
+def test_when_every_rep_is_paused_a_demo_request_tells_the_manager_at_once_and_a_rep_past_the_cap_may_claim_it(
+        engine):
+    team = Team(engine, [(ANA, "Ana Ruiz", None)], on_call=ANA)
+    monday = [team.lead(ny(2026, 11, 9, 9, 5 * n)) for n in range(CAP)]
+    assert set(map(team.rep_of, monday)) == {ANA}
+    team.pause(ANA, at=ny(2026, 11, 9, 11))
+    ask = team.lead(ny(2026, 11, 9, 11, 30), "fast_lane")
+    assert team.pql(ask).state == "queued"
+    [dm] = [n for n in team.notices("dm") if n.target == BOSS]
+    assert dm.key == f"unroutable:{ask}" and "every rep is paused" in dm.text
+    team.drain(ny(2026, 11, 9, 11, 31))
+    assert len([n for n in team.notices("dm") if n.target == BOSS]) == 1
+    team.pause(ANA, False, at=ny(2026, 11, 9, 11, 40))
+    with team.pipeline.session() as session, session.begin():  # at 5 of 5, Ana may still take the ask
+        pql = session.get(Pql, ask)
+        leads.claim(session, pql, leads.actor(session, ANA, manager=BOSS), now=ny(2026, 11, 9, 11, 41), tz=NY,
+                    cap=CAP)
+    assert team.pql(ask).claimed_by == ANA
+
+
+@pytest.mark.parametrize(("on_call", "goes_to"), [(None, None), (BEN, BEN)])
+def test_a_lead_waiting_at_night_that_becomes_a_demo_request_goes_on_call_or_the_manager_hears_within_the_minute(
+        engine, on_call, goes_to):
+    team = Team(engine, [(ANA, "Ana Ruiz", None), (BEN, "Ben Okafor", None)], on_call=on_call)
+    night = ny(2026, 11, 10, 22, 0)
+    t = trial("nightowl", night, "medium", None)
+    with freeze_time(night):
+        [pql_id] = team.pipeline.ingest(t.events, at=night).rescored.triggered
+    assert team.pql(pql_id).state == "queued"
+    asked = night + timedelta(minutes=30)
+    t.add("demo_requested", asked - timedelta(minutes=1))
+    with freeze_time(asked):
+        team.pipeline.ingest(t.events[-1:], at=asked)
+    assert team.pql(pql_id).tier == "fast_lane"
+    given = team.drain(asked + timedelta(minutes=1))  # the next sweep's queue step
+    assert given == ([(pql_id, goes_to)] if goes_to else [])
+    told = [n for n in team.notices("dm") if n.target == BOSS]
+    assert [n.key for n in told] == ([] if goes_to else [f"unroutable:{pql_id}"])
+    team.drain(asked + timedelta(minutes=2))
+    assert len([n for n in team.notices("dm") if n.target == BOSS]) == len(told)  # once

@@ -303,6 +303,15 @@ def test_app_home_shows_a_rep_their_leads_cap_and_pause_switch(workspace):
     assert workspace.standin.calls_to("chat.postEphemeral") == []
 
 
+def test_app_home_shows_a_fast_lane_lead_on_the_reps_day_but_not_against_the_cap(workspace):
+    ask = Trial("dana", email="dana@globex.com", signup=workspace.now - timedelta(days=1))
+    pql_id = workspace.lead("dana", ask.add("demo_requested", workspace.now - timedelta(minutes=1)))
+    assert workspace.pql(pql_id).tier == "fast_lane"
+    workspace.click(ANA, Action.CLAIM, pql_id)
+    text = json.dumps(home_for(workspace, ANA), ensure_ascii=False)
+    assert "*0 of 5 new PQLs today* · ⚡ Fast lane: 1 (not capped)" in text
+
+
 def test_app_home_shows_the_manager_the_queue_and_who_is_paused(workspace):
     waiting = workspace.lead()
     workspace.click(BEN, Action.PAUSE, value="pause", in_home=True)

@@ -499,6 +499,16 @@ def test_the_pause_switch_flips_with_paused_and_says_what_pausing_does(paused, v
     assert_valid_view(view)
 
 
+def test_a_reps_fast_lane_leads_show_on_their_day_beside_the_cap_they_do_not_use_up():
+    shown = all_text(home(today_count=5, fast_lane_today=2))
+    assert "*5 of 5 new PQLs today* · ⚡ Fast lane: 2 (not capped)" in shown
+    reps = [HomeRep(REP, "Ana Ruiz", False, 7, 5, 2), HomeRep(OTHER_REP, "Ben Ito", False, 5, 5)]
+    shown = all_text(home(is_manager=True, reps=reps))
+    assert "taking leads · 7 active · 5 of 5 new today · ⚡ Fast lane: 2 (not capped)" in shown
+    assert "taking leads · 5 active · 5 of 5 new today" in shown and shown.count("Fast lane: ") == 1
+    assert "Fast lane" not in all_text(home(today_count=3))
+
+
 def test_a_rep_without_open_leads_is_told_where_they_will_appear():
     assert "No open leads" in all_text(home(leads=[]))
 

@@ -9,19 +9,23 @@ import pytest
 from freezegun import freeze_time
 from sqlmodel import select
 
-from bot.services import audit, leads
+from bot.services import audit, leads, outbox
 from bot.services.pipeline import Pipeline
 from bot.services.routing import Router
 from bot.settings import Settings
 from bot.slack.blocks.notices import render_notice
+from bot.slack.delivery import deliver_due
+from bot.slack.gateway import Gateway
 from bot.slack.ids import Action
 from bot.store.models import Assignment, Notice, Pql, Rep
+from bot.sweeps import escalate as escalate_module
 from bot.sweeps.escalate import escalate
 from bot.sweeps.follow_ups import follow_ups
 from bot.sweeps.runner import Sweeps, default_steps
 from bot.sweeps.stale_claims import stale_claims
 from bot.sweeps.volume_guardrail import volume_guardrail
 from tests.scoring.builders import NY, Trial
+from tests.standin import DROP, SlackStandIn
 
 ANA, BEN, BOSS = "U0ANA", "U0BEN", "U0BOSS"
 WED = datetime(2026, 11, 4, 10, 0, tzinfo=NY)  # an ordinary Wednesday morning
@@ -486,3 +490,159 @@ def test_ten_per_rep_per_day_is_not_over_the_guardrail(engine):
     assert volume_guardrail(world.sweeps, ny(2026, 11, 5, 9, 0)) == 0
     with world.pipeline.session() as session:
         assert len(session.exec(select(Rep).where(Rep.on_roster)).all()) == 2
+
+
+# Digests: one `<!here>` and one manager's DM per sweep, not one per lead ---------------------------------------
+
+CROWD = 23
+
+
+def crowd(world: World, at: datetime = WED) -> list[int]:
+    """23 leads recorded at once (10 assigned under the two reps' caps, 13 queued), their alerts up in the channel."""
+    ids = [world.lead(f"u{n:02d}", at) for n in range(CROWD)]
+    with world.pipeline.session() as session, session.begin():
+        for pql_id in ids:
+            pql = session.get(Pql, pql_id)
+            pql.alert_channel, pql.alert_ts = "C0ALERTS", f"1762268400.{pql_id:06d}"
+    return ids
+
+
+def link(pql_id: int) -> str:
+    return f"<https://slack.com/archives/C0ALERTS/p1762268400{pql_id:06d}|PQL-{pql_id}>"
+
+
+def test_twenty_three_leads_due_in_one_sweep_make_one_at_here_one_manager_dm_and_a_reply_in_each_thread(world):
+    ids = crowd(world)
+    assert escalate(world.sweeps, WED + 5 * H) == CROWD + 2
+    replies = world.notices("esc-here:")
+    assert sorted(n.pql_id for n in replies) == ids and {n.kind for n in replies} == {"reply"}
+    assert not any("<!here>" in n.text for n in replies)
+    assert all(n.text.startswith(f"PQL-{n.pql_id} has waited 5 h") for n in replies)
+    [here] = world.notices("digest-here:")
+    assert (here.kind, here.target, here.state) == ("channel", "#pql-alerts", "pending")
+    lines = here.text.splitlines()
+    assert lines[0] == f"<!here> {CROWD} PQLs have waited over an hour with nobody claiming them:"
+    assert lines[1] == f"• {link(ids[0])} · U00, Acme Corp · waited 5 h" and here.text.count("<!here>") == 1
+    assert len([line for line in lines if line.startswith("• ")]) == 15 and "…and 8 more" in lines
+    # The manager: one DM listing them, and each lead's own escalation kept (folded into it, never sent alone).
+    [dm] = world.notices("digest-manager:")
+    assert (dm.kind, dm.target, dm.state) == ("dm", BOSS, "pending")
+    assert dm.text.startswith(f"⏰ {CROWD} PQLs need you")
+    assert f"• {link(ids[0])} · U00, Acme Corp · SLA missed by 1 h · <@" in dm.text
+    assert "Nobody: waiting in the queue" in dm.text
+    assert len([line for line in dm.text.splitlines() if line.startswith("• ")]) == 15
+    folded = world.notices("esc-sla:")
+    assert sorted(n.pql_id for n in folded) == ids and {(n.state, n.target) for n in folded} == {("folded", BOSS)}
+    with world.pipeline.session() as session:
+        assert session.exec(select(Notice).where(Notice.target == BOSS, Notice.state == "pending")).all() == [dm]
+
+
+def test_rerunning_the_sweep_after_a_digest_sends_nothing_more_and_each_rung_of_the_ladder_is_one_digest(engine):
+    world = World(engine, all_steps=True)  # rescore and queue included, as `pqlbot tick` runs them
+    ids = crowd(world)
+    made = []
+    for at in (WED + H, WED + H, WED + 2 * H, WED + 2 * H, WED + 4 * H + MIN, WED + 4 * H + MIN, WED + 9 * H):
+        with freeze_time(at):
+            done = world.sweeps.run_due()
+        assert -1 not in done.values()
+        made.append(done["escalate"])
+    # 1 h: a reply in each thread and the channel's <!here>; 2 h: the manager's DM; the SLA missed: another DM.
+    assert made == [CROWD + 1, 0, 1, 0, 1, 0, 0]
+    assert len(world.notices("digest-here:")) == 1
+    unclaimed, late = world.notices("digest-manager:")
+    assert unclaimed.text.startswith(f"⏰ {CROWD} PQLs") and "Unclaimed for 2 h" in unclaimed.text
+    assert "SLA missed by 1 min" in late.text
+    for kind in ("here", "2h", "sla"):
+        assert sorted(n.pql_id for n in world.notices(f"esc-{kind}:")) == ids
+
+
+def test_one_lead_due_among_several_owed_the_manager_keeps_its_own_at_here(world):
+    first = world.lead("sarah", WED)
+    later = [world.lead(f"u{n}", WED + 2 * H) for n in range(3)]
+    escalate(world.sweeps, WED + H)  # only Sarah has waited an hour: the message of her own, as before
+    [here] = world.notices("esc-here:")
+    assert here.pql_id == first and here.text.startswith("<!here>") and world.notices("digest-") == []
+    escalate(world.sweeps, WED + 3 * H)  # Sarah's 2 h DM, the others' <!here>: one shape each
+    assert world.notices("esc-2h:")[0].state == "pending"  # one lead owed the manager: its own card
+    [digest] = world.notices("digest-here:")
+    assert [line.split(" · ")[0] for line in digest.text.splitlines()[1:-1]] == [f"• PQL-{p}" for p in later]
+
+
+def test_a_crash_before_the_sweep_commits_queues_nothing_and_the_next_sweep_escalates_each_lead_once(
+        world, monkeypatch):
+    ids = crowd(world)
+    real_dm = outbox.dm
+
+    def crash(*args, **kwargs):  # the process dies after the replies and the channel's digest were queued
+        raise SystemExit("killed")
+
+    monkeypatch.setattr(outbox, "dm", crash)
+    with pytest.raises(SystemExit):
+        escalate(world.sweeps, WED + 5 * H)
+    assert world.notices("esc-") == world.notices("digest-") == []
+    monkeypatch.setattr(outbox, "dm", real_dm)
+    assert escalate(world.sweeps, WED + 5 * H) == CROWD + 2
+    assert escalate(world.sweeps, WED + 5 * H + MIN) == 0
+    assert len(world.notices("digest-here:")) == len(world.notices("digest-manager:")) == 1
+    assert sorted(n.pql_id for n in world.notices("esc-here:")) == ids
+
+
+def test_one_leads_failure_leaves_it_out_of_the_digests_and_the_next_sweep_escalates_it(world, monkeypatch):
+    ids = crowd(world)
+    real = escalate_module._owed_now
+
+    def fails_on_the_fifth(sweeps, session, pql, now):
+        if pql.id == ids[4]:
+            raise RuntimeError("boom")
+        return real(sweeps, session, pql, now)
+
+    monkeypatch.setattr(escalate_module, "_owed_now", fails_on_the_fifth)
+    assert escalate(world.sweeps, WED + 5 * H) == CROWD - 1 + 2
+    assert ids[4] not in [n.pql_id for n in world.notices("esc-")]
+    monkeypatch.setattr(escalate_module, "_owed_now", real)
+    assert escalate(world.sweeps, WED + 5 * H + MIN) == 2  # its own <!here> in its thread, its own card
+    assert keys(world.notices(f"esc-here:{ids[4]}")) == [f"esc-here:{ids[4]}"]
+    assert world.notices(f"esc-here:{ids[4]}")[0].text.startswith("<!here>")
+    assert world.notices(f"esc-sla:{ids[4]}")[0].state == "pending"
+
+
+def test_after_a_crash_between_the_sweep_and_the_send_slack_gets_each_message_once(engine):
+    """The sweep commits, the process dies before anything is sent; a restarted one sweeps again and delivers. Its
+    first post of the channel's digest reaches Slack and the answer is lost (the alerts before it were refused, so
+    the replies wait for them): Slack still shows each message once. (PQL_ALERTS_CHANNEL is the channel's id, as
+    .env.example advises: as a #name, a post made before any alert was ever posted could not be looked for.)"""
+    world = World(engine, pql_alerts_channel="C0ALERTS")
+    with SlackStandIn() as slack:
+        clock = [WED]
+        slack.clock = lambda: clock[0].timestamp()  # Slack stamps messages on the test's clock
+        gateway = Gateway.connect("xoxb-test", slack.url, backoff=0.01, clock=lambda: clock[0])
+
+        def deliver(at: datetime):
+            clock[0] = at
+            return deliver_due(engine, gateway, render_alert=lambda s, pql_id: (f"PQL-{pql_id}", None),
+                               alerts_channel="C0ALERTS", now=at)
+
+        ids = [world.lead(f"u{n:02d}", WED) for n in range(CROWD)]
+        sweep = WED + 5 * H
+        assert escalate(world.sweeps, sweep) == CROWD + 2
+        restarted = World(engine, pql_alerts_channel="C0ALERTS")  # the crash: a new process on the same store
+        assert escalate(restarted.sweeps, sweep) == 0
+        [digest] = world.notices("digest-here:")
+        before = [n for n in world.notices("") if n.id < digest.id and n.kind != "reply"]  # the alerts, reps' DMs
+        slack.fail_next("chat.postMessage", times=len(before), error="channel_not_found")  # refused, this once
+        slack.fail_next("chat.postMessage", drop=True, after=True)  # then the digest: posted, the answer lost
+        deliver(sweep)
+        [dropped] = [c for c in slack.calls_to("chat.postMessage") if c.status == DROP]
+        assert dropped.params["text"].startswith(f"<!here> {CROWD} PQLs")
+        for minute in range(1, 12):
+            escalate(restarted.sweeps, sweep + minute * MIN)
+            deliver(sweep + minute * MIN)
+        channel = slack.history("#pql-alerts")
+        heres = [m for m in channel if m.thread_ts is None and "<!here>" in (m.text or "")]
+        assert len(heres) == 1 and heres[0].text.startswith(f"<!here> {CROWD} PQLs")
+        replies = [m for m in channel if m.thread_ts is not None]
+        assert len(replies) == CROWD and not any("<!here>" in m.text for m in replies)
+        assert len({m.thread_ts for m in replies}) == CROWD
+        alerts = sorted(int(m.text.removeprefix("PQL-")) for m in channel if m.thread_ts is None and m not in heres)
+        assert alerts == ids
+        assert len(slack.history(BOSS)) == 1 and slack.history(BOSS)[0].text.startswith(f"⏰ {CROWD} PQLs")

@@ -1,5 +1,5 @@
-"""App Home: a rep's open leads and today's count against the cap, with the pause switch; the manager's queue and
-team; what pqlbot is, for anyone else."""
+"""App Home: a rep's open leads and today's count against the cap (and the fast-lane leads beside it, which the cap
+does not count), with the pause switch; the manager's queue and team; what pqlbot is, for anyone else."""
 
 from __future__ import annotations
 
@@ -48,14 +48,17 @@ class HomeRep:
     paused: bool
     active_leads: int
     new_today: int
+    fast_lane_today: int = 0  # not against the cap
 
 
 def home(*, rep_id: str | None, is_manager: bool, paused: bool, leads: list[HomeLead], today_count: int, cap: int,
-         queue: list[HomeLead], paused_reps: list[str], reps: list[HomeRep], now: datetime, tz: tzinfo) -> dict:
+         queue: list[HomeLead], paused_reps: list[str], reps: list[HomeRep], now: datetime, tz: tzinfo,
+         fast_lane_today: int = 0) -> dict:
     """The App Home tab: a rep's own leads and pause switch, the team view for the manager, else what pqlbot is."""
     blocks: list[Block] = []
     if rep_id:
-        blocks += _rep_home(paused=paused, leads=leads, today_count=today_count, cap=cap, now=now, tz=tz)
+        blocks += _rep_home(paused=paused, leads=leads, today_count=today_count, cap=cap, now=now, tz=tz,
+                            fast_lane_today=fast_lane_today)
     if is_manager:
         blocks += [DividerBlock()] if blocks else []
         blocks += _team_home(queue=queue, paused_reps=paused_reps, reps=reps, cap=cap, now=now, tz=tz)
@@ -65,12 +68,13 @@ def home(*, rep_id: str | None, is_manager: bool, paused: bool, leads: list[Home
 
 
 def _rep_home(*, paused: bool, leads: list[HomeLead], today_count: int, cap: int, now: datetime,
-              tz: tzinfo) -> list[Block]:
+              tz: tzinfo, fast_lane_today: int = 0) -> list[Block]:
     switch = button("Resume my assignments" if paused else "Pause my assignments", Action.PAUSE,
                      value="resume" if paused else "pause", style="primary" if paused else None)
     return [
         header("Your PQLs"),
-        section(f"*{today_count} of {cap} new PQLs today*{' · ⏸ paused' if paused else ''}"),
+        section(f"*{today_count} of {cap} new PQLs today*{_fast_lane(fast_lane_today)}"
+                f"{' · ⏸ paused' if paused else ''}"),
         section(words("pause_explained", paused=paused, cap=cap), accessory=switch),
         DividerBlock(),
         section(f"*Your open leads ({len(leads)})*"),
@@ -94,11 +98,17 @@ def _team_home(*, queue: list[HomeLead], paused_reps: list[str], reps: list[Home
     for rep in reps[: HOME_LIST_MAX]:
         name = f"*{esc(rep.name)}* <@{rep.rep_id}>" if rep.name else f"<@{rep.rep_id}>"
         status = "⏸ paused" if rep.paused else "taking leads"
-        rows += [name, f"{status} · {rep.active_leads} active · {rep.new_today} of {cap} new today"]
+        rows += [name, f"{status} · {rep.active_leads} active · {rep.new_today} of {cap} new today"
+                       f"{_fast_lane(rep.fast_lane_today)}"]
     blocks += [fields(*rows[i:i + 10]) for i in range(0, len(rows), 10)]  # a section holds 10 fields: 5 reps
     if len(reps) > HOME_LIST_MAX:
         blocks.append(context(f"…and {len(reps) - HOME_LIST_MAX} more reps"))
     return blocks
+
+
+def _fast_lane(count: int) -> str:
+    """Fast-lane leads on today's count, beside the cap they do not use up."""
+    return f" · {TIER_LABELS['fast_lane']}: {count} (not capped)" if count else ""
 
 
 def _lead_rows(leads: list[HomeLead], empty: str, *, now: datetime, tz: tzinfo) -> list[Block]:

@@ -52,11 +52,13 @@ def home_view(runtime: Runtime, user_id: str) -> dict:
                 active = session.exec(select(sa.func.count()).select_from(Pql).where(
                     still_open(Pql.state), sa.or_(Pql.claimed_by == member.id, Pql.rep_id == member.id))).one()
                 reps.append(blocks.HomeRep(member.id, member.name, member.paused, active,
-                                           leads.new_today(session, member.id, now=now, tz=settings.tz)))
+                                           leads.new_today(session, member.id, now=now, tz=settings.tz),
+                                           leads.fast_lane_today(session, member.id, now=now, tz=settings.tz)))
         return blocks.home(
             rep_id=user_id if who.on_roster else None, is_manager=who.is_manager,
             paused=bool(rep and rep.paused), leads=[_home_lead(session, p, settings.calendar) for p in mine],
             today_count=leads.new_today(session, user_id, now=now, tz=settings.tz), cap=settings.pql_daily_cap,
+            fast_lane_today=leads.fast_lane_today(session, user_id, now=now, tz=settings.tz),
             queue=queue, paused_reps=[r.rep_id for r in reps if r.paused], reps=reps, now=now, tz=settings.tz,
         )
 

@@ -57,7 +57,7 @@ def _managed_lead(session: Session, runtime: Runtime, body: dict, action: str) -
 
 
 def _roster(session: Session, runtime: Runtime, *, skip: str | None = None) -> dict[str, str]:
-    """Reps on the roster to pick from: "Ana Ruiz · 2 of 5 new today · paused"."""
+    """Reps on the roster to pick from: "Ana Ruiz · 2 of 5 new today · 1 fast lane · paused"."""
     settings, now = runtime.settings, runtime.now()
     labels = {}
     for rep in session.exec(select(Rep).where(Rep.on_roster).order_by(Rep.created_at, Rep.id)):
@@ -65,6 +65,8 @@ def _roster(session: Session, runtime: Runtime, *, skip: str | None = None) -> d
             continue
         today = leads.new_today(session, rep.id, now=now, tz=settings.tz)
         facts = [rep.name or rep.id, f"{today} of {settings.pql_daily_cap} new today"]
+        if fast := leads.fast_lane_today(session, rep.id, now=now, tz=settings.tz):
+            facts.append(f"{fast} fast lane")  # on their day, not against the cap
         facts += ["paused"] if rep.paused else []
         labels[rep.id] = clip(" · ".join(facts), OPTION_MAX)
     return labels
