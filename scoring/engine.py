@@ -45,6 +45,7 @@ from scoring.result import (
     SignalMet,
     Status,
     Tier,
+    account_key,
 )
 from scoring.rules import DoNotTouch, Rules, Signal
 from scoring.tally import Counter, Tally, next_midnight
@@ -488,7 +489,8 @@ def _result(
     return ScoreResult(
         user_id=tally.user_id or trial.signup.user_id,
         email=trial.email,
-        account=Account(trial.company, _account_domain(trial.domain, plan)),
+        account=Account(trial.company, domain := _account_domain(trial.domain, plan),
+                        account_key(tally.group[1] if tally.group is not None else None, domain)),
         company_size=trial.size,
         band=band,
         acv_potential=acv_potential,
@@ -573,9 +575,13 @@ def score_users(
     *,
     tz: tzinfo = UTC,
     dispositions: Mapping[str, Sequence[PriorDisposition]] | None = None,
+    accounts: bool = False,
 ) -> list[ScoreResult]:
     """Score every user who has an event, in the order users first appear: calls under an anonymous id are the
-    user's once a call links them (scoring/identity.py); an anonymous visitor nothing links is not scored."""
+    user's once a call links them (scoring/identity.py); an anonymous visitor nothing links is not scored.
+
+    With `accounts`, the verdicts of the accounts where an account trigger fired follow the users' (level
+    "account", scoring/accounts.py), in the order their accounts first appear."""
     events = resolve(list(events))
     by_user: dict[str, list[ev.Event]] = defaultdict(list)
     groups: dict[str, GroupTraits] = {}
@@ -587,8 +593,24 @@ def score_users(
             if (merged := newer(groups.get(group_id, {}), event.props.get("traits") or {}, event.at)) is not None:
                 groups[group_id] = merged
     dispositions = dispositions or {}
+    from scoring import accounts as pqa  # it reads this module's plans
+
+    if not (accounts and pqa.has_account_triggers(rules)):
+        with paused_gc():
+            return [
+                score_user(user_events, rules, at, tz=tz, dispositions=dispositions.get(user_id, ()), groups=groups)
+                for user_id, user_events in by_user.items()
+            ]
+    at = at.astimezone(UTC)
+    plan = plan_of(rules)
+    members = []
     with paused_gc():
-        return [
-            score_user(user_events, rules, at, tz=tz, dispositions=dispositions.get(user_id, ()), groups=groups)
-            for user_id, user_events in by_user.items()
+        for user_id, user_events in by_user.items():  # score_user, keeping the tallies for the accounts
+            tally = Tally.build(_as_of(user_events, at), plan, tz, in_order=True)
+            group = groups.get(tally.group[1]) if tally.group is not None else None
+            members.append((judge(tally, rules, at, dispositions=dispositions.get(user_id, ()), group=group), tally))
+        lines = [
+            account for key, users in pqa.accounts_of(members).items()
+            if (account := pqa.score_account(key, users, rules, at, tz, groups.get(pqa.group_of(key) or ""))).triggers
         ]
+    return [result for result, _ in members] + lines

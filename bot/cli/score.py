@@ -58,7 +58,7 @@ def run_score(args: argparse.Namespace, settings: Settings) -> int:
         print(f"pqlbot score: {exc.strerror}: {path}", file=sys.stderr)
         return 2
 
-    results = score_users(events, rules, at, tz=tz)
+    results = score_users(events, rules, at, tz=tz, accounts=args.json)
     if args.json:
         for result in results:
             print(json.dumps(result.to_json(), ensure_ascii=False))
