@@ -12,8 +12,9 @@ any time, per user) for the slots the account triggers read, and judges each acc
 - excluded when a member's domain is a competitor's or internal, a member already converted (a customer: not a new
   conversation), or every member opted out of sales contact or is a test account;
 - the family is the strongest fired routed trigger's (its strength and window multiplier, then its tier);
-- the anchor (the lead's user, whose trial the lead hangs on) is, among the users whose events fired that trigger,
-  the one whose own verdict is the best (qualified, then points), else the first of them to act;
+- the anchor (the lead's user, whose trial the lead hangs on) is the first to act of the users whose events fired
+  that trigger (bot/services/account_leads.py makes a member's open lead the account's lead instead, when there is
+  one);
 - firmographics from the group's traits, else the members' largest known company size; band and ACV through the
   rules, as for a user;
 - the contact map (seed 004): every member, anchor first, with what their own verdict says they did.
@@ -146,13 +147,10 @@ def score_account(
 
 
 def _anchor(fired: Sequence[Fired], by_user: Mapping[str, Member], members: Sequence[Member]) -> str:
-    """The lead's user: of those whose events fired the strongest trigger, the best own verdict (qualified, then
-    points), the first to act breaking ties; with nothing fired, the best of all members."""
-    candidates = [user for user in (fired[0].users if fired else ()) if user in by_user] or \
-        [result.user_id for result, _ in members]
-    rank = {Status.QUALIFIED: 0, Status.HELD: 1, Status.DO_NOT_TOUCH: 2}
-    return min(candidates, key=lambda user: (rank.get(by_user[user][0].status, 3), -by_user[user][0].score,
-                                             candidates.index(user)))
+    """The lead's user: the first to act of those whose events fired the strongest trigger (with nothing fired, the
+    first member by id). Not the one with the best verdict of their own: that changes with the order events arrive
+    in, and the anchor must not (a lead made from pieces of a history is the one the whole history makes)."""
+    return next((user for user in (fired[0].users if fired else ()) if user in by_user), members[0][0].user_id)
 
 
 def _firmographics(key: str, members: Sequence[Member], group: GroupTraits) -> tuple:

@@ -245,12 +245,25 @@ def score_user(
     user; `groups` the accounts' group traits, by group id (the user's latest group call says which is theirs).
 
     The events as of `at` are taken into tallies (scoring/tally.py), then judged (`judge`)."""
+    return score_user_and_tally(events, rules, at, tz=tz, dispositions=dispositions, groups=groups)[0]
+
+
+def score_user_and_tally(
+    events: Iterable[ev.Event],
+    rules: Rules,
+    at: datetime,
+    *,
+    tz: tzinfo = UTC,
+    dispositions: Sequence[PriorDisposition] = (),
+    groups: Mapping[str, GroupTraits] | None = None,
+) -> tuple[ScoreResult, Tally]:
+    """`score_user`, with the tallies it judged: an account's verdict merges its users' (scoring/accounts.py)."""
     if at.tzinfo is None:
         raise ValueError("`at` must be timezone-aware")
     at = at.astimezone(UTC)  # events are UTC; comparing like with like is much cheaper
     tally = Tally.build(_as_of(events, at), plan_of(rules), tz, in_order=True)
     group = groups.get(tally.group[1]) if groups and tally.group is not None else None
-    return judge(tally, rules, at, dispositions=dispositions, group=group)
+    return judge(tally, rules, at, dispositions=dispositions, group=group), tally
 
 
 def judge(
@@ -601,14 +614,9 @@ def score_users(
                 score_user(user_events, rules, at, tz=tz, dispositions=dispositions.get(user_id, ()), groups=groups)
                 for user_id, user_events in by_user.items()
             ]
-    at = at.astimezone(UTC)
-    plan = plan_of(rules)
-    members = []
     with paused_gc():
-        for user_id, user_events in by_user.items():  # score_user, keeping the tallies for the accounts
-            tally = Tally.build(_as_of(user_events, at), plan, tz, in_order=True)
-            group = groups.get(tally.group[1]) if tally.group is not None else None
-            members.append((judge(tally, rules, at, dispositions=dispositions.get(user_id, ()), group=group), tally))
+        members = [score_user_and_tally(user_events, rules, at, tz=tz, dispositions=dispositions.get(user_id, ()),
+                                        groups=groups) for user_id, user_events in by_user.items()]
         lines = [
             account for key, users in pqa.accounts_of(members).items()
             if (account := pqa.score_account(key, users, rules, at, tz, groups.get(pqa.group_of(key) or ""))).triggers

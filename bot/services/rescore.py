@@ -30,14 +30,15 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
 from bot.domain.lifecycle import TIER_RANK, PqlState
-from bot.services import outbox
+from bot.services import account_leads, outbox
 from bot.store import make_engine, tallies
 from bot.store.bulk import BulkWriter, as_tuples, driver_value
 from bot.store.events import EPOCH, EVERYONE, Span, events_of
 from bot.store.models import AuditEntry, DispositionRecord, EventRecord, Notice, Pql, TrialUser
 from bot.store.queries import rows_for, utc
 from scoring import Event, PriorDisposition, Rules, ScoreResult, Status, paused_gc, score_user
-from scoring.engine import judge, plan_of, read_key, until
+from scoring.accounts import has_account_triggers
+from scoring.engine import judge, plan_of, read_key, score_user_and_tally, until
 from scoring.identity import ANONYMOUS
 from scoring.tally import Tally
 
@@ -78,6 +79,8 @@ class Rescored:
     changed: int = 0
     triggered: list[int] = field(default_factory=list)  # new PQL ids, in the order they qualified
     upgraded: list[int] = field(default_factory=list)
+    accounts: list[int] = field(default_factory=list)  # account leads opened from a user's lead, or changed
+    absorbed: list[int] = field(default_factory=list)  # user leads absorbed into their account's lead
     results: dict[int, ScoreResult] = field(default_factory=dict)  # the verdict behind each of those PQLs
 
 
@@ -146,11 +149,14 @@ def rescore(
     tz: tzinfo,
     user_ids: Iterable[str] | None = None,
     processes: int = 1,
+    basis: str | None = None,
 ) -> Rescored:
-    """Rescore `user_ids` (everyone when None) as of `at`, in the caller's transaction.
+    """Rescore `user_ids` (everyone when None) as of `at`, in the caller's transaction, then their accounts
+    (bot/services/account_leads.py).
 
     Everyone in a big store, or a big backfill's users, are judged by up to `processes` processes (`_split`,
-    `_split_scope`); writing stays here.
+    `_split_scope`); writing stays here. The accounts' members judged here are rolled up from the tallies judged;
+    the others' from the stored tallies made under `basis`, else from their events.
     """
     scope = None if user_ids is None else set(user_ids)
     report = Rescored()
@@ -159,21 +165,27 @@ def rescore(
     connection = session.connection()
     spans = _split(connection, processes) if scope is None else _split_scope(connection, scope, processes)
     parts = [_within(scope, span) for span in spans]  # each slice's share of the scope (None: everyone in it)
-    writes = _Writes(connection, at, report)
+    writes = _Writes(connection, at, report, rules)
     qualified = Status.QUALIFIED
+    members: dict[str, tuple[ScoreResult, Tally]] | None = {} if has_account_triggers(rules) else None
     with _judged_elsewhere(connection, rules, at, tz, spans[1:], parts[1:]) as elsewhere, paused_gc():
         # A million short-lived events and verdicts, and no cycles among them: the collector waits.
-        for result, text in _verdicts(connection, rules, at=at, tz=tz, scope=parts[0], span=spans[0]):
+        for result, text, tally in _verdicts(connection, rules, at=at, tz=tz, scope=parts[0], span=spans[0]):
             report.users += 1
             if text is not None:
                 writes.user(result, text)
                 report.changed += 1
             if result.status is qualified:
                 writes.qualified.append(result)
+            if members is not None and result.account.key is not None:
+                members[result.user_id] = (result, tally)
             writes.flush_if_full()
         for span, part, future in zip(spans[1:], parts[1:], elsewhere, strict=True):  # in user order, as one would
             report.users += _take(future, span, part, writes, connection, rules, at, tz)
         writes.flush()
+        if members is not None:
+            account_leads.roll_up(session, rules, at=at, tz=tz, report=report, judged=members, users=scope,
+                                  basis=basis)
     return report
 
 
@@ -236,8 +248,9 @@ def rescore_added(
             judge_now.append(user)
     groups = tallies.read_groups(connection, {kept[u].group[1] for u in judge_now if kept[u].group is not None})
     previous = _previous(connection, set(judge_now))
-    writes = _Writes(connection, at, report)
+    writes = _Writes(connection, at, report, rules)
     qualified = Status.QUALIFIED
+    members: dict[str, tuple[ScoreResult, Tally]] = {}
     with paused_gc():
         for user in sorted(judge_now):
             tally = kept[user]
@@ -249,6 +262,7 @@ def rescore_added(
             else:
                 result = judge(tally, rules, at, dispositions=dispositions.get(user, ()), group=group)
                 last_judged[user] = [keys[user], _micros(until(tally, rules, at, result))]
+                members[user] = (result, tally)
             report.users += 1
             if (text := _changed(result, previous.get(user))) is not None:
                 writes.user(result, text)
@@ -256,6 +270,8 @@ def rescore_added(
             if result.status is qualified:
                 writes.qualified.append(result)
         writes.flush()
+        account_leads.roll_up(session, rules, at=at, tz=tz, report=report, judged=members, users=users,
+                              kept={user: tally for user, tally in kept.items() if user not in members}, basis=basis)
     tallies.write(connection, [(user, basis, tally.state() | {"judged": last_judged.get(user)})
                                for user, tally in kept.items()])
     return report
@@ -266,8 +282,9 @@ def _micros(moment: datetime) -> int:
 
 
 def _verdicts(connection: sa.Connection, rules: Rules, *, at: datetime, tz: tzinfo, scope: set[str] | None,
-              span: Span) -> Iterator[tuple[ScoreResult, str | None]]:
-    """Each user's verdict, with its JSON text when that differs from the stored one (None: unchanged)."""
+              span: Span) -> Iterator[tuple[ScoreResult, str | None, Tally]]:
+    """Each user's verdict, with its JSON text when that differs from the stored one (None: unchanged), and the
+    tallies it was judged on."""
     previous = _previous(connection, scope, span)
     dispositions = _dispositions(connection, scope, span)
     # Everyone: every account's traits at once. Some users: each account's as a user of it is met.
@@ -275,8 +292,9 @@ def _verdicts(connection: sa.Connection, rules: Rules, *, at: datetime, tz: tzin
     for user_id, events in events_of(connection, scope, span=span):
         if user_id.startswith(ANONYMOUS):
             continue  # an anonymous visitor: kept, never scored, until a call names the user
-        result = score_user(events, rules, at, tz=tz, dispositions=dispositions.get(user_id, ()), groups=groups)
-        yield result, _changed(result, previous.pop(user_id, None))
+        result, tally = score_user_and_tally(events, rules, at, tz=tz, dispositions=dispositions.get(user_id, ()),
+                                             groups=groups)
+        yield result, _changed(result, previous.pop(user_id, None)), tally
 
 
 class _GroupsAsMet(dict):
@@ -396,7 +414,7 @@ def _judge(connection: sa.Connection, rules: Rules, at: datetime, tz: tzinfo, sp
     """
     time = driver_value(_USERS.c.signup_at, connection.dialect)
     scored_at, users, judged = time(at), 0, []
-    for result, text in _verdicts(connection, rules, at=at, tz=tz, scope=scope, span=span):
+    for result, text, _ in _verdicts(connection, rules, at=at, tz=tz, scope=scope, span=span):
         users += 1
         row = _user_row(result, text, time, scored_at) if text is not None else None
         qualified = result if result.status is Status.QUALIFIED else None
@@ -433,8 +451,9 @@ class _Writes:
     straight into their table.
     """
 
-    def __init__(self, connection: sa.Connection, at: datetime, report: Rescored) -> None:
+    def __init__(self, connection: sa.Connection, at: datetime, report: Rescored, rules: Rules) -> None:
         self.connection, self.at, self.report = connection, at, report
+        self.accounts = has_account_triggers(rules)  # a user whose account's lead is open gets no lead of their own
         self.users: list[tuple] = []
         self.qualified: list[ScoreResult] = []
         dialect = connection.dialect
@@ -473,14 +492,18 @@ class _Writes:
             self.qualified = []
 
     def _existing(self, results: list[ScoreResult]) -> dict[tuple, tuple[int, str]]:
-        """The PQLs these users have already, by (user, trial)."""
-        select = f"SELECT id, user_id, trial_started_at, tier FROM {_PQLS.name}"
-        return {(user_id, utc(trial)): (pql_id, tier) for pql_id, user_id, trial, tier in
+        """The PQLs these users have already, by (user, trial); an account's lead or an absorbed one with the tier
+        None (a user's verdict never moves those)."""
+        select = f"SELECT id, user_id, trial_started_at, tier, level, state FROM {_PQLS.name}"
+        return {(user_id, utc(trial)): (pql_id, tier if level == "user" and state != PqlState.ABSORBED else None)
+                for pql_id, user_id, trial, tier, level, state in
                 rows_for(self.connection, select, {r.user_id for r in results})}
 
     def _record_pqls(self, results: list[ScoreResult]) -> None:
         at, report = self.at, self.report
         existing = self._existing(results)
+        joined = account_leads.open_account_keys(self.connection, {r.account.key for r in results
+                                                                   if r.account.key}) if self.accounts else set()
         new, plan = [], []
         for result in results:
             trial = result.profile.signup_at
@@ -488,6 +511,10 @@ class _Writes:
             signals = [s.to_json() | {"talk_track": s.talk_track} for s in result.signals]
             tier = str(result.tier)
             found = existing.get((result.user_id, trial))
+            if found is not None and found[1] is None:
+                continue  # part of an account's lead: the account's verdict moves it
+            if found is None and result.account.key in joined:
+                continue  # their account's lead is open: they join its contact map (account_leads.roll_up)
             if found is None:
                 new.append({
                     "user_id": result.user_id, "trial_started_at": trial, "state": str(PqlState.QUALIFIED),
