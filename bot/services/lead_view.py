@@ -17,7 +17,7 @@ from bot.domain.kit import DISPOSITION_LABELS, MAX_TOUCHES
 from bot.domain.lifecycle import CLOSED, PqlState
 from bot.services import holds, outreach
 from bot.services.alert_text import ASK_TRACK, signal_summary
-from bot.store.models import DispositionRecord, Pql, Rep, Touch, TrialUser
+from bot.store.models import AccountScore, DispositionRecord, Pql, Rep, Touch, TrialUser
 from scoring import ScoreResult
 from templates import esc, sentences
 
@@ -86,6 +86,10 @@ class LeadView:
     acv_potential: int | None = None  # dollars a year; None without a company size
     hold: str | None = None  # on a do-not-touch hold (bot/services/holds.py): "checkout" or "support_ticket"
     held_since: datetime | None = None
+    # An account's lead (seed 003's PQA, bot/services/account_leads.py): its key and how many users its contact map
+    # holds; None for a user's lead.
+    account_key: str | None = None
+    account_users: int | None = None
 
     @property
     def is_open(self) -> bool:
@@ -106,6 +110,9 @@ def build(session: Session, pql_id: int, *, tz: tzinfo, product_name: str, at: d
         raise LookupError(f"no lead PQL-{pql_id}")
     user = session.get(TrialUser, pql.user_id)
     verdict = user.verdict if user else {}
+    account = _account_verdict(session, pql)
+    if account:  # the account's firmographics and contact map, not its anchor user's alone
+        verdict = verdict | {key: account[key] for key in ("band", "acv_potential", "users") if key in account}
     result = _result_for_outreach(pql, user)
     context = outreach.LeadContext.from_result(result, product_name=product_name, at=at, tz=tz,
                                                rep_name=_rep_name(session, pql.claimed_by or pql.rep_id))
@@ -128,8 +135,8 @@ def build(session: Session, pql_id: int, *, tz: tzinfo, product_name: str, at: d
         name=user.name if user else None,
         email=user.email if user else None,
         title=user.title if user else None,
-        company_name=user.company_name if user else None,
-        company_size=user.company_size if user else None,
+        company_name=(account or {}).get("account", {}).get("company_name") or (user.company_name if user else None),
+        company_size=(account or {}).get("company_size") or (user.company_size if user else None),
         domain=user.domain if user else None,
         plan=user.plan if user else None,
         signup_at=user.signup_at if user else None,
@@ -147,7 +154,8 @@ def build(session: Session, pql_id: int, *, tz: tzinfo, product_name: str, at: d
         disposition=pql.disposition,
         disposition_reason=latest.reason if latest else None,
         disposition_by=latest.rep_id if latest else None,
-        stopped_reason=_STOPPED.get(pql.state),
+        stopped_reason=_ABSORBED.format(ref=f"PQL-{pql.absorbed_into}") if pql.state == PqlState.ABSORBED
+        else _STOPPED.get(pql.state),
         sla_due_at=pql.sla_due_at,
         emails={key: outreach.email(context, key) for key in outreach.EMAIL_KEYS} if kit else {},
         handoff=_handoff(session, pql, user, verdict, talk) if kit else None,
@@ -155,9 +163,20 @@ def build(session: Session, pql_id: int, *, tz: tzinfo, product_name: str, at: d
         acv_potential=verdict.get("acv_potential"),
         hold=holds.reason(pql),
         held_since=pql.held_since,
+        account_key=pql.account_key if pql.level == "account" else None,
+        account_users=len(account.get("users", [])) if account else None,
     )
 
 
+def _account_verdict(session: Session, pql: Pql) -> dict | None:
+    """An account lead's account verdict, as the last rescore that rolled the account up stored it."""
+    if pql.level != "account" or not pql.account_key:
+        return None
+    stored = session.get(AccountScore, pql.account_key)
+    return stored.verdict if stored else None
+
+
+_ABSORBED = "now part of the account lead {ref}: work it there"
 _STOPPED = {
     PqlState.STOPPED_CONVERTED: "converted to paid: sequence stopped",
     PqlState.STOPPED_OPT_OUT: "opted out of sales contact: do not contact",
@@ -238,8 +257,8 @@ def _handoff(session: Session, pql: Pql, user: TrialUser | None, verdict: dict, 
             profile.append(f"Domain: {user.domain}")
         if user.plan:
             profile.append(f"Plan: {user.plan}")
-    contacts = []
-    if user and user.domain:
+    contacts = [_contact_line(c) for c in verdict.get("users", []) if c.get("user_id") != pql.user_id]
+    if not contacts and user and user.domain:
         others = session.exec(
             select(TrialUser).where(TrialUser.domain == user.domain, TrialUser.user_id != user.user_id).limit(10)
         )
@@ -249,6 +268,16 @@ def _handoff(session: Session, pql: Pql, user: TrialUser | None, verdict: dict, 
             contacts.append(f"{name}{role} ({other.email})" if other.email else f"{name}{role}")
     blockers = [r["detail"] for r in verdict.get("reasons", []) if r.get("kind") == "do_not_touch"]
     return HandoffPackage(usage, profile, contacts, talk, blockers)
+
+
+def _contact_line(contact: dict) -> str:
+    """One user of an account lead's contact map (seed 004): "Li Wei, Analytics Engineer (li@acme.com): activated;
+    invited 2 teammates"."""
+    name = contact.get("name") or contact.get("email") or contact["user_id"]
+    role = f", {contact['title']}" if contact.get("title") else ""
+    email = f" ({contact['email']})" if contact.get("email") and contact.get("email") != name else ""
+    did = f": {'; '.join(contact['did'])}" if contact.get("did") else ""
+    return f"{name}{role}{email}{did}"
 
 
 def lead_facts(session: Session, pql: Pql) -> tuple[str, str | None]:

@@ -276,3 +276,26 @@ def test_the_store_holds_one_open_account_lead_per_account(engine):
         connection.execute(sa.insert(Pql.__table__).values(
             user_id="u1", trial_started_at=START, state="qualified", tier="high", score=0, signals=[],
             qualified_at=START, created_at=START, updated_at=START, level="account", account_key=lead.account_key))
+
+
+# -- what people see -------------------------------------------------------------------------------------------
+
+def test_the_alerts_say_which_lead_is_the_accounts_and_which_is_now_part_of_it(engine):
+    from bot.services import lead_view
+    from bot.slack.blocks.alert import alert
+
+    p = pipeline(engine)
+    a, b = absorbed_story(p)
+    at = START + timedelta(days=3)
+    with p.session() as session:
+        gone = lead_view.build(session, a, tz=NY, product_name="Acme", at=at)
+        kept = lead_view.build(session, b, tz=NY, product_name="Acme", at=at)
+    assert gone.stopped_reason == f"now part of the account lead PQL-{b}: work it there" and not gone.is_open
+    text = str(alert(gone, now=at, tz=NY)[1])
+    assert f"PQL-{b}" in text and "Claim" not in text
+    assert kept.account_key == "domain:acme.com" and kept.account_users == 5
+    assert "Account lead · 5 users in the contact map" in str(alert(kept, now=at, tz=NY)[1])
+    # The Details modal's contact map: every other user of the account, with what they did.
+    assert len(kept.handoff.contact_map) == 4
+    [u0] = [line for line in kept.handoff.contact_map if "u0@acme.com" in line]
+    assert u0.startswith("U0, Engineer (u0@acme.com): ") and "activated" in u0

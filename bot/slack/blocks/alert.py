@@ -100,6 +100,8 @@ def _who(view: LeadView) -> str:
 def _company(view: LeadView) -> str:
     """The company, its size and band, and its ACV potential; a verdict from before bands shows the size alone."""
     lines = ["*Company*", esc(view.company_name or view.domain or "unknown")]
+    if view.account_users is not None:
+        lines.append(f"Account lead · {view.account_users} user{'s' * (view.account_users != 1)} in the contact map")
     if view.band is None:
         lines.append(f"{view.company_size:,} people" if view.company_size else "")
     else:
