@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 from typing import TYPE_CHECKING
 
@@ -42,7 +42,7 @@ from bot.services import audit, outbox
 from bot.services.alert_text import ASK_TRACK
 from bot.store import tallies
 from bot.store.events import events_of
-from bot.store.models import AccountScore, Notice, Pql, TrialUser
+from bot.store.models import AccountScore, AuditEntry, Notice, Pql, TrialUser
 from bot.store.queries import rows_for, utc
 from scoring import Rules, ScoreResult, Status
 from scoring.accounts import Member, group_of, has_account_triggers, score_account
@@ -74,6 +74,60 @@ class _Lead:
     signals: list
 
 
+@dataclass(slots=True)
+class _Batch:
+    """What a roll-up writes in bulk at its end: new account leads (one statement for all of them: a first rescore
+    of a big store opens thousands), and the user leads recorded in this same transaction that are absorbed."""
+
+    new: list[tuple[str, ScoreResult, dict]] = field(default_factory=list)
+    born: list[tuple[_Lead, Pql]] = field(default_factory=list)
+
+    def flush(self, session: Session, report: Rescored, at: datetime) -> None:
+        connection = session.connection()
+        module = postgresql if connection.dialect.name == "postgresql" else sqlite
+        audits: list[dict] = []
+        if self.born:
+            into: dict[int, list[int]] = defaultdict(list)
+            for lead, account in self.born:
+                into[account.id].append(lead.id)
+                audits.append(_audit_row("pql_absorbed", at, lead.id, lead.user_id, into=account.id,
+                                         account=account.account_key))
+            for account_id, ids in into.items():
+                connection.execute(sa.update(_PQLS).where(_PQLS.c.id.in_(ids)).values(
+                    state=PqlState.ABSORBED, absorbed_into=account_id, updated_at=at, version=_PQLS.c.version + 1))
+            gone = {lead.id for lead, _ in self.born}
+            connection.execute(sa.delete(_NOTICES).where(_NOTICES.c.key.in_([f"alert:{i}" for i in sorted(gone)]),
+                                                         _NOTICES.c.state == "pending"))
+            report.triggered[:] = [pql_id for pql_id in report.triggered if pql_id not in gone]
+            for pql_id in gone:
+                report.results.pop(pql_id, None)
+        if self.new:
+            # Any unique index refusing a row (this account's open lead, made by another writer a moment ago; the
+            # anchor's lead of that trial) leaves it out: only the rows really inserted come back.
+            insert = module.insert(_PQLS).on_conflict_do_nothing().returning(_PQLS.c.id, _PQLS.c.account_key)
+            made = dict(connection.execute(insert, [values for _, _, values in self.new]).all())
+            by_key = {key: pql_id for pql_id, key in made.items()}
+            notices = []
+            for key, verdict, values in self.new:
+                if (pql_id := by_key.get(key)) is None:
+                    continue
+                audits.append(_audit_row("pql_triggered", at, pql_id, verdict.user_id, level="account", account=key,
+                                         tier=values["tier"], users=[c.user_id for c in verdict.users],
+                                         triggers=[t.name for t in verdict.triggers],
+                                         qualified_at=verdict.qualified_at.isoformat()))
+                notices.append(outbox.alert_row(pql_id, now=at))
+                report.triggered.append(pql_id)
+                report.results[pql_id] = verdict
+            if notices:
+                connection.execute(module.insert(_NOTICES).on_conflict_do_nothing(index_elements=["key"]), notices)
+        if audits:
+            connection.execute(sa.insert(AuditEntry.__table__), audits)
+
+
+def _audit_row(action: str, at: datetime, pql_id: int, user_id: str, **detail: object) -> dict:
+    return {"at": at, "actor": "system", "action": action, "pql_id": pql_id, "user_id": user_id, "detail": detail}
+
+
 def roll_up(session: Session, rules: Rules, *, at: datetime, tz: tzinfo, report: Rescored,
             judged: Mapping[str, Member], users: Iterable[str] | None = None,
             kept: Mapping[str, Tally] | None = None, basis: str | None = None) -> None:
@@ -94,6 +148,7 @@ def roll_up(session: Session, rules: Rules, *, at: datetime, tz: tzinfo, report:
     groups = tallies.read_groups(connection, {g for key in keys if (g := group_of(key))})
     user_leads = _open_user_leads(connection, everyone)
     scores: list[dict] = []
+    batch = _Batch()
     for key in keys:
         found = [members[user] for user in sorted(accounts[key]) if user in members]
         if not found:
@@ -109,9 +164,10 @@ def roll_up(session: Session, rules: Rules, *, at: datetime, tz: tzinfo, report:
                 scores.append({"account_key": key, "verdict": orjson.loads(text), "scored_at": at})
         theirs = [lead for user in sorted(accounts[key]) for lead in user_leads.get(user, ())]
         if current is not None:
-            _carry_on(session, current, verdict, stored.get(key, (None, {}))[1], theirs, report, at)
+            _carry_on(session, current, verdict, stored.get(key, (None, {}))[1], theirs, report, at, batch)
         elif verdict.status is Status.QUALIFIED:
-            _open_lead(session, key, verdict, theirs, report, at)
+            _open_lead(session, key, verdict, theirs, report, at, batch)
+    batch.flush(session, report, at)
     _write_scores(connection, scores)
 
 
@@ -240,25 +296,14 @@ def _higher(tier: str, verdict: ScoreResult) -> str:
 
 
 def _open_lead(session: Session, key: str, verdict: ScoreResult, theirs: list[_Lead], report: Rescored,
-               at: datetime) -> None:
+               at: datetime, batch: _Batch) -> None:
     """The account's lead, made of a member's open lead (absorbing the others) or made new for the anchor."""
     if not theirs:
-        values = {"user_id": verdict.user_id, "trial_started_at": verdict.qualified_at, "state": PqlState.QUALIFIED,
-                  "tier": str(verdict.tier), "score": verdict.score, "signals": _signals(verdict, []),
-                  "strongest_signal": verdict.strongest_signal, "qualified_at": verdict.qualified_at,
-                  "created_at": at, "updated_at": at, "level": "account", "account_key": key}
-        try:
-            with session.begin_nested():  # the savepoint begins when the connection is asked for in it
-                insert = sa.insert(_PQLS).values(**values).returning(_PQLS.c.id)
-                pql_id = session.connection().execute(insert).scalar_one()
-        except sa.exc.IntegrityError:
-            return  # another writer opened this account's lead a moment ago
-        audit.record(session, "pql_triggered", at=at, pql_id=pql_id, user_id=verdict.user_id, level="account",
-                     account=key, tier=values["tier"], users=[c.user_id for c in verdict.users],
-                     triggers=[t.name for t in verdict.triggers], qualified_at=verdict.qualified_at.isoformat())
-        outbox.alert(session, pql_id, now=at)
-        report.triggered.append(pql_id)
-        report.results[pql_id] = verdict
+        batch.new.append((key, verdict, {
+            "user_id": verdict.user_id, "trial_started_at": verdict.qualified_at, "state": PqlState.QUALIFIED,
+            "tier": str(verdict.tier), "score": verdict.score, "signals": _signals(verdict, []),
+            "strongest_signal": verdict.strongest_signal, "qualified_at": verdict.qualified_at, "created_at": at,
+            "updated_at": at, "level": "account", "account_key": key}))
         return
     keep = min(theirs, key=lambda lead: (lead.claimed_by is None, lead.rep_id is None, lead.id))
     tier = _higher(keep.tier, verdict)
@@ -286,16 +331,16 @@ def _open_lead(session: Session, key: str, verdict: ScoreResult, theirs: list[_L
     report.results[lead.id] = verdict
     for other in theirs:
         if other.id != keep.id:
-            _absorb(session, other, lead, verdict, report, at)
+            _absorb(session, other, lead, verdict, report, at, batch)
 
 
 def _carry_on(session: Session, lead_row: _Lead, verdict: ScoreResult, before: dict, theirs: list[_Lead],
-              report: Rescored, at: datetime) -> None:
+              report: Rescored, at: datetime, batch: _Batch) -> None:
     """An open account lead: members' open leads absorbed into it, newcomers and the newly qualified added to its
     contact map, its tier raised when the account's is higher."""
     lead = session.get(Pql, lead_row.id)
     for other in theirs:
-        _absorb(session, other, lead, verdict, report, at)
+        _absorb(session, other, lead, verdict, report, at, batch)
     known = {c["user_id"]: c.get("status") for c in before.get("users", [])}
     added = [c for c in verdict.users if before and (c.user_id not in known or (
         c.status == str(Status.QUALIFIED) and known[c.user_id] != str(Status.QUALIFIED)))]
@@ -318,8 +363,11 @@ def _carry_on(session: Session, lead_row: _Lead, verdict: ScoreResult, before: d
 
 
 def _absorb(session: Session, other: _Lead, into: Pql, verdict: ScoreResult, report: Rescored,
-            at: datetime) -> None:
+            at: datetime, batch: _Batch) -> None:
     """A member's open user lead becomes part of the account lead: closed as absorbed, told in its thread."""
+    if other.id in report.triggered:  # recorded in this transaction: never alerted, never routed, nobody to tell
+        batch.born.append((other, into))
+        return
     connection = session.connection()
     changed = connection.execute(
         sa.update(_PQLS).where(_PQLS.c.id == other.id, _PQLS.c.state.in_(_OPEN))
@@ -329,12 +377,6 @@ def _absorb(session: Session, other: _Lead, into: Pql, verdict: ScoreResult, rep
         return
     audit.record(session, "pql_absorbed", at=at, pql_id=other.id, user_id=other.user_id, into=into.id,
                  account=into.account_key)
-    if other.id in report.triggered:  # recorded in this transaction: never alerted, never routed, nobody to tell
-        report.triggered.remove(other.id)
-        report.results.pop(other.id, None)
-        connection.execute(sa.delete(_NOTICES).where(_NOTICES.c.key == f"alert:{other.id}",
-                                                     _NOTICES.c.state == "pending"))
-        return
     absorbed = session.get(Pql, other.id)
     session.refresh(absorbed)
     user = session.get(TrialUser, other.user_id)
