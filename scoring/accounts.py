@@ -48,8 +48,9 @@ from scoring.rules import Rules
 from scoring.tally import Tally
 from scoring.triggers import Fired, Level, micros
 
-#: A member of an account: their own verdict and their running tallies.
-Member = tuple[ScoreResult, Tally]
+#: A member of an account: their own verdict and their running tallies (or `Slots`, the part of them an account
+#: reads).
+Member = tuple[ScoreResult, "Tally | Slots"]
 #: Seed 001's tier of response as a lead's tier.
 RESPONSE_TIER = {1: Tier.HIGH, 2: Tier.MEDIUM}
 _TIME = itemgetter(0)
@@ -61,6 +62,23 @@ _UNREACHABLE = ("opted_out", "test_account")
 
 def has_account_triggers(rules: Rules) -> bool:
     return bool(rules.triggers_of(Level.ACCOUNT))
+
+
+class Slots:
+    """What an account reads of a member's tallies: the slots of the account triggers (the others empty) and when
+    their latest event was. A rescore keeps these for a population's members instead of their whole tallies, and
+    they cross between processes cheaply."""
+
+    __slots__ = ("slots", "latest")
+
+    def __init__(self, slots: list[list], latest: datetime | None) -> None:
+        self.slots, self.latest = slots, latest
+
+
+def account_part(tally: Tally, rules: Rules) -> Slots:
+    """The part of a member's tallies `score_account` reads."""
+    wanted = plan_of(rules).catalogue.slots_of_level(Level.ACCOUNT)
+    return Slots([items if index in wanted else [] for index, items in enumerate(tally.slots)], tally.latest)
 
 
 def merged_slots(members: Sequence[Member], rules: Rules) -> list[list]:
@@ -240,5 +258,5 @@ def group_of(key: str) -> str | None:
     return key.removeprefix("group:") if key.startswith("group:") else None
 
 
-__all__ = ["Member", "accounts_of", "evidence", "fired_triggers", "group_of", "has_account_triggers",
-           "merged_slots", "score_account"]
+__all__ = ["Member", "Slots", "account_part", "accounts_of", "evidence", "fired_triggers", "group_of",
+           "has_account_triggers", "merged_slots", "score_account"]

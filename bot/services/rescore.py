@@ -37,7 +37,7 @@ from bot.store.events import EPOCH, EVERYONE, Span, events_of
 from bot.store.models import AuditEntry, DispositionRecord, EventRecord, Notice, Pql, TrialUser
 from bot.store.queries import rows_for, utc
 from scoring import Event, PriorDisposition, Rules, ScoreResult, Status, paused_gc, score_user
-from scoring.accounts import has_account_triggers
+from scoring.accounts import Slots, account_part, has_account_triggers
 from scoring.engine import judge, plan_of, read_key, score_user_and_tally, until
 from scoring.identity import ANONYMOUS
 from scoring.tally import Tally
@@ -167,7 +167,8 @@ def rescore(
     parts = [_within(scope, span) for span in spans]  # each slice's share of the scope (None: everyone in it)
     writes = _Writes(connection, at, report, rules)
     qualified = Status.QUALIFIED
-    members: dict[str, tuple[ScoreResult, Tally]] | None = {} if has_account_triggers(rules) else None
+    # The accounts' members as judged, for the roll-up: each verdict with the part of the tallies accounts read.
+    members: dict[str, tuple[ScoreResult, Slots]] | None = {} if has_account_triggers(rules) else None
     with _judged_elsewhere(connection, rules, at, tz, spans[1:], parts[1:]) as elsewhere, paused_gc():
         # A million short-lived events and verdicts, and no cycles among them: the collector waits.
         for result, text, tally in _verdicts(connection, rules, at=at, tz=tz, scope=parts[0], span=spans[0]):
@@ -178,10 +179,10 @@ def rescore(
             if result.status is qualified:
                 writes.qualified.append(result)
             if members is not None and result.account.key is not None:
-                members[result.user_id] = (result, tally)
+                members[result.user_id] = (result, account_part(tally, rules))
             writes.flush_if_full()
         for span, part, future in zip(spans[1:], parts[1:], elsewhere, strict=True):  # in user order, as one would
-            report.users += _take(future, span, part, writes, connection, rules, at, tz)
+            report.users += _take(future, span, part, writes, connection, rules, at, tz, members)
         writes.flush()
         if members is not None:
             account_leads.roll_up(session, rules, at=at, tz=tz, report=report, judged=members, users=scope,
@@ -376,13 +377,16 @@ def _judged_elsewhere(connection: sa.Connection, rules: Rules, at: datetime, tz:
 
 
 def _take(future: Future, span: Span, part: set[str] | None, writes: _Writes, connection: sa.Connection,
-          rules: Rules, at: datetime, tz: tzinfo) -> int:
-    """One slice's verdicts into `writes`; judged here instead when its process could not do it."""
+          rules: Rules, at: datetime, tz: tzinfo, members: dict | None = None) -> int:
+    """One slice's verdicts into `writes` (and its accounts' members into `members`); judged here instead when its
+    process could not do it."""
     try:
-        users, judged = future.result()
+        users, judged, theirs = future.result()
     except Exception:  # noqa: BLE001 - a process that cannot start or died: the work is still owed
         log.warning("a rescore process failed; judging its users here instead", exc_info=True)
-        users, judged = _judge(connection, rules, at, tz, span, part)
+        users, judged, theirs = _judge(connection, rules, at, tz, span, part)
+    if members is not None:
+        members.update((result.user_id, (result, slots)) for result, slots in theirs)
     for row, result in judged:
         if row is not None:
             writes.users.append(row)
@@ -394,7 +398,7 @@ def _take(future: Future, span: Span, part: set[str] | None, writes: _Writes, co
 
 
 def judge_span(url: str, rules: Rules, at: datetime, tz: tzinfo, span: Span,
-               users: list[str] | None = None) -> tuple[int, list[tuple]]:
+               users: list[str] | None = None) -> tuple[int, list[tuple], list[tuple]]:
     """In a process of its own: `_judge` on a connection of its own."""
     engine = make_engine(url)
     try:
@@ -405,22 +409,26 @@ def judge_span(url: str, rules: Rules, at: datetime, tz: tzinfo, span: Span,
 
 
 def _judge(connection: sa.Connection, rules: Rules, at: datetime, tz: tzinfo, span: Span,
-           scope: set[str] | None = None) -> tuple[int, list[tuple]]:
+           scope: set[str] | None = None) -> tuple[int, list[tuple], list[tuple]]:
     """The users in `span` (of `scope`, when given) judged, and what the rescore must write for them.
 
-    Returns the number of users and, for each one whose verdict changed or who qualifies, their
-    trial_users row (None when unchanged) and their verdict (None unless qualified). Rows, not verdicts,
-    for the changed: a row crosses between processes far more cheaply.
+    Returns the number of users; for each one whose verdict changed or who qualifies, their trial_users row
+    (None when unchanged) and their verdict (None unless qualified). Rows, not verdicts, for the changed: a
+    row crosses between processes far more cheaply. And, when the rules have account triggers, each account
+    member's verdict with the part of their tallies the account roll-up reads (`Slots`).
     """
     time = driver_value(_USERS.c.signup_at, connection.dialect)
-    scored_at, users, judged = time(at), 0, []
-    for result, text, _ in _verdicts(connection, rules, at=at, tz=tz, scope=scope, span=span):
+    scored_at, users, judged, members = time(at), 0, [], []
+    accounts = has_account_triggers(rules)
+    for result, text, tally in _verdicts(connection, rules, at=at, tz=tz, scope=scope, span=span):
         users += 1
         row = _user_row(result, text, time, scored_at) if text is not None else None
         qualified = result if result.status is Status.QUALIFIED else None
         if row is not None or qualified is not None:
             judged.append((row, qualified))
-    return users, judged
+        if accounts and result.account.key is not None:
+            members.append((result, account_part(tally, rules)))
+    return users, judged, members
 
 
 def default_processes() -> int:

@@ -299,3 +299,32 @@ def test_the_alerts_say_which_lead_is_the_accounts_and_which_is_now_part_of_it(e
     assert len(kept.handoff.contact_map) == 4
     [u0] = [line for line in kept.handoff.contact_map if "u0@acme.com" in line]
     assert u0.startswith("U0, Engineer (u0@acme.com): ") and "activated" in u0
+
+
+def test_a_full_rescore_split_between_processes_rolls_up_the_accounts_one_process_would(engine, monkeypatch):
+    if engine.dialect.name == "sqlite" and engine.url.database in (None, "", ":memory:"):
+        pytest.skip("a store in memory is not split")
+    from bot.services import rescore as qualify
+
+    monkeypatch.setattr(qualify, "_SPLIT_FROM", 0)  # any store counts as big: three processes share these users
+    monkeypatch.setattr(qualify, "_HEAD_START", 0)
+    trials = [member("u0", qualify=True), member("u1", qualify=True), *five()[2:], member("x", domain="other.org")]
+    events = [e for t in trials for e in t.events]
+    at = START + timedelta(days=9)
+    results = {}
+    for processes in (1, 3):
+        with engine.begin() as connection:
+            for table in ("audit", "notices", "assignments", "pqls", "account_scores", "tallies", "trial_users",
+                          "events"):
+                connection.execute(sa.text(f"DELETE FROM {table}"))
+        p = pipeline(engine)
+        p.processes = processes
+        p.ingest(events, score=False)
+        p.rescore_all(at=at)
+        with p.session() as session:
+            verdict = session.get(AccountScore, "domain:acme.com").verdict
+        results[processes] = ([(x.user_id, x.level, x.state, x.account_key, x.tier) for x in pqls(p)],
+                              verdict["users"], verdict["triggers"])
+    assert results[3] == results[1]
+    # u0's and u1's own leads, recorded in the same rescore: one became the account's, the other is part of it.
+    assert [lead[1:3] for lead in results[1][0]] == [("account", "qualified"), ("user", "absorbed")]
