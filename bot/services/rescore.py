@@ -39,8 +39,10 @@ from bot.store.queries import rows_for, utc
 from scoring import Event, PriorDisposition, Rules, ScoreResult, Status, paused_gc, score_user
 from scoring.accounts import Slots, account_part, has_account_triggers
 from scoring.engine import judge, plan_of, read_key, score_user_and_tally, until
+from scoring.events import GROUP
 from scoring.identity import ANONYMOUS
 from scoring.tally import Tally
+from scoring.triggers import Level
 
 log = logging.getLogger(__name__)
 
@@ -227,13 +229,19 @@ def rescore_added(
     stored = tallies.read(connection, users)
     kept: dict[str, Tally] = {}
     last_judged: dict[str, list] = {}
+    account_slots = sorted(plan.catalogue.slots_of_level(Level.ACCOUNT))
+    quiet: set[str] = set()  # users whose events this time feed no account trigger: their accounts stand as they were
     for user in users:
         base, state = stored.get(user, (None, None))
         tally = Tally.restore(state, plan, tz, user) if base == basis and user not in rebuild else None
+        before = [len(tally.slots[s]) for s in account_slots] if tally is not None else None
         if tally is not None and tally.add(added.get(user, ())):
             kept[user] = tally
             if judged := state.get("judged"):
                 last_judged[user] = judged
+            if before == [len(tally.slots[s]) for s in account_slots] and user not in rejudge and \
+                    not any(event.name == GROUP for event in added.get(user, ())):
+                quiet.add(user)
     stale = users - set(kept)
     histories = {user: events for user, events in events_of(connection, stale)} if stale else {}
     for user, events in histories.items():
@@ -271,7 +279,12 @@ def rescore_added(
             if result.status is qualified:
                 writes.qualified.append(result)
         writes.flush()
-        account_leads.roll_up(session, rules, at=at, tz=tz, report=report, judged=members, users=users,
+        # The accounts of users whose events fed an account trigger, who joined an account, or who qualify (they
+        # may join an open account lead's contact map); the contact map's "last active" waits for the next of those
+        # or the periodic rescore.
+        moved = {user for user in users if user not in quiet or
+                 (user in members and members[user][0].status is Status.QUALIFIED)}
+        account_leads.roll_up(session, rules, at=at, tz=tz, report=report, judged=members, users=moved,
                               kept={user: tally for user, tally in kept.items() if user not in members}, basis=basis)
     tallies.write(connection, [(user, basis, tally.state() | {"judged": last_judged.get(user)})
                                for user, tally in kept.items()])
