@@ -15,7 +15,7 @@ from bot.domain.business_time import BusinessCalendar
 from bot.services import account_leads, audit, leads
 from bot.services.pipeline import Pipeline
 from bot.services.routing import Router
-from bot.store.models import AccountScore, Notice, Pql
+from bot.store.models import AccountScore, Notice, Pql, TrialUser
 from scoring import parse_event
 from tests.scoring.accounts_rules import account_rules
 from tests.scoring.builders import NY, Trial
@@ -168,10 +168,10 @@ def test_an_absorbed_lead_takes_no_more_work(engine):
 
 def test_a_user_lead_recorded_in_the_same_ingest_as_its_account_lead_is_never_alerted(engine):
     p = pipeline(engine)
-    trials = [member("u0", qualify=True)] + [member(f"u{i}") for i in range(1, 5)]
+    trials = [member("u0", qualify=True), member("u1", qualify=True)] + [member(f"u{i}") for i in range(2, 5)]
     p.ingest([e for t in trials for e in t.events], at=START + timedelta(days=1, hours=8))
-    assert [lead.level for lead in pqls(p)] == ["account"]
-    assert len(notices(p, "alert")) == 1 and notices(p, "reply") == []
+    assert [(lead.level, lead.state) for lead in pqls(p)] == [("account", "qualified"), ("user", "absorbed")]
+    assert len(notices(p, "alert")) == 1 and notices(p, "reply") == []  # one alert, nobody told of the other
 
 
 def test_a_member_who_qualifies_later_joins_the_contact_map_with_no_alert_of_their_own(engine):
@@ -266,6 +266,8 @@ def test_two_writers_rolling_up_one_account_at_once_open_one_lead(engine, monkey
     monkeypatch.setattr(account_leads, "_account_leads", read)
     assert [lead.level for lead in pqls(p)] == ["account"]
     assert len(notices(p, "alert")) == 1
+    with p.session() as session:  # neither writer failed: both users' events are in, and judged
+        assert {u.user_id for u in session.exec(select(TrialUser)) if u.scored_at} >= {"u4", "u5"}
 
 
 def test_the_store_holds_one_open_account_lead_per_account(engine):
