@@ -338,16 +338,18 @@ def _carry_on(session: Session, lead_row: _Lead, verdict: ScoreResult, before: d
               report: Rescored, at: datetime, batch: _Batch) -> None:
     """An open account lead: members' open leads absorbed into it, newcomers and the newly qualified added to its
     contact map, its tier raised when the account's is higher."""
-    lead = session.get(Pql, lead_row.id)
-    for other in theirs:
-        _absorb(session, other, lead, verdict, report, at, batch)
     known = {c["user_id"]: c.get("status") for c in before.get("users", [])}
     added = [c for c in verdict.users if before and (c.user_id not in known or (
         c.status == str(Status.QUALIFIED) and known[c.user_id] != str(Status.QUALIFIED)))]
+    tier = _higher(lead_row.tier, verdict) if verdict.status is Status.QUALIFIED else lead_row.tier
+    if not theirs and not added and tier == lead_row.tier:
+        return  # the daily rescore's common case: nothing to write, not even the lead to read
+    lead = session.get(Pql, lead_row.id)
+    for other in theirs:
+        _absorb(session, other, lead, verdict, report, at, batch)
     for contact in added:
         audit.record(session, "pql_account_member_added", at=at, pql_id=lead.id, user_id=contact.user_id,
                      account=lead.account_key, qualified=contact.status == str(Status.QUALIFIED))
-    tier = _higher(lead_row.tier, verdict) if verdict.status is Status.QUALIFIED else lead_row.tier
     if not added and tier == lead_row.tier:
         return
     values = {"updated_at": at, "version": _PQLS.c.version + 1}
