@@ -25,17 +25,19 @@ Pure, as the rest of scoring/: members and a moment in, a verdict out.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, tzinfo
 from operator import itemgetter
 from string import Formatter
 from typing import Any
 
-from scoring.engine import plan_of
+from scoring import events as ev
+from scoring.engine import paused_gc, plan_of, score_members
 from scoring.profile import GroupTraits
 from scoring.result import (
     Account,
     Contact,
+    PriorDisposition,
     Reason,
     ReasonKind,
     ScoreResult,
@@ -253,10 +255,30 @@ def accounts_of(members: Sequence[Member]) -> dict[str, list[Member]]:
     return found
 
 
+def score_users_and_accounts(
+    events: Iterable[ev.Event],
+    rules: Rules,
+    at: datetime,
+    *,
+    tz: tzinfo = UTC,
+    dispositions: Mapping[str, Sequence[PriorDisposition]] | None = None,
+) -> list[ScoreResult]:
+    """`scoring.score_users`, followed by the verdicts of the accounts where an account trigger fired (level
+    "account"), in the order their accounts first appear: what `pqlbot score --json` prints."""
+    members, groups = score_members(events, rules, at, tz=tz, dispositions=dispositions)
+    users = [result for result, _ in members]
+    if not has_account_triggers(rules):
+        return users
+    with paused_gc():
+        lines = [account for key, found in accounts_of(members).items()
+                 if (account := score_account(key, found, rules, at, tz, groups.get(group_of(key) or ""))).triggers]
+    return users + lines
+
+
 def group_of(key: str) -> str | None:
     """The group id of a "group:<id>" key; None for a domain's."""
     return key.removeprefix("group:") if key.startswith("group:") else None
 
 
 __all__ = ["Member", "Slots", "account_part", "accounts_of", "evidence", "fired_triggers", "group_of",
-           "has_account_triggers", "merged_slots", "score_account"]
+           "has_account_triggers", "merged_slots", "score_account", "score_users_and_accounts"]

@@ -588,13 +588,23 @@ def score_users(
     *,
     tz: tzinfo = UTC,
     dispositions: Mapping[str, Sequence[PriorDisposition]] | None = None,
-    accounts: bool = False,
 ) -> list[ScoreResult]:
     """Score every user who has an event, in the order users first appear: calls under an anonymous id are the
     user's once a call links them (scoring/identity.py); an anonymous visitor nothing links is not scored.
+    (scoring/accounts.py's `score_users_and_accounts` adds the accounts' verdicts.)"""
+    return [result for result, _ in score_members(events, rules, at, tz=tz, dispositions=dispositions)[0]]
 
-    With `accounts`, the verdicts of the accounts where an account trigger fired follow the users' (level
-    "account", scoring/accounts.py), in the order their accounts first appear."""
+
+def score_members(
+    events: Iterable[ev.Event],
+    rules: Rules,
+    at: datetime,
+    *,
+    tz: tzinfo = UTC,
+    dispositions: Mapping[str, Sequence[PriorDisposition]] | None = None,
+) -> tuple[list[tuple[ScoreResult, Tally]], dict[str, GroupTraits]]:
+    """`score_users`, with the tallies each verdict was judged on and the accounts' group traits by group id: what
+    an account's verdict is made of (scoring/accounts.py)."""
     events = resolve(list(events))
     by_user: dict[str, list[ev.Event]] = defaultdict(list)
     groups: dict[str, GroupTraits] = {}
@@ -606,19 +616,9 @@ def score_users(
             if (merged := newer(groups.get(group_id, {}), event.props.get("traits") or {}, event.at)) is not None:
                 groups[group_id] = merged
     dispositions = dispositions or {}
-    from scoring import accounts as pqa  # it reads this module's plans
-
-    if not (accounts and pqa.has_account_triggers(rules)):
-        with paused_gc():
-            return [
-                score_user(user_events, rules, at, tz=tz, dispositions=dispositions.get(user_id, ()), groups=groups)
-                for user_id, user_events in by_user.items()
-            ]
     with paused_gc():
-        members = [score_user_and_tally(user_events, rules, at, tz=tz, dispositions=dispositions.get(user_id, ()),
-                                        groups=groups) for user_id, user_events in by_user.items()]
-        lines = [
-            account for key, users in pqa.accounts_of(members).items()
-            if (account := pqa.score_account(key, users, rules, at, tz, groups.get(pqa.group_of(key) or ""))).triggers
-        ]
-    return [result for result, _ in members] + lines
+        return [
+            score_user_and_tally(user_events, rules, at, tz=tz, dispositions=dispositions.get(user_id, ()),
+                                 groups=groups)
+            for user_id, user_events in by_user.items()
+        ], groups

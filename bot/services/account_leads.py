@@ -27,10 +27,10 @@ lead per account key (bot/store/models.py), and the loser's attempt is rolled ba
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import orjson
 import sqlalchemy as sa
@@ -46,13 +46,23 @@ from bot.store.models import AccountScore, AuditEntry, Notice, Pql, TrialUser
 from bot.store.queries import rows_for, utc
 from scoring import Rules, ScoreResult, Status
 from scoring.accounts import Member, group_of, has_account_triggers, score_account
-from scoring.engine import judge, score_user_and_tally
+from scoring.engine import judge, plan_of, score_user_and_tally
 from scoring.result import account_key
 from scoring.tally import Tally
 from templates import esc, say
 
-if TYPE_CHECKING:
-    from bot.services.rescore import Rescored
+
+class Rescored(Protocol):
+    """What a rescore reports (bot/services/rescore.py `Rescored`), as far as the roll-up adds to it."""
+
+    triggered: list[int]
+    accounts: list[int]
+    absorbed: list[int]
+    results: dict[int, ScoreResult]
+
+
+#: Each user's earlier dispositions as the rescore reads them (bot/services/rescore.py `_dispositions`).
+Dispositions = Callable[[sa.Connection, set[str]], Mapping[str, list]]
 
 _PQLS = Pql.__table__
 _USERS = TrialUser.__table__
@@ -129,11 +139,12 @@ def _audit_row(action: str, at: datetime, pql_id: int, user_id: str, **detail: o
 
 
 def roll_up(session: Session, rules: Rules, *, at: datetime, tz: tzinfo, report: Rescored,
-            judged: Mapping[str, Member], users: Iterable[str] | None = None,
+            judged: Mapping[str, Member], dispositions: Dispositions, users: Iterable[str] | None = None,
             kept: Mapping[str, Tally] | None = None, basis: str | None = None) -> None:
     """Judge the accounts of `users` (everyone's when None) as of `at` and record their leads (see the module
     docstring), in the caller's transaction. `judged`: members' verdicts and tallies this rescore has already;
-    `kept`: running tallies it holds for others; `basis`: what stored tallies must be made under to be used."""
+    `kept`: running tallies it holds for others; `basis`: what stored tallies must be made under to be used;
+    `dispositions`: how the rescore reads users' earlier dispositions."""
     if not has_account_triggers(rules):
         return
     connection = session.connection()
@@ -141,7 +152,7 @@ def roll_up(session: Session, rules: Rules, *, at: datetime, tz: tzinfo, report:
     if not accounts:
         return
     everyone = set().union(*accounts.values())
-    members = _members(connection, rules, at, tz, everyone, judged, kept or {}, basis)
+    members = _members(connection, rules, at, tz, everyone, judged, kept or {}, basis, dispositions)
     keys = sorted(accounts)
     account_leads = _account_leads(connection, keys)
     stored = _stored(connection, keys)
@@ -192,17 +203,14 @@ def _accounts(connection: sa.Connection, users: set[str] | None) -> dict[str, se
 
 
 def _members(connection: sa.Connection, rules: Rules, at: datetime, tz: tzinfo, users: set[str],
-             judged: Mapping[str, Member], kept: Mapping[str, Tally], basis: str | None) -> dict[str, Member]:
+             judged: Mapping[str, Member], kept: Mapping[str, Tally], basis: str | None,
+             dispositions_of: Dispositions) -> dict[str, Member]:
     """Each member's verdict and tallies as of `at`: as judged already, else judged on tallies held or stored (when
     made under `basis` and not past `at`), else on their history."""
-    from bot.services.rescore import _dispositions  # the rescore's own reading of them
-
     found = {user: judged[user] for user in users if user in judged}
     missing = users - set(found)
     if not missing:
         return found
-    from scoring.engine import plan_of
-
     plan = plan_of(rules)
     tallied = {user: kept[user] for user in missing if user in kept}
     if basis is not None:
@@ -210,7 +218,7 @@ def _members(connection: sa.Connection, rules: Rules, at: datetime, tz: tzinfo, 
             if made_under == basis and (tally := Tally.restore(state, plan, tz, user)) is not None:
                 tallied[user] = tally
     tallied = {user: tally for user, tally in tallied.items() if tally.latest is None or tally.latest <= at}
-    dispositions = _dispositions(connection, missing)
+    dispositions = dispositions_of(connection, missing)
     group_ids = {tally.group[1] for tally in tallied.values() if tally.group is not None}
     groups = tallies.read_groups(connection, group_ids)
     for user, tally in tallied.items():

@@ -188,7 +188,7 @@ def rescore(
         writes.flush()
         if members is not None:
             account_leads.roll_up(session, rules, at=at, tz=tz, report=report, judged=members, users=scope,
-                                  basis=basis)
+                                  basis=basis, dispositions=_dispositions)
     return report
 
 
@@ -285,7 +285,8 @@ def rescore_added(
         moved = {user for user in users if user not in quiet or
                  (user in members and members[user][0].status is Status.QUALIFIED)}
         account_leads.roll_up(session, rules, at=at, tz=tz, report=report, judged=members, users=moved,
-                              kept={user: tally for user, tally in kept.items() if user not in members}, basis=basis)
+                              kept={user: tally for user, tally in kept.items() if user not in members}, basis=basis,
+                              dispositions=_dispositions)
     tallies.write(connection, [(user, basis, tally.state() | {"judged": last_judged.get(user)})
                                for user, tally in kept.items()])
     return report

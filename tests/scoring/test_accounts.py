@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from scoring import parse_event, score_users
+from scoring.accounts import score_users_and_accounts
 from scoring.result import Status, Tier
 from tests.scoring.accounts_rules import account_rules
 from tests.scoring.builders import NY, Trial
@@ -43,7 +44,7 @@ def accounts(results) -> list:
 
 def test_five_users_of_one_domain_activating_within_14_days_make_one_qualified_account():
     at = START + timedelta(days=20)
-    results = score_users(team(5), RULES, at, tz=NY, accounts=True)
+    results = score_users_and_accounts(team(5), RULES, at, tz=NY)
     [account] = accounts(results)
     assert account.status is Status.QUALIFIED and account.tier is Tier.HIGH and account.family == "buying"
     assert account.account.key == "domain:acme.com" and account.account.domain == "acme.com"
@@ -61,8 +62,8 @@ def test_the_14_days_hold_exactly_and_not_a_microsecond_more():
     exactly = team(5, spacing=timedelta(days=3, hours=12))  # first to fifth: 14 days
     over = team(5, spacing=timedelta(days=3, hours=12, microseconds=1) / 1)
     at = START + timedelta(days=30)
-    assert accounts(score_users(exactly, RULES, at, tz=NY, accounts=True))[0].status is Status.QUALIFIED
-    assert accounts(score_users(over, RULES, at, tz=NY, accounts=True)) == []
+    assert accounts(score_users_and_accounts(exactly, RULES, at, tz=NY))[0].status is Status.QUALIFIED
+    assert accounts(score_users_and_accounts(over, RULES, at, tz=NY)) == []
 
 
 @pytest.mark.parametrize(("start", "hours", "fires"), [
@@ -77,15 +78,15 @@ def test_the_window_is_14_days_of_elapsed_time_across_a_dst_change(start, hours,
     first = events[1].at  # u0's activation, at 11:00 local on the first day
     last.add("activation_complete", datetime.combine(start.date() + timedelta(days=14), first.astimezone(NY).timetz()))
     assert last.events[-1].at - first == timedelta(hours=hours)  # 14 local days apart
-    found = accounts(score_users(events + last.events, RULES, start + timedelta(days=20), tz=NY, accounts=True))
+    found = accounts(score_users_and_accounts(events + last.events, RULES, start + timedelta(days=20), tz=NY))
     assert bool(found) is fires
 
 
 def test_events_arriving_out_of_order_make_the_same_account_verdict():
     events = team(5)
     at = START + timedelta(days=20)
-    ordered = accounts(score_users(events, RULES, at, tz=NY, accounts=True))
-    shuffled = accounts(score_users(list(reversed(events)), RULES, at, tz=NY, accounts=True))
+    ordered = accounts(score_users_and_accounts(events, RULES, at, tz=NY))
+    shuffled = accounts(score_users_and_accounts(list(reversed(events)), RULES, at, tz=NY))
     assert [a.to_json() for a in shuffled] == [a.to_json() for a in ordered]
 
 
@@ -95,7 +96,7 @@ def test_users_with_a_personal_email_are_never_pooled_into_an_account():
         trial = Trial(f"g{i}", email=f"g{i}@gmail.com", company=None, size=None)
         trial.add("activation_complete", START + timedelta(hours=i + 1))
         events += trial.events
-    results = score_users(events, RULES, START + timedelta(days=3), tz=NY, accounts=True)
+    results = score_users_and_accounts(events, RULES, START + timedelta(days=3), tz=NY)
     assert accounts(results) == []
     assert all(r.account.key is None for r in results)
 
@@ -109,7 +110,7 @@ def test_a_group_id_beats_the_email_domain():
     other = Trial("x", email="x@acme.com", company="Acme Corp", size=800)
     other.add("activation_complete", START + timedelta(hours=2))
     events += [*other.events, call("group", "x", START + timedelta(minutes=5), groupId="g-other")]
-    results = score_users(events, RULES, START + timedelta(days=20), tz=NY, accounts=True)
+    results = score_users_and_accounts(events, RULES, START + timedelta(days=20), tz=NY)
     [account] = accounts(results)
     assert account.account.key == "group:g-acme"
     assert {c.user_id for c in account.users} == {"u0", "u1", "u2", "l0", "l1"}
@@ -123,7 +124,7 @@ def test_a_competitor_account_is_excluded_whatever_fired():
     rules = account_rules()
     rules = rules.model_copy(update={"exclusions": rules.exclusions.model_copy(
         update={"competitor_domains": frozenset({"acme.com"})})})
-    [account] = accounts(score_users(team(5), rules, START + timedelta(days=20), tz=NY, accounts=True))
+    [account] = accounts(score_users_and_accounts(team(5), rules, START + timedelta(days=20), tz=NY))
     assert account.status is Status.EXCLUDED and account.tier is None
     assert [r.code for r in account.reasons] == ["competitor_domain"]
 
@@ -132,7 +133,7 @@ def test_an_account_where_everyone_opted_out_has_nobody_to_talk_to():
     events = team(5)
     for i in range(5):
         events.append(call("track", f"u{i}", START + timedelta(days=6), event="sales_opt_out", properties={}))
-    [account] = accounts(score_users(events, RULES, START + timedelta(days=20), tz=NY, accounts=True))
+    [account] = accounts(score_users_and_accounts(events, RULES, START + timedelta(days=20), tz=NY))
     assert account.status is Status.EXCLUDED
     assert "nobody to talk to" in account.reasons[0].detail
 
@@ -143,7 +144,7 @@ def test_seats_and_invite_domains_fire_their_account_triggers_with_evidence():
     admin.add("seats_provisioned", START + timedelta(days=7, minutes=59), count=4)
     for n, who in enumerate(["a@one.com", "b@two.com", "c@three.com"]):
         admin.add("invite_sent", START + timedelta(days=2, hours=n), invitee_email=who)
-    [account] = accounts(score_users(admin.events, RULES, START + timedelta(days=9), tz=NY, accounts=True))
+    [account] = accounts(score_users_and_accounts(admin.events, RULES, START + timedelta(days=9), tz=NY))
     fired = {t.name: t for t in account.triggers}
     assert fired["seat_surge"].evidence == "provisioned 10 seats within 7d"
     assert fired["multi_domain_invites"].evidence == "invited people at 3 domains: one.com, two.com, three.com"
@@ -151,7 +152,7 @@ def test_seats_and_invite_domains_fire_their_account_triggers_with_evidence():
 
 
 def test_the_json_account_line_carries_its_users_and_triggers():
-    [account] = accounts(score_users(team(5), RULES, START + timedelta(days=20), tz=NY, accounts=True))
+    [account] = accounts(score_users_and_accounts(team(5), RULES, START + timedelta(days=20), tz=NY))
     line = json.loads(json.dumps(account.to_json()))
     assert line["level"] == "account" and line["account"]["key"] == "domain:acme.com"
     assert line["triggers"][0]["users"] and line["family"] == "buying"
