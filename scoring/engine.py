@@ -67,6 +67,7 @@ from scoring.result import (
     Status,
     Tier,
     TriggerMet,
+    account_key,
 )
 from scoring.rules import DoNotTouch, Rules, Signal
 from scoring.tally import Counter, Tally, next_midnight
@@ -283,12 +284,25 @@ def score_user(
     user; `groups` the accounts' group traits, by group id (the user's latest group call says which is theirs).
 
     The events as of `at` are taken into tallies (scoring/tally.py), then judged (`judge`)."""
+    return score_user_and_tally(events, rules, at, tz=tz, dispositions=dispositions, groups=groups)[0]
+
+
+def score_user_and_tally(
+    events: Iterable[ev.Event],
+    rules: Rules,
+    at: datetime,
+    *,
+    tz: tzinfo = UTC,
+    dispositions: Sequence[PriorDisposition] = (),
+    groups: Mapping[str, GroupTraits] | None = None,
+) -> tuple[ScoreResult, Tally]:
+    """`score_user`, with the tallies it judged: an account's verdict merges its users' (scoring/accounts.py)."""
     if at.tzinfo is None:
         raise ValueError("`at` must be timezone-aware")
     at = at.astimezone(UTC)  # events are UTC; comparing like with like is much cheaper
     tally = Tally.build(_as_of(events, at), plan_of(rules), tz, in_order=True)
     group = groups.get(tally.group[1]) if groups and tally.group is not None else None
-    return judge(tally, rules, at, dispositions=dispositions, group=group)
+    return judge(tally, rules, at, dispositions=dispositions, group=group), tally
 
 
 def judge(
@@ -640,7 +654,8 @@ def _result(
     return ScoreResult(
         user_id=tally.user_id or trial.signup.user_id,
         email=trial.email,
-        account=Account(trial.company, _account_domain(trial.domain, plan)),
+        account=Account(trial.company, domain := _account_domain(trial.domain, plan),
+                        account_key(tally.group[1] if tally.group is not None else None, domain)),
         company_size=trial.size,
         band=band,
         acv_potential=acv_potential,
@@ -727,7 +742,21 @@ def score_users(
     dispositions: Mapping[str, Sequence[PriorDisposition]] | None = None,
 ) -> list[ScoreResult]:
     """Score every user who has an event, in the order users first appear: calls under an anonymous id are the
-    user's once a call links them (scoring/identity.py); an anonymous visitor nothing links is not scored."""
+    user's once a call links them (scoring/identity.py); an anonymous visitor nothing links is not scored.
+    (scoring/accounts.py's `score_users_and_accounts` adds the accounts' verdicts.)"""
+    return [result for result, _ in score_members(events, rules, at, tz=tz, dispositions=dispositions)[0]]
+
+
+def score_members(
+    events: Iterable[ev.Event],
+    rules: Rules,
+    at: datetime,
+    *,
+    tz: tzinfo = UTC,
+    dispositions: Mapping[str, Sequence[PriorDisposition]] | None = None,
+) -> tuple[list[tuple[ScoreResult, Tally]], dict[str, GroupTraits]]:
+    """`score_users`, with the tallies each verdict was judged on and the accounts' group traits by group id: what
+    an account's verdict is made of (scoring/accounts.py)."""
     events = resolve(list(events))
     by_user: dict[str, list[ev.Event]] = defaultdict(list)
     groups: dict[str, GroupTraits] = {}
@@ -741,6 +770,7 @@ def score_users(
     dispositions = dispositions or {}
     with paused_gc():
         return [
-            score_user(user_events, rules, at, tz=tz, dispositions=dispositions.get(user_id, ()), groups=groups)
+            score_user_and_tally(user_events, rules, at, tz=tz, dispositions=dispositions.get(user_id, ()),
+                                 groups=groups)
             for user_id, user_events in by_user.items()
-        ]
+        ], groups

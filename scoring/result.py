@@ -105,6 +105,14 @@ class Account:
     key: str | None = None  # the account's key: "group:<group id>" or "domain:<company email domain>"; None: none
 
 
+def account_key(group_id: str | None, domain: str | None) -> str | None:
+    """The account a user belongs to (scoring/accounts.py): the group their latest group call named, else their
+    company email domain (`domain` is None for a personal one: gmail.com is nobody's account); None: no account."""
+    if group_id:
+        return f"group:{group_id}"
+    return f"domain:{domain}" if domain else None
+
+
 @dataclass(slots=True)
 class TriggerMet:
     """A trigger that fired (scoring/triggers.py), in the words a rep reads: its family (buying: a rep can
@@ -232,7 +240,8 @@ class ScoreResult:
         return {
             "user_id": self.user_id,
             "email": self.email,
-            "account": {"company_name": self.account.company_name, "domain": self.account.domain},
+            "account": {"company_name": self.account.company_name, "domain": self.account.domain,
+                        **({"key": self.account.key} if self.level == "account" else {})},
             "company_size": self.company_size,
             "band": str(self.band),
             "acv_potential": self.acv_potential,

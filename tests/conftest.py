@@ -94,3 +94,24 @@ def own_database(name: str) -> Iterator[str]:
         with admin.connect() as connection:
             connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+def pilot_rules(directory) -> str:  # noqa: ANN001 - a pytest tmp_path
+    """The default rules with no account triggers: seed 002's pilot as a team running user leads only would have it
+    (for tests whose users share a company without being its account's lead). Returns the file's path."""
+    import re
+
+    from scoring import DEFAULT_RULES
+
+    kept, dropped = [], None
+    for block in re.split(r"(?m)^(?=\[)", DEFAULT_RULES.read_text(encoding="utf-8")):
+        named = re.match(r"\[\[?triggers\.(\w+)", block)
+        if named and block.startswith("[triggers.") and 'level = "account"' in block:
+            dropped = named.group(1)
+            continue
+        if named and named.group(1) == dropped:
+            continue
+        kept.append(block)
+    path = directory / "pilot_rules.toml"
+    path.write_text("".join(kept), encoding="utf-8")
+    return str(path)

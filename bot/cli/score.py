@@ -65,7 +65,12 @@ def run_score(args: argparse.Namespace, settings: Settings) -> int:
         print(f"pqlbot score: {exc.strerror}: {path}", file=sys.stderr)
         return 2
 
-    results = score_users(events, rules, at, tz=tz)
+    if args.json:  # the accounts' lines follow the users'
+        from scoring.accounts import score_users_and_accounts
+
+        results = score_users_and_accounts(events, rules, at, tz=tz)
+    else:
+        results = score_users(events, rules, at, tz=tz)
     if args.json:
         for result in results:
             print(json.dumps(result.to_json(), ensure_ascii=False))

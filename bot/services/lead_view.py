@@ -22,7 +22,7 @@ from bot.domain.kit import DISPOSITION_LABELS, MAX_TOUCHES
 from bot.domain.lifecycle import CLOSED, PqlState
 from bot.services import holds, outreach
 from bot.services.alert_text import ASK_TRACK, fired_line, signal_summary
-from bot.store.models import DispositionRecord, Pql, Rep, Touch, TrialUser
+from bot.store.models import AccountScore, DispositionRecord, Pql, Rep, Touch, TrialUser
 from scoring import ScoreResult
 from templates import esc, sentences
 
@@ -132,6 +132,10 @@ class LeadView:
     fired: list[FiredTrigger] = field(default_factory=list)
     account_name: str | None = None
     contacts: list[ContactView] = field(default_factory=list)
+    # An account's lead (seed 003's PQA, bot/services/account_leads.py): its key and how many users its contact map
+    # holds; None for a user's lead.
+    account_key: str | None = None
+    account_users: int | None = None
 
     @property
     def is_open(self) -> bool:
@@ -151,7 +155,8 @@ def build(session: Session, pql_id: int, *, tz: tzinfo, product_name: str, at: d
     if pql is None:
         raise LookupError(f"no lead PQL-{pql_id}")
     user = session.get(TrialUser, pql.user_id)
-    verdict = lead_verdict(session, pql, user)
+    account = account_of(session, pql)
+    verdict = account or (user.verdict if user else None) or {}
     fired, contacts = fired_of(verdict), contacts_of(verdict)
     result = _result_for_outreach(pql, user, verdict)
     context = outreach.LeadContext.from_result(result, product_name=product_name, at=at, tz=tz,
@@ -175,8 +180,8 @@ def build(session: Session, pql_id: int, *, tz: tzinfo, product_name: str, at: d
         name=user.name if user else None,
         email=user.email if user else None,
         title=user.title if user else None,
-        company_name=user.company_name if user else None,
-        company_size=user.company_size if user else None,
+        company_name=(account or {}).get("account", {}).get("company_name") or (user.company_name if user else None),
+        company_size=(account or {}).get("company_size") or (user.company_size if user else None),
         domain=user.domain if user else None,
         plan=user.plan if user else None,
         signup_at=user.signup_at if user else None,
@@ -196,7 +201,8 @@ def build(session: Session, pql_id: int, *, tz: tzinfo, product_name: str, at: d
         disposition=pql.disposition,
         disposition_reason=latest.reason if latest else None,
         disposition_by=latest.rep_id if latest else None,
-        stopped_reason=_STOPPED.get(pql.state),
+        stopped_reason=_ABSORBED.format(ref=f"PQL-{pql.absorbed_into}") if pql.state == PqlState.ABSORBED
+        else _STOPPED.get(pql.state),
         sla_due_at=pql.sla_due_at,
         emails={key: outreach.email(context, key) for key in outreach.EMAIL_KEYS} if kit else {},
         handoff=_handoff(session, pql, user, verdict, talk, fired=fired, contacts=contacts, tz=tz) if kit else None,
@@ -209,6 +215,8 @@ def build(session: Session, pql_id: int, *, tz: tzinfo, product_name: str, at: d
         fired=fired,
         account_name=_account_name(verdict),
         contacts=contacts,
+        account_key=pql.account_key if pql.level == "account" else None,
+        account_users=len(contacts) if pql.level == "account" else None,
     )
 
 
@@ -216,15 +224,10 @@ def account_of(session: Session, pql: Pql) -> dict | None:
     """An account lead's stored verdict: the account's `ScoreResult.to_json()` (level "account", with its triggers,
     family and `users`), stored by the account roll-up under the lead's `account_key` in `account_scores`. None for
     a user lead (no account key) and when no account verdict is stored."""
-    key = getattr(pql, "account_key", None)
-    if not key:
+    if pql.level != "account" or not pql.account_key:
         return None
-    stored = session.connection().execute(
-        sa.select(_ACCOUNT_SCORES.c.verdict).where(_ACCOUNT_SCORES.c.key == key)).scalar_one_or_none()
-    return stored if isinstance(stored, dict) else None
-
-
-_ACCOUNT_SCORES = sa.table("account_scores", sa.column("key", sa.String), sa.column("verdict", sa.JSON))
+    stored = session.get(AccountScore, pql.account_key)
+    return stored.verdict if stored is not None and isinstance(stored.verdict, dict) else None
 
 
 def lead_verdict(session: Session, pql: Pql, user: TrialUser | None) -> dict:
@@ -269,6 +272,7 @@ def _account_name(verdict: dict) -> str | None:
     return account.get("company_name") or account.get("domain")
 
 
+_ABSORBED = "now part of the account lead {ref}: work it there"
 _STOPPED = {
     PqlState.STOPPED_CONVERTED: "converted to paid: sequence stopped",
     PqlState.STOPPED_OPT_OUT: "opted out of sales contact: do not contact",

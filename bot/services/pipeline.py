@@ -101,7 +101,8 @@ class Pipeline:
             grace = timedelta(hours=self.rules.do_not_touch.checkout_grace_hours)
             held = [holds.apply(session, event, now=at, calendar=calendar, checkout_grace=grace)  # not a replay
                     for event in sorted(fresh, key=lambda event: event.at) if event.name in holds.HOLD_EVENTS]
-        if rescored.triggered or rescored.upgraded or any(stopped) or any(held):
+        if rescored.triggered or rescored.upgraded or rescored.accounts or rescored.absorbed or any(stopped) \
+                or any(held):
             # After the commit: an alert (or its edit) is owed within a second, not at the next poll. Only
             # then: at 1,000 events a second a pass after every commit cost a tenth of the server's CPU.
             self.on_new_work()
@@ -112,7 +113,8 @@ class Pipeline:
         `processes` processes, as `rescore_all` is)."""
         at = at or self.clock()
         with self.session() as session, session.begin():
-            report = rescore(session, self.rules, at=at, tz=self.tz, user_ids=user_ids, processes=self.processes)
+            report = rescore(session, self.rules, at=at, tz=self.tz, user_ids=user_ids, processes=self.processes,
+                             basis=self.basis)
             self._route(session, report, at)
             return report
 
@@ -120,7 +122,7 @@ class Pipeline:
         """Everyone, as of `at`: holds expire, windows close and trial clocks move."""
         at = at or self.clock()
         with self.session() as session, session.begin():
-            report = rescore(session, self.rules, at=at, tz=self.tz, processes=self.processes)
+            report = rescore(session, self.rules, at=at, tz=self.tz, processes=self.processes, basis=self.basis)
             self._route(session, report, at)
             session.merge(SweepRun(name=RESCORE_SWEEP, last_run_at=at, fingerprint=self.rules_fingerprint))
         return report

@@ -30,16 +30,19 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
 from bot.domain.lifecycle import TIER_RANK, PqlState
-from bot.services import outbox
+from bot.services import account_leads, outbox
 from bot.store import make_engine, tallies
 from bot.store.bulk import BulkWriter, as_tuples, driver_value
 from bot.store.events import EPOCH, EVERYONE, Span, events_of
 from bot.store.models import AuditEntry, DispositionRecord, EventRecord, Notice, Pql, TrialUser
 from bot.store.queries import rows_for, utc
 from scoring import Event, PriorDisposition, Rules, ScoreResult, Status, paused_gc, score_user
-from scoring.engine import judge, plan_of, read_key, until
+from scoring.accounts import Slots, account_part, has_account_triggers
+from scoring.engine import judge, plan_of, read_key, score_user_and_tally, until
+from scoring.events import GROUP
 from scoring.identity import ANONYMOUS
 from scoring.tally import Tally
+from scoring.triggers import Level
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +81,8 @@ class Rescored:
     changed: int = 0
     triggered: list[int] = field(default_factory=list)  # new PQL ids, in the order they qualified
     upgraded: list[int] = field(default_factory=list)
+    accounts: list[int] = field(default_factory=list)  # account leads opened from a user's lead, or changed
+    absorbed: list[int] = field(default_factory=list)  # user leads absorbed into their account's lead
     results: dict[int, ScoreResult] = field(default_factory=dict)  # the verdict behind each of those PQLs
 
 
@@ -146,11 +151,14 @@ def rescore(
     tz: tzinfo,
     user_ids: Iterable[str] | None = None,
     processes: int = 1,
+    basis: str | None = None,
 ) -> Rescored:
-    """Rescore `user_ids` (everyone when None) as of `at`, in the caller's transaction.
+    """Rescore `user_ids` (everyone when None) as of `at`, in the caller's transaction, then their accounts
+    (bot/services/account_leads.py).
 
     Everyone in a big store, or a big backfill's users, are judged by up to `processes` processes (`_split`,
-    `_split_scope`); writing stays here.
+    `_split_scope`); writing stays here. The accounts' members judged here are rolled up from the tallies judged;
+    the others' from the stored tallies made under `basis`, else from their events.
     """
     scope = None if user_ids is None else set(user_ids)
     report = Rescored()
@@ -159,21 +167,28 @@ def rescore(
     connection = session.connection()
     spans = _split(connection, processes) if scope is None else _split_scope(connection, scope, processes)
     parts = [_within(scope, span) for span in spans]  # each slice's share of the scope (None: everyone in it)
-    writes = _Writes(connection, at, report)
+    writes = _Writes(connection, at, report, rules)
     qualified = Status.QUALIFIED
+    # The accounts' members as judged, for the roll-up: each verdict with the part of the tallies accounts read.
+    members: dict[str, tuple[ScoreResult, Slots]] | None = {} if has_account_triggers(rules) else None
     with _judged_elsewhere(connection, rules, at, tz, spans[1:], parts[1:]) as elsewhere, paused_gc():
         # A million short-lived events and verdicts, and no cycles among them: the collector waits.
-        for result, text in _verdicts(connection, rules, at=at, tz=tz, scope=parts[0], span=spans[0]):
+        for result, text, tally in _verdicts(connection, rules, at=at, tz=tz, scope=parts[0], span=spans[0]):
             report.users += 1
             if text is not None:
                 writes.user(result, text)
                 report.changed += 1
             if result.status is qualified:
                 writes.qualified.append(result)
+            if members is not None and result.account.key is not None:
+                members[result.user_id] = (result, account_part(tally, rules))
             writes.flush_if_full()
         for span, part, future in zip(spans[1:], parts[1:], elsewhere, strict=True):  # in user order, as one would
-            report.users += _take(future, span, part, writes, connection, rules, at, tz)
+            report.users += _take(future, span, part, writes, connection, rules, at, tz, members)
         writes.flush()
+        if members is not None:
+            account_leads.roll_up(session, rules, at=at, tz=tz, report=report, judged=members, users=scope,
+                                  basis=basis, dispositions=_dispositions)
     return report
 
 
@@ -214,13 +229,19 @@ def rescore_added(
     stored = tallies.read(connection, users)
     kept: dict[str, Tally] = {}
     last_judged: dict[str, list] = {}
+    account_slots = sorted(plan.catalogue.slots_of_level(Level.ACCOUNT))
+    quiet: set[str] = set()  # users whose events this time feed no account trigger: their accounts stand as they were
     for user in users:
         base, state = stored.get(user, (None, None))
         tally = Tally.restore(state, plan, tz, user) if base == basis and user not in rebuild else None
+        before = [len(tally.slots[s]) for s in account_slots] if tally is not None else None
         if tally is not None and tally.add(added.get(user, ())):
             kept[user] = tally
             if judged := state.get("judged"):
                 last_judged[user] = judged
+            if before == [len(tally.slots[s]) for s in account_slots] and user not in rejudge and \
+                    not any(event.name == GROUP for event in added.get(user, ())):
+                quiet.add(user)
     stale = users - set(kept)
     histories = {user: events for user, events in events_of(connection, stale)} if stale else {}
     for user, events in histories.items():
@@ -236,8 +257,9 @@ def rescore_added(
             judge_now.append(user)
     groups = tallies.read_groups(connection, {kept[u].group[1] for u in judge_now if kept[u].group is not None})
     previous = _previous(connection, set(judge_now))
-    writes = _Writes(connection, at, report)
+    writes = _Writes(connection, at, report, rules)
     qualified = Status.QUALIFIED
+    members: dict[str, tuple[ScoreResult, Tally]] = {}
     with paused_gc():
         for user in sorted(judge_now):
             tally = kept[user]
@@ -249,6 +271,7 @@ def rescore_added(
             else:
                 result = judge(tally, rules, at, dispositions=dispositions.get(user, ()), group=group)
                 last_judged[user] = [keys[user], _micros(until(tally, rules, at, result))]
+                members[user] = (result, tally)
             report.users += 1
             if (text := _changed(result, previous.get(user))) is not None:
                 writes.user(result, text)
@@ -256,6 +279,14 @@ def rescore_added(
             if result.status is qualified:
                 writes.qualified.append(result)
         writes.flush()
+        # The accounts of users whose events fed an account trigger, who joined an account, or who qualify (they
+        # may join an open account lead's contact map); the contact map's "last active" waits for the next of those
+        # or the periodic rescore.
+        moved = {user for user in users if user not in quiet or
+                 (user in members and members[user][0].status is Status.QUALIFIED)}
+        account_leads.roll_up(session, rules, at=at, tz=tz, report=report, judged=members, users=moved,
+                              kept={user: tally for user, tally in kept.items() if user not in members}, basis=basis,
+                              dispositions=_dispositions)
     tallies.write(connection, [(user, basis, tally.state() | {"judged": last_judged.get(user)})
                                for user, tally in kept.items()])
     return report
@@ -266,8 +297,9 @@ def _micros(moment: datetime) -> int:
 
 
 def _verdicts(connection: sa.Connection, rules: Rules, *, at: datetime, tz: tzinfo, scope: set[str] | None,
-              span: Span) -> Iterator[tuple[ScoreResult, str | None]]:
-    """Each user's verdict, with its JSON text when that differs from the stored one (None: unchanged)."""
+              span: Span) -> Iterator[tuple[ScoreResult, str | None, Tally]]:
+    """Each user's verdict, with its JSON text when that differs from the stored one (None: unchanged), and the
+    tallies it was judged on."""
     previous = _previous(connection, scope, span)
     dispositions = _dispositions(connection, scope, span)
     # Everyone: every account's traits at once. Some users: each account's as a user of it is met.
@@ -275,8 +307,9 @@ def _verdicts(connection: sa.Connection, rules: Rules, *, at: datetime, tz: tzin
     for user_id, events in events_of(connection, scope, span=span):
         if user_id.startswith(ANONYMOUS):
             continue  # an anonymous visitor: kept, never scored, until a call names the user
-        result = score_user(events, rules, at, tz=tz, dispositions=dispositions.get(user_id, ()), groups=groups)
-        yield result, _changed(result, previous.pop(user_id, None))
+        result, tally = score_user_and_tally(events, rules, at, tz=tz, dispositions=dispositions.get(user_id, ()),
+                                             groups=groups)
+        yield result, _changed(result, previous.pop(user_id, None)), tally
 
 
 class _GroupsAsMet(dict):
@@ -358,13 +391,16 @@ def _judged_elsewhere(connection: sa.Connection, rules: Rules, at: datetime, tz:
 
 
 def _take(future: Future, span: Span, part: set[str] | None, writes: _Writes, connection: sa.Connection,
-          rules: Rules, at: datetime, tz: tzinfo) -> int:
-    """One slice's verdicts into `writes`; judged here instead when its process could not do it."""
+          rules: Rules, at: datetime, tz: tzinfo, members: dict | None = None) -> int:
+    """One slice's verdicts into `writes` (and its accounts' members into `members`); judged here instead when its
+    process could not do it."""
     try:
-        users, judged = future.result()
+        users, judged, theirs = future.result()
     except Exception:  # noqa: BLE001 - a process that cannot start or died: the work is still owed
         log.warning("a rescore process failed; judging its users here instead", exc_info=True)
-        users, judged = _judge(connection, rules, at, tz, span, part)
+        users, judged, theirs = _judge(connection, rules, at, tz, span, part)
+    if members is not None:
+        members.update((result.user_id, (result, slots)) for result, slots in theirs)
     for row, result in judged:
         if row is not None:
             writes.users.append(row)
@@ -376,7 +412,7 @@ def _take(future: Future, span: Span, part: set[str] | None, writes: _Writes, co
 
 
 def judge_span(url: str, rules: Rules, at: datetime, tz: tzinfo, span: Span,
-               users: list[str] | None = None) -> tuple[int, list[tuple]]:
+               users: list[str] | None = None) -> tuple[int, list[tuple], list[tuple]]:
     """In a process of its own: `_judge` on a connection of its own."""
     engine = make_engine(url)
     try:
@@ -387,22 +423,26 @@ def judge_span(url: str, rules: Rules, at: datetime, tz: tzinfo, span: Span,
 
 
 def _judge(connection: sa.Connection, rules: Rules, at: datetime, tz: tzinfo, span: Span,
-           scope: set[str] | None = None) -> tuple[int, list[tuple]]:
+           scope: set[str] | None = None) -> tuple[int, list[tuple], list[tuple]]:
     """The users in `span` (of `scope`, when given) judged, and what the rescore must write for them.
 
-    Returns the number of users and, for each one whose verdict changed or who qualifies, their
-    trial_users row (None when unchanged) and their verdict (None unless qualified). Rows, not verdicts,
-    for the changed: a row crosses between processes far more cheaply.
+    Returns the number of users; for each one whose verdict changed or who qualifies, their trial_users row
+    (None when unchanged) and their verdict (None unless qualified). Rows, not verdicts, for the changed: a
+    row crosses between processes far more cheaply. And, when the rules have account triggers, each account
+    member's verdict with the part of their tallies the account roll-up reads (`Slots`).
     """
     time = driver_value(_USERS.c.signup_at, connection.dialect)
-    scored_at, users, judged = time(at), 0, []
-    for result, text in _verdicts(connection, rules, at=at, tz=tz, scope=scope, span=span):
+    scored_at, users, judged, members = time(at), 0, [], []
+    accounts = has_account_triggers(rules)
+    for result, text, tally in _verdicts(connection, rules, at=at, tz=tz, scope=scope, span=span):
         users += 1
         row = _user_row(result, text, time, scored_at) if text is not None else None
         qualified = result if result.status is Status.QUALIFIED else None
         if row is not None or qualified is not None:
             judged.append((row, qualified))
-    return users, judged
+        if accounts and result.account.key is not None:
+            members.append((result, account_part(tally, rules)))
+    return users, judged, members
 
 
 def default_processes() -> int:
@@ -433,8 +473,9 @@ class _Writes:
     straight into their table.
     """
 
-    def __init__(self, connection: sa.Connection, at: datetime, report: Rescored) -> None:
+    def __init__(self, connection: sa.Connection, at: datetime, report: Rescored, rules: Rules) -> None:
         self.connection, self.at, self.report = connection, at, report
+        self.accounts = has_account_triggers(rules)  # a user whose account's lead is open gets no lead of their own
         self.users: list[tuple] = []
         self.qualified: list[ScoreResult] = []
         dialect = connection.dialect
@@ -473,14 +514,18 @@ class _Writes:
             self.qualified = []
 
     def _existing(self, results: list[ScoreResult]) -> dict[tuple, tuple[int, str]]:
-        """The PQLs these users have already, by (user, trial)."""
-        select = f"SELECT id, user_id, trial_started_at, tier FROM {_PQLS.name}"
-        return {(user_id, utc(trial)): (pql_id, tier) for pql_id, user_id, trial, tier in
+        """The PQLs these users have already, by (user, trial); an account's lead or an absorbed one with the tier
+        None (a user's verdict never moves those)."""
+        select = f"SELECT id, user_id, trial_started_at, tier, level, state FROM {_PQLS.name}"
+        return {(user_id, utc(trial)): (pql_id, tier if level == "user" and state != PqlState.ABSORBED else None)
+                for pql_id, user_id, trial, tier, level, state in
                 rows_for(self.connection, select, {r.user_id for r in results})}
 
     def _record_pqls(self, results: list[ScoreResult]) -> None:
         at, report = self.at, self.report
         existing = self._existing(results)
+        joined = account_leads.open_account_keys(self.connection, {r.account.key for r in results
+                                                                   if r.account.key}) if self.accounts else set()
         new, plan = [], []
         for result in results:
             trial = result.profile.signup_at
@@ -488,6 +533,10 @@ class _Writes:
             signals = [s.to_json() | {"talk_track": s.talk_track} for s in result.signals]
             tier = str(result.tier)
             found = existing.get((result.user_id, trial))
+            if found is not None and found[1] is None:
+                continue  # part of an account's lead: the account's verdict moves it
+            if found is None and result.account.key in joined:
+                continue  # their account's lead is open: they join its contact map (account_leads.roll_up)
             if found is None:
                 new.append({
                     "user_id": result.user_id, "trial_started_at": trial, "state": str(PqlState.QUALIFIED),

@@ -151,8 +151,16 @@ class Rep(SQLModel, table=True):
     created_at: datetime = _time()
 
 
+#: An account lead that is still open: not closed (dispositioned, stopped) and not absorbed (bot/domain/lifecycle.py).
+_OPEN_ACCOUNT_LEAD = sa.text("account_key IS NOT NULL AND state NOT IN "
+                             "('dispositioned', 'stopped_converted', 'stopped_opt_out', 'absorbed')")
+
+
 class Pql(SQLModel, table=True):
-    """One product-qualified lead: exactly one per user per trial (the trial is named by its signup time)."""
+    """One product-qualified lead: exactly one per user per trial (the trial is named by its signup time), or one
+    for an account (`level` "account", seed 003's PQA: bot/services/account_leads.py) that absorbs its users' open
+    leads. An account lead hangs on its anchor user; made new, its trial is named by the moment the account
+    qualified (an account has no trial of its own, and its anchor may have had a lead this trial already)."""
 
     __tablename__ = "pqls"
     __table_args__ = (
@@ -166,6 +174,9 @@ class Pql(SQLModel, table=True):
         # their alert was rendered, so the pass finds them without reading every lead.
         sa.Index("ix_pqls_alert_behind", "id", sqlite_where=sa.text("version > posted_version"),
                  postgresql_where=sa.text("version > posted_version")),
+        # One open account lead per account, whoever writes it (two processes rolling the same account up).
+        sa.Index("uq_pqls_open_account", "account_key", unique=True, sqlite_where=_OPEN_ACCOUNT_LEAD,
+                 postgresql_where=_OPEN_ACCOUNT_LEAD),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -198,11 +209,29 @@ class Pql(SQLModel, table=True):
     held_since: datetime | None = _time(nullable=True)
     hold_on: dict | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     held_seconds: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    # A user's lead or an account's; the account's key ("group:<id>", "domain:<domain>") on account leads; and the
+    # account lead (its pqls.id) an absorbed user lead became part of: no foreign key, so that SQLite adds the
+    # column without copying the table (a store with years of leads), as revision 0010's columns.
+    level: str = Field(default="user", max_length=16, sa_column_kwargs={"server_default": "user"})
+    account_key: str | None = Field(default=None, max_length=260, index=True)
+    absorbed_into: int | None = None
 
     @property
     def ref(self) -> str:
         """The short id reps type: PQL-42."""
         return f"PQL-{self.id}"
+
+
+class AccountScore(SQLModel, table=True):
+    """An account's latest verdict (scoring/accounts.py: its triggers, contact map and firmographics), by account key,
+    as the last rescore that rolled the account up judged it: what an account lead's alert and Details modal read.
+    Written only for accounts where an account trigger fired."""
+
+    __tablename__ = "account_scores"
+
+    account_key: str = Field(primary_key=True, max_length=260)
+    verdict: dict = _json()
+    scored_at: datetime = _time()
 
 
 class Assignment(SQLModel, table=True):

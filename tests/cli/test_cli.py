@@ -135,3 +135,26 @@ def test_the_readme_worked_example_scores_as_the_readme_says(tmp_path, capsys):
     assert (result["status"], result["score"], result["tier"]) == ("qualified", 6, "medium")
     assert result["strongest_signal"] == "integration"
     assert [s["day"] for s in result["signals"]] == [5, 5, 5]
+
+
+def test_score_json_follows_the_users_with_a_line_per_account_where_an_account_trigger_fired(tmp_path, capsys):
+    from datetime import datetime, timedelta
+
+    from tests.scoring.builders import NY, Trial
+
+    start = datetime(2026, 11, 2, 10, 0, tzinfo=NY)
+    events = []
+    for i in range(5):
+        trial = Trial(f"u{i}", email=f"u{i}@acme.com", company="Acme Corp", signup=start, first_name=f"U{i}")
+        events += trial.add("activation_complete", start + timedelta(days=i, hours=1)).events
+    path = tmp_path / "events.jsonl"
+    path.write_text("\n".join(json.dumps(e.to_json()) for e in events) + "\n")
+    assert main(["score", str(path), "--at", AT, "--json"]) == 0  # the default rules' team_activation
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [line["level"] for line in lines] == ["user"] * 5 + ["account"]
+    account = lines[-1]
+    assert set(account) == RESULT_KEYS | {"users"}
+    assert account["account"]["key"] == "domain:acme.com" and account["status"] == "qualified"
+    assert [u["user_id"] for u in account["users"]] == ["u0", "u1", "u2", "u3", "u4"]
+    fired = {t["name"]: t for t in account["triggers"]}
+    assert fired["team_activation"]["users"] == ["u0", "u1", "u2", "u3", "u4"]

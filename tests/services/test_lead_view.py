@@ -4,12 +4,11 @@ import dataclasses
 from datetime import timedelta
 from types import SimpleNamespace
 
-import sqlalchemy as sa
 from sqlmodel import select
 
 from bot.services import lead_view, leads
 from bot.services.pipeline import Pipeline
-from bot.store.models import Pql, Touch, TrialUser
+from bot.store.models import AccountScore, Pql, Touch, TrialUser
 from scoring import ScoreResult, Status, Tier, parse_event
 from scoring.result import Account, Band, Contact, TriggerMet
 from tests.scoring.builders import NY, Trial
@@ -176,17 +175,11 @@ def test_an_account_leads_view_is_the_account_its_triggers_and_its_contact_map_i
 
 def test_an_account_leads_verdict_is_read_from_the_account_scores_by_its_key(engine):
     """The seam the account roll-up fills: a lead with an `account_key` is shown from the verdict stored under it."""
-    table = sa.Table("account_scores", sa.MetaData(), sa.Column("key", sa.String(220), primary_key=True),
-                     sa.Column("verdict", sa.JSON))
-    table.create(engine)
-    try:
-        with engine.begin() as connection:
-            connection.execute(table.insert(), [{"key": "domain:acme.com", "verdict": account_verdict(ANA)}])
-        p = Pipeline(engine, tz=NY)
-        with p.session() as session:
-            lead = SimpleNamespace(account_key="domain:acme.com")
-            assert lead_view.account_of(session, lead)["users"][0]["name"] == "Ana Ruiz"
-            assert lead_view.account_of(session, SimpleNamespace(account_key="domain:other.com")) is None
-            assert lead_view.account_of(session, Pql(user_id="ana", state="qualified", tier="high", score=0)) is None
-    finally:
-        table.drop(engine)
+    p = Pipeline(engine, tz=NY)
+    with p.session() as session:
+        session.add(AccountScore(account_key="domain:acme.com", verdict=account_verdict(ANA), scored_at=AT))
+        session.commit()
+        lead = SimpleNamespace(level="account", account_key="domain:acme.com")
+        assert lead_view.account_of(session, lead)["users"][0]["name"] == "Ana Ruiz"
+        assert lead_view.account_of(session, SimpleNamespace(level="account", account_key="domain:other.com")) is None
+        assert lead_view.account_of(session, Pql(user_id="ana", state="qualified", tier="high", score=0)) is None

@@ -27,7 +27,9 @@ def store(engine):
 
 
 def make_lead(store, user="sarah", at=NOW):
-    trial = sarah() if user == "sarah" else Trial(user, email=f"{user}@acme.com").activate(1).invite(2).integrate(2)
+    # Each at a company of their own: five users of one activating together would be one account's lead.
+    trial = sarah() if user == "sarah" else \
+        Trial(user, email=f"{user}@{user}.example").activate(1).invite(2).integrate(2)
     store.ingest(trial.events, at=at)
     with store.session() as session:
         return session.exec(select(Pql).where(Pql.user_id == user)).one().id

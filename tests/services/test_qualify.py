@@ -270,8 +270,8 @@ def test_events_at_the_same_instant_are_scored_in_the_order_they_were_stored(eng
     assert integration["values"] == ["Snowflake", "dbt"]
 
 
-def qualifying(name: str, day: int = 2) -> Trial:
-    return Trial(name, email=f"{name}@acme.com").activate(1).invite(day).integrate(day)
+def qualifying(name: str, day: int = 2, domain: str = "acme.com") -> Trial:
+    return Trial(name, email=f"{name}@{domain}").activate(1).invite(day).integrate(day)
 
 
 def test_a_few_users_events_read_as_a_backfills_many_and_as_everyones(engine, monkeypatch):
@@ -289,7 +289,8 @@ def test_a_few_users_events_read_as_a_backfills_many_and_as_everyones(engine, mo
 def test_a_full_rescore_written_in_small_batches_records_each_pql_once_in_order(engine, monkeypatch):
     monkeypatch.setattr(qualify, "_FLUSH_EVERY", 2)
     names = ["amy", "ben", "cat", "dan", "eve"]
-    trials = [qualifying(n) for n in names] + [Trial("zed", email="zed@acme.com").activate(1)]
+    # Five companies: five users of one activating together would be one account's lead (seed 001's 5+ users).
+    trials = [qualifying(n, domain=f"{n}.example") for n in names] + [Trial("zed", email="zed@acme.com").activate(1)]
     p = pipeline(engine)
     p.ingest([e for t in trials for e in t.events], score=False)
     report = p.rescore_all(at=START + timedelta(days=3))

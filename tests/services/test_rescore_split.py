@@ -22,19 +22,21 @@ NAMES = [f"u{i:02}" for i in range(12)]
 
 def trials() -> list[Trial]:
     """Every third user qualifies, every third is activated only, the rest never activate; u04 was
-    dispositioned on an earlier lead and must stay excluded."""
+    dispositioned on an earlier lead and must stay excluded. Each at a company of their own (users of one
+    activating together would be one account's lead)."""
     made = []
     for index, name in enumerate(NAMES):
         if index % 3 == 0:
-            made.append(qualifying(name))
+            made.append(qualifying(name, domain=f"{name}.example"))
         elif index % 3 == 1:
-            made.append(qualifying(name) if name == "u04" else Trial(name, email=f"{name}@acme.com").activate(1))
+            made.append(qualifying(name, domain=f"{name}.example") if name == "u04" else
+                        Trial(name, email=f"{name}@{name}.example").activate(1))
         else:
-            made.append(Trial(name, email=f"{name}@acme.com").invite(2))
+            made.append(Trial(name, email=f"{name}@{name}.example").invite(2))
     return made
 
 
-U04 = Trial("u04", email="u04@acme.com")  # for the times of u04's earlier lead
+U04 = Trial("u04", email="u04@u04.example")  # for the times of u04's earlier lead
 
 
 def stored(p: Pipeline, events) -> None:

@@ -8,6 +8,7 @@ import random
 import threading
 from collections import Counter
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from freezegun import freeze_time
@@ -19,6 +20,7 @@ from bot.services import audit, leads
 from bot.services.pipeline import Pipeline
 from bot.services.routing import Router
 from bot.store.models import Account, Assignment, Notice, Pql
+from tests.conftest import pilot_rules
 from tests.scoring.builders import NY, Trial
 
 THANKSGIVING = date(2026, 11, 26)
@@ -56,10 +58,12 @@ def trial(user: str, at: datetime, tier: str, domain: str | None) -> Trial:
 class Team:
     """A store with a router over the team calendar, the roster, and the clock frozen at each step."""
 
-    def __init__(self, engine, roster: list[tuple[str, str | None, str | None]], *, on_call: str | None = None) -> None:
+    def __init__(self, engine, roster: list[tuple[str, str | None, str | None]], *, on_call: str | None = None,
+                 rules_path: str | None = None) -> None:
         self.reps = [rep for rep, _, _ in roster]
         self.router = Router(CAL, cap=CAP, manager=BOSS, fast_lane=FastLane(on_call=on_call))
-        self.pipeline = Pipeline(engine, tz=NY, router=self.router, clock=now)
+        self.pipeline = Pipeline(engine, tz=NY, router=self.router, clock=now,
+                                 rules_path=None if rules_path is None else Path(rules_path))
         with self.pipeline.session() as session, session.begin():
             leads.sync_roster(session, roster, now=ny(2026, 10, 1, 9))
 
@@ -298,13 +302,35 @@ def test_the_assigned_rep_gets_a_dm_and_the_audit_says_why(two):
 # The named-account override ----------------------------------------------------------------------------
 
 
-def test_a_named_accounts_lead_goes_to_its_owner_even_past_the_cap(two):
+def test_a_named_accounts_lead_goes_to_its_owner_even_past_the_cap(engine, tmp_path):
+    # User leads only (no account triggers): with them, five of bigco's users would be one account lead (below).
+    two = Team(engine, [(ANA, "Ana Ruiz", None), (BEN, "Ben Okafor", None)], rules_path=pilot_rules(tmp_path))
     two.own("bigco.com", ANA)
     bigco = [two.lead(ny(2026, 11, 9, 9, 10 * n), domain="bigco.com") for n in range(CAP + 1)]
     assert set(map(two.rep_of, bigco)) == {ANA}
     assert {a.reason for a in two.assignments()} == {"override"}
     assert two.audit(bigco[-1], "pql_assigned")[0]["why"] == "named account owner"
     assert two.rep_of(two.lead(ny(2026, 11, 9, 11))) == BEN  # Ana is over the cap for everyone else
+
+
+def test_five_users_of_a_named_account_are_one_account_lead_for_its_owner_and_a_sixth_joins_it(two):
+    two.own("bigco.com", ANA)
+    first = [two.lead(ny(2026, 11, 9, 9, 10 * n), domain="bigco.com") for n in range(4)]
+    with freeze_time(ny(2026, 11, 9, 9, 50)):
+        done = two.pipeline.ingest(trial("u-fifth", ny(2026, 11, 9, 9, 50), "medium", "bigco.com").events,
+                                   at=ny(2026, 11, 9, 9, 50))
+    assert done.rescored.triggered == []  # no alert of its own: the account lead is one of the four, kept
+    with freeze_time(ny(2026, 11, 9, 10)), two.pipeline.session() as session:
+        found = session.exec(select(Pql)).all()
+    [account] = [q for q in found if q.level == "account"]
+    assert account.id in first and account.account_key == "domain:bigco.com" and account.rep_id == ANA
+    assert {q.state for q in found if q.id != account.id} == {"absorbed"}
+    with freeze_time(ny(2026, 11, 9, 10, 30)):
+        sixth = two.pipeline.ingest(trial("u-sixth", ny(2026, 11, 9, 10, 30), "medium", "bigco.com").events,
+                                    at=ny(2026, 11, 9, 10, 30))
+    assert sixth.rescored.triggered == []  # joins the account lead's contact map, no lead of its own
+    with two.pipeline.session() as session:
+        assert {q.user_id for q in session.exec(select(Pql))} == {q.user_id for q in found}
 
 
 def test_a_paused_owners_account_falls_back_to_round_robin(two):

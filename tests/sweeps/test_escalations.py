@@ -53,7 +53,8 @@ class World:
 
     def trial(self, user: str, at: datetime, tier: str = "medium") -> Trial:
         signup = datetime.combine((at - timedelta(days=4)).astimezone(NY).date(), time(8, 0), NY)
-        trial = Trial(user, email=f"{user}@acme.com", first_name=user.capitalize(), signup=signup)
+        # A domain each: users of one domain activating together would be that account's one lead (seed 001).
+        trial = Trial(user, email=f"{user}@{user}.example", first_name=user.capitalize(), signup=signup)
         if tier == "high":
             return trial.activate(1).invite(1).view(2).view(3)
         return trial.activate(1).invite(2).integrate(2)

@@ -1,0 +1,263 @@
+"""Account-level leads (seed 003's product-qualified account, PQA): the users of one account judged together.
+
+An account is the `group` id a user's latest group call named, else their company email domain; a personal email
+domain (the rules' `exclusions.personal_email_domains`) never forms one: gmail.com users are not colleagues. Its key
+is "group:<id>" or "domain:<domain>" (`scoring.result.account_key`, set on every user verdict's `account.key`).
+
+`score_account` merges the members' running tallies (scoring/tally.py keeps every trigger condition's occurrences,
+any time, per user) for the slots the account triggers read, and judges each account trigger over them
+(scoring/triggers.py). The heuristic:
+- qualified when a routed trigger (tier of response 1 or 2) fired and the account is not excluded; tier 1 is a high
+  lead, tier 2 a medium one; a tier-3 trigger alone is recorded (monitor: automated nurture), never routed;
+- excluded when a member's domain is a competitor's or internal, a member already converted (a customer: not a new
+  conversation), or every member opted out of sales contact or is a test account;
+- the family is the strongest fired routed trigger's (its strength and window multiplier, then its tier);
+- the anchor (the lead's user, whose trial the lead hangs on) is the first to act of the users whose events fired
+  that trigger (bot/services/account_leads.py makes a member's open lead the account's lead instead, when there is
+  one);
+- firmographics from the group's traits, else the members' largest known company size; band and ACV through the
+  rules, as for a user;
+- the contact map (seed 004): every member, anchor first, with what their own verdict says they did.
+
+Pure, as the rest of scoring/: members and a moment in, a verdict out.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime, tzinfo
+from operator import itemgetter
+from typing import Any
+
+from scoring import events as ev
+from scoring.engine import paused_gc, plan_of, score_members, trigger_evidence
+from scoring.profile import GroupTraits
+from scoring.result import (
+    Account,
+    Contact,
+    PriorDisposition,
+    Reason,
+    ReasonKind,
+    ScoreResult,
+    SignalMet,
+    Status,
+    Tier,
+    TriggerMet,
+)
+from scoring.rules import Rules
+from scoring.tally import Tally
+from scoring.triggers import Fired, Level, micros
+
+#: A member of an account: their own verdict and their running tallies (or `Slots`, the part of them an account
+#: reads).
+Member = tuple[ScoreResult, "Tally | Slots"]
+#: Seed 001's tier of response as a lead's tier.
+RESPONSE_TIER = {1: Tier.HIGH, 2: Tier.MEDIUM}
+_TIME = itemgetter(0)
+#: Member verdict reasons that exclude the whole account: its domain is a competitor's or ours, or it is a customer.
+_ACCOUNT_EXCLUSIONS = ("competitor_domain", "internal_domain", "already_converted")
+#: Member reasons that take that member out of reach; when every member has one, nobody is left to talk to.
+_UNREACHABLE = ("opted_out", "test_account")
+
+
+def has_account_triggers(rules: Rules) -> bool:
+    return bool(rules.triggers_of(Level.ACCOUNT))
+
+
+class Slots:
+    """What an account reads of a member's tallies: the slots of the account triggers (the others empty) and when
+    their latest event was. A rescore keeps these for a population's members instead of their whole tallies, and
+    they cross between processes cheaply."""
+
+    __slots__ = ("slots", "latest")
+
+    def __init__(self, slots: list[list], latest: datetime | None) -> None:
+        self.slots, self.latest = slots, latest
+
+
+def account_part(tally: Tally, rules: Rules) -> Slots:
+    """The part of a member's tallies `score_account` reads."""
+    wanted = plan_of(rules).catalogue.slots_of_level(Level.ACCOUNT)
+    return Slots([items if index in wanted else [] for index, items in enumerate(tally.slots)], tally.latest)
+
+
+def merged_slots(members: Sequence[Member], rules: Rules) -> list[list]:
+    """The account's slot lists: for each slot an account trigger reads, the members' occurrences merged in time
+    order (the rest left empty)."""
+    catalogue = plan_of(rules).catalogue
+    lists: list[list] = [[] for _ in range(len(catalogue))]
+    for slot in catalogue.slots_of_level(Level.ACCOUNT):
+        columns = [tally.slots[slot] for _, tally in members if tally.slots[slot]]
+        lists[slot] = columns[0] if len(columns) == 1 else list(heapq.merge(*columns, key=_TIME))
+    return lists
+
+
+def fired_triggers(members: Sequence[Member], rules: Rules, at: datetime, tz: tzinfo, *,
+                   since: datetime | None = None) -> list[Fired]:
+    """The account triggers that fired by `at` over the members' events (only those from `since`, when given: a
+    closed account lead lets a new one be raised only by what happened after it closed), strongest first."""
+    catalogue = plan_of(rules).catalogue
+    lists = merged_slots(members, rules)
+    at_us = micros(at.astimezone(UTC))
+    since_us = None if since is None else micros(since.astimezone(UTC))
+    found = [fired for name in rules.triggers_of(Level.ACCOUNT)
+             if (fired := catalogue.fired(name, lists, at_us, tz, since_us=since_us)) is not None]
+    found.sort(key=lambda f: (-f.weight, f.trigger.response, f.at, f.name))
+    return found
+
+
+def score_account(
+    key: str,
+    members: Sequence[Member],
+    rules: Rules,
+    at: datetime,
+    tz: tzinfo = UTC,
+    group_traits: GroupTraits | None = None,
+    *,
+    since: datetime | None = None,
+) -> ScoreResult:
+    """The verdict on account `key` as of `at`, from its members' verdicts and tallies (see the module docstring).
+    `group_traits`: the group's traits when the key is a group's; `since`: see `fired_triggers`."""
+    if not members:
+        raise ValueError("an account has at least one member")
+    members = sorted(members, key=lambda m: m[0].user_id)
+    fired = fired_triggers(members, rules, at, tz, since=since)
+    routed = [f for f in fired if f.trigger.routed]
+    by_user = {result.user_id: (result, tally) for result, tally in members}
+    anchor = _anchor(routed or fired, by_user, members)
+    company_name, domain, size, industry, plan = _firmographics(key, members, group_traits or {})
+    band, acv_potential = plan_of(rules).firmographics(size, industry, plan)
+    reasons = _exclusions(members)
+    triggers = tuple(_trigger_met(f) for f in fired)
+    if reasons:
+        status, tier = Status.EXCLUDED, None
+    elif routed:
+        status, tier = Status.QUALIFIED, RESPONSE_TIER[min(f.trigger.response for f in routed)]
+    else:
+        status, tier = (Status.MONITOR if fired else Status.BELOW_THRESHOLD), None
+    lead = routed[0] if routed else None
+    result, tally = by_user[anchor]
+    signals = tuple(_signal(f, result, tz) for f in sorted(fired, key=lambda f: f.at))
+    return ScoreResult(
+        user_id=anchor,
+        email=result.email,
+        account=Account(company_name, domain, key),
+        company_size=size,
+        band=band,
+        acv_potential=acv_potential,
+        score=result.score,
+        max_score=result.max_score,
+        tier=tier,
+        status=status,
+        signals=signals,
+        reasons=tuple(reasons),
+        strongest_signal=lead.name if lead else (fired[0].name if fired else None),
+        trial_day=result.trial_day,
+        days_left=result.days_left,
+        qualified_at=min(f.at for f in routed) if routed else None,
+        profile=result.profile,
+        level="account",
+        family=str(lead.trigger.family) if lead and status is Status.QUALIFIED else None,
+        triggers=triggers,
+        users=tuple(_contact(m, anchor) for m in sorted(members, key=lambda m: (m[0].user_id != anchor,
+                                                                               m[0].user_id))),
+    )
+
+
+def _anchor(fired: Sequence[Fired], by_user: Mapping[str, Member], members: Sequence[Member]) -> str:
+    """The lead's user: the first to act of those whose events fired the strongest trigger (with nothing fired, the
+    first member by id). Not the one with the best verdict of their own: that changes with the order events arrive
+    in, and the anchor must not (a lead made from pieces of a history is the one the whole history makes)."""
+    return next((user for user in (fired[0].users if fired else ()) if user in by_user), members[0][0].user_id)
+
+
+def _firmographics(key: str, members: Sequence[Member], group: GroupTraits) -> tuple:
+    """(company name, domain, size, industry, plan): the group's traits where it sent them, else the members'."""
+    def trait(name: str) -> Any:
+        return group[name][1] if name in group else None
+
+    results = [result for result, _ in members]
+    sizes = [r.company_size for r in results if r.company_size is not None]
+    name = trait("company_name") or next((r.account.company_name for r in results if r.account.company_name), None)
+    domain = trait("domain") or (key.removeprefix("domain:") if key.startswith("domain:") else
+                                 next((r.account.domain for r in results if r.account.domain), None))
+    size = trait("company_size") if trait("company_size") is not None else (max(sizes) if sizes else None)
+    industry = trait("industry") or next((r.profile.industry for r in results if r.profile.industry), None)
+    plan = trait("plan") or next((r.profile.plan for r in results if r.profile.plan), None)
+    return name, domain, size, industry, plan
+
+
+def _exclusions(members: Sequence[Member]) -> list[Reason]:
+    """What stops the whole account (see the module docstring), once each."""
+    found: dict[str, Reason] = {}
+    for result, _ in members:
+        for reason in result.reasons:
+            if reason.code in _ACCOUNT_EXCLUSIONS and reason.code not in found:
+                found[reason.code] = Reason(reason.code, ReasonKind.EXCLUSION, dict(reason.params))
+    if all(any(r.code in _UNREACHABLE for r in result.reasons) for result, _ in members):
+        found["nobody_to_contact"] = Reason("nobody_to_contact", ReasonKind.EXCLUSION, {"users": len(members)})
+    return list(found.values())
+
+
+def _trigger_met(fired: Fired) -> TriggerMet:
+    trigger = fired.trigger
+    return TriggerMet(name=fired.name, label=trigger.label, family=str(trigger.family),
+                      strength=str(trigger.strength), response=trigger.response, level=str(trigger.level),
+                      at=fired.at, evidence=trigger_evidence(fired), weight=fired.weight, talk_track=trigger.talk_track,
+                      users=fired.users)
+
+
+def _signal(fired: Fired, anchor: ScoreResult, tz: tzinfo) -> SignalMet:
+    """A fired trigger as a signal the existing alert paths show: worth no points, dated by the anchor's trial."""
+    start = anchor.profile.signup_at
+    day = (fired.at.astimezone(tz).date() - start.astimezone(tz).date()).days + 1 if start else 0
+    return SignalMet(fired.name, fired.trigger.label, 0, day, fired.at, trigger_evidence(fired),
+                     fired.trigger.talk_track, fired.values)
+
+
+def _contact(member: Member, anchor: str) -> Contact:
+    """One row of the contact map: who, when last active, and what their own verdict says they did."""
+    result, tally = member
+    profile = result.profile
+    did = tuple(dict.fromkeys([*(s.evidence for s in result.signals), *(t.evidence for t in result.triggers)]))
+    return Contact(user_id=result.user_id, name=profile.name, email=result.email, title=profile.title,
+                   last_active=tally.latest, did=did, status=str(result.status))
+
+
+def accounts_of(members: Sequence[Member]) -> dict[str, list[Member]]:
+    """Users grouped by account key (users with none left out), in the order their accounts first appear."""
+    found: dict[str, list[Member]] = {}
+    for member in members:
+        if (key := member[0].account.key) is not None:
+            found.setdefault(key, []).append(member)
+    return found
+
+
+def score_users_and_accounts(
+    events: Iterable[ev.Event],
+    rules: Rules,
+    at: datetime,
+    *,
+    tz: tzinfo = UTC,
+    dispositions: Mapping[str, Sequence[PriorDisposition]] | None = None,
+) -> list[ScoreResult]:
+    """`scoring.score_users`, followed by the verdicts of the accounts where an account trigger fired (level
+    "account"), in the order their accounts first appear: what `pqlbot score --json` prints."""
+    members, groups = score_members(events, rules, at, tz=tz, dispositions=dispositions)
+    users = [result for result, _ in members]
+    if not has_account_triggers(rules):
+        return users
+    with paused_gc():
+        lines = [account for key, found in accounts_of(members).items()
+                 if (account := score_account(key, found, rules, at, tz, groups.get(group_of(key) or ""))).triggers]
+    return users + lines
+
+
+def group_of(key: str) -> str | None:
+    """The group id of a "group:<id>" key; None for a domain's."""
+    return key.removeprefix("group:") if key.startswith("group:") else None
+
+
+__all__ = ["Member", "Slots", "account_part", "accounts_of", "fired_triggers", "group_of",
+           "has_account_triggers", "merged_slots", "score_account", "score_users_and_accounts"]

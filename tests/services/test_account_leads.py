@@ -1,0 +1,332 @@
+"""Account leads (seed 003's PQA) in the store: an account whose trigger fires becomes one lead, absorbing its users'
+open leads (one conversation, one alert, one owner), taking in users who qualify later, and raised again only by
+what happens after it closed; the same whichever way the events arrive, on both stores."""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime, timedelta
+
+import pytest
+import sqlalchemy as sa
+from sqlmodel import select
+
+from bot.domain.business_time import BusinessCalendar
+from bot.services import account_leads, audit, leads
+from bot.services.pipeline import Pipeline
+from bot.services.routing import Router
+from bot.store.models import AccountScore, Notice, Pql, TrialUser
+from scoring import parse_event
+from tests.scoring.accounts_rules import account_rules
+from tests.scoring.builders import NY, Trial
+
+RULES = account_rules()
+START = datetime(2026, 11, 2, 10, 0, tzinfo=NY)  # a Monday
+ANA, BEN, BOSS = "U0ANA", "U0BEN", "U0BOSS"
+_n = iter(range(10**6))
+
+
+def pipeline(engine, *, router: Router | None = None) -> Pipeline:
+    p = Pipeline(engine, tz=NY, router=router)
+    p.rules, p.basis = RULES, None
+    p.basis = p._basis()
+    with p.session() as session, session.begin():
+        leads.sync_roster(session, [(ANA, "Ana Ruiz", None), (BEN, "Ben Okafor", None)], now=START)
+    return p
+
+
+def member(user: str, *, domain: str = "acme.com", signup: datetime = START, qualify: bool = False,
+           activate_at: datetime | None = None) -> Trial:
+    """A user of `domain`: activates at `activate_at` (an hour after signing up unless told); with `qualify`, also
+    invites and connects an integration the next day (6 points: a medium lead of their own)."""
+    trial = Trial(user, email=f"{user}@{domain}", company="Acme Corp", size=800, signup=signup,
+                  first_name=user.title(), title="Engineer")
+    trial.add("activation_complete", activate_at or signup + timedelta(hours=1))
+    if qualify:
+        trial.invite(2).integrate(2)
+    return trial
+
+
+def pqls(p: Pipeline) -> list[Pql]:
+    with p.session() as session:
+        return list(session.exec(select(Pql).order_by(Pql.id)))
+
+
+def notices(p: Pipeline, kind: str | None = None) -> list[Notice]:
+    with p.session() as session:
+        return [n for n in session.exec(select(Notice).order_by(Notice.id)) if kind in (None, n.kind)]
+
+
+def trail(p: Pipeline, action: str) -> list:
+    with p.session() as session:
+        return [e for e in audit.trail(session) if e.action == action]
+
+
+def account_lead(p: Pipeline) -> Pql:
+    [found] = [lead for lead in pqls(p) if lead.level == "account"]
+    return found
+
+
+def five(start: datetime = START, spacing: timedelta = timedelta(days=1), prefix: str = "u") -> list[Trial]:
+    return [member(f"{prefix}{i}", activate_at=start + timedelta(hours=1) + spacing * i) for i in range(5)]
+
+
+# -- raising one ----------------------------------------------------------------------------------------------
+
+def test_five_users_activating_within_14_days_raise_one_routed_account_lead(engine):
+    router = Router(BusinessCalendar(NY), cap=5, manager=BOSS)
+    p = pipeline(engine, router=router)
+    trials = five()
+    for trial in reversed(trials):  # out of order, one user at a time
+        p.ingest(trial.events, at=START + timedelta(days=4, hours=5))  # Friday afternoon: business is open
+    lead = account_lead(p)
+    assert len(pqls(p)) == 1 and lead.account_key == "domain:acme.com" and lead.tier == "high"
+    assert lead.rep_id in (ANA, BEN) and lead.sla_due_at is not None  # routed like any new lead
+    assert [n.key for n in notices(p, "alert")] == [f"alert:{lead.id}"]
+    [triggered] = trail(p, "pql_triggered")
+    assert triggered.detail["level"] == "account" and len(triggered.detail["users"]) == 5
+    with p.session() as session:
+        stored = session.get(AccountScore, "domain:acme.com").verdict
+    assert stored["level"] == "account" and {u["user_id"] for u in stored["users"]} == {f"u{i}" for i in range(5)}
+    p.ingest([], at=START + timedelta(days=6))
+    p.rescore_all(at=START + timedelta(days=6))
+    assert len(pqls(p)) == 1  # exactly once per account while it is open
+
+
+@pytest.mark.parametrize(("gap", "raised"), [(timedelta(days=14), True),
+                                             (timedelta(days=14, microseconds=1), False)])
+def test_the_fifth_activation_counts_exactly_14_days_after_the_first_and_not_a_microsecond_later(engine, gap, raised):
+    p = pipeline(engine)
+    trials = [member(f"u{i}", activate_at=START + timedelta(hours=1, days=i)) for i in range(4)]
+    trials.append(member("u4", activate_at=START + timedelta(hours=1) + gap))
+    # The last activation arrives first, the others after it.
+    p.ingest(trials[-1].events, at=START + timedelta(days=20))
+    p.ingest([e for t in trials[:-1] for e in t.events], at=START + timedelta(days=20))
+    assert [lead.level for lead in pqls(p)] == (["account"] if raised else [])
+
+
+def test_users_with_personal_emails_are_never_pooled(engine):
+    p = pipeline(engine)
+    for i in range(6):
+        p.ingest(member(f"g{i}", domain="gmail.com").events, at=START + timedelta(days=1))
+    assert pqls(p) == []
+    with p.session() as session:
+        assert session.exec(select(AccountScore)).all() == []
+
+
+def test_a_group_id_beats_the_email_domain(engine):
+    p = pipeline(engine)
+    trials = [member("u0"), member("u1"), member("u2", domain="acme-labs.io"), member("u3", domain="acme-labs.io"),
+              member("u4", domain="other.org")]
+    groups = [parse_event({"type": "group", "userId": t.user, "groupId": "g-acme", "messageId": f"g{next(_n)}",
+                           "timestamp": (START + timedelta(minutes=5)).isoformat(), "traits": {"name": "Acme"}})
+              for t in trials]
+    p.ingest([e for t in trials for e in t.events] + groups, at=START + timedelta(days=1))
+    lead = account_lead(p)
+    assert lead.account_key == "group:g-acme"
+
+
+# -- absorbing ------------------------------------------------------------------------------------------------
+
+def absorbed_story(p: Pipeline) -> tuple[int, int]:
+    """Two members qualify on their own (two user leads, two alerts); rep Ana claims the second; then three more
+    members activate and the account's trigger fires."""
+    first, second = member("u0", qualify=True), member("u1", qualify=True)
+    p.ingest(first.events + second.events, at=START + timedelta(days=1, hours=8))
+    a, b = [lead.id for lead in pqls(p)]
+    with p.session() as session, session.begin():
+        leads.claim(session, session.get(Pql, b), leads.actor(session, ANA, manager=BOSS), now=START, tz=NY, cap=5)
+    rest = [member(f"u{i}", activate_at=START + timedelta(days=2, hours=i)) for i in range(2, 5)]
+    p.ingest([e for t in rest for e in t.events], at=START + timedelta(days=3))
+    return a, b
+
+
+def test_an_account_lead_absorbs_its_users_open_leads_one_conversation_one_owner(engine):
+    p = pipeline(engine)
+    a, b = absorbed_story(p)
+    by_id = {lead.id: lead for lead in pqls(p)}
+    assert len(by_id) == 2  # no third lead
+    kept, gone = by_id[b], by_id[a]
+    assert kept.level == "account" and kept.account_key == "domain:acme.com" and kept.claimed_by == ANA
+    assert kept.tier == "high"  # the account's tier 1 raised it from medium
+    assert kept.version > kept.posted_version  # its alert is edited to the account lead
+    assert gone.state == "absorbed" and gone.absorbed_into == b and gone.version > gone.posted_version
+    assert [n.key for n in notices(p, "alert")] == [f"alert:{a}", f"alert:{b}"]  # no new alert
+    [reply] = [n for n in notices(p, "reply") if n.key == f"absorbed:{a}"]
+    assert f"PQL-{b}" in reply.text and "part of the account lead" in reply.text
+    assert [e.pql_id for e in trail(p, "pql_absorbed")] == [a]
+    assert [e.pql_id for e in trail(p, "pql_became_account_lead")] == [b]
+    assert kept.signals[0]["name"] == "team_activation"
+
+
+def test_an_absorbed_lead_takes_no_more_work(engine):
+    p = pipeline(engine)
+    a, _ = absorbed_story(p)
+    with p.session() as session, session.begin(), pytest.raises(leads.Refused, match="absorbed"):
+        leads.claim(session, session.get(Pql, a), leads.actor(session, BEN, manager=BOSS), now=START, tz=NY, cap=5)
+
+
+def test_a_user_lead_recorded_in_the_same_ingest_as_its_account_lead_is_never_alerted(engine):
+    p = pipeline(engine)
+    trials = [member("u0", qualify=True), member("u1", qualify=True)] + [member(f"u{i}") for i in range(2, 5)]
+    p.ingest([e for t in trials for e in t.events], at=START + timedelta(days=1, hours=8))
+    assert [(lead.level, lead.state) for lead in pqls(p)] == [("account", "qualified"), ("user", "absorbed")]
+    assert len(notices(p, "alert")) == 1 and notices(p, "reply") == []  # one alert, nobody told of the other
+
+
+def test_a_member_who_qualifies_later_joins_the_contact_map_with_no_alert_of_their_own(engine):
+    p = pipeline(engine)
+    p.ingest([e for t in five() for e in t.events], at=START + timedelta(days=5, hours=5))
+    lead = account_lead(p)
+    late = member("late", signup=START + timedelta(days=6), qualify=True)
+    p.ingest(late.events, at=START + timedelta(days=8))
+    assert [x.id for x in pqls(p)] == [lead.id]  # no lead of their own
+    assert len(notices(p, "alert")) == 1
+    [added] = trail(p, "pql_account_member_added")
+    assert added.user_id == "late" and added.pql_id == lead.id
+    assert account_lead(p).version > lead.version  # the alert is edited to show them
+    with p.session() as session:
+        users = session.get(AccountScore, "domain:acme.com").verdict["users"]
+    assert "late" in {u["user_id"] for u in users}
+
+
+def test_a_closed_account_lead_is_raised_again_only_by_a_trigger_firing_after_it_closed(engine):
+    p = pipeline(engine)
+    p.ingest([e for t in five() for e in t.events], at=START + timedelta(days=5, hours=5))
+    lead = account_lead(p)
+    with p.session() as session, session.begin():
+        leads.set_disposition(session, session.get(Pql, lead.id), leads.actor(session, BOSS, manager=BOSS),
+                              disposition="nurture", reason=None, now=START + timedelta(days=6))
+    p.rescore_all(at=START + timedelta(days=7))
+    assert len(pqls(p)) == 1  # the same activations do not raise it again
+    again = five(start=START + timedelta(days=8), prefix="v")
+    p.ingest([e for t in again for e in t.events], at=START + timedelta(days=13, hours=5))
+    assert [x.level for x in pqls(p)] == ["account", "account"] and pqls(p)[1].state == "qualified"
+
+
+# -- the same whichever way it comes ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("order", ["in time order", "shuffled"])
+def test_ingesting_in_pieces_gives_the_account_lead_a_full_rescore_gives(engine, order):
+    p = pipeline(engine)
+    trials = [member("u0", qualify=True), *five()[1:], member("late", signup=START + timedelta(days=6))]
+    events = sorted((e for t in trials for e in t.events), key=lambda e: e.at)
+    if order == "shuffled":
+        events.sort(key=lambda e: e.message_id, reverse=True)
+    at = START + timedelta(days=9)
+    for start in range(0, len(events), 3):
+        p.ingest(events[start:start + 3], at=at)
+
+    def snapshot():
+        lead = account_lead(p)
+        with p.session() as session:
+            verdict = session.get(AccountScore, lead.account_key).verdict
+        return (lead.account_key, lead.tier, lead.state, [s["name"] for s in lead.signals],
+                {u["user_id"] for u in verdict["users"]}, [t["name"] for t in verdict["triggers"]],
+                len(notices(p, "alert"))), lead.user_id
+
+    pieces, anchor = snapshot()
+    with engine.begin() as connection:
+        for table in ("audit", "notices", "assignments", "pqls", "account_scores", "tallies", "trial_users"):
+            connection.execute(sa.text(f"DELETE FROM {table}"))
+    p.rescore_all(at=at)
+    assert snapshot()[0] == pieces
+    # The lead's user is whoever first made the account fire as the events arrived: in time order, the same one.
+    if order == "in time order":
+        assert snapshot()[1] == anchor == "u0"
+
+
+# -- racing writers --------------------------------------------------------------------------------------------
+
+def test_two_writers_rolling_up_one_account_at_once_open_one_lead(engine, monkeypatch):
+    if engine.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL only: a SQLite store has one writer at a time")
+    p = pipeline(engine)
+    trials = five()
+    p.ingest([e for t in trials[:4] for e in t.events], at=START + timedelta(days=5))
+    both_read = threading.Barrier(2, timeout=5)
+    read = account_leads._account_leads
+
+    def read_then_wait(connection, keys):
+        found = read(connection, keys)
+        try:
+            both_read.wait()  # both have seen no open lead for the account
+        except threading.BrokenBarrierError:
+            pass
+        return found
+
+    monkeypatch.setattr(account_leads, "_account_leads", read_then_wait)
+    sixth = member("u5", activate_at=START + timedelta(days=4, hours=3))
+    threads = [threading.Thread(target=pipeline(engine).ingest, args=(t.events,),
+                                kwargs={"at": START + timedelta(days=5, hours=1)}) for t in (trials[4], sixth)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    monkeypatch.setattr(account_leads, "_account_leads", read)
+    assert [lead.level for lead in pqls(p)] == ["account"]
+    assert len(notices(p, "alert")) == 1
+    with p.session() as session:  # neither writer failed: both users' events are in, and judged
+        assert {u.user_id for u in session.exec(select(TrialUser)) if u.scored_at} >= {"u4", "u5"}
+
+
+def test_the_store_holds_one_open_account_lead_per_account(engine):
+    p = pipeline(engine)
+    p.ingest([e for t in five() for e in t.events], at=START + timedelta(days=5, hours=5))
+    lead = account_lead(p)
+    with engine.begin() as connection, pytest.raises(sa.exc.IntegrityError):
+        connection.execute(sa.insert(Pql.__table__).values(
+            user_id="u1", trial_started_at=START, state="qualified", tier="high", score=0, signals=[],
+            qualified_at=START, created_at=START, updated_at=START, level="account", account_key=lead.account_key))
+
+
+# -- what people see -------------------------------------------------------------------------------------------
+
+def test_the_alerts_say_which_lead_is_the_accounts_and_which_is_now_part_of_it(engine):
+    from bot.services import lead_view
+    from bot.slack.blocks.alert import alert
+
+    p = pipeline(engine)
+    a, b = absorbed_story(p)
+    at = START + timedelta(days=3)
+    with p.session() as session:
+        gone = lead_view.build(session, a, tz=NY, product_name="Acme", at=at)
+        kept = lead_view.build(session, b, tz=NY, product_name="Acme", at=at)
+    assert gone.stopped_reason == f"now part of the account lead PQL-{b}: work it there" and not gone.is_open
+    text = str(alert(gone, now=at, tz=NY)[1])
+    assert f"PQL-{b}" in text and "Claim" not in text
+    assert kept.account_key == "domain:acme.com" and kept.account_users == 5
+    assert "Account lead: Acme Corp, 5 users" in str(alert(kept, now=at, tz=NY)[1])
+    # The handoff package's contact map: every user of the account, with what they did.
+    assert len(kept.handoff.contact_map) == 5
+    [u0] = [line for line in kept.handoff.contact_map if "u0@acme.com" in line]
+    assert u0.startswith("U0, Engineer · u0@acme.com · last active ") and "activated" in u0
+
+
+def test_a_full_rescore_split_between_processes_rolls_up_the_accounts_one_process_would(engine, monkeypatch):
+    if engine.dialect.name == "sqlite" and engine.url.database in (None, "", ":memory:"):
+        pytest.skip("a store in memory is not split")
+    from bot.services import rescore as qualify
+
+    monkeypatch.setattr(qualify, "_SPLIT_FROM", 0)  # any store counts as big: three processes share these users
+    monkeypatch.setattr(qualify, "_HEAD_START", 0)
+    trials = [member("u0", qualify=True), member("u1", qualify=True), *five()[2:], member("x", domain="other.org")]
+    events = [e for t in trials for e in t.events]
+    at = START + timedelta(days=9)
+    results = {}
+    for processes in (1, 3):
+        with engine.begin() as connection:
+            for table in ("audit", "notices", "assignments", "pqls", "account_scores", "tallies", "trial_users",
+                          "events"):
+                connection.execute(sa.text(f"DELETE FROM {table}"))
+        p = pipeline(engine)
+        p.processes = processes
+        p.ingest(events, score=False)
+        p.rescore_all(at=at)
+        with p.session() as session:
+            verdict = session.get(AccountScore, "domain:acme.com").verdict
+        results[processes] = ([(x.user_id, x.level, x.state, x.account_key, x.tier) for x in pqls(p)],
+                              verdict["users"], verdict["triggers"])
+    assert results[3] == results[1]
+    # u0's and u1's own leads, recorded in the same rescore: one became the account's, the other is part of it.
+    assert [lead[1:3] for lead in results[1][0]] == [("account", "qualified"), ("user", "absorbed")]
