@@ -226,24 +226,11 @@ def _members(connection: sa.Connection, rules: Rules, at: datetime, tz: tzinfo, 
         found[user] = (judge(tally, rules, at, dispositions=dispositions.get(user, ()), group=group), tally)
     rest = missing - set(tallied)
     if rest:
-        every_group = _LazyGroups(connection)
+        every_group = tallies.GroupsAsMet(connection)
         for user, events in events_of(connection, rest):
             found[user] = score_user_and_tally(events, rules, at, tz=tz, dispositions=dispositions.get(user, ()),
                                                groups=every_group)
     return found
-
-
-class _LazyGroups(dict):
-    """Groups' traits, each read the first time a member of it is judged."""
-
-    def __init__(self, connection: sa.Connection) -> None:
-        super().__init__()
-        self.connection = connection
-
-    def get(self, group_id: str, default: object = None) -> object:
-        if group_id not in self:
-            self[group_id] = tallies.read_groups(self.connection, [group_id]).get(group_id)
-        return super().get(group_id) or default
 
 
 _LEAD_COLUMNS = "id, user_id, state, level, tier, claimed_by, rep_id, dispositioned_at, updated_at, signals"

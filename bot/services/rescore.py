@@ -303,26 +303,13 @@ def _verdicts(connection: sa.Connection, rules: Rules, *, at: datetime, tz: tzin
     previous = _previous(connection, scope, span)
     dispositions = _dispositions(connection, scope, span)
     # Everyone: every account's traits at once. Some users: each account's as a user of it is met.
-    groups = tallies.all_groups(connection) if scope is None else _GroupsAsMet(connection)
+    groups = tallies.all_groups(connection) if scope is None else tallies.GroupsAsMet(connection)
     for user_id, events in events_of(connection, scope, span=span):
         if user_id.startswith(ANONYMOUS):
             continue  # an anonymous visitor: kept, never scored, until a call names the user
         result, tally = score_user_and_tally(events, rules, at, tz=tz, dispositions=dispositions.get(user_id, ()),
                                              groups=groups)
         yield result, _changed(result, previous.pop(user_id, None)), tally
-
-
-class _GroupsAsMet(dict):
-    """Accounts' group traits, each read from the store the first time a user of it is scored."""
-
-    def __init__(self, connection: sa.Connection) -> None:
-        super().__init__()
-        self.connection = connection
-
-    def get(self, group_id: str, default: object = None) -> object:
-        if group_id not in self:
-            self[group_id] = tallies.read_groups(self.connection, [group_id]).get(group_id)
-        return super().get(group_id) or default
 
 
 def _split(connection: sa.Connection, processes: int) -> list[Span]:

@@ -113,3 +113,17 @@ def members(connection: sa.Connection, group_ids: Iterable[str]) -> set[str]:
     """The users whose latest group call named one of these groups."""
     rows = rows_for(connection, f"SELECT user_id FROM {_USERS.name}", set(group_ids), column="group_id")
     return {user_id for (user_id,) in rows}
+
+
+class GroupsAsMet(dict):
+    """Accounts' group traits, each read from the store the first time a user of it is scored (for a rescore of
+    some users; everyone's at once is `all_groups`)."""
+
+    def __init__(self, connection: sa.Connection) -> None:
+        super().__init__()
+        self.connection = connection
+
+    def get(self, group_id: str, default: object = None) -> object:
+        if group_id not in self:
+            self[group_id] = read_groups(self.connection, [group_id]).get(group_id)
+        return super().get(group_id) or default
