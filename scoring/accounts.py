@@ -101,8 +101,10 @@ def fired_triggers(members: Sequence[Member], rules: Rules, at: datetime, tz: tz
     lists = merged_slots(members, rules)
     at_us = micros(at.astimezone(UTC))
     since_us = None if since is None else micros(since.astimezone(UTC))
+    # A trigger with a condition none of its members' events feed cannot fire: not judged (most accounts, most days).
     found = [fired for name in rules.triggers_of(Level.ACCOUNT)
-             if (fired := catalogue.fired(name, lists, at_us, tz, since_us=since_us)) is not None]
+             if all(lists[slot] for slot, _ in catalogue.layout[name])
+             and (fired := catalogue.fired(name, lists, at_us, tz, since_us=since_us)) is not None]
     found.sort(key=lambda f: (-f.weight, f.trigger.response, f.at, f.name))
     return found
 

@@ -38,6 +38,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from enum import StrEnum
+from functools import lru_cache
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, field_validator, model_validator
@@ -350,8 +351,23 @@ def derived_occurrences(condition: Condition, occurrences: Sequence[Occurrence],
     return _growth(condition, occurrences, at_us, tz)
 
 
+_QUARTER_US = 900_000_000
+
+
+@lru_cache(maxsize=65536)
+def _quarter_date(quarter: int, tz: tzinfo) -> date:
+    # Every time zone's offset is a whole number of quarter hours, so a local date never changes within one.
+    return moment_of(quarter * _QUARTER_US).astimezone(tz).date()
+
+
+def local_date(us: int, tz: tzinfo) -> date:
+    """The local date of a moment (microseconds since the epoch) in `tz`; cached by the quarter hour, as a population's
+    events share few."""
+    return _quarter_date(us // _QUARTER_US, tz)
+
+
 def _week_of(us: int, tz: tzinfo) -> date:
-    day = moment_of(us).astimezone(tz).date()
+    day = local_date(us, tz)
     return day - timedelta(days=day.weekday())
 
 
@@ -385,7 +401,7 @@ def _measure(condition: Condition, items: Sequence[Occurrence], tz: tzinfo) -> f
     if measure in ("events", "growth") or condition.derived:
         return len(items)
     if measure == "days":
-        return len({moment_of(us).astimezone(tz).date() for us, *_ in items})
+        return len({local_date(us, tz) for us, *_ in items})
     if measure == "values":
         return len({value for _, value, _, _ in items if value is not None})
     if measure == "total":
@@ -439,7 +455,7 @@ def evaluate(name: str, trigger: Trigger, occurrences: Sequence[Sequence[Occurre
             counted = [item for items in inside for item in items]
             return Fired(
                 name=name, trigger=trigger, at=moment_of(end), span_us=span, weight=weight, count=len(first),
-                days=len({moment_of(us).astimezone(tz).date() for us, *_ in counted}),
+                days=len({local_date(us, tz) for us, *_ in counted}),
                 values=tuple(dict.fromkeys(v for items, c in zip(inside, conditions, strict=True)
                                            if c.measure == "values" for _, v, _, _ in items if v is not None)),
                 users=tuple(dict.fromkeys(user for *_, user in counted)),
