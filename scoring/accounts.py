@@ -31,7 +31,7 @@ from operator import itemgetter
 from typing import Any
 
 from scoring import events as ev
-from scoring.engine import paused_gc, plan_of, score_members, trigger_evidence
+from scoring.engine import paused_gc, plan_of, score_members, trigger_evidence, trigger_met
 from scoring.profile import GroupTraits
 from scoring.result import (
     Account,
@@ -43,7 +43,6 @@ from scoring.result import (
     SignalMet,
     Status,
     Tier,
-    TriggerMet,
 )
 from scoring.rules import Rules
 from scoring.tally import Tally
@@ -131,7 +130,7 @@ def score_account(
     company_name, domain, size, industry, plan = _firmographics(key, members, group_traits or {})
     band, acv_potential = plan_of(rules).firmographics(size, industry, plan)
     reasons = _exclusions(members)
-    triggers = tuple(_trigger_met(f) for f in fired)
+    triggers = tuple(trigger_met(f) for f in fired)
     if reasons:
         status, tier = Status.EXCLUDED, None
     elif routed:
@@ -200,14 +199,6 @@ def _exclusions(members: Sequence[Member]) -> list[Reason]:
     if all(any(r.code in _UNREACHABLE for r in result.reasons) for result, _ in members):
         found["nobody_to_contact"] = Reason("nobody_to_contact", ReasonKind.EXCLUSION, {"users": len(members)})
     return list(found.values())
-
-
-def _trigger_met(fired: Fired) -> TriggerMet:
-    trigger = fired.trigger
-    return TriggerMet(name=fired.name, label=trigger.label, family=str(trigger.family),
-                      strength=str(trigger.strength), response=trigger.response, level=str(trigger.level),
-                      at=fired.at, evidence=trigger_evidence(fired), weight=fired.weight, talk_track=trigger.talk_track,
-                      users=fired.users)
 
 
 def _signal(fired: Fired, anchor: ScoreResult, tz: tzinfo) -> SignalMet:

@@ -71,7 +71,7 @@ from scoring.result import (
 )
 from scoring.rules import DoNotTouch, Rules, Signal
 from scoring.tally import Counter, Tally, next_midnight
-from scoring.triggers import TRIAL, Catalogue, Fired, Level, duration_us, micros, moment_of
+from scoring.triggers import TRIAL, Catalogue, Fired, Level, micros, moment_of
 from templates import sentences, table
 
 EXPLICIT_ASK = "explicit_ask"
@@ -141,7 +141,7 @@ class _Plan:
         # within" wait), so a user with none of their events costs a look per trigger.
         self.user_triggers = []
         for name, trigger in rules.triggers_of(Level.USER).items():
-            needs = [(slot, 0 if c.for_ is None else duration_us(c.for_))
+            needs = [(slot, c.wait_us)
                      for (slot, _), c in zip(catalogue.layout[name], trigger.all, strict=True)]
             mask = sum({1 << slot for slot, _ in needs})  # the slots as bits: one test for all of them
             self.user_triggers.append((name, trigger, mask, tuple(need for need in needs if need[1])))
@@ -361,7 +361,7 @@ def judge(
         strongest = _strongest(met)
     triggers = ()
     if fired:
-        triggers = tuple(_trigger_met(f, trial) for f in fired)
+        triggers = tuple(trigger_met(f) for f in fired)
         signals = sorted([*signals, *(_as_signal(t, trial) for t in triggers if t.routed)], key=_AT)
     result = _result(tally, trial, plan, score, status, tier, qualified_at, signals, reasons, strongest)
     result.family, result.triggers = family, triggers
@@ -421,12 +421,14 @@ def _family(status: Status, by_points: bool, routed: Sequence[Fired]) -> str | N
     return "blocker"
 
 
-def _trigger_met(fired: Fired, trial: _Trial) -> TriggerMet:
+def trigger_met(fired: Fired) -> TriggerMet:
+    """A fired trigger as a verdict lists it (an account trigger with the users whose events fired it)."""
     trigger = fired.trigger
     return TriggerMet(
         name=fired.name, label=trigger.label, family=str(trigger.family), strength=str(trigger.strength),
         response=trigger.response, level=str(trigger.level), at=fired.at, evidence=trigger_evidence(fired),
         weight=fired.weight, talk_track=trigger.talk_track,
+        users=fired.users if trigger.level is Level.ACCOUNT else (),
     )
 
 

@@ -38,12 +38,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from enum import StrEnum
-from functools import lru_cache
+from functools import cached_property, lru_cache
+from operator import itemgetter
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, field_validator, model_validator
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_TIME = itemgetter(0)  # an occurrence's moment
 _US = timedelta(microseconds=1)
 _DURATION = re.compile(r"^\s*(\d+)\s*(h|d|w)\s*$")
 _UNIT_US = {"h": 3_600_000_000, "d": 86_400_000_000, "w": 7 * 86_400_000_000}
@@ -188,6 +190,11 @@ class Condition(_Model):
                 raise ValueError("a `not_followed_by` condition counts events only")
         return self
 
+    @cached_property
+    def wait_us(self) -> int:
+        """A `not_followed_by` condition's `for`, in microseconds; 0 for any other condition."""
+        return 0 if self.for_ is None else duration_us(self.for_)
+
     @property
     def derived(self) -> bool:
         """Its occurrences are moments worked out from events (not followed by, growth), not the events."""
@@ -235,10 +242,15 @@ class Trigger(_Model):
                 raise ValueError(f"evidence: {{{named}}} is not filled in (it may say {fields})")
         return self
 
-    @property
+    @cached_property
     def window_us(self) -> int | None:
         """The sliding window in microseconds; None for the trial's."""
         return None if self.within == TRIAL else duration_us(self.within)
+
+    @cached_property
+    def _spans(self) -> list[tuple[int, float]]:
+        """The window multiplier's spans in microseconds, tightest first, with their factors."""
+        return sorted((duration_us(span), factor) for span, factor in self.window_multiplier.items())
 
     @property
     def weight(self) -> float:
@@ -252,12 +264,7 @@ class Trigger(_Model):
     def multiplier(self, span_us: int) -> float:
         """The window multiplier for events that span `span_us`: the tightest listed span holding them; 1 when none
         does (or none is listed)."""
-        best: tuple[int, float] | None = None
-        for span, factor in self.window_multiplier.items():
-            limit = duration_us(span)
-            if span_us <= limit and (best is None or limit < best[0]):
-                best = (limit, factor)
-        return 1.0 if best is None else best[1]
+        return next((factor for limit, factor in self._spans if span_us <= limit), 1.0)
 
 
 # -- occurrences ----------------------------------------------------------------------------------------------------
@@ -334,7 +341,7 @@ def derived_occurrences(condition: Condition, occurrences: Sequence[Occurrence],
     """The moments a derived condition holds from, up to `at_us`: `for` after each matching event no `ends` event
     followed within it; or, for growth, the events that made the latest week grow enough."""
     if condition.not_followed_by is not None:
-        wait = duration_us(condition.for_)
+        wait = condition.wait_us
         end_times = sorted(e[0] for e in ends)
         found = []
         for us, value, amount, user in occurrences:
@@ -472,7 +479,7 @@ def next_due(trigger: Trigger, occurrences: Sequence[Sequence[Occurrence]], at_u
     for condition, items in zip(trigger.all, occurrences, strict=True):
         if condition.not_followed_by is None:
             continue
-        wait = duration_us(condition.for_)
+        wait = condition.wait_us
         for us, *_ in items:
             if us + wait > at_us and (due is None or us + wait < due):
                 due = us + wait
@@ -593,7 +600,7 @@ class Catalogue:
             if not items or items[-1][0] <= at_us:
                 items.append(found)
             else:
-                items.insert(bisect_right([item[0] for item in items], at_us), found)
+                items.insert(bisect_right(items, at_us, key=_TIME), found)
 
     def fired(self, name: str, lists: Sequence[Sequence[Occurrence]], at_us: int, tz: tzinfo, *,
               since_us: int | None = None, until_us: int | None = None) -> Fired | None:

@@ -132,10 +132,13 @@ class LeadView:
     fired: list[FiredTrigger] = field(default_factory=list)
     account_name: str | None = None
     contacts: list[ContactView] = field(default_factory=list)
-    # An account's lead (seed 003's PQA, bot/services/account_leads.py): its key and how many users its contact map
-    # holds; None for a user's lead.
+    # An account's lead (seed 003's PQA, bot/services/account_leads.py): its key; None for a user's lead.
     account_key: str | None = None
-    account_users: int | None = None
+
+    @property
+    def account_users(self) -> int | None:
+        """How many users an account lead's contact map holds; None for a user's lead."""
+        return len(self.contacts) if self.level == "account" else None
 
     @property
     def is_open(self) -> bool:
@@ -216,7 +219,6 @@ def build(session: Session, pql_id: int, *, tz: tzinfo, product_name: str, at: d
         account_name=_account_name(verdict),
         contacts=contacts,
         account_key=pql.account_key if pql.level == "account" else None,
-        account_users=len(contacts) if pql.level == "account" else None,
     )
 
 
