@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import date, time
-from functools import cached_property
+from functools import cached_property, lru_cache
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -13,6 +13,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.domain.business_time import BusinessCalendar
 from bot.domain.routing import FastLane
+from bot.domain.teams import Teams, TeamsFileError, parse, single_team
 
 _SLACK_USER = re.compile(r"[UW][A-Z0-9]{2,}")
 
@@ -48,6 +49,8 @@ class Settings(BaseSettings):
                                     "leads when nobody is in business hours.")
     pql_business_hours: str = Field("09:00-18:00", description="Business hours, Monday to Friday.")
     pql_holidays: str = Field("", description="Days off (YYYY-MM-DD, comma-separated).")
+    pql_teams_file: Path | None = Field(None, description="Teams and the routing matrix (TOML, see "
+                                        "examples/teams.toml); unset: PQL_REPS and friends form one SDR team.")
     pql_reassign_on_sla_miss: bool = Field(False, description="Reassign automatically when an SLA is missed.")
 
     @field_validator("pql_business_hours")
@@ -86,6 +89,21 @@ class Settings(BaseSettings):
                              "the roster")
         return self
 
+    @model_validator(mode="after")
+    def _teams_file_readable(self) -> Settings:
+        if self.pql_teams_file is not None:
+            _read_teams(self.pql_teams_file)  # a broken file is refused at start, not at the first lead
+        return self
+
+    @property
+    def teams(self) -> Teams:
+        """The teams and the routing matrix: PQL_TEAMS_FILE's, or one SDR team of PQL_REPS, PQL_MANAGER,
+        PQL_DAILY_CAP, PQL_BUSINESS_HOURS, PQL_HOLIDAYS and PQL_ON_CALL."""
+        if self.pql_teams_file is not None:
+            return _read_teams(self.pql_teams_file)
+        return single_team(self.calendar, cap=self.pql_daily_cap, manager=self.pql_manager,
+                           fast_lane=self.fast_lane, alert_channel=self.pql_alerts_channel)
+
     @property
     def fast_lane(self) -> FastLane:
         """The fast lane's policy: never capped; out of hours, the on-call rep."""
@@ -99,7 +117,10 @@ class Settings(BaseSettings):
 
     @property
     def roster(self) -> list[tuple[str, str | None, str | None]]:
-        """(user id, name, timezone) per rep, from `U123` or `U123:Ana Ruiz` or `U123:Ana Ruiz:Europe/Berlin`."""
+        """(user id, name, timezone) per rep, from `U123` or `U123:Ana Ruiz` or `U123:Ana Ruiz:Europe/Berlin`; with a
+        teams file, everyone on a team."""
+        if self.pql_teams_file is not None:
+            return self.teams.members()
         reps = []
         for item in filter(None, (part.strip() for part in self.pql_reps.split(","))):
             user_id, _, rest = item.partition(":")
@@ -119,3 +140,19 @@ class Settings(BaseSettings):
     @cached_property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.pql_timezone)
+
+
+def _read_teams(path: Path) -> Teams:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise ValueError(f"PQL_TEAMS_FILE {path}: cannot be read ({error.strerror})") from None
+    return _parsed(text, str(path))
+
+
+@lru_cache(maxsize=8)
+def _parsed(text: str, source: str) -> Teams:
+    try:
+        return parse(text, source)
+    except TeamsFileError as error:
+        raise ValueError(f"PQL_TEAMS_FILE {error}") from None

@@ -23,9 +23,11 @@ def clock_starts(recorded_at: datetime, calendar: BusinessCalendar) -> datetime:
     return calendar.next_open(recorded_at)
 
 
-def first_touch_due(recorded_at: datetime, tier: str, calendar: BusinessCalendar) -> datetime:
-    """When the first touch is due for a lead of `tier` recorded at `recorded_at`."""
-    return calendar.add(clock_starts(recorded_at, calendar), FIRST_TOUCH[tier])
+def first_touch_due(recorded_at: datetime, tier: str, calendar: BusinessCalendar,
+                    table: dict[str, timedelta] | None = None) -> datetime:
+    """When the first touch is due for a lead of `tier` recorded at `recorded_at` (a team's own `table` of times to
+    first touch, bot/domain/teams.py, or seed 002's)."""
+    return calendar.add(clock_starts(recorded_at, calendar), (table or FIRST_TOUCH)[tier])
 
 
 def escalations_due(*, recorded_at: datetime, claimed: bool, touched: bool, sla_due_at: datetime | None,

@@ -155,7 +155,7 @@ def for_team(engine: sa.Engine, settings: Settings, *, clock: Clock = utc_now) -
     """The pipeline every long-lived command uses: scoring with the team's rules and timezone, and new
     leads routed to the roster (synced from PQL_REPS here, so routing never sees a stale one)."""
     router = Router(settings.calendar, cap=settings.pql_daily_cap, manager=settings.pql_manager,
-                    fast_lane=settings.fast_lane)
+                    fast_lane=settings.fast_lane, teams=settings.teams)
     pipeline = Pipeline(engine, tz=settings.tz, rules_path=settings.pql_rules_file, clock=clock, router=router,
                         processes=settings.rescore_processes)
     with pipeline.session() as session, session.begin():

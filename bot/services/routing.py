@@ -1,5 +1,8 @@
 """Who gets a new PQL.
 
+- First, which team (bot/domain/teams.py): the first row of the routing matrix the lead matches, else the default
+  team; the lead records it, and everything below happens within that team (its members, daily cap, business hours
+  and holidays, SLA, manager and on-call member). With no teams file there is one team: the whole roster.
 - A named-account owner (accounts.owner_rep_id, from `pqlbot owners import`) gets their account's
   leads, cap or not, unless they are paused or off the roster: two reps on one account is worse.
 - A fast-lane lead (seed 000's explicit asks: a demo or contact-sales request) is never capped and never
@@ -20,6 +23,7 @@ Every decision is audited with its reason, which is what `/pql why` reads back.
 
 from __future__ import annotations
 
+import copy
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -30,7 +34,8 @@ from bot.domain.business_time import BusinessCalendar
 from bot.domain.lifecycle import CLOSED, TIER_RANK, PqlState
 from bot.domain.routing import Candidate, FastLane, pick
 from bot.domain.sla import first_touch_due
-from bot.services import audit, outbox
+from bot.domain.teams import Choice, LeadFacts, Team, Teams, single_team
+from bot.services import audit, lead_view, outbox
 from bot.services.leads import hold_rep, new_today
 from bot.store.models import Account, Assignment, Pql, Rep, TrialUser
 from bot.store.queries import given_today, still_open
@@ -40,10 +45,49 @@ _PQLS = Pql.__table__
 
 
 class Router:
+    """Routing for a set of teams; `for_team` is the same router within one team (its calendar, cap, manager and
+    fast lane, its members as candidates, its leads in its queue). Without `teams`, one team of the whole roster
+    made of the other arguments (bot/domain/teams.py, `single_team`)."""
+
     def __init__(self, calendar: BusinessCalendar, *, cap: int, manager: str | None,
-                 fast_lane: FastLane | None = None) -> None:
+                 fast_lane: FastLane | None = None, teams: Teams | None = None) -> None:
         self.calendar, self.cap, self.manager = calendar, cap, manager
         self.fast_lane = fast_lane or FastLane()
+        self.teams = teams or single_team(calendar, cap=cap, manager=manager, fast_lane=self.fast_lane)
+        self.team = self.teams.teams[self.teams.default]
+        if teams is not None:
+            self.calendar, self.cap, self.manager = self.team.calendar, self.team.daily_cap, self.team.manager
+            self.fast_lane = self.team.fast_lane
+        self.members = self.team.member_ids
+
+    # -- teams -------------------------------------------------------------------------------------
+
+    def for_team(self, team: Team | str | None, choice: Choice | None = None) -> Router:
+        """This router within `team` (a name; None: the default team), `choice` saying why it was chosen."""
+        team = team if isinstance(team, Team) else self.teams.team(team)
+        if team.name == self.team.name and choice is None:
+            return self
+        within = copy.copy(self)
+        within.choice = choice
+        within.team, within.members = team, team.member_ids
+        within.calendar, within.cap, within.manager = team.calendar, team.daily_cap, team.manager
+        within.fast_lane = team.fast_lane
+        return within
+
+    def choose_team(self, session: Session, pql: Pql) -> Choice:
+        """The team the routing matrix gives the lead (with one team and no matrix, that team, unread)."""
+        if self.teams.is_single:
+            return Choice(self.teams.teams[self.teams.default], None)
+        return self.teams.choose(lead_facts(session, pql))
+
+    def _is_mine(self, column: sa.ColumnElement) -> sa.ColumnElement:
+        """Leads of this team: those recording its name, and for the default team those recording none (with one
+        team, every lead)."""
+        if self.teams.is_single:
+            return sa.true()
+        if self.team.name == self.teams.default:
+            return sa.or_(column == self.team.name, column.is_(None))
+        return column == self.team.name
 
     # -- availability ------------------------------------------------------------------------------
 
@@ -79,8 +123,10 @@ class Router:
         tier_this_week = select(sa.func.count()).select_from(Assignment).join(Pql, Assignment.pql_id == Pql.id).where(
             mine, Assignment.at >= week_start, Pql.tier == tier).scalar_subquery()
         last_given = select(sa.func.max(Assignment.at)).where(mine).scalar_subquery()
-        rows = session.execute(sa.select(Rep, today, open_leads, tier_this_week, last_given)
-                               .where(Rep.on_roster).order_by(Rep.created_at, Rep.id)).all()
+        roster = sa.select(Rep, today, open_leads, tier_this_week, last_given).where(Rep.on_roster)
+        if self.members is not None:
+            roster = roster.where(Rep.id.in_(sorted(self.members)))
+        rows = session.execute(roster.order_by(Rep.created_at, Rep.id)).all()
         fast = self.fast_lane.covers(tier)  # never capped; in business hours, each rep by their own
 
         def can_take(rep: Rep, today: int) -> bool:
@@ -95,11 +141,18 @@ class Router:
     # -- routing -----------------------------------------------------------------------------------
 
     def route(self, session: Session, pql: Pql, *, now: datetime) -> str | None:
-        """Give a newly recorded lead to someone, or queue it; returns the rep id or None."""
+        """Give a newly recorded lead to someone of the team the matrix chooses, or queue it there; returns the rep
+        id or None."""
         if pql.rep_id or pql.state in CLOSED or pql.state == PqlState.QUEUED:
             return pql.rep_id
+        choice = self.choose_team(session, pql)
+        return self.for_team(choice.team, choice)._route(session, pql, now=now)
+
+    choice: Choice | None = None  # why this router's team was chosen, said in the audit (`/pql why`)
+
+    def _route(self, session: Session, pql: Pql, *, now: datetime) -> str | None:
         if pql.sla_due_at is None:
-            pql.sla_due_at = first_touch_due(pql.created_at, pql.tier, self.calendar)
+            pql.sla_due_at = first_touch_due(pql.created_at, pql.tier, self.calendar, self.team.first_touch)
         owner = self._owner(session, pql)
         if owner:
             return self._give(session, pql, owner, "override", "named account owner", now=now)
@@ -158,7 +211,7 @@ class Router:
         """Queued leads of this lead's tier or a higher one (all older than a lead being routed now)."""
         tiers = [tier for tier, rank in TIER_RANK.items() if rank >= TIER_RANK[pql.tier]]
         return session.exec(select(sa.func.count()).select_from(Pql).where(
-            Pql.state == PqlState.QUEUED, Pql.tier.in_(tiers), Pql.id != pql.id)).one()
+            Pql.state == PqlState.QUEUED, Pql.tier.in_(tiers), Pql.id != pql.id, self._is_mine(Pql.team))).one()
 
     def _owner(self, session: Session, pql: Pql) -> str | None:
         user = session.get(TrialUser, pql.user_id)
@@ -174,11 +227,11 @@ class Router:
         session.connection().execute(
             sa.update(_PQLS).where(_PQLS.c.id == pql.id).values(
                 rep_id=rep_id, assigned_at=now, state=state, sla_due_at=pql.sla_due_at, updated_at=now,
-                version=_PQLS.c.version + 1))
+                team=self.team.name, version=_PQLS.c.version + 1))
         session.refresh(pql)
         session.add(Assignment(pql_id=pql.id, rep_id=rep_id, reason=reason, at=now))
         audit.record(session, "pql_assigned", at=now, pql_id=pql.id, user_id=pql.user_id, rep=rep_id,
-                     reason=reason, why=why)
+                     reason=reason, why=self._team_why(why), **self._team_detail())
         user = session.get(TrialUser, pql.user_id)
         who = (user.name or user.email) if user else pql.user_id
         tier = pql.tier.replace("_", " ")
@@ -205,12 +258,29 @@ class Router:
             why = f"every available rep is at today's cap of {self.cap} (or outside their hours)"
         session.connection().execute(
             sa.update(_PQLS).where(_PQLS.c.id == pql.id).values(
-                state=PqlState.QUEUED, sla_due_at=pql.sla_due_at, updated_at=now, version=_PQLS.c.version + 1))
+                state=PqlState.QUEUED, sla_due_at=pql.sla_due_at, updated_at=now, team=self.team.name,
+                version=_PQLS.c.version + 1))
         session.refresh(pql)
-        audit.record(session, "pql_queued", at=now, pql_id=pql.id, user_id=pql.user_id, why=why)
+        audit.record(session, "pql_queued", at=now, pql_id=pql.id, user_id=pql.user_id, why=self._team_why(why),
+                     **self._team_detail())
         if self.manager and stuck:
             text = say("fast_lane_stuck" if fast else "nobody_to_route", ref=pql.ref, why=why)
             outbox.dm(session, self.manager, f"unroutable:{pql.id}", text, pql=pql, now=now)
+
+    def _team_why(self, why: str) -> str:
+        """The rep's reason, after the team's when there is more than one team: "team SDR pool (routing matrix row
+        6: active-buyer compound, SMB ...); round-robin: ..."."""
+        if self.teams.is_single:
+            return why
+        choice = self.choice or Choice(self.team, None)
+        row = self.teams.routes[choice.row - 1] if choice.row else None
+        reason = f"{choice.why}: {row.why or row.describe()}" if row else choice.why
+        return f"{reason}; {why}"
+
+    def _team_detail(self) -> dict:
+        if self.teams.is_single:
+            return {}
+        return {"team": self.team.name, "row": self.choice.row if self.choice else None}
 
     def _nobody_for_fast_lane(self, roster: list[Rep]) -> str:
         """Why nobody can take a fast-lane lead now, as the manager reads it."""
@@ -226,10 +296,16 @@ class Router:
         return f"fast lane: nobody is in business hours and the on-call rep <@{on_call}> is paused"
 
     def drain(self, session: Session, *, now: datetime) -> list[tuple[int, str]]:
+        """Share each team's queue out among its members (`_drain`)."""
+        if self.teams.is_single:
+            return self._drain(session, now=now)
+        return [given for name in self.teams.teams for given in self.for_team(name)._drain(session, now=now)]
+
+    def _drain(self, session: Session, *, now: datetime) -> list[tuple[int, str]]:
         """Share the queue out: fast-lane leads whenever someone can take them (in business hours or on call),
         never capped; the rest while business is open, high, medium, then oldest."""
         is_open = self.calendar.is_open(now)
-        waiting = select(Pql).where(Pql.state == PqlState.QUEUED)
+        waiting = select(Pql).where(Pql.state == PqlState.QUEUED, self._is_mine(Pql.team))
         if not is_open:
             waiting = waiting.where(Pql.tier.in_(sorted(self.fast_lane.tiers)))
         queued = sorted(session.exec(waiting), key=lambda p: (-TIER_RANK[p.tier], p.qualified_at, p.id))
@@ -257,3 +333,12 @@ class Router:
             why = f"from the queue, in priority order; {chosen.new_today} of {self.cap} new today"
             given.append((pql.id, self._give(session, pql, chosen.rep_id, "queue", why, now=now)))
         return given
+
+
+def lead_facts(session: Session, pql: Pql) -> LeadFacts:
+    """What the routing matrix reads of a lead: its verdict's (the account's for an account lead) family, band, ACV
+    estimate and fired triggers."""
+    verdict = lead_view.lead_verdict(session, pql, session.get(TrialUser, pql.user_id))
+    fired = tuple(t["name"] for t in verdict.get("triggers") or () if isinstance(t, dict) and t.get("name"))
+    return LeadFacts(tier=pql.tier, family=verdict.get("family"), band=verdict.get("band"),
+                     acv=verdict.get("acv_potential"), level=pql.level or "user", triggers=fired)

@@ -215,6 +215,10 @@ class Pql(SQLModel, table=True):
     level: str = Field(default="user", max_length=16, sa_column_kwargs={"server_default": "user"})
     account_key: str | None = Field(default=None, max_length=260, index=True)
     absorbed_into: int | None = None
+    # The team it was routed to (bot/domain/teams.py; None: the default team, as every lead before teams), and when
+    # it was last handed to another team (bot/services/handoffs.py): the receiving team's clocks start then.
+    team: str | None = Field(default=None, max_length=64)
+    handed_off_at: datetime | None = _time(nullable=True)
 
     @property
     def ref(self) -> str:

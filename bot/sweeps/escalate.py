@@ -222,7 +222,8 @@ def _move(sweeps: SweepContext, session: Session, pql: Pql, by: str, now: dateti
     others (cap, pauses and hours hold). Returns the note for the manager, or None when nobody can take it
     now (the next sweep tries again)."""
     old = pql.claimed_by or pql.rep_id
-    candidates = [c for c in sweeps.router.candidates(session, pql.tier, now)[0] if c.rep_id != old]
+    router = sweeps.router.for_team(pql.team)  # within the lead's team
+    candidates = [c for c in router.candidates(session, pql.tier, now)[0] if c.rep_id != old]
     chosen = pick(candidates)
     if chosen is None:
         return None
@@ -238,7 +239,7 @@ def _move(sweeps: SweepContext, session: Session, pql: Pql, by: str, now: dateti
     if released != 1:
         return None
     why = words("moved_why", by=by, old=old)
-    sweeps.router._give(session, pql, chosen.rep_id, "sla_miss", why, now=now)  # audited, and the rep is told
+    router._give(session, pql, chosen.rep_id, "sla_miss", why, now=now)  # audited, and the rep is told
     outbox.reply(session, pql, _keys(pql.id)["moved"], words("moved", ref=pql.ref, old=old, new=chosen.rep_id),
                  now=now)
     return words("moved_note", old=old, new=chosen.rep_id)

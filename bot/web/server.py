@@ -41,7 +41,8 @@ class Server:
         """The deliverer and the sweeps; a test may leave them off and drive them by hand."""
         settings, pipeline = self.runtime.settings, self.runtime.pipeline
         router = pipeline.router or Router(settings.calendar, cap=settings.pql_daily_cap,
-                                            manager=settings.pql_manager, fast_lane=settings.fast_lane)
+                                            manager=settings.pql_manager, fast_lane=settings.fast_lane,
+                                            teams=settings.teams)
         self.background = [scheduler.start(Sweeps(pipeline, router, settings))]
         if settings.slack_bot_token:  # without Slack, notices wait in the outbox until it is configured
             deliverer = Deliverer(self.runtime.pipeline.engine, self.runtime.gateway,
