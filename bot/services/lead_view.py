@@ -22,7 +22,7 @@ from bot.domain.kit import DISPOSITION_LABELS, MAX_TOUCHES
 from bot.domain.lifecycle import CLOSED, PqlState
 from bot.services import holds, outreach
 from bot.services.alert_text import ASK_TRACK, fired_line, signal_summary
-from bot.store.models import AccountScore, DispositionRecord, Pql, Rep, Touch, TrialUser
+from bot.store.models import AccountScore, AuditEntry, DispositionRecord, Pql, Rep, Touch, TrialUser
 from scoring import ScoreResult
 from templates import esc, sentences
 
@@ -134,6 +134,9 @@ class LeadView:
     contacts: list[ContactView] = field(default_factory=list)
     # An account's lead (seed 003's PQA, bot/services/account_leads.py): its key; None for a user's lead.
     account_key: str | None = None
+    # With teams (bot/domain/teams.py): which team and row of the routing matrix, and why this rep, as routing
+    # audited it last ("team EMEA desk (routing matrix row 2): ...; round-robin: ..."); None with one team.
+    routed: str | None = None
 
     @property
     def account_users(self) -> int | None:
@@ -219,7 +222,21 @@ def build(session: Session, pql_id: int, *, tz: tzinfo, product_name: str, at: d
         account_name=_account_name(verdict),
         contacts=contacts,
         account_key=pql.account_key if pql.level == "account" else None,
+        routed=routed_why(session, pql),
     )
+
+
+#: The audit entries that say which team a lead went to, and why that rep.
+_ROUTED = ("pql_assigned", "pql_queued", "pql_handed_off")
+
+
+def routed_why(session: Session, pql: Pql) -> str | None:
+    """The latest routing decision that named a team (none with one team and no matrix): its full reason."""
+    if pql.team is None:
+        return None
+    entries = session.exec(select(AuditEntry).where(AuditEntry.pql_id == pql.id, AuditEntry.action.in_(_ROUTED))
+                           .order_by(AuditEntry.id.desc()).limit(5))
+    return next((e.detail.get("why") for e in entries if e.detail.get("team_why")), None)
 
 
 def account_of(session: Session, pql: Pql) -> dict | None:

@@ -267,20 +267,23 @@ class Router:
             text = say("fast_lane_stuck" if fast else "nobody_to_route", ref=pql.ref, why=why)
             outbox.dm(session, self.manager, f"unroutable:{pql.id}", text, pql=pql, now=now)
 
-    def _team_why(self, why: str) -> str:
-        """The rep's reason, after the team's when there is more than one team: "team SDR pool (routing matrix row
-        6: active-buyer compound, SMB ...); round-robin: ..."."""
-        if self.teams.is_single:
-            return why
+    def _team_reason(self) -> str:
+        """Which team and why, as `/pql why` and the alert say it: "team SDR pool (routing matrix row 6):
+        active-buyer compound, SMB ...", "team SDR pool (the default team)"."""
         choice = self.choice or Choice(self.team, None)
         row = self.teams.routes[choice.row - 1] if choice.row else None
-        reason = f"{choice.why}: {row.why or row.describe()}" if row else choice.why
-        return f"{reason}; {why}"
+        return f"{choice.why}: {row.why or row.describe()}" if row else choice.why
+
+    def _team_why(self, why: str) -> str:
+        """The rep's reason, after the team's when there is more than one team."""
+        return why if self.teams.is_single else f"{self._team_reason()}; {why}"
 
     def _team_detail(self) -> dict:
+        """The team in the audit entry (none with one team and no matrix: nothing changes for a pilot)."""
         if self.teams.is_single:
             return {}
-        return {"team": self.team.name, "row": self.choice.row if self.choice else None}
+        return {"team": self.team.name, "row": self.choice.row if self.choice else None,
+                "team_why": self._team_reason()}
 
     def _nobody_for_fast_lane(self, roster: list[Rep]) -> str:
         """Why nobody can take a fast-lane lead now, as the manager reads it."""

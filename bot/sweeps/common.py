@@ -46,8 +46,15 @@ words = sentences("slack/escalations.j2")
 
 
 def touched() -> sa.Exists:
-    """The lead has a touch (in a query over Pql)."""
-    return sa.exists().where(Touch.pql_id == Pql.id)
+    """The lead has a touch (in a query over Pql) since it was last handed to another team, if it was: the receiving
+    team's first touch is its own (bot/services/handoffs.py)."""
+    return sa.exists().where(Touch.pql_id == Pql.id, sa.or_(Pql.handed_off_at.is_(None), Touch.at >= Pql.handed_off_at))
+
+
+def touched_since_handoff(pql: Pql) -> sa.Exists:
+    """`touched()` for one lead already read."""
+    since = [Touch.at >= pql.handed_off_at] if pql.handed_off_at else []
+    return sa.exists().where(Touch.pql_id == pql.id, *since)
 
 
 def taken(session: Session, keys: Iterable[str]) -> set[str]:

@@ -8,6 +8,9 @@ The heuristic, for each open lead not yet both claimed and touched (bot/domain/s
   first seen after 4 hours.
 - With PQL_REASSIGN_ON_SLA_MISS on, an SLA miss also moves the lead to another rep, chosen as routing chooses
   (audited, said in the thread, once per lead); the manager's DM says where it went, or that nobody could take it.
+Teams (bot/domain/teams.py): each lead's clock runs on its team's business hours and holidays, and its team's
+manager gets the DMs (one digest per manager); with one team, PQL_MANAGER and PQL_BUSINESS_HOURS as before. A lead
+handed to another team (bot/services/handoffs.py) starts the ladder again from the hand-off, under new keys.
 A lead's clock starts when business next opens after pqlbot recorded it (bot/domain/business_time.py), so a PQL
 recorded at 17:30 on a Friday gets its `<!here>` at 09:30 on Monday. A lead on a do-not-touch hold is owed nothing;
 once it resumes, its clock goes on with the time it had left (bot/services/holds.py).
@@ -45,9 +48,9 @@ from bot.domain.sla import escalations_due
 from bot.services import outbox
 from bot.services.holds import held_for
 from bot.services.lead_view import lead_facts
-from bot.store.models import Pql, Touch
+from bot.store.models import Pql
 from bot.store.queries import still_open
-from bot.sweeps.common import SweepContext, dm_manager, manager_card, taken, touched, words
+from bot.sweeps.common import SweepContext, dm_manager, manager_card, taken, touched, touched_since_handoff, words
 from templates import span
 
 log = logging.getLogger(__name__)
@@ -66,20 +69,21 @@ class _Owed:
     waited: str | None = None
     manager: tuple[str, dict] | None = None
     moved: int = 0
+    audience: str | None = None  # the manager who hears of it (the lead's team's)
 
 
 def escalate(sweeps: SweepContext, now: datetime) -> int:
     """The `<!here>`, the manager's DMs and the optional reassignment owed now; returns how many were made."""
-    calendar = sweeps.settings.calendar
     with sweeps.pipeline.session() as session:
         rows = session.exec(
             select(Pql, touched().label("touched"))
             .where(still_open(Pql.state), Pql.held_since.is_(None), sa.or_(Pql.claimed_by.is_(None), ~touched()))
             .order_by(Pql.id)
         ).all()
-        due = {pql.id: kinds for pql, was_touched in rows if (kinds := _due(pql, was_touched, now, calendar))}
-        existing = taken(session, [key for pql_id in due for key in _keys(pql_id).values()])
-    owed = [pql_id for pql_id, kinds in due.items() if _owed(sweeps, pql_id, kinds, existing)]
+        due = {pql.id: (pql, kinds) for pql, was_touched in rows
+               if (kinds := _due(pql, was_touched, now, _team_of(sweeps, pql)[0]))}
+        existing = taken(session, [key for pql, _ in due.values() for key in _keys(pql).values()])
+    owed = [pql_id for pql_id, (pql, kinds) in due.items() if _owed(sweeps, pql, kinds, existing)]
     if not owed:
         return 0
     with sweeps.pipeline.session() as session, session.begin():
@@ -96,21 +100,33 @@ def escalate(sweeps: SweepContext, now: datetime) -> int:
             _to_manager(sweeps, session, found, now)
 
 
+def _team_of(sweeps: SweepContext, pql: Pql) -> tuple[BusinessCalendar, str | None]:
+    """The calendar the lead's clock runs on and the manager who hears of it: its team's; with one team (no teams
+    file), PQL_BUSINESS_HOURS and PQL_MANAGER."""
+    teams = sweeps.router.teams
+    if teams.is_single:
+        return sweeps.settings.calendar, sweeps.settings.pql_manager
+    team = teams.team(pql.team)
+    return team.calendar, team.manager
+
+
 def _due(pql: Pql, was_touched: bool, now: datetime, calendar: BusinessCalendar) -> list[str]:
     if pql.held_since is not None:  # on hold: no @here, no manager's DM, no SLA miss
         return []
-    return escalations_due(recorded_at=pql.created_at, claimed=pql.claimed_by is not None, touched=was_touched,
-                           sla_due_at=pql.sla_due_at, now=now, calendar=calendar, held=held_for(pql))
+    return escalations_due(recorded_at=pql.handed_off_at or pql.created_at, claimed=pql.claimed_by is not None,
+                           touched=was_touched, sla_due_at=pql.sla_due_at, now=now, calendar=calendar,
+                           held=held_for(pql))
 
 
-def _keys(pql_id: int) -> dict[str, str]:
-    return {"here": f"esc-here:{pql_id}", "sla": f"esc-sla:{pql_id}", "2h": f"esc-2h:{pql_id}",
-            "moved": f"esc-moved:{pql_id}"}
+def _keys(pql: Pql) -> dict[str, str]:
+    """Each rung of the ladder once per lead, and once again after each hand-off to another team."""
+    tail = f"{pql.id}:{pql.handed_off_at:%Y%m%dT%H%M%S}" if pql.handed_off_at else f"{pql.id}"
+    return {"here": f"esc-here:{tail}", "sla": f"esc-sla:{tail}", "2h": f"esc-2h:{tail}", "moved": f"esc-moved:{tail}"}
 
 
-def _owed(sweeps: SweepContext, pql_id: int, due: list[str], existing: set[str]) -> bool:
-    keys = _keys(pql_id)
-    manager = sweeps.settings.pql_manager
+def _owed(sweeps: SweepContext, pql: Pql, due: list[str], existing: set[str]) -> bool:
+    keys = _keys(pql)
+    manager = _team_of(sweeps, pql)[1]
     if "here" in due and keys["here"] not in existing:
         return True
     if "sla" in due and ((manager and keys["sla"] not in existing) or
@@ -122,13 +138,14 @@ def _owed(sweeps: SweepContext, pql_id: int, due: list[str], existing: set[str])
 def _owed_now(sweeps: SweepContext, session: Session, pql: Pql, now: datetime) -> _Owed:
     """What the lead is owed, as it is now (a claim or a touch since the sweep's first read owes nothing); an SLA
     miss with PQL_REASSIGN_ON_SLA_MISS on moves it here."""
-    settings, calendar, manager = sweeps.settings, sweeps.settings.calendar, sweeps.settings.pql_manager
-    was_touched = session.exec(select(sa.exists().where(Touch.pql_id == pql.id))).one()
+    settings = sweeps.settings
+    calendar, manager = _team_of(sweeps, pql)
+    was_touched = session.exec(select(touched_since_handoff(pql))).one()
     due = _due(pql, was_touched, now, calendar)
-    keys = _keys(pql.id)
+    keys = _keys(pql)
     existing = taken(session, keys.values())
-    start = calendar.add(calendar.next_open(pql.created_at), held_for(pql))  # held time is not waiting time
-    owed = _Owed(pql)
+    start = calendar.add(calendar.next_open(pql.handed_off_at or pql.created_at), held_for(pql))  # held: not waiting
+    owed = _Owed(pql, audience=manager)
     if "here" in due and keys["here"] not in existing:
         owed.waited = span(calendar.elapsed(start, now))
     if "sla" in due:
@@ -173,26 +190,32 @@ def _here(sweeps: SweepContext, session: Session, found: list[_Owed], now: datet
     if len(leads) == 1:
         [lead] = leads
         text = words("here", ref=lead.pql.ref, waited=lead.waited)
-        return int(outbox.reply(session, lead.pql, _keys(lead.pql.id)["here"], text, now=now))
+        return int(outbox.reply(session, lead.pql, _keys(lead.pql)["here"], text, now=now))
     listed = []
     for lead in leads:
         text = words("here_quiet", ref=lead.pql.ref, waited=lead.waited)
-        if outbox.reply(session, lead.pql, _keys(lead.pql.id)["here"], text, now=now):
+        if outbox.reply(session, lead.pql, _keys(lead.pql)["here"], text, now=now):
             who, company = lead_facts(session, lead.pql)
             listed.append(words("here_digest_line", link=_link(lead.pql), who=who, company=company, waited=lead.waited))
     if not listed:
         return 0
     text = "\n".join([words("here_digest_heading", count=len(listed)), *_listed(listed), words("here_digest_end")])
-    key = _digest_key("here", [_keys(lead.pql.id)["here"] for lead in leads])
+    key = _digest_key("here", [_keys(lead.pql)["here"] for lead in leads])
     return len(listed) + outbox.post(session, sweeps.settings.pql_alerts_channel, key, text, now=now)
 
 
 def _to_manager(sweeps: SweepContext, session: Session, found: list[_Owed], now: datetime) -> int:
-    """The manager's DMs owed: the lead's card for one lead; for several, one DM listing them (each lead's own key
+    """The managers' DMs owed, each manager's (a team's) on its own: `_to_one_manager`."""
+    audiences = dict.fromkeys(lead.audience for lead in found if lead.manager is not None and lead.audience)
+    return sum(_to_one_manager(session, manager, [lead for lead in found if lead.audience == manager], now)
+               for manager in audiences)
+
+
+def _to_one_manager(session: Session, manager: str, found: list[_Owed], now: datetime) -> int:
+    """A manager's DMs owed: the lead's card for one lead; for several, one DM listing them (each lead's own key
     taken by a folded notice). Returns how many messages were queued."""
     leads = [lead for lead in found if lead.manager is not None]
-    manager = sweeps.settings.pql_manager
-    if not leads or not manager:
+    if not leads:
         return 0
     if len(leads) == 1:
         [lead] = leads
@@ -231,7 +254,7 @@ def _move(sweeps: SweepContext, session: Session, pql: Pql, by: str, now: dateti
     released = session.connection().execute(
         sa.update(_PQLS).where(_PQLS.c.id == pql.id, _PQLS.c.version == pql.version,
                                _PQLS.c.state.notin_(CLOSED), _same(_PQLS.c.claimed_by, pql.claimed_by),
-                               _same(_PQLS.c.rep_id, pql.rep_id), ~sa.exists().where(Touch.pql_id == pql.id))
+                               _same(_PQLS.c.rep_id, pql.rep_id), ~touched_since_handoff(pql))
         .values(claimed_by=None, claimed_at=None, rep_id=None, assigned_at=None, state=PqlState.ASSIGNED,
                 updated_at=now)
     ).rowcount
@@ -240,6 +263,6 @@ def _move(sweeps: SweepContext, session: Session, pql: Pql, by: str, now: dateti
         return None
     why = words("moved_why", by=by, old=old)
     router._give(session, pql, chosen.rep_id, "sla_miss", why, now=now)  # audited, and the rep is told
-    outbox.reply(session, pql, _keys(pql.id)["moved"], words("moved", ref=pql.ref, old=old, new=chosen.rep_id),
+    outbox.reply(session, pql, _keys(pql)["moved"], words("moved", ref=pql.ref, old=old, new=chosen.rep_id),
                  now=now)
     return words("moved_note", old=old, new=chosen.rep_id)

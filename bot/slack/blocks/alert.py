@@ -189,6 +189,8 @@ def rep_lines(view: LeadView, *, now: datetime, tz: tzinfo) -> list[str]:
         lines = [f"{'Assigned to' if view.state is PqlState.ASSIGNED else 'Suggested rep:'} <@{view.assigned_rep}>"]
     else:
         lines = ["Queued: waiting for a rep with room today" if view.state is PqlState.QUEUED else "No rep yet"]
+    if view.routed and view.is_open:
+        lines.append(words("routed", why=esc(view.routed)))
     if view.is_open and not view.touches:
         if view.sla_due_at:
             lines.append(sla_text(view.sla_due_at, now=now))
