@@ -149,11 +149,26 @@ class Router:
         return self.for_team(choice.team, choice)._route(session, pql, now=now)
 
     choice: Choice | None = None  # why this router's team was chosen, said in the audit (`/pql why`)
+    handed: str | None = None  # a hand-off's reason, said instead of the matrix's (`hand_to`)
 
-    def _route(self, session: Session, pql: Pql, *, now: datetime) -> str | None:
+    def hand_to(self, session: Session, pql: Pql, team: Team, *, why: str, now: datetime,
+                previous: str | None = None) -> str | None:
+        """Route a lead handed to `team` (bot/services/handoffs.py) within that team, its clocks starting `now`:
+        its named-account owner when they are on the team and not the one handing it over, else as a new lead of
+        the team (the fast lane's rules for a fast-lane lead; the queue when nobody can take it). The rep's id or
+        None (queued)."""
+        within = self.for_team(team, Choice(team, None))
+        within.handed = why
+        pql.sla_due_at = first_touch_due(now, pql.tier, team.calendar, team.first_touch)
+        owner = within._owner(session, pql)
+        if owner and owner != previous and (team.member_ids is None or owner in team.member_ids):
+            return within._give(session, pql, owner, "override", "named account owner", now=now)
+        return within._route(session, pql, now=now, skip_owner=True)
+
+    def _route(self, session: Session, pql: Pql, *, now: datetime, skip_owner: bool = False) -> str | None:
         if pql.sla_due_at is None:
             pql.sla_due_at = first_touch_due(pql.created_at, pql.tier, self.calendar, self.team.first_touch)
-        owner = self._owner(session, pql)
+        owner = None if skip_owner else self._owner(session, pql)
         if owner:
             return self._give(session, pql, owner, "override", "named account owner", now=now)
         if self.fast_lane.covers(pql.tier):
@@ -232,6 +247,8 @@ class Router:
         session.add(Assignment(pql_id=pql.id, rep_id=rep_id, reason=reason, at=now))
         audit.record(session, "pql_assigned", at=now, pql_id=pql.id, user_id=pql.user_id, rep=rep_id,
                      reason=reason, why=self._team_why(why), **self._team_detail())
+        if self.handed:  # the hand-off's own DM tells them, with the lead's history
+            return rep_id
         user = session.get(TrialUser, pql.user_id)
         who = (user.name or user.email) if user else pql.user_id
         tier = pql.tier.replace("_", " ")
@@ -270,17 +287,19 @@ class Router:
     def _team_reason(self) -> str:
         """Which team and why, as `/pql why` and the alert say it: "team SDR pool (routing matrix row 6):
         active-buyer compound, SMB ...", "team SDR pool (the default team)"."""
+        if self.handed:
+            return f"team {self.team.title}: {self.handed}"
         choice = self.choice or Choice(self.team, None)
         row = self.teams.routes[choice.row - 1] if choice.row else None
         return f"{choice.why}: {row.why or row.describe()}" if row else choice.why
 
     def _team_why(self, why: str) -> str:
         """The rep's reason, after the team's when there is more than one team."""
-        return why if self.teams.is_single else f"{self._team_reason()}; {why}"
+        return why if self.teams.is_single and not self.handed else f"{self._team_reason()}; {why}"
 
     def _team_detail(self) -> dict:
         """The team in the audit entry (none with one team and no matrix: nothing changes for a pilot)."""
-        if self.teams.is_single:
+        if self.teams.is_single and not self.handed:
             return {}
         return {"team": self.team.name, "row": self.choice.row if self.choice else None,
                 "team_why": self._team_reason()}

@@ -15,6 +15,7 @@ from bot.domain.periods import parse_period
 from bot.services import lead_view, leads
 from bot.services.lead_view import LeadView
 from bot.services.pipeline import Pipeline
+from bot.services.routing import Router
 from bot.settings import Settings
 from bot.slack.gateway import Gateway
 
@@ -68,6 +69,14 @@ class Runtime:
 
     def session(self) -> Session:
         return self.pipeline.session()
+
+    @property
+    def router(self) -> Router:
+        """The pipeline's router, or one over the settings' teams (a pipeline built without routing)."""
+        settings = self.settings
+        return self.pipeline.router or Router(settings.calendar, cap=settings.pql_daily_cap,
+                                              manager=settings.pql_manager, fast_lane=settings.fast_lane,
+                                              teams=settings.teams)
 
     def actor(self, session: Session, user_id: str) -> leads.Actor:
         return leads.actor(session, user_id, manager=self.settings.pql_manager)

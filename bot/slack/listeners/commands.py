@@ -1,4 +1,4 @@
-"""Slash commands: /claim, /pql (help, reassign, why, pause, resume) and /pql-review.
+"""Slash commands: /claim, /pql (help, reassign, handoff, why, pause, resume) and /pql-review.
 
 Each handler acks at once, then does the work and answers the person privately through `respond`.
 """
@@ -13,7 +13,7 @@ from sqlmodel import Session, select
 
 from bot import review as reviews
 from bot.domain.periods import Period, parse_period
-from bot.services import audit, leads
+from bot.services import audit, handoffs, leads
 from bot.services.leads import Refused
 from bot.slack.blocks import review as review_blocks
 from bot.slack.errors import guarded
@@ -28,6 +28,7 @@ HELP = """*pqlbot* turns product usage into PQLs and helps you work them.
 • `/claim PQL-42` (or an email, or a user id) — take that lead
 • `/claim PQL-42 @rep` — (manager) claim it on a rep's behalf, past their cap if need be
 • `/pql reassign PQL-42 @rep` — (manager) give a lead to another rep
+• `/pql handoff PQL-42 ae [note]` — hand your lead to another team (SDR → AE once a meeting is set, SDR → CS)
 • `/pql why PQL-42` — who got a lead, when and why
 • `/pql pause` / `/pql resume` — stop or restart new assignments to you (or use the App Home switch)
 • `/pql-review [this|last|2026-W48]` — the weekly PQL review
@@ -111,6 +112,16 @@ def pql(ack: Ack, command: dict, respond: Respond, runtime: Runtime, body: dict)
             who = runtime.actor(session, command["user_id"])
             pql = leads.reassign(session, find(session, who, args[0]), who, rep[0], now=runtime.now())
             answer = say("reassigned", ref=pql.ref, rep=rep[0], by=who.user_id)
+    elif action == "handoff" and len(args) >= 2:
+        settings = runtime.settings
+        with runtime.session() as session, session.begin():
+            who = runtime.actor(session, command["user_id"])
+            lead = find(session, who, args[0])
+            rep = handoffs.hand_off(session, lead, who, args[1], router=runtime.router, now=runtime.now(),
+                                    tz=settings.tz, product_name=settings.product_name, note=" ".join(args[2:]))
+            team = runtime.router.teams.team(lead.team).title
+            answer = say("handed_off", ref=lead.ref, by=who.user_id, team=esc(team),
+                         because=handoffs.BECAUSE[runtime.router.teams.team(lead.team).handoff.when], rep=rep)
     elif action == "why" and args:
         with runtime.session() as session:
             answer = why(session, find(session, runtime.actor(session, command["user_id"]), args[0]))
