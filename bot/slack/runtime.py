@@ -6,7 +6,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, tzinfo
 from pathlib import Path
 
 from sqlmodel import Session
@@ -77,6 +77,21 @@ class Runtime:
         return self.pipeline.router or Router(settings.calendar, cap=settings.pql_daily_cap,
                                               manager=settings.pql_manager, fast_lane=settings.fast_lane,
                                               teams=settings.teams)
+
+    def cap_for(self, team: str | None) -> tuple[int, tzinfo]:
+        """The daily cap and the timezone of its day for a lead of `team`: its team's, or PQL_DAILY_CAP and
+        PQL_TIMEZONE with one team."""
+        teams = self.settings.teams
+        if teams.is_single:
+            return self.settings.pql_daily_cap, self.settings.tz
+        found = teams.team(team)
+        return found.daily_cap, found.calendar.tz
+
+    def cap_for_rep(self, rep_id: str) -> tuple[int, tzinfo]:
+        """A rep's daily cap and day: their (first) team's with teams."""
+        teams = self.settings.teams
+        mine = [] if teams.is_single else teams.teams_of(rep_id)
+        return self.cap_for(mine[0].name if mine else None)
 
     def actor(self, session: Session, user_id: str) -> leads.Actor:
         return leads.actor(session, user_id, manager=self.settings.pql_manager)

@@ -8,7 +8,7 @@ mrkdwn and clipped to fit; longer sentences live in templates/slack/.
 """
 
 from bot.slack.blocks.alert import alert, alert_text
-from bot.slack.blocks.home import HomeLead, HomeRep, home
+from bot.slack.blocks.home import HomeLead, HomeRep, HomeTeam, by_urgency, home
 from bot.slack.blocks.modals import details_modal, disposition_modal, parse_disposition, parse_touch, touch_modal
 from bot.slack.blocks.parts import TIER_LABELS, clock, ephemeral, sla_text
 from templates import clip
@@ -17,8 +17,10 @@ __all__ = [
     "TIER_LABELS",
     "HomeLead",
     "HomeRep",
+    "HomeTeam",
     "alert",
     "alert_text",
+    "by_urgency",
     "clip",
     "clock",
     "details_modal",

@@ -83,7 +83,8 @@ def claim_clicked(ack: Ack, body: dict, runtime: Runtime) -> None:
     with runtime.session() as session, session.begin():
         who = runtime.actor(session, body["user"]["id"])
         pql = lead(session, who, _pql_id(body))
-        leads.claim(session, pql, who, now=runtime.now(), tz=runtime.settings.tz, cap=runtime.settings.pql_daily_cap)
+        cap, tz = runtime.cap_for(pql.team)  # the lead's team's cap, on its day
+        leads.claim(session, pql, who, now=runtime.now(), tz=tz, cap=cap)
     runtime.kick()  # the alert is edited to show the claim
 
 

@@ -96,7 +96,8 @@ def claim(ack: Ack, command: dict, respond: Respond, runtime: Runtime, body: dic
             pql = find(session, who, ref)
         elif (pql := leads.oldest_claimable(session, who)) is None:
             raise Refused(say("nothing_to_claim"))
-        leads.claim(session, pql, who, now=runtime.now(), tz=runtime.settings.tz, cap=runtime.settings.pql_daily_cap,
+        cap, tz = runtime.cap_for(pql.team)  # the lead's team's cap, on its day
+        leads.claim(session, pql, who, now=runtime.now(), tz=tz, cap=cap,
                     for_rep=mentioned[0] if mentioned else None)
         answer = say("claimed", ref=pql.ref, rep=pql.claimed_by, by=who.user_id)
     runtime.kick()

@@ -1,4 +1,5 @@
-"""App Home: a rep's open leads and today's count against the cap; the manager's queue and team."""
+"""App Home: a rep's open leads and today's count against the cap; the manager's queue, most urgent first, and the
+team, or each team with its own cap and day (bot/domain/teams.py)."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ def home_opened(event: dict, runtime: Runtime) -> None:
         publish_home(runtime, event["user"])
 
 
-def _home_lead(session: Session, pql: Pql, calendar: BusinessCalendar) -> blocks.HomeLead:
+def _home_lead(session: Session, pql: Pql, calendar: BusinessCalendar, team: str | None = None) -> blocks.HomeLead:
     user = session.get(TrialUser, pql.user_id)
     who = (user.name or "") if user else ""
     touches = list(session.exec(select(Touch).where(Touch.pql_id == pql.id).order_by(Touch.number)))
@@ -33,6 +34,7 @@ def _home_lead(session: Session, pql: Pql, calendar: BusinessCalendar) -> blocks
         ref=pql.ref, pql_id=pql.id, who=who or (user.email if user else pql.user_id) or pql.user_id,
         company=(user.company_name or user.domain or "") if user else "", tier=pql.tier, state=pql.state,
         sla_due_at=pql.sla_due_at, touches=len(touches), next_touch_due_at=next_touch_due(touches, calendar),
+        rep_id=pql.rep_id, team=team,
     )
 
 
@@ -44,23 +46,42 @@ def home_view(runtime: Runtime, user_id: str) -> dict:
         open_leads = select(Pql).where(still_open(Pql.state)).order_by(Pql.qualified_at)
         mine = session.exec(open_leads.where(sa.or_(Pql.claimed_by == user_id,
                                                     sa.and_(Pql.claimed_by.is_(None), Pql.rep_id == user_id))))
-        queue, reps = [], []
+        cap, day_tz = runtime.cap_for_rep(user_id)
+        queue, reps, teams = [], [], None
         if who.is_manager:
-            waiting = session.exec(open_leads.where(Pql.claimed_by.is_(None)))
-            queue = [_home_lead(session, p, settings.calendar) for p in waiting]
-            for member in session.exec(select(Rep).where(Rep.on_roster).order_by(Rep.id)):
-                active = session.exec(select(sa.func.count()).select_from(Pql).where(
-                    still_open(Pql.state), sa.or_(Pql.claimed_by == member.id, Pql.rep_id == member.id))).one()
-                reps.append(blocks.HomeRep(member.id, member.name, member.paused, active,
-                                           leads.new_today(session, member.id, now=now, tz=settings.tz),
-                                           leads.fast_lane_today(session, member.id, now=now, tz=settings.tz)))
+            waiting = list(session.exec(open_leads.where(Pql.claimed_by.is_(None))))
+            known = settings.teams
+            queue = [_home_lead(session, p, settings.calendar, None if known.is_single else known.team(p.team).title)
+                     for p in waiting]
+            roster = list(session.exec(select(Rep).where(Rep.on_roster).order_by(Rep.id)))
+            reps = [_home_rep(session, member, now=now, tz=settings.tz) for member in roster]
+            if not known.is_single:
+                teams = []
+                for team in known.teams.values():
+                    mine = [p for p in waiting if known.team(p.team).name == team.name]
+                    members = [m for m in roster if team.member_ids is None or m.id in team.member_ids]
+                    teams.append(blocks.HomeTeam(
+                        team.title, team.daily_cap, [_home_rep(session, m, now=now, tz=team.calendar.tz)
+                                                     for m in members],
+                        waiting=sum(1 for p in mine if p.rep_id is None),
+                        unclaimed=sum(1 for p in mine if p.rep_id is not None)))
         return blocks.home(
             rep_id=user_id if who.on_roster else None, is_manager=who.is_manager,
             paused=bool(rep and rep.paused), leads=[_home_lead(session, p, settings.calendar) for p in mine],
-            today_count=leads.new_today(session, user_id, now=now, tz=settings.tz), cap=settings.pql_daily_cap,
-            fast_lane_today=leads.fast_lane_today(session, user_id, now=now, tz=settings.tz),
+            today_count=leads.new_today(session, user_id, now=now, tz=day_tz), cap=cap,
+            fast_lane_today=leads.fast_lane_today(session, user_id, now=now, tz=day_tz),
             queue=queue, paused_reps=[r.rep_id for r in reps if r.paused], reps=reps, now=now, tz=settings.tz,
+            teams=teams,
         )
+
+
+def _home_rep(session: Session, member: Rep, *, now, tz) -> blocks.HomeRep:
+    """A rep's line in the manager's view: open leads, and today's count on the day of `tz` (their team's)."""
+    active = session.exec(select(sa.func.count()).select_from(Pql).where(
+        still_open(Pql.state), sa.or_(Pql.claimed_by == member.id, Pql.rep_id == member.id))).one()
+    return blocks.HomeRep(member.id, member.name, member.paused, active,
+                          leads.new_today(session, member.id, now=now, tz=tz),
+                          leads.fast_lane_today(session, member.id, now=now, tz=tz))
 
 
 def publish_home(runtime: Runtime, user_id: str) -> None:
