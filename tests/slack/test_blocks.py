@@ -18,7 +18,7 @@ from bot.services import outreach
 from bot.services.lead_view import HandoffPackage, LeadView, TouchView
 from bot.services.outreach import RenderedEmail
 from bot.slack import blocks
-from bot.slack.blocks import HomeLead, HomeRep
+from bot.slack.blocks import HomeLead, HomeRep, HomeTeam
 from bot.slack.ids import Action, Input, LeadRef, View
 
 TZ = ZoneInfo("America/New_York")
@@ -523,6 +523,48 @@ def test_the_managers_home_adds_the_queue_and_the_reps_with_who_is_paused():
                      f"*Ben Ito* <@{OTHER_REP}>", "⏸ paused · 1 active · 0 of 5 new today"):
         assert expected in shown, expected
     assert pause_button(view) is not None  # the manager is on the roster too here
+    assert_valid_view(view)
+
+
+def lead_refs(view: dict) -> list[int]:
+    details = [b["accessory"] for b in view["blocks"] if b.get("accessory", {}).get("action_id") == Action.DETAILS]
+    return [LeadRef.decode(d["value"]).pql_id for d in details]
+
+
+def test_the_managers_queue_is_most_urgent_first_fast_lane_then_least_sla_time_left():
+    queue = [
+        home_lead(1, tier="medium", sla_due_at=NOW + timedelta(hours=3)),
+        home_lead(2, tier="high", sla_due_at=NOW + timedelta(hours=1)),
+        home_lead(3, tier="medium", sla_due_at=None, state="queued"),
+        home_lead(4, tier="fast_lane", sla_due_at=NOW + timedelta(minutes=50)),
+        home_lead(5, tier="high", sla_due_at=NOW - timedelta(minutes=20)),
+        home_lead(6, tier="fast_lane", sla_due_at=NOW + timedelta(minutes=10)),
+    ]
+    view = home(rep_id=None, is_manager=True, leads=[], queue=queue)
+    assert lead_refs(view) == [6, 4, 5, 2, 1, 3]  # fast lane first; then missed, 1 h, 3 h left; no clock last
+    assert "Queue (6)*, most urgent first" in all_text(view)
+
+
+def test_waiting_for_a_rep_counts_only_leads_nobody_has_been_given():
+    queue = [home_lead(1, state="queued", rep_id=None), home_lead(2, state="queued", rep_id=None),
+             home_lead(3, state="assigned", rep_id=REP)]
+    shown = all_text(home(rep_id=None, is_manager=True, leads=[], queue=queue))
+    assert "2 waiting for a rep · 1 assigned, not claimed" in shown
+    assert f"<@{REP}>" in shown  # whom the unclaimed one waits on
+
+
+def test_with_teams_the_manager_sees_each_team_with_its_own_cap_and_waiting_leads():
+    teams = [HomeTeam("SDR pool", 5, [HomeRep(REP, "Ana Ruiz", False, 4, 2)], waiting=2, unclaimed=1),
+             HomeTeam("EMEA desk", 2, [HomeRep(OTHER_REP, "Noor Haddad", True, 1, 2)], waiting=0)]
+    queue = [home_lead(1, state="queued", rep_id=None, team="SDR pool")]
+    view = home(rep_id=None, is_manager=True, leads=[], queue=queue, teams=teams)
+    shown = all_text(view)
+    for expected in ("*SDR pool* · 2 waiting for a rep · 1 assigned, not claimed · cap 5 a day",
+                     "taking leads · 4 active · 2 of 5 new today",
+                     "*EMEA desk* · 0 waiting for a rep · 0 assigned, not claimed · cap 2 a day",
+                     "⏸ paused · 1 active · 2 of 2 new today", "queued for a rep · SDR pool"):
+        assert expected in shown, expected
+    assert "*Reps*" not in shown
     assert_valid_view(view)
 
 

@@ -152,6 +152,10 @@ def why(session, pql) -> str:
             lines.append(f"• {when}: {verb[entry.action]} <@{detail.get('rep')}>{by}{why_text}")
         elif entry.action == "pql_queued":
             lines.append(f"• {when}: queued — {detail.get('why')}")
+        elif entry.action == "pql_handed_off":
+            to = f"<@{detail['rep']}>" if detail.get("rep") else "its queue"
+            lines.append(f"• {when}: handed off to team {detail.get('team')} ({to}) by <@{entry.actor}> — "
+                         f"{detail.get('why')}")
         elif entry.action == "pql_released":
             lines.append(f"• {when}: released back to the pool by <@{entry.actor}>")
         elif entry.action == "pql_dispositioned":
