@@ -37,11 +37,12 @@ from bot.domain.sla import first_touch_due
 from bot.domain.teams import Choice, LeadFacts, Team, Teams, single_team
 from bot.services import audit, lead_view, outbox
 from bot.services.leads import hold_rep, new_today
-from bot.store.models import Account, Assignment, Pql, Rep, TrialUser
+from bot.store.models import Account, Assignment, Notice, Pql, Rep, TrialUser
 from bot.store.queries import given_today, still_open
 from templates import esc, say
 
 _PQLS = Pql.__table__
+_NOTICES = Notice.__table__
 
 
 class Router:
@@ -245,6 +246,7 @@ class Router:
                 team=self.team.name, version=_PQLS.c.version + 1))
         session.refresh(pql)
         session.add(Assignment(pql_id=pql.id, rep_id=rep_id, reason=reason, at=now))
+        self._alert_to_team(session, pql)
         audit.record(session, "pql_assigned", at=now, pql_id=pql.id, user_id=pql.user_id, rep=rep_id,
                      reason=reason, why=self._team_why(why), **self._team_detail())
         if self.handed:  # the hand-off's own DM tells them, with the lead's history
@@ -278,6 +280,7 @@ class Router:
                 state=PqlState.QUEUED, sla_due_at=pql.sla_due_at, updated_at=now, team=self.team.name,
                 version=_PQLS.c.version + 1))
         session.refresh(pql)
+        self._alert_to_team(session, pql)
         audit.record(session, "pql_queued", at=now, pql_id=pql.id, user_id=pql.user_id, why=self._team_why(why),
                      **self._team_detail())
         if self.manager and stuck:
@@ -296,6 +299,15 @@ class Router:
     def _team_why(self, why: str) -> str:
         """The rep's reason, after the team's when there is more than one team."""
         return why if self.teams.is_single and not self.handed else f"{self._team_reason()}; {why}"
+
+    def _alert_to_team(self, session: Session, pql: Pql) -> None:
+        """With teams, the lead's alert goes to its team's channel (`alert_channel`), if it has not gone yet."""
+        if self.teams.is_single:
+            return
+        session.connection().execute(
+            sa.update(_NOTICES).where(_NOTICES.c.key == f"alert:{pql.id}", _NOTICES.c.state == "pending",
+                                      _NOTICES.c.channel.is_distinct_from(self.team.alert_channel))
+            .values(channel=self.team.alert_channel))
 
     def _team_detail(self) -> dict:
         """The team in the audit entry (none with one team and no matrix: nothing changes for a pilot)."""

@@ -331,7 +331,11 @@ def _send_alert(engine: sa.Engine, gateway: Gateway, notice: Notice, *, render_a
             return
         version = pql.version
         text, blocks = render_alert(session, pql.id)
-        look_in = _alerts_channel_id(session, gateway, alerts_channel)
+        if notice.channel and notice.channel != alerts_channel:  # its team's channel (bot/services/routing.py)
+            alerts_channel = notice.channel
+            look_in = gateway.channel_id(alerts_channel)  # the store's last alert may be in another team's channel
+        else:
+            look_in = _alerts_channel_id(session, gateway, alerts_channel)
     metadata = {"event_type": ALERT_EVENT, "event_payload": {"pql_id": pql.id, "version": version}}
     channel, ts, found = gateway.post_once(alerts_channel, text, blocks, metadata=metadata, look_in=look_in,
                                            since=notice.created_at - LOOKBACK, look_first=notice.attempts > 0)

@@ -18,6 +18,7 @@ from tests.slack.conftest import ANA, BEN, BOSS, CHANNEL, Workspace
 from tests.slack.test_app import home_for
 
 FAY, GUS = "U0FAY", "U0GUS"
+FAST_LANE_CHANNEL = "C0FASTLANE"
 TEAMS = f"""
 default = "sdr"
 
@@ -29,6 +30,7 @@ members = [{{ id = "{ANA}", name = "Ana Ruiz" }}, {{ id = "{BEN}", name = "Ben O
 [teams.desk]
 label = "Fast-lane desk"
 escalate_to = "{BOSS}"
+alert_channel = "#fast-lane"
 members = [{{ id = "{FAY}", name = "Fay Quinn" }}]
 
 [teams.cs]
@@ -47,6 +49,7 @@ team = "desk"
 
 @pytest.fixture
 def office(engine, standin, tmp_path) -> Workspace:
+    standin.channels["#fast-lane"] = FAST_LANE_CHANNEL
     ws = Workspace(engine, standin, datetime(2026, 11, 6, 15, 0, tzinfo=NY))  # a Friday afternoon
     path = tmp_path / "teams.toml"
     path.write_text(TEAMS, encoding="utf-8")
@@ -62,18 +65,20 @@ def demo(ws: Workspace) -> int:
     return ws.lead("dana", ask.add("demo_requested", ws.now - timedelta(minutes=1)))
 
 
-def alert_text(ws: Workspace, pql_id: int) -> str:
+def alert_text(ws: Workspace, pql_id: int, channel: str = CHANNEL) -> str:
     alert_ts = ws.pql(pql_id).alert_ts
-    [posted] = [c for c in ws.standin.posted(CHANNEL) if not c.params.get("thread_ts")]
+    [posted] = [c for c in ws.standin.posted(channel) if not c.params.get("thread_ts")]
     assert alert_ts and f"PQL-{pql_id}" in posted.params["text"]
     blocks = posted.params["blocks"]
     return json.dumps(json.loads(blocks) if isinstance(blocks, str) else blocks, ensure_ascii=False)
 
 
-def test_the_alert_and_pql_why_say_which_row_chose_the_team_and_why_that_rep(office):
+def test_the_alert_goes_to_its_team_s_channel_and_says_which_row_chose_the_team_and_why_that_rep(office):
     pql_id = demo(office)
     assert (office.pql(pql_id).team, office.pql(pql_id).rep_id) == ("desk", FAY)
-    shown = alert_text(office, pql_id)
+    assert office.standin.posted(CHANNEL) == []  # not in #pql-alerts: in the desk's own channel
+    assert office.pql(pql_id).alert_channel == FAST_LANE_CHANNEL
+    shown = alert_text(office, pql_id, FAST_LANE_CHANNEL)
     assert "_Routed: team Fast-lane desk (routing matrix row 1): demo / contact-sales request: the fast-lane " \
            "desk; fast lane (never capped): in business hours" in shown
     office.command(BOSS, Command.PQL, f"why PQL-{pql_id}")
