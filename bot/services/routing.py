@@ -57,7 +57,7 @@ class Router:
         self.teams = teams or single_team(calendar, cap=cap, manager=manager, fast_lane=self.fast_lane)
         self.team = self.teams.teams[self.teams.default]
         if teams is not None:
-            self.calendar, self.cap, self.manager = self.team.calendar, self.team.daily_cap, self.team.manager
+            self.calendar, self.cap, self.manager = self.team.calendar, self.team.daily_cap, self.team.escalate_to
             self.fast_lane = self.team.fast_lane
         self.members = self.team.member_ids
 
@@ -71,7 +71,7 @@ class Router:
         within = copy.copy(self)
         within.choice = choice
         within.team, within.members = team, team.member_ids
-        within.calendar, within.cap, within.manager = team.calendar, team.daily_cap, team.manager
+        within.calendar, within.cap, within.manager = team.calendar, team.daily_cap, team.escalate_to  # or a channel
         within.fast_lane = team.fast_lane
         return within
 

@@ -60,6 +60,7 @@ Nothing here logs or stores message contents: only notice ids, kinds and Slack's
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -81,6 +82,8 @@ from bot.store.models import Notice, Pql
 log = logging.getLogger(__name__)
 
 _NOTICES = Notice.__table__
+#: A "dm" to this is posted in the channel instead (a team's `escalate_to`, bot/domain/teams.py).
+_CHANNEL_TARGET = re.compile(r"#[^\s]+|[CG][A-Z0-9]{2,}")
 _PQLS = Pql.__table__
 
 #: Renders a lead's alert from the store: (fallback text, Block Kit blocks).
@@ -279,6 +282,8 @@ def _send(engine: sa.Engine, gateway: Gateway, notice: Notice) -> tuple[str, str
 
         blocks = render_notice(notice.payload, text)
     if notice.kind == "dm":
+        if _CHANNEL_TARGET.fullmatch(notice.target or ""):  # a team whose escalations go to a channel, not a person
+            return gateway.post(notice.target, text, blocks)
         return gateway.dm(notice.target, text, blocks)
     if notice.kind == "channel":
         return gateway.post(notice.target, text, blocks)

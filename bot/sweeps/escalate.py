@@ -101,13 +101,13 @@ def escalate(sweeps: SweepContext, now: datetime) -> int:
 
 
 def _team_of(sweeps: SweepContext, pql: Pql) -> tuple[BusinessCalendar, str | None]:
-    """The calendar the lead's clock runs on and the manager who hears of it: its team's; with one team (no teams
-    file), PQL_BUSINESS_HOURS and PQL_MANAGER."""
+    """The calendar the lead's clock runs on and who hears of it (its manager, or a channel): its team's; with one
+    team (no teams file), PQL_BUSINESS_HOURS and PQL_MANAGER."""
     teams = sweeps.router.teams
     if teams.is_single:
         return sweeps.settings.calendar, sweeps.settings.pql_manager
     team = teams.team(pql.team)
-    return team.calendar, team.manager
+    return team.calendar, team.escalate_to  # a manager, or a channel (posted there instead of a DM)
 
 
 def _due(pql: Pql, was_touched: bool, now: datetime, calendar: BusinessCalendar) -> list[str]:

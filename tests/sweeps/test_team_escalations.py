@@ -13,10 +13,13 @@ from bot.services import handoffs, leads
 from bot.services.pipeline import Pipeline
 from bot.services.routing import Router
 from bot.settings import Settings
+from bot.slack.delivery import deliver_due
+from bot.slack.gateway import Gateway
 from bot.store.models import Notice, Pql
 from bot.sweeps.escalate import escalate
 from bot.sweeps.runner import Sweeps
 from tests.scoring.builders import NY, Trial
+from tests.standin import SlackStandIn
 
 BERLIN = ZoneInfo("Europe/Berlin")
 ANA, BEN, NOOR, FAY = "U0ANA", "U0BEN", "U0NOOR", "U0FAY"
@@ -54,9 +57,9 @@ def ny(*args) -> datetime:
 
 
 class Floor:
-    def __init__(self, engine, tmp_path) -> None:
+    def __init__(self, engine, tmp_path, teams: str = TEAMS) -> None:
         path = tmp_path / "teams.toml"
-        path.write_text(TEAMS, encoding="utf-8")
+        path.write_text(teams, encoding="utf-8")
         self.settings = Settings(_env_file=None, pql_manager=BOSS, pql_timezone="America/New_York",
                                  pql_teams_file=path)
         self.router = Router(self.settings.calendar, cap=5, manager=BOSS, teams=self.settings.teams)
@@ -146,3 +149,19 @@ def test_a_hand_off_starts_the_ladder_again_for_the_receiving_team(floor):
     floor.escalate(handed + timedelta(hours=2, minutes=5))
     assert [n.key for n in floor.dms(CS_BOSS)] == [f"esc-2h:{tail}"]  # customer success's manager hears of it
     assert [n.key for n in floor.dms(BOSS)] == [f"esc-2h:{pql_id}"]  # and the SDRs' manager no more
+
+
+
+def test_a_team_that_escalates_to_a_channel_has_its_manager_cards_posted_there(engine, tmp_path):
+    floor = Floor(engine, tmp_path, TEAMS.replace(f'escalate_to = "{EMEA_BOSS}"', 'escalate_to = "#emea-desk"'))
+    pql_id = floor.lead("eva", MONDAY - timedelta(minutes=30), emea=True)
+    floor.escalate(ny(2026, 11, 9, 12, 30))
+    [card] = floor.dms("#emea-desk")
+    assert card.key == f"esc-2h:{pql_id}"
+    with SlackStandIn(channels={"#emea-desk": "C0EMEADESK"}) as slack:
+        gateway = Gateway.connect("xoxb-test", slack.url, backoff=0.01)
+        deliver_due(engine, gateway, render_alert=lambda s, pql_id: (f"PQL-{pql_id}", None),
+                    alerts_channel="#pql-alerts", now=ny(2026, 11, 9, 12, 31))
+        [posted] = slack.posted("C0EMEADESK")
+        assert f"PQL-{pql_id}" in posted.params["text"]
+        assert all(c.params.get("users") != "#emea-desk" for c in slack.calls_to("conversations.open"))
