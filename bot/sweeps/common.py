@@ -45,6 +45,17 @@ class SweepContext(Protocol):
 words = sentences("slack/escalations.j2")
 
 
+def team_of(sweeps: SweepContext, pql: Pql) -> tuple[BusinessCalendar, str | None]:
+    """The calendar a lead's clocks run on and who hears of it (its manager, or a channel: bot/slack/delivery.py
+    posts a "dm" to a channel there): its team's (bot/domain/teams.py); with one team (no teams file),
+    PQL_BUSINESS_HOURS and PQL_MANAGER."""
+    teams = sweeps.router.teams
+    if teams.is_single:
+        return sweeps.settings.calendar, sweeps.settings.pql_manager
+    team = teams.team(pql.team)
+    return team.calendar, team.escalate_to
+
+
 def touched() -> sa.Exists:
     """The lead has a touch (in a query over Pql) since it was last handed to another team, if it was: the receiving
     team's first touch is its own (bot/services/handoffs.py)."""

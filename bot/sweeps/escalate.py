@@ -50,7 +50,16 @@ from bot.services.holds import held_for
 from bot.services.lead_view import lead_facts
 from bot.store.models import Pql
 from bot.store.queries import still_open
-from bot.sweeps.common import SweepContext, dm_manager, manager_card, taken, touched, touched_since_handoff, words
+from bot.sweeps.common import (
+    SweepContext,
+    dm_manager,
+    manager_card,
+    taken,
+    team_of,
+    touched,
+    touched_since_handoff,
+    words,
+)
 from templates import span
 
 log = logging.getLogger(__name__)
@@ -81,7 +90,7 @@ def escalate(sweeps: SweepContext, now: datetime) -> int:
             .order_by(Pql.id)
         ).all()
         due = {pql.id: (pql, kinds) for pql, was_touched in rows
-               if (kinds := _due(pql, was_touched, now, _team_of(sweeps, pql)[0]))}
+               if (kinds := _due(pql, was_touched, now, team_of(sweeps, pql)[0]))}
         existing = taken(session, [key for pql, _ in due.values() for key in _keys(pql).values()])
     owed = [pql_id for pql_id, (pql, kinds) in due.items() if _owed(sweeps, pql, kinds, existing)]
     if not owed:
@@ -100,16 +109,6 @@ def escalate(sweeps: SweepContext, now: datetime) -> int:
             _to_manager(sweeps, session, found, now)
 
 
-def _team_of(sweeps: SweepContext, pql: Pql) -> tuple[BusinessCalendar, str | None]:
-    """The calendar the lead's clock runs on and who hears of it (its manager, or a channel): its team's; with one
-    team (no teams file), PQL_BUSINESS_HOURS and PQL_MANAGER."""
-    teams = sweeps.router.teams
-    if teams.is_single:
-        return sweeps.settings.calendar, sweeps.settings.pql_manager
-    team = teams.team(pql.team)
-    return team.calendar, team.escalate_to  # a manager, or a channel (posted there instead of a DM)
-
-
 def _due(pql: Pql, was_touched: bool, now: datetime, calendar: BusinessCalendar) -> list[str]:
     if pql.held_since is not None:  # on hold: no @here, no manager's DM, no SLA miss
         return []
@@ -126,7 +125,7 @@ def _keys(pql: Pql) -> dict[str, str]:
 
 def _owed(sweeps: SweepContext, pql: Pql, due: list[str], existing: set[str]) -> bool:
     keys = _keys(pql)
-    manager = _team_of(sweeps, pql)[1]
+    manager = team_of(sweeps, pql)[1]
     if "here" in due and keys["here"] not in existing:
         return True
     if "sla" in due and ((manager and keys["sla"] not in existing) or
@@ -139,7 +138,7 @@ def _owed_now(sweeps: SweepContext, session: Session, pql: Pql, now: datetime) -
     """What the lead is owed, as it is now (a claim or a touch since the sweep's first read owes nothing); an SLA
     miss with PQL_REASSIGN_ON_SLA_MISS on moves it here."""
     settings = sweeps.settings
-    calendar, manager = _team_of(sweeps, pql)
+    calendar, manager = team_of(sweeps, pql)
     was_touched = session.exec(select(touched_since_handoff(pql))).one()
     due = _due(pql, was_touched, now, calendar)
     keys = _keys(pql)

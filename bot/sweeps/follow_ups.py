@@ -23,23 +23,24 @@ from bot.services import outbox
 from bot.services.lead_view import lead_facts
 from bot.store.models import Pql, Touch
 from bot.store.queries import still_open
-from bot.sweeps.common import SweepContext, day_words, each, taken, words
+from bot.sweeps.common import SweepContext, day_words, each, taken, team_of, words
 
 
 def follow_ups(sweeps: SweepContext, now: datetime) -> int:
     """Remind reps of the next email of the kit, and of the disposition after the last; returns how many."""
-    calendar = sweeps.settings.calendar
     with sweeps.pipeline.session() as session:
         touches: dict[int, list[Touch]] = defaultdict(list)
-        for touch in session.exec(select(Touch).join(Pql, Touch.pql_id == Pql.id)
-                                  .where(still_open(Pql.state), Pql.held_since.is_(None))
-                                  .order_by(Touch.pql_id, Touch.number)):
+        calendars: dict[int, BusinessCalendar] = {}  # each lead's team's (bot/sweeps/common.py, `team_of`)
+        for touch, pql in session.exec(select(Touch, Pql).join(Pql, Touch.pql_id == Pql.id)
+                                       .where(still_open(Pql.state), Pql.held_since.is_(None))
+                                       .order_by(Touch.pql_id, Touch.number)):
             touches[touch.pql_id].append(touch)
+            calendars.setdefault(pql.id, team_of(sweeps, pql)[0])
         due = {pql_id: step for pql_id, listed in touches.items()
-               if (step := next_step(listed, calendar)) and now >= step.due}
+               if (step := next_step(listed, calendars[pql_id])) and now >= step.due}
         existing = taken(session, [step.key(pql_id) for pql_id, step in due.items()])
     owed = [pql_id for pql_id, step in due.items() if step.key(pql_id) not in existing]
-    return each(sweeps, owed, lambda session, pql: _remind(session, pql, now, calendar))
+    return each(sweeps, owed, lambda session, pql: _remind(session, pql, now, team_of(sweeps, pql)[0]))
 
 
 def _remind(session: Session, pql: Pql, now: datetime, calendar: BusinessCalendar) -> int:

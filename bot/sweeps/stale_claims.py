@@ -12,27 +12,36 @@ from __future__ import annotations
 
 from datetime import datetime
 
-import sqlalchemy as sa
 from sqlmodel import Session, select
 
 from bot.domain.business_time import BusinessCalendar
 from bot.domain.follow_ups import is_stale
 from bot.services.holds import held_for
-from bot.store.models import Pql, Touch
+from bot.store.models import Pql
 from bot.store.queries import still_open
-from bot.sweeps.common import SweepContext, business_span, dm_manager, each, manager_card, taken, touched, words
+from bot.sweeps.common import (
+    SweepContext,
+    business_span,
+    dm_manager,
+    each,
+    manager_card,
+    taken,
+    team_of,
+    touched,
+    touched_since_handoff,
+    words,
+)
 
 
 def stale_claims(sweeps: SweepContext, now: datetime) -> int:
-    """Claims untouched for a business day, flagged to the manager once per claim; returns how many."""
-    calendar, manager = sweeps.settings.calendar, sweeps.settings.pql_manager
-    if not manager:
-        return 0
+    """Claims untouched for a business day (the lead's team's days), flagged to its manager once per claim; returns
+    how many."""
     with sweeps.pipeline.session() as session:
-        stale = [pql for pql in session.exec(_claimed_untouched().order_by(Pql.id)) if _is_stale(pql, now, calendar)]
+        stale = [pql for pql in session.exec(_claimed_untouched().order_by(Pql.id))
+                 if team_of(sweeps, pql)[1] and _is_stale(pql, now, team_of(sweeps, pql)[0])]
         existing = taken(session, [_key(pql) for pql in stale])
     owed = [pql.id for pql in stale if _key(pql) not in existing]
-    return each(sweeps, owed, lambda session, pql: _flag(session, pql, manager, now, calendar))
+    return each(sweeps, owed, lambda session, pql: _flag(session, pql, *reversed(team_of(sweeps, pql)), now=now))
 
 
 def _key(pql: Pql) -> str:
@@ -51,8 +60,11 @@ def _claimed_untouched():
                              Pql.claimed_at.is_not(None), ~touched())
 
 
-def _flag(session: Session, pql: Pql, manager: str, now: datetime, calendar: BusinessCalendar) -> int:
-    untouched = not session.exec(select(sa.exists().where(Touch.pql_id == pql.id))).one()
+def _flag(session: Session, pql: Pql, manager: str | None, calendar: BusinessCalendar, *, now: datetime) -> int:
+    """Flag a stale claim to the lead's team's manager (with one team, PQL_MANAGER)."""
+    if not manager:
+        return 0
+    untouched = not session.exec(select(touched_since_handoff(pql))).one()
     if not (pql.claimed_by and untouched and _is_stale(pql, now, calendar)) or taken(session, [_key(pql)]):
         return 0
     waited = business_span(calendar.elapsed(pql.claimed_at, now), calendar.day_hours())

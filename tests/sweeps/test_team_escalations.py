@@ -3,7 +3,7 @@ hears of it (one digest per manager), and a hand-off starts the ladder again for
 
 from __future__ import annotations
 
-from datetime import datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -18,6 +18,7 @@ from bot.slack.gateway import Gateway
 from bot.store.models import Notice, Pql
 from bot.sweeps.escalate import escalate
 from bot.sweeps.runner import Sweeps
+from bot.sweeps.stale_claims import stale_claims
 from tests.scoring.builders import NY, Trial
 from tests.standin import SlackStandIn
 
@@ -165,3 +166,15 @@ def test_a_team_that_escalates_to_a_channel_has_its_manager_cards_posted_there(e
         [posted] = slack.posted("C0EMEADESK")
         assert f"PQL-{pql_id}" in posted.params["text"]
         assert all(c.params.get("users") != "#emea-desk" for c in slack.calls_to("conversations.open"))
+
+
+def test_a_stale_claim_is_judged_by_its_team_s_business_day_and_flagged_to_its_manager(floor):
+    pql_id = floor.lead("eva", datetime(2026, 11, 9, 9, 15, tzinfo=BERLIN), emea=True)  # 03:15 in New York
+    claimed = datetime(2026, 11, 9, 9, 30, tzinfo=BERLIN)
+    with floor.pipeline.session() as session, session.begin():
+        lead = session.get(Pql, pql_id)
+        leads.claim(session, lead, leads.actor(session, NOOR, manager=BOSS), now=claimed, tz=BERLIN, cap=5)
+    assert stale_claims(floor.sweeps, datetime(2026, 11, 10, 9, 25, tzinfo=BERLIN)) == 0
+    assert stale_claims(floor.sweeps, datetime(2026, 11, 10, 9, 35, tzinfo=BERLIN)) == 1  # a Berlin day later
+    assert [n.key for n in floor.dms(EMEA_BOSS)] == [f"stale:{pql_id}:{claimed.astimezone(UTC).isoformat()}"]
+    assert floor.dms(BOSS) == []
