@@ -23,15 +23,21 @@ def roster_size(session: Session, fallback: int = 0) -> int:
 
 
 def review_for(session: Session, period: Period, *, calendar: BusinessCalendar, reps: int, cap: int,
-               now: datetime) -> Review:
-    m = compute(session, period, calendar=calendar, reps=reps, now=now)
+               now: datetime, team: str | None = None, default_team: bool = False) -> Review:
+    m = compute(session, period, calendar=calendar, reps=reps, now=now, team=team, default_team=default_team)
     return build(m, cap=cap, as_of=now, workday=calendar.is_business_day)
 
 
-def for_settings(session: Session, period: Period, *, settings, now: datetime) -> Review:
-    """The review of `period` with the team's calendar, roster and cap (bot.settings.Settings)."""
-    return review_for(session, period, calendar=settings.calendar,
-                      reps=roster_size(session, len(settings.roster)), cap=settings.pql_daily_cap, now=now)
+def for_settings(session: Session, period: Period, *, settings, now: datetime, team: str | None = None) -> Review:
+    """The review of `period` with the team's calendar, roster and cap (bot.settings.Settings); with `team` (a
+    name in PQL_TEAMS_FILE), that team's: its leads, calendar, members and cap."""
+    teams = settings.teams
+    if team is None or teams.is_single:
+        return review_for(session, period, calendar=settings.calendar,
+                          reps=roster_size(session, len(settings.roster)), cap=settings.pql_daily_cap, now=now)
+    chosen = teams.team(team)
+    return review_for(session, period, calendar=chosen.calendar, reps=len(chosen.members or ()),
+                      cap=chosen.daily_cap, now=now, team=chosen.name, default_team=chosen.name == teams.default)
 
 
 def scorecard(session: Session, start: date, calendar: BusinessCalendar, reps: int, now: datetime) -> Scorecard:

@@ -97,12 +97,23 @@ def _closed(dispositioned_at: datetime | None, state: str, updated_at: datetime)
     return updated_at if state in STOPPED else None
 
 
+def of_team(team: str | None, *, default_team: bool = False) -> sa.ColumnElement[bool]:
+    """Leads of `team` (bot/domain/teams.py): those recording it, and for the default team those recording none
+    (from before teams); every lead with no team asked for."""
+    if team is None:
+        return sa.true()
+    return sa.or_(Pql.team == team, Pql.team.is_(None)) if default_team else Pql.team == team
+
+
 def compute(session: Session, period: Period, *, calendar: BusinessCalendar, reps: int,
-            now: datetime) -> Metrics:
+            now: datetime, team: str | None = None, default_team: bool = False) -> Metrics:
+    """The period's figures; with `team`, that team's leads only (its volume, dispositions, SLA, utilisation; the
+    trial cohorts' conversion is the product's, not a team's)."""
     tz = calendar.tz
     start, end = period.bounds(tz)
     m = Metrics(period, reps=reps)
-    leads = list(session.exec(select(Pql).where(Pql.created_at >= start, Pql.created_at < end)))
+    mine = of_team(team, default_team=default_team)
+    leads = list(session.exec(select(Pql).where(Pql.created_at >= start, Pql.created_at < end, mine)))
     touches = defaultdict(list)
     for ids in _chunks([p.id for p in leads]):
         for touch in session.exec(select(Touch).where(Touch.pql_id.in_(ids))):
@@ -127,7 +138,8 @@ def compute(session: Session, period: Period, *, calendar: BusinessCalendar, rep
     # Dispositions and acceptance (dispositions set in the range)
     closed = list(session.exec(select(Pql).where(
         sa.or_(sa.and_(Pql.dispositioned_at >= start, Pql.dispositioned_at < end),
-               sa.and_(Pql.state == PqlState.STOPPED_CONVERTED, Pql.updated_at >= start, Pql.updated_at < end)))))
+               sa.and_(Pql.state == PqlState.STOPPED_CONVERTED, Pql.updated_at >= start, Pql.updated_at < end)),
+        mine)))
     outcome = {p.id: (p.disposition or "converted_self_serve") for p in closed}
     m.dispositions = dict(Counter(outcome.values()))
     m.acceptance = rate(sum(1 for o in outcome.values() if o in ACCEPTED), len(outcome))
@@ -153,7 +165,7 @@ def compute(session: Session, period: Period, *, calendar: BusinessCalendar, rep
     m.sla_by_day = {day: rate(sum(by_day[day]), len(by_day[day])) for day in period.days()}
     m.first_touch_hours = {tier: (statistics.fmean(v), statistics.median(v)) for tier, v in hours.items()}
 
-    m.utilization = _utilization(session, period, tz, reps)
+    m.utilization = _utilization(session, period, tz, reps, mine)
     m.signals = _signals(leads, outcome, converted_users)
     _conversion(session, m, leads, touches, converted_users, cohort)
     _outreach(m, leads, touches, outcome)
@@ -177,7 +189,8 @@ def _converted_users(session: Session, user_ids: set[str]) -> dict[str, dict]:
     return converted
 
 
-def _utilization(session: Session, period: Period, tz, reps: int) -> float | None:
+def _utilization(session: Session, period: Period, tz, reps: int,
+                 mine: sa.ColumnElement[bool] = sa.true()) -> float | None:  # noqa: B008 (an immutable clause)
     """Leads open on a rep at the end of each day, averaged over reps and days."""
     if not reps:
         return None
@@ -187,7 +200,7 @@ def _utilization(session: Session, period: Period, tz, reps: int) -> float | Non
     maybe_open = sa.or_(still_open(Pql.state), Pql.dispositioned_at >= start,
                         sa.and_(Pql.state.in_(sorted(STOPPED)), Pql.updated_at >= start))
     rows = session.exec(select(Pql.assigned_at, Pql.dispositioned_at, Pql.state, Pql.updated_at).where(
-        maybe_open, Pql.rep_id.is_not(None), Pql.assigned_at < end))  # columns, not leads: there can be thousands
+        maybe_open, Pql.rep_id.is_not(None), Pql.assigned_at < end, mine))  # columns, not leads: there can be thousands
     spans = [(assigned_at, _closed(dispositioned_at, state, updated_at))
              for assigned_at, dispositioned_at, state, updated_at in rows]
     totals = []

@@ -81,6 +81,6 @@ def folded(session: Session, pql: Pql, user_id: str, key: str, text: str, *, now
                                    payload=payload), "state": "folded"})
 
 
-def review(session: Session, channel: str, week: str, *, now: datetime) -> None:
-    """The week's review in a channel: rendered (blocks and chart) when posted, once per week."""
-    _queue(session, key=f"weekly-review:{week}", kind="review", target=channel, text=week, now=now)
+def review(session: Session, channel: str, week: str, *, now: datetime, key: str | None = None) -> None:
+    """The week's review in a channel: rendered (blocks and chart) when posted, once per week (and team: `key`)."""
+    _queue(session, key=key or f"weekly-review:{week}", kind="review", target=channel, text=week, now=now)

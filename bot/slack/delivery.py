@@ -307,8 +307,9 @@ def _send_review(engine: sa.Engine, gateway: Gateway, notice: Notice,
         else:
             channel, ts = notice.channel, notice.ts
         if chart is not None:
-            gateway.upload_file(channel, chart, title=words("title", label=notice.text or ""),
-                                initial_comment=words("chart_comment", label=notice.text or ""))
+            label = (notice.text or "").replace("|", " · ")  # "2026-W45|ae": a team's review
+            gateway.upload_file(channel, chart, title=words("title", label=label),
+                                initial_comment=words("chart_comment", label=label))
     finally:
         if chart is not None:
             Path(chart).unlink(missing_ok=True)

@@ -113,7 +113,14 @@ class Runtime:
         from bot.slack.blocks import review as review_blocks
 
         now = self.now()
-        period = parse_period(week, today=now.astimezone(self.settings.tz).date())
-        shown = for_settings(session, period, settings=self.settings, now=now)
-        text, blocks = review_blocks.blocks(shown, share=share, tz=self.settings.tz, note=note)
-        return text, blocks, chart.render(shown.metrics, cap=self.settings.pql_daily_cap)
+        week, _, team = week.partition("|")  # "2026-W45|ae": one team's review (bot/sweeps/weekly_review.py)
+        teams = self.settings.teams
+        chosen = teams.team(team) if team and not teams.is_single else None
+        tz = chosen.calendar.tz if chosen else self.settings.tz
+        period = parse_period(week, today=now.astimezone(tz).date())
+        shown = for_settings(session, period, settings=self.settings, now=now, team=chosen.name if chosen else None)
+        if chosen:
+            note = f"Team: {chosen.title}" + (f" · {note}" if note else "")
+        text, blocks = review_blocks.blocks(shown, share=share, tz=tz, note=note)
+        cap = chosen.daily_cap if chosen else self.settings.pql_daily_cap
+        return text, blocks, chart.render(shown.metrics, cap=cap)

@@ -25,15 +25,28 @@ def review_due(week: Period, tz) -> datetime:  # noqa: ANN001 (a tzinfo)
 
 
 def weekly_review(sweeps: SweepContext, now: datetime) -> int:
-    """Queue this week's review once it is due; returns 1 when it queued it now, else 0."""
+    """Queue this week's review once it is due; returns how many it queued now. With teams (PQL_TEAMS_FILE), one
+    per team, in its alert channel, due on its own Friday morning, of its own leads (key
+    `weekly-review:2026-W45:<team>`, text `2026-W45|<team>`)."""
     settings = sweeps.settings
-    week = Period.week_of(now.astimezone(settings.tz).date())
-    if now < review_due(week, settings.tz):
+    teams = settings.teams
+    if teams.is_single:
+        return _queue(sweeps, now, settings.tz, settings.pql_alerts_channel, team=None)
+    return sum(_queue(sweeps, now, team.calendar.tz, team.alert_channel, team=team.name)
+               for team in teams.teams.values())
+
+
+def _queue(sweeps: SweepContext, now: datetime, tz, channel: str, *, team: str | None) -> int:  # noqa: ANN001
+    week = Period.week_of(now.astimezone(tz).date())
+    if now < review_due(week, tz):
         return 0
     label = period_key(week)
-    key = f"weekly-review:{label}"
+    key = f"weekly-review:{label}" + (f":{team}" if team else "")
     with sweeps.pipeline.session() as session, session.begin():
         if taken(session, [key]):
             return 0
-        outbox.review(session, settings.pql_alerts_channel, label, now=now)
+        if team:
+            outbox.review(session, channel, f"{label}|{team}", now=now, key=key)
+        else:
+            outbox.review(session, channel, label, now=now)
     return 1

@@ -120,3 +120,17 @@ def test_app_home_shows_the_manager_each_team_and_the_fast_lane_first(office):
         assert expected in shown, expected
     rep_home = json.dumps(home_for(office, GUS), ensure_ascii=False)
     assert "0 of 8 new PQLs today" in rep_home  # a rep's own cap is their team's
+
+
+def test_a_team_s_review_is_rendered_with_its_own_leads_and_named(office):
+    demo(office)  # the desk's
+    office.lead()  # the SDR pool's
+    with office.pipeline.session() as session:
+        text, blocks, chart = office.server.runtime.render_review(session, "2026-W45|desk")
+    chart.unlink()
+    shown = json.dumps(blocks, ensure_ascii=False)
+    assert "Team: Fast-lane desk" in shown
+    with office.pipeline.session() as session:
+        _, everyone, chart = office.server.runtime.render_review(session, "2026-W45")
+    chart.unlink()
+    assert "Team:" not in json.dumps(everyone, ensure_ascii=False)

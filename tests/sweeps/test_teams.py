@@ -1,5 +1,6 @@
-"""Escalations with teams: each lead's clock runs on its team's hours, holidays and timezone, its team's manager
-hears of it (one digest per manager), and a hand-off starts the ladder again for the receiving team. Both stores."""
+"""Sweeps with teams: each lead's clock runs on its team's hours, holidays and timezone, its team's manager hears of
+it (one digest per manager), a hand-off starts the ladder again for the receiving team, stale claims are judged by
+the team's days, and each team gets its own Friday review. Both stores."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlmodel import select
 
+from bot.domain.periods import parse_period
+from bot.review import for_settings
 from bot.services import handoffs, leads
 from bot.services.pipeline import Pipeline
 from bot.services.routing import Router
@@ -19,6 +22,7 @@ from bot.store.models import Notice, Pql
 from bot.sweeps.escalate import escalate
 from bot.sweeps.runner import Sweeps
 from bot.sweeps.stale_claims import stale_claims
+from bot.sweeps.weekly_review import weekly_review
 from tests.scoring.builders import NY, Trial
 from tests.standin import SlackStandIn
 
@@ -178,3 +182,20 @@ def test_a_stale_claim_is_judged_by_its_team_s_business_day_and_flagged_to_its_m
     assert stale_claims(floor.sweeps, datetime(2026, 11, 10, 9, 35, tzinfo=BERLIN)) == 1  # a Berlin day later
     assert [n.key for n in floor.dms(EMEA_BOSS)] == [f"stale:{pql_id}:{claimed.astimezone(UTC).isoformat()}"]
     assert floor.dms(BOSS) == []
+
+
+def test_each_team_gets_its_own_friday_review_of_its_own_leads_in_its_channel(floor):
+    for n in range(2):
+        floor.lead(f"ny{n}", MONDAY + timedelta(minutes=n))
+    floor.lead("eva", MONDAY, emea=True)
+    assert weekly_review(floor.sweeps, ny(2026, 11, 13, 9, 30)) == 1  # 15:30 in Berlin: the EMEA desk's is due
+    assert floor.keys("weekly-review:") == ["weekly-review:2026-W46:emea"]
+    assert weekly_review(floor.sweeps, ny(2026, 11, 13, 10, 5)) == 2  # New York's teams' Friday 10:00
+    assert weekly_review(floor.sweeps, ny(2026, 11, 13, 10, 6)) == 0  # once per team
+    with floor.pipeline.session() as session:
+        reviews = {n.key: (n.target, n.text) for n in session.exec(select(Notice).where(Notice.kind == "review"))}
+        assert reviews["weekly-review:2026-W46:emea"] == ("#pql-alerts", "2026-W46|emea")
+        week = parse_period("2026-W46", today=MONDAY.date())
+        counted = {team: for_settings(session, week, settings=floor.settings, now=ny(2026, 11, 13, 10, 5),
+                                      team=team).metrics.pqls for team in ("ny", "emea", "cs", None)}
+    assert counted == {"ny": 2, "emea": 1, "cs": 0, None: 3}
