@@ -87,14 +87,13 @@ def find(session: Session, ref: str) -> Pql:
     return pql
 
 
-def oldest_claimable(session: Session, who: Actor) -> Pql | None:
-    """The lead a bare `/claim` takes: the oldest unclaimed one assigned to this rep or to nobody."""
-    return session.exec(
-        select(Pql)
-        .where(Pql.claimed_by.is_(None), Pql.state.in_(CLAIMABLE))
-        .where(sa.or_(Pql.rep_id.is_(None), Pql.rep_id == who.user_id))
-        .order_by(Pql.qualified_at, Pql.id)
-    ).first()
+def oldest_claimable(session: Session, who: Actor, *, teams: sa.ColumnElement[bool] | None = None) -> Pql | None:
+    """The lead a bare `/claim` takes: the oldest unclaimed one assigned to this rep or to nobody (with `teams`, a
+    condition on the lead's team: of one of the rep's teams)."""
+    query = select(Pql).where(Pql.claimed_by.is_(None), Pql.state.in_(CLAIMABLE))
+    query = query.where(sa.or_(Pql.rep_id == who.user_id, sa.and_(Pql.rep_id.is_(None), teams)
+                               if teams is not None else Pql.rep_id.is_(None)))
+    return session.exec(query.order_by(Pql.qualified_at, Pql.id)).first()
 
 
 def new_today(session: Session, rep_id: str, *, now: datetime, tz: tzinfo) -> int:
@@ -132,8 +131,10 @@ def _open(pql: Pql) -> None:
 
 
 def claim(session: Session, pql: Pql, who: Actor, *, now: datetime, tz: tzinfo, cap: int,
-          for_rep: str | None = None) -> Pql:
-    """`who` claims the lead, or (the manager) claims it for `for_rep`. Exactly one racing claim wins."""
+          for_rep: str | None = None, team: tuple[str, frozenset[str] | None] | None = None) -> Pql:
+    """`who` claims the lead, or (the manager) claims it for `for_rep`. Exactly one racing claim wins. With `team`
+    (the lead's team's name and members, bot/domain/teams.py), a rep claims only their own team's leads, as
+    routing gives them; the manager may claim any lead for anyone."""
     rep_id = for_rep or who.user_id
     if for_rep and not who.is_manager:
         raise Refused(say("managers_only", action="claim a lead on someone's behalf"))
@@ -141,6 +142,8 @@ def claim(session: Session, pql: Pql, who: Actor, *, now: datetime, tz: tzinfo, 
     if rep is None or not rep.on_roster:
         raise Refused(say("not_on_roster"))
     _open(pql)
+    if team and team[1] is not None and rep_id not in team[1] and pql.rep_id != rep_id and not who.is_manager:
+        raise Refused(say("other_team", ref=pql.ref, team=team[0]))
     if pql.claimed_by:
         raise Refused(say("already_claimed", ref=pql.ref, by=pql.claimed_by))
     if pql.rep_id and pql.rep_id != rep_id and not who.is_manager:

@@ -9,15 +9,18 @@ from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 from pathlib import Path
 
+import sqlalchemy as sa
 from sqlmodel import Session
 
 from bot.domain.periods import parse_period
 from bot.services import lead_view, leads
 from bot.services.lead_view import LeadView
+from bot.services.metrics import of_team
 from bot.services.pipeline import Pipeline
 from bot.services.routing import Router
 from bot.settings import Settings
 from bot.slack.gateway import Gateway
+from templates import esc
 
 
 class Answering:
@@ -86,6 +89,22 @@ class Runtime:
             return self.settings.pql_daily_cap, self.settings.tz
         found = teams.team(team)
         return found.daily_cap, found.calendar.tz
+
+    def team_of(self, team: str | None) -> tuple[str, frozenset[str] | None] | None:
+        """A lead's team's label and members (who may claim it); None with one team."""
+        teams = self.settings.teams
+        if teams.is_single:
+            return None
+        found = teams.team(team)
+        return esc(found.title), found.member_ids
+
+    def teams_of_rep(self, rep_id: str) -> sa.ColumnElement[bool] | None:
+        """Leads of the rep's teams, as a condition (a bare /claim takes only those); None with one team."""
+        teams = self.settings.teams
+        if teams.is_single:
+            return None
+        return sa.or_(*(of_team(t.name, default_team=t.name == teams.default) for t in teams.teams_of(rep_id)),
+                      sa.false())
 
     def cap_for_rep(self, rep_id: str) -> tuple[int, tzinfo]:
         """A rep's daily cap and day: their (first) team's with teams."""

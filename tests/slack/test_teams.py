@@ -134,3 +134,17 @@ def test_a_team_s_review_is_rendered_with_its_own_leads_and_named(office):
         _, everyone, chart = office.server.runtime.render_review(session, "2026-W45")
     chart.unlink()
     assert "Team:" not in json.dumps(everyone, ensure_ascii=False)
+
+
+def test_a_rep_claims_only_their_own_team_s_leads_and_a_bare_claim_skips_the_others(office):
+    office.click(FAY, Action.PAUSE, value="pause", in_home=True)
+    pql_id = demo(office)  # the desk's, and its only member is paused: it waits, for nobody yet
+    assert (office.pql(pql_id).team, office.pql(pql_id).state, office.pql(pql_id).rep_id) == ("desk", "queued", None)
+    office.click(ANA, Action.CLAIM, pql_id)
+    assert office.said()[-1] == (f"PQL-{pql_id} is for Fast-lane desk: only its members claim it (or the sales "
+                                 "manager, for someone).")
+    office.command(ANA, Command.CLAIM)
+    answer = office.standin.responses[-1]["text"]  # the command's answer (the click's was an ephemeral)
+    assert "PQL-" not in answer and office.pql(pql_id).claimed_by is None  # nothing of hers to take
+    office.command(BOSS, Command.CLAIM, f"PQL-{pql_id} <@{ANA}|ana>")  # the manager may, for anyone
+    assert office.pql(pql_id).claimed_by == ANA

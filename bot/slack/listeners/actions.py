@@ -84,7 +84,7 @@ def claim_clicked(ack: Ack, body: dict, runtime: Runtime) -> None:
         who = runtime.actor(session, body["user"]["id"])
         pql = lead(session, who, _pql_id(body))
         cap, tz = runtime.cap_for(pql.team)  # the lead's team's cap, on its day
-        leads.claim(session, pql, who, now=runtime.now(), tz=tz, cap=cap)
+        leads.claim(session, pql, who, now=runtime.now(), tz=tz, cap=cap, team=runtime.team_of(pql.team))
     runtime.kick()  # the alert is edited to show the claim
 
 

@@ -94,11 +94,11 @@ def claim(ack: Ack, command: dict, respond: Respond, runtime: Runtime, body: dic
         leads.require_roster(who)  # before a bare /claim says whether anything is waiting
         if ref:
             pql = find(session, who, ref)
-        elif (pql := leads.oldest_claimable(session, who)) is None:
+        elif (pql := leads.oldest_claimable(session, who, teams=runtime.teams_of_rep(who.user_id))) is None:
             raise Refused(say("nothing_to_claim"))
         cap, tz = runtime.cap_for(pql.team)  # the lead's team's cap, on its day
         leads.claim(session, pql, who, now=runtime.now(), tz=tz, cap=cap,
-                    for_rep=mentioned[0] if mentioned else None)
+                    for_rep=mentioned[0] if mentioned else None, team=runtime.team_of(pql.team))
         answer = say("claimed", ref=pql.ref, rep=pql.claimed_by, by=who.user_id)
     runtime.kick()
     respond(text=answer, response_type="ephemeral")
