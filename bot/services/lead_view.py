@@ -137,6 +137,10 @@ class LeadView:
     # With teams (bot/domain/teams.py): which team and row of the routing matrix, and why this rep, as routing
     # audited it last ("team EMEA desk (routing matrix row 2): ...; round-robin: ..."); None with one team.
     routed: str | None = None
+    team: str | None = None  # the team it records (None: the default team)
+    # Teams this lead may be handed to (name -> label; bot/services/handoffs.py): none without teams. Filled in by
+    # whoever knows the teams (bot/slack/runtime.py), not read from the store.
+    handoff_teams: dict[str, str] = field(default_factory=dict)
 
     @property
     def account_users(self) -> int | None:
@@ -223,6 +227,7 @@ def build(session: Session, pql_id: int, *, tz: tzinfo, product_name: str, at: d
         contacts=contacts,
         account_key=pql.account_key if pql.level == "account" else None,
         routed=routed_why(session, pql),
+        team=pql.team,
     )
 
 

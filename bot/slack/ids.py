@@ -17,6 +17,7 @@ class Action(StrEnum):
     CLAIM_FOR = "pql-claim-for"  # escalation DMs: the manager claims a lead for a rep (opens a modal)
     RELEASE = "pql-release"  # stale-claim DMs: the manager takes a lead back to the pool
     SHARE_REVIEW = "pql-share-review"  # a private /pql-review: post it to the PQL channel (value: the week)
+    HAND_OFF = "pql-hand-off"  # the alert, with teams: hand the lead to another team (opens a modal)
 
 
 class View(StrEnum):
@@ -25,6 +26,7 @@ class View(StrEnum):
     SET_DISPOSITION = "pql-disposition-modal"
     REASSIGN = "pql-reassign-modal"
     CLAIM_FOR = "pql-claim-for-modal"
+    HAND_OFF = "pql-hand-off-modal"
 
 
 class Input(StrEnum):
@@ -37,6 +39,8 @@ class Input(StrEnum):
     DISPOSITION = "disposition"
     DISPOSITION_REASON = "disposition-reason"
     REP = "rep"
+    TEAM = "team"
+    HANDOFF_NOTE = "handoff-note"
 
 
 class Command(StrEnum):

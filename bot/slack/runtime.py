@@ -116,8 +116,16 @@ class Runtime:
         return leads.actor(session, user_id, manager=self.settings.pql_manager)
 
     def lead(self, session: Session, pql_id: int, *, kit: bool = True) -> LeadView:
-        return lead_view.build(session, pql_id, tz=self.settings.tz, product_name=self.settings.product_name,
+        view = lead_view.build(session, pql_id, tz=self.settings.tz, product_name=self.settings.product_name,
                                at=self.now(), kit=kit)
+        view.handoff_teams = self.handoff_teams(view.team)
+        return view
+
+    def handoff_teams(self, team: str | None) -> dict[str, str]:
+        """The teams a lead of `team` may be handed to (those taking hand-offs, but its own): name -> label."""
+        teams = self.settings.teams
+        own = teams.team(team).name
+        return {t.name: t.title for t in teams.teams.values() if t.handoff is not None and t.name != own}
 
     def render_alert(self, session: Session, pql_id: int) -> tuple[str, list[dict]]:
         from bot.slack import blocks

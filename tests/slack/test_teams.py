@@ -11,7 +11,7 @@ from sqlmodel import select
 
 from bot.services import leads
 from bot.services.routing import Router
-from bot.slack.ids import Action, Command
+from bot.slack.ids import Action, Command, View
 from bot.store.models import Notice
 from tests.scoring.builders import NY, Trial
 from tests.slack.conftest import ANA, BEN, BOSS, CHANNEL, Workspace
@@ -148,3 +148,29 @@ def test_a_rep_claims_only_their_own_team_s_leads_and_a_bare_claim_skips_the_oth
     assert "PQL-" not in answer and office.pql(pql_id).claimed_by is None  # nothing of hers to take
     office.command(BOSS, Command.CLAIM, f"PQL-{pql_id} <@{ANA}|ana>")  # the manager may, for anyone
     assert office.pql(pql_id).claimed_by == ANA
+
+
+def test_the_hand_off_button_opens_a_modal_of_the_teams_that_take_hand_offs_and_its_submission_hands_it_off(office):
+    pql_id = office.lead()
+    owner = office.pql(pql_id).rep_id
+    office.click(owner, Action.CLAIM, pql_id)
+    office.deliver()
+    edited = office.standin.calls_to("chat.update")[-1].params["blocks"]
+    edited = json.loads(edited) if isinstance(edited, str) else edited
+    buttons = [e["action_id"] for b in edited if b["type"] == "actions" for e in b["elements"]]
+    assert Action.HAND_OFF in buttons
+    office.click(owner, Action.HAND_OFF, pql_id)
+    [opened] = office.standin.calls_to("views.open")
+    modal = opened.params["view"]
+    modal = json.loads(modal) if isinstance(modal, str) else modal
+    [team_select] = [b["element"] for b in modal["blocks"] if b.get("block_id") == "team"]
+    assert [o["value"] for o in team_select["options"]] == ["cs"]  # the only team taking hand-offs
+    empty = office.submit(owner, View.HAND_OFF, pql_id, {})
+    assert empty.json()["errors"] == {"team": "Pick a team."}
+    values = {"team": {"team": {"type": "static_select", "selected_option": {"value": "cs"}}},
+              "handoff-note": {"handoff-note": {"type": "plain_text_input", "value": "needs SSO help"}}}
+    other = BEN if owner == ANA else ANA
+    refused = office.submit(other, View.HAND_OFF, pql_id, values)
+    assert refused.json()["errors"]["team"].startswith(f"PQL-{pql_id} is <@{owner}>'s lead")
+    assert office.submit(owner, View.HAND_OFF, pql_id, values).status_code == 200
+    assert (office.pql(pql_id).team, office.pql(pql_id).rep_id) == ("cs", GUS)

@@ -9,7 +9,15 @@ mrkdwn and clipped to fit; longer sentences live in templates/slack/.
 
 from bot.slack.blocks.alert import alert, alert_text
 from bot.slack.blocks.home import HomeLead, HomeRep, HomeTeam, by_urgency, home
-from bot.slack.blocks.modals import details_modal, disposition_modal, parse_disposition, parse_touch, touch_modal
+from bot.slack.blocks.modals import (
+    details_modal,
+    disposition_modal,
+    handoff_modal,
+    parse_disposition,
+    parse_handoff,
+    parse_touch,
+    touch_modal,
+)
 from bot.slack.blocks.parts import TIER_LABELS, clock, ephemeral, sla_text
 from templates import clip
 
@@ -26,8 +34,10 @@ __all__ = [
     "details_modal",
     "disposition_modal",
     "ephemeral",
+    "handoff_modal",
     "home",
     "parse_disposition",
+    "parse_handoff",
     "parse_touch",
     "sla_text",
     "touch_modal",

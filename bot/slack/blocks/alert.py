@@ -220,9 +220,10 @@ def _alert_buttons(view: LeadView) -> list[ButtonElement]:
         return [details]
     if not view.claimed_by:
         return [button("Claim", Action.CLAIM, pql_id=pql_id, style="primary"), details]
+    hand_off = [button("Hand off", Action.HAND_OFF, pql_id=pql_id)] if view.handoff_teams else []
     if view.touches_left > 0:
         log = button("Log touch", Action.LOG_TOUCH, pql_id=pql_id, style="primary")
-        return [log, button("Set disposition", Action.SET_DISPOSITION, pql_id=pql_id), details]
-    return [button("Set disposition", Action.SET_DISPOSITION, pql_id=pql_id, style="primary"), details]
+        return [log, button("Set disposition", Action.SET_DISPOSITION, pql_id=pql_id), *hand_off, details]
+    return [button("Set disposition", Action.SET_DISPOSITION, pql_id=pql_id, style="primary"), *hand_off, details]
 
 

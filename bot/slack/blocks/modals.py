@@ -136,6 +136,22 @@ def disposition_modal(view: LeadView) -> dict:
     return modal(View.SET_DISPOSITION, "Set disposition", blocks, view.pql_id, submit="Save")
 
 
+def handoff_modal(view: LeadView) -> dict:
+    """Hand the lead to another team: which one (those that take hand-offs) and a note for the receiving rep."""
+    blocks = [
+        section(f"{_lead_line(view)}\n{len(view.touches)} of {MAX_TOUCHES} touches"),
+        context(words("handoff_help")),
+        input_block(Input.TEAM, "Hand to", select(Input.TEAM, "Pick a team", view.handoff_teams)),
+        input_block(Input.HANDOFF_NOTE, "Note for them", text_input(Input.HANDOFF_NOTE), optional=True),
+    ]
+    return modal(View.HAND_OFF, "Hand off", blocks, view.pql_id, submit="Hand off")
+
+
+def parse_handoff(state_values: dict) -> dict[str, str | None]:
+    """A hand-off modal's `view.state.values` -> {"team", "note"}; missing is None."""
+    return {"team": _selected(state_values, Input.TEAM), "note": _typed(state_values, Input.HANDOFF_NOTE)}
+
+
 def _input(values: dict, input_id: Input) -> dict:
     return (values.get(str(input_id)) or {}).get(str(input_id)) or {}
 

@@ -15,7 +15,7 @@ from sqlmodel import Session
 
 from bot.domain.kit import MAX_TOUCHES
 from bot.review import words
-from bot.services import leads
+from bot.services import handoffs, leads
 from bot.services.leads import Refused
 from bot.slack import blocks
 from bot.slack.errors import guarded, tell
@@ -34,6 +34,8 @@ def register(app: App) -> None:
     app.action(Action.SET_DISPOSITION)(guarded(disposition_clicked))
     app.action(Action.PAUSE)(guarded(pause_clicked))
     app.action(Action.SHARE_REVIEW)(guarded(share_review_clicked))
+    app.action(Action.HAND_OFF)(guarded(handoff_clicked))
+    app.view(View.HAND_OFF)(guarded(handoff_submitted))
     app.view(View.LOG_TOUCH)(guarded(touch_submitted))
     app.view(View.SET_DISPOSITION)(guarded(disposition_submitted))
     app.view(View.DETAILS)(guarded(details_closed))
@@ -121,6 +123,23 @@ def disposition_clicked(ack: Ack, body: dict, runtime: Runtime) -> None:
     ack()
     if view := _workable(body, runtime):
         open_modal(runtime, body, blocks.disposition_modal(view))
+
+
+def handoff_clicked(ack: Ack, body: dict, runtime: Runtime) -> None:
+    ack()
+    if view := _workable(body, runtime):
+        open_modal(runtime, body, blocks.handoff_modal(view))
+
+
+def handoff_submitted(ack: Ack, body: dict, view: dict, runtime: Runtime) -> None:
+    values = state_values(view, blocks.parse_handoff, ("team", "note"))
+    if not values["team"]:
+        ack(response_action="errors", errors={Input.TEAM: "Pick a team."})
+        return
+    settings = runtime.settings
+    _submit(ack, body, view, runtime, lambda session, pql, who: handoffs.hand_off(
+        session, pql, who, values["team"], router=runtime.router, now=runtime.now(), tz=settings.tz,
+        product_name=settings.product_name, note=values["note"]), error_block=Input.TEAM)
 
 
 def details_closed(ack: Ack) -> None:
