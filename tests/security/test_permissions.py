@@ -20,6 +20,7 @@ TOUCH = {Input.TOUCH_CHANNEL: {Input.TOUCH_CHANNEL: {"type": "static_select", "s
 DISPOSITION = {Input.DISPOSITION: {Input.DISPOSITION: {"type": "static_select",
                                                       "selected_option": {"value": "nurture"}}}}
 PICK_ANA = {Input.REP: {Input.REP: {"type": "static_select", "selected_option": {"value": ANA}}}}
+PICK_CS = {Input.TEAM: {Input.TEAM: {"type": "static_select", "selected_option": {"value": "cs"}}}}
 
 OUTSIDER, FORMER_REP, REP = EVE, BEN, ANA
 
@@ -50,6 +51,7 @@ BUTTONS = {  # action -> (the lead it is clicked on, value override, clicked in 
     Action.CLAIM_FOR: ("waiting", None, False),
     Action.RELEASE: ("held", None, False),
     Action.SHARE_REVIEW: (None, "this", False),  # a post in the team's channel, in their name
+    Action.HAND_OFF: ("held", None, False),  # the button opens the modal: refused before it opens
 }
 MANAGER_ONLY = {Action.REASSIGN, Action.CLAIM_FOR, Action.RELEASE, View.REASSIGN, View.CLAIM_FOR}
 SUBMISSIONS = {  # view -> (the lead, the state submitted)
@@ -57,6 +59,7 @@ SUBMISSIONS = {  # view -> (the lead, the state submitted)
     View.SET_DISPOSITION: ("held", DISPOSITION),
     View.REASSIGN: ("held", PICK_ANA),
     View.CLAIM_FOR: ("waiting", PICK_ANA),
+    View.HAND_OFF: ("held", PICK_CS),
 }
 READ_ONLY = {Action.DETAILS, View.DETAILS}  # the lead's details: for the roster only (see the last tests)
 
@@ -130,6 +133,8 @@ COMMANDS = {
     "outsider reassigns": (OUTSIDER, Command.PQL, f"reassign PQL-{{held}} <@{ANA}>"),
     "outsider pauses": (OUTSIDER, Command.PQL, "pause"),
     "former rep resumes": (FORMER_REP, Command.PQL, "resume"),
+    "outsider hands off": (OUTSIDER, Command.PQL, "handoff PQL-{held} cs"),
+    "former rep hands off": (FORMER_REP, Command.PQL, "handoff PQL-{held} cs"),
 }
 
 
