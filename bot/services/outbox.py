@@ -34,6 +34,11 @@ def _queue(session: Session, *, key: str, kind: str, now: datetime, **fields) ->
     return _insert(session, row(key=key, kind=kind, now=now, **fields))
 
 
+def insert_row(session: Session, values: dict) -> bool:
+    """Queue a notice made by `row` unless its key is taken (the integrations' notices: bot/services/tracking.py)."""
+    return _insert(session, values)
+
+
 def _insert(session: Session, values: dict) -> bool:
     """Queue it unless its key is taken; True when this call queued it (a sweep lists in a digest only the leads
     whose own notice it queued, so a racing sweep cannot list them twice)."""
