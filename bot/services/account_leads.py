@@ -107,7 +107,8 @@ class _Batch:
                     state=PqlState.ABSORBED, absorbed_into=account_id, updated_at=at, version=_PQLS.c.version + 1))
             gone = {lead.id for lead, _ in self.born}
             # Made and absorbed in one pass: nobody is owed its alert, nor the CRM its task (the account's has it).
-            owed = [key for i in sorted(gone) for key in (f"alert:{i}", f"webhook:pql_triggered:{i}", f"hubspot:raise:{i}")]
+            owed = [key for i in sorted(gone)
+                    for key in (f"alert:{i}", f"webhook:pql_triggered:{i}", f"hubspot:raise:{i}")]
             connection.execute(sa.delete(_NOTICES).where(_NOTICES.c.key.in_(owed), _NOTICES.c.state == "pending"))
             report.triggered[:] = [pql_id for pql_id in report.triggered if pql_id not in gone]
             for pql_id in gone:
@@ -134,6 +135,7 @@ class _Batch:
                 report.triggered.append(pql_id)
                 report.results[pql_id] = verdict
             if notices:
+                notices = outbox.alike(notices)
                 connection.execute(module.insert(_NOTICES).on_conflict_do_nothing(index_elements=["key"]), notices)
         if audits:
             connection.execute(sa.insert(AuditEntry.__table__), audits)

@@ -576,6 +576,7 @@ class _Writes:
             self.bulk.copy_into(_AUDIT, *as_tuples(_AUDIT, audits))
         elif audits:
             self.connection.execute(sa.insert(_AUDIT), audits)
+        notices = outbox.alike(notices)
         if notices and self.bulk.stages(notices):
             self.bulk.insert_staged(_NOTICES, *as_tuples(_NOTICES, notices), "ON CONFLICT (key) DO NOTHING")
         elif notices:

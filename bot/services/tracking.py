@@ -15,7 +15,7 @@ settings); with none on, nothing is queued, so a team without a CRM pays nothing
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 import orjson
 from sqlmodel import Session
@@ -28,6 +28,8 @@ SINKS: set[str] = set()
 
 WEBHOOK = "webhook"
 HUBSPOT = "hubspot"
+#: The notice kinds the integrations send (never Slack).
+INTEGRATIONS = (WEBHOOK, HUBSPOT)
 #: The tracking plan's events (seed 002 section 7, and the escalation and conversion the issue adds).
 EVENTS = ("pql_triggered", "pql_claimed", "outreach_sent", "pql_dispositioned", "pql_escalated", "pql_converted")
 #: What a HubSpot notice asks for (bot/integrations/hubspot.py does it).
@@ -45,7 +47,7 @@ def track_call(event: str, *, key: str, user_id: str, at: datetime, properties: 
     if event not in EVENTS:
         raise ValueError(f"{event!r} is not a tracking-plan event")
     body = {"type": "track", "event": event, "userId": user_id, "messageId": key,
-            "timestamp": at.isoformat().replace("+00:00", "Z"), "properties": properties,
+            "timestamp": at.astimezone(UTC).isoformat().replace("+00:00", "Z"), "properties": properties,
             "context": {"library": {"name": "pqlbot", "version": "1"}}}
     return orjson.dumps(body, option=orjson.OPT_SORT_KEYS).decode()
 
