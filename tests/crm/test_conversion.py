@@ -15,7 +15,6 @@ from tests.crm.conftest import NOW, claim, lead, make_lead, notices, touch
 from tests.scoring.builders import NY, Trial
 
 
-
 def convert(store, user: str, at, ingested_at=None, mrr: int = 99):
     trial = Trial(user)
     trial.events.clear()
