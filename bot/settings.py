@@ -57,6 +57,14 @@ class Settings(BaseSettings):
     hubspot_access_token: SecretStr | None = Field(None, description="A HubSpot private app's access token; the "
                                                    "HubSpot sync is off if unset.")
     hubspot_api_url: str = Field("https://api.hubapi.com", description="HubSpot's API base URL.")
+    pql_rep_emails: str = Field("", description="Reps' work emails, to match them to HubSpot owners: "
+                                "U123:ana@acme.com, comma-separated.")
+
+    @property
+    def rep_emails(self) -> dict[str, str]:
+        """Slack user id -> work email, from PQL_REP_EMAILS."""
+        pairs = (item.partition(":") for item in filter(None, (p.strip() for p in self.pql_rep_emails.split(","))))
+        return {user.strip(): email.strip().lower() for user, _, email in pairs if email.strip()}
 
     @field_validator("pql_webhook_url")
     @classmethod
