@@ -62,9 +62,12 @@ class HubSpotStandIn:
         self.server.shutdown()
         self.server.server_close()
 
-    def fail(self, status: int, times: int | None = 1, *, retry_after: int | None = None) -> None:
+    def fail(self, status: int, times: int | None = 1, *, retry_after: int | None = None,
+             after: bool = False, only: str | None = None) -> None:
+        """The next `times` requests (to the path `only`, when given) answered `status`; `after`: HubSpot acts first,
+        then the answer is an error (a 5xx after it acted: the caller cannot know it did)."""
         with self._lock:
-            self._faults.append([status, times, retry_after])
+            self._faults.append([status, times, retry_after, after, only])
 
     def heal(self) -> None:
         with self._lock:
@@ -90,12 +93,14 @@ class HubSpotStandIn:
     def answer(self, method: str, path: str, query: dict, body: dict | None, token: str | None) -> tuple[int, dict,
                                                                                                             dict]:
         with self._lock:
-            if self._faults:
-                status, times, retry_after = self._faults[0]
+            if self._faults and self._faults[0][4] in (None, path):
+                status, times, retry_after, after, _ = self._faults[0]
                 if times is not None:
                     self._faults[0][1] -= 1
                     if self._faults[0][1] <= 0:
                         self._faults.pop(0)
+                if after and token == TOKEN:
+                    self._route(method, path, query, body or {})
                 headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
                 return status, {"status": "error", "message": "stand-in fault", "category": "RATE_LIMITS"
                                 if status == 429 else "ERROR"}, headers
