@@ -175,3 +175,20 @@ def test_a_day_long_outage_then_recovery_applies_every_change_once_in_order(stor
     assert (task["hubspot_owner_id"], task["hs_task_status"]) == (ANA_OWNER, "COMPLETED")
     with store.session() as session:
         assert session.get(CrmRecord, f"task:{pql_id}") is not None
+
+
+def test_an_account_lead_upserts_its_company_by_domain_and_associates_its_contact(engine, sinks, hubspot):
+    from tests.services.test_account_leads import START, account_lead, five, pipeline
+
+    sinks("hubspot")
+    p = pipeline(engine)
+    for trial in five():
+        p.ingest(trial.events, at=START + timedelta(days=4, hours=5))
+    lead = account_lead(p)
+    hubspot.objects["companies"]["700"] = {"domain": "acme.com", "name": "Acme Corp"}  # HubSpot knows it already
+    sync(p, hubspot, START + timedelta(days=4, hours=5))
+    [company] = hubspot.of("companies")
+    assert (company["pql_tier"], company["pql_status"]) == (lead.tier, lead.state)  # updated, not made again
+    [contact_id] = hubspot.objects["contacts"]
+    assert ("contacts", contact_id, "companies", "700") in hubspot.associations
+    assert len(hubspot.of("tasks")) == 1  # one task for the account, not one per member
