@@ -115,3 +115,24 @@ def test_retry_queues_the_failed_changes_again(hubspot, store_url, capsys):
         assert states == {"webhook:x": "pending", "dm:y": "failed"}  # Slack's own are not the CRM's to retry
     finally:
         engine.dispose()
+
+
+def test_tick_sends_the_webhooks_events_too(hubspot, store_url, capsys, monkeypatch, sinks):
+    from tests.crm.conftest import SECRET
+    from tests.crm.receiver import Receiver
+
+    monkeypatch.delenv("HUBSPOT_ACCESS_TOKEN")
+    engine = open_store(store_url)
+    try:
+        with Receiver(SECRET) as receiver:
+            monkeypatch.setenv("PQL_WEBHOOK_URL", receiver.url)
+            monkeypatch.setenv("PQL_WEBHOOK_SECRET", SECRET)
+            sinks("webhook")
+            pipeline = Pipeline(engine, tz=NY)
+            trial = Trial("zoe", email="zoe@globex.com", signup=datetime(2026, 11, 2, 15, tzinfo=UTC))
+            pipeline.ingest(trial.activate(1).invite(1).integrate(2).events, at=datetime(2026, 11, 4, tzinfo=UTC))
+            assert main(["tick", "--at", "2026-11-04T10:00:00+00:00"]) == 0
+            assert "integrations: 1 sent" in capsys.readouterr().out
+            assert [e["event"] for e in receiver.events()] == ["pql_triggered"]
+    finally:
+        engine.dispose()
