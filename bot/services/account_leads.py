@@ -135,7 +135,7 @@ class _Batch:
                 report.triggered.append(pql_id)
                 report.results[pql_id] = verdict
             if notices:
-                notices = outbox.alike(notices)
+                notices = outbox.alike(notices) if tracking.SINKS else notices
                 connection.execute(module.insert(_NOTICES).on_conflict_do_nothing(index_elements=["key"]), notices)
         if audits:
             connection.execute(sa.insert(AuditEntry.__table__), audits)

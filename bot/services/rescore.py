@@ -576,7 +576,8 @@ class _Writes:
             self.bulk.copy_into(_AUDIT, *as_tuples(_AUDIT, audits))
         elif audits:
             self.connection.execute(sa.insert(_AUDIT), audits)
-        notices = outbox.alike(notices)
+        if tracking.SINKS:  # alerts and the integrations' notices in one insert: the same columns for all
+            notices = outbox.alike(notices)
         if notices and self.bulk.stages(notices):
             self.bulk.insert_staged(_NOTICES, *as_tuples(_NOTICES, notices), "ON CONFLICT (key) DO NOTHING")
         elif notices:
