@@ -73,9 +73,11 @@ def test_a_webhook_outage_never_holds_up_slack(store, sinks):
         gateway = Gateway.connect("xoxb-test", slack.url, backoff=0.01)
         report = deliver_due(store.engine, gateway, render_alert=lambda session, pid: ("PQL", None),
                              alerts_channel="#pql-alerts", now=NOW)
-        assert report.sent == 2  # the alert and the claim's reply
+        assert (report.sent, report.failed) == (2, 0)  # the alert and the claim's reply; no webhook event tried
         assert len(slack.posted()) >= 1 and lead(store, pql_id).alert_ts is not None
-        assert {n.state for n in notices(store, "webhook")} == {"pending"}
+        waiting = notices(store, "webhook")
+        assert [(n.state, n.attempts, n.last_error) for n in waiting] == [("pending", 1, "webhook_503"),
+                                                                          ("pending", 0, None)]
 
 
 def test_a_failed_event_holds_back_the_later_events_of_its_lead_and_goes_first_when_it_heals(store, sinks):
