@@ -53,6 +53,42 @@ class Settings(BaseSettings):
                                         "examples/teams.toml); unset: PQL_REPS and friends form one SDR team.")
     pql_reassign_on_sla_miss: bool = Field(False, description="Reassign automatically when an SLA is missed.")
 
+    pql_webhook_url: str | None = Field(None, description="Where the tracking-plan events (pql_triggered, "
+                                        "pql_claimed, ...) are POSTed as Segment-shaped track calls; off if unset.")
+    pql_webhook_secret: SecretStr | None = Field(None, description="Signs each webhook call (HMAC-SHA256, the "
+                                                 "X-Pqlbot-Signature header).")
+    hubspot_access_token: SecretStr | None = Field(None, description="A HubSpot private app's access token; the "
+                                                   "HubSpot sync is off if unset.")
+    hubspot_api_url: str = Field("https://api.hubapi.com", description="HubSpot's API base URL.")
+    pql_rep_emails: str = Field("", description="Reps' work emails, to match them to HubSpot owners: "
+                                "U123:ana@acme.com, comma-separated.")
+
+    @property
+    def rep_emails(self) -> dict[str, str]:
+        """Slack user id -> work email, from PQL_REP_EMAILS."""
+        pairs = (item.partition(":") for item in filter(None, (p.strip() for p in self.pql_rep_emails.split(","))))
+        return {user.strip(): email.strip().lower() for user, _, email in pairs if email.strip()}
+
+    @field_validator("pql_webhook_url")
+    @classmethod
+    def _webhook_url(cls, text: str | None) -> str | None:
+        text = (text or "").strip() or None
+        if text is not None and not re.match(r"https?://[^\s/]+", text):
+            raise ValueError(f"PQL_WEBHOOK_URL {text!r} is not an http(s) URL")
+        return text
+
+    @model_validator(mode="after")
+    def _webhook_signed(self) -> Settings:
+        if self.pql_webhook_url and not self.pql_webhook_secret:
+            raise ValueError("PQL_WEBHOOK_URL is set without PQL_WEBHOOK_SECRET: every call is signed, so set both")
+        return self
+
+    @property
+    def sinks(self) -> frozenset[str]:
+        """The integrations fed by the outbox: "webhook" and "hubspot", as configured."""
+        return frozenset({"webhook"} if self.pql_webhook_url else set()) | \
+            frozenset({"hubspot"} if self.hubspot_access_token else set())
+
     @field_validator("pql_business_hours")
     @classmethod
     def _hours(cls, text: str) -> str:

@@ -22,6 +22,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("bot.review",),  # the weekly review and the pilot scorecard: a model, then renderings
     ("bot.sweeps",),  # scheduled jobs that queue typed notices
     ("bot.slack",),  # the Slack surface: listeners, Block Kit, the gateway, delivery
+    ("bot.integrations",),  # the CRM and the webhook: their clients and their sender, fed by the outbox
     ("bot.web",),  # the HTTP server: ingestion, health, and the Slack route mounted beside them
     ("bot.cli", "bot.demo", "bot"),  # the command line and the demo: they assemble everything
 ]

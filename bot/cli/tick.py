@@ -50,6 +50,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         for name, count in done.items():
             print(f"{name}: {'FAILED (see the log above)' if count < 0 else count}")
         _deliver(pipeline, settings, at)
+        _integrations(pipeline, settings, at)
     finally:
         engine.dispose()
     failed = [name for name, count in done.items() if count < 0]
@@ -81,3 +82,16 @@ def _deliver(pipeline, settings: Settings, at: datetime) -> None:  # noqa: ANN00
                          alerts_channel=settings.pql_alerts_channel, now=max(at, utc_now()))
     print(f"outbox: {report.sent} sent, {report.failed} failed (retried later), "
           f"{report.waiting} waiting for their alert, {report.updated} alert(s) updated")
+
+
+def _integrations(pipeline, settings: Settings, at: datetime) -> None:  # noqa: ANN001 (a Pipeline)
+    """The CRM's and the webhook's changes, when either is configured (bot/integrations/delivery.py)."""
+    if not settings.sinks:
+        return
+    from bot.integrations import senders
+    from bot.integrations.delivery import deliver_integrations
+
+    report = deliver_integrations(pipeline.engine, senders(settings), now=max(at, utc_now()),
+                                  manager=settings.pql_manager)
+    print(f"integrations: {report.sent} sent, {report.failed} failed (retried later), {report.held} rate-limited, "
+          f"{report.gave_up} refused or given up")

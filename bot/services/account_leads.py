@@ -38,7 +38,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
 from bot.domain.lifecycle import CLOSED, OPEN, TIER_RANK, PqlState
-from bot.services import audit, outbox
+from bot.services import audit, outbox, tracking
 from bot.services.alert_text import ASK_TRACK
 from bot.store import tallies
 from bot.store.events import events_of
@@ -106,8 +106,10 @@ class _Batch:
                 connection.execute(sa.update(_PQLS).where(_PQLS.c.id.in_(ids)).values(
                     state=PqlState.ABSORBED, absorbed_into=account_id, updated_at=at, version=_PQLS.c.version + 1))
             gone = {lead.id for lead, _ in self.born}
-            connection.execute(sa.delete(_NOTICES).where(_NOTICES.c.key.in_([f"alert:{i}" for i in sorted(gone)]),
-                                                         _NOTICES.c.state == "pending"))
+            # Made and absorbed in one pass: nobody is owed its alert, nor the CRM its task (the account's has it).
+            owed = [key for i in sorted(gone)
+                    for key in (f"alert:{i}", f"webhook:pql_triggered:{i}", f"hubspot:raise:{i}")]
+            connection.execute(sa.delete(_NOTICES).where(_NOTICES.c.key.in_(owed), _NOTICES.c.state == "pending"))
             report.triggered[:] = [pql_id for pql_id in report.triggered if pql_id not in gone]
             for pql_id in gone:
                 report.results.pop(pql_id, None)
@@ -126,9 +128,14 @@ class _Batch:
                                          triggers=[t.name for t in verdict.triggers],
                                          qualified_at=verdict.qualified_at.isoformat()))
                 notices.append(outbox.alert_row(pql_id, now=at))
+                notices += tracking.raised_rows(pql_id, verdict.user_id, now=at, ref=f"PQL-{pql_id}",
+                                                tier=values["tier"], score=values.get("score"), level="account",
+                                                account=key, signals=[t.name for t in verdict.triggers],
+                                                qualified_at=verdict.qualified_at.isoformat())
                 report.triggered.append(pql_id)
                 report.results[pql_id] = verdict
             if notices:
+                notices = outbox.alike(notices) if tracking.SINKS else notices
                 connection.execute(module.insert(_NOTICES).on_conflict_do_nothing(index_elements=["key"]), notices)
         if audits:
             connection.execute(sa.insert(AuditEntry.__table__), audits)

@@ -18,7 +18,7 @@ from sqlmodel import Session, select
 from bot.domain.caps import UNCAPPED_TIERS
 from bot.domain.kit import DISPOSITION_LABELS, EMAIL_LABELS, MAX_TOUCHES, TOUCH_CHANNELS
 from bot.domain.lifecycle import CLAIMABLE, CLOSED, PqlState
-from bot.services import audit, lead_view, outbox
+from bot.services import audit, lead_view, outbox, tracking
 from bot.services.outreach import lead_track, variant_for_track
 from bot.store.models import Assignment, DispositionRecord, Pql, Rep, Touch, TrialUser
 from bot.store.queries import given_today
@@ -164,6 +164,9 @@ def claim(session: Session, pql: Pql, who: Actor, *, now: datetime, tz: tzinfo, 
     audit.record(session, "pql_claimed", at=now, actor=who.user_id, pql_id=pql.id, user_id=pql.user_id,
                  rep=rep_id, on_behalf=bool(for_rep))
     outbox.reply(session, pql, f"claim:{pql.id}", say("claimed", ref=pql.ref, rep=rep_id, by=who.user_id), now=now)
+    tracking.emit(session, "pql_claimed", pql, key=f"pql_claimed:{pql.id}", now=now, rep=rep_id,
+                  by=who.user_id, on_behalf=bool(for_rep))
+    tracking.crm(session, "owner", pql, key=f"owner:{pql.id}:{pql.version}", now=now)
     return pql
 
 
@@ -184,6 +187,7 @@ def reassign(session: Session, pql: Pql, who: Actor, to_rep: str, *, now: dateti
                  rep=to_rep)
     text = say("reassigned", ref=pql.ref, rep=to_rep, by=who.user_id)
     outbox.reply(session, pql, f"reassign:{pql.id}:{pql.version}", text, now=now)
+    tracking.crm(session, "owner", pql, key=f"owner:{pql.id}:{pql.version}", now=now)
     return pql
 
 
@@ -236,6 +240,9 @@ def log_touch(session: Session, pql: Pql, who: Actor, *, channel: str, email_key
                channel=TOUCH_CHANNELS[channel], email=EMAIL_LABELS.get(touch.email_key or ""),
                note=esc(touch.note))
     outbox.reply(session, pql, f"touch:{touch.id}", text, now=now)
+    tracking.emit(session, "outreach_sent", pql, key=f"outreach_sent:{touch.id}", now=now, rep=touch.rep_id,
+                  touch=touch.number, channel=channel, email=touch.email_key, variant=touch.variant)
+    tracking.crm(session, "touch", pql, key=f"touch:{touch.id}", now=now, touch_id=touch.id)
     return touch
 
 
@@ -261,6 +268,9 @@ def set_disposition(session: Session, pql: Pql, who: Actor, *, disposition: str,
     next_action = say("next_action", disposition=disposition)
     text = say("dispositioned", label=DISPOSITION_LABELS[disposition], rep=who.user_id, reason=esc(reason))
     outbox.reply(session, pql, f"disposition:{record.id}", f"{text}\n{next_action}", now=now)
+    tracking.emit(session, "pql_dispositioned", pql, key=f"pql_dispositioned:{record.id}", now=now,
+                  rep=who.user_id, disposition=disposition, reason=reason)
+    tracking.crm(session, "disposition", pql, key=f"disposition:{record.id}", now=now, disposition=disposition)
     return next_action
 
 
@@ -282,6 +292,36 @@ def stop_for_product_event(session: Session, user_id: str, event_name: str, *, a
     outbox.reply(session, pql, f"stopped:{pql.id}", text, now=now)
     if owner := pql.claimed_by or pql.rep_id:
         outbox.dm(session, owner, f"stopped-dm:{pql.id}", text, pql=pql, now=now)
+    tracking.crm(session, "close", pql, key=f"close:{pql.id}", now=now, reason=event_name)
+    return pql
+
+
+#: How a trial converted (Pql.conversion_source).
+SALES_ASSISTED, SELF_SERVE = "sales_assisted", "self_serve"
+
+
+def record_conversion(session: Session, user_id: str, *, at: datetime, now: datetime,
+                      props: dict | None = None) -> Pql | None:
+    """A `trial_converted` event (made at `at`): the user's lead of that trial, open or closed (an account lead when
+    theirs became part of one), learns how it converted: sales-assisted when it had a touch before the conversion,
+    else self-serve (seed 002 section 7). Set once: a replayed or second conversion changes nothing. Queues
+    `pql_converted`. Returns the lead, None when the user had no lead that trial or it knew already."""
+    pql = session.exec(
+        select(Pql).where(Pql.user_id == user_id, Pql.trial_started_at <= at).order_by(Pql.id.desc())
+    ).first()
+    if pql is not None and pql.absorbed_into is not None:
+        pql = session.get(Pql, pql.absorbed_into)
+    if pql is None or pql.conversion_source is not None:
+        return None
+    touched = session.exec(select(sa.exists().where(Touch.pql_id == pql.id, Touch.at <= at))).one()
+    source = SALES_ASSISTED if touched else SELF_SERVE
+    if not _touch(session, pql, now, where=_PQLS.c.conversion_source.is_(None), conversion_source=source,
+                  converted_at=at):
+        return None
+    audit.record(session, "pql_converted", at=now, pql_id=pql.id, user_id=user_id, conversion_source=source)
+    props = props or {}
+    tracking.emit(session, "pql_converted", pql, key=f"pql_converted:{pql.id}", now=now, conversion_source=source,
+                  converted_user=user_id, converted_at=at.isoformat(), plan=props.get("plan"), mrr=props.get("mrr"))
     return pql
 
 

@@ -17,8 +17,11 @@ Definitions (the seed's, made exact):
 - utilization = leads open on a rep at the end of each day (a lead closes when dispositioned or stopped);
 - complaints = contacted leads whose user opted out of sales contact (a sales_opt_out event) after the
   first touch / contacted leads;
-- dark funnel = routed leads that converted with no touch / routed leads that converted;
-- assisted-conversion lift = conversion of contacted leads minus conversion of leads never contacted.
+- dark funnel = routed leads that converted with no touch before converting / routed leads that converted;
+- assisted-conversion lift = conversion of contacted leads minus conversion of leads never contacted;
+- assisted conversions (and their MRR) = leads whose conversion source is sales-assisted: a touch came before the
+  trial converted (Pql.conversion_source, set by the trial_converted event); a lead converted before pqlbot
+  recorded sources counts when it was contacted at all, as it used to.
 """
 
 from __future__ import annotations
@@ -237,16 +240,24 @@ def _conversion(session, m: Metrics, leads, touches, converted, cohort: list[str
     m.non_pql_conversion = rate(sum(u in converted for u in rest), len(rest))
     routed = [p for p in leads if p.rep_id or p.claimed_by]
     routed_converted = [p for p in routed if p.user_id in converted]
-    m.dark_funnel = rate(sum(not touches[p.id] for p in routed_converted), len(routed_converted))
+    m.dark_funnel = rate(sum(not _assisted(p, touches) for p in routed_converted), len(routed_converted))
     contacted = [p for p in leads if touches[p.id]]
     untouched = [p for p in leads if not touches[p.id]]
     m.contacted_conversion = rate(sum(p.user_id in converted for p in contacted), len(contacted))
     m.uncontacted_conversion = rate(sum(p.user_id in converted for p in untouched), len(untouched))
     if m.contacted_conversion is not None and m.uncontacted_conversion is not None:
         m.assisted_lift = m.contacted_conversion - m.uncontacted_conversion
-    assisted = [p for p in contacted if p.user_id in converted]
+    assisted = [p for p in leads if p.user_id in converted and _assisted(p, touches)]
     m.assisted_conversions = len(assisted)
     m.assisted_mrr = sum(_money(converted[p.user_id].get("mrr")) for p in assisted)
+
+
+def _assisted(pql: Pql, touches) -> bool:
+    """Sales-assisted: the conversion source the trial_converted event set; without one (converted before it was
+    recorded), contacted at all."""
+    if pql.conversion_source is not None:
+        return pql.conversion_source == "sales_assisted"
+    return bool(touches[pql.id])
 
 
 def _money(value) -> float:

@@ -25,6 +25,13 @@ def row(*, key: str, kind: str, now: datetime, **fields) -> dict:
             **fields}
 
 
+def alike(rows: list[dict]) -> list[dict]:
+    """Rows of different kinds given the same columns (the ones they leave out are None): an insert of many rows
+    takes its columns from the first."""
+    columns = {column for values in rows for column in values}
+    return [{column: values.get(column) for column in columns} for values in rows]
+
+
 def alert_row(pql_id: int, *, now: datetime) -> dict:
     """The lead's alert in the PQL channel: one per lead, ever."""
     return row(key=f"alert:{pql_id}", kind="alert", pql_id=pql_id, now=now)
@@ -32,6 +39,11 @@ def alert_row(pql_id: int, *, now: datetime) -> dict:
 
 def _queue(session: Session, *, key: str, kind: str, now: datetime, **fields) -> bool:
     return _insert(session, row(key=key, kind=kind, now=now, **fields))
+
+
+def insert_row(session: Session, values: dict) -> bool:
+    """Queue a notice made by `row` unless its key is taken (the integrations' notices: bot/services/tracking.py)."""
+    return _insert(session, values)
 
 
 def _insert(session: Session, values: dict) -> bool:

@@ -16,7 +16,7 @@ from sqlmodel import Session
 
 from bot import store
 from bot.clock import Clock, utc_now
-from bot.services import accounts, holds, identity, leads
+from bot.services import accounts, holds, identity, leads, tracking
 from bot.services.rescore import Rescored, default_processes, rescore, rescore_added
 from bot.services.routing import Router
 from bot.settings import Settings
@@ -95,6 +95,9 @@ class Pipeline:
                                          basis=self.basis)
                 self._route(session, rescored, at)
             stored.users |= resolved.merged
+            for event in fresh:  # before the stop: the lead is read as it was when the user converted
+                if event.name == "trial_converted":
+                    leads.record_conversion(session, event.user_id, at=event.at, now=at, props=event.props)
             stopped = [leads.stop_for_product_event(session, event.user_id, event.name, at=event.at, now=at)
                        for event in events if event.name in STOPPING_EVENTS]  # only an open lead of that trial stops
             calendar = self.router.calendar if self.router else None
@@ -154,6 +157,7 @@ class Pipeline:
 def for_team(engine: sa.Engine, settings: Settings, *, clock: Clock = utc_now) -> Pipeline:
     """The pipeline every long-lived command uses: scoring with the team's rules and timezone, and new
     leads routed to the roster (synced from PQL_REPS here, so routing never sees a stale one)."""
+    tracking.configure(settings.sinks)  # the CRM and the webhook, fed by the outbox when configured
     router = Router(settings.calendar, cap=settings.pql_daily_cap, manager=settings.pql_manager,
                     fast_lane=settings.fast_lane, teams=settings.teams)
     pipeline = Pipeline(engine, tz=settings.tz, rules_path=settings.pql_rules_file, clock=clock, router=router,

@@ -30,7 +30,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
 from bot.domain.lifecycle import TIER_RANK, PqlState
-from bot.services import account_leads, outbox
+from bot.services import account_leads, outbox, tracking
 from bot.store import make_engine, tallies
 from bot.store.bulk import BulkWriter, as_tuples, driver_value
 from bot.store.events import EPOCH, EVERYONE, Span, events_of
@@ -555,6 +555,10 @@ class _Writes:
                           "qualified_at": result.qualified_at.isoformat()}
                 audits.append(self._audit("pql_triggered", pql_id, result.user_id, detail))
                 notices.append(outbox.alert_row(pql_id, now=at))
+                notices += tracking.raised_rows(pql_id, result.user_id, now=at, ref=f"PQL-{pql_id}", tier=tier,
+                                                score=result.score, level="user",
+                                                signals=[signal["name"] for signal in signals],
+                                                qualified_at=result.qualified_at.isoformat())
                 report.triggered.append(pql_id)
             else:
                 pql_id, old_tier = found
@@ -572,6 +576,8 @@ class _Writes:
             self.bulk.copy_into(_AUDIT, *as_tuples(_AUDIT, audits))
         elif audits:
             self.connection.execute(sa.insert(_AUDIT), audits)
+        if tracking.SINKS:  # alerts and the integrations' notices in one insert: the same columns for all
+            notices = outbox.alike(notices)
         if notices and self.bulk.stages(notices):
             self.bulk.insert_staged(_NOTICES, *as_tuples(_NOTICES, notices), "ON CONFLICT (key) DO NOTHING")
         elif notices:

@@ -35,7 +35,7 @@ from bot.domain.lifecycle import CLOSED, TIER_RANK, PqlState
 from bot.domain.routing import Candidate, FastLane, pick
 from bot.domain.sla import first_touch_due
 from bot.domain.teams import Choice, LeadFacts, Team, Teams, single_team
-from bot.services import audit, lead_view, outbox
+from bot.services import audit, lead_view, outbox, tracking
 from bot.services.leads import hold_rep, new_today
 from bot.store.models import Account, Assignment, Notice, Pql, Rep, TrialUser
 from bot.store.queries import given_today, still_open
@@ -256,6 +256,7 @@ class Router:
         tier = pql.tier.replace("_", " ")
         outbox.dm(session, rep_id, f"assigned:{pql.id}:{rep_id}:{now.isoformat()}",
                   say("assigned_dm", ref=pql.ref, who=esc(who), tier=tier), pql=pql, now=now)
+        tracking.crm(session, "owner", pql, key=f"owner:{pql.id}:{pql.version}", now=now)
         return rep_id
 
     def _queue(self, session: Session, pql: Pql, roster: list[Rep], *, now: datetime, ahead: int = 0,

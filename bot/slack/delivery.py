@@ -74,6 +74,7 @@ from bot import store
 from bot.clock import Clock, utc_now
 from bot.domain.lifecycle import PqlState
 from bot.services import audit
+from bot.services.tracking import INTEGRATIONS
 from bot.slack.gateway import FAILURES, Gateway, RateLimited, error_code
 from bot.store import holders
 from bot.store.holders import Holder
@@ -85,6 +86,9 @@ _NOTICES = Notice.__table__
 #: A "dm" to this is posted in the channel instead (a team's `escalate_to`, bot/domain/teams.py).
 _CHANNEL_TARGET = re.compile(r"#[^\s]+|[CG][A-Z0-9]{2,}")
 _PQLS = Pql.__table__
+#: The CRM's and the webhook's notices are not Slack's: their own sender takes them (bot/integrations/delivery.py),
+#: so an outage there never holds up a Slack message, nor one here theirs.
+_FOR_SLACK = _NOTICES.c.kind.not_in(INTEGRATIONS)
 
 #: Renders a lead's alert from the store: (fallback text, Block Kit blocks).
 RenderAlert = Callable[[Session, int], tuple[str, list | None]]
@@ -147,8 +151,8 @@ def deliver_due(engine: sa.Engine, gateway: Gateway, *, render_alert: RenderAler
     release_stale(engine, now=now, holder=holder)
     with engine.connect() as connection:
         due = connection.execute(
-            sa.select(_NOTICES.c.id).where(_NOTICES.c.state == "pending", _NOTICES.c.next_attempt_at <= now)
-            .order_by(_NOTICES.c.id).limit(limit)
+            sa.select(_NOTICES.c.id).where(_NOTICES.c.state == "pending", _NOTICES.c.next_attempt_at <= now,
+                                           _FOR_SLACK).order_by(_NOTICES.c.id).limit(limit)
         ).scalars().all()
     for notice_id in due:
         make_way()
@@ -169,7 +173,7 @@ def deliver_due(engine: sa.Engine, gateway: Gateway, *, render_alert: RenderAler
     report.updated = refresh_alerts(engine, gateway, render_alert, now, make_way=make_way)
     with engine.connect() as connection:  # (what is due already and still pending waits for something else)
         report.next_due = connection.scalar(sa.select(sa.func.min(_NOTICES.c.next_attempt_at)).where(
-            _NOTICES.c.state == "pending", _NOTICES.c.next_attempt_at > now))
+            _NOTICES.c.state == "pending", _NOTICES.c.next_attempt_at > now, _FOR_SLACK))
     return report
 
 
@@ -204,10 +208,16 @@ def release_stale(engine: sa.Engine, *, now: datetime, holder: Holder | None = N
 def _interrupted(connection: sa.Connection, which: sa.ColumnElement[bool], now: datetime) -> int:
     return connection.execute(
         sa.update(_NOTICES).where(which).values(
-            state=sa.case((_NOTICES.c.attempts + 1 >= MAX_ATTEMPTS, "failed"), else_="pending"),
+            # The integrations' notices give up by age, not attempts (bot/integrations/delivery.py).
+            state=sa.case((sa.and_(_NOTICES.c.attempts + 1 >= MAX_ATTEMPTS, _FOR_SLACK), "failed"), else_="pending"),
             attempts=_NOTICES.c.attempts + 1, last_error="interrupted", next_attempt_at=now, holder=None,
         )
     ).rowcount
+
+
+def claim(engine: sa.Engine, holder: Holder, notice_id: int, now: datetime) -> bool:
+    """pending -> sending by `holder` (see `_claim`): for the integrations' sender."""
+    return _claim(engine, holder, notice_id, now)
 
 
 def _claim(engine: sa.Engine, holder: Holder, notice_id: int, now: datetime) -> bool:

@@ -219,6 +219,10 @@ class Pql(SQLModel, table=True):
     # it was last handed to another team (bot/services/handoffs.py): the receiving team's clocks start then.
     team: str | None = Field(default=None, max_length=64)
     handed_off_at: datetime | None = _time(nullable=True)
+    # How the user's trial converted (trial_converted): "sales_assisted" when the lead had a touch before the
+    # conversion, else "self_serve" (seed 002 section 7's conversion-source tagging); None while not converted.
+    conversion_source: str | None = Field(default=None, max_length=16)
+    converted_at: datetime | None = _time(nullable=True)
 
     @property
     def ref(self) -> str:
@@ -340,6 +344,18 @@ class Notice(SQLModel, table=True):
     last_error: str | None = None
     created_at: datetime = _time()
     sent_at: datetime | None = _time(nullable=True)
+
+
+class CrmRecord(SQLModel, table=True):
+    """What pqlbot made in the CRM, by what it stands for: `contact:<email>`, `company:<domain>`, `task:<pql id>`,
+    `touch:<touch id>` -> the CRM's object id. Written as soon as the CRM answers, so a retried change updates the
+    object it made instead of making another (bot/integrations/hubspot.py)."""
+
+    __tablename__ = "crm_records"
+
+    key: str = Field(primary_key=True, max_length=400)
+    object_id: str = Field(max_length=64)
+    at: datetime = _time()
 
 
 class SlackRequestSeen(SQLModel, table=True):

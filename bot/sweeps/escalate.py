@@ -45,7 +45,7 @@ from bot.domain.business_time import BusinessCalendar
 from bot.domain.lifecycle import CLOSED, PqlState
 from bot.domain.routing import pick
 from bot.domain.sla import escalations_due
-from bot.services import outbox
+from bot.services import outbox, tracking
 from bot.services.holds import held_for
 from bot.services.lead_view import lead_facts
 from bot.store.models import Pql
@@ -165,6 +165,10 @@ def _owed_now(sweeps: SweepContext, session: Session, pql: Pql, now: datetime) -
         else:
             heading, late = words("untouched_heading", ref=pql.ref), words("untouched_late", waited=waited)
         owed.manager = keys["2h"], manager_card(session, pql, heading=heading, late=late)
+    if owed.manager is not None:  # the manager is told: the tracking plan's escalation
+        why = "sla_missed" if owed.manager[0] == keys["sla"] else "untouched" if pql.claimed_by else "unclaimed"
+        tracking.emit(session, "pql_escalated", pql, key=f"pql_escalated:{owed.manager[0]}", now=now, why=why,
+                      rep=pql.claimed_by or pql.rep_id)
     return owed
 
 

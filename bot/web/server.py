@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 
 from starlette.applications import Starlette
 
+from bot.integrations import senders
+from bot.integrations.delivery import IntegrationDeliverer
 from bot.services import leads
 from bot.services.pipeline import Pipeline, for_team
 from bot.services.routing import Router
@@ -53,6 +55,21 @@ class Server:
             self.runtime.kick = deliverer.kick
             pipeline.on_new_work = deliverer.kick
             self.background.append(deliverer)
+        if settings.sinks:  # the CRM and the webhook: their own thread, so neither waits on the other or on Slack
+            integrations = IntegrationDeliverer(pipeline.engine, senders(settings), manager=settings.pql_manager,
+                                                clock=self.runtime.now).start()
+            self.background.append(integrations)
+            kick_slack, new_work = self.runtime.kick, pipeline.on_new_work
+
+            def kick() -> None:
+                kick_slack()
+                integrations.kick()
+
+            def on_new_work() -> None:
+                new_work()
+                integrations.kick()
+
+            self.runtime.kick, pipeline.on_new_work = kick, on_new_work
         if self.socket_mode is not None:
             self.socket_mode.connect()
 
