@@ -24,6 +24,7 @@ COMMANDS = {
     "review": "review",
     "tick": "tick",
     "owners": "owners",
+    "doctor": "doctor",
 }
 
 
@@ -40,6 +41,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = Settings()
     except ValidationError as exc:
+        if hasattr(args, "settings_failed"):
+            return args.settings_failed(exc)
         first = exc.errors()[0]
         print(f"pqlbot: bad setting {first['loc'][0]}: {first['msg']}", file=sys.stderr)
         return 2

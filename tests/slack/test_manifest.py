@@ -21,7 +21,9 @@ SCOPES = {"chat_postMessage": "chat:write", "chat_update": "chat:write", "chat_p
           "files_completeUploadExternal": "files:write",
           # Reading back the alerts channel (public or private) or a thread before re-posting into it.
           "conversations_history": ("channels:history", "groups:history"),
-          "conversations_replies": ("channels:history", "groups:history")}
+          "conversations_replies": ("channels:history", "groups:history"),
+          # `pqlbot doctor`: the token, each rep and the manager, and Socket Mode's app-level token.
+          "auth_test": None, "users_info": "users:read", "apps_connections_open": None}
 
 
 class Recorder:
