@@ -25,6 +25,7 @@ COMMANDS = {
     "tick": "tick",
     "owners": "owners",
     "doctor": "doctor",
+    "explain": "explain",
 }
 
 
