@@ -26,15 +26,26 @@ COMMANDS = {
     "owners": "owners",
     "doctor": "doctor",
     "explain": "explain",
+    "example": "example",
 }
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pqlbot", description="Product-qualified leads, claimed and worked in Slack.")
+    parser.add_argument("--version", action="version", version=f"pqlbot {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, module in COMMANDS.items():
         importlib.import_module(f"bot.cli.{module}").add(commands, name)
     return parser
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("pqlbot")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "(not installed)"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
