@@ -112,7 +112,7 @@ def _values(shown, settings: Settings) -> dict:  # noqa: ANN001 - an Explanation
             "ref": lead.ref, "level": lead.level, "state": lead.state.replace("_", " "), "rep": name(lead.rep_id),
             "claimed": name(lead.claimed_by), "sla": lead.sla_due_at, "disposition": lead.disposition,
             "account": shown.account_lead.ref if shown.account_lead else None},
-        "trail": [{"at": step.at, "what": step.what.replace("{rep}", name(step.rep) or "?")} for step in shown.trail],
+        "trail": [{"at": step.at, "what": step.said(name)} for step in shown.trail],
         "t": lambda moment: f"{moment.astimezone(tz):%a %d %b %Y %H:%M %Z}",
     }
 

@@ -11,6 +11,7 @@ user's stored events up to `at` and the dispositions recorded by then, and the t
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 
@@ -35,9 +36,18 @@ class NotFound(LookupError):
 
 @dataclass
 class Step:
+    """One moment of a lead's trail: `what` in words, with `{rep}` (the rep it names) and `{by}` (who did it, when
+    not the system or that rep) for the caller to fill in its own way (a name, a Slack mention)."""
+
     at: datetime
-    what: str  # in words, with rep ids as Slack user ids (the caller names them)
+    what: str
     rep: str | None = None
+    by: str | None = None
+
+    def said(self, name: Callable[[str], str]) -> str:
+        """The step in words, each person named by `name(user id)`."""
+        return self.what.format(rep=name(self.rep) if self.rep else "?",
+                                by=f" (by {name(self.by)})" if self.by else "")
 
 
 @dataclass
@@ -86,12 +96,14 @@ def explain(session: Session, who: str, *, rules: Rules, now: datetime, tz: tzin
     if lead is not None:
         if lead.absorbed_into is not None:
             shown.account_lead = session.get(Pql, lead.absorbed_into)
-        shown.trail = _trail(session, [p.id for p in (lead, shown.account_lead) if p is not None], until=as_of)
+        shown.trail = trail(session, [p.id for p in (lead, shown.account_lead) if p is not None], until=as_of)
         shown.names = {rep.id: rep.name or rep.id for rep in session.exec(select(Rep))}
     return shown
 
 
-def _trail(session: Session, pql_ids: list[int], *, until: datetime) -> list[Step]:
+def trail(session: Session, pql_ids: list[int], *, until: datetime | None = None) -> list[Step]:
+    """The leads' trail in time order, up to `until`: what the audit recorded (qualified, routed or queued and why,
+    claimed, held, stopped, dispositioned), the escalations owed, and the touches. `/pql why` shows the same."""
     steps: list[Step] = []
     for pql_id in pql_ids:
         for entry in audit.trail(session, pql_id=pql_id):
@@ -104,28 +116,34 @@ def _trail(session: Session, pql_ids: list[int], *, until: datetime) -> list[Ste
         for touch in session.exec(select(Touch).where(Touch.pql_id == pql_id)):
             steps.append(Step(touch.at, f"touch {touch.number} by {{rep}} ({touch.channel})"
                               + (" — they replied" if touch.replied else ""), touch.rep_id))
-    steps = [s for s in steps if s.at <= until]
+    steps = [s for s in steps if until is None or s.at <= until]
     return sorted(steps, key=lambda s: s.at)
 
 
-def _step(action: str, detail: dict, actor: str) -> tuple[str, str | None] | None:
-    """An audit entry in words ({rep} is named by the caller), or None for one that says nothing here."""
-    why = f" — {detail['why']}" if detail.get("why") else ""
-    by = f" (by {actor})" if actor not in ("system", detail.get("rep")) else ""
+def _e(value: object) -> str:
+    """A value as it reads inside a step's words, its braces kept from `Step.said`'s formatting."""
+    return str(value).replace("{", "{{").replace("}", "}}")
+
+
+def _step(action: str, detail: dict, actor: str) -> tuple[str, str | None, str | None] | None:
+    """An audit entry in words ({rep} and {by} are filled in by the caller), or None for one that says nothing
+    here."""
+    why = f" — {_e(detail['why'])}" if detail.get("why") else ""
+    by = actor if actor not in ("system", detail.get("rep")) else None
     words = {
         "pql_triggered": ("qualified in the fast lane (an explicit ask)" if detail.get("tier") == "fast_lane" else
-                          f"qualified as {detail.get('tier')} ({detail.get('score')} points)", None),
-        "pql_upgraded": (f"upgraded {detail.get('old_tier')} → {detail.get('tier')}", None),
+                          f"qualified as {_e(detail.get('tier'))} ({_e(detail.get('score'))} points)", None),
+        "pql_upgraded": (f"upgraded {_e(detail.get('old_tier'))} → {_e(detail.get('tier'))}", None),
         "pql_alerted": ("alert posted", None),
-        "pql_assigned": (f"assigned to {{rep}}{by}{why}", detail.get("rep")),
-        "pql_reassigned": (f"reassigned to {{rep}}{by}{why}", detail.get("rep")),
-        "pql_claimed": (f"claimed by {{rep}}{by}", detail.get("rep")),
-        "pql_queued": (f"queued{why}", None),
+        "pql_assigned": (f"assigned to {{rep}}{{by}}{why}", detail.get("rep"), by),
+        "pql_reassigned": (f"reassigned to {{rep}}{{by}}{why}", detail.get("rep"), by),
+        "pql_claimed": ("claimed by {rep}{by}", detail.get("rep"), by),
+        "pql_queued": (f"queued{why}", None, None),
         "pql_released": ("released back to the pool by {rep}", actor),
-        "pql_held": (f"on hold, do not touch ({detail.get('reason')})", None),
+        "pql_held": (f"on hold, do not touch ({_e(detail.get('reason'))})", None),
         "pql_resumed": ("hold over: the SLA clock runs again", None),
-        "pql_dispositioned": (f"dispositioned {detail.get('disposition')} by {{rep}}", actor),
-        "pql_stopped": (f"stopped: {detail.get('reason')} (the sequence ends)", None),
+        "pql_dispositioned": (f"dispositioned {_e(detail.get('disposition'))} by {{rep}}", actor),
+        "pql_stopped": (f"stopped: {_e(detail.get('reason'))} (the sequence ends)", None),
         "pql_absorbed": ("became part of its account's lead", None),
         "pql_became_account_lead": ("became its account's lead", None),
     }
