@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import sqlalchemy as sa
+from pydantic import SecretStr
 
 from bot.settings import Settings
 from bot.slack.gateway import BAD_TOKEN, FAILURES, Gateway, error_code, make_client
@@ -54,7 +55,6 @@ class Look:
     gateway: Gateway | None = None
     slack_ok: bool | None = None  # the bot token works (True), does not (False), Slack unreachable (None)
     scopes: frozenset[str] = frozenset()
-    notes: dict[str, str] = field(default_factory=dict)
 
     def slack(self) -> Gateway:
         if self.gateway is None:
@@ -68,8 +68,8 @@ class Look:
 Check = Callable[[Look], Iterable[Finding]]
 
 
-def _secret(value: object) -> str | None:
-    return value.get_secret_value() if value is not None else None  # type: ignore[attr-defined]
+def _secret(value: SecretStr | None) -> str | None:
+    return value.get_secret_value() if value is not None else None
 
 
 def shown_url(url: str) -> str:
@@ -175,7 +175,6 @@ def slack_token(look: Look) -> Iterator[Finding]:
     token = _secret(look.settings.slack_bot_token)
     if token is None:
         look.slack_ok = False
-        look.notes["slack"] = "off"
         yield Finding(True, "Slack", "off (SLACK_BOT_TOKEN is not set): events are scored and leads kept, no alerts "
                       "are sent; they wait in the outbox until Slack is configured")
         return
