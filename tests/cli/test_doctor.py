@@ -3,6 +3,8 @@ answers as Slack does, each problem has its line with the fix, and the exit code
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import sqlalchemy as sa
 
@@ -150,7 +152,7 @@ def test_a_store_never_migrated_is_told_to_run_db_upgrade(good_settings, capsys,
         sa.create_engine(f"sqlite:///{path}").connect().close()  # the file exists, with no schema
         check(f"sqlite:///{path}")
     else:
-        with own_database("pqlbot_doctor_empty") as url:
+        with own_database(f"pqlbot_doctor_empty_{os.getpid()}") as url:
             check(url)
 
 
