@@ -50,8 +50,11 @@ _JSON_FIELDS = {"blocks", "attachments", "view", "files", "metadata"}
 METHODS = frozenset({
     "auth.test", "chat.postMessage", "chat.update", "chat.postEphemeral", "views.open", "views.push",
     "views.update", "views.publish", "conversations.open", "users.info", "files.getUploadURLExternal",
-    "files.completeUploadExternal", "conversations.history", "conversations.replies",
+    "files.completeUploadExternal", "conversations.history", "conversations.replies", "apps.connections.open",
 })
+#: The bot scopes auth.test reports by default (Slack's `x-oauth-scopes` header): what manifest.yml asks for.
+MANIFEST_SCOPES = frozenset({"channels:history", "chat:write", "commands", "files:write", "groups:history",
+                             "im:write", "users:read"})
 DROP = 0  # the status a Call records when the connection was closed without an answer
 
 
@@ -121,6 +124,14 @@ class SlackStandIn:
         self.channels = {"#pql-alerts": ALERTS_CHANNEL_ID, **(channels or {})}
         #: Real names users.info answers with, by user id (others get "User <id>").
         self.users: dict[str, str] = {}
+        #: Tokens Slack no longer knows (revoked, or never issued): every call with one answers `invalid_auth`.
+        self.invalid_tokens: set[str] = set()
+        #: The bot token's scopes, as auth.test reports them in its `x-oauth-scopes` header.
+        self.scopes: set[str] = set(MANIFEST_SCOPES)
+        #: User ids users.info answers `user_not_found` for (every other id is a real user).
+        self.missing_users: set[str] = set()
+        #: Channel ids (or #names) the bot has not been invited to: reading them answers `not_in_channel`.
+        self.not_in: set[str] = set()
         #: Seconds each API answer takes (widens race windows in concurrency tests).
         self.latency = 0.0
         #: Where message ts come from: None for a counter from 1700000000 (stable ids), or a function
@@ -275,7 +286,7 @@ class SlackStandIn:
         """Slack's answer to `method` with params `p` (called under the lock)."""
         if not token:
             return {"ok": False, "error": "not_authed"}
-        if not token.startswith("xox"):
+        if not token.startswith("xox") or token in self.invalid_tokens:
             return {"ok": False, "error": "invalid_auth"}
         if method not in METHODS:
             return {"ok": False, "error": "unknown_method"}
@@ -284,6 +295,11 @@ class SlackStandIn:
     def _auth_test(self, p: dict) -> dict:
         return {"ok": True, "url": "https://pqlbot-test.slack.com/", "team": "pqlbot test", "user": "pqlbot",
                 "team_id": TEAM, "user_id": BOT_USER, "bot_id": BOT_ID}
+
+    def _apps_connections_open(self, p: dict) -> dict:
+        # Socket Mode's first call, with the app-level token: no socket is served here, so a token the stand-in
+        # accepts gets a URL nothing listens on (the client then keeps reconnecting, as after a drop).
+        return {"ok": True, "url": "ws://127.0.0.1:9/link"}
 
     def _chat_postMessage(self, p: dict) -> dict:
         if not p.get("channel"):
@@ -338,6 +354,8 @@ class SlackStandIn:
         channel = p.get("channel") or ""
         if not channel or channel.startswith("#"):
             return {"ok": False, "error": "channel_not_found"}
+        if channel in {self.channel_id(c) for c in self.not_in}:
+            return {"ok": False, "error": "not_in_channel"}
         top = [m for m in self.messages.get(channel, []) if m.thread_ts is None and m.user is None]
         return self._page(sorted(top, key=lambda m: Decimal(m.ts), reverse=True), p)
 
@@ -409,7 +427,7 @@ class SlackStandIn:
 
     def _users_info(self, p: dict) -> dict:
         user = p.get("user") or ""
-        if not user:
+        if not user or user in self.missing_users:
             return {"ok": False, "error": "user_not_found"}
         name = self.users.get(user, f"User {user}")
         return {"ok": True, "user": {"id": user, "team_id": TEAM, "name": user.lower(), "real_name": name,
@@ -580,7 +598,8 @@ def _handler(standin: SlackStandIn) -> type[BaseHTTPRequestHandler]:
                 standin.calls.append(call)
             if standin.on_answer is not None:
                 standin.on_answer(call)
-            self._send(200, call.response)
+            scopes = {"x-oauth-scopes": ",".join(sorted(standin.scopes))} if method == "auth.test" else None
+            self._send(200, call.response, scopes)
 
         do_POST = do_PUT = do_GET = _serve
 

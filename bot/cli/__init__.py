@@ -25,15 +25,28 @@ COMMANDS = {
     "tick": "tick",
     "owners": "owners",
     "crm": "crm",
+    "doctor": "doctor",
+    "explain": "explain",
+    "example": "example",
 }
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pqlbot", description="Product-qualified leads, claimed and worked in Slack.")
+    parser.add_argument("--version", action="version", version=f"pqlbot {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, module in COMMANDS.items():
         importlib.import_module(f"bot.cli.{module}").add(commands, name)
     return parser
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("pqlbot")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "(not installed)"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -41,6 +54,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = Settings()
     except ValidationError as exc:
+        if hasattr(args, "settings_failed"):
+            return args.settings_failed(exc)
         first = exc.errors()[0]
         print(f"pqlbot: bad setting {first['loc'][0]}: {first['msg']}", file=sys.stderr)
         return 2

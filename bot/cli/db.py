@@ -19,10 +19,13 @@ def add(commands: argparse._SubParsersAction, name: str) -> None:
     db = commands.add_parser(name, help="the store's schema: upgrade it or show its revision",
                              description="Manage the store's schema (alembic revisions in bot/store/migrations).")
     actions = db.add_subparsers(dest="action", required=True, metavar="ACTION")
-    actions.add_parser("upgrade", help="migrate the store to the newest revision, keeping its data").set_defaults(
+    actions.add_parser("upgrade", help="migrate the store to the newest revision, keeping its data",
+                       description="Migrate the store (DATABASE_URL) to the newest schema revision, keeping its data. "
+                       "Every command that opens the store does it too; this is for a deploy step.").set_defaults(
         run=run_upgrade)
-    actions.add_parser("current", help="show the store's revision and whether it is the newest").set_defaults(
-        run=run_current)
+    actions.add_parser("current", help="show the store's revision and whether it is the newest",
+                       description="Show the store's schema revision and whether it is the newest this pqlbot "
+                       "knows (it changes nothing).").set_defaults(run=run_current)
 
 
 def revisions() -> list[str]:

@@ -40,7 +40,9 @@ def add(commands: argparse._SubParsersAction, name: str) -> None:
                                           "domain,rep (a Slack user id on PQL_REPS), optionally company_name.")
     load.add_argument("file", metavar="FILE.csv", help="the CSV file, or - for standard input")
     load.set_defaults(run=run_import)
-    actions.add_parser("list", help="show every named account and its owner").set_defaults(run=run_list)
+    actions.add_parser("list", help="show every named account and its owner",
+                       description="Show every named account (domain, company) and the rep who owns it.").set_defaults(
+        run=run_list)
 
 
 @dataclass(slots=True)

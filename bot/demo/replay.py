@@ -3,8 +3,10 @@
 No Slack and no tokens. A fresh SQLite store in a working folder; the sample's events streamed in time
 order, each ingested at its own time (the clock is the event's); the daily sweep at every midnight in
 the sample's timezone; a panel for each PQL as it is raised or upgraded, with the alert Slack would
-get; then the verdicts as of `SAMPLE_AS_OF`. Orchestration and printing only: verdicts come from the
-pipeline, words from the templates.
+get; between the events, a simulated team of two SDRs and a manager at work on those leads (bot/demo/desk.py:
+routing within the cap, the queue drained at the opening, claims, touches, dispositions, the SLA clock's
+escalations, the Friday review and its chart); then the verdicts and the leads as of `SAMPLE_AS_OF`.
+Orchestration and printing only: verdicts come from the pipeline, words from the templates.
 """
 
 from __future__ import annotations
@@ -26,10 +28,11 @@ from rich.text import Text
 from sqlmodel import select
 
 from bot.cli import report
+from bot.demo import desk as team
 from bot.demo.sample import SAMPLE_AS_OF, SAMPLE_PATH, SAMPLE_TZ, expected_reasons
 from bot.services import outreach
 from bot.services.alert_text import alert_text
-from bot.services.pipeline import Pipeline
+from bot.services.pipeline import Pipeline, for_team
 from bot.services.rescore import Rescored
 from bot.settings import Settings
 from bot.store import open_store
@@ -77,8 +80,10 @@ def _name(user: TrialUser) -> str:
 class Replay:
     """The pipeline, plus what a watcher needs to see of it."""
 
-    def __init__(self, pipeline: Pipeline, console: Console, *, product_name: str, pause: bool) -> None:
+    def __init__(self, pipeline: Pipeline, console: Console, *, product_name: str, pause: bool,
+                 desk: team.Desk | None = None) -> None:
         self.pipeline, self.console, self.product_name, self.pause = pipeline, console, product_name, pause
+        self.desk = desk
         self.tiers: dict[int, str] = {}  # the tier each PQL was last shown at
 
     def show(self, rescored: Rescored, at: datetime, source: str) -> None:
@@ -105,7 +110,13 @@ class Replay:
         grid.add_row("Email", Text(result.email or "?"))
         band = _bands.table("band_labels").get(result.band, result.band)
         grid.add_row("Account", Text(f"{band} · {_bands('acv', amount=result.acv_potential)}"))
-        grid.add_row("Score", Text(f"{result.score}/{result.max_score} · {label}", style=TIER_STYLE[pql.tier]))
+        if tier is Tier.FAST_LANE:  # not points: an explicit ask qualifies at once, whatever they are
+            ask = next((s for s in result.signals if s.name == "explicit_ask"), None)
+            said = f"{ask.evidence} on day {ask.day}" if ask else "an explicit ask"
+            grid.add_row("Why", Text(f"{label} · {said}: an explicit ask qualifies at once, whatever the points",
+                                     style=TIER_STYLE[pql.tier]))
+        else:
+            grid.add_row("Score", Text(f"{result.score}/{result.max_score} · {label}", style=TIER_STYLE[pql.tier]))
         grid.add_row("Trial", f"day {result.trial_day}, {result.days_left} day{'s' * (result.days_left != 1)} left")
         grid.add_row("Signals", Text(report.signal_summary(result)))
         grid.add_row("Talk track", Text(talk))
@@ -114,24 +125,43 @@ class Replay:
         return Panel(body, title=Text(headline, style=TIER_STYLE[pql.tier]), title_align="left",
                      subtitle=f"{_when(at)} · {source}", subtitle_align="right", border_style=TIER_STYLE[pql.tier])
 
+    def _until(self, moment: datetime) -> None:
+        """The team's work due before `moment` (nothing without a desk)."""
+        if self.desk is not None:
+            self.desk.until(moment)
+
+    def _said(self, moment: datetime) -> None:
+        if self.desk is not None:
+            self.desk.said(moment)
+
     def run(self, events: list[Event]) -> None:
         previous: date | None = None
+        if self.desk is not None and events:
+            self.desk.open_days(events[0].at, SAMPLE_AS_OF)
         for day, batch in groupby(events, key=lambda e: e.at.astimezone(SAMPLE_TZ).date()):
             batch = list(batch)
             today = day if previous is None else previous + timedelta(days=1)
             while today <= day:  # every day, including the weekend's quiet ones
+                midnight = datetime.combine(today, datetime.min.time(), SAMPLE_TZ)
+                self._until(midnight)
                 self.console.rule(f"[bold]{_day(today)}")
                 if previous is not None:  # the daily sweep: holds expire, windows close, trial clocks move
-                    midnight = datetime.combine(today, datetime.min.time(), SAMPLE_TZ)
                     self.show(self.pipeline.rescore_all(at=midnight), midnight, "daily sweep")
+                    self._said(midnight)
                 today += timedelta(days=1)
             users = len({e.user_id for e in batch})
             self.console.print(f"[dim]{len(batch)} events from {users} users[/]")
             for event in batch:
+                self._until(event.at)
+                if self.desk is not None:
+                    self.desk.set_clock(event.at)
                 self.show(self.pipeline.ingest([event], at=event.at).rescored, event.at, event.name)
+                self._said(event.at)
             previous = day
+        self._until(SAMPLE_AS_OF)
         self.console.rule(f"[bold]{_when(SAMPLE_AS_OF)} {SAMPLE_AS_OF.astimezone(SAMPLE_TZ):%Z}: the verdicts")
         self.show(self.pipeline.rescore_all(at=SAMPLE_AS_OF), SAMPLE_AS_OF, "final sweep")
+        self._said(SAMPLE_AS_OF)
 
     def summary(self) -> None:
         with self.pipeline.session() as session:
@@ -148,14 +178,17 @@ class Replay:
 
         leads = Table(box=box.SIMPLE_HEAD, padding=(0, 1), title=f"PQLs raised: {len(pqls)}, one per user and trial",
                       title_justify="left")
-        for column in ("PQL", "Who", "Tier", "Score", "Qualified", "Now"):
+        for column in ("PQL", "Who", "Tier", "Score", "Qualified", "Now", "Rep", "Lead"):
             leads.add_column(column, no_wrap=column != "Who")
         for pql in pqls:
             user, qualified = users[pql.user_id], pql.qualified_at.astimezone(SAMPLE_TZ).date()
+            score = "ask" if pql.tier == "fast_lane" else f"{pql.score}/{user.verdict['max_score']}"
+            lead = pql.state.replace("_", " ") + (f": {pql.disposition.replace('_', ' ')}" if pql.disposition else "")
             leads.add_row(pql.ref, Text(", ".join(filter(None, (_name(user), user.company_name)))),
                           Text(report.TIER_LABEL[Tier(pql.tier)], style=TIER_STYLE[pql.tier]),
-                          f"{pql.score}/{user.verdict['max_score']}", _day(qualified),
-                          Text(user.status, style=report.STATUS_STYLE[Status(user.status)]))
+                          score, _day(qualified),
+                          Text(user.status, style=report.STATUS_STYLE[Status(user.status)]),
+                          team.NAMES.get(pql.claimed_by or pql.rep_id or "", "—"), lead)
         self.console.print(leads)
 
         by_user = {pql.user_id: pql for pql in pqls}
@@ -185,16 +218,24 @@ def run(folder: Path, settings: Settings, *, fast: bool = False, console: Consol
     started = time.monotonic()
     database = fresh_folder(folder) / "pqlbot.db"
     engine = open_store(f"sqlite:///{database}")
+    clock = [SAMPLE_AS_OF]  # the replay's frozen clock: moved by the replay and the desk, never by the wall
     try:
-        pipeline = Pipeline(engine, tz=SAMPLE_TZ, rules_path=settings.pql_rules_file, clock=lambda: SAMPLE_AS_OF)
+        settings = team.team_settings(settings)
+        pipeline = for_team(engine, settings, clock=lambda: clock[0])
+        pipeline.processes = 1  # a few dozen users: no process pool
         events = sample_events(pipeline)
         console.print(f"[bold]pqlbot demo[/]: {len({e.user_id for e in events})} trial users, {len(events)} "
-                      f"events, replayed into {database}. No Slack needed: each PQL shows the alert Slack would get.")
+                      f"events, replayed into {database}. No Slack needed: each PQL shows the alert Slack would get, "
+                      f"and the team ({', '.join(team.NAMES.values())}; business hours "
+                      f"{settings.pql_business_hours} New York, {team.CAP} new leads a rep a day) works them.")
+        desk = team.Desk(pipeline, settings, console, folder, set_clock=lambda at: clock.__setitem__(0, at))
         replay = Replay(pipeline, console, product_name=settings.product_name,
-                        pause=not fast and sys.stdout.isatty())
+                        pause=not fast and sys.stdout.isatty(), desk=desk)
         replay.run(events)
         replay.summary()
     finally:
         engine.dispose()
-    console.print(f"[dim]Done in {time.monotonic() - started:.1f} s (pauses included). The store: {database}[/]")
+    charts = ", ".join(str(path) for path in desk.charts) or "none"
+    console.print(f"[dim]Done in {time.monotonic() - started:.1f} s (pauses included). The store: {database}. "
+                  f"The review's charts: {charts}[/]")
     return 0

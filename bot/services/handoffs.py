@@ -59,7 +59,7 @@ def hand_off(session: Session, pql: Pql, who: Actor, to_team: str, *, router: Ro
     session.refresh(pql)
     if moved.rowcount != 1:  # someone acted on it meanwhile: look again
         raise Refused(say("handoff_raced", ref=pql.ref))
-    why = f"handed off from {current.title} by <@{who.user_id}>: {because}"
+    why = f"handed off from {current.title}: {because}"  # who did it is the entry's actor
     rep_id = router.hand_to(session, pql, target, why=why, now=now, previous=owner)
     audit.record(session, "pql_handed_off", at=now, actor=who.user_id, pql_id=pql.id, user_id=pql.user_id,
                  from_team=current.name, team=target.name, because=target.handoff.when, rep=rep_id,

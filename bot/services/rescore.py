@@ -102,6 +102,15 @@ def _dispositions(connection: sa.Connection, user_ids: set[str] | None,
     return found
 
 
+def judged_at(connection: sa.Connection, user_id: str, rules: Rules, *, at: datetime, tz: tzinfo) -> ScoreResult | None:
+    """One user's verdict as of `at`, judged again from their stored events up to then and the dispositions
+    recorded by then (what `pqlbot explain --at` shows); None for a user with no events."""
+    dispositions = [d for d in _dispositions(connection, {user_id}).get(user_id, ()) if d.at <= at]
+    for _, events in events_of(connection, [user_id]):
+        return score_user(events, rules, at, tz=tz, dispositions=dispositions, groups=tallies.GroupsAsMet(connection))
+    return None
+
+
 def _previous(connection: sa.Connection, user_ids: set[str] | None,
               span: Span = EVERYONE) -> dict[str, tuple[str, str | None, str | None]]:
     """Each user's stored verdict as the JSON text it is (comparing text is far cheaper than parsing it), with the

@@ -51,6 +51,9 @@ log = logging.getLogger(__name__)
 TIMEOUT = 10
 #: What a failed call raises once the client has stopped retrying.
 FAILURES = (SlackClientError, OSError, HTTPException)
+#: Slack's answers that mean a token will never work: waiting or retrying does not help.
+BAD_TOKEN = frozenset({"invalid_auth", "not_authed", "account_inactive", "token_revoked", "token_expired",
+                       "not_allowed_token_type"})
 #: A look for an earlier post reads at most this many messages, in pages of LOOKUP_PAGE, before it gives up.
 LOOKUP_PAGE, LOOKUP_MAX = 200, 1000
 _CODE = re.compile(r"[a-z0-9_]{1,64}")
@@ -241,6 +244,35 @@ class Gateway:
             channel=channel, file=str(path), filename=path.name, title=title, initial_comment=initial_comment))
         files = response.get("files") or []
         return files[0].get("id", "") if files else ""
+
+    # -- what `pqlbot doctor` asks ----------------------------------------------------------------------------------
+
+    def whoami(self) -> tuple[str, str, frozenset[str]]:
+        """auth.test: (the bot's user id, the workspace's name, the bot token's scopes from Slack's
+        `x-oauth-scopes` answer header). Raises like any call: `invalid_auth` for a token Slack does not know."""
+        response = self._call("auth.test", self.client.auth_test)
+        header = next((v for k, v in (response.headers or {}).items() if k.lower() == "x-oauth-scopes"), "")
+        header = header[0] if isinstance(header, list | tuple) else header
+        scopes = frozenset(part.strip() for part in (header or "").split(",") if part.strip())
+        return response.get("user_id") or "", response.get("team") or "", scopes
+
+    def user(self, user: str) -> tuple[str, bool]:
+        """users.info: (a Slack user's real name, whether they are deactivated); Slack answers `user_not_found`
+        for an id no one in the workspace has."""
+        found = self._call("users.info", lambda: self.client.users_info(user=user)).get("user") or {}
+        name = found.get("real_name") or (found.get("profile") or {}).get("real_name") or found.get("name") or user
+        return name, bool(found.get("deleted"))
+
+    def can_read(self, channel: str) -> None:
+        """Whether the bot is in `channel` (an id): reads one message of it (conversations.history, the scope
+        pqlbot already has), which Slack answers `not_in_channel` or `channel_not_found` when it is not."""
+        self._call("conversations.history", lambda: self.client.conversations_history(channel=channel, limit=1))
+
+    def socket_url(self, app_token: str) -> str:
+        """apps.connections.open with an app-level token: the URL Socket Mode would connect to (`invalid_auth` for
+        a token Slack does not know)."""
+        return self._call("apps.connections.open",
+                          lambda: self.client.apps_connections_open(app_token=app_token)).get("url") or ""
 
     # -- posting exactly once -------------------------------------------------------------------------------------
 

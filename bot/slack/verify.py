@@ -132,11 +132,26 @@ class SignedRequests:
     def authentic(self, body: bytes, timestamp: str, signature: str) -> bool:
         """Signed with the secret and stamped within the window (either side of now). The timestamp must be
         at most 12 ASCII digits; a signature that is not ASCII (the expected one is) is refused unread."""
-        if self._verifier is None or not (timestamp.isascii() and timestamp.isdigit()):
-            return False
-        if len(timestamp) > _STAMP_DIGITS or not signature.isascii():
-            return False
-        return self._verifier.is_valid(body, timestamp, signature)
+        return self.refusal(body, timestamp, signature) is None
+
+    def refusal(self, body: bytes, timestamp: str, signature: str) -> str | None:
+        """Why the request is not authentic, in words an operator can act on (never quoting the secret, the
+        signature or the body); None when it is (see `authentic`)."""
+        if self._verifier is None:
+            return "SLACK_SIGNING_SECRET is not set"
+        if not timestamp or not signature:
+            return "no X-Slack-Request-Timestamp or X-Slack-Signature header: not sent by Slack"
+        if not (timestamp.isascii() and timestamp.isdigit()) or len(timestamp) > _STAMP_DIGITS:
+            return "X-Slack-Request-Timestamp is not a time"
+        skew = int(timestamp) - self.clock()
+        if abs(skew) > self.window:
+            side = "ahead of" if skew > 0 else "behind"
+            return (f"stale timestamp: {abs(skew):.0f} s {side} this server's clock (Slack allows {self.window} s): "
+                    "is this server's clock right (NTP), or is something replaying old requests?")
+        if not signature.isascii() or not self._verifier.is_valid(body, timestamp, signature):
+            return ("bad signature: SLACK_SIGNING_SECRET is not the Signing Secret of the app that sent it "
+                    "(Basic Information at api.slack.com/apps), or the request is forged")
+        return None
 
     def first_time(self, timestamp: str, signature: str) -> bool | None:
         """Remember the pair: True when new, False when seen before, None when the memory is full."""
@@ -171,6 +186,33 @@ class SignedRequests:
 
         recorded.add_done_callback(forget_unless_recorded)
         return recorded
+
+
+class RefusalLog:
+    """Refused requests logged at WARNING, each with its reason, at most `per_reason` lines per kind of reason
+    every `every` seconds: a flood of forged requests writes a few lines a minute, and the next line after a quiet
+    spell says how many were left out."""
+
+    def __init__(self, logger: logging.Logger | None = None, *, every: float = 60.0, per_reason: int = 5,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.log, self.every, self.per_reason, self.clock = logger or log, every, per_reason, clock
+        self._lock = threading.Lock()
+        self._spells: dict[str, tuple[float, int, int]] = {}  # kind -> (spell start, lines written, left out)
+
+    def refused(self, kind: str, what: str) -> bool:
+        """Log "slack: refused `what`" unless `kind` has had its lines this spell; True when it was logged."""
+        now = self.clock()
+        with self._lock:
+            start, written, left_out = self._spells.get(kind, (now, 0, 0))
+            if now - start >= self.every:
+                start, written = now, 0
+            if written >= self.per_reason:
+                self._spells[kind] = (start, written, left_out + 1)
+                return False
+            self._spells[kind] = (start, written + 1, 0)
+        more = f" ({left_out} more like it not logged)" if left_out else ""
+        self.log.warning("slack: refused %s%s", what, more)
+        return True
 
 
 class _StoreRecord:

@@ -23,6 +23,7 @@ from bot.slack.app import build_app
 from bot.slack.delivery import Deliverer
 from bot.slack.gateway import Gateway
 from bot.slack.runtime import Runtime
+from bot.slack.socket_mode import Connection
 from bot.store.health import open_writable
 from bot.sweeps import scheduler
 from bot.sweeps.runner import Sweeps
@@ -36,7 +37,7 @@ log = logging.getLogger("pqlbot")
 class Server:
     runtime: Runtime
     web: Starlette
-    socket_mode: object | None = None
+    socket_mode: Connection | None = None
     background: list = field(default_factory=list)
 
     def start_background(self) -> None:
@@ -71,7 +72,7 @@ class Server:
 
             self.runtime.kick, pipeline.on_new_work = kick, on_new_work
         if self.socket_mode is not None:
-            self.socket_mode.connect()
+            self.socket_mode.start()  # SocketModeRefused for a token Slack refuses; an outage is retried
 
     def stop_background(self) -> None:
         for part in self.background:
@@ -102,7 +103,7 @@ def build(settings: Settings, *, pipeline: Pipeline | None = None, gateway: Gate
         if settings.slack_app_token:
             from slack_bolt.adapter.socket_mode import SocketModeHandler
 
-            socket_mode = SocketModeHandler(app, settings.slack_app_token.get_secret_value())
+            socket_mode = Connection(SocketModeHandler(app, settings.slack_app_token.get_secret_value()))
         else:
             routes.append(slack_route(app, answering=runtime.answering, after_ack=after_ack or listener_executor))
     else:

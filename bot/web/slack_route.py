@@ -20,7 +20,7 @@ from starlette.routing import Route
 
 from bot.slack.app import acked_twin, signature_check
 from bot.slack.runtime import Answering
-from bot.slack.verify import SignedRequests
+from bot.slack.verify import RefusalLog, SignedRequests
 from bot.web.body import TooLarge, read_body
 
 log = logging.getLogger(__name__)
@@ -47,6 +47,7 @@ def slack_route(app: App, path: str = "/slack/events", *, signed: SignedRequests
     and dispatched on `after_ack`. Fifty reps clicking together then wait on nothing but this check, not
     on each other's claims. Answers are counted in `answering`, so background work can let a burst pass."""
     answering = answering or Answering()
+    refusals = RefusalLog(log)
     after_ack, acked = after_ack or _AFTER_ACK, acked_twin(app)
     signed = signature_check(app) if signed is None else signed  # (not `or`: an empty memory is falsy)
     if signed is None:
@@ -60,7 +61,7 @@ def slack_route(app: App, path: str = "/slack/events", *, signed: SignedRequests
             return raw
         if _ssl_check(raw):  # Slack's certificate probe for slash commands is not signed; Bolt answers it so
             return Response(status_code=200)
-        refused = await _unless_authentic_and_new(signed, raw, request.headers)
+        refused = await _unless_authentic_and_new(signed, raw, request.headers, refusals)
         if refused is not None:
             return refused
         bolt_request = _bolt_request(raw, request)
@@ -92,13 +93,17 @@ def _ssl_check(raw: bytes) -> bool:
         return False
 
 
-async def _unless_authentic_and_new(signed: SignedRequests, raw: bytes, headers: Headers) -> Response | None:
+async def _unless_authentic_and_new(signed: SignedRequests, raw: bytes, headers: Headers,
+                                    refusals: RefusalLog) -> Response | None:
     """None for a request signed by Slack, within the window and seen nowhere before; else the answer: 401 (forged,
     stale or replayed), 503 (the memory is full, or the store cannot say), or 200 without dispatching for Slack's
-    retry of a request already served."""
+    retry of a request already served. Each 401 is logged at WARNING with its reason (`RefusalLog`: a few lines a
+    minute per reason, however many come), never with the body, the signature or the secret."""
     timestamp = headers.get("x-slack-request-timestamp", "")
     signature = headers.get("x-slack-signature", "")
-    if not signed.authentic(raw, timestamp, signature):
+    reason = signed.refusal(raw, timestamp, signature)
+    if reason is not None:
+        refusals.refused(reason.split(":")[0], f"a request (401): {reason}")
         return _refused(401, "invalid request")
     seen = signed.first_time(timestamp, signature)
     if seen is None:
@@ -115,7 +120,8 @@ async def _unless_authentic_and_new(signed: SignedRequests, raw: bytes, headers:
         return None
     if "x-slack-retry-num" in headers:  # already served once: stop Slack retrying
         return Response(status_code=200, headers={"X-Slack-No-Retry": "1"})
-    log.warning("slack: refused a replayed request (timestamp %s)", timestamp)
+    refusals.refused("replay", f"a replayed request (timestamp {timestamp}): the very same signed request was "
+                     "served before (401)")
     return _refused(401, "replayed request")
 
 

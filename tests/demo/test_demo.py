@@ -139,3 +139,92 @@ def test_a_fast_lane_alert_says_what_they_asked_for_and_how_soon_to_reply(verdic
     text, _ = alert_for(verdicts["dana"], ref="PQL-4")
     assert text.splitlines()[0] == ("⚡ Fast-lane PQL-4: Dana Whitfield (Head of Data, Northwind Logistics, "
                                     "1,200 people) requested a demo — reply within 1 hour")
+
+
+# The whole loop: the simulated team at work on the sample's leads ---------------------------------------------------
+
+@pytest.fixture(scope="module")
+def demo_output(tmp_path_factory):
+    """One run of `pqlbot demo --fast` for the tests of the team's story: (stdout, working folder)."""
+    import io
+
+    from rich.console import Console
+
+    from bot.demo import replay
+    from bot.settings import Settings
+
+    folder = tmp_path_factory.mktemp("demo") / "d"
+    out = io.StringIO()
+    assert replay.run(folder, Settings(_env_file=None), fast=True,
+                      console=Console(file=out, width=200, color_system=None)) == 0
+    return out.getvalue(), folder
+
+
+def lines_with(out: str, *parts: str) -> list[str]:
+    return [line.strip() for line in out.splitlines() if all(part in line for part in parts)]
+
+
+def test_the_demo_routes_each_lead_to_a_named_rep_and_says_why(demo_output):
+    out, _ = demo_output
+    assert "the team (Ana Ruiz, Ben Okafor, Maria Chen (manager); business hours 09:00-18:00 New York, 2 new leads a " \
+        "rep a day) works them" in " ".join(out.split())
+    [first] = lines_with(out, "→ PQL-1 to ")
+    assert first == ("Tue 11:00  → PQL-1 to Ana Ruiz — round-robin: fewest active leads (0), 0 medium this week, "
+                     "0 of 2 new today")
+    [fast] = lines_with(out, "→ PQL-4 to ")
+    assert "fast lane (never capped)" in fast
+
+
+def test_the_cap_holds_and_the_queue_is_drained_at_the_next_opening(demo_output):
+    out, _ = demo_output
+    assert lines_with(out, "Thu 13:00", "Ben Okafor is away (/pql pause)")
+    [queued] = lines_with(out, "PQL-9 queued")
+    assert queued.startswith("Thu 16:24") and "every available rep is at today's cap of 2" in queued
+    [night] = lines_with(out, "PQL-10 queued")
+    assert night.startswith("Thu 20:15") and "outside business hours" in night
+    assert lines_with(out, "Fri 09:00  → PQL-9 to Ben Okafor — from the queue")
+    assert lines_with(out, "Fri 09:00  → PQL-10 to Ana Ruiz — from the queue")
+
+
+def test_one_here_and_one_manager_escalation_each_at_its_business_minute(demo_output):
+    out, _ = demo_output
+    # Queued at 16:24 Thursday: 1 business hour later is 17:24; 2 business hours run through the night to 09:24.
+    assert lines_with(out, "@here") == ["Thu 17:24  💬 in PQL-9's thread: @here PQL-9 has waited 1 h with nobody "
+                                        "claiming it. Claim it from the alert above, or `/claim PQL-9`."]
+    assert lines_with(out, "DM to Maria Chen (manager)") == [
+        "Fri 09:24  ✉ DM to Maria Chen (manager): ⏰ PQL-9 is still unclaimed · Tara Ivanova · Unclaimed for 2 h"]
+    claimed = lines_with(out, "PQL-9 claimed by @Ben Okafor")
+    assert claimed and claimed[0].startswith("Fri 09:44")
+
+
+def test_claims_touches_and_dispositions_show_in_the_leads_threads(demo_output):
+    out, _ = demo_output
+    assert lines_with(out, "Tue 11:20  💬 in PQL-1's thread: PQL-1 claimed by @Ana Ruiz.")
+    assert lines_with(out, "Tue 12:00  💬 in PQL-1's thread: Touch 1 of 3 by @Ana Ruiz: Email (Email 1)")
+    assert lines_with(out, "Thu 12:00  💬 in PQL-1's thread: Disposition: Meeting Set by @Ana Ruiz")
+    assert lines_with(out, "Disposition: Nurture by @Ben Okafor")
+    assert lines_with(out, "Email 2 is due for PQL-4")  # the follow-up sweep's reminder
+
+
+def test_a_conversion_stops_the_sequence(demo_output):
+    out, _ = demo_output
+    assert lines_with(out, "Thu 14:16  ⏹ PQL-7 stopped: checkout_completed — its outreach sequence ends")
+    assert lines_with(out, "PQL-7's thread: Sam Whitaker (PQL-7) just converted to paid on their own. The sequence is "
+                           "stopped")
+
+
+def test_the_friday_review_is_printed_and_its_chart_written_to_a_png_whose_path_is_printed(demo_output):
+    out, folder = demo_output
+    assert lines_with(out, "Fri 10:00  📊 #pql-alerts: the Friday review of 2026-W45")
+    assert lines_with(out, "Fri 10:00  📊 #pql-alerts: the Friday review of 2026-W46")
+    assert "PQL weekly review · 2026-W46 (09 Nov - 15 Nov)" in out
+    chart = folder / "review-2026-W46.png"
+    assert f"Chart: {chart}" in out
+    assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_fast_lane_leads_say_why_they_are_fast_lane_not_score_0(demo_output):
+    out, _ = demo_output
+    assert "0/10" not in out
+    assert lines_with(out, "Why", "⚡ fast lane · requested a demo on day 2: an explicit ask qualifies at once")
+    assert re.search(r"PQL-4 +Dana Whitfield, Northwind Logistics +⚡ fast lane +ask ", out)

@@ -400,3 +400,15 @@ def test_the_next_touch_is_due_two_business_days_after_the_last_email():
     assert next_touch_due([first], calendar) == datetime(2026, 11, 10, 15, 0, tzinfo=NY)
     last = Touch(pql_id=1, rep_id="U", number=2, channel="email", email_key="email3", at=friday)
     assert next_touch_due([first, last], calendar) is None
+
+
+def test_pql_why_tells_the_lead_s_trail_in_the_team_s_time_as_pqlbot_explain_does(workspace):
+    pql_id = workspace.lead()
+    workspace.command(BOSS, Command.CLAIM, f"PQL-{pql_id} <@{ANA}|ana>")
+    workspace.command(ANA, Command.PQL, f"why PQL-{pql_id}")
+    answer = workspace.said()[-1]
+    lines = answer.splitlines()
+    assert lines[0] == f"*PQL-{pql_id}*"
+    assert lines[1] == "• Fri 06 Nov 15:00 EST: qualified as medium (6 points)"  # the team's time, not UTC
+    assert lines[2:] == ["• Fri 06 Nov 15:00 EST: alert posted",
+                         f"• Fri 06 Nov 15:00 EST: claimed by <@{ANA}> (by <@{BOSS}>)"]

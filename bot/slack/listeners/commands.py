@@ -13,7 +13,7 @@ from sqlmodel import Session, select
 
 from bot import review as reviews
 from bot.domain.periods import Period, parse_period
-from bot.services import audit, handoffs, leads
+from bot.services import explain, handoffs, leads
 from bot.services.leads import Refused
 from bot.slack.blocks import review as review_blocks
 from bot.slack.errors import guarded
@@ -125,7 +125,8 @@ def pql(ack: Ack, command: dict, respond: Respond, runtime: Runtime, body: dict)
                          because=handoffs.BECAUSE[runtime.router.teams.team(lead.team).handoff.when], rep=rep)
     elif action == "why" and args:
         with runtime.session() as session:
-            answer = why(session, find(session, runtime.actor(session, command["user_id"]), args[0]))
+            answer = why(session, find(session, runtime.actor(session, command["user_id"]), args[0]),
+                         tz=runtime.settings.tz)
     elif action in ("pause", "resume"):
         with runtime.session() as session, session.begin():
             answer = leads.set_paused(session, command["user_id"], action == "pause", now=runtime.now())
@@ -135,31 +136,13 @@ def pql(ack: Ack, command: dict, respond: Respond, runtime: Runtime, body: dict)
     respond(text=answer, response_type="ephemeral")
 
 
-def why(session, pql) -> str:
-    """Who got the lead and why, read from the audit trail."""
+def why(session, pql, *, tz) -> str:  # noqa: ANN001 - a Session, a Pql, a tzinfo
+    """Who got the lead and why, its escalations, touches and disposition, in the team's time: the trail
+    `pqlbot explain` shows too (bot/services/explain.py)."""
     lines = [f"*{pql.ref}*"]
-    for entry in audit.trail(session, pql_id=pql.id):
-        detail = entry.detail
-        when = f"{entry.at:%a %d %b %H:%M} UTC"
-        if entry.action == "pql_triggered":
-            lines.append(f"• {when}: qualified as {detail.get('tier')} ({detail.get('score')} points)")
-        elif entry.action == "pql_upgraded":
-            lines.append(f"• {when}: upgraded {detail.get('old_tier')} → {detail.get('tier')}")
-        elif entry.action in ("pql_assigned", "pql_reassigned", "pql_claimed"):
-            verb = {"pql_assigned": "assigned to", "pql_reassigned": "reassigned to", "pql_claimed": "claimed by"}
-            why_text = f" — {detail['why']}" if detail.get("why") else ""
-            by = f" (by <@{entry.actor}>)" if entry.actor not in ("system", detail.get("rep")) else ""
-            lines.append(f"• {when}: {verb[entry.action]} <@{detail.get('rep')}>{by}{why_text}")
-        elif entry.action == "pql_queued":
-            lines.append(f"• {when}: queued — {detail.get('why')}")
-        elif entry.action == "pql_handed_off":
-            to = f"<@{detail['rep']}>" if detail.get("rep") else "its queue"
-            lines.append(f"• {when}: handed off to team {detail.get('team')} ({to}) by <@{entry.actor}> — "
-                         f"{detail.get('why')}")
-        elif entry.action == "pql_released":
-            lines.append(f"• {when}: released back to the pool by <@{entry.actor}>")
-        elif entry.action == "pql_dispositioned":
-            lines.append(f"• {when}: dispositioned {detail.get('disposition')} by <@{entry.actor}>")
+    for step in explain.trail(session, [pql.id]):
+        words = explain.Step(step.at, esc(step.what), step.rep, step.by).said(lambda user: f"<@{user}>")
+        lines.append(f"• {step.at.astimezone(tz):%a %d %b %H:%M %Z}: {words}")
     return "\n".join(lines)
 
 
