@@ -24,6 +24,7 @@ COMMANDS = {
     "review": "review",
     "tick": "tick",
     "owners": "owners",
+    "backtest": "backtest",
 }
 
 
