@@ -14,12 +14,12 @@ from __future__ import annotations
 import math
 from enum import StrEnum
 
+from bot.domain.targets import MIN_SAMPLE  # fewer fired than this: no recommendation (the review's minimum too)
+
 #: 95 % two-sided: the normal quantile 0.975.
 Z95 = 1.959963984540054
 #: Seed 001: conversion is counted within this many days of the trigger.
 CONVERSION_DAYS = 60
-#: The default minimum sample: fewer fired than this and no recommendation is made (issue 19).
-MIN_SAMPLE = 20
 
 
 class Recommendation(StrEnum):

@@ -37,6 +37,8 @@ BARS = {
     "complaints_limit": _percent(bars.COMPLAINTS.target.value),
     "complaints_guardrail": _percent(bars.COMPLAINTS_GUARDRAIL),
     "conversion_scale": _percent(bars.PQL_CONVERSION.minimum_viable.value),
+    "conversion_target": _percent(bars.PQL_CONVERSION.target.value),
+    "min_sample": bars.MIN_SAMPLE,
     "utilization_max": f"{bars.UTILIZATION.value:g}",
     "volume_per_rep": guardrails.VOLUME_PER_REP,
     "volume_streak": guardrails.VOLUME_STREAK,

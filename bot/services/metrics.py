@@ -6,8 +6,9 @@ with nothing to divide by is None ("no data"), never zero.
 
 Definitions (the seed's, made exact):
 - a lead counts in the range when it was recorded (triggered) in it; dispositions when they were set in it;
-- acceptance = (Meeting Set + Converted) / dispositioned, where Converted is the disposition
-  Converted (Self-Serve) or a lead stopped by its trial_converted event;
+- acceptance = (Meeting Set + Converted) / dispositioned leads a rep worked (dispositioned by a rep, claimed or
+  touched), where Converted is the disposition Converted (Self-Serve) or a worked lead stopped by its
+  trial_converted event: a conversion nobody worked is the dark funnel's, not the reps' acceptance;
 - SLA compliance = leads whose first touch came by their SLA due time / leads whose due time has passed
   or that were touched (a lead not yet due and untouched is still open, not a miss; a lead closed before
   its due time without a touch, say converted or opted out, owed no first touch and is left out);
@@ -64,6 +65,9 @@ class Metrics:
     dispositions: dict[str, int] = field(default_factory=dict)
     acceptance: float | None = None
     false_positive: float | None = None
+    decided: int = 0  # closed leads a rep worked: acceptance's and false positives' denominator
+    accepted: int = 0
+    disqualified: int = 0
     sla_compliance: float | None = None
     sla_by_day: dict[date, float | None] = field(default_factory=dict)
     first_touch_hours: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)  # mean, median
@@ -80,6 +84,20 @@ class Metrics:
     meeting_rate: float | None = None
     reply_rate: float | None = None
     variants: dict[str, dict[str, float | int | None]] = field(default_factory=dict)  # A -> sent, reply, meeting
+    sla_met: int = 0
+    sla_due: int = 0
+    pql_cohort: int = 0  # trials started in the range that became PQLs; pql_converted of them converted
+    pql_converted: int = 0
+    non_pql_cohort: int = 0
+    non_pql_converted: int = 0
+    routed_converted: int = 0  # routed leads that converted; dark of them with no touch
+    dark: int = 0
+    uncontacted: int = 0  # leads recorded in the range never touched; uncontacted_converted of them converted
+    uncontacted_converted: int = 0
+    emails: int = 0  # email touches; replied of them marked replied
+    replied: int = 0
+    meetings: int = 0  # contacted leads dispositioned Meeting Set
+    touches_to_conversion: float | None = None  # mean touches of the contacted leads that converted
     contacted: int = 0  # leads recorded in the range that got at least one touch
     opt_outs: int = 0  # of those, how many opted out of sales contact after the first touch
     complaints: float | None = None  # opt_outs / contacted
@@ -130,8 +148,14 @@ def compute(session: Session, period: Period, *, calendar: BusinessCalendar, rep
                sa.and_(Pql.state == PqlState.STOPPED_CONVERTED, Pql.updated_at >= start, Pql.updated_at < end)))))
     outcome = {p.id: (p.disposition or "converted_self_serve") for p in closed}
     m.dispositions = dict(Counter(outcome.values()))
-    m.acceptance = rate(sum(1 for o in outcome.values() if o in ACCEPTED), len(outcome))
-    m.false_positive = rate(m.dispositions.get("disqualified", 0), len(outcome))
+    # Acceptance and false positives judge the leads reps worked: a conversion nobody claimed or touched says
+    # nothing about whether reps accept the leads (it is the dark funnel's).
+    worked = _worked(session, closed)
+    m.decided = len(worked)
+    m.accepted = sum(1 for p in worked if outcome[p.id] in ACCEPTED)
+    m.disqualified = sum(1 for p in worked if outcome[p.id] == "disqualified")
+    m.acceptance = rate(m.accepted, m.decided)
+    m.false_positive = rate(m.disqualified, m.decided)
 
     # SLA and time to first touch
     met = due = 0
@@ -150,6 +174,7 @@ def compute(session: Session, period: Period, *, calendar: BusinessCalendar, rep
         due, met = due + 1, met + ok
         by_day[pql.created_at.astimezone(tz).date()].append(ok)
     m.sla_compliance = rate(met, due)
+    m.sla_met, m.sla_due = met, due
     m.sla_by_day = {day: rate(sum(by_day[day]), len(by_day[day])) for day in period.days()}
     m.first_touch_hours = {tier: (statistics.fmean(v), statistics.median(v)) for tier, v in hours.items()}
 
@@ -159,6 +184,13 @@ def compute(session: Session, period: Period, *, calendar: BusinessCalendar, rep
     _outreach(m, leads, touches, outcome)
     _complaints(session, m, leads, touches, now)
     return m
+
+
+def _worked(session: Session, closed: list[Pql]) -> list[Pql]:
+    """The closed leads a rep worked: dispositioned by one, claimed, or touched."""
+    touched = {pql_id for ids in _chunks([p.id for p in closed])
+               for pql_id in session.exec(select(Touch.pql_id).where(Touch.pql_id.in_(ids)))}
+    return [p for p in closed if p.disposition or p.claimed_by or p.id in touched]
 
 
 def _chunks(values: list, size: int = 2000) -> list[list]:
@@ -220,19 +252,25 @@ def _conversion(session, m: Metrics, leads, touches, converted, cohort: list[str
                 for user in session.exec(select(Pql.user_id).where(Pql.user_id.in_(ids)))}
     in_pql = [u for u in cohort if u in ever_pql]
     rest = [u for u in cohort if u not in ever_pql]
-    m.pql_conversion = rate(sum(u in converted for u in in_pql), len(in_pql))
-    m.non_pql_conversion = rate(sum(u in converted for u in rest), len(rest))
+    m.pql_cohort, m.pql_converted = len(in_pql), sum(u in converted for u in in_pql)
+    m.non_pql_cohort, m.non_pql_converted = len(rest), sum(u in converted for u in rest)
+    m.pql_conversion = rate(m.pql_converted, m.pql_cohort)
+    m.non_pql_conversion = rate(m.non_pql_converted, m.non_pql_cohort)
     routed = [p for p in leads if p.rep_id or p.claimed_by]
     routed_converted = [p for p in routed if p.user_id in converted]
-    m.dark_funnel = rate(sum(not touches[p.id] for p in routed_converted), len(routed_converted))
+    m.routed_converted, m.dark = len(routed_converted), sum(not touches[p.id] for p in routed_converted)
+    m.dark_funnel = rate(m.dark, m.routed_converted)
     contacted = [p for p in leads if touches[p.id]]
     untouched = [p for p in leads if not touches[p.id]]
+    m.uncontacted, m.uncontacted_converted = len(untouched), sum(p.user_id in converted for p in untouched)
     m.contacted_conversion = rate(sum(p.user_id in converted for p in contacted), len(contacted))
-    m.uncontacted_conversion = rate(sum(p.user_id in converted for p in untouched), len(untouched))
+    m.uncontacted_conversion = rate(m.uncontacted_converted, m.uncontacted)
     if m.contacted_conversion is not None and m.uncontacted_conversion is not None:
         m.assisted_lift = m.contacted_conversion - m.uncontacted_conversion
     assisted = [p for p in contacted if p.user_id in converted]
     m.assisted_conversions = len(assisted)
+    # Seed 002's "average touches to conversion": the outreach touches before each contacted lead converted.
+    m.touches_to_conversion = statistics.fmean(len(touches[p.id]) for p in assisted) if assisted else None
     m.assisted_mrr = sum(_money(converted[p.user_id].get("mrr")) for p in assisted)
 
 
@@ -247,8 +285,10 @@ def _money(value) -> float:
 def _outreach(m: Metrics, leads, touches, outcome) -> None:
     contacted = [p for p in leads if touches[p.id]]
     emails = [t for p in leads for t in touches[p.id] if t.channel == "email"]
-    m.meeting_rate = rate(sum(outcome.get(p.id) == "meeting_set" for p in contacted), len(contacted))
-    m.reply_rate = rate(sum(t.replied for t in emails), len(emails))
+    m.meetings = sum(outcome.get(p.id) == "meeting_set" for p in contacted)
+    m.emails, m.replied = len(emails), sum(t.replied for t in emails)
+    m.meeting_rate = rate(m.meetings, len(contacted))
+    m.reply_rate = rate(m.replied, m.emails)
     by_variant: dict[str, list[Pql]] = defaultdict(list)
     for pql in contacted:
         first_email = next((t for t in touches[pql.id] if t.email_key == "email1" and t.variant), None)
