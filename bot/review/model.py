@@ -81,7 +81,7 @@ class Review:
         return words("title", label=self.metrics.period.label)
 
     def context(self, tz: tzinfo | None = None) -> str:
-        return wording.context(self.metrics.reps, self.as_of, tz)
+        return wording.context(self.metrics.reps, self.as_of, tz, self.metrics.to_come)
 
     def figure(self, name: str) -> Figure:
         return next(f for f in self.figures if f.name == name)

@@ -141,7 +141,7 @@ def _guardrails(weeks: list[PilotWeek], overall: Metrics, reps: int, workday: Ca
         m = week.metrics
         workdays = [d for d in week.period.days() if workday(d)]
         week.values = {
-            "volume": max((sum(m.daily[d].values()) / reps for d in workdays), default=None) if reps else None,
+            "volume": max((sum(m.daily.get(d, {}).values()) / reps for d in workdays), default=None) if reps else None,
             "acceptance": m.acceptance, "complaints": m.complaints, "sla": m.sla_compliance,
         }
         if any(week.period.start <= day <= week.period.end for day in breaching_days):

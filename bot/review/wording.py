@@ -76,8 +76,10 @@ def plain(value: float | int | None) -> float | int | None:
     return round(value, 4) if isinstance(value, float) else value
 
 
-def context(reps: int, as_of: datetime | None, tz: tzinfo | None = None) -> str:
-    """The line under a title: reps on the roster and when the figures were read ("Mon 9 Nov 12:00")."""
+def context(reps: int, as_of: datetime | None, tz: tzinfo | None = None, to_come: list | None = None) -> str:
+    """The line under a title: reps on the roster and when the figures were read ("Mon 9 Nov 12:00"), and for a
+    week still under way, the days still to come."""
     local = as_of.astimezone(tz) if as_of and tz else as_of
     when = f"{local:%a} {local.day} {local:%b %H:%M}" if local else "now"
-    return words("context", reps=reps, as_of=when)
+    days = [f"{day:%a} {day.day} {day:%b}" for day in to_come or ()]
+    return words("context", reps=reps, as_of=when, to_come=days)

@@ -102,6 +102,7 @@ class Metrics:
     opt_outs: int = 0  # of those, how many opted out of sales contact after the first touch
     complaints: float | None = None  # opt_outs / contacted
     reps: int = 0
+    to_come: list[date] = field(default_factory=list)  # the period's days after `now`'s: no figures yet, not zeros
 
 
 def _closed_at(pql: Pql) -> datetime | None:
@@ -132,14 +133,18 @@ def compute(session: Session, period: Period, *, calendar: BusinessCalendar, rep
                                                                TrialUser.signup_at < end)))
     converted_users = _converted_users(session, {p.user_id for p in leads} | set(cohort))
 
-    # Volume
+    # Volume. A period still under way (the Friday post reviews the week to date) counts the days so far: today,
+    # under way, is one of them; the days after it are "to come", neither zeros nor a share of the rate.
+    today = now.astimezone(tz).date()
+    so_far = [d for d in period.days() if d <= today] or period.days()[:1]
+    m.to_come = [d for d in period.days() if d > today]
     m.pqls = len(leads)
     m.by_tier = dict(Counter(p.tier for p in leads))
-    m.daily = {day: {} for day in period.days()}
+    m.daily = {day: {} for day in so_far}
     for pql in leads:
         day = pql.created_at.astimezone(tz).date()
-        m.daily[day][pql.tier] = m.daily[day].get(pql.tier, 0) + 1
-    business_days = [d for d in period.days() if calendar.is_business_day(d)] or period.days()
+        m.daily.setdefault(day, {})[pql.tier] = m.daily.get(day, {}).get(pql.tier, 0) + 1
+    business_days = [d for d in so_far if calendar.is_business_day(d)] or so_far
     m.per_rep_per_day = rate(m.pqls, reps * len(business_days))
 
     # Dispositions and acceptance (dispositions set in the range)
@@ -175,10 +180,10 @@ def compute(session: Session, period: Period, *, calendar: BusinessCalendar, rep
         by_day[pql.created_at.astimezone(tz).date()].append(ok)
     m.sla_compliance = rate(met, due)
     m.sla_met, m.sla_due = met, due
-    m.sla_by_day = {day: rate(sum(by_day[day]), len(by_day[day])) for day in period.days()}
+    m.sla_by_day = {day: rate(sum(by_day[day]), len(by_day[day])) for day in period.days() if day not in m.to_come}
     m.first_touch_hours = {tier: (statistics.fmean(v), statistics.median(v)) for tier, v in hours.items()}
 
-    m.utilization = _utilization(session, period, tz, reps)
+    m.utilization = _utilization(session, period, tz, reps, so_far)
     m.signals = _signals(leads, outcome, converted_users)
     _conversion(session, m, leads, touches, converted_users, cohort)
     _outreach(m, leads, touches, outcome)
@@ -209,8 +214,8 @@ def _converted_users(session: Session, user_ids: set[str]) -> dict[str, dict]:
     return converted
 
 
-def _utilization(session: Session, period: Period, tz, reps: int) -> float | None:
-    """Leads open on a rep at the end of each day, averaged over reps and days."""
+def _utilization(session: Session, period: Period, tz, reps: int, days: list[date]) -> float | None:
+    """Leads open on a rep at the end of each of `days` (the period's so far), averaged over reps and days."""
     if not reps:
         return None
     start, end = period.bounds(tz)
@@ -223,7 +228,7 @@ def _utilization(session: Session, period: Period, tz, reps: int) -> float | Non
     spans = [(assigned_at, _closed(dispositioned_at, state, updated_at))
              for assigned_at, dispositioned_at, state, updated_at in rows]
     totals = []
-    for day in period.days():
+    for day in days:
         close = datetime.combine(day + timedelta(days=1), time(), tz)
         open_then = sum(1 for assigned_at, closed_at in spans if assigned_at < close
                         and not (closed_at and closed_at < close))

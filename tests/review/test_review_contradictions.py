@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import UTC, date, datetime, time, timedelta
+
+import pytest
+from freezegun import freeze_time
 
 from bot import store
-from bot.review import build, text
+from bot.domain.business_time import BusinessCalendar
+from bot.domain.periods import Period
+from bot.review import build, text, to_json
 from bot.services.metrics import compute
 from tests.review.test_review import empty_week
-from tests.services.test_metrics import ANA, CALENDAR, NOW, NY, W45, Rows, ny, the_week
+from tests.services.test_metrics import ANA, BEN, CALENDAR, NOW, NY, W45, Rows, ny, the_week
 
 ALL_GOOD = "Everything measured is on target"
 
@@ -80,3 +86,63 @@ def test_average_touches_to_conversion_is_reported(engine):
         week = compute(session, W45, calendar=CALENDAR, reps=2, now=NOW)
     assert week.touches_to_conversion == 2.0  # L1 after 1 touch, u9 after 3
     assert "• Average touches to conversion: 2.0 (2 converted after a touch)" in text(build(week, cap=5), NY)
+
+
+# The Friday post: the week to date, the rest "to come", never zeros ------------------------------------------
+
+def friday_review(engine, at: datetime, calendar=CALENDAR, reps: int = 2, period: Period | None = None):
+    with store.session(engine) as session:
+        period = period or Period.week_of(at.astimezone(NY).date())
+        return build(compute(session, period, calendar=calendar, reps=reps, now=at), cap=5, as_of=at)
+
+
+@pytest.mark.parametrize("friday", [
+    date(2026, 3, 6),  # the week DST starts (Sunday 8 March)
+    date(2026, 10, 30),  # the week DST ends (Sunday 1 November)
+    date(2026, 11, 6),
+])
+def test_the_friday_1000_post_shows_the_week_to_date_with_the_rest_to_come_not_zeros(engine, friday):
+    monday = friday - timedelta(days=4)
+    with store.session(engine) as session, session.begin():
+        rows = Rows(session).reps(ANA, BEN)
+        for offset in range(4):  # Monday to Thursday: 2 leads a day
+            for n in range(2):
+                rows.lead(f"u{offset}{n}", datetime.combine(monday + timedelta(days=offset), time(11), NY))
+    at = datetime.combine(friday, time(10), NY)
+    with freeze_time(at.astimezone(UTC)):
+        review = friday_review(engine, datetime.now(UTC).astimezone(NY))
+    m = review.metrics
+    assert m.to_come == [friday + timedelta(days=1), friday + timedelta(days=2)]  # Saturday and Sunday
+    assert friday + timedelta(days=1) not in m.daily and friday + timedelta(days=1) not in m.sla_by_day
+    # 8 leads over the 5 business days so far (Friday under way), 2 reps: 0.8, not 8 / (2 x 5) diluted by days to come
+    assert m.per_rep_per_day == pytest.approx(8 / (2 * 5))
+    saturday, sunday = friday + timedelta(days=1), friday + timedelta(days=2)
+    assert (f"week to date: the rest of today and Sat {saturday.day} {saturday:%b}, Sun {sunday.day} "
+            f"{sunday:%b} to come") in text(review, NY)
+    assert to_json(review)["to_come"] == [saturday.isoformat(), (saturday + timedelta(days=1)).isoformat()]
+
+
+def test_a_wednesday_look_counts_three_business_days_not_five(engine):
+    with store.session(engine) as session, session.begin():
+        rows = Rows(session).reps(ANA)
+        for day in (2, 3, 4):
+            rows.lead(f"w{day}", ny(11, day, 11))
+    review = friday_review(engine, ny(11, 4, 15), reps=1)
+    assert review.metrics.per_rep_per_day == pytest.approx(1.0)  # 3 leads / (1 rep x 3 days so far)
+    assert len(review.metrics.to_come) == 4
+
+
+def test_a_holiday_in_the_week_is_not_a_business_day_of_the_week_to_date(engine):
+    thanksgiving = BusinessCalendar(NY, holidays=frozenset({date(2026, 11, 26)}))
+    with store.session(engine) as session, session.begin():
+        rows = Rows(session).reps(ANA)
+        for day in (23, 24, 25):
+            rows.lead(f"t{day}", ny(11, day, 11))
+    review = friday_review(engine, ny(11, 27, 10), calendar=thanksgiving, reps=1)
+    assert review.metrics.per_rep_per_day == pytest.approx(3 / 4)  # Mon-Wed and Friday: Thursday is off
+    assert review.metrics.to_come == [date(2026, 11, 28), date(2026, 11, 29)]
+
+
+def test_a_complete_week_has_nothing_to_come(engine):
+    review = friday_review(engine, ny(11, 9, 12), period=W45)  # the Monday after
+    assert review.metrics.to_come == [] and "to come" not in review.context(NY)
