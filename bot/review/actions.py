@@ -82,6 +82,10 @@ def action_items(m: Metrics, cap: int, workday: Callable[[date], bool]) -> list[
         items.append(words("act_no_lift", value=fmt(m.assisted_lift, "pp")))
     if enough(m.contacted) and m.complaints is not None and not bars.COMPLAINTS.target.met(m.complaints):
         items.append(words("act_complaints", value=fmt(m.complaints, "rate")))
+    for row in m.triggers:
+        if row.recommendation == "retire":  # seed 001, on at least the minimum sample (`recommend`)
+            items.append(words("act_retire_trigger", name=words("signal_name", name=row.name),
+                               value=fmt(row.conversion_rate, "rate"), converted=row.converted, fired=row.fired))
     if not items:
         items.append(words("act_all_good"))
     return items

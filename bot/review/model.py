@@ -166,6 +166,15 @@ def signals(m: Metrics) -> list[Figure]:
                 label=f"{name} · {labels['signal.false_positive']}", shown=False)
         out.add(f"{base}.conversion", signal.conversion, "rate",
                 label=f"{name} · {labels['signal.conversion']}", shown=False)
+    advice = table("recommendations")
+    for row in m.triggers:
+        interval = row.interval
+        out.add(f"trigger.{row.name}.conversion", row.conversion_rate, "rate", label=words("trigger_label",
+                name=row.name), detail=words(
+                    "trigger_detail", converted=row.converted, fired=row.fired,
+                    interval=f"{interval[0]:.0%}-{interval[1]:.0%}" if interval else None,
+                    dark=fmt(row.dark_funnel_rate, "rate"), lift=fmt(row.assisted_lift, "pp"),
+                    advice=advice[row.recommendation.value]))
     out.add("pql_conversion", m.pql_conversion, "rate", bars.PQL_CONVERSION.target,
             detail=_of(m.pql_converted, m.pql_cohort, "trials"))
     out.add("non_pql_conversion", m.non_pql_conversion, "rate", detail=_of(m.non_pql_converted, m.non_pql_cohort,

@@ -19,7 +19,11 @@ Definitions (the seed's, made exact):
 - complaints = contacted leads whose user opted out of sales contact (a sales_opt_out event) after the
   first touch / contacted leads;
 - dark funnel = routed leads that converted with no touch / routed leads that converted;
-- assisted-conversion lift = conversion of contacted leads minus conversion of leads never contacted.
+- assisted-conversion lift = conversion of contacted leads minus conversion of leads never contacted;
+- the per-trigger table (seed 001's keep-or-retire, the same figures `pqlbot backtest` gives): over the leads
+  recorded in the pilot so far (the `PILOT_WEEKS` weeks to the end of the range), per trigger that made a lead
+  (each routed trigger; `points` for seed 002's points, `explicit_ask` for the fast lane): leads, converted within
+  60 days of the lead, contacted or not, dark-funnel rate and lift (bot/calibration/).
 """
 
 from __future__ import annotations
@@ -32,6 +36,8 @@ from datetime import date, datetime, time, timedelta
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
+from bot.calibration.backtest import EXPLICIT_ASK, POINTS, TriggerFigures
+from bot.calibration.stats import CONVERSION_DAYS
 from bot.domain.business_time import BusinessCalendar
 from bot.domain.kit import ACCEPTED
 from bot.domain.lifecycle import STOPPED, PqlState
@@ -39,6 +45,9 @@ from bot.domain.periods import Period
 from bot.store.events import from_us, to_us
 from bot.store.models import EventRecord, Pql, Touch, TrialUser
 from bot.store.queries import still_open
+
+#: The per-trigger table covers the leads of this many weeks to the end of the range: seed 002's 4-week pilot.
+PILOT_WEEKS = 4
 
 
 def rate(part: int, whole: int) -> float | None:
@@ -102,6 +111,7 @@ class Metrics:
     opt_outs: int = 0  # of those, how many opted out of sales contact after the first touch
     complaints: float | None = None  # opt_outs / contacted
     reps: int = 0
+    triggers: list[TriggerFigures] = field(default_factory=list)  # seed 001's table over the pilot so far
     to_come: list[date] = field(default_factory=list)  # the period's days after `now`'s: no figures yet, not zeros
 
 
@@ -188,7 +198,40 @@ def compute(session: Session, period: Period, *, calendar: BusinessCalendar, rep
     _conversion(session, m, leads, touches, converted_users, cohort)
     _outreach(m, leads, touches, outcome)
     _complaints(session, m, leads, touches, now)
+    m.triggers = _trigger_table(session, end, now)
     return m
+
+
+def _trigger_table(session: Session, end: datetime, now: datetime) -> list[TriggerFigures]:
+    """Seed 001's keep-or-retire figures per trigger over the leads of the pilot so far (see the module docstring)."""
+    since = end - timedelta(weeks=PILOT_WEEKS)
+    leads = list(session.exec(select(Pql).where(Pql.created_at >= since, Pql.created_at < end,
+                                                Pql.created_at <= now)))
+    if not leads:
+        return []
+    touched = {pql_id for ids in _chunks([p.id for p in leads])
+               for pql_id in session.exec(select(Touch.pql_id).where(Touch.pql_id.in_(ids)))}
+    paid: dict[str, datetime] = {}
+    for ids in _chunks(sorted({p.user_id for p in leads})):
+        for user_id, at_us in session.exec(select(EventRecord.user_id, EventRecord.at_us).where(
+                EventRecord.name == "trial_converted", EventRecord.user_id.in_(ids), EventRecord.at_us <= to_us(now))):
+            paid[user_id] = min(paid.get(user_id, from_us(at_us)), from_us(at_us))
+    rows: dict[str, TriggerFigures] = {}
+    window = timedelta(days=CONVERSION_DAYS)
+    for pql in leads:
+        names = {POINTS if s.get("points") else s["name"] for s in pql.signals}
+        if pql.tier == "fast_lane":
+            names = (names - {POINTS}) | {EXPLICIT_ASK}
+        converted_at = paid.get(pql.user_id)
+        converts = converted_at is not None and pql.created_at <= converted_at <= pql.created_at + window
+        contacted = pql.id in touched
+        for name in names:
+            row = rows.setdefault(name, TriggerFigures(name, ""))
+            row.fired += 1
+            row.converted += converts
+            row.contacted += contacted
+            row.contacted_converted += converts and contacted
+    return sorted(rows.values(), key=lambda row: (-row.fired, row.name))
 
 
 def _worked(session: Session, closed: list[Pql]) -> list[Pql]:

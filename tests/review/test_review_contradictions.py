@@ -146,3 +146,33 @@ def test_a_holiday_in_the_week_is_not_a_business_day_of_the_week_to_date(engine)
 def test_a_complete_week_has_nothing_to_come(engine):
     review = friday_review(engine, ny(11, 9, 12), period=W45)  # the Monday after
     assert review.metrics.to_come == [] and "to come" not in review.context(NY)
+
+
+# The per-trigger table over the pilot so far --------------------------------------------------------------------
+
+def test_the_review_has_seed_001s_per_trigger_table_over_the_pilot_so_far_and_acts_on_a_5_per_cent_trigger(engine):
+    stalled = {"name": "sso_stalled", "label": "SSO", "points": 0, "day": 2, "evidence": "stalled", "values": []}
+    with store.session(engine) as session, session.begin():
+        rows = Rows(session).reps(ANA)
+        # 40 leads of a trigger over the four weeks to Sunday 8 Nov: 2 convert (5%); 10 contacted, one of them
+        # converting; and one conversion 61 days after its lead, which does not count.
+        for n in range(40):
+            created = ny(10, 13, 11) + timedelta(days=n % 20)
+            lead = rows.lead(f"s{n:02d}", created, signals=(stalled,))
+            if n < 10:
+                rows.touch(lead, created + timedelta(hours=1))
+            if n in (0, 15):
+                rows.converts(f"s{n:02d}", created + timedelta(days=5), 10, lead)
+        late = rows.lead("late", ny(10, 11, 11), signals=(stalled,))  # before the four weeks: not in the table
+        rows.converts("late", ny(10, 14, 11), 10, late)
+    with store.session(engine) as session:
+        review = build(compute(session, W45, calendar=CALENDAR, reps=1, now=NOW), cap=5)
+    [row] = review.metrics.triggers
+    assert (row.name, row.fired, row.converted, row.contacted, row.contacted_converted) == ("sso_stalled", 40, 2, 10, 1)
+    assert row.recommendation == "retire"
+    assert row.dark_funnel_rate == pytest.approx(1 / 40)
+    assert row.assisted_lift == pytest.approx(1 / 10 - 1 / 30)
+    assert review.figure("trigger.sso_stalled.conversion").detail.startswith("2 of 40 leads, 95% CI 1%-17%")
+    assert any('"sso stalled" converts 5.0% (2 of 40 leads within 60 days): seed 001 says remove it' in item
+               for item in review.actions)
+    assert to_json(review)["triggers"][0]["recommendation"] == "retire"
