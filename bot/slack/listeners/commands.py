@@ -1,4 +1,4 @@
-"""Slash commands: /claim, /pql (help, reassign, why, pause, resume) and /pql-review.
+"""Slash commands: /claim, /pql (help, reassign, why, pause, resume, pause-all, resume-all) and /pql-review.
 
 Each handler acks at once, then does the work and answers the person privately through `respond`.
 """
@@ -13,7 +13,7 @@ from sqlmodel import Session, select
 
 from bot import review as reviews
 from bot.domain.periods import Period, parse_period
-from bot.services import audit, leads
+from bot.services import audit, leads, switches
 from bot.services.leads import Refused
 from bot.slack.blocks import review as review_blocks
 from bot.slack.errors import guarded
@@ -30,6 +30,7 @@ HELP = """*pqlbot* turns product usage into PQLs and helps you work them.
 • `/pql reassign PQL-42 @rep` — (manager) give a lead to another rep
 • `/pql why PQL-42` — who got a lead, when and why
 • `/pql pause` / `/pql resume` — stop or restart new assignments to you (or use the App Home switch)
+• `/pql pause-all` / `/pql resume-all` — (manager) pause or resume routing for the whole team: the rollback switch
 • `/pql-review [this|last|2026-W48]` — the weekly PQL review
 Log touches and set dispositions with the buttons on each alert."""
 
@@ -114,6 +115,10 @@ def pql(ack: Ack, command: dict, respond: Respond, runtime: Runtime, body: dict)
     elif action == "why" and args:
         with runtime.session() as session:
             answer = why(session, find(session, runtime.actor(session, command["user_id"]), args[0]))
+    elif action in ("pause-all", "resume-all"):
+        with runtime.session() as session, session.begin():
+            who = runtime.actor(session, command["user_id"])
+            answer = switches.set_routing_paused(session, who, action == "pause-all", now=runtime.now())
     elif action in ("pause", "resume"):
         with runtime.session() as session, session.begin():
             answer = leads.set_paused(session, command["user_id"], action == "pause", now=runtime.now())
