@@ -58,3 +58,11 @@ def set_routing_paused(session: Session, who: Actor, paused: bool, *, now: datet
         raise Refused(say("managers_only", action="pause or resume routing for the whole team"))
     changed = throw(session, ROUTING, paused, by=who.user_id, now=now)
     return say("routing_switch", paused=paused, changed=changed)
+
+
+def set_outreach_paused(session: Session, who: Actor, paused: bool, *, now: datetime) -> str:
+    """`/pql pause-outreach` and `/pql resume-outreach`: the manager's hand on the spam-complaint guardrail."""
+    if not who.is_manager:
+        raise Refused(say("managers_only", action="pause or resume outreach"))
+    changed = throw(session, OUTREACH, paused, by=who.user_id, now=now)
+    return say("outreach_switch", paused=paused, changed=changed)

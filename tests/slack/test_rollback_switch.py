@@ -32,3 +32,12 @@ def test_the_manager_pauses_routing_and_every_app_home_says_so_until_resumed(wor
 def test_help_lists_the_rollback_switch(workspace):
     workspace.command(ANA, Command.PQL, "help")
     assert "/pql pause-all" in workspace.said()[-1]
+
+
+def test_the_manager_resumes_outreach_after_the_complaints_guardrail_and_a_rep_cannot(workspace):
+    workspace.command(ANA, Command.PQL, "resume-outreach")
+    assert "Only the sales manager can pause or resume outreach." in workspace.said()[-1]
+    workspace.command(BOSS, Command.PQL, "pause-outreach")
+    assert "Outreach is paused" in workspace.said()[-1]
+    workspace.command(BOSS, Command.PQL, "resume-outreach")
+    assert "Outreach is back on" in workspace.said()[-1]
