@@ -18,6 +18,7 @@ from bot.sweeps.follow_ups import follow_ups
 from tests.services.test_metrics import ANA, NY, Rows, ny
 
 BOSS = "U0BOSS"
+TUESDAY_10 = ny(11, 3, 10)
 
 
 def sweeps_for(engine):
@@ -26,7 +27,7 @@ def sweeps_for(engine):
     return SimpleNamespace(pipeline=Pipeline(engine, tz=NY), router=None, settings=settings)
 
 
-def contacted(engine, count: int, complaints: dict[int, tuple[str, dict]], touched_at=ny(11, 3, 10)) -> None:
+def contacted(engine, count: int, complaints: dict[int, tuple[str, dict]], touched_at=TUESDAY_10) -> None:
     """`count` leads touched at `touched_at`; `complaints`: lead number -> (event, props) an hour after."""
     with store.session(engine) as session, session.begin():
         rows = Rows(session).reps(ANA)
