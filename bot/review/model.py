@@ -207,9 +207,15 @@ def outreach(m: Metrics) -> list[Figure]:
     out.add("assisted_mrr", m.assisted_mrr, "money")
     out.add("touches_to_conversion", m.touches_to_conversion, "touches",
             detail=f"{m.assisted_conversions} converted after a touch" if m.assisted_conversions else None)
+    out.add("nps_pql", m.nps_pql, "points", detail=_answers(m.nps_pql_answers))
+    out.add("nps_rest", m.nps_rest, "points", detail=_answers(m.nps_rest_answers))
     out.add("complaints", m.complaints, "rate", bars.COMPLAINTS.target,
             detail=_of(m.opt_outs, m.contacted, "contacted"))
     return out.figures
+
+
+def _answers(count: int) -> str | None:
+    return f"{count} answer{'s' * (count != 1)}" if count else None
 
 
 def _of(part: int, whole: int, what: str) -> str | None:

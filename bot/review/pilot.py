@@ -121,7 +121,7 @@ def score(overall: Metrics, weeks: list[Metrics], early: Metrics, late: Metrics,
         SuccessMetric("reply_rate", overall.reply_rate, "rate", *_bars(bars.REPLY_RATE)),
         SuccessMetric("complaints", overall.complaints, "rate", *_bars(bars.COMPLAINTS)),
         SuccessMetric("self_serve", change, "pp", *_bars(bars.SELF_SERVE_CHANGE)),
-        SuccessMetric("nps", None, "points", *_bars(bars.NPS_CHANGE)),
+        SuccessMetric("nps", overall.nps_change, "points", *_bars(bars.NPS_CHANGE)),
     ]
     verdict, reasons = _verdict(overall, pilot_weeks, before, after, change)
     return Scorecard(overall.period.start, overall.period.end, reps, overall, pilot_weeks, metrics, (before, after),

@@ -16,8 +16,12 @@ Definitions (the seed's, made exact):
 - false-positive rate = Disqualified / dispositioned (per signal too, over the leads carrying it);
 - volume per rep per day = leads / (reps x business days); None without reps;
 - utilization = leads open on a rep at the end of each day (a lead closes when dispositioned or stopped);
-- complaints = contacted leads whose user opted out of sales contact (a sales_opt_out event) after the
-  first touch / contacted leads;
+- complaints = contacted leads whose user opted out of sales contact (a sales_opt_out event) or answered with a
+  negative or unsubscribe `sales_reply` after the first touch / contacted leads;
+- reply rate = email touches the rep marked "They replied", or that a `sales_reply` event answered before the
+  next touch / email touches;
+- NPS = promoters (9-10) minus detractors (0-6) among each user's latest `nps_response` in the range, for the
+  PQL cohort (users who had a lead) and the rest; the pilot's NPS change is the first minus the second;
 - dark funnel = routed leads that converted with no touch / routed leads that converted;
 - assisted-conversion lift = conversion of contacted leads minus conversion of leads never contacted;
 - the per-trigger table (seed 001's keep-or-retire, the same figures `pqlbot backtest` gives): over the leads
@@ -46,6 +50,8 @@ from bot.store.events import from_us, to_us
 from bot.store.models import EventRecord, Pql, Touch, TrialUser
 from bot.store.queries import still_open
 
+#: How a `sales_reply` that is a complaint reads (issue 19); the rest are answers.
+COMPLAINING_REPLIES = ("negative", "unsubscribe")
 #: The per-trigger table covers the leads of this many weeks to the end of the range: seed 002's 4-week pilot.
 PILOT_WEEKS = 4
 
@@ -107,6 +113,11 @@ class Metrics:
     replied: int = 0
     meetings: int = 0  # contacted leads dispositioned Meeting Set
     touches_to_conversion: float | None = None  # mean touches of the contacted leads that converted
+    nps_pql: float | None = None  # NPS of the PQL cohort's nps_response answers in the range
+    nps_rest: float | None = None
+    nps_pql_answers: int = 0
+    nps_rest_answers: int = 0
+    nps_change: float | None = None  # nps_pql - nps_rest, in points
     contacted: int = 0  # leads recorded in the range that got at least one touch
     opt_outs: int = 0  # of those, how many opted out of sales contact after the first touch
     complaints: float | None = None  # opt_outs / contacted
@@ -196,8 +207,10 @@ def compute(session: Session, period: Period, *, calendar: BusinessCalendar, rep
     m.utilization = _utilization(session, period, tz, reps, so_far)
     m.signals = _signals(leads, outcome, converted_users)
     _conversion(session, m, leads, touches, converted_users, cohort)
-    _outreach(m, leads, touches, outcome)
-    _complaints(session, m, leads, touches, now)
+    replies = _replies(session, leads, now)
+    _outreach(m, leads, touches, outcome, replies)
+    _complaints(session, m, leads, touches, now, replies)
+    _nps(session, m, start, end, now)
     m.triggers = _trigger_table(session, end, now)
     return m
 
@@ -330,11 +343,32 @@ def _money(value) -> float:
         return 0.0
 
 
-def _outreach(m: Metrics, leads, touches, outcome) -> None:
+def _replies(session: Session, leads, now: datetime) -> dict[str, list[tuple[datetime, str]]]:
+    """The leads' users' `sales_reply` events by `now`: user -> [(when, sentiment)], in time order."""
+    found: dict[str, list[tuple[datetime, str]]] = defaultdict(list)
+    for ids in _chunks(sorted({p.user_id for p in leads})):
+        for user_id, at_us, props in session.exec(select(EventRecord.user_id, EventRecord.at_us, EventRecord.props)
+                                                  .where(EventRecord.name == "sales_reply",
+                                                         EventRecord.user_id.in_(ids),
+                                                         EventRecord.at_us <= to_us(now))):
+            found[user_id].append((from_us(at_us), str((props or {}).get("sentiment", ""))))
+    for listed in found.values():
+        listed.sort()
+    return found
+
+
+def _answered(touch: Touch, after: datetime | None, replies: list[tuple[datetime, str]]) -> bool:
+    """An email the rep marked replied, or one a `sales_reply` event answered before the next touch."""
+    return touch.replied or any(touch.at <= at and (after is None or at < after) for at, _ in replies)
+
+
+def _outreach(m: Metrics, leads, touches, outcome, replies) -> None:
     contacted = [p for p in leads if touches[p.id]]
-    emails = [t for p in leads for t in touches[p.id] if t.channel == "email"]
+    emails = [(t, nxt.at if nxt else None, replies.get(p.user_id, []))
+              for p in leads if touches[p.id]
+              for t, nxt in zip(touches[p.id], [*touches[p.id][1:], None], strict=True) if t.channel == "email"]
     m.meetings = sum(outcome.get(p.id) == "meeting_set" for p in contacted)
-    m.emails, m.replied = len(emails), sum(t.replied for t in emails)
+    m.emails, m.replied = len(emails), sum(_answered(t, after, said) for t, after, said in emails)
     m.meeting_rate = rate(m.meetings, len(contacted))
     m.reply_rate = rate(m.replied, m.emails)
     by_variant: dict[str, list[Pql]] = defaultdict(list)
@@ -350,7 +384,7 @@ def _outreach(m: Metrics, leads, touches, outcome) -> None:
     }
 
 
-def _complaints(session: Session, m: Metrics, leads, touches, now: datetime) -> None:
+def _complaints(session: Session, m: Metrics, leads, touches, now: datetime, replies) -> None:
     first_touch = {p.user_id: touches[p.id][0].at for p in leads if touches[p.id]}
     m.contacted = sum(1 for p in leads if touches[p.id])
     if not first_touch:
@@ -359,5 +393,37 @@ def _complaints(session: Session, m: Metrics, leads, touches, now: datetime) -> 
         EventRecord.name == "sales_opt_out", EventRecord.user_id.in_(list(first_touch)),
         EventRecord.at_us <= to_us(now)))
     opted = {user_id for user_id, at_us in rows if from_us(at_us) >= first_touch[user_id]}
+    # A negative or unsubscribe answer to outreach is a complaint too (seed 002: "negative replies or
+    # unsubscribe requests from PQL outreach").
+    opted |= {user_id for user_id, first in first_touch.items()
+              if any(at >= first and said in COMPLAINING_REPLIES for at, said in replies.get(user_id, []))}
     m.opt_outs = sum(1 for p in leads if touches[p.id] and p.user_id in opted)
     m.complaints = rate(m.opt_outs, m.contacted)
+
+
+def nps(scores: list[int]) -> float | None:
+    """Net Promoter Score: promoters (9-10) minus detractors (0-6), in points of 100; None with no answers."""
+    if not scores:
+        return None
+    return 100 * (sum(s >= 9 for s in scores) - sum(s <= 6 for s in scores)) / len(scores)
+
+
+def _nps(session: Session, m: Metrics, start: datetime, end: datetime, now: datetime) -> None:
+    """NPS of the `nps_response` answers in the range (each user's latest), the PQL cohort (users who ever had a
+    lead) against the rest, and the difference: seed 002's "no degradation (within 5 points)"."""
+    latest: dict[str, tuple[int, int]] = {}
+    for user_id, at_us, props in session.exec(select(EventRecord.user_id, EventRecord.at_us, EventRecord.props).where(
+            EventRecord.name == "nps_response", EventRecord.at_us >= to_us(start),
+            EventRecord.at_us < to_us(min(end, now)))):
+        score = (props or {}).get("score")
+        if isinstance(score, int) and (user_id not in latest or at_us > latest[user_id][0]):
+            latest[user_id] = (at_us, score)
+    if not latest:
+        return
+    had_lead = {user for ids in _chunks(sorted(latest))
+                for user in session.exec(select(Pql.user_id).where(Pql.user_id.in_(ids)))}
+    cohort = [score for user, (_, score) in latest.items() if user in had_lead]
+    rest = [score for user, (_, score) in latest.items() if user not in had_lead]
+    m.nps_pql, m.nps_rest, m.nps_pql_answers, m.nps_rest_answers = nps(cohort), nps(rest), len(cohort), len(rest)
+    if m.nps_pql is not None and m.nps_rest is not None:
+        m.nps_change = m.nps_pql - m.nps_rest
