@@ -219,12 +219,10 @@ def replay(
     raised: dict[str, Raised] = {}
     first_day = last_day = None
     for user_id, history in by_user.items():
-        days = _replay_user(user_id, history, rules, tz, groups, converted.get(user_id), window)
-        if history:
-            first, last = local_day(history[0].at, tz), local_day(history[-1].at, tz)
-            first_day = first if first_day is None or first < first_day else first_day
-            last_day = last if last_day is None or last > last_day else last_day
-        lead, fired = days
+        lead, fired = _replay_user(user_id, history, rules, tz, groups, converted.get(user_id), window)
+        first, last = local_day(history[0].at, tz), local_day(history[-1].at, tz)
+        first_day = first if first_day is None or first < first_day else first_day
+        last_day = last if last_day is None or last > last_day else last_day
         if lead is not None:
             raised[user_id] = lead
         if fired:
