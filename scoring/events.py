@@ -50,6 +50,8 @@ TICKET_CLOSED = "support_ticket_closed"
 OPT_OUT = "sales_opt_out"
 #: Seeds 000 and 001's trigger events (the default rules' [triggers]); only this one's property needs a check.
 SEATS_PROVISIONED = "seats_provisioned"
+NPS_RESPONSE = "nps_response"  # a survey answer: score 0-10, an optional comment (issue 19)
+SALES_REPLY = "sales_reply"  # a lead answered outreach: sentiment positive | negative | unsubscribe
 
 SCREEN_VIEW = "screen_view"
 IDENTIFY = "$identify"
@@ -148,6 +150,26 @@ class SeatsProps(_Props):
         return value
 
 
+class NpsProps(_Props):
+    """A survey answer (issue 19): `score` 0-10 (NPS: 9-10 promoters, 0-6 detractors), an optional comment."""
+
+    score: int = Field(ge=0, le=10)
+    comment: str | None = None
+
+    @field_validator("score", mode="before")
+    @classmethod
+    def _a_whole_score(cls, value: Any) -> Any:
+        if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+            raise ValueError("is a whole number from 0 to 10")
+        return value
+
+
+class ReplyProps(_Props):
+    """A lead answered sales outreach (issue 19): how they answered."""
+
+    sentiment: Literal["positive", "negative", "unsubscribe"]
+
+
 #: Canonical event names and the properties each must carry. Anything else is a plain activity event.
 PROPERTY_MODELS: dict[str, type[_Props]] = {
     SIGNUP: SignupProps,
@@ -165,6 +187,8 @@ PROPERTY_MODELS: dict[str, type[_Props]] = {
     TICKET_CLOSED: TicketProps,
     OPT_OUT: _Props,
     SEATS_PROVISIONED: SeatsProps,
+    NPS_RESPONSE: NpsProps,
+    SALES_REPLY: ReplyProps,
 }
 CANONICAL_EVENTS = frozenset(PROPERTY_MODELS)
 

@@ -16,7 +16,7 @@ PACKAGES = ("bot", "scoring", "templates")
 
 #: Lowest first. A module may import from its own layer and the layers before it, never from a later one.
 LAYERS: list[tuple[str, ...]] = [
-    ("bot.clock", "bot.domain", "scoring", "templates"),  # pure: rules, words, the one clock reading
+    ("bot.clock", "bot.domain", "bot.calibration", "scoring", "templates"),  # pure: rules, words, the clock; backtests
     ("bot.settings", "bot.store"),  # configuration, and the store (models, migrations, bulk writers, queries)
     ("bot.services",),  # what people and events do to leads: a session and `now` in
     ("bot.review",),  # the weekly review and the pilot scorecard: a model, then renderings

@@ -28,6 +28,7 @@ COMMANDS = {
     "doctor": "doctor",
     "explain": "explain",
     "example": "example",
+    "backtest": "backtest",
 }
 
 

@@ -25,14 +25,16 @@ def add(commands: argparse._SubParsersAction, name: str) -> None:
     crm = commands.add_parser(name, help="HubSpot: set it up, match owners, pull owners and firmographics",
                               description="Connect HubSpot (HUBSPOT_ACCESS_TOKEN) and look after the CRM sync.")
     actions = crm.add_subparsers(dest="action", required=True, metavar="ACTION")
-    actions.add_parser("setup", help="make the pql_* properties on contacts and companies (idempotent)") \
-        .set_defaults(run=run_setup)
-    actions.add_parser("owners", help="show which HubSpot owner each rep is, and who is unmatched") \
-        .set_defaults(run=run_owners)
-    actions.add_parser("pull", help="named-account owners and firmographics from HubSpot") \
-        .set_defaults(run=run_pull)
-    actions.add_parser("retry", help="send again the CRM and webhook changes that failed for good") \
-        .set_defaults(run=run_retry)
+    for action, run, text in (
+            ("setup", run_setup, "Make the pql_* properties on HubSpot contacts and companies (idempotent: run it "
+                                 "again after an upgrade)."),
+            ("owners", run_owners, "Show which HubSpot owner each rep is (matched by PQL_REP_EMAILS), the reps with no "
+                                   "owner and the owners with no rep."),
+            ("pull", run_pull, "Read companies' owners as named-account owners, and contacts' and companies' size and "
+                               "industry as firmographics (the users are rescored)."),
+            ("retry", run_retry, "Queue again, in their order, the CRM and webhook changes that failed for good "
+                                 "(after fixing what refused them).")):
+        actions.add_parser(action, help=text[0].lower() + text[1:].rstrip("."), description=text).set_defaults(run=run)
 
 
 def _hub(settings: Settings):  # noqa: ANN202

@@ -89,6 +89,10 @@ SLA_GUARDRAIL = 0.60
 # Judgement calls the review makes (the seed's risks and signal review).
 #: Fewer PQLs a business day than this and the pilot is inconclusive.
 LOW_VOLUME_PER_DAY = 1
+#: The fewest leads (or emails, or trials) behind a rate before it may call for an action item, and the fewest
+#: fired before a backtest recommends keeping or retiring a trigger (issue 19): a figure on fewer is still shown,
+#: with its count, and flagged against its target, but no one is told to act on it.
+MIN_SAMPLE = 20
 #: A signal is judged noisy only on at least this many dispositioned leads.
 NOISY_MIN_DECIDED = 3
 #: Converting leads nobody touched, at this share or more: some triggers fire on self-serve-ready accounts.

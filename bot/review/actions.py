@@ -2,7 +2,14 @@
 
 Each is one sentence of templates/review/words.j2, most pressing first: no volume at all, the volume guardrail and
 capacity, then acceptance and noisy signals, SLA and first touch, outreach, and whether the touch helps. A week
-with nothing to act on says so. The bars are seed 002's (bot/domain/targets.py, bot/domain/guardrails.py).
+with nothing to act on says so (bot/review/model.py's `conclude` makes sure that is never said beside a flagged
+figure).
+
+A rate that estimates how leads behave (acceptance, false positives, a signal's acceptance, conversion, replies,
+meetings, the dark funnel, the lift, complaints) calls for an action only on at least `bars.MIN_SAMPLE` leads (or
+emails, or trials) behind it: one contacted lead converting no better is not a finding. What reps did (volume,
+capacity, open leads, SLA compliance, time to first touch) is a fact of the week, and calls for one at any count.
+The bars are seed 002's (bot/domain/targets.py, bot/domain/guardrails.py).
 """
 
 from __future__ import annotations
@@ -37,17 +44,19 @@ def action_items(m: Metrics, cap: int, workday: Callable[[date], bool]) -> list[
         items.append(words("act_over_capacity", value=fmt(m.per_rep_per_day, "per_day"), cap=cap))
     if m.utilization is not None and not bars.UTILIZATION.met(m.utilization):
         items.append(words("act_utilization", value=fmt(m.utilization, "leads")))
-    if m.acceptance is not None and m.acceptance < bars.ACCEPTANCE_ESCALATION:
+    enough = bars.MIN_SAMPLE.__le__
+    judged = enough(m.decided)
+    if judged and m.acceptance is not None and m.acceptance < bars.ACCEPTANCE_ESCALATION:
         items.append(words("act_acceptance_critical", value=fmt(m.acceptance, "rate")))
-    elif m.acceptance is not None and not bars.ACCEPTANCE.target.met(m.acceptance):
+    elif judged and m.acceptance is not None and not bars.ACCEPTANCE.target.met(m.acceptance):
         items.append(words("act_acceptance", value=fmt(m.acceptance, "rate")))
-    noisy = [s for s in m.signals if s.decided >= bars.NOISY_MIN_DECIDED and s.acceptance is not None
-             and not bars.ACCEPTANCE.target.met(s.acceptance)]
+    noisy = [s for s in m.signals if s.decided >= max(bars.NOISY_MIN_DECIDED, bars.MIN_SAMPLE)
+             and s.acceptance is not None and not bars.ACCEPTANCE.target.met(s.acceptance)]
     for signal in sorted(noisy, key=lambda s: (s.acceptance, -(s.false_positive or 0)))[:3]:
         items.append(words("act_noisy_signal", signal=words("signal_name", name=signal.signal),
                            acceptance=fmt(signal.acceptance, "rate"), false_positive=fmt(signal.false_positive, "rate"),
                            decided=signal.decided))
-    if m.false_positive is not None and not bars.FALSE_POSITIVE.met(m.false_positive):
+    if judged and m.false_positive is not None and not bars.FALSE_POSITIVE.met(m.false_positive):
         items.append(words("act_false_positive", value=fmt(m.false_positive, "rate")))
     if m.sla_compliance is not None and m.sla_compliance < bars.SLA_ESCALATION:
         items.append(words("act_sla", value=fmt(m.sla_compliance, "rate")))
@@ -56,18 +65,27 @@ def action_items(m: Metrics, cap: int, workday: Callable[[date], bool]) -> list[
         if mean is not None and mean >= FIRST_TOUCH_HOURS[tier]:
             items.append(words("act_first_touch", tier=tier.replace("_", " "), hours=f"{mean:.1f}",
                                target=f"{FIRST_TOUCH_HOURS[tier]:g} h"))
-    if m.reply_rate is not None and not bars.REPLY_RATE.target.met(m.reply_rate):
+    if enough(m.emails) and m.reply_rate is not None and not bars.REPLY_RATE.target.met(m.reply_rate):
         replied = {v: row["reply_rate"] for v, row in m.variants.items() if row.get("reply_rate")}
         items.append(words("act_reply_rate", value=fmt(m.reply_rate, "rate"),
                            best=max(replied, key=replied.get) if replied else None))
-    if m.meeting_rate is not None and not bars.MEETING_RATE.target.met(m.meeting_rate):
+    if enough(m.contacted) and m.meeting_rate is not None and not bars.MEETING_RATE.target.met(m.meeting_rate):
         items.append(words("act_meeting_rate", value=fmt(m.meeting_rate, "rate")))
-    if m.dark_funnel is not None and m.dark_funnel >= bars.DARK_FUNNEL_HIGH:
+    if (enough(m.pql_cohort) and m.pql_conversion is not None
+            and not bars.PQL_CONVERSION.target.met(m.pql_conversion)):
+        items.append(words("act_pql_conversion", value=fmt(m.pql_conversion, "rate"), converted=m.pql_converted,
+                           cohort=m.pql_cohort))
+    if enough(m.routed_converted) and m.dark_funnel is not None and m.dark_funnel >= bars.DARK_FUNNEL_HIGH:
         items.append(words("act_dark_funnel", value=fmt(m.dark_funnel, "rate")))
-    if m.assisted_lift is not None and not bars.ASSISTED_LIFT.met(m.assisted_lift):
+    if (enough(m.contacted) and enough(m.uncontacted) and m.assisted_lift is not None
+            and not bars.ASSISTED_LIFT.met(m.assisted_lift)):
         items.append(words("act_no_lift", value=fmt(m.assisted_lift, "pp")))
-    if m.complaints is not None and not bars.COMPLAINTS.target.met(m.complaints):
+    if enough(m.contacted) and m.complaints is not None and not bars.COMPLAINTS.target.met(m.complaints):
         items.append(words("act_complaints", value=fmt(m.complaints, "rate")))
+    for row in m.triggers:
+        if row.recommendation == "retire":  # seed 001, on at least the minimum sample (`recommend`)
+            items.append(words("act_retire_trigger", name=words("signal_name", name=row.name),
+                               value=fmt(row.conversion_rate, "rate"), converted=row.converted, fired=row.fired))
     if not items:
         items.append(words("act_all_good"))
     return items

@@ -61,6 +61,10 @@ def render(m: Metrics, *, cap: int, path: Path | str | None = None) -> Path:
     order = sorted(range(len(names)), key=lambda i: -i if names[i] in _TIER_NAMES else -99)  # capacity, then tiers
     volume.legend([handles[i] for i in order], [names[i] for i in order], loc="upper left", ncols=4, fontsize=9,
                   frameon=False)
+    for position, day in zip(x, days, strict=True):
+        if day in m.to_come:  # a week still under way: no figures yet, not zeros
+            volume.text(position, top * 0.05, "to come", ha="center", va="bottom", fontsize=9, color=MUTED,
+                        rotation=90)
     if not m.pqls:
         volume.text(0.5, 0.45, "No PQLs recorded", transform=volume.transAxes, ha="center", va="center",
                     fontsize=12, color=MUTED)

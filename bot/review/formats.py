@@ -62,6 +62,8 @@ def to_json(review: Review) -> dict[str, Any]:
         "action_items": review.actions,
         "daily": {day.isoformat(): tiers for day, tiers in sorted(m.daily.items())},
         "sla_by_day": {day.isoformat(): plain(value) for day, value in sorted(m.sla_by_day.items())},
+        "to_come": [day.isoformat() for day in m.to_come],
+        "triggers": [row.to_json() for row in m.triggers],
     }
 
 

@@ -81,7 +81,7 @@ class Review:
         return words("title", label=self.metrics.period.label)
 
     def context(self, tz: tzinfo | None = None) -> str:
-        return wording.context(self.metrics.reps, self.as_of, tz)
+        return wording.context(self.metrics.reps, self.as_of, tz, self.metrics.to_come)
 
     def figure(self, name: str) -> Figure:
         return next(f for f in self.figures if f.name == name)
@@ -91,7 +91,17 @@ def build(m: Metrics, *, cap: int = 5, as_of: datetime | None = None,
           workday: Callable[[date], bool] = lambda day: day.weekday() < 5) -> Review:
     """The review of `m`; `cap` is each rep's daily cap, `workday` says which days count for volume runs."""
     figures = [*volume(m, cap), *acceptance(m), *signals(m), *outreach(m)]
-    return Review(m, figures, action_items(m, cap, workday), cap, as_of)
+    return Review(m, figures, conclude(action_items(m, cap, workday), figures), cap, as_of)
+
+
+def conclude(items: list[str], figures: list[Figure]) -> list[str]:
+    """The action items, never saying all is well beside a flagged figure: when no item was called for (each
+    flagged figure stood on too few leads), the flagged figures are named instead."""
+    flagged = [f.label for f in figures if f.status == "warn" and f.shown]
+    if items != [words("act_all_good")] or not flagged:
+        return items
+    names = "; ".join(flagged[:-1]) + f" and {flagged[-1]}" if len(flagged) > 1 else flagged[0]
+    return [words("act_flagged", names=names, count=len(flagged))]
 
 
 @dataclass
@@ -122,15 +132,14 @@ def acceptance(m: Metrics) -> list[Figure]:
     """2. Acceptance: acceptance and false positives of the dispositioned, each disposition, SLA compliance and
     the mean time to first touch of each tier that had leads."""
     out = _Section("acceptance")
-    decided = sum(m.dispositions.values())
-    accepted = m.dispositions.get("meeting_set", 0) + m.dispositions.get("converted_self_serve", 0)
-    out.add("acceptance", m.acceptance, "rate", bars.ACCEPTANCE.target, detail=_of(accepted, decided, "dispositioned"))
+    out.add("acceptance", m.acceptance, "rate", bars.ACCEPTANCE.target,
+            detail=_of(m.accepted, m.decided, "worked and dispositioned"))
     out.add("false_positive", m.false_positive, "rate", bars.FALSE_POSITIVE,
-            detail=_of(m.dispositions.get("disqualified", 0), decided, "dispositioned"))
+            detail=_of(m.disqualified, m.decided, "worked and dispositioned"))
     for key in DISPOSITION_LABELS:
         if m.dispositions.get(key):
             out.add(f"dispositions.{key}", m.dispositions[key], "count", indent=True)
-    out.add("sla", m.sla_compliance, "rate", bars.SLA_COMPLIANCE.target)
+    out.add("sla", m.sla_compliance, "rate", bars.SLA_COMPLIANCE.target, detail=_of(m.sla_met, m.sla_due, "due"))
     for tier in TIERS:
         mean = m.first_touch_hours.get(tier, (None, None))[0]
         if mean is not None or m.by_tier.get(tier):
@@ -157,9 +166,20 @@ def signals(m: Metrics) -> list[Figure]:
                 label=f"{name} · {labels['signal.false_positive']}", shown=False)
         out.add(f"{base}.conversion", signal.conversion, "rate",
                 label=f"{name} · {labels['signal.conversion']}", shown=False)
-    out.add("pql_conversion", m.pql_conversion, "rate", bars.PQL_CONVERSION.target)
-    out.add("non_pql_conversion", m.non_pql_conversion, "rate")
-    out.add("dark_funnel", m.dark_funnel, "rate")
+    advice = table("recommendations")
+    for row in m.triggers:
+        interval = row.interval
+        out.add(f"trigger.{row.name}.conversion", row.conversion_rate, "rate", label=words("trigger_label",
+                name=row.name), detail=words(
+                    "trigger_detail", converted=row.converted, fired=row.fired,
+                    interval=f"{interval[0]:.0%}-{interval[1]:.0%}" if interval else None,
+                    dark=fmt(row.dark_funnel_rate, "rate"), lift=fmt(row.assisted_lift, "pp"),
+                    advice=advice[row.recommendation.value]))
+    out.add("pql_conversion", m.pql_conversion, "rate", bars.PQL_CONVERSION.target,
+            detail=_of(m.pql_converted, m.pql_cohort, "trials"))
+    out.add("non_pql_conversion", m.non_pql_conversion, "rate", detail=_of(m.non_pql_converted, m.non_pql_cohort,
+                                                                           "trials"))
+    out.add("dark_funnel", m.dark_funnel, "rate", detail=_of(m.dark, m.routed_converted, "routed and converted"))
     out.add("assisted_lift", m.assisted_lift, "pp", bars.ASSISTED_LIFT, detail=_lift_detail(m))
     return out.figures
 
@@ -169,7 +189,7 @@ def outreach(m: Metrics) -> list[Figure]:
     rate, sales-assisted conversion and its MRR, and opt-outs after outreach."""
     out = _Section("outreach")
     labels = out.labels
-    out.add("reply_rate", m.reply_rate, "rate", bars.REPLY_RATE.target)
+    out.add("reply_rate", m.reply_rate, "rate", bars.REPLY_RATE.target, detail=_of(m.replied, m.emails, "emails"))
     for variant, row in m.variants.items():
         name = words("variant_name", variant=variant)
         base = f"variant.{variant}"
@@ -180,13 +200,22 @@ def outreach(m: Metrics) -> list[Figure]:
         out.add(f"{base}.sent", row.get("sent", 0), "count", label=f"{name} · {labels['variant.sent']}", shown=False)
         out.add(f"{base}.meeting_rate", row.get("meeting_rate"), "rate", bars.MEETING_RATE.target,
                 label=f"{name} · {labels['variant.meeting_rate']}", shown=False)
-    out.add("meeting_rate", m.meeting_rate, "rate", bars.MEETING_RATE.target)
+    out.add("meeting_rate", m.meeting_rate, "rate", bars.MEETING_RATE.target,
+            detail=_of(m.meetings, m.contacted, "contacted"))
     out.add("assisted_conversion", m.contacted_conversion, "rate", bars.ASSISTED_CONVERSION,
             detail=_of(m.assisted_conversions, m.contacted, "contacted"))
     out.add("assisted_mrr", m.assisted_mrr, "money")
+    out.add("touches_to_conversion", m.touches_to_conversion, "touches",
+            detail=f"{m.assisted_conversions} converted after a touch" if m.assisted_conversions else None)
+    out.add("nps_pql", m.nps_pql, "points", detail=_answers(m.nps_pql_answers))
+    out.add("nps_rest", m.nps_rest, "points", detail=_answers(m.nps_rest_answers))
     out.add("complaints", m.complaints, "rate", bars.COMPLAINTS.target,
             detail=_of(m.opt_outs, m.contacted, "contacted"))
     return out.figures
+
+
+def _answers(count: int) -> str | None:
+    return f"{count} answer{'s' * (count != 1)}" if count else None
 
 
 def _of(part: int, whole: int, what: str) -> str | None:
@@ -196,4 +225,5 @@ def _of(part: int, whole: int, what: str) -> str | None:
 def _lift_detail(m: Metrics) -> str | None:
     if m.contacted_conversion is None or m.uncontacted_conversion is None:
         return None
-    return f"{fmt(m.contacted_conversion, 'rate')} vs {fmt(m.uncontacted_conversion, 'rate')}"
+    return (f"{fmt(m.contacted_conversion, 'rate')} of {m.contacted} contacted vs "
+            f"{fmt(m.uncontacted_conversion, 'rate')} of {m.uncontacted} not")

@@ -121,7 +121,7 @@ def score(overall: Metrics, weeks: list[Metrics], early: Metrics, late: Metrics,
         SuccessMetric("reply_rate", overall.reply_rate, "rate", *_bars(bars.REPLY_RATE)),
         SuccessMetric("complaints", overall.complaints, "rate", *_bars(bars.COMPLAINTS)),
         SuccessMetric("self_serve", change, "pp", *_bars(bars.SELF_SERVE_CHANGE)),
-        SuccessMetric("nps", None, "points", *_bars(bars.NPS_CHANGE)),
+        SuccessMetric("nps", overall.nps_change, "points", *_bars(bars.NPS_CHANGE)),
     ]
     verdict, reasons = _verdict(overall, pilot_weeks, before, after, change)
     return Scorecard(overall.period.start, overall.period.end, reps, overall, pilot_weeks, metrics, (before, after),
@@ -141,7 +141,7 @@ def _guardrails(weeks: list[PilotWeek], overall: Metrics, reps: int, workday: Ca
         m = week.metrics
         workdays = [d for d in week.period.days() if workday(d)]
         week.values = {
-            "volume": max((sum(m.daily[d].values()) / reps for d in workdays), default=None) if reps else None,
+            "volume": max((sum(m.daily.get(d, {}).values()) / reps for d in workdays), default=None) if reps else None,
             "acceptance": m.acceptance, "complaints": m.complaints, "sla": m.sla_compliance,
         }
         if any(week.period.start <= day <= week.period.end for day in breaching_days):

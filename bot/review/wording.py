@@ -37,6 +37,8 @@ BARS = {
     "complaints_limit": _percent(bars.COMPLAINTS.target.value),
     "complaints_guardrail": _percent(bars.COMPLAINTS_GUARDRAIL),
     "conversion_scale": _percent(bars.PQL_CONVERSION.minimum_viable.value),
+    "conversion_target": _percent(bars.PQL_CONVERSION.target.value),
+    "min_sample": bars.MIN_SAMPLE,
     "utilization_max": f"{bars.UTILIZATION.value:g}",
     "volume_per_rep": guardrails.VOLUME_PER_REP,
     "volume_streak": guardrails.VOLUME_STREAK,
@@ -74,8 +76,10 @@ def plain(value: float | int | None) -> float | int | None:
     return round(value, 4) if isinstance(value, float) else value
 
 
-def context(reps: int, as_of: datetime | None, tz: tzinfo | None = None) -> str:
-    """The line under a title: reps on the roster and when the figures were read ("Mon 9 Nov 12:00")."""
+def context(reps: int, as_of: datetime | None, tz: tzinfo | None = None, to_come: list | None = None) -> str:
+    """The line under a title: reps on the roster and when the figures were read ("Mon 9 Nov 12:00"), and for a
+    week still under way, the days still to come."""
     local = as_of.astimezone(tz) if as_of and tz else as_of
     when = f"{local:%a} {local.day} {local:%b %H:%M}" if local else "now"
-    return words("context", reps=reps, as_of=when)
+    days = [f"{day:%a} {day.day} {day:%b}" for day in to_come or ()]
+    return words("context", reps=reps, as_of=when, to_come=days)

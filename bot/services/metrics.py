@@ -6,8 +6,9 @@ with nothing to divide by is None ("no data"), never zero.
 
 Definitions (the seed's, made exact):
 - a lead counts in the range when it was recorded (triggered) in it; dispositions when they were set in it;
-- acceptance = (Meeting Set + Converted) / dispositioned, where Converted is the disposition
-  Converted (Self-Serve) or a lead stopped by its trial_converted event;
+- acceptance = (Meeting Set + Converted) / dispositioned leads a rep worked (dispositioned by a rep, claimed or
+  touched), where Converted is the disposition Converted (Self-Serve) or a worked lead stopped by its
+  trial_converted event: a conversion nobody worked is the dark funnel's, not the reps' acceptance;
 - SLA compliance = leads whose first touch came by their SLA due time / leads whose due time has passed
   or that were touched (a lead not yet due and untouched is still open, not a miss; a lead closed before
   its due time without a touch, say converted or opted out, owed no first touch and is left out);
@@ -15,10 +16,18 @@ Definitions (the seed's, made exact):
 - false-positive rate = Disqualified / dispositioned (per signal too, over the leads carrying it);
 - volume per rep per day = leads / (reps x business days); None without reps;
 - utilization = leads open on a rep at the end of each day (a lead closes when dispositioned or stopped);
-- complaints = contacted leads whose user opted out of sales contact (a sales_opt_out event) after the
-  first touch / contacted leads;
+- complaints = contacted leads whose user opted out of sales contact (a sales_opt_out event) or answered with a
+  negative or unsubscribe `sales_reply` after the first touch / contacted leads;
+- reply rate = email touches the rep marked "They replied", or that a `sales_reply` event answered before the
+  next touch / email touches;
+- NPS = promoters (9-10) minus detractors (0-6) among each user's latest `nps_response` in the range, for the
+  PQL cohort (users who had a lead) and the rest; the pilot's NPS change is the first minus the second;
 - dark funnel = routed leads that converted with no touch before converting / routed leads that converted;
 - assisted-conversion lift = conversion of contacted leads minus conversion of leads never contacted;
+- the per-trigger table (seed 001's keep-or-retire, the same figures `pqlbot backtest` gives): over the leads
+  recorded in the pilot so far (the `PILOT_WEEKS` weeks to the end of the range), per trigger that made a lead
+  (each routed trigger; `points` for seed 002's points, `explicit_ask` for the fast lane): leads, converted within
+  60 days of the lead, contacted or not, dark-funnel rate and lift (bot/calibration/).
 - assisted conversions (and their MRR) = leads whose conversion source is sales-assisted: a touch came before the
   trial converted (Pql.conversion_source, set by the trial_converted event); a lead converted before pqlbot
   recorded sources counts when it was contacted at all, as it used to.
@@ -34,6 +43,8 @@ from datetime import date, datetime, time, timedelta
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
+from bot.calibration.backtest import EXPLICIT_ASK, POINTS, TriggerFigures
+from bot.calibration.stats import CONVERSION_DAYS
 from bot.domain.business_time import BusinessCalendar
 from bot.domain.kit import ACCEPTED
 from bot.domain.lifecycle import STOPPED, PqlState
@@ -41,6 +52,11 @@ from bot.domain.periods import Period
 from bot.store.events import from_us, to_us
 from bot.store.models import EventRecord, Pql, Touch, TrialUser
 from bot.store.queries import still_open
+
+#: How a `sales_reply` that is a complaint reads (issue 19); the rest are answers.
+COMPLAINING_REPLIES = ("negative", "unsubscribe")
+#: The per-trigger table covers the leads of this many weeks to the end of the range: seed 002's 4-week pilot.
+PILOT_WEEKS = 4
 
 
 def rate(part: int, whole: int) -> float | None:
@@ -67,6 +83,9 @@ class Metrics:
     dispositions: dict[str, int] = field(default_factory=dict)
     acceptance: float | None = None
     false_positive: float | None = None
+    decided: int = 0  # closed leads a rep worked: acceptance's and false positives' denominator
+    accepted: int = 0
+    disqualified: int = 0
     sla_compliance: float | None = None
     sla_by_day: dict[date, float | None] = field(default_factory=dict)
     first_touch_hours: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)  # mean, median
@@ -83,10 +102,31 @@ class Metrics:
     meeting_rate: float | None = None
     reply_rate: float | None = None
     variants: dict[str, dict[str, float | int | None]] = field(default_factory=dict)  # A -> sent, reply, meeting
+    sla_met: int = 0
+    sla_due: int = 0
+    pql_cohort: int = 0  # trials started in the range that became PQLs; pql_converted of them converted
+    pql_converted: int = 0
+    non_pql_cohort: int = 0
+    non_pql_converted: int = 0
+    routed_converted: int = 0  # routed leads that converted; dark of them with no touch
+    dark: int = 0
+    uncontacted: int = 0  # leads recorded in the range never touched; uncontacted_converted of them converted
+    uncontacted_converted: int = 0
+    emails: int = 0  # email touches; replied of them marked replied
+    replied: int = 0
+    meetings: int = 0  # contacted leads dispositioned Meeting Set
+    touches_to_conversion: float | None = None  # mean touches of the contacted leads that converted
+    nps_pql: float | None = None  # NPS of the PQL cohort's nps_response answers in the range
+    nps_rest: float | None = None
+    nps_pql_answers: int = 0
+    nps_rest_answers: int = 0
+    nps_change: float | None = None  # nps_pql - nps_rest, in points
     contacted: int = 0  # leads recorded in the range that got at least one touch
     opt_outs: int = 0  # of those, how many opted out of sales contact after the first touch
     complaints: float | None = None  # opt_outs / contacted
     reps: int = 0
+    triggers: list[TriggerFigures] = field(default_factory=list)  # seed 001's table over the pilot so far
+    to_come: list[date] = field(default_factory=list)  # the period's days after `now`'s: no figures yet, not zeros
 
 
 def _closed_at(pql: Pql) -> datetime | None:
@@ -128,14 +168,18 @@ def compute(session: Session, period: Period, *, calendar: BusinessCalendar, rep
                                                                TrialUser.signup_at < end)))
     converted_users = _converted_users(session, {p.user_id for p in leads} | set(cohort))
 
-    # Volume
+    # Volume. A period still under way (the Friday post reviews the week to date) counts the days so far: today,
+    # under way, is one of them; the days after it are "to come", neither zeros nor a share of the rate.
+    today = now.astimezone(tz).date()
+    so_far = [d for d in period.days() if d <= today] or period.days()[:1]
+    m.to_come = [d for d in period.days() if d > today]
     m.pqls = len(leads)
     m.by_tier = dict(Counter(p.tier for p in leads))
-    m.daily = {day: {} for day in period.days()}
+    m.daily = {day: {} for day in so_far}
     for pql in leads:
         day = pql.created_at.astimezone(tz).date()
-        m.daily[day][pql.tier] = m.daily[day].get(pql.tier, 0) + 1
-    business_days = [d for d in period.days() if calendar.is_business_day(d)] or period.days()
+        m.daily.setdefault(day, {})[pql.tier] = m.daily.get(day, {}).get(pql.tier, 0) + 1
+    business_days = [d for d in so_far if calendar.is_business_day(d)] or so_far
     m.per_rep_per_day = rate(m.pqls, reps * len(business_days))
 
     # Dispositions and acceptance (dispositions set in the range)
@@ -145,8 +189,14 @@ def compute(session: Session, period: Period, *, calendar: BusinessCalendar, rep
         mine)))
     outcome = {p.id: (p.disposition or "converted_self_serve") for p in closed}
     m.dispositions = dict(Counter(outcome.values()))
-    m.acceptance = rate(sum(1 for o in outcome.values() if o in ACCEPTED), len(outcome))
-    m.false_positive = rate(m.dispositions.get("disqualified", 0), len(outcome))
+    # Acceptance and false positives judge the leads reps worked: a conversion nobody claimed or touched says
+    # nothing about whether reps accept the leads (it is the dark funnel's).
+    worked = _worked(session, closed)
+    m.decided = len(worked)
+    m.accepted = sum(1 for p in worked if outcome[p.id] in ACCEPTED)
+    m.disqualified = sum(1 for p in worked if outcome[p.id] == "disqualified")
+    m.acceptance = rate(m.accepted, m.decided)
+    m.false_positive = rate(m.disqualified, m.decided)
 
     # SLA and time to first touch
     met = due = 0
@@ -165,15 +215,58 @@ def compute(session: Session, period: Period, *, calendar: BusinessCalendar, rep
         due, met = due + 1, met + ok
         by_day[pql.created_at.astimezone(tz).date()].append(ok)
     m.sla_compliance = rate(met, due)
-    m.sla_by_day = {day: rate(sum(by_day[day]), len(by_day[day])) for day in period.days()}
+    m.sla_met, m.sla_due = met, due
+    m.sla_by_day = {day: rate(sum(by_day[day]), len(by_day[day])) for day in period.days() if day not in m.to_come}
     m.first_touch_hours = {tier: (statistics.fmean(v), statistics.median(v)) for tier, v in hours.items()}
 
-    m.utilization = _utilization(session, period, tz, reps, mine)
+    m.utilization = _utilization(session, period, tz, reps, so_far, mine)
     m.signals = _signals(leads, outcome, converted_users)
     _conversion(session, m, leads, touches, converted_users, cohort)
-    _outreach(m, leads, touches, outcome)
-    _complaints(session, m, leads, touches, now)
+    replies = _replies(session, leads, now)
+    _outreach(m, leads, touches, outcome, replies)
+    _complaints(session, m, leads, touches, now, replies)
+    _nps(session, m, start, end, now)
+    m.triggers = _trigger_table(session, end, now)
     return m
+
+
+def _trigger_table(session: Session, end: datetime, now: datetime) -> list[TriggerFigures]:
+    """Seed 001's keep-or-retire figures per trigger over the leads of the pilot so far (see the module docstring)."""
+    since = end - timedelta(weeks=PILOT_WEEKS)
+    leads = list(session.exec(select(Pql).where(Pql.created_at >= since, Pql.created_at < end,
+                                                Pql.created_at <= now)))
+    if not leads:
+        return []
+    touched = {pql_id for ids in _chunks([p.id for p in leads])
+               for pql_id in session.exec(select(Touch.pql_id).where(Touch.pql_id.in_(ids)))}
+    paid: dict[str, datetime] = {}
+    for ids in _chunks(sorted({p.user_id for p in leads})):
+        for user_id, at_us in session.exec(select(EventRecord.user_id, EventRecord.at_us).where(
+                EventRecord.name == "trial_converted", EventRecord.user_id.in_(ids), EventRecord.at_us <= to_us(now))):
+            paid[user_id] = min(paid.get(user_id, from_us(at_us)), from_us(at_us))
+    rows: dict[str, TriggerFigures] = {}
+    window = timedelta(days=CONVERSION_DAYS)
+    for pql in leads:
+        names = {POINTS if s.get("points") else s["name"] for s in pql.signals}
+        if pql.tier == "fast_lane":
+            names = (names - {POINTS}) | {EXPLICIT_ASK}
+        converted_at = paid.get(pql.user_id)
+        converts = converted_at is not None and pql.created_at <= converted_at <= pql.created_at + window
+        contacted = pql.id in touched
+        for name in names:
+            row = rows.setdefault(name, TriggerFigures(name, ""))
+            row.fired += 1
+            row.converted += converts
+            row.contacted += contacted
+            row.contacted_converted += converts and contacted
+    return sorted(rows.values(), key=lambda row: (-row.fired, row.name))
+
+
+def _worked(session: Session, closed: list[Pql]) -> list[Pql]:
+    """The closed leads a rep worked: dispositioned by one, claimed, or touched."""
+    touched = {pql_id for ids in _chunks([p.id for p in closed])
+               for pql_id in session.exec(select(Touch.pql_id).where(Touch.pql_id.in_(ids)))}
+    return [p for p in closed if p.disposition or p.claimed_by or p.id in touched]
 
 
 def _chunks(values: list, size: int = 2000) -> list[list]:
@@ -192,9 +285,9 @@ def _converted_users(session: Session, user_ids: set[str]) -> dict[str, dict]:
     return converted
 
 
-def _utilization(session: Session, period: Period, tz, reps: int,
+def _utilization(session: Session, period: Period, tz, reps: int, days: list[date],
                  mine: sa.ColumnElement[bool] = sa.true()) -> float | None:  # noqa: B008 (an immutable clause)
-    """Leads open on a rep at the end of each day, averaged over reps and days."""
+    """Leads open on a rep at the end of each of `days` (the period's so far), averaged over reps and days."""
     if not reps:
         return None
     start, end = period.bounds(tz)
@@ -207,7 +300,7 @@ def _utilization(session: Session, period: Period, tz, reps: int,
     spans = [(assigned_at, _closed(dispositioned_at, state, updated_at))
              for assigned_at, dispositioned_at, state, updated_at in rows]
     totals = []
-    for day in period.days():
+    for day in days:
         close = datetime.combine(day + timedelta(days=1), time(), tz)
         open_then = sum(1 for assigned_at, closed_at in spans if assigned_at < close
                         and not (closed_at and closed_at < close))
@@ -236,19 +329,26 @@ def _conversion(session, m: Metrics, leads, touches, converted, cohort: list[str
                 for user in session.exec(select(Pql.user_id).where(Pql.user_id.in_(ids)))}
     in_pql = [u for u in cohort if u in ever_pql]
     rest = [u for u in cohort if u not in ever_pql]
-    m.pql_conversion = rate(sum(u in converted for u in in_pql), len(in_pql))
-    m.non_pql_conversion = rate(sum(u in converted for u in rest), len(rest))
+    m.pql_cohort, m.pql_converted = len(in_pql), sum(u in converted for u in in_pql)
+    m.non_pql_cohort, m.non_pql_converted = len(rest), sum(u in converted for u in rest)
+    m.pql_conversion = rate(m.pql_converted, m.pql_cohort)
+    m.non_pql_conversion = rate(m.non_pql_converted, m.non_pql_cohort)
     routed = [p for p in leads if p.rep_id or p.claimed_by]
     routed_converted = [p for p in routed if p.user_id in converted]
-    m.dark_funnel = rate(sum(not _assisted(p, touches) for p in routed_converted), len(routed_converted))
+    m.routed_converted = len(routed_converted)
+    m.dark = sum(not _assisted(p, touches) for p in routed_converted)
+    m.dark_funnel = rate(m.dark, m.routed_converted)
     contacted = [p for p in leads if touches[p.id]]
     untouched = [p for p in leads if not touches[p.id]]
+    m.uncontacted, m.uncontacted_converted = len(untouched), sum(p.user_id in converted for p in untouched)
     m.contacted_conversion = rate(sum(p.user_id in converted for p in contacted), len(contacted))
-    m.uncontacted_conversion = rate(sum(p.user_id in converted for p in untouched), len(untouched))
+    m.uncontacted_conversion = rate(m.uncontacted_converted, m.uncontacted)
     if m.contacted_conversion is not None and m.uncontacted_conversion is not None:
         m.assisted_lift = m.contacted_conversion - m.uncontacted_conversion
     assisted = [p for p in leads if p.user_id in converted and _assisted(p, touches)]
     m.assisted_conversions = len(assisted)
+    # Seed 002's "average touches to conversion": the outreach touches before each contacted lead converted.
+    m.touches_to_conversion = statistics.fmean(len(touches[p.id]) for p in assisted) if assisted else None
     m.assisted_mrr = sum(_money(converted[p.user_id].get("mrr")) for p in assisted)
 
 
@@ -268,11 +368,34 @@ def _money(value) -> float:
         return 0.0
 
 
-def _outreach(m: Metrics, leads, touches, outcome) -> None:
+def _replies(session: Session, leads, now: datetime) -> dict[str, list[tuple[datetime, str]]]:
+    """The leads' users' `sales_reply` events by `now`: user -> [(when, sentiment)], in time order."""
+    found: dict[str, list[tuple[datetime, str]]] = defaultdict(list)
+    for ids in _chunks(sorted({p.user_id for p in leads})):
+        for user_id, at_us, props in session.exec(select(EventRecord.user_id, EventRecord.at_us, EventRecord.props)
+                                                  .where(EventRecord.name == "sales_reply",
+                                                         EventRecord.user_id.in_(ids),
+                                                         EventRecord.at_us <= to_us(now))):
+            found[user_id].append((from_us(at_us), str((props or {}).get("sentiment", ""))))
+    for listed in found.values():
+        listed.sort()
+    return found
+
+
+def _answered(touch: Touch, after: datetime | None, replies: list[tuple[datetime, str]]) -> bool:
+    """An email the rep marked replied, or one a `sales_reply` event answered before the next touch."""
+    return touch.replied or any(touch.at <= at and (after is None or at < after) for at, _ in replies)
+
+
+def _outreach(m: Metrics, leads, touches, outcome, replies) -> None:
     contacted = [p for p in leads if touches[p.id]]
-    emails = [t for p in leads for t in touches[p.id] if t.channel == "email"]
-    m.meeting_rate = rate(sum(outcome.get(p.id) == "meeting_set" for p in contacted), len(contacted))
-    m.reply_rate = rate(sum(t.replied for t in emails), len(emails))
+    emails = [(t, nxt.at if nxt else None, replies.get(p.user_id, []))
+              for p in leads if touches[p.id]
+              for t, nxt in zip(touches[p.id], [*touches[p.id][1:], None], strict=True) if t.channel == "email"]
+    m.meetings = sum(outcome.get(p.id) == "meeting_set" for p in contacted)
+    m.emails, m.replied = len(emails), sum(_answered(t, after, said) for t, after, said in emails)
+    m.meeting_rate = rate(m.meetings, len(contacted))
+    m.reply_rate = rate(m.replied, m.emails)
     by_variant: dict[str, list[Pql]] = defaultdict(list)
     for pql in contacted:
         first_email = next((t for t in touches[pql.id] if t.email_key == "email1" and t.variant), None)
@@ -286,7 +409,7 @@ def _outreach(m: Metrics, leads, touches, outcome) -> None:
     }
 
 
-def _complaints(session: Session, m: Metrics, leads, touches, now: datetime) -> None:
+def _complaints(session: Session, m: Metrics, leads, touches, now: datetime, replies) -> None:
     first_touch = {p.user_id: touches[p.id][0].at for p in leads if touches[p.id]}
     m.contacted = sum(1 for p in leads if touches[p.id])
     if not first_touch:
@@ -295,5 +418,37 @@ def _complaints(session: Session, m: Metrics, leads, touches, now: datetime) -> 
         EventRecord.name == "sales_opt_out", EventRecord.user_id.in_(list(first_touch)),
         EventRecord.at_us <= to_us(now)))
     opted = {user_id for user_id, at_us in rows if from_us(at_us) >= first_touch[user_id]}
+    # A negative or unsubscribe answer to outreach is a complaint too (seed 002: "negative replies or
+    # unsubscribe requests from PQL outreach").
+    opted |= {user_id for user_id, first in first_touch.items()
+              if any(at >= first and said in COMPLAINING_REPLIES for at, said in replies.get(user_id, []))}
     m.opt_outs = sum(1 for p in leads if touches[p.id] and p.user_id in opted)
     m.complaints = rate(m.opt_outs, m.contacted)
+
+
+def nps(scores: list[int]) -> float | None:
+    """Net Promoter Score: promoters (9-10) minus detractors (0-6), in points of 100; None with no answers."""
+    if not scores:
+        return None
+    return 100 * (sum(s >= 9 for s in scores) - sum(s <= 6 for s in scores)) / len(scores)
+
+
+def _nps(session: Session, m: Metrics, start: datetime, end: datetime, now: datetime) -> None:
+    """NPS of the `nps_response` answers in the range (each user's latest), the PQL cohort (users who ever had a
+    lead) against the rest, and the difference: seed 002's "no degradation (within 5 points)"."""
+    latest: dict[str, tuple[int, int]] = {}
+    for user_id, at_us, props in session.exec(select(EventRecord.user_id, EventRecord.at_us, EventRecord.props).where(
+            EventRecord.name == "nps_response", EventRecord.at_us >= to_us(start),
+            EventRecord.at_us < to_us(min(end, now)))):
+        score = (props or {}).get("score")
+        if isinstance(score, int) and (user_id not in latest or at_us > latest[user_id][0]):
+            latest[user_id] = (at_us, score)
+    if not latest:
+        return
+    had_lead = {user for ids in _chunks(sorted(latest))
+                for user in session.exec(select(Pql.user_id).where(Pql.user_id.in_(ids)))}
+    cohort = [score for user, (_, score) in latest.items() if user in had_lead]
+    rest = [score for user, (_, score) in latest.items() if user not in had_lead]
+    m.nps_pql, m.nps_rest, m.nps_pql_answers, m.nps_rest_answers = nps(cohort), nps(rest), len(cohort), len(rest)
+    if m.nps_pql is not None and m.nps_rest is not None:
+        m.nps_change = m.nps_pql - m.nps_rest

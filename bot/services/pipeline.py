@@ -16,7 +16,7 @@ from sqlmodel import Session
 
 from bot import store
 from bot.clock import Clock, utc_now
-from bot.services import accounts, holds, identity, leads, tracking
+from bot.services import accounts, holds, identity, leads, nurture, tracking
 from bot.services.rescore import Rescored, default_processes, rescore, rescore_added
 from bot.services.routing import Router
 from bot.settings import Settings
@@ -131,7 +131,10 @@ class Pipeline:
         return report
 
     def _route(self, session: Session, report: Rescored, at: datetime) -> None:
-        """New leads go to a rep (or the queue) in the transaction that recorded them."""
+        """New leads go to a rep (or the queue) in the transaction that recorded them; a nurtured lead lifted a
+        tier goes back to its owner's attention (bot/services/nurture.py)."""
+        if report.upgraded:
+            nurture.reraise(session, report.upgraded, now=at, manager=self.router.manager if self.router else None)
         if self.router is None:
             return
         for pql_id in report.triggered:

@@ -18,6 +18,8 @@
   is not flooded: the cap still holds, and the others get their share. A new lead joins the queue
   too while leads of its tier or a higher one wait there: it does not overtake them.
 - When every rep is paused, the manager is told at once: nothing is assigned silently.
+- While the manager has paused routing for the whole team (`/pql pause-all`, bot/services/switches.py), every new
+  lead waits in the queue, fast lane included, and the queue is not shared out; `/pql resume-all` lets it go.
 Every decision is audited with its reason, which is what `/pql why` reads back.
 """
 
@@ -35,7 +37,7 @@ from bot.domain.lifecycle import CLOSED, TIER_RANK, PqlState
 from bot.domain.routing import Candidate, FastLane, pick
 from bot.domain.sla import first_touch_due
 from bot.domain.teams import Choice, LeadFacts, Team, Teams, single_team
-from bot.services import audit, lead_view, outbox, tracking
+from bot.services import audit, lead_view, outbox, switches, tracking
 from bot.services.leads import hold_rep, new_today
 from bot.store.models import Account, Assignment, Notice, Pql, Rep, TrialUser
 from bot.store.queries import given_today, still_open
@@ -169,6 +171,9 @@ class Router:
     def _route(self, session: Session, pql: Pql, *, now: datetime, skip_owner: bool = False) -> str | None:
         if pql.sla_due_at is None:
             pql.sla_due_at = first_touch_due(pql.created_at, pql.tier, self.calendar, self.team.first_touch)
+        if switches.is_on(session, switches.ROUTING):  # the rollback switch: recorded and alerted, not routed
+            self._queue(session, pql, [], now=now, why=say("routing_paused_why"))
+            return None
         owner = None if skip_owner else self._owner(session, pql)
         if owner:
             return self._give(session, pql, owner, "override", "named account owner", now=now)
@@ -260,11 +265,14 @@ class Router:
         return rep_id
 
     def _queue(self, session: Session, pql: Pql, roster: list[Rep], *, now: datetime, ahead: int = 0,
-               closed: bool = False, fast: bool = False) -> None:
+               closed: bool = False, fast: bool = False, why: str | None = None) -> None:
         # Caps and hours clear by themselves; an empty or fully paused roster needs the manager now, and so does
-        # a fast-lane lead nobody can take (seed 000: "the only acceptable response is speed").
-        stuck = fast or not roster or all(rep.paused for rep in roster)
-        if not roster:
+        # a fast-lane lead nobody can take (seed 000: "the only acceptable response is speed"). A lead held by the
+        # manager's own rollback switch (`why` given) tells nobody: they paused it.
+        stuck = why is None and (fast or not roster or all(rep.paused for rep in roster))
+        if why is not None:
+            pass
+        elif not roster:
             why = "nobody is on the roster"
         elif all(rep.paused for rep in roster):
             why = "every rep is paused"
@@ -339,6 +347,8 @@ class Router:
     def _drain(self, session: Session, *, now: datetime) -> list[tuple[int, str]]:
         """Share the queue out: fast-lane leads whenever someone can take them (in business hours or on call),
         never capped; the rest while business is open, high, medium, then oldest."""
+        if switches.is_on(session, switches.ROUTING):
+            return []  # the rollback switch: the queue waits for `/pql resume-all`
         is_open = self.calendar.is_open(now)
         waiting = select(Pql).where(Pql.state == PqlState.QUEUED, self._is_mine(Pql.team))
         if not is_open:

@@ -315,6 +315,20 @@ class SweepRun(SQLModel, table=True):
     fingerprint: str | None = Field(default=None, max_length=128)
 
 
+class Switch(SQLModel, table=True):
+    """A team-wide switch the manager throws (bot/services/switches.py): `routing_paused` is seed 002's rollback
+    plan ("pause PQL routing"), `outreach_paused` its spam-complaint guardrail ("> 5 %: pause outreach"). No row:
+    off. Who threw it, when and why stay on the row; every throw is audited too."""
+
+    __tablename__ = "switches"
+
+    name: str = Field(primary_key=True, max_length=64)
+    on: bool = False
+    by: str = Field(max_length=64)
+    at: datetime = _time()
+    why: str | None = None
+
+
 class Notice(SQLModel, table=True):
     """The outbox: every Slack message pqlbot owes someone, written in the same transaction as the change
     that caused it and delivered afterwards. `key` makes each notice unique (one alert per lead, one reply

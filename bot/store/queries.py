@@ -11,7 +11,7 @@ from sqlmodel import select
 
 from bot.domain.caps import UNCAPPED_TIERS, cap_day
 from bot.domain.lifecycle import OPEN
-from bot.store.models import Assignment, Pql
+from bot.store.models import Assignment, Pql, Touch
 
 
 def still_open(state: sa.ColumnElement) -> sa.ColumnElement[bool]:
@@ -58,3 +58,12 @@ def utc(value: datetime | str) -> datetime:
     if isinstance(value, str):
         return datetime.fromisoformat(value).replace(tzinfo=UTC)
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def touches_by_user(session: sa.orm.Session) -> dict[str, list[datetime]]:
+    """Every rep touch the store holds, as the moments each user was touched (a lead's touches are its user's):
+    what a backtest reads as "contacted" (bot/calibration/backtest.py)."""
+    found: dict[str, list[datetime]] = {}
+    for user_id, at in session.execute(select(Pql.user_id, Touch.at).join(Touch, Touch.pql_id == Pql.id)):
+        found.setdefault(user_id, []).append(utc(at))
+    return found

@@ -45,7 +45,7 @@ from bot.domain.business_time import BusinessCalendar
 from bot.domain.lifecycle import CLOSED, PqlState
 from bot.domain.routing import pick
 from bot.domain.sla import escalations_due
-from bot.services import outbox, tracking
+from bot.services import outbox, switches, tracking
 from bot.services.holds import held_for
 from bot.services.lead_view import lead_facts
 from bot.store.models import Pql
@@ -84,6 +84,8 @@ class _Owed:
 def escalate(sweeps: SweepContext, now: datetime) -> int:
     """The `<!here>`, the manager's DMs and the optional reassignment owed now; returns how many were made."""
     with sweeps.pipeline.session() as session:
+        if switches.is_on(session, switches.ROUTING):
+            return 0  # the rollback switch: nothing is escalated while routing is paused
         rows = session.exec(
             select(Pql, touched().label("touched"))
             .where(still_open(Pql.state), Pql.held_since.is_(None), sa.or_(Pql.claimed_by.is_(None), ~touched()))

@@ -3,6 +3,7 @@
 The heuristic (bot/domain/follow_ups.py, `next_step`), in business days:
 - Email 2 is due 2 business days after Email 1, Email 3 2 after Email 2;
 - then a disposition, 2 after Email 3, or after the third touch of any kind.
+- Nothing while outreach is paused (the spam-complaint guardrail, bot/sweeps/complaints.py).
 - Open leads only: a disposition, a conversion or an opt-out ends them. Nothing is owed before Email 1, nor while
   the lead is on a do-not-touch hold (bot/services/holds.py); a step that fell due meanwhile is owed when it resumes.
 The reminder goes to whoever has the lead (the claimant, else the assigned rep), with the button for the next
@@ -19,7 +20,7 @@ from sqlmodel import Session, select
 from bot.domain.business_time import BusinessCalendar
 from bot.domain.follow_ups import next_step
 from bot.domain.kit import EMAIL_LABELS, TOUCH_CHANNELS
-from bot.services import outbox
+from bot.services import outbox, switches
 from bot.services.lead_view import lead_facts
 from bot.store.models import Pql, Touch
 from bot.store.queries import still_open
@@ -29,6 +30,8 @@ from bot.sweeps.common import SweepContext, day_words, each, taken, team_of, wor
 def follow_ups(sweeps: SweepContext, now: datetime) -> int:
     """Remind reps of the next email of the kit, and of the disposition after the last; returns how many."""
     with sweeps.pipeline.session() as session:
+        if switches.is_on(session, switches.OUTREACH):
+            return 0  # the spam-complaint guardrail paused outreach (bot/sweeps/complaints.py)
         touches: dict[int, list[Touch]] = defaultdict(list)
         calendars: dict[int, BusinessCalendar] = {}  # each lead's team's (bot/sweeps/common.py, `team_of`)
         for touch, pql in session.exec(select(Touch, Pql).join(Pql, Touch.pql_id == Pql.id)

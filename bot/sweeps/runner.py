@@ -29,6 +29,7 @@ import sqlalchemy as sa
 from bot.services.pipeline import Pipeline
 from bot.services.routing import Router
 from bot.settings import Settings
+from bot.sweeps.complaints import complaints_guardrail
 from bot.sweeps.escalate import escalate
 from bot.sweeps.follow_ups import follow_ups
 from bot.sweeps.holds import release_holds
@@ -111,6 +112,7 @@ def default_steps(*only: str) -> list[Step]:
         ("follow_ups", follow_ups),
         ("stale_claims", stale_claims),
         ("guardrail", volume_guardrail),
+        ("complaints", complaints_guardrail),
         ("weekly_review", weekly_review),  # the week's rhythm
         ("review_triggers", review_triggers),
         ("slack_requests", forget_old_slack_requests),

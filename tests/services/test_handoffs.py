@@ -116,7 +116,7 @@ def test_an_sdr_hands_a_lead_with_a_meeting_set_to_an_ae_with_its_history_and_th
     assert replies == [f"<@{sdr}> handed {lead.ref} to Account executives (meeting set). <@{DEE}> has it now; "
                        "the first-touch clock starts again now."]
     [given] = [d for d in office.audit(lead.id, "pql_assigned") if d["rep"] == DEE]
-    assert given["why"].startswith(f"team Account executives: handed off from SDR pool: meeting set; ")
+    assert given["why"].startswith("team Account executives: handed off from SDR pool: meeting set; ")
 
 
 def test_a_lead_routed_to_cs_needs_no_meeting_and_goes_to_customer_success(office):

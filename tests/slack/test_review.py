@@ -47,7 +47,7 @@ def review_pngs() -> set[str]:
 
 
 @pytest.mark.parametrize("asked, title, figure", [
-    ("2026-W45", "2026-W45 (02 Nov - 08 Nov)", "Acceptance (Meeting Set + Converted)*: 60%"),
+    ("2026-W45", "2026-W45 (02 Nov - 08 Nov)", "Acceptance (Meeting Set + Converted)*: 50%"),
     ("last", "2026-W45 (02 Nov - 08 Nov)", "SLA compliance (first touch in time)*: 40%"),
     ("this", "2026-W46 (09 Nov - 15 Nov)", "Acceptance (Meeting Set + Converted)*: no data"),
 ])

@@ -100,8 +100,8 @@ def test_pql_handoff_hands_a_lead_to_customer_success_and_pql_why_tells_the_stor
                                  "it now; the first-touch clock starts again now.")
     assert (office.pql(pql_id).team, office.pql(pql_id).rep_id) == ("cs", GUS)
     office.command(BOSS, Command.PQL, f"why PQL-{pql_id}")
-    assert f"handed off to team cs (<@{GUS}>) (by <@{owner}>) — team Customer success: handed off from SDR pool: routed to CS" \
-        in office.said()[-1]
+    assert (f"handed off to team cs (<@{GUS}>) (by <@{owner}>) — team Customer success: handed off from SDR pool: "
+            "routed to CS") in office.said()[-1]
     with office.pipeline.session() as session:
         [dm] = session.exec(select(Notice).where(Notice.kind == "dm", Notice.target == GUS)).all()
     assert "Note: stuck on SSO, needs onboarding help" in dm.text and "*Opening:*" in dm.text

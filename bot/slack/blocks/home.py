@@ -26,7 +26,7 @@ from bot.slack.blocks.parts import (
     words,
 )
 from bot.slack.ids import Action
-from templates import esc
+from templates import esc, say
 
 
 @dataclass(slots=True, frozen=True)
@@ -76,9 +76,13 @@ def by_urgency(leads: list[HomeLead]) -> list[HomeLead]:
 
 def home(*, rep_id: str | None, is_manager: bool, paused: bool, leads: list[HomeLead], today_count: int, cap: int,
          queue: list[HomeLead], paused_reps: list[str], reps: list[HomeRep], now: datetime, tz: tzinfo,
-         fast_lane_today: int = 0, teams: list[HomeTeam] | None = None) -> dict:
-    """The App Home tab: a rep's own leads and pause switch, the team view for the manager, else what pqlbot is."""
+         fast_lane_today: int = 0, teams: list[HomeTeam] | None = None,
+         routing_paused_by: str | None = None) -> dict:
+    """The App Home tab: a rep's own leads and pause switch, the team view for the manager, else what pqlbot is;
+    above all of it, while the manager has paused routing for the whole team, a banner saying so."""
     blocks: list[Block] = []
+    if routing_paused_by and (rep_id or is_manager):
+        blocks.append(section(say("routing_paused_banner", by=routing_paused_by)))
     if rep_id:
         blocks += _rep_home(paused=paused, leads=leads, today_count=today_count, cap=cap, now=now, tz=tz,
                             fast_lane_today=fast_lane_today)

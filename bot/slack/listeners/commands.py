@@ -1,4 +1,5 @@
-"""Slash commands: /claim, /pql (help, reassign, handoff, why, pause, resume) and /pql-review.
+"""Slash commands: /claim, /pql (help, reassign, handoff, why, pause, resume, pause-all, resume-all,
+pause-outreach, resume-outreach) and /pql-review.
 
 Each handler acks at once, then does the work and answers the person privately through `respond`.
 """
@@ -13,7 +14,7 @@ from sqlmodel import Session, select
 
 from bot import review as reviews
 from bot.domain.periods import Period, parse_period
-from bot.services import explain, handoffs, leads
+from bot.services import explain, handoffs, leads, switches
 from bot.services.leads import Refused
 from bot.slack.blocks import review as review_blocks
 from bot.slack.errors import guarded
@@ -31,6 +32,8 @@ HELP = """*pqlbot* turns product usage into PQLs and helps you work them.
 • `/pql handoff PQL-42 ae [note]` — hand your lead to another team (SDR → AE once a meeting is set, SDR → CS)
 • `/pql why PQL-42` — who got a lead, when and why
 • `/pql pause` / `/pql resume` — stop or restart new assignments to you (or use the App Home switch)
+• `/pql pause-all` / `/pql resume-all` — (manager) pause or resume routing for the whole team: the rollback switch
+• `/pql pause-outreach` / `/pql resume-outreach` — (manager) stop or restart follow-up reminders (complaints guardrail)
 • `/pql-review [this|last|2026-W48]` — the weekly PQL review
 Log touches and set dispositions with the buttons on each alert."""
 
@@ -127,6 +130,14 @@ def pql(ack: Ack, command: dict, respond: Respond, runtime: Runtime, body: dict)
         with runtime.session() as session:
             answer = why(session, find(session, runtime.actor(session, command["user_id"]), args[0]),
                          tz=runtime.settings.tz)
+    elif action in ("pause-all", "resume-all"):
+        with runtime.session() as session, session.begin():
+            who = runtime.actor(session, command["user_id"])
+            answer = switches.set_routing_paused(session, who, action == "pause-all", now=runtime.now())
+    elif action in ("pause-outreach", "resume-outreach"):
+        with runtime.session() as session, session.begin():
+            who = runtime.actor(session, command["user_id"])
+            answer = switches.set_outreach_paused(session, who, action == "pause-outreach", now=runtime.now())
     elif action in ("pause", "resume"):
         with runtime.session() as session, session.begin():
             answer = leads.set_paused(session, command["user_id"], action == "pause", now=runtime.now())

@@ -9,7 +9,7 @@ from sqlmodel import Session, select
 
 from bot.domain.business_time import BusinessCalendar
 from bot.domain.follow_ups import next_touch_due
-from bot.services import leads
+from bot.services import leads, switches
 from bot.slack import blocks
 from bot.slack.errors import guarded
 from bot.slack.runtime import Runtime
@@ -72,6 +72,7 @@ def home_view(runtime: Runtime, user_id: str) -> dict:
             fast_lane_today=leads.fast_lane_today(session, user_id, now=now, tz=day_tz),
             queue=queue, paused_reps=[r.rep_id for r in reps if r.paused], reps=reps, now=now, tz=settings.tz,
             teams=teams,
+            routing_paused_by=(switch.by if (switch := switches.get(session, switches.ROUTING)) else None),
         )
 
 

@@ -1,0 +1,384 @@
+"""`pqlbot backtest`: replay a history through a rules file, day by day in the team's timezone, and read what it
+would have done (issue 19; seeds 000, 001 and 002).
+
+The replay, per user (calls under an anonymous id are the user's once a call links them, as the scorer has it):
+- their events, in time order, are taken into the user's running tallies one local day at a time, and the day is
+  judged at its end (23:59:59.999999 local, DST-aware), as the bot would have seen it that evening;
+- a "started, not completed within N days" wait that ends on a day without events is judged at that day's end too;
+- the first `trial_converted` ends the user's replay: the day it lands on is judged just before it (what was
+  raised that day was raised before they paid), and nothing is raised after it;
+- a trigger counts as fired once per user, on the day it first shows in a verdict (routed or nurture-only, and
+  whatever the do-not-touch states: it fired); two rows stand for the points model and the explicit ask, so every
+  lead is in the table: `points` (seed 002's points reached the threshold) and `explicit_ask` (the fast lane);
+- a lead is raised on the first day a verdict is `qualified`; it counts against capacity on the business day it
+  reaches the reps (bot/domain/guardrails.py: a weekend's leads swell Monday's), and seed 002's volume guardrail
+  (more than 10 per SDR per business day for 3+ business days running) is that module's rule, not a copy.
+
+Conversion is seed 001's: a `trial_converted` within 60 days of the trigger firing, contacted or not. Contacted is
+a rep's touch (the store's touches, or `sales_touch` / `sales_reply` events in a file) from the firing up to the
+conversion, or to 60 days when there was none. Dark-funnel rate: converted with no touch / fired (seed 000's "share
+of triggered accounts that convert with no rep contact"); assisted lift: `bot/calibration/stats.py`'s `lift`.
+
+Account triggers are judged over several users at once and are not replayed here; the table lists user triggers.
+Group traits (an account's size from a group call) are the history's latest, not the day's.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from functools import lru_cache
+from typing import Any
+
+from bot.calibration.stats import (
+    CONVERSION_DAYS,
+    MIN_SAMPLE,
+    Recommendation,
+    lift,
+    rate,
+    recommend,
+    wilson,
+)
+from bot.domain.guardrails import VOLUME_PER_REP, VOLUME_STREAK, busy_runs, per_business_day
+from scoring import Event, Rules, ScoreResult, Status, Tier
+from scoring import events as ev
+from scoring.engine import judge, plan_of
+from scoring.identity import is_anonymous, resolve
+from scoring.profile import newer
+from scoring.tally import Tally
+from scoring.triggers import Level, micros, moment_of
+
+#: Events in a file that say a rep reached the user (the store's touches say it there).
+TOUCH_EVENTS = frozenset({"sales_touch", "sales_reply"})
+#: The rows of the table that are not triggers of the rules file.
+POINTS, EXPLICIT_ASK = "points", "explicit_ask"
+_WITHIN = timedelta(days=CONVERSION_DAYS)
+_ONE_US = timedelta(microseconds=1)
+_DAY = timedelta(days=1)
+
+
+@dataclass(frozen=True, slots=True)
+class Raised:
+    """A lead the rules raise: whose, on which local day, and what fired by then."""
+
+    user_id: str
+    day: date
+    why: tuple[str, ...]
+
+
+@dataclass(slots=True)
+class TriggerFigures:
+    """One row of the keep-or-retire table."""
+
+    name: str
+    family: str
+    fired: int = 0
+    converted: int = 0
+    contacted: int = 0
+    contacted_converted: int = 0
+    minimum: int = MIN_SAMPLE
+
+    @property
+    def alone(self) -> int:
+        return self.fired - self.contacted
+
+    @property
+    def alone_converted(self) -> int:
+        return self.converted - self.contacted_converted
+
+    @property
+    def conversion_rate(self) -> float | None:
+        return rate(self.converted, self.fired)
+
+    @property
+    def interval(self) -> tuple[float, float] | None:
+        return wilson(self.converted, self.fired)
+
+    @property
+    def dark_funnel_rate(self) -> float | None:
+        return rate(self.alone_converted, self.fired)
+
+    @property
+    def assisted_lift(self) -> float | None:
+        return lift(self.contacted, self.contacted_converted, self.alone, self.alone_converted)
+
+    @property
+    def recommendation(self) -> Recommendation:
+        return recommend(self.fired, self.converted, self.minimum)
+
+    def to_json(self) -> dict[str, Any]:
+        low, high = self.interval or (None, None)
+        return {
+            "name": self.name, "family": self.family, "fired": self.fired, "converted": self.converted,
+            "conversion_rate": self.conversion_rate, "ci_low": low, "ci_high": high,
+            "contacted": self.contacted, "contacted_converted": self.contacted_converted,
+            "dark_funnel_rate": self.dark_funnel_rate, "assisted_lift": self.assisted_lift,
+            "recommendation": self.recommendation.value,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Day:
+    """A business day: the leads that reach the reps on it, against what they can take."""
+
+    date: date
+    raised: int
+    capacity: int | None
+
+    @property
+    def over(self) -> bool:
+        return self.capacity is not None and self.raised > self.capacity
+
+    def to_json(self) -> dict[str, Any]:
+        return {"date": self.date.isoformat(), "raised": self.raised, "capacity": self.capacity}
+
+
+@dataclass(slots=True)
+class Backtest:
+    triggers: list[TriggerFigures]
+    days: list[Day]
+    raised: dict[str, Raised]
+    reps: int | None
+    cap: int
+    busy: list[list[date]] = field(default_factory=list)
+    has_touches: bool = False
+
+    @property
+    def days_over_capacity(self) -> list[date]:
+        return [day.date for day in self.days if day.over]
+
+    def guardrails(self) -> dict[str, Any]:
+        return {
+            "reps": self.reps,
+            "cap": self.cap,
+            "days_over_capacity": len(self.days_over_capacity),
+            "volume": {
+                "per_rep_per_day": VOLUME_PER_REP,
+                "days_running": VOLUME_STREAK,
+                "breached": bool(self.busy),
+                "runs": [[day.isoformat() for day in run] for run in self.busy],
+            },
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "triggers": [row.to_json() for row in self.triggers],
+            "days": [day.to_json() for day in self.days],
+            "guardrails": self.guardrails(),
+            "raised": len(self.raised),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """The replay's days (local dates, both included; None: from the first event, or to the last)."""
+
+    start: date | None = None
+    end: date | None = None
+
+    def holds(self, day: date) -> bool:
+        return (self.start is None or day >= self.start) and (self.end is None or day <= self.end)
+
+
+@lru_cache(maxsize=65536)
+def _day_end(day: date, tz: tzinfo) -> datetime:
+    """The last instant of the local `day`, in UTC (a DST day lasts 23 or 25 hours)."""
+    return datetime.combine(day + _DAY, time(), tz).astimezone(UTC) - _ONE_US
+
+
+@lru_cache(maxsize=65536)
+def _quarter_day(quarter: int, tz: tzinfo) -> date:
+    return datetime.fromtimestamp(quarter * 900, UTC).astimezone(tz).date()
+
+
+def local_day(moment: datetime, tz: tzinfo) -> date:
+    """The local date of an instant (every zone's offset is whole quarter hours: cached by the quarter hour)."""
+    return _quarter_day(int(moment.timestamp() // 900), tz)
+
+
+def replay(
+    events: Iterable[Event],
+    rules: Rules,
+    *,
+    tz: tzinfo,
+    is_business_day: Callable[[date], bool],
+    window: Window = Window(),
+    reps: int | None = None,
+    cap: int = 5,
+    touches: Mapping[str, Sequence[datetime]] | None = None,
+    minimum: int = MIN_SAMPLE,
+) -> Backtest:
+    """Replay `events` through `rules` (see the module docstring). `touches`: a rep's touches by user id, beside
+    the history's own touch events; `reps` x `cap`: the team's capacity per business day (None: not known)."""
+    by_user, groups, converted, touched = _split(events)
+    for user_id, moments in (touches or {}).items():
+        touched[user_id].extend(moments)
+    rows = _rows(rules, minimum)
+    raised: dict[str, Raised] = {}
+    first_day = last_day = None
+    for user_id, history in by_user.items():
+        lead, fired = _replay_user(user_id, history, rules, tz, groups, converted.get(user_id), window)
+        first, last = local_day(history[0].at, tz), local_day(history[-1].at, tz)
+        first_day = first if first_day is None or first < first_day else first_day
+        last_day = last if last_day is None or last > last_day else last_day
+        if lead is not None:
+            raised[user_id] = lead
+        if fired:
+            _count(rows, fired, converted.get(user_id), sorted(touched.get(user_id, ())))
+    start, end = window.start or first_day, window.end or last_day
+    daily: dict[date, int] = defaultdict(int)
+    for lead in raised.values():
+        daily[lead.day] += 1
+    counted = per_business_day(daily, is_business_day)
+    capacity = reps * cap if reps is not None else None
+    days = []
+    if start is not None and end is not None:
+        day = start
+        while day <= end:
+            if is_business_day(day):
+                days.append(Day(day, counted.get(day, 0), capacity))
+            day += _DAY
+        # Leads of the window's last days off count on the business day after it: shown, not lost.
+        days.extend(Day(d, n, capacity) for d, n in sorted(counted.items()) if d > end)
+    busy = busy_runs(daily, reps, is_business_day) if reps else []
+    return Backtest(list(rows.values()), days, raised, reps, cap, busy, has_touches=any(touched.values()))
+
+
+def _split(events: Iterable[Event]) -> tuple[dict, dict, dict, dict]:
+    """Users' histories (time order), the accounts' group traits, each user's first conversion and their touches."""
+    by_user: dict[str, list[Event]] = defaultdict(list)
+    groups: dict[str, Any] = {}
+    converted: dict[str, datetime] = {}
+    touched: dict[str, list[datetime]] = defaultdict(list)
+    for event in resolve(list(events)):
+        user_id = event.user_id
+        if event.name == ev.GROUP:
+            group_id = event.props["group_id"]
+            if (merged := newer(groups.get(group_id, {}), event.props.get("traits") or {}, event.at)) is not None:
+                groups[group_id] = merged
+        if user_id is None or is_anonymous(user_id):
+            continue
+        if event.name in TOUCH_EVENTS:
+            touched[user_id].append(event.at)
+            continue
+        if event.name == ev.CONVERTED and (user_id not in converted or event.at < converted[user_id]):
+            converted[user_id] = event.at
+        by_user[user_id].append(event)
+    for history in by_user.values():
+        history.sort(key=_at)
+    return by_user, groups, converted, touched
+
+
+def _at(event: Event) -> datetime:
+    return event.at
+
+
+def _rows(rules: Rules, minimum: int) -> dict[str, TriggerFigures]:
+    rows = {POINTS: TriggerFigures(POINTS, "buying", minimum=minimum),
+            EXPLICIT_ASK: TriggerFigures(EXPLICIT_ASK, "buying", minimum=minimum)}
+    for name, trigger in rules.triggers_of(Level.USER).items():
+        rows[name] = TriggerFigures(name, str(trigger.family), minimum=minimum)
+    return rows
+
+
+def _replay_user(user_id: str, history: list[Event], rules: Rules, tz: tzinfo, groups: Mapping[str, Any],
+                 converted_at: datetime | None, window: Window) -> tuple[Raised | None, dict[str, datetime]]:
+    """One user's replay: the lead raised (if any) and each trigger's first firing inside the window."""
+    plan = plan_of(rules)
+    lead: Raised | None = None
+    fired: dict[str, datetime] = {}
+    tally: Tally | None = None
+    taken = 0
+    count = len(history)
+    if converted_at is not None:
+        count = next((i for i, event in enumerate(history) if event.at >= converted_at), count)
+    due: datetime | None = None  # a wait that ends with no event: judged at the end of its day
+    while taken < count or due is not None:
+        next_day = local_day(history[taken].at, tz) if taken < count else None
+        batch: list[Event] = []
+        if due is not None and (next_day is None or local_day(due, tz) < next_day):
+            day = local_day(due, tz)  # no event that day: the wait's end is judged that evening
+        else:
+            day, stop = next_day, taken
+            while stop < count and local_day(history[stop].at, tz) == day:
+                stop += 1
+            batch, taken = history[taken:stop], stop
+        at = _day_end(day, tz)
+        if converted_at is not None and at >= converted_at:
+            at = converted_at - _ONE_US  # judged just before they paid; nothing after
+        if window.end is not None and day > window.end or (not batch and at < due):
+            break
+        due = None
+        if tally is None or (batch and not tally.add(batch)):
+            tally = Tally.build(history[:taken], plan, tz, user_id, in_order=True)
+        group = groups.get(tally.group[1]) if tally.group is not None else None
+        result = judge(tally, rules, at, group=group)
+        if window.holds(day):
+            lead = _note(result, rules, user_id, day, lead, fired)
+        if (plan.waits and tally.signup is not None and (converted_at is None or at < converted_at - _ONE_US)
+                and (taken >= count or local_day(history[taken].at, tz) > day + _DAY)):
+            due = _wait_ends(tally, plan, at)  # only a day without events needs it: the others are judged
+    return lead, fired
+
+
+def _wait_ends(tally: Tally, plan: Any, at: datetime) -> datetime | None:
+    """The first "not completed within N days" wait still running at `at` (the engine's `until` reads the same)."""
+    at_us = micros(at)
+    ends = [d for name in plan.waits if (d := plan.catalogue.due(name, tally.slots, at_us)) is not None and d > at_us]
+    return moment_of(min(ends)) if ends else None
+
+
+def _note(result: ScoreResult, rules: Rules, user_id: str, day: date, lead: Raised | None,
+          fired: dict[str, datetime]) -> Raised | None:
+    """Take in a day's verdict: the triggers that show for the first time, and the lead if this is its day."""
+    for met in result.triggers:
+        if met.name not in fired:
+            fired[met.name] = met.at
+    if result.status is Status.QUALIFIED:
+        if result.tier is Tier.FAST_LANE:
+            fired.setdefault(EXPLICIT_ASK, result.qualified_at or _day_end(day, UTC))
+        elif result.score >= rules.tiers.qualify:
+            fired.setdefault(POINTS, result.qualified_at or _day_end(day, UTC))
+        if lead is None:
+            lead = Raised(user_id, day, tuple(sorted(fired)))
+    return lead
+
+
+def _count(rows: Mapping[str, TriggerFigures], fired: Mapping[str, datetime], converted_at: datetime | None,
+           touches: Sequence[datetime]) -> None:
+    for name, at in fired.items():
+        row = rows.get(name)
+        if row is None:  # not a user trigger of these rules (an account trigger's name)
+            continue
+        converts = converted_at is not None and at <= converted_at <= at + _WITHIN
+        horizon = converted_at if converted_at is not None and converted_at >= at else at + _WITHIN
+        contacted = any(at <= moment <= horizon for moment in touches)
+        row.fired += 1
+        row.converted += converts
+        row.contacted += contacted
+        row.contacted_converted += converts and contacted
+
+
+@dataclass(frozen=True, slots=True)
+class Difference:
+    """A lead one rules file raises and the other does not."""
+
+    user_id: str
+    day: date
+    why: tuple[str, ...]
+    raised_by: str  # "rules" | "against"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"user_id": self.user_id, "date": self.day.isoformat(), "why": list(self.why),
+                "raised_by": self.raised_by}
+
+
+def differences(rules: Backtest, against: Backtest) -> list[Difference]:
+    """The leads raised by one side only, by day then user."""
+    only = [Difference(u, lead.day, lead.why, "rules") for u, lead in rules.raised.items()
+            if u not in against.raised]
+    only += [Difference(u, lead.day, lead.why, "against") for u, lead in against.raised.items()
+             if u not in rules.raised]
+    return sorted(only, key=lambda d: (d.day, d.user_id))

@@ -1,0 +1,193 @@
+"""`pqlbot backtest`: replay a history of events through a rules file and read, per trigger, who converted
+(bot/calibration/backtest.py).
+
+    pqlbot backtest events.jsonl                             # the rules in PQL_RULES_FILE (or the seed model)
+    pqlbot backtest events.jsonl --rules new.toml --against scoring/default_rules.toml --capacity 4
+    pqlbot backtest --store --from 2026-11-02 --to 2026-11-29 --json
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import date
+from pathlib import Path
+
+import orjson
+
+from bot.cli.common import open_lines
+from bot.settings import Settings
+from scoring import EventError, Rules, load_rules, paused_gc
+
+
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a YYYY-MM-DD date: {text!r}") from None
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"not a count: {text!r}")
+    return value
+
+
+def add(commands: argparse._SubParsersAction, name: str) -> None:
+    backtest = commands.add_parser(
+        name, help="replay a history through a rules file: per trigger, who converted, and the volume",
+        usage="pqlbot backtest (EVENTS | --store) [--rules FILE] [--against FILE] [--capacity REPS] [--cap N] "
+              "[--from D --to D] [--min-sample N] [--json]",
+        description=("Replay a history of events day by day in PQL_TIMEZONE through a rules file. Per trigger: "
+                     "fired, converted within 60 days (trial_converted), the conversion rate with its 95% Wilson "
+                     "interval, contacted or not (the store's touches; sales_touch or sales_reply events in a "
+                     "file), dark-funnel rate, assisted lift and seed 001's recommendation. Per business day: "
+                     "leads raised against capacity (reps x cap), and seed 002's volume guardrail."))
+    backtest.add_argument("events", nargs="?", metavar="EVENTS", help="events file (JSON lines), or - for stdin")
+    backtest.add_argument("--store", action="store_true", help="replay the store's events (DATABASE_URL) instead")
+    backtest.add_argument("--rules", type=Path, help="rules file (default PQL_RULES_FILE or the seed 002 model)")
+    backtest.add_argument("--against", type=Path, metavar="FILE",
+                          help="another rules file, side by side, with the leads one raises and the other not")
+    backtest.add_argument("--capacity", type=_count, metavar="REPS", help="reps taking leads (default: PQL_REPS)")
+    backtest.add_argument("--cap", type=_count, metavar="N", help="new leads per rep per day (default PQL_DAILY_CAP)")
+    backtest.add_argument("--from", dest="start", type=_day, metavar="D", help="first day replayed (YYYY-MM-DD)")
+    backtest.add_argument("--to", dest="end", type=_day, metavar="D", help="last day replayed, inclusive")
+    backtest.add_argument("--min-sample", type=_count, default=None, metavar="N",
+                          help="fewer fired than this: too few to judge (default 20)")
+    backtest.add_argument("--json", action="store_true", help="one JSON object instead of the table")
+    backtest.set_defaults(run=run)
+
+
+def _problem(args: argparse.Namespace) -> str | None:
+    if args.store == bool(args.events):
+        return "give an EVENTS file (or -), or --store"
+    if args.start and args.end and args.end < args.start:
+        return "--to is before --from"
+    return None
+
+
+def _parse(lines: list[str], rules: Rules) -> tuple[list, list[tuple[int, str]]]:
+    from scoring import parse_event
+
+    events, invalid = [], []
+    with paused_gc():
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                events.append(parse_event(line, rules))
+            except EventError as exc:
+                invalid.append((number, str(exc)))
+    return events, invalid
+
+
+def _read_file(name: str) -> list[str]:
+    with open_lines(name) as stream:
+        return stream.readlines()
+
+
+def _read_store(settings: Settings) -> tuple[list, dict]:
+    from bot import store
+    from bot.store.events import events_of
+    from bot.store.queries import touches_by_user
+
+    engine = store.open_store(settings.database_url)
+    try:
+        with store.session(engine) as session:
+            events = [event for _, batch in events_of(session.connection()) for event in batch]
+            touches = touches_by_user(session)
+    finally:
+        engine.dispose()
+    return events, touches
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    import sqlalchemy as sa
+
+    from bot.calibration.backtest import Window, differences, replay
+    from bot.calibration.stats import CONVERSION_DAYS, MIN_SAMPLE
+    from bot.cli.db import cannot_open
+
+    if problem := _problem(args):
+        print(f"pqlbot backtest: {problem}", file=sys.stderr)
+        return 2
+    rules = load_rules(args.rules or settings.pql_rules_file)
+    against = load_rules(args.against) if args.against else None
+    touches: dict = {}
+    invalid: list[tuple[int, str]] = []
+    if args.store:
+        try:
+            events, touches = _read_store(settings)
+        except sa.exc.SQLAlchemyError as exc:
+            return cannot_open("backtest", settings.database_url, exc)
+        events_against = events
+    else:
+        try:
+            lines = _read_file(args.events)
+        except OSError as exc:
+            print(f"pqlbot backtest: {exc.strerror}: {args.events}", file=sys.stderr)
+            return 2
+        events, invalid = _parse(lines, rules)
+        events_against = events
+        if against is not None and against.events.aliases != rules.events.aliases:
+            events_against, _ = _parse(lines, against)  # each file names the events its own way
+    for number, reason in invalid:
+        print(f"line {number}: {reason}", file=sys.stderr)
+    reps = args.capacity if args.capacity is not None else (len(settings.roster) or None)
+    options = {
+        "tz": settings.tz, "is_business_day": settings.calendar.is_business_day,
+        "window": Window(args.start, args.end), "reps": reps,
+        "cap": args.cap if args.cap is not None else settings.pql_daily_cap, "touches": touches,
+        "minimum": args.min_sample if args.min_sample is not None else MIN_SAMPLE,
+    }
+    with paused_gc():
+        mine = replay(events, rules, **options)
+        theirs = replay(events_against, against, **options) if against is not None else None
+    label = str(args.rules or settings.pql_rules_file or "the seed 002 model")
+    diff = differences(mine, theirs) if theirs is not None else None
+    if args.json:
+        out = mine.to_json()
+        if theirs is not None:
+            out["against"] = {"rules": str(args.against), **theirs.to_json()}
+            out["differences"] = [d.to_json() for d in diff]
+        sys.stdout.write(orjson.dumps(out, option=orjson.OPT_INDENT_2).decode() + "\n")
+    else:
+        sides = [{"label": label, "bt": mine}]
+        if theirs is not None:
+            sides.append({"label": str(args.against), "bt": theirs})
+        sys.stdout.write(_text(sides, diff, args, options, CONVERSION_DAYS, settings))
+    if invalid:
+        print(f"{len(invalid)} invalid line(s) skipped; {len(events)} events replayed", file=sys.stderr)
+    return 1 if invalid else 0
+
+
+def _text(sides: list[dict], diff: list | None, args: argparse.Namespace, options: dict, days: int,
+          settings: Settings) -> str:
+    from bot.domain.guardrails import VOLUME_PER_REP, VOLUME_STREAK
+    from templates import render
+
+    bt = sides[0]["bt"]
+    first = bt.days[0].date if bt.days else args.start
+    last = bt.days[-1].date if bt.days else args.end
+    span = f"{first} to {last}" if first and last else "no events"
+    return render("calibration/backtest.txt.j2", sides=sides, diff=diff, limit=50, days=days,
+                  source="the store" if args.store else args.events, span=span, tz=settings.pql_timezone,
+                  minimum=options["minimum"], per_rep=VOLUME_PER_REP, streak=VOLUME_STREAK,
+                  fmt=_share, interval=_interval, points=_points)
+
+
+def _share(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0%}" if value in (0, 1) else f"{value:.1%}"
+
+
+def _interval(value: tuple[float, float] | None) -> str:
+    return "" if value is None else f"({value[0]:.1%}-{value[1]:.1%})"
+
+
+def _points(value: float | None) -> str:
+    return "-" if value is None else f"{value * 100:+.1f} pt"
+

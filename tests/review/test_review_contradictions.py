@@ -1,0 +1,178 @@
+"""The review contradictions issue 19 found, as a sales manager would: each pinned by a test."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, date, datetime, time, timedelta
+
+import pytest
+from freezegun import freeze_time
+
+from bot import store
+from bot.domain.business_time import BusinessCalendar
+from bot.domain.periods import Period
+from bot.review import build, text, to_json
+from bot.services.metrics import compute
+from tests.review.test_review import empty_week
+from tests.services.test_metrics import ANA, BEN, CALENDAR, NOW, NY, W45, Rows, ny, the_week
+
+ALL_GOOD = "Everything measured is on target"
+
+
+def on_target(**changes):
+    """A week where every figure with a target meets it, on enough leads to judge by."""
+    return replace(empty_week(), pqls=40, per_rep_per_day=4.0, by_tier={"high": 40}, acceptance=0.6, decided=40,
+                   accepted=24, sla_compliance=0.9, sla_met=36, sla_due=40, **changes)
+
+
+def test_a_flagged_trial_to_paid_is_never_followed_by_everything_on_target():
+    # The demo week: trial-to-paid 6.2% (1 of 16 trials) flagged below its 15% target, too few trials to act on.
+    review = build(on_target(pql_conversion=1 / 16, pql_converted=1, pql_cohort=16))
+    assert review.figure("pql_conversion").status == "warn"
+    assert not any(ALL_GOOD in item for item in review.actions)
+    [item] = review.actions
+    assert "Trial-to-paid, PQL cohort is flagged above, with too few leads behind it" in item
+    assert ALL_GOOD in build(on_target()).actions[0]  # nothing flagged: all is well, and said
+
+
+def test_trial_to_paid_below_target_on_enough_trials_is_an_action_item():
+    review = build(on_target(pql_conversion=3 / 40, pql_converted=3, pql_cohort=40))
+    assert any("Trial-to-paid in the PQL cohort is 7.5% (3 of 40" in item for item in review.actions)
+
+
+def test_no_lift_action_from_a_single_contacted_lead():
+    lonely = on_target(assisted_lift=-0.25, contacted=1, uncontacted=30, contacted_conversion=0.0,
+                       uncontacted_conversion=0.25)
+    assert not any("convert no better" in item for item in build(lonely).actions)
+    enough = replace(lonely, contacted=20)
+    assert any("convert no better" in item for item in build(enough).actions)
+
+
+def test_acceptance_counts_only_leads_a_rep_worked_not_a_self_serve_conversion_nobody_touched(engine):
+    with store.session(engine) as session, session.begin():
+        rows = Rows(session).reps(ANA)
+        lead = rows.lead("solo", ny(11, 3, 10), rep=ANA)
+        rows.converts("solo", ny(11, 4, 12), 49, lead)  # converted on their own: nobody claimed or touched it
+    with store.session(engine) as session:
+        week = compute(session, W45, calendar=CALENDAR, reps=1, now=NOW)
+    assert week.dispositions == {"converted_self_serve": 1}
+    assert (week.acceptance, week.decided) == (None, 0)  # not "100% (1 of 1)"
+    shown = text(build(week, cap=5, as_of=NOW), NY)
+    assert "➖ Acceptance (Meeting Set + Converted): no data" in shown
+    assert "Dark funnel (converted with no touch): 100% (1 of 1 routed and converted)" in shown
+
+
+def test_every_percentage_the_review_shows_carries_its_count(engine):
+    with store.session(engine) as session, session.begin():
+        the_week(session)
+    with store.session(engine) as session:
+        review = build(compute(session, W45, calendar=CALENDAR, reps=2, now=NOW), cap=5, as_of=NOW)
+    bare = [f.name for f in review.figures if f.shown and f.unit in ("rate", "pp") and f.value is not None
+            and not f.detail]
+    assert bare == []
+    assert review.figure("sla").detail == "2 of 5 due"
+    assert review.figure("reply_rate").detail == "1 of 3 emails"
+
+
+def test_average_touches_to_conversion_is_reported(engine):
+    with store.session(engine) as session, session.begin():
+        the_week(session)
+        rows = Rows(session)
+        extra = rows.lead("u9", ny(11, 3, 11), rep=ANA)
+        for hour in (12, 13, 14):
+            rows.touch(extra, ny(11, 3, hour))
+        rows.converts("u9", ny(11, 5, 9), 20, extra)
+    with store.session(engine) as session:
+        week = compute(session, W45, calendar=CALENDAR, reps=2, now=NOW)
+    assert week.touches_to_conversion == 2.0  # L1 after 1 touch, u9 after 3
+    assert "• Average touches to conversion: 2.0 (2 converted after a touch)" in text(build(week, cap=5), NY)
+
+
+# The Friday post: the week to date, the rest "to come", never zeros ------------------------------------------
+
+def friday_review(engine, at: datetime, calendar=CALENDAR, reps: int = 2, period: Period | None = None):
+    with store.session(engine) as session:
+        period = period or Period.week_of(at.astimezone(NY).date())
+        return build(compute(session, period, calendar=calendar, reps=reps, now=at), cap=5, as_of=at)
+
+
+@pytest.mark.parametrize("friday", [
+    date(2026, 3, 6),  # the week DST starts (Sunday 8 March)
+    date(2026, 10, 30),  # the week DST ends (Sunday 1 November)
+    date(2026, 11, 6),
+])
+def test_the_friday_1000_post_shows_the_week_to_date_with_the_rest_to_come_not_zeros(engine, friday):
+    monday = friday - timedelta(days=4)
+    with store.session(engine) as session, session.begin():
+        rows = Rows(session).reps(ANA, BEN)
+        for offset in range(4):  # Monday to Thursday: 2 leads a day
+            for n in range(2):
+                rows.lead(f"u{offset}{n}", datetime.combine(monday + timedelta(days=offset), time(11), NY))
+    at = datetime.combine(friday, time(10), NY)
+    with freeze_time(at.astimezone(UTC)):
+        review = friday_review(engine, datetime.now(UTC).astimezone(NY))
+    m = review.metrics
+    assert m.to_come == [friday + timedelta(days=1), friday + timedelta(days=2)]  # Saturday and Sunday
+    assert friday + timedelta(days=1) not in m.daily and friday + timedelta(days=1) not in m.sla_by_day
+    # 8 leads over the 5 business days so far (Friday under way), 2 reps: 0.8, not 8 / (2 x 5) diluted by days to come
+    assert m.per_rep_per_day == pytest.approx(8 / (2 * 5))
+    saturday, sunday = friday + timedelta(days=1), friday + timedelta(days=2)
+    assert (f"week to date: the rest of today and Sat {saturday.day} {saturday:%b}, Sun {sunday.day} "
+            f"{sunday:%b} to come") in text(review, NY)
+    assert to_json(review)["to_come"] == [saturday.isoformat(), (saturday + timedelta(days=1)).isoformat()]
+
+
+def test_a_wednesday_look_counts_three_business_days_not_five(engine):
+    with store.session(engine) as session, session.begin():
+        rows = Rows(session).reps(ANA)
+        for day in (2, 3, 4):
+            rows.lead(f"w{day}", ny(11, day, 11))
+    review = friday_review(engine, ny(11, 4, 15), reps=1)
+    assert review.metrics.per_rep_per_day == pytest.approx(1.0)  # 3 leads / (1 rep x 3 days so far)
+    assert len(review.metrics.to_come) == 4
+
+
+def test_a_holiday_in_the_week_is_not_a_business_day_of_the_week_to_date(engine):
+    thanksgiving = BusinessCalendar(NY, holidays=frozenset({date(2026, 11, 26)}))
+    with store.session(engine) as session, session.begin():
+        rows = Rows(session).reps(ANA)
+        for day in (23, 24, 25):
+            rows.lead(f"t{day}", ny(11, day, 11))
+    review = friday_review(engine, ny(11, 27, 10), calendar=thanksgiving, reps=1)
+    assert review.metrics.per_rep_per_day == pytest.approx(3 / 4)  # Mon-Wed and Friday: Thursday is off
+    assert review.metrics.to_come == [date(2026, 11, 28), date(2026, 11, 29)]
+
+
+def test_a_complete_week_has_nothing_to_come(engine):
+    review = friday_review(engine, ny(11, 9, 12), period=W45)  # the Monday after
+    assert review.metrics.to_come == [] and "to come" not in review.context(NY)
+
+
+# The per-trigger table over the pilot so far --------------------------------------------------------------------
+
+def test_the_review_has_seed_001s_per_trigger_table_over_the_pilot_so_far_and_acts_on_a_5_per_cent_trigger(engine):
+    stalled = {"name": "sso_stalled", "label": "SSO", "points": 0, "day": 2, "evidence": "stalled", "values": []}
+    with store.session(engine) as session, session.begin():
+        rows = Rows(session).reps(ANA)
+        # 40 leads of a trigger over the four weeks to Sunday 8 Nov: 2 convert (5%); 10 contacted, one of them
+        # converting; and one conversion 61 days after its lead, which does not count.
+        for n in range(40):
+            created = ny(10, 13, 11) + timedelta(days=n % 20)
+            lead = rows.lead(f"s{n:02d}", created, signals=(stalled,))
+            if n < 10:
+                rows.touch(lead, created + timedelta(hours=1))
+            if n in (0, 15):
+                rows.converts(f"s{n:02d}", created + timedelta(days=5), 10, lead)
+        late = rows.lead("late", ny(10, 11, 11), signals=(stalled,))  # before the four weeks: not in the table
+        rows.converts("late", ny(10, 14, 11), 10, late)
+    with store.session(engine) as session:
+        review = build(compute(session, W45, calendar=CALENDAR, reps=1, now=NOW), cap=5)
+    [row] = review.metrics.triggers
+    assert (row.name, row.fired, row.converted, row.contacted, row.contacted_converted) == ("sso_stalled", 40, 2, 10, 1)
+    assert row.recommendation == "retire"
+    assert row.dark_funnel_rate == pytest.approx(1 / 40)
+    assert row.assisted_lift == pytest.approx(1 / 10 - 1 / 30)
+    assert review.figure("trigger.sso_stalled.conversion").detail.startswith("2 of 40 leads, 95% CI 1%-17%")
+    assert any('"sso stalled" converts 5.0% (2 of 40 leads within 60 days): seed 001 says remove it' in item
+               for item in review.actions)
+    assert to_json(review)["triggers"][0]["recommendation"] == "retire"
