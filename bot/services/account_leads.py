@@ -45,7 +45,7 @@ from bot.store.events import events_of
 from bot.store.models import AccountScore, AuditEntry, Notice, Pql, TrialUser
 from bot.store.queries import rows_for, utc
 from scoring import Rules, ScoreResult, Status
-from scoring.accounts import Member, group_of, has_account_triggers, score_account
+from scoring.accounts import Member, fired_triggers, group_of, has_account_triggers, score_account
 from scoring.engine import judge, plan_of, score_user_and_tally
 from scoring.result import account_key
 from scoring.tally import Tally
@@ -167,8 +167,11 @@ def roll_up(session: Session, rules: Rules, *, at: datetime, tz: tzinfo, report:
         leads = account_leads.get(key, [])
         current = next((lead for lead in leads if lead.state not in CLOSED), None)
         closed = [lead.closed_at for lead in leads if lead.state in CLOSED and lead.closed_at is not None]
-        verdict = score_account(key, found, rules, at, tz, groups.get(group_of(key) or ""),
-                                since=max(closed) if closed else None)
+        since = max(closed) if closed else None
+        fired = fired_triggers(found, rules, at, tz, since=since)
+        if not fired and current is None:
+            continue  # nothing fired and no lead to carry on: no verdict to keep, no lead (most accounts, most days)
+        verdict = score_account(key, found, rules, at, tz, groups.get(group_of(key) or ""), since=since, fired=fired)
         if verdict.triggers:
             text = orjson.dumps(verdict.to_json()).decode()
             if key not in stored or stored[key][0] != text:
