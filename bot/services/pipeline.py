@@ -22,7 +22,7 @@ from bot.services.routing import Router
 from bot.settings import Settings
 from bot.store import tallies
 from bot.store.events import Stored, store_events
-from bot.store.models import Pql, SweepRun
+from bot.store.models import SweepRun
 from scoring import DEFAULT_RULES, Event, Rules, load_rules
 from scoring.tally import VERSION as TALLY_VERSION
 
@@ -129,10 +129,8 @@ class Pipeline:
 
     def _route(self, session: Session, report: Rescored, at: datetime) -> None:
         """New leads go to a rep (or the queue) in the transaction that recorded them."""
-        if self.router is None:
-            return
-        for pql_id in report.triggered:
-            self.router.route(session, session.get(Pql, pql_id), now=at)
+        if self.router is not None:
+            self.router.route_all(session, report.triggered, now=at)
 
     def rescore_if_due(self, *, at: datetime | None = None, every_hours: float = 24) -> Rescored | None:
         """The periodic sweep: runs when the last one is older than `every_hours` or used other rules.
