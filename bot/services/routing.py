@@ -244,9 +244,9 @@ class Router:
                  for order, (rep, today, active, tier_week, last) in enumerate(rows) if can_take(rep, today)]
         return found, [rep for rep, *_ in rows]
 
-    def _desks(self, session: Session, now: datetime) -> list[_Desk]:
-        """Everyone on the roster with the counts routing reads, for every tier at once: one read for a set of leads
-        (`route_all`), kept up to date in memory as they are given out. The same counts as `candidates`."""
+    def _desks(self, session: Session, tiers: list[str], now: datetime) -> list[_Desk]:
+        """Everyone on the roster with the counts routing reads (this week's for each of `tiers`): one read for a set
+        of leads (`route_all`), kept up to date in memory as they are given out. The same counts as `candidates`."""
         local = now.astimezone(self.calendar.tz)
         week_start = datetime.combine(local.date() - timedelta(days=local.weekday()), time(), self.calendar.tz)
         mine = Assignment.rep_id == Rep.id
@@ -254,17 +254,12 @@ class Router:
         open_leads = select(sa.func.count()).select_from(Pql).where(
             Pql.rep_id == Rep.id, still_open(Pql.state)).scalar_subquery()
         last_given = select(sa.func.max(Assignment.at)).where(mine).scalar_subquery()
-        rows = session.execute(sa.select(Rep, today, open_leads, last_given)
+        this_week = [select(sa.func.count()).select_from(Assignment).join(Pql, Assignment.pql_id == Pql.id).where(
+            mine, Assignment.at >= week_start, Pql.tier == tier).scalar_subquery() for tier in tiers]
+        rows = session.execute(sa.select(Rep, today, open_leads, last_given, *this_week)
                                .where(Rep.on_roster).order_by(Rep.created_at, Rep.id)).all()
-        weeks = session.execute(
-            sa.select(Assignment.rep_id, Pql.tier, sa.func.count()).select_from(Assignment)
-            .join(Pql, Assignment.pql_id == Pql.id).where(Assignment.at >= week_start)
-            .group_by(Assignment.rep_id, Pql.tier)).all()
-        week: dict[str, dict[str, int]] = {}
-        for rep_id, tier, count in weeks:
-            week.setdefault(rep_id, {})[tier] = count
-        return [_Desk(rep, order, today, active, week.get(rep.id, {}), last, self._in_hours(rep, now),
-                      self._at_work(rep, now)) for order, (rep, today, active, last) in enumerate(rows)]
+        return [_Desk(rep, order, today, active, dict(zip(tiers, week, strict=True)), last, self._in_hours(rep, now),
+                      self._at_work(rep, now)) for order, (rep, today, active, last, *week) in enumerate(rows)]
 
     # -- routing -----------------------------------------------------------------------------------
 
@@ -313,7 +308,7 @@ class Router:
             return {}
         # Held, then counted, as `_pick_held` holds the rep it picks: a claim racing this waits for it.
         connection.execute(sa.update(_REPS).where(_REPS.c.on_roster).values(paused=_REPS.c.paused))
-        desks = self._desks(session, now)
+        desks = self._desks(session, sorted({lead.tier for lead in todo}), now)
         queued = dict(connection.execute(sa.select(_PQLS.c.tier, sa.func.count()).where(
             _PQLS.c.state == PqlState.QUEUED).group_by(_PQLS.c.tier)).all())
         people = _people(connection, {lead.user_id for lead in todo})
