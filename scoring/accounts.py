@@ -71,14 +71,15 @@ class Slots:
 
     __slots__ = ("slots", "latest")
 
-    def __init__(self, slots: list[list], latest: datetime | None) -> None:
+    def __init__(self, slots: list[Sequence], latest: datetime | None) -> None:
         self.slots, self.latest = slots, latest
 
 
 def account_part(tally: Tally, rules: Rules) -> Slots:
     """The part of a member's tallies `score_account` reads."""
     wanted = plan_of(rules).catalogue.slots_of_level(Level.ACCOUNT)
-    return Slots([items if index in wanted else [] for index, items in enumerate(tally.slots)], tally.latest)
+    # One empty tuple for the slots accounts do not read: a population's members hold these until the roll-up.
+    return Slots([items if index in wanted else () for index, items in enumerate(tally.slots)], tally.latest)
 
 
 def merged_slots(members: Sequence[Member], rules: Rules, slots: Iterable[int] | None = None) -> list[list]:
