@@ -1,18 +1,22 @@
 """What a store's history costs the work done per lead and per minute: routing a new lead, rendering its alert,
 an idle delivery pass and the minute's sweeps, in a new store and in one holding years of leads.
 
-    .venv/bin/python bench/history.py [--history 0,20000,200000] [--reps 10] [--leads 300] [--database-url URL]
+    .venv/bin/python bench/history.py [--history 2000,20000,200000] [--reps 10] [--leads 300] [--queue 10000]
+                                      [--cap 5] [--database-url URL]
 
 For each history size, a fresh store (bench/.data/history.db, or a PostgreSQL database named pqlbot_bench*,
 dropped and created) gets a roster of `--reps` reps and that many past leads at 50 a day (10 reps at the cap of
 5), so a bigger history reaches further back (20,000 leads: 13 months; 200,000: 11 years) while a week holds
 as many leads in every store. Each lead was assigned to a rep and has what working it left behind: 1-3
 touches, a disposition, the alert and the assignment DM sent. 100 of them, from the last 10 days, are still
-being worked (one touch, no disposition): the team's current work is the same in every store, only the
-history grows. Written in bulk, not timed. Then, on a Tuesday at 11:00 New York time:
+being worked (one touch, no disposition), and `--cap` of those per rep were given this morning: the cap binds (every
+rep is at it). `--queue` leads (10,000) wait in the queue, recorded in the last half hour. The team's current work
+is the same in every store, only the history grows. Written in bulk, not timed. Then, on a Tuesday at 11:00 New
+York time:
 - route: `--leads` new leads are recorded one at a time and each is routed in its own transaction, as
-  ingestion routes them, with a cap that never binds (so every lead takes the round-robin path, the one that
-  counts every rep). Timed: `Router.route` and the commit; counted: the statements it sends;
+  ingestion routes them (`Router.route_all` with the one lead its transaction raised): the capped ones join the
+  queue behind the 10,000 (its count read once), the fast lane's go to a rep at once (never capped, round-robin
+  over everyone). Timed: `Router.route_all` and the commit; counted: the statements it sends;
 - render: each new lead's alert, as the deliverer renders it (`Runtime.render_alert`);
 - delivery pass: `deliver_due` with nothing owed (what `serve` runs every 15 s and after each new lead);
 - sweeps: each of the minute's sweeps (`Sweeps.run_due`'s steps but the rescore), 5 times.
@@ -53,8 +57,10 @@ OPEN_LEADS = 100  # of the past leads, how many are still being worked (whatever
 SWEEP_RUNS = 20
 
 
-def fill(engine: sa.Engine, reps: list[str], history: int, rng: random.Random) -> None:
-    """`history` past leads with their users, assignments, touches, dispositions and sent notices."""
+def fill(engine: sa.Engine, reps: list[str], history: int, rng: random.Random, *, queue: int = 0,
+         cap: int = 0) -> None:
+    """`history` past leads with their users, assignments, touches, dispositions and sent notices (`cap` of them per
+    rep given this morning), and `queue` leads waiting in the queue."""
     from bot.store.models import Assignment, DispositionRecord, Notice, Pql, Touch, TrialUser
 
     days = max(30, history // PER_DAY)  # a team's pace, whatever the history: it reaches further back
@@ -65,15 +71,18 @@ def fill(engine: sa.Engine, reps: list[str], history: int, rng: random.Random) -
                                                                     DispositionRecord, Notice)}
             for n in range(first, min(history, first + 10_000)):
                 working = n < OPEN_LEADS  # the team's current work: recent, and the same in every store
-                at = (NOW.astimezone(UTC) - timedelta(seconds=rng.randrange(10 * 86400)) if working
+                this_morning = n < cap * len(reps)  # given today, before 11:00: every rep at the cap
+                at = (NOW.astimezone(UTC) - timedelta(seconds=rng.randrange(3600, 7200)) if this_morning
+                      else NOW.astimezone(UTC) - timedelta(seconds=rng.randrange(10 * 86400)) if working
                       else start + timedelta(seconds=rng.randrange((days - 1) * 86400)))
-                rep, user, pql_id = rng.choice(reps), f"past{n}", n + 1
+                rep, user, pql_id = (reps[n % len(reps)] if this_morning else rng.choice(reps)), f"past{n}", n + 1
                 rows[TrialUser].append({"user_id": user, "email": f"{user}@past{n % 997}.example.com",
                                         "domain": f"past{n % 997}.example.com", "status": "qualified",
                                         "verdict": {}})
                 rows[Pql].append({
                     "id": pql_id, "user_id": user, "trial_started_at": at - timedelta(days=3),
-                    "state": "working" if working else "dispositioned", "tier": rng.choice(TIERS), "score": 6,
+                    "state": "working" if working else "dispositioned",
+                    "tier": "medium" if this_morning else rng.choice(TIERS), "score": 6,
                     "signals": [], "qualified_at": at, "created_at": at, "updated_at": at, "rep_id": rep,
                     "assigned_at": at, "claimed_by": rep, "claimed_at": at + timedelta(minutes=20),
                     "disposition": None if working else rng.choice(DISPOSITIONS),
@@ -95,6 +104,20 @@ def fill(engine: sa.Engine, reps: list[str], history: int, rng: random.Random) -
             for model, values in rows.items():
                 if values:
                     connection.execute(sa.insert(model.__table__), values)
+        for first in range(0, queue, 10_000):
+            users, waiting = [], []
+            for n in range(first, min(queue, first + 10_000)):
+                at = NOW.astimezone(UTC) - timedelta(seconds=rng.randrange(1800))  # no escalation due yet
+                user = f"queued{n}"
+                users.append({"user_id": user, "email": f"{user}@q{n % 997}.example.com",
+                              "domain": f"q{n % 997}.example.com", "status": "qualified", "verdict": {}})
+                waiting.append({"id": history + n + 1, "user_id": user, "trial_started_at": at - timedelta(days=3),
+                                "state": "queued", "tier": rng.choice(("medium", "medium", "high")), "score": 6,
+                                "signals": [], "qualified_at": at, "created_at": at, "updated_at": at,
+                                "sla_due_at": at + timedelta(days=1), "alert_channel": "C0ALERTS",
+                                "alert_ts": f"{at.timestamp():.6f}", "version": 2, "posted_version": 2})
+            connection.execute(sa.insert(TrialUser.__table__), users)
+            connection.execute(sa.insert(Pql.__table__), waiting)
     if engine.dialect.name == "postgresql":
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
             connection.exec_driver_sql("SELECT setval(pg_get_serial_sequence('pqls', 'id'), "
@@ -117,8 +140,8 @@ def timed(work) -> float:  # noqa: ANN001
     return (time.perf_counter() - started) * 1000
 
 
-def measure(url: str, history: int, reps_count: int, leads_count: int) -> tuple[dict[str, list[float]], list[int],
-                                                                               Counter]:
+def measure(url: str, history: int, reps_count: int, leads_count: int, queue: int = 0,
+            cap: int = 5) -> tuple[dict[str, list[float]], list[int], Counter]:
     """({figure: times in ms}, statements per routing, new leads per rep (None: queued))."""
     from bot.services import leads
     from bot.services.pipeline import Pipeline
@@ -134,10 +157,10 @@ def measure(url: str, history: int, reps_count: int, leads_count: int) -> tuple[
     reps = [f"U0REP{n:02d}" for n in range(reps_count)]
     with session(engine) as s, s.begin():
         leads.sync_roster(s, [(rep, None, None) for rep in reps], now=NOW - timedelta(days=800))
-    fill(engine, reps, history, random.Random(history))
+    fill(engine, reps, history, random.Random(history), queue=queue, cap=cap)
     settings = Settings(_env_file=None, database_url=url, pql_reps=",".join(reps), pql_manager="U0BOSS",
-                        pql_daily_cap=leads_count, pql_alerts_channel="C0ALERTS")
-    router = Router(settings.calendar, cap=leads_count, manager="U0BOSS")
+                        pql_daily_cap=cap, pql_alerts_channel="C0ALERTS")
+    router = Router(settings.calendar, cap=cap, manager="U0BOSS")
     pipeline = Pipeline(engine, tz=NY, router=router, clock=lambda: NOW)
     runtime = Runtime(pipeline, settings, gateway=QuietGateway())
     statements, counting = itertools.count(), [False]
@@ -163,7 +186,7 @@ def measure(url: str, history: int, reps_count: int, leads_count: int) -> tuple[
                 s.add(pql)
             before, counting[0] = next(statements), True
             with s.begin():
-                figures["route"].append(timed(lambda: router.route(s, pql, now=at)))
+                figures["route"].append(timed(lambda: router.route_all(s, [pql.id], now=at)))
             counting[0] = False
             statements_per_routing.append(next(statements) - before - 1)
             given[pql.rep_id] += 1
@@ -187,19 +210,23 @@ def measure(url: str, history: int, reps_count: int, leads_count: int) -> tuple[
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--history", default="0,20000,200000", help="past leads, comma-separated sizes")
+    parser.add_argument("--history", default="2000,20000,200000", help="past leads, comma-separated sizes")
     parser.add_argument("--reps", type=int, default=10, help="reps on the roster (default %(default)s)")
     parser.add_argument("--leads", type=int, default=300, help="new leads routed per size (default %(default)s)")
+    parser.add_argument("--queue", type=int, default=10_000, help="leads waiting in the queue (default %(default)s)")
+    parser.add_argument("--cap", type=int, default=5, help="the daily cap, which every rep has reached (default "
+                        "%(default)s)")
     parser.add_argument("--database-url", help="a PostgreSQL URL whose database is named pqlbot_bench*")
     args = parser.parse_args()
     sizes = sorted(int(size) for size in args.history.split(","))
     store = "postgresql" if args.database_url else "sqlite"
-    print(f"history:           {args.leads} new leads per history size, {args.reps} reps, store {store}; "
+    print(f"history:           {args.leads} new leads per history size, {args.reps} reps at the cap of {args.cap}, "
+          f"{args.queue:,} leads in the queue, store {store}; "
           f"Python {sys.version.split()[0]}")
     medians: dict[str, dict[int, float]] = {}
     for size in sizes:
         with fresh_store(args.database_url, "history.db") as url:
-            figures, statements, given = measure(url, size, args.reps, args.leads)
+            figures, statements, given = measure(url, size, args.reps, args.leads, args.queue, args.cap)
         per_rep = [count for rep, count in given.items() if rep is not None]
         print(f"{size:,} past leads: {sum(statements) / len(statements):.1f} statements per routing; "
               f"given {min(per_rep)}-{max(per_rep)} per rep, {given[None]} queued")

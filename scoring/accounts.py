@@ -71,22 +71,23 @@ class Slots:
 
     __slots__ = ("slots", "latest")
 
-    def __init__(self, slots: list[list], latest: datetime | None) -> None:
+    def __init__(self, slots: list[Sequence], latest: datetime | None) -> None:
         self.slots, self.latest = slots, latest
 
 
 def account_part(tally: Tally, rules: Rules) -> Slots:
     """The part of a member's tallies `score_account` reads."""
     wanted = plan_of(rules).catalogue.slots_of_level(Level.ACCOUNT)
-    return Slots([items if index in wanted else [] for index, items in enumerate(tally.slots)], tally.latest)
+    # One empty tuple for the slots accounts do not read: a population's members hold these until the roll-up.
+    return Slots([items if index in wanted else () for index, items in enumerate(tally.slots)], tally.latest)
 
 
-def merged_slots(members: Sequence[Member], rules: Rules) -> list[list]:
-    """The account's slot lists: for each slot an account trigger reads, the members' occurrences merged in time
-    order (the rest left empty)."""
+def merged_slots(members: Sequence[Member], rules: Rules, slots: Iterable[int] | None = None) -> list[list]:
+    """The account's slot lists: for each slot an account trigger reads (of `slots`, when given), the members'
+    occurrences merged in time order (the rest left empty)."""
     catalogue = plan_of(rules).catalogue
     lists: list[list] = [[] for _ in range(len(catalogue))]
-    for slot in catalogue.slots_of_level(Level.ACCOUNT):
+    for slot in catalogue.slots_of_level(Level.ACCOUNT) if slots is None else slots:
         columns = [tally.slots[slot] for _, tally in members if tally.slots[slot]]
         lists[slot] = columns[0] if len(columns) == 1 else list(heapq.merge(*columns, key=_TIME))
     return lists
@@ -96,14 +97,21 @@ def fired_triggers(members: Sequence[Member], rules: Rules, at: datetime, tz: tz
                    since: datetime | None = None) -> list[Fired]:
     """The account triggers that fired by `at` over the members' events (only those from `since`, when given: a
     closed account lead lets a new one be raised only by what happened after it closed), strongest first."""
-    catalogue = plan_of(rules).catalogue
-    lists = merged_slots(members, rules)
+    plan = plan_of(rules)
+    catalogue = plan.catalogue
+    # A trigger with a condition none of its members' events feed cannot fire: not judged, and its slots not merged
+    # (most accounts, most days).
+    filled = {slot for slot in catalogue.slots_of_level(Level.ACCOUNT)
+              if any(tally.slots[slot] for _, tally in members)}
+    names = [name for name in plan.account_triggers if all(slot in filled for slot, _ in catalogue.layout[name])]
+    if not names:
+        return []
+    lists = merged_slots(members, rules, {s for name in names for pair in catalogue.layout[name] for s in pair
+                                          if s is not None})
     at_us = micros(at.astimezone(UTC))
     since_us = None if since is None else micros(since.astimezone(UTC))
-    # A trigger with a condition none of its members' events feed cannot fire: not judged (most accounts, most days).
-    found = [fired for name in rules.triggers_of(Level.ACCOUNT)
-             if all(lists[slot] for slot, _ in catalogue.layout[name])
-             and (fired := catalogue.fired(name, lists, at_us, tz, since_us=since_us)) is not None]
+    found = [fired for name in names if (fired := catalogue.fired(name, lists, at_us, tz, since_us=since_us))
+             is not None]
     found.sort(key=lambda f: (-f.weight, f.trigger.response, f.at, f.name))
     return found
 
@@ -117,13 +125,16 @@ def score_account(
     group_traits: GroupTraits | None = None,
     *,
     since: datetime | None = None,
+    fired: list[Fired] | None = None,
 ) -> ScoreResult:
     """The verdict on account `key` as of `at`, from its members' verdicts and tallies (see the module docstring).
-    `group_traits`: the group's traits when the key is a group's; `since`: see `fired_triggers`."""
+    `group_traits`: the group's traits when the key is a group's; `since`: see `fired_triggers`; `fired`: what
+    `fired_triggers` gave for these members, `at` and `since`, when the caller has it already."""
     if not members:
         raise ValueError("an account has at least one member")
     members = sorted(members, key=lambda m: m[0].user_id)
-    fired = fired_triggers(members, rules, at, tz, since=since)
+    if fired is None:
+        fired = fired_triggers(members, rules, at, tz, since=since)
     routed = [f for f in fired if f.trigger.routed]
     by_user = {result.user_id: (result, tally) for result, tally in members}
     anchor = _anchor(routed or fired, by_user, members)

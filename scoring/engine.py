@@ -148,6 +148,7 @@ class _Plan:
         self.waits = [name for name, trigger, _, _ in self.user_triggers
                       if any(c.not_followed_by is not None for c in trigger.all)]
         self.user_slots = sorted(catalogue.slots_of_level(Level.USER))
+        self.account_triggers = tuple(rules.triggers_of(Level.ACCOUNT))
 
     def _firmographics(self, size: int | None, industry: str | None, plan: str | None) -> tuple[Band, int | None]:
         """The band of a company size, and the ACV potential of that band, industry and plan."""

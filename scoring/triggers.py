@@ -381,25 +381,28 @@ def _week_of(us: int, tz: tzinfo) -> date:
 def _growth(condition: Condition, occurrences: Sequence[Occurrence], at_us: int, tz: tzinfo) -> list[Occurrence]:
     """Events at which the week they fall in has grown by `at_least` over the week before, for `weeks` weeks in a
     row (each earlier week counted whole; the base week had at least one event)."""
+    kept = bisect_right(occurrences, at_us, key=_TIME)  # in time order: those up to `at_us`
+    if not kept:
+        return []
+    seven = timedelta(days=7)
+    # The base week, `weeks` before an event's, must hold an event: with the first and the last event's weeks closer
+    # than that, none can grow (an account of one user's two-week trial, most days). Not worth a walk.
+    if _week_of(occurrences[kept - 1][0], tz) - _week_of(occurrences[0][0], tz) < seven * condition.weeks:
+        return []
+    week_of = [_week_of(item[0], tz) for item in occurrences[:kept]]
     weeks: dict[date, int] = {}
-    for us, *_ in occurrences:
-        if us <= at_us:
-            week = _week_of(us, tz)
-            weeks[week] = weeks.get(week, 0) + 1
+    for week in week_of:
+        weeks[week] = weeks.get(week, 0) + 1
     factor = 1 + condition.at_least
     found: list[Occurrence] = []
     seen: dict[date, int] = {}
-    seven = timedelta(days=7)
-    for us, value, amount, user in occurrences:
-        if us > at_us:
-            break
-        week = _week_of(us, tz)
+    for item, week in zip(occurrences, week_of, strict=False):
         seen[week] = seen.get(week, 0) + 1
         counts = [seen[week]] + [weeks.get(week - seven * back, 0) for back in range(1, condition.weeks + 1)]
         # counts[0] is this week so far; counts[k] the whole week k weeks before.
         if counts[-1] > 0 and all(counts[k] >= factor * counts[k + 1] and counts[k] > counts[k + 1]
                                   for k in range(condition.weeks)):
-            found.append((us, value, amount, user))
+            found.append(item)
     return found
 
 
@@ -564,13 +567,19 @@ class Catalogue:
         self._any = _route(any_event) if any_event else None
         self._quiet = {name: _route(found) for name, found in named.items()}  # not activity: "*" do not count it
         self._routes = {name: _route((*found, *any_event)) for name, found in named.items()}
+        self._of_level: dict[Level, frozenset[int]] = {}
 
     def __len__(self) -> int:
         return len(self.conditions)
 
-    def slots_of_level(self, level: Level) -> set[int]:
-        return {s for name, t in self.triggers.items() if t.level is level for pair in self.layout[name]
-                for s in pair if s is not None}
+    def slots_of_level(self, level: Level) -> frozenset[int]:
+        """The slots `level`'s triggers read (worked out once: a rescore asks for every user)."""
+        found = self._of_level.get(level)
+        if found is None:
+            found = self._of_level[level] = frozenset(
+                s for name, t in self.triggers.items() if t.level is level for pair in self.layout[name]
+                for s in pair if s is not None)
+        return found
 
     def feed(self, lists: list[list[Occurrence]], name: str, props: Mapping[str, Any], at_us: int | datetime,
              user: str, *, activity: bool = True) -> None:

@@ -22,7 +22,7 @@ from bot.services.routing import Router
 from bot.settings import Settings
 from bot.store import tallies
 from bot.store.events import Stored, store_events
-from bot.store.models import Pql, SweepRun
+from bot.store.models import SweepRun
 from scoring import DEFAULT_RULES, Event, Rules, load_rules
 from scoring.tally import VERSION as TALLY_VERSION
 
@@ -137,8 +137,7 @@ class Pipeline:
             nurture.reraise(session, report.upgraded, now=at, manager=self.router.manager if self.router else None)
         if self.router is None:
             return
-        for pql_id in report.triggered:
-            self.router.route(session, session.get(Pql, pql_id), now=at)
+        self.router.route_all(session, report.triggered, now=at)
 
     def rescore_if_due(self, *, at: datetime | None = None, every_hours: float = 24) -> Rescored | None:
         """The periodic sweep: runs when the last one is older than `every_hours` or used other rules.

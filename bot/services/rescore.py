@@ -178,8 +178,9 @@ def rescore(
     parts = [_within(scope, span) for span in spans]  # each slice's share of the scope (None: everyone in it)
     writes = _Writes(connection, at, report, rules)
     qualified = Status.QUALIFIED
-    # The accounts' members as judged, for the roll-up: each verdict with the part of the tallies accounts read.
-    members: dict[str, tuple[ScoreResult, Slots]] | None = {} if has_account_triggers(rules) else None
+    # The accounts' members as judged, for the roll-up: the part of their tallies accounts read (not their verdicts,
+    # a population's worth: the roll-up judges again the few members of accounts it owes a verdict).
+    members: dict[str, Slots] | None = {} if has_account_triggers(rules) else None
     with _judged_elsewhere(connection, rules, at, tz, spans[1:], parts[1:]) as elsewhere, paused_gc():
         # A million short-lived events and verdicts, and no cycles among them: the collector waits.
         for result, text, tally in _verdicts(connection, rules, at=at, tz=tz, scope=parts[0], span=spans[0]):
@@ -190,7 +191,7 @@ def rescore(
             if result.status is qualified:
                 writes.qualified.append(result)
             if members is not None and result.account.key is not None:
-                members[result.user_id] = (result, account_part(tally, rules))
+                members[result.user_id] = account_part(tally, rules)
             writes.flush_if_full()
         for span, part, future in zip(spans[1:], parts[1:], elsewhere, strict=True):  # in user order, as one would
             report.users += _take(future, span, part, writes, connection, rules, at, tz, members)
@@ -396,7 +397,7 @@ def _take(future: Future, span: Span, part: set[str] | None, writes: _Writes, co
         log.warning("a rescore process failed; judging its users here instead", exc_info=True)
         users, judged, theirs = _judge(connection, rules, at, tz, span, part)
     if members is not None:
-        members.update((result.user_id, (result, slots)) for result, slots in theirs)
+        members.update(theirs)
     for row, result in judged:
         if row is not None:
             writes.users.append(row)
@@ -425,7 +426,7 @@ def _judge(connection: sa.Connection, rules: Rules, at: datetime, tz: tzinfo, sp
     Returns the number of users; for each one whose verdict changed or who qualifies, their trial_users row
     (None when unchanged) and their verdict (None unless qualified). Rows, not verdicts, for the changed: a
     row crosses between processes far more cheaply. And, when the rules have account triggers, each account
-    member's verdict with the part of their tallies the account roll-up reads (`Slots`).
+    member's id with the part of their tallies the account roll-up reads (`Slots`).
     """
     time = driver_value(_USERS.c.signup_at, connection.dialect)
     scored_at, users, judged, members = time(at), 0, [], []
@@ -437,7 +438,7 @@ def _judge(connection: sa.Connection, rules: Rules, at: datetime, tz: tzinfo, sp
         if row is not None or qualified is not None:
             judged.append((row, qualified))
         if accounts and result.account.key is not None:
-            members.append((result, account_part(tally, rules)))
+            members.append((result.user_id, account_part(tally, rules)))
     return users, judged, members
 
 

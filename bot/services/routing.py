@@ -26,25 +26,178 @@ Every decision is audited with its reason, which is what `/pql why` reads back.
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, select
 
 from bot.domain.business_time import BusinessCalendar
-from bot.domain.lifecycle import CLOSED, TIER_RANK, PqlState
+from bot.domain.caps import UNCAPPED_TIERS, cap_day
+from bot.domain.lifecycle import CLOSED, OPEN, TIER_RANK, PqlState
 from bot.domain.routing import Candidate, FastLane, pick
 from bot.domain.sla import first_touch_due
 from bot.domain.teams import Choice, LeadFacts, Team, Teams, single_team
 from bot.services import audit, lead_view, outbox, switches, tracking
 from bot.services.leads import hold_rep, new_today
-from bot.store.models import Account, Assignment, Notice, Pql, Rep, TrialUser
+from bot.store.models import Account, Assignment, AuditEntry, Notice, Pql, Rep, TrialUser
 from bot.store.queries import given_today, still_open
 from templates import esc, say
 
 _PQLS = Pql.__table__
+_REPS = Rep.__table__
+_USERS = TrialUser.__table__
+_ACCOUNTS = Account.__table__
+_ASSIGNMENTS = Assignment.__table__
+_AUDIT = AuditEntry.__table__
 _NOTICES = Notice.__table__
+#: What `_give` and `_queue` write, a set of leads at a time (`route_all`).
+_GIVE = (
+    sa.update(_PQLS).where(_PQLS.c.id == sa.bindparam("b_id"))
+    .values(rep_id=sa.bindparam("b_rep"), assigned_at=sa.bindparam("b_assigned", type_=_PQLS.c.assigned_at.type),
+            state=sa.bindparam("b_state"), sla_due_at=sa.bindparam("b_due", type_=_PQLS.c.sla_due_at.type),
+            updated_at=sa.bindparam("b_at", type_=_PQLS.c.updated_at.type), team=sa.bindparam("b_team"),
+            version=_PQLS.c.version + 1)
+)
+_QUEUE = (
+    sa.update(_PQLS).where(_PQLS.c.id == sa.bindparam("b_id"))
+    .values(state=PqlState.QUEUED, sla_due_at=sa.bindparam("b_due", type_=_PQLS.c.sla_due_at.type),
+            updated_at=sa.bindparam("b_at", type_=_PQLS.c.updated_at.type), team=sa.bindparam("b_team"),
+            version=_PQLS.c.version + 1)
+)
+
+
+@dataclass(slots=True)
+class _Lead:
+    """What routing reads of a lead."""
+
+    id: int
+    user_id: str
+    state: str
+    tier: str
+    rep_id: str | None
+    created_at: datetime
+    sla_due_at: datetime | None
+
+    @property
+    def ref(self) -> str:
+        return f"PQL-{self.id}"
+
+
+def _leads(connection: sa.Connection, ids: list[int]) -> list[_Lead]:
+    """The leads, in the order of `ids`."""
+    c = _PQLS.c
+    found: dict[int, _Lead] = {}
+    for start in range(0, len(ids), 2000):
+        rows = connection.execute(sa.select(c.id, c.user_id, c.state, c.tier, c.rep_id, c.created_at, c.sla_due_at)
+                                  .where(c.id.in_(ids[start:start + 2000])))
+        found.update((row[0], _Lead(*row)) for row in rows)
+    return [found[pql_id] for pql_id in ids if pql_id in found]
+
+
+def _people(connection: sa.Connection, users: set[str]) -> dict[str, tuple[str | None, str | None]]:
+    """Each user's name as a DM shows it (their name, else their email) and their named account's owner."""
+    found: dict[str, tuple[str | None, str | None]] = {}
+    ordered = sorted(users)
+    for start in range(0, len(ordered), 2000):
+        rows = connection.execute(
+            sa.select(_USERS.c.user_id, _USERS.c.first_name, _USERS.c.last_name, _USERS.c.email,
+                      _ACCOUNTS.c.owner_rep_id)
+            .select_from(_USERS.outerjoin(_ACCOUNTS, _ACCOUNTS.c.domain == _USERS.c.domain))
+            .where(_USERS.c.user_id.in_(ordered[start:start + 2000])))
+        for user_id, first, last, email, owner in rows:
+            name = " ".join(part for part in (first, last) if part) or None  # TrialUser.name
+            found[user_id] = (name or email, owner)
+    return found
+
+
+@dataclass(slots=True)
+class _Desk:
+    """A rep on the roster and the counts routing reads of them (`Router.candidates`'), kept in memory while a set of
+    leads is routed."""
+
+    rep: Rep
+    order: int
+    today: int  # leads given today that count against the cap
+    active: int  # open leads
+    week: dict[str, int]  # leads given this week, by tier
+    last: datetime | None  # when they were last given one
+    in_hours: bool
+    at_work: bool
+
+    def candidate(self, tier: str, order: int) -> Candidate:
+        return Candidate(self.rep.id, order, self.today, self.active, self.week.get(tier, 0), self.last)
+
+    def took(self, lead: _Lead, given_today_before: bool, fast_lane: FastLane, now: datetime) -> None:
+        """The counts once they are given `lead`, as counting them again would find them."""
+        if not fast_lane.covers(lead.tier) and not given_today_before:
+            self.today += 1
+        if lead.state not in CLOSED and _given_state(lead.state) in OPEN:
+            self.active += 1
+        self.week[lead.tier] = self.week.get(lead.tier, 0) + 1
+        self.last = now if self.last is None or now > self.last else self.last
+
+
+def _given_state(state: str) -> str:
+    """A lead's state once given to a rep (`_give`)."""
+    return PqlState.ASSIGNED if state in (PqlState.QUALIFIED, PqlState.ALERTED, PqlState.QUEUED) else state
+
+
+class _RoutingWrites:
+    """What routing a set of leads writes, in the order `route` would write it lead by lead, in a few statements."""
+
+    def __init__(self, router: Router, now: datetime) -> None:
+        self.router, self.now = router, now
+        self.given: list[dict] = []
+        self.queued: list[dict] = []
+        self.assignments: list[dict] = []
+        self.audits: list[dict] = []
+        self.notices: list[dict] = []
+        self.ids: set[int] = set()
+
+    def give(self, lead: _Lead, rep_id: str, reason: str, why: str, who: str) -> None:
+        now = self.now
+        self.given.append({"b_id": lead.id, "b_rep": rep_id, "b_assigned": now, "b_at": now,
+                           "b_state": _given_state(lead.state), "b_team": self.router.team.name,
+                           "b_due": lead.sla_due_at})
+        self.assignments.append({"pql_id": lead.id, "rep_id": rep_id, "reason": reason, "at": now})
+        self.audits.append({"at": now, "actor": "system", "action": "pql_assigned", "pql_id": lead.id,
+                            "user_id": lead.user_id, "detail": {"rep": rep_id, "reason": reason, "why": why}})
+        text = say("assigned_dm", ref=lead.ref, who=esc(who), tier=lead.tier.replace("_", " "))
+        self.notices.append(outbox.row(key=f"assigned:{lead.id}:{rep_id}:{now.isoformat()}", kind="dm", now=now,
+                                       target=rep_id, pql_id=lead.id, text=text, blocks=None, payload=None))
+        self.ids.add(lead.id)
+
+    def queue(self, lead: _Lead, roster: list[Rep], why: str, *, fast: bool) -> None:
+        now, manager = self.now, self.router.manager
+        self.queued.append({"b_id": lead.id, "b_at": now, "b_due": lead.sla_due_at, "b_team": self.router.team.name})
+        self.audits.append({"at": now, "actor": "system", "action": "pql_queued", "pql_id": lead.id,
+                            "user_id": lead.user_id, "detail": {"why": why}})
+        if manager and (fast or not roster or all(rep.paused for rep in roster)):
+            text = say("fast_lane_stuck" if fast else "nobody_to_route", ref=lead.ref, why=why)
+            self.notices.append(outbox.row(key=f"unroutable:{lead.id}", kind="dm", now=now, target=manager,
+                                           pql_id=lead.id, text=text, blocks=None, payload=None))
+        self.ids.add(lead.id)
+
+    def flush(self, session: Session) -> None:
+        connection = session.connection()
+        if self.given:
+            connection.execute(_GIVE, self.given)
+        if self.queued:
+            connection.execute(_QUEUE, self.queued)
+        if self.assignments:
+            connection.execute(sa.insert(_ASSIGNMENTS), self.assignments)
+        if self.audits:
+            connection.execute(sa.insert(_AUDIT), self.audits)
+        if self.notices:
+            module = postgresql if connection.dialect.name == "postgresql" else sqlite
+            connection.execute(module.insert(_NOTICES).on_conflict_do_nothing(index_elements=["key"]), self.notices)
+        for held in list(session.identity_map.values()):  # what the session holds of them is stale now
+            if isinstance(held, Pql) and held.id in self.ids:
+                session.expire(held)
 
 
 class Router:
@@ -141,6 +294,23 @@ class Router:
                  for order, (rep, today, active, tier_week, last) in enumerate(rows) if can_take(rep, today)]
         return found, [rep for rep, *_ in rows]
 
+    def _desks(self, session: Session, tiers: list[str], now: datetime) -> list[_Desk]:
+        """Everyone on the roster with the counts routing reads (this week's for each of `tiers`): one read for a set
+        of leads (`route_all`), kept up to date in memory as they are given out. The same counts as `candidates`."""
+        local = now.astimezone(self.calendar.tz)
+        week_start = datetime.combine(local.date() - timedelta(days=local.weekday()), time(), self.calendar.tz)
+        mine = Assignment.rep_id == Rep.id
+        today = given_today(Rep.id, now=now, tz=self.calendar.tz, uncapped=self.fast_lane.tiers).scalar_subquery()
+        open_leads = select(sa.func.count()).select_from(Pql).where(
+            Pql.rep_id == Rep.id, still_open(Pql.state)).scalar_subquery()
+        last_given = select(sa.func.max(Assignment.at)).where(mine).scalar_subquery()
+        this_week = [select(sa.func.count()).select_from(Assignment).join(Pql, Assignment.pql_id == Pql.id).where(
+            mine, Assignment.at >= week_start, Pql.tier == tier).scalar_subquery() for tier in tiers]
+        rows = session.execute(sa.select(Rep, today, open_leads, last_given, *this_week)
+                               .where(Rep.on_roster).order_by(Rep.created_at, Rep.id)).all()
+        return [_Desk(rep, order, today, active, dict(zip(tiers, week, strict=True)), last, self._in_hours(rep, now),
+                      self._at_work(rep, now)) for order, (rep, today, active, last, *week) in enumerate(rows)]
+
     # -- routing -----------------------------------------------------------------------------------
 
     def route(self, session: Session, pql: Pql, *, now: datetime) -> str | None:
@@ -194,6 +364,90 @@ class Router:
             return self._give(session, pql, chosen.rep_id, "round_robin", why, now=now)
         self._queue(session, pql, roster, now=now, ahead=ahead, closed=closed)
         return None
+
+    def route_all(self, session: Session, pql_ids: list[int], *, now: datetime) -> dict[int, str | None]:
+        """Route the leads one transaction recorded, in that order, as a set: the same choices, reasons, audit
+        entries and messages as `route` for each in turn, from one read of the roster, the queue and the leads'
+        named-account owners, with the counts kept in memory as leads are given out (not counted again per lead:
+        a backfill raises thousands, and the queue's count grew with each one queued), and written in bulk.
+        Returns who got each lead routed now (None: queued)."""
+        if not pql_ids:
+            return {}
+        # One lead at a time where the set's shortcuts do not hold: the cap's recount (new_today) assumes the usual
+        # fast lane; teams choose a team per lead first (the matrix); HubSpot hears of each owner; the rollback
+        # switch queues every lead with its own words.
+        if self.fast_lane.tiers != UNCAPPED_TIERS or not self.teams.is_single or tracking.HUBSPOT in tracking.SINKS \
+                or switches.is_on(session, switches.ROUTING):
+            return {pql_id: self.route(session, session.get(Pql, pql_id), now=now) for pql_id in pql_ids}
+        session.flush()  # what this transaction added already goes first, as `route`'s first read would flush it
+        connection = session.connection()
+        leads = _leads(connection, pql_ids)
+        todo = [lead for lead in leads if not (lead.rep_id or lead.state in CLOSED or lead.state == PqlState.QUEUED)]
+        if not todo:
+            return {}
+        # Held, then counted, as `_pick_held` holds the rep it picks: a claim racing this waits for it.
+        connection.execute(sa.update(_REPS).where(_REPS.c.on_roster).values(paused=_REPS.c.paused))
+        desks = self._desks(session, sorted({lead.tier for lead in todo}), now)
+        queued = dict(connection.execute(sa.select(_PQLS.c.tier, sa.func.count()).where(
+            _PQLS.c.state == PqlState.QUEUED).group_by(_PQLS.c.tier)).all())
+        people = _people(connection, {lead.user_id for lead in todo})
+        given_before = set(connection.execute(sa.select(_ASSIGNMENTS.c.pql_id, _ASSIGNMENTS.c.rep_id).where(
+            _ASSIGNMENTS.c.pql_id.in_([lead.id for lead in todo]),
+            _ASSIGNMENTS.c.at >= cap_day(now, self.calendar.tz)[0])).all())
+        writes = _RoutingWrites(self, now)
+        is_open = self.calendar.is_open(now)
+        routed: dict[int, str | None] = {}
+        for lead in todo:
+            if lead.sla_due_at is None:
+                lead.sla_due_at = first_touch_due(lead.created_at, lead.tier, self.calendar, self.team.first_touch)
+            who, owner = people.get(lead.user_id, (None, None))
+            roster = self._team(lead, desks)
+            desk, reason, why = self._choose(lead, roster, owner, queued, is_open)
+            if desk is None:
+                queued[lead.tier] = queued.get(lead.tier, 0) + 1
+                writes.queue(lead, [d.rep for d in roster], why, fast=self.fast_lane.covers(lead.tier))
+                routed[lead.id] = None
+                continue
+            desk.took(lead, (lead.id, desk.rep.id) in given_before, self.fast_lane, now)
+            writes.give(lead, desk.rep.id, reason, why, who or lead.user_id)
+            routed[lead.id] = desk.rep.id
+        writes.flush(session)
+        return routed
+
+    def _team(self, lead: _Lead, desks: list[_Desk]) -> list[_Desk]:
+        """The team a lead of a set goes to, before the rep is chosen within it: with one team, every rep on the
+        roster (with a teams file, `route_all` routes lead by lead through `choose_team`)."""
+        return desks
+
+    def _choose(self, lead: _Lead, roster: list[_Desk], owner: str | None, queued: Mapping[str, int],
+                is_open: bool) -> tuple[_Desk | None, str, str]:
+        """`route`'s choice for one lead of a set, on the counts in memory: (the rep's desk, the reason, why), or
+        (None, "", why it waits)."""
+        by_id = {desk.rep.id: desk for desk in roster}
+        if owner and (desk := by_id.get(owner)) is not None and not desk.rep.paused:
+            return desk, "override", "named account owner"
+        if self.fast_lane.covers(lead.tier):
+            chosen = pick([desk.candidate(lead.tier, order) for order, desk in enumerate(roster)
+                           if not desk.rep.paused and desk.at_work])
+            if chosen:
+                why = (f"fast lane (never capped): in business hours, fewest active leads ({chosen.active}), "
+                       f"{chosen.tier_this_week} fast lane this week")
+                return by_id[chosen.rep_id], "round_robin", why
+            on_call = self._on_call([desk.rep for desk in roster])
+            if on_call:
+                return by_id[on_call], "on_call", "fast lane (never capped): out of hours, the on-call rep"
+            return None, "", self._waits(lead, [desk.rep for desk in roster], fast=True)
+        rank = TIER_RANK[lead.tier]
+        ahead = sum(count for tier, count in queued.items() if TIER_RANK.get(tier, -1) >= rank)
+        chosen = None
+        if not ahead and is_open:
+            chosen = pick([desk.candidate(lead.tier, order) for order, desk in enumerate(roster)
+                           if not desk.rep.paused and desk.in_hours and desk.today < self.cap])
+        if chosen:
+            why = (f"round-robin: fewest active leads ({chosen.active}), {chosen.tier_this_week} {lead.tier} "
+                   f"this week, {chosen.new_today} of {self.cap} new today")
+            return by_id[chosen.rep_id], "round_robin", why
+        return None, "", self._waits(lead, [desk.rep for desk in roster], ahead=ahead, closed=not is_open)
 
     def _fast(self, session: Session, pql: Pql, *, now: datetime,
               queued: bool = False) -> tuple[str | None, list[Rep]]:
@@ -270,20 +524,8 @@ class Router:
         # a fast-lane lead nobody can take (seed 000: "the only acceptable response is speed"). A lead held by the
         # manager's own rollback switch (`why` given) tells nobody: they paused it.
         stuck = why is None and (fast or not roster or all(rep.paused for rep in roster))
-        if why is not None:
-            pass
-        elif not roster:
-            why = "nobody is on the roster"
-        elif all(rep.paused for rep in roster):
-            why = "every rep is paused"
-        elif fast:
-            why = self._nobody_for_fast_lane(roster)
-        elif closed:
-            why = "outside business hours: it goes out when business opens, within that day's caps"
-        elif ahead:
-            why = f"{ahead} earlier lead{'s wait' if ahead > 1 else ' waits'} in the queue at its priority or above"
-        else:
-            why = f"every available rep is at today's cap of {self.cap} (or outside their hours)"
+        if why is None:
+            why = self._waits(pql, roster, ahead=ahead, closed=closed, fast=fast)
         session.connection().execute(
             sa.update(_PQLS).where(_PQLS.c.id == pql.id).values(
                 state=PqlState.QUEUED, sla_due_at=pql.sla_due_at, updated_at=now, team=self.team.name,
@@ -324,6 +566,21 @@ class Router:
             return {}
         return {"team": self.team.name, "row": self.choice.row if self.choice else None,
                 "team_why": self._team_reason()}
+
+    def _waits(self, pql: Pql | _Lead, roster: list[Rep], *, ahead: int = 0, closed: bool = False,
+               fast: bool = False) -> str:
+        """Why a lead waits in the queue, as its audit entry (and the manager, when stuck) reads it."""
+        if not roster:
+            return "nobody is on the roster"
+        if all(rep.paused for rep in roster):
+            return "every rep is paused"
+        if fast:
+            return self._nobody_for_fast_lane(roster)
+        if closed:
+            return "outside business hours: it goes out when business opens, within that day's caps"
+        if ahead:
+            return f"{ahead} earlier lead{'s wait' if ahead > 1 else ' waits'} in the queue at its priority or above"
+        return f"every available rep is at today's cap of {self.cap} (or outside their hours)"
 
     def _nobody_for_fast_lane(self, roster: list[Rep]) -> str:
         """Why nobody can take a fast-lane lead now, as the manager reads it."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 from datetime import datetime, timedelta
 
+import orjson
 import pytest
 import sqlalchemy as sa
 from sqlmodel import select
@@ -330,3 +331,29 @@ def test_a_full_rescore_split_between_processes_rolls_up_the_accounts_one_proces
     assert results[3] == results[1]
     # u0's and u1's own leads, recorded in the same rescore: one became the account's, the other is part of it.
     assert [lead[1:3] for lead in results[1][0]] == [("account", "qualified"), ("user", "absorbed")]
+
+
+def test_a_full_rescore_records_each_accounts_verdict_as_scoring_the_file_gives_it(engine):
+    """A full rescore keeps only what accounts read of each user's tallies while it judges a population, and judges
+    again the users of the accounts it owes a verdict: the verdict it records (contact map, triggers, anchor,
+    firmographics) is the one `pqlbot score --json` prints for the same events, where nothing fired as well."""
+    from scoring.accounts import score_users_and_accounts
+
+    trials = [member("u0", qualify=True), member("u1", qualify=True), *five()[2:],
+              # Three of widget.io's users activate: nothing fires for it (nor for other.org's one user).
+              *(member(f"w{i}", domain="widget.io", activate_at=START + timedelta(days=i)) for i in range(3)),
+              member("x", domain="other.org")]
+    events = [e for t in trials for e in t.events]
+    at = START + timedelta(days=9)
+    p = pipeline(engine)
+    p.ingest(events, score=False)
+    p.rescore_all(at=at)
+    expected = {line.account.key: line.to_json() for line in score_users_and_accounts(events, RULES, at, tz=NY)
+                if line.level == "account"}
+    with p.session() as session:
+        recorded = {score.account_key: score.verdict for score in session.exec(select(AccountScore))}
+        [lead] = [lead for lead in session.exec(select(Pql)) if lead.level == "account"]
+    assert list(expected) == ["domain:acme.com"]
+    assert recorded == {"domain:acme.com": orjson.loads(orjson.dumps(expected["domain:acme.com"]))}
+    assert [user["user_id"] for user in recorded["domain:acme.com"]["users"]] == ["u0", "u1", "u2", "u3", "u4"]
+    assert lead.account_key == "domain:acme.com"

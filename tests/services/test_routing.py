@@ -536,3 +536,79 @@ def test_a_lead_waiting_at_night_that_becomes_a_demo_request_goes_on_call_or_the
     assert [n.key for n in told] == ([] if goes_to else [f"unroutable:{pql_id}"])
     team.drain(asked + timedelta(minutes=2))
     assert len([n for n in team.notices("dm") if n.target == BOSS]) == len(told)  # once
+
+
+# Routing at scale: the leads one transaction raised, routed as a set -----------------------------------------
+
+
+def _routed(session, pql_ids: list[int]) -> list[tuple]:
+    """What routing left for these leads, in the order it was written, each lead named by its user (ids differ
+    between two runs on PostgreSQL, whose sequences do not roll back)."""
+    from bot.store.models import AuditEntry
+
+    users = {pql.id: pql.user_id for pql in session.exec(select(Pql).where(Pql.id.in_(pql_ids)))}
+
+    def named(text: str | None) -> str | None:
+        for pql_id, user in sorted(users.items(), key=lambda item: -item[0]):
+            text = text and text.replace(f"PQL-{pql_id}", f"PQL-<{user}>").replace(f":{pql_id}:", f":<{user}>:")
+        return text and text.removesuffix(f":{pql_ids[0]}")
+
+    leads_left = [(users[p.id], p.state, p.rep_id, p.tier, p.sla_due_at, p.assigned_at, p.version)
+                  for p in session.exec(select(Pql).where(Pql.id.in_(pql_ids)).order_by(Pql.user_id))]
+    given = [(users[a.pql_id], a.rep_id, a.reason, a.at)
+             for a in session.exec(select(Assignment).where(Assignment.pql_id.in_(pql_ids)).order_by(Assignment.id))]
+    entries = [(users[e.pql_id], e.action, e.detail) for e in session.exec(
+        select(AuditEntry).where(AuditEntry.pql_id.in_(pql_ids), AuditEntry.action.in_(["pql_assigned", "pql_queued"]))
+        .order_by(AuditEntry.id))]
+    told = [(n.kind, n.target, named(n.key if not n.key.startswith("unroutable:") else f"unroutable:<"
+                                     f"{users[n.pql_id]}>"), named(n.text))
+            for n in session.exec(select(Notice).where(Notice.pql_id.in_(pql_ids), Notice.kind == "dm")
+                                  .order_by(Notice.id))]
+    return [leads_left, given, entries, told]
+
+
+def test_leads_raised_together_are_routed_as_a_set_exactly_as_one_at_a_time(engine, tmp_path):
+    """A backfill's leads are routed from one read of the roster and the queue, the counts kept as they go: each
+    lead gets the rep, reason, audit entry, SLA and DM routing them one at a time in turn gives, past the cap,
+    behind a growing queue, to a named account's owner, and the fast lane's to a rep at once."""
+    from bot.services.rescore import rescore
+
+    team = Team(engine, [(ANA, "Ana Ruiz", None), (BEN, "Ben Okafor", None), (CY, "Cy Tan", "Europe/London")],
+                rules_path=pilot_rules(tmp_path))
+    team.own("bigco.com", BEN)
+    at = ny(2026, 11, 23, 15)  # a Monday afternoon: London's Cy has gone home
+    events = []
+    for n, tier in enumerate(["medium", "high", "fast_lane", "medium", "high", "medium", "fast_lane", "medium"] * 3):
+        events += trial(f"set{n:02d}", at - timedelta(minutes=30 - n), tier, "bigco.com" if n == 5 else None).events
+    with freeze_time(at):
+        team.pipeline.ingest(events, at=at, score=False)
+    runs = []
+    for one_at_a_time in (False, True):
+        with freeze_time(at), team.pipeline.session() as session:
+            session.begin()
+            report = rescore(session, team.pipeline.rules, at=at, tz=NY, basis=team.pipeline.basis)
+            assert len(report.triggered) == 24
+            if one_at_a_time:
+                for pql_id in report.triggered:
+                    team.router.route(session, session.get(Pql, pql_id), now=at)
+            else:
+                team.router.route_all(session, report.triggered, now=at)
+            runs.append(_routed(session, report.triggered))
+            session.rollback()
+    as_a_set, one_by_one = runs
+    assert as_a_set == one_by_one
+    leads_left, given, entries, told = as_a_set
+    assert {rep for _, rep, _, _ in given} == {ANA, BEN}  # Cy is out of hours
+    # The 6 fast-lane leads, then up to the cap: Ben's named account's lead counts against his.
+    assert sum(reason == "round_robin" for _, _, reason, _ in given) == 6 + 2 * CAP - 1
+    assert [detail["rep"] for user, action, detail in entries if user == "set05"] == [BEN]  # the named owner
+    waiting = [detail["why"] for _, action, detail in entries if action == "pql_queued"]
+    assert waiting[0].startswith("every available rep is at today's cap of 5")
+    # Each lead's place counts those queued before it in this same set: every one waiting for a medium lead, only the
+    # high ones for a high lead (the first high to wait has none ahead: the cap holds it).
+    cap = "every available rep is at today's cap of 5 (or outside their hours)"
+    ahead = "{} in the queue at its priority or above"
+    assert waiting == [cap, ahead.format("1 earlier lead waits"), ahead.format("2 earlier leads wait"), cap,
+                       ahead.format("4 earlier leads wait"), ahead.format("1 earlier lead waits"),
+                       ahead.format("6 earlier leads wait"), ahead.format("7 earlier leads wait")]
+    assert len([kind for kind, *_ in told]) == len(given)  # one DM per lead given, none for the queued
