@@ -13,7 +13,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.domain.business_time import BusinessCalendar
 from bot.domain.routing import FastLane
-from bot.domain.teams import Teams, TeamsFileError, parse, single_team
+from bot.domain.teams import Teams, TeamsFileError, parse, parse_hours, single_team
 
 _SLACK_USER = re.compile(r"[UW][A-Z0-9]{2,}")
 
@@ -92,12 +92,7 @@ class Settings(BaseSettings):
     @field_validator("pql_business_hours")
     @classmethod
     def _hours(cls, text: str) -> str:
-        try:
-            opens, closes = (time.fromisoformat(part.strip()) for part in text.split("-"))
-        except ValueError:
-            raise ValueError("write business hours as HH:MM-HH:MM, e.g. 09:00-18:00") from None
-        if opens >= closes:
-            raise ValueError("business hours must open before they close")
+        parse_hours(text)  # the one reading of HH:MM-HH:MM, a team's hours' too
         return text
 
     @field_validator("pql_holidays")

@@ -96,7 +96,7 @@ class Team(_Strict):
     @field_validator("business_hours")
     @classmethod
     def _hours(cls, value: str) -> str:
-        _parse_hours(value)
+        parse_hours(value)
         return value
 
     @field_validator("sla")
@@ -148,7 +148,7 @@ class Team(_Strict):
 
     @cached_property
     def calendar(self) -> BusinessCalendar:
-        opens, closes = _parse_hours(self.business_hours)
+        opens, closes = parse_hours(self.business_hours)
         return BusinessCalendar(ZoneInfo(self.timezone), opens, closes, frozenset(self.holidays))
 
     @cached_property
@@ -347,7 +347,7 @@ def _message(problem: dict) -> str:
     return "not a setting a team has" if problem["type"] == "extra_forbidden" else message
 
 
-def _parse_hours(text: str) -> tuple[time, time]:
+def parse_hours(text: str) -> tuple[time, time]:
     try:
         opens, closes = (time.fromisoformat(part.strip()) for part in text.split("-"))
     except ValueError:

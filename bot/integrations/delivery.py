@@ -27,7 +27,6 @@ earlier attempt may have made the object).
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -40,7 +39,7 @@ from bot.clock import Clock, utc_now
 from bot.integrations.errors import TryLater, WontHeal
 from bot.services import outbox
 from bot.services.tracking import INTEGRATIONS
-from bot.slack.delivery import claim, release_stale, retry_delay
+from bot.slack.delivery import Passes, claim, release_stale, retry_delay
 from bot.store import holders
 from bot.store.holders import Holder
 from bot.store.models import Notice, SweepRun
@@ -208,42 +207,20 @@ def retry_failed(engine: sa.Engine, *, now: datetime, kinds: tuple[str, ...] = I
                                           last_error=None)).rowcount
 
 
-class IntegrationDeliverer:
-    """`pqlbot serve`'s thread for the integrations: a pass at start, when kicked, when the earliest notice falls
-    due, and at least every `every` seconds. Its own thread: a slow CRM never delays a Slack message."""
+class IntegrationDeliverer(Passes):
+    """`pqlbot serve`'s thread for the integrations (`Passes`): its own thread, so a slow CRM never delays a Slack
+    message."""
+
+    what = "integrations"
 
     def __init__(self, engine: sa.Engine, senders: dict[str, Sender], *, manager: str | None,
                  clock: Clock = utc_now, every: float = EVERY_SECONDS) -> None:
-        self.engine, self.senders, self.manager, self.clock, self.every = engine, senders, manager, clock, every
+        super().__init__(clock=clock, every=every)
+        self.engine, self.senders, self.manager = engine, senders, manager
         self.last_report: IntegrationReport | None = None
-        self._wake, self._stopping = threading.Event(), threading.Event()
-        self._thread = threading.Thread(target=self._run, name="pqlbot-integrations", daemon=True)
 
-    def start(self) -> IntegrationDeliverer:
-        self._thread.start()
-        return self
-
-    def kick(self) -> None:
-        self._wake.set()
-
-    def stop(self, timeout: float = 10) -> None:
-        self._stopping.set()
-        self._wake.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout)
-
-    def _run(self) -> None:
-        while not self._stopping.is_set():
-            self._wake.clear()
-            wait = self.every
-            try:
-                report = deliver_integrations(self.engine, self.senders, now=self.clock(), manager=self.manager)
-                self.last_report = report
-                if report.next_due is not None:
-                    wait = min(wait, max((report.next_due - self.clock()).total_seconds(), 0.05))
-            except Exception:
-                log.exception("integration delivery pass failed")
-            self._wake.wait(wait)
+    def run_pass(self) -> IntegrationReport:
+        return deliver_integrations(self.engine, self.senders, now=self.clock(), manager=self.manager)
 
 
 def webhook_sender(webhook) -> Sender:  # noqa: ANN001 (a bot.integrations.webhook.Webhook)

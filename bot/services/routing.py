@@ -263,6 +263,22 @@ class Router:
                                self.calendar.holidays)
         return own.is_open(now)
 
+    def _roster_counts(self, now: datetime, tiers: list[str]) -> tuple[sa.ScalarSelect, sa.ScalarSelect,
+                                                                   sa.ScalarSelect, list[sa.ScalarSelect]]:
+        """What routing counts of each rep, as correlated subqueries on `Rep.id` (each on an index): leads given
+        today against the cap, open leads, when they were last given one, and leads of each of `tiers` given this
+        week (the team's week)."""
+        local = now.astimezone(self.calendar.tz)
+        week_start = datetime.combine(local.date() - timedelta(days=local.weekday()), time(), self.calendar.tz)
+        mine = Assignment.rep_id == Rep.id
+        today = given_today(Rep.id, now=now, tz=self.calendar.tz, uncapped=self.fast_lane.tiers).scalar_subquery()
+        open_leads = select(sa.func.count()).select_from(Pql).where(
+            Pql.rep_id == Rep.id, still_open(Pql.state)).scalar_subquery()
+        last_given = select(sa.func.max(Assignment.at)).where(mine).scalar_subquery()
+        this_week = [select(sa.func.count()).select_from(Assignment).join(Pql, Assignment.pql_id == Pql.id).where(
+            mine, Assignment.at >= week_start, Pql.tier == tier).scalar_subquery() for tier in tiers]
+        return today, open_leads, last_given, this_week
+
     def candidates(self, session: Session, tier: str, now: datetime) -> tuple[list[Candidate], list[Rep]]:
         """(reps who can take a lead now, everyone on the roster).
 
@@ -270,15 +286,7 @@ class Router:
         rep and time, leads by rep and state): routing costs the same in a store holding years of leads as
         in a new one (bench/history.py). Counted one rep at a time, it was 4 scans of both tables per rep.
         """
-        local = now.astimezone(self.calendar.tz)
-        week_start = datetime.combine(local.date() - timedelta(days=local.weekday()), time(), self.calendar.tz)
-        mine = Assignment.rep_id == Rep.id
-        today = given_today(Rep.id, now=now, tz=self.calendar.tz, uncapped=self.fast_lane.tiers).scalar_subquery()
-        open_leads = select(sa.func.count()).select_from(Pql).where(
-            Pql.rep_id == Rep.id, still_open(Pql.state)).scalar_subquery()
-        tier_this_week = select(sa.func.count()).select_from(Assignment).join(Pql, Assignment.pql_id == Pql.id).where(
-            mine, Assignment.at >= week_start, Pql.tier == tier).scalar_subquery()
-        last_given = select(sa.func.max(Assignment.at)).where(mine).scalar_subquery()
+        today, open_leads, last_given, [tier_this_week] = self._roster_counts(now, [tier])
         roster = sa.select(Rep, today, open_leads, tier_this_week, last_given).where(Rep.on_roster)
         if self.members is not None:
             roster = roster.where(Rep.id.in_(sorted(self.members)))
@@ -297,15 +305,7 @@ class Router:
     def _desks(self, session: Session, tiers: list[str], now: datetime) -> list[_Desk]:
         """Everyone on the roster with the counts routing reads (this week's for each of `tiers`): one read for a set
         of leads (`route_all`), kept up to date in memory as they are given out. The same counts as `candidates`."""
-        local = now.astimezone(self.calendar.tz)
-        week_start = datetime.combine(local.date() - timedelta(days=local.weekday()), time(), self.calendar.tz)
-        mine = Assignment.rep_id == Rep.id
-        today = given_today(Rep.id, now=now, tz=self.calendar.tz, uncapped=self.fast_lane.tiers).scalar_subquery()
-        open_leads = select(sa.func.count()).select_from(Pql).where(
-            Pql.rep_id == Rep.id, still_open(Pql.state)).scalar_subquery()
-        last_given = select(sa.func.max(Assignment.at)).where(mine).scalar_subquery()
-        this_week = [select(sa.func.count()).select_from(Assignment).join(Pql, Assignment.pql_id == Pql.id).where(
-            mine, Assignment.at >= week_start, Pql.tier == tier).scalar_subquery() for tier in tiers]
+        today, open_leads, last_given, this_week = self._roster_counts(now, tiers)
         rows = session.execute(sa.select(Rep, today, open_leads, last_given, *this_week)
                                .where(Rep.on_roster).order_by(Rep.created_at, Rep.id)).all()
         return [_Desk(rep, order, today, active, dict(zip(tiers, week, strict=True)), last, self._in_hours(rep, now),

@@ -497,25 +497,30 @@ def refresh_alerts(engine: sa.Engine, gateway: Gateway, render_alert: RenderAler
     return updated
 
 
-class Deliverer:
-    """`pqlbot serve`'s delivery thread: a pass at start, whenever `kick()` is called (say, right after a
-    claim queued a reply), when the earliest pending notice falls due (a retry, the end of a rate limit), and at
-    least every `every` seconds. A failing pass is logged; the thread lives on. Its first pass takes up at once
-    whatever a dead process left sending (`release_stale`)."""
+class Passes:
+    """A thread of delivery passes: one at start, whenever `kick()` is called (say, right after a claim queued a
+    reply), when the earliest pending notice falls due (a retry, the end of a rate limit), and at least every
+    `every` seconds. A failing pass is logged; the thread lives on. Slack's deliverer and the integrations' each
+    run one (`run_pass` is theirs)."""
 
-    def __init__(self, engine: sa.Engine, gateway: Gateway, *, render_alert: RenderAlert, alerts_channel: str,
-                 clock: Clock = utc_now, every: float = EVERY_SECONDS, limit: int = 200,
-                 render_review: RenderReview | None = None, make_way: Callable[[], None] = lambda: None) -> None:
-        self.make_way = make_way  # called before each message of a pass: serve lets a burst of acks go first
-        self.engine, self.gateway, self.render_alert, self.render_review = engine, gateway, render_alert, render_review
-        self.alerts_channel, self.clock, self.every, self.limit = alerts_channel, clock, every, limit
-        self.last_report: DeliveryReport | None = None
+    what = "delivery"  # in the thread's name and the log line of a failing pass
+
+    def __init__(self, *, clock: Clock, every: float) -> None:
+        self.clock, self.every = clock, every
+        self.last_report = None
         self.passes = 0
         self._wake = threading.Event()
         self._stopping = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="pqlbot-deliverer", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=f"pqlbot-{self.what}", daemon=True)
 
-    def start(self) -> Deliverer:
+    def run_pass(self):  # noqa: ANN201 - a report with `next_due`
+        raise NotImplementedError
+
+    def is_full(self, report) -> bool:  # noqa: ANN001
+        """True when the pass stopped at its limit: the next one starts at once."""
+        return False
+
+    def start(self) -> Passes:
         self._thread.start()
         return self
 
@@ -532,19 +537,37 @@ class Deliverer:
     def _run(self) -> None:
         while not self._stopping.is_set():
             self._wake.clear()  # before the pass: a kick during it earns another one
-            full = False
+            full, wait = False, self.every
             try:
-                report = deliver_due(self.engine, self.gateway, render_alert=self.render_alert,
-                                     alerts_channel=self.alerts_channel, now=self.clock(), limit=self.limit,
-                                     render_review=self.render_review, make_way=self.make_way)
-                self.last_report = report
-                full = report.sent + report.failed + report.held >= self.limit
-                wait = self.every
+                report = self.last_report = self.run_pass()
+                full = self.is_full(report)
                 if report.next_due is not None:
                     wait = min(wait, max((report.next_due - self.clock()).total_seconds(), 0.05))
             except Exception:
-                log.exception("delivery pass failed")
-                wait = self.every
+                log.exception("%s pass failed", self.what)
             self.passes += 1
             if not full:
                 self._wake.wait(wait)
+
+
+class Deliverer(Passes):
+    """`pqlbot serve`'s Slack delivery thread (`Passes`). Its first pass takes up at once whatever a dead process
+    left sending (`release_stale`)."""
+
+    def __init__(self, engine: sa.Engine, gateway: Gateway, *, render_alert: RenderAlert, alerts_channel: str,
+                 clock: Clock = utc_now, every: float = EVERY_SECONDS, limit: int = 200,
+                 render_review: RenderReview | None = None, make_way: Callable[[], None] = lambda: None) -> None:
+        super().__init__(clock=clock, every=every)
+        self.make_way = make_way  # called before each message of a pass: serve lets a burst of acks go first
+        self.engine, self.gateway, self.render_alert, self.render_review = engine, gateway, render_alert, render_review
+        self.alerts_channel, self.limit = alerts_channel, limit
+        self.last_report: DeliveryReport | None = None
+
+    def run_pass(self) -> DeliveryReport:
+        return deliver_due(self.engine, self.gateway, render_alert=self.render_alert,
+                           alerts_channel=self.alerts_channel, now=self.clock(), limit=self.limit,
+                           render_review=self.render_review, make_way=self.make_way)
+
+    def is_full(self, report: DeliveryReport) -> bool:
+        return report.sent + report.failed + report.held >= self.limit
+
