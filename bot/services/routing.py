@@ -508,6 +508,7 @@ class Router:
         self._alert_to_team(session, pql)
         audit.record(session, "pql_assigned", at=now, pql_id=pql.id, user_id=pql.user_id, rep=rep_id,
                      reason=reason, why=self._team_why(why), **self._team_detail())
+        tracking.crm(session, "owner", pql, key=f"owner:{pql.id}:{pql.version}", now=now)
         if self.handed:  # the hand-off's own DM tells them, with the lead's history
             return rep_id
         user = session.get(TrialUser, pql.user_id)
@@ -515,7 +516,6 @@ class Router:
         tier = pql.tier.replace("_", " ")
         outbox.dm(session, rep_id, f"assigned:{pql.id}:{rep_id}:{now.isoformat()}",
                   say("assigned_dm", ref=pql.ref, who=esc(who), tier=tier), pql=pql, now=now)
-        tracking.crm(session, "owner", pql, key=f"owner:{pql.id}:{pql.version}", now=now)
         return rep_id
 
     def _queue(self, session: Session, pql: Pql, roster: list[Rep], *, now: datetime, ahead: int = 0,

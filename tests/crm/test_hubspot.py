@@ -192,3 +192,21 @@ def test_an_account_lead_upserts_its_company_by_domain_and_associates_its_contac
     [contact_id] = hubspot.objects["contacts"]
     assert ("contacts", contact_id, "companies", "700") in hubspot.associations
     assert len(hubspot.of("tasks")) == 1  # one task for the account, not one per member
+
+
+def test_a_hand_off_moves_the_task_to_the_receiving_reps_owner(engine, sinks, hubspot):
+    """SDR -> CS by a teams file: HubSpot's task follows the lead to the customer-success rep."""
+    from tests.services.test_handoffs import FAY, MONDAY, Office
+
+    sinks("hubspot")
+    hubspot.owners.append({"id": "9003", "email": "fay@acme.com", "firstName": "Fay", "lastName": "Quinn"})
+    hub = HubSpot(TOKEN, hubspot.url, rep_emails={ANA: "ana@acme.com", BEN: "ben@acme.com", FAY: "fay@acme.com"})
+    send = {"hubspot": hubspot_sender(hub, tz=NY)}
+    office = Office(engine)
+    lead_ = office.lead(MONDAY)
+    office.work(lead_, lead_.rep_id, touch=False, at=MONDAY + timedelta(minutes=10))
+    deliver_integrations(engine, send, now=MONDAY + timedelta(minutes=10), manager=BOSS)
+    assert the_task(hubspot)["hubspot_owner_id"] == {ANA: ANA_OWNER, BEN: BEN_OWNER}[lead_.rep_id]
+    assert office.hand(lead_, lead_.rep_id, "cs", at=MONDAY + timedelta(hours=2)) == FAY
+    deliver_integrations(engine, send, now=MONDAY + timedelta(hours=2), manager=BOSS)
+    assert the_task(hubspot)["hubspot_owner_id"] == "9003"
