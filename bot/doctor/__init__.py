@@ -166,6 +166,15 @@ def ingest_token(look: Look) -> Iterator[Finding]:
 def business_time(look: Look) -> Iterator[Finding]:
     """Settings() has parsed them already; this says what they mean, so a typo in a date shows."""
     settings = look.settings
+    teams = settings.teams
+    if not teams.is_single:  # each team keeps its own hours (PQL_TEAMS_FILE)
+        for team in teams.teams.values():
+            days = [day.isoformat() for day in sorted(team.holidays)]
+            yield Finding(True, f"team {team.name}", f"{team.business_hours} Monday to Friday, {team.timezone}"
+                          + (f"; holidays {', '.join(days)}" if days else "; no holidays")
+                          + f"; {len(team.members or ())} member{'' if len(team.members or ()) == 1 else 's'}, "
+                          f"cap {team.daily_cap}")
+        return
     days = sorted(d.strip() for d in settings.pql_holidays.split(",") if d.strip())
     yield Finding(True, "business hours", f"{settings.pql_business_hours} Monday to Friday, {settings.pql_timezone}"
                   + (f"; holidays {', '.join(days)}" if days else "; no holidays"))
@@ -260,8 +269,17 @@ def people(look: Look) -> Iterator[Finding]:
     if not roster:
         yield Finding(False, "PQL_REPS", "nobody: every lead waits in the queue",
                       "list the reps' Slack user ids (U0123ABCD, the profile's ⋮ menu: Copy member ID)")
-    named = [(user_id, "PQL_REPS") for user_id, _, _ in roster]
-    if settings.pql_manager:
+    teams = settings.teams
+    named = [(user_id, "PQL_REPS" if teams.is_single else "PQL_TEAMS_FILE") for user_id, _, _ in roster]
+    if not teams.is_single:  # each team's escalations go to its own target, a manager or a channel
+        for team in teams.teams.values():
+            if team.manager:
+                named.append((team.manager, f"team {team.name} escalate_to"))
+            elif not team.escalate_to:
+                yield Finding(False, f"team {team.name}", "no escalate_to: its missed SLAs and fast-lane leads nobody "
+                              "can take go unescalated", "set escalate_to (a manager's Slack id or a channel) in "
+                              "its [teams.NAME] table")
+    elif settings.pql_manager:
         named.append((settings.pql_manager, "PQL_MANAGER"))
     else:
         yield Finding(False, "PQL_MANAGER", "not set: missed SLAs and fast-lane leads nobody can take go unescalated",

@@ -170,3 +170,35 @@ def test_the_scopes_doctor_expects_are_the_manifests_and_the_stand_ins():
 
     manifest = yaml.safe_load((ROOT / "manifest.yml").read_text())
     assert set(manifest["oauth_config"]["scopes"]["bot"]) == BOT_SCOPES == MANIFEST_SCOPES
+
+
+TEAMS = """
+default = "sdr"
+
+[teams.sdr]
+label = "SDR pool"
+escalate_to = "U0BOSS"
+members = [{ id = "U0ANA", name = "Ana Ruiz" }]
+
+[teams.emea]
+label = "EMEA desk"
+timezone = "Europe/Berlin"
+holidays = ["2026-12-24"]
+members = [{ id = "U0BEN", name = "Ben Okafor", timezone = "Europe/Berlin" }]
+"""
+
+
+def test_with_a_teams_file_each_team_is_checked_and_one_with_nobody_to_escalate_to_is_named(configured, slack,
+                                                                                           tmp_path, capsys):
+    (tmp_path / "teams.toml").write_text(TEAMS)
+    configured.setenv("PQL_TEAMS_FILE", str(tmp_path / "teams.toml"))
+    configured.delenv("PQL_MANAGER")  # the teams file says who hears of escalations
+    code, lines = doctor(capsys)
+    assert code == 1
+    text = "\n".join(lines)
+    assert "ok    team emea: 09:00-18:00 Monday to Friday, Europe/Berlin; holidays 2026-12-24; 1 member, cap 5" in text
+    assert "ok    team sdr escalate_to: U0BOSS is Maria Chen" in text
+    assert "PQL_MANAGER" not in text
+    [line] = failing(lines)
+    assert line.startswith("FAIL  team emea: no escalate_to")
+    assert "escalate_to" in lines[lines.index(line) + 1]
