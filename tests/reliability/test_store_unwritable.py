@@ -68,11 +68,11 @@ class Disk:
         if not self.mounted:
             pytest.skip("a full disk needs a small tmpfs (mount -t tmpfs), which this machine does not allow")
         filler = self.path / "filler"
-        with filler.open("wb") as out:
+        # Unbuffered: a buffered file keeps the bytes the last short write left and fails again when closed.
+        with filler.open("wb", buffering=0) as out:
             try:
                 while True:
                     out.write(b"\0" * 65536)
-                    out.flush()
             except OSError:
                 pass
         return filler
