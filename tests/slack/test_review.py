@@ -42,6 +42,14 @@ def valid(blocks: list[dict]) -> list[dict]:
     return blocks
 
 
+@pytest.fixture(autouse=True)
+def own_tempdir(tmp_path, monkeypatch):
+    """Temporary charts go to this test's own folder, so other suites running beside it cannot change the count."""
+    folder = tmp_path / "tmp"
+    folder.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
+
+
 def review_pngs() -> set[str]:
     return set(glob.glob(os.path.join(tempfile.gettempdir(), "pql-review-*.png")))
 

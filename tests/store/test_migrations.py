@@ -1,8 +1,9 @@
 """The alembic revisions build exactly the models' schema and keep existing data on every upgrade.
 
 Each test gets an empty database: a new SQLite file, and (when PQLBOT_TEST_POSTGRES_URL is set) a
-throwaway PostgreSQL database `pqlbot_migrations_test` on the same server, emptied for each test and
-dropped at the end, so the suite's own test database is never touched.
+throwaway PostgreSQL database on the same server (the suite's database's name + `_migrations`, so two suites
+on one server, each with its own database, never share it), emptied for each test and dropped at the end, so
+the suite's own test database is never touched.
 """
 
 from __future__ import annotations
@@ -28,20 +29,20 @@ from tests.scoring.builders import NY, sarah
 SCRIPTS = ScriptDirectory(str(MIGRATIONS))
 REVISIONS = [script.revision for script in reversed(list(SCRIPTS.walk_revisions()))]  # oldest first
 HEAD = SCRIPTS.get_current_head()
-THROWAWAY_DATABASE = "pqlbot_migrations_test"
 
 
 @pytest.fixture(scope="session")
 def throwaway_postgres_url():
     """A database of its own on the test server, created for this session and dropped after it."""
     server = sa.make_url(POSTGRES_URL)
+    throwaway = f"{server.database}_migrations"
     admin = sa.create_engine(server, isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
-        connection.execute(sa.text(f"DROP DATABASE IF EXISTS {THROWAWAY_DATABASE} WITH (FORCE)"))
-        connection.execute(sa.text(f"CREATE DATABASE {THROWAWAY_DATABASE}"))
-    yield server.set(database=THROWAWAY_DATABASE).render_as_string(hide_password=False)
+        connection.execute(sa.text(f"DROP DATABASE IF EXISTS {throwaway} WITH (FORCE)"))
+        connection.execute(sa.text(f"CREATE DATABASE {throwaway}"))
+    yield server.set(database=throwaway).render_as_string(hide_password=False)
     with admin.connect() as connection:
-        connection.execute(sa.text(f"DROP DATABASE IF EXISTS {THROWAWAY_DATABASE} WITH (FORCE)"))
+        connection.execute(sa.text(f"DROP DATABASE IF EXISTS {throwaway} WITH (FORCE)"))
     admin.dispose()
 
 
