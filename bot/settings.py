@@ -136,6 +136,12 @@ class Settings(BaseSettings):
                            fast_lane=self.fast_lane, alert_channel=self.pql_alerts_channel)
 
     @property
+    def integrations_manager(self) -> str | None:
+        """Who hears that the CRM or the webhook refuses pqlbot's changes or is down: PQL_MANAGER; with a teams file
+        and no PQL_MANAGER, the default team's manager (the integrations are the whole company's, not a team's)."""
+        return self.pql_manager or self.teams.team(None).manager
+
+    @property
     def fast_lane(self) -> FastLane:
         """The fast lane's policy: never capped; out of hours, the on-call rep."""
         return FastLane(on_call=self.pql_on_call)

@@ -35,6 +35,14 @@ def test_a_teams_file_makes_the_roster_of_everyone_on_a_team(tmp_path):
     assert Settings(_env_file=None, pql_reps="U0OLD").teams.is_single  # no file: one team, as before
 
 
+def test_the_crm_and_webhook_refusals_go_to_pql_manager_else_to_the_default_teams_manager():
+    shipped = Path(__file__).resolve().parents[1] / "examples" / "teams.toml"
+    assert Settings(_env_file=None, pql_teams_file=shipped).integrations_manager == "U0MANAGER"  # the sdr team's
+    assert Settings(_env_file=None, pql_teams_file=shipped, pql_manager="U0BOSS").integrations_manager == "U0BOSS"
+    assert Settings(_env_file=None, pql_manager="U0BOSS").integrations_manager == "U0BOSS"
+    assert Settings(_env_file=None).integrations_manager is None  # nobody to tell
+
+
 @pytest.mark.parametrize(("text", "says"), [
     ('default = "sdr"\n[teams.sdr]\ndaily_cap = "five"\nmembers = [{ id = "U0ANA" }]\n',
      r"PQL_TEAMS_FILE .*teams.toml line 2, team sdr: daily_cap: Input should be a valid integer"),

@@ -92,6 +92,6 @@ def _integrations(pipeline, settings: Settings, at: datetime) -> None:  # noqa: 
     from bot.integrations.delivery import deliver_integrations
 
     report = deliver_integrations(pipeline.engine, senders(settings), now=max(at, utc_now()),
-                                  manager=settings.pql_manager)
+                                  manager=settings.integrations_manager)
     print(f"integrations: {report.sent} sent, {report.failed} failed (retried later), {report.held} rate-limited, "
           f"{report.gave_up} refused or given up")

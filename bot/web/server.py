@@ -57,8 +57,8 @@ class Server:
             pipeline.on_new_work = deliverer.kick
             self.background.append(deliverer)
         if settings.sinks:  # the CRM and the webhook: their own thread, so neither waits on the other or on Slack
-            integrations = IntegrationDeliverer(pipeline.engine, senders(settings), manager=settings.pql_manager,
-                                                clock=self.runtime.now).start()
+            integrations = IntegrationDeliverer(pipeline.engine, senders(settings),
+                                                manager=settings.integrations_manager, clock=self.runtime.now).start()
             self.background.append(integrations)
             kick_slack, new_work = self.runtime.kick, pipeline.on_new_work
 
