@@ -118,6 +118,7 @@ class _Plan:
         self.named_with_billing = {name: (*self.for_event.get(name, ()), *billing)
                                    for name in (*self.for_event, ev.PAGE_VIEW)}
         self.keeps = [max(rule.min_count, 1) for _, rule in self.signals]  # earliest events a counter keeps
+        self.keep_firsts = max((self.keeps[index] for index in star), default=0)  # an any-event counter's most
         self.distinct = [rule.distinct for _, rule in self.signals]
         self.window = timedelta(days=rules.window.days)
         self.trial_days = timedelta(days=rules.window.trial_length_days - 1)  # after the first
@@ -135,6 +136,7 @@ class _Plan:
         self.firmographics = lru_cache(maxsize=8192)(self._firmographics)
         # The triggers' conditions as the tallies keep them (scoring/triggers.py).
         self.catalogue = catalogue = Catalogue(rules.triggers, self.is_billing)
+        self.slot_range = range(len(catalogue))  # a tally's slot lists, one per slot
         # The user triggers, each with the slots that must hold something before it can fire (its conditions'
         # own: a condition with none cannot hold) and how long after their first occurrence (a "not completed
         # within" wait), so a user with none of their events costs a look per trigger.
@@ -793,13 +795,14 @@ def score_members(
     events = resolve(list(events))
     by_user: dict[str, list[ev.Event]] = {}
     groups: dict[str, GroupTraits] = {}
+    group_call = ev.GROUP
     for event in events:
         held = by_user.get(user_id := event.user_id)
         if held is None:
             by_user[user_id] = [event]
         else:
             held.append(event)
-        if event.name == ev.GROUP and event.at <= at:
+        if event.name == group_call and event.at <= at:
             group_id = event.props["group_id"]
             if (merged := newer(groups.get(group_id, {}), event.props.get("traits") or {}, event.at)) is not None:
                 groups[group_id] = merged

@@ -567,6 +567,12 @@ class Catalogue:
         self._any = _route(any_event) if any_event else None
         self._quiet = {name: _route(found) for name, found in named.items()}  # not activity: "*" do not count it
         self._routes = {name: _route((*found, *any_event)) for name, found in named.items()}
+        #: Event names every feeder of which adds a plain occurrence (no property tested, no value or amount kept:
+        #: signups, session starts), with their slots: a history read in time order appends one occurrence to each
+        #: of them, the same as `feed` adds, without a call per event (scoring/tally.py `Tally._walk_trial`).
+        self.plain: dict[str, tuple[int, ...]] = {
+            name: tuple(index for index, _ in kept) for name, (prop, kept, _) in self._routes.items()
+            if prop is None and all(condition is None for _, condition in kept)}
         self._of_level: dict[Level, frozenset[int]] = {}
 
     def __len__(self) -> int:
