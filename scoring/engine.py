@@ -136,7 +136,7 @@ class _Plan:
         self.firmographics = lru_cache(maxsize=8192)(self._firmographics)
         # The triggers' conditions as the tallies keep them (scoring/triggers.py).
         self.catalogue = catalogue = Catalogue(rules.triggers, self.is_billing)
-        self.slot_range = range(len(catalogue))  # a tally's slot lists, one per slot
+        self.slot_count = len(catalogue)  # a tally's slot lists, one per slot
         # The user triggers, each with the slots that must hold something before it can fire (its conditions'
         # own: a condition with none cannot hold) and how long after their first occurrence (a "not completed
         # within" wait), so a user with none of their events costs a look per trigger.

@@ -179,7 +179,8 @@ class Tally:
         self.seq = 0  # events taken in: the order of arrival among events at the same instant
         # The triggers' slots (scoring/triggers.py `Catalogue`): each condition's occurrences among all the user's
         # product events, any time (user triggers read those since the signup; account triggers merge users').
-        self.slots: list[list] = [[] for _ in plan.slot_range]
+        # Most stay empty: one shared empty tuple each until an occurrence comes (`Catalogue.feed` makes it a list).
+        self.slots: list[Sequence] = [()] * plan.slot_count
 
     # -- building ----------------------------------------------------------------------------------------------
 
@@ -264,7 +265,10 @@ class Tally:
             if fed is not None:  # `catalogue.feed`'s plain occurrences, appended in time order
                 found = ((moment - EPOCH) // _ONE_US, None, 1.0, user)
                 for index in fed:
-                    slots[index].append(found)
+                    if slots[index]:
+                        slots[index].append(found)
+                    else:
+                        slots[index] = [found]
             elif feed_all or name in feeds:
                 catalogue.feed(slots, name, event.props, moment, user)
             if moment < start:

@@ -589,7 +589,8 @@ class Catalogue:
 
     def feed(self, lists: list[list[Occurrence]], name: str, props: Mapping[str, Any], at_us: int | datetime,
              user: str, *, activity: bool = True) -> None:
-        """Add an event's occurrences to `lists` (one per slot, kept in time order). `activity`: whether the event is
+        """Add an event's occurrences to `lists` (one per slot, kept in time order; an empty one may be a tuple, and is
+        then replaced by a list). `activity`: whether the event is
         a product event ("*" conditions count it). `at_us` may be the event's aware moment instead: it is worked out
         only when the event is kept (most page views are not)."""
         route = self._routes.get(name, self._any) if activity else self._quiet.get(name)
@@ -612,7 +613,9 @@ class Catalogue:
                 at_us = (at_us - EPOCH) // _US  # micros(), inlined: this runs for most kept events
             found = (at_us, None, 1.0, user) if condition is None else occurrence(condition, at_us, props, user)
             items = lists[index]
-            if not items or items[-1][0] <= at_us:
+            if not items:
+                lists[index] = [found]  # an empty slot may be a shared empty tuple (scoring/tally.py `Tally`)
+            elif items[-1][0] <= at_us:
                 items.append(found)
             else:
                 items.insert(bisect_right(items, at_us, key=_TIME), found)
