@@ -644,7 +644,9 @@ def _signals_met(tally: Tally, trial: _Trial, plan: _Plan) -> tuple[list[_Met], 
 
 def _strongest(met: Sequence[_Met]) -> str | None:
     """The met signal worth the most points (the rules' rank breaks ties)."""
-    return max(met, key=lambda m: (m.rule.points, -m.rule.rank)).key if met else None
+    if len(met) <= 1:
+        return met[0].key if met else None
+    return max(met, key=lambda m: (m.rule.points, -m.rule.rank)).key
 
 
 def _status_and_tier(
@@ -719,7 +721,7 @@ def _result(
 def _account_domain(domain: str | None, plan: _Plan) -> str | None:
     """The email's domain as the account's, unless it is a personal one: gmail.com is nobody's account, and its users
     are not each other's colleagues (the lead's history and contact map are read by account domain)."""
-    return None if domain in plan.rules.exclusions.personal_email_domains else domain
+    return None if domain in plan.personal else domain
 
 
 def _crossing(met: Sequence[_Met], threshold: int) -> datetime:
@@ -755,7 +757,10 @@ def paused_gc() -> Iterator[None]:
     """Pause the cyclic garbage collector around bulk work on millions of small, acyclic objects.
 
     Reference counting still frees everything at once; only the generation scans wait, and at a
-    million events those scans cost seconds while finding nothing to collect.
+    million events those scans cost seconds while finding nothing to collect. On the way out, what the work
+    left alive goes straight to the oldest generation (`gc.freeze` then `gc.unfreeze`): otherwise the first
+    allocation after it scans every object the work made, as the youngest generation, for nothing. Cycles
+    among them are still collected, by the oldest generation's collections.
     """
     enabled = gc.isenabled()
     gc.disable()
@@ -763,6 +768,8 @@ def paused_gc() -> Iterator[None]:
         yield
     finally:
         if enabled:
+            gc.freeze()
+            gc.unfreeze()
             gc.enable()
 
 

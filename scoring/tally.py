@@ -191,8 +191,9 @@ class Tally:
         at the same instant keep the order they came in)."""
         seen = events if in_order else sorted(events, key=_AT)
         tally = cls(plan, tz, user_id or (seen[0].user_id if seen else ""))
+        signup = ev.SIGNUP
         for index in range(len(seen) - 1, -1, -1):
-            if seen[index].name == ev.SIGNUP:
+            if seen[index].name == signup:
                 tally._start(seen[index], index)
                 tally._walk_trial(seen)
                 return tally
