@@ -1,0 +1,150 @@
+"""The judging's fast paths give exactly what the plain paths give, on generated histories.
+
+- a history read at once, in time order (`Tally.build`), appends plain trigger occurrences without a call and leaves
+  empty trigger slots as one shared empty tuple: its tallies (slots included) and verdicts equal those of the same
+  events taken in one at a time (`Tally.add`, through `Catalogue.feed`), for users and for the accounts they make;
+- the scorer judges only the user triggers whose slots all hold something (`_Plan.candidates`), and of those with a
+  "not completed within" wait only the ones whose first wait is over: the verdict equals the one with every user
+  trigger evaluated in full;
+- `paused_gc` leaves nothing the bulk work made in the youngest generation, and cycles made inside it are still
+  collected.
+
+The histories are tests/scoring/test_tally.py's (every default trigger's events, out of order, ties at one instant,
+across the end of daylight saving time), and small accounts of users sharing a domain or a group.
+"""
+
+from __future__ import annotations
+
+import gc
+import weakref
+from datetime import timedelta
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from scoring import Event, paused_gc
+from scoring.accounts import score_account
+from scoring.engine import judge, plan_of, score_user_and_tally
+from scoring.tally import Tally
+from tests.scoring.builders import DEFAULT, NY
+from tests.scoring.test_tally import BASE, PLAN, RULES, histories, verdict
+
+
+def one_by_one(events: list[Event], plan, user: str = "ana") -> Tally:  # noqa: ANN001
+    """The tallies of a history taken in one event at a time, in time order (built again when the trial starts
+    over, as ingestion does)."""
+    ordered = sorted(events, key=lambda e: e.at)
+    tally = Tally(plan, NY, user)
+    for index, event in enumerate(ordered):
+        if not tally.add([event]):
+            tally = Tally.build(ordered[:index + 1], plan, NY, user, in_order=True)
+    return tally
+
+
+def state(tally: Tally) -> dict:
+    return tally.state()
+
+
+@settings(max_examples=300, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@given(histories())
+def test_a_history_read_at_once_makes_the_tallies_its_events_make_one_at_a_time(history):
+    events, _, at = history
+    ordered = sorted(events, key=lambda e: e.at)
+    at_once = Tally.build(ordered, PLAN, NY, "ana", in_order=True)
+    taken_in = one_by_one(events, PLAN)
+    assert [list(items) for items in at_once.slots] == [list(items) for items in taken_in.slots]
+    assert state(at_once) == state(taken_in)
+    assert verdict(judge(at_once, RULES, at)) == verdict(judge(taken_in, RULES, at))
+
+
+def every_trigger_judged(plan):  # noqa: ANN001
+    """`plan.candidates` as if there were no index and no "not completed within" wait to look at first: every user
+    trigger is evaluated in full (`Catalogue.fired`)."""
+    return lambda slots: tuple((name, trigger, mask, ()) for name, trigger, mask, _ in plan.user_triggers)
+
+
+@settings(max_examples=300, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@given(histories(), st.integers(min_value=0, max_value=20 * 24 * 60))
+def test_judging_only_the_triggers_whose_slots_hold_something_changes_no_verdict(history, later):
+    events, _, at = history
+    for rules in (RULES, DEFAULT):
+        plan = plan_of(rules)
+        tally = Tally.build(events, plan, NY, "ana")
+        for moment in (at, at + timedelta(minutes=later)):
+            fast = verdict(judge(tally, rules, moment))
+            plan.candidates, indexed = every_trigger_judged(plan), plan.candidates
+            try:
+                slow = verdict(judge(tally, rules, moment))
+            finally:
+                plan.candidates = indexed
+            assert fast == slow
+
+
+_MEMBER_KINDS = [
+    ("activation_complete", lambda draw: {}),
+    ("invite_sent", lambda draw: {"invitee_email": draw(st.sampled_from(["li@acme.com", "raj@globex.io",
+                                                                        "mo@initech.net", "kim@umbrella.org"]))}),
+    ("seats_provisioned", lambda draw: {"count": draw(st.integers(min_value=0, max_value=12))}),
+    ("object_created", lambda draw: {}),
+    ("session_start", lambda draw: {}),
+    ("page_view", lambda draw: {"page_path": draw(st.sampled_from(["/pricing", "/docs"]))}),
+    ("$group", lambda draw: {"group_id": "g1", "traits": {"employees": 700}}),
+]
+
+
+@st.composite
+def accounts(draw) -> tuple[dict[str, list[Event]], object]:
+    """Two to six users of acme.com (some also in group g1), each with a signup and up to 25 account-trigger events
+    over five weeks from two days before the autumn clock change, and a moment after all of them."""
+    users: dict[str, list[Event]] = {}
+    latest = BASE
+    for n in range(draw(st.integers(min_value=2, max_value=6))):
+        user = f"u{n}"
+        signup_at = BASE + timedelta(minutes=draw(st.integers(min_value=0, max_value=14 * 24 * 60)))
+        history = [Event("signup_complete", user, signup_at, f"{user}-s",
+                         {"email": f"{user}@acme.com", "company_name": "Acme", "company_size": 800})]
+        for k in range(draw(st.integers(min_value=0, max_value=25))):
+            name, props = draw(st.sampled_from(_MEMBER_KINDS))
+            moment = signup_at + timedelta(minutes=draw(st.integers(min_value=0, max_value=21 * 24 * 60)))
+            history.append(Event(name, user, moment, f"{user}-{k}", props(draw)))
+        users[user] = history
+        latest = max(latest, *(e.at for e in history))
+    return users, latest + timedelta(minutes=draw(st.integers(min_value=0, max_value=7 * 24 * 60)))
+
+
+@settings(max_examples=150, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@given(accounts())
+def test_an_account_judged_on_tallies_read_at_once_is_the_one_judged_on_tallies_taken_in_one_at_a_time(account):
+    users, at = account
+    plan = plan_of(DEFAULT)
+    at_once, taken_in = [], []
+    for user, events in users.items():
+        result, tally = score_user_and_tally(events, DEFAULT, at, tz=NY)
+        at_once.append((result, tally))
+        taken_in.append((judge(built := one_by_one(events, plan, user), DEFAULT, at), built))
+    key = at_once[0][0].account.key
+    fast, slow = (score_account(key, members, DEFAULT, at, NY) for members in (at_once, taken_in))
+    assert fast.to_json() == slow.to_json()
+    assert (fast.qualified_at, fast.profile) == (slow.qualified_at, slow.profile)
+
+
+class _Node:
+    def __init__(self) -> None:
+        self.other: _Node | None = None
+
+
+def test_paused_gc_leaves_no_young_objects_behind_and_still_collects_cycles_made_inside_it():
+    gc.collect()
+    with paused_gc():
+        kept = [{"n": n} for n in range(20_000)]  # what a bulk rescore keeps: verdicts, tallies
+        a, b = _Node(), _Node()
+        a.other, b.other = b, a  # a cycle, dropped before the end
+        gone = weakref.ref(a)
+        del a, b
+    young = gc.get_objects(generation=0)
+    assert not any(obj is kept[0] for obj in young)  # no scan of the work's objects at the next allocation
+    assert len(young) < 1_000
+    assert gone() is not None  # the cycle waits for a collection...
+    gc.collect()
+    assert gone() is None  # ...and one collects it
+    assert len(kept) == 20_000
