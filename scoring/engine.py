@@ -151,6 +151,12 @@ class _Plan:
         self.user_slots = sorted(catalogue.slots_of_level(Level.USER))
         self._candidates: dict[bytes, tuple] = {}
         self.account_triggers = tuple(rules.triggers_of(Level.ACCOUNT))
+        # Each account trigger's conditions as what their slots must hold before it can fire: (the slot, whether
+        # it counts the users with an occurrence rather than the occurrences, how many; `Condition.least`).
+        self.account_needs = {
+            name: tuple((slot, c.measure == "users", c.least)
+                        for (slot, _), c in zip(catalogue.layout[name], trigger.all, strict=True))
+            for name, trigger in rules.triggers_of(Level.ACCOUNT).items()}
         # The exclusions' rules, read once; a population's users share their domains, each looked at once.
         ex = rules.exclusions
         self.size_min, self.size_max = rules.gates.company_size_min, rules.gates.company_size_max

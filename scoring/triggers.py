@@ -195,6 +195,13 @@ class Condition(_Model):
         """A `not_followed_by` condition's `for`, in microseconds; 0 for any other condition."""
         return 0 if self.for_ is None else duration_us(self.for_)
 
+    @cached_property
+    def least(self) -> int:
+        """How many occurrences the condition needs before it can hold in any window (measuring users: how many users
+        with one): each event, distinct value, day or user it counts comes from an occurrence of its own; a total,
+        growth or "not completed" condition needs one."""
+        return 1 if self.derived or self.measure == "total" else math.ceil(self.at_least)
+
     @property
     def derived(self) -> bool:
         """Its occurrences are moments worked out from events (not followed by, growth), not the events."""

@@ -6,6 +6,10 @@
 - the scorer judges only the user triggers whose slots all hold something (`_Plan.candidates`), and of those with a
   "not completed within" wait only the ones whose first wait is over: the verdict equals the one with every user
   trigger evaluated in full;
+- an account's triggers are judged only when its members' occurrences could hold every condition (enough of them,
+  or enough users with one: `Condition.least`): what fires equals every account trigger evaluated in full over the
+  members' merged occurrences; and `pqlbot score --json`'s account lines are made only for accounts where one
+  fired, as before;
 - `paused_gc` leaves nothing the bulk work made in the youngest generation, and cycles made inside it are still
   collected.
 
@@ -23,9 +27,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from scoring import Event, paused_gc
-from scoring.accounts import score_account
-from scoring.engine import judge, plan_of, score_user_and_tally
+from scoring.accounts import (
+    accounts_of,
+    fired_triggers,
+    group_of,
+    merged_slots,
+    score_account,
+    score_users_and_accounts,
+)
+from scoring.engine import judge, plan_of, score_members, score_user_and_tally
 from scoring.tally import Tally
+from scoring.triggers import micros
 from tests.scoring.builders import DEFAULT, NY
 from tests.scoring.test_tally import BASE, PLAN, RULES, histories, verdict
 
@@ -126,6 +138,46 @@ def test_an_account_judged_on_tallies_read_at_once_is_the_one_judged_on_tallies_
     fast, slow = (score_account(key, members, DEFAULT, at, NY) for members in (at_once, taken_in))
     assert fast.to_json() == slow.to_json()
     assert (fast.qualified_at, fast.profile) == (slow.qualified_at, slow.profile)
+
+
+@st.composite
+def busy_accounts(draw) -> tuple[dict[str, list[Event]], object]:
+    """Accounts big and busy enough for their triggers to fire: up to eight users, up to 40 events each, most of them
+    the account triggers' own."""
+    users, at = draw(accounts())
+    for n in range(draw(st.integers(min_value=0, max_value=4))):
+        user = f"v{n}"
+        signup_at = BASE + timedelta(minutes=draw(st.integers(min_value=0, max_value=10 * 24 * 60)))
+        history = [Event("signup_complete", user, signup_at, f"{user}-s",
+                         {"email": f"{user}@acme.com", "company_name": "Acme", "company_size": 800})]
+        for k in range(draw(st.integers(min_value=0, max_value=40))):
+            name, props = draw(st.sampled_from(_MEMBER_KINDS[:4]))
+            moment = signup_at + timedelta(minutes=draw(st.integers(min_value=0, max_value=9 * 24 * 60)))
+            history.append(Event(name, user, moment, f"{user}-{k}", props(draw)))
+        users[user] = history
+    return users, max(at, *(e.at for history in users.values() for e in history))
+
+
+@settings(max_examples=200, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@given(busy_accounts(), st.integers(min_value=-1, max_value=30 * 24 * 60))
+def test_an_accounts_triggers_skipped_for_too_few_occurrences_are_those_that_could_not_fire(account, since):
+    users, at = account
+    members = sorted((score_user_and_tally(events, DEFAULT, at, tz=NY) for events in users.values()),
+                     key=lambda m: m[0].user_id)
+    since_at = None if since < 0 else BASE + timedelta(minutes=since)
+    catalogue = plan_of(DEFAULT).catalogue
+    lists = merged_slots(members, DEFAULT)
+    every = [fired for name in plan_of(DEFAULT).account_triggers
+             if (fired := catalogue.fired(name, lists, micros(at), NY,
+                                          since_us=None if since_at is None else micros(since_at))) is not None]
+    every.sort(key=lambda f: (-f.weight, f.trigger.response, f.at, f.name))
+    assert fired_triggers(members, DEFAULT, at, NY, since=since_at) == every
+    events = [e for history in users.values() for e in history]
+    lines = [r for r in score_users_and_accounts(events, DEFAULT, at, tz=NY) if r.level == "account"]
+    found, groups = score_members(events, DEFAULT, at, tz=NY)
+    expected = [verdict for key, theirs in accounts_of(found).items()
+                if (verdict := score_account(key, theirs, DEFAULT, at, NY, groups.get(group_of(key) or ""))).triggers]
+    assert [line.to_json() for line in lines] == [line.to_json() for line in expected]
 
 
 class _Node:
