@@ -198,8 +198,16 @@ class Condition(_Model):
     @cached_property
     def least(self) -> int:
         """How many occurrences the condition needs before it can hold in any window (measuring users: how many users
-        with one): each event, distinct value, day or user it counts comes from an occurrence of its own; a total,
-        growth or "not completed" condition needs one."""
+        with one): each event, distinct value, day or user it counts comes from an occurrence of its own; growth
+        needs its weeks' worth (1, 2 and 4 events for +100 % over two weeks); a total or "not completed" condition
+        needs one."""
+        if self.measure == "growth":
+            # A base week with one, then each week at least `1 + at_least` times the one before, and more.
+            week = total = 1
+            for _ in range(self.weeks):
+                week = max(math.ceil(week * (1 + self.at_least)), week + 1)
+                total += week
+            return total
         return 1 if self.derived or self.measure == "total" else math.ceil(self.at_least)
 
     @property
@@ -380,9 +388,15 @@ def local_date(us: int, tz: tzinfo) -> date:
     return _quarter_date(us // _QUARTER_US, tz)
 
 
-def _week_of(us: int, tz: tzinfo) -> date:
-    day = local_date(us, tz)
+@lru_cache(maxsize=65536)
+def _quarter_week(quarter: int, tz: tzinfo) -> date:
+    day = _quarter_date(quarter, tz)
     return day - timedelta(days=day.weekday())
+
+
+def _week_of(us: int, tz: tzinfo) -> date:
+    """The Monday of the local week of a moment (cached by the quarter hour, as `local_date`)."""
+    return _quarter_week(us // _QUARTER_US, tz)
 
 
 def _growth(condition: Condition, occurrences: Sequence[Occurrence], at_us: int, tz: tzinfo) -> list[Occurrence]:
@@ -396,7 +410,7 @@ def _growth(condition: Condition, occurrences: Sequence[Occurrence], at_us: int,
     # than that, none can grow (an account of one user's two-week trial, most days). Not worth a walk.
     if _week_of(occurrences[kept - 1][0], tz) - _week_of(occurrences[0][0], tz) < seven * condition.weeks:
         return []
-    week_of = [_week_of(item[0], tz) for item in occurrences[:kept]]
+    week_of = [_quarter_week(item[0] // _QUARTER_US, tz) for item in occurrences[:kept]]  # `_week_of`, inlined
     weeks: dict[date, int] = {}
     for week in week_of:
         weeks[week] = weeks.get(week, 0) + 1

@@ -23,7 +23,7 @@ import gc
 import weakref
 from datetime import timedelta
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from scoring import Event, paused_gc
@@ -143,7 +143,7 @@ def test_an_account_judged_on_tallies_read_at_once_is_the_one_judged_on_tallies_
 @st.composite
 def busy_accounts(draw) -> tuple[dict[str, list[Event]], object]:
     """Accounts big and busy enough for their triggers to fire: up to eight users, up to 40 events each, most of them
-    the account triggers' own."""
+    the account triggers' own, and up to two whose sessions grow (or not) over three or four weeks."""
     users, at = draw(accounts())
     for n in range(draw(st.integers(min_value=0, max_value=4))):
         user = f"v{n}"
@@ -154,6 +154,15 @@ def busy_accounts(draw) -> tuple[dict[str, list[Event]], object]:
             name, props = draw(st.sampled_from(_MEMBER_KINDS[:4]))
             moment = signup_at + timedelta(minutes=draw(st.integers(min_value=0, max_value=9 * 24 * 60)))
             history.append(Event(name, user, moment, f"{user}-{k}", props(draw)))
+        users[user] = history
+    for n in range(draw(st.integers(min_value=0, max_value=2))):  # sessions growing, or not, week after week
+        user = f"w{n}"
+        history = [Event("signup_complete", user, BASE, f"{user}-s",
+                         {"email": f"{user}@acme.com", "company_name": "Acme", "company_size": 800})]
+        for week, count in enumerate(draw(st.lists(st.integers(min_value=0, max_value=5), min_size=3, max_size=4))):
+            for k in range(count):
+                moment = BASE + timedelta(days=7 * week, hours=draw(st.integers(min_value=0, max_value=6 * 24)))
+                history.append(Event("session_start", user, moment, f"{user}-{week}-{k}", {}))
         users[user] = history
     return users, max(at, *(e.at for history in users.values() for e in history))
 
@@ -178,6 +187,32 @@ def test_an_accounts_triggers_skipped_for_too_few_occurrences_are_those_that_cou
     expected = [verdict for key, theirs in accounts_of(found).items()
                 if (verdict := score_account(key, theirs, DEFAULT, at, NY, groups.get(group_of(key) or ""))).triggers]
     assert [line.to_json() for line in lines] == [line.to_json() for line in expected]
+
+
+def _every_account_trigger(members, at):  # noqa: ANN001, ANN202
+    catalogue = plan_of(DEFAULT).catalogue
+    lists = merged_slots(members, DEFAULT)
+    every = [fired for name in plan_of(DEFAULT).account_triggers
+             if (fired := catalogue.fired(name, lists, micros(at), NY)) is not None]
+    return sorted(every, key=lambda f: (-f.weight, f.trigger.response, f.at, f.name))
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(st.lists(st.integers(min_value=0, max_value=5), min_size=3, max_size=4),
+       st.integers(min_value=0, max_value=4 * 24 * 60))
+@example([1, 2, 4], 0).via("the fewest sessions that double twice")
+@example([0, 1, 2, 4], 60).via("the same, a week later")
+@example([1, 2, 3], 0).via("one session short")
+@example([2, 4, 8], 4 * 24 * 60).via("late in each week")
+def test_usage_growth_skipped_below_its_weeks_worth_of_sessions_is_growth_that_could_not_fire(weeks, minutes):
+    monday = BASE + timedelta(days=3)  # Mon 2 Nov 2026, the day after the clocks went back
+    history = [Event("signup_complete", "ana", monday, "s", {"email": "ana@acme.com", "company_size": 800})]
+    for week, count in enumerate(weeks):
+        history += [Event("session_start", "ana", monday + timedelta(days=7 * week, minutes=minutes + k), f"{week}-{k}",
+                          {}) for k in range(count)]
+    at = monday + timedelta(days=7 * len(weeks) - 1)
+    members = [score_user_and_tally(history, DEFAULT, at, tz=NY)]
+    assert fired_triggers(members, DEFAULT, at, NY) == _every_account_trigger(members, at)
 
 
 class _Node:
