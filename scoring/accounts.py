@@ -99,11 +99,17 @@ def fired_triggers(members: Sequence[Member], rules: Rules, at: datetime, tz: tz
     closed account lead lets a new one be raised only by what happened after it closed), strongest first."""
     plan = plan_of(rules)
     catalogue = plan.catalogue
-    # A trigger with a condition none of its members' events feed cannot fire: not judged, and its slots not merged
-    # (most accounts, most days).
-    filled = {slot for slot in catalogue.slots_of_level(Level.ACCOUNT)
-              if any(tally.slots[slot] for _, tally in members)}
-    names = [name for name in plan.account_triggers if all(slot in filled for slot, _ in catalogue.layout[name])]
+    # A trigger with a condition its members' events cannot hold (too few occurrences, or users with one, in all)
+    # cannot fire: not judged, and its slots not merged (most accounts, most days).
+    held: dict[int, list[int]] = {}  # slot -> [its occurrences, the members with any]
+    for slot in catalogue.slots_of_level(Level.ACCOUNT):
+        for _, tally in members:
+            if items := tally.slots[slot]:
+                counts = held.setdefault(slot, [0, 0])
+                counts[0] += len(items)
+                counts[1] += 1
+    names = [name for name in plan.account_triggers
+             if all(slot in held and held[slot][users] >= least for slot, users, least in plan.account_needs[name])]
     if not names:
         return []
     lists = merged_slots(members, rules, {s for name in names for pair in catalogue.layout[name] for s in pair
@@ -132,7 +138,7 @@ def score_account(
     `fired_triggers` gave for these members, `at` and `since`, when the caller has it already."""
     if not members:
         raise ValueError("an account has at least one member")
-    members = sorted(members, key=lambda m: m[0].user_id)
+    members = sorted(members, key=_user_id)
     if fired is None:
         fired = fired_triggers(members, rules, at, tz, since=since)
     routed = [f for f in fired if f.trigger.routed]
@@ -175,6 +181,10 @@ def score_account(
         users=tuple(_contact(m, anchor) for m in sorted(members, key=lambda m: (m[0].user_id != anchor,
                                                                                m[0].user_id))),
     )
+
+
+def _user_id(member: Member) -> str:
+    return member[0].user_id
 
 
 def _anchor(fired: Sequence[Fired], by_user: Mapping[str, Member], members: Sequence[Member]) -> str:
@@ -252,9 +262,13 @@ def score_users_and_accounts(
     users = [result for result, _ in members]
     if not has_account_triggers(rules):
         return users
+    lines = []
     with paused_gc():
-        lines = [account for key, found in accounts_of(members).items()
-                 if (account := score_account(key, found, rules, at, tz, groups.get(group_of(key) or ""))).triggers]
+        for key, found in accounts_of(members).items():
+            # Only an account where a trigger fired has a line: the rest cost a look at their triggers, not a verdict.
+            found = sorted(found, key=_user_id)  # as `score_account` judges them
+            if fired := fired_triggers(found, rules, at, tz):
+                lines.append(score_account(key, found, rules, at, tz, groups.get(group_of(key) or ""), fired=fired))
     return users + lines
 
 

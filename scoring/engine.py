@@ -41,7 +41,6 @@ import gc
 import math
 import re
 from bisect import bisect_right
-from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta, tzinfo
@@ -70,7 +69,7 @@ from scoring.result import (
     account_key,
 )
 from scoring.rules import DoNotTouch, Rules, Signal
-from scoring.tally import Counter, Tally, next_midnight
+from scoring.tally import Counter, Tally, local_day, next_midnight
 from scoring.triggers import TRIAL, Catalogue, Fired, Level, micros, moment_of
 from templates import sentences, table
 
@@ -119,6 +118,7 @@ class _Plan:
         self.named_with_billing = {name: (*self.for_event.get(name, ()), *billing)
                                    for name in (*self.for_event, ev.PAGE_VIEW)}
         self.keeps = [max(rule.min_count, 1) for _, rule in self.signals]  # earliest events a counter keeps
+        self.keep_firsts = max((self.keeps[index] for index in star), default=0)  # an any-event counter's most
         self.distinct = [rule.distinct for _, rule in self.signals]
         self.window = timedelta(days=rules.window.days)
         self.trial_days = timedelta(days=rules.window.trial_length_days - 1)  # after the first
@@ -136,6 +136,7 @@ class _Plan:
         self.firmographics = lru_cache(maxsize=8192)(self._firmographics)
         # The triggers' conditions as the tallies keep them (scoring/triggers.py).
         self.catalogue = catalogue = Catalogue(rules.triggers, self.is_billing)
+        self.slot_count = len(catalogue)  # a tally's slot lists, one per slot
         # The user triggers, each with the slots that must hold something before it can fire (its conditions'
         # own: a condition with none cannot hold) and how long after their first occurrence (a "not completed
         # within" wait), so a user with none of their events costs a look per trigger.
@@ -148,7 +149,35 @@ class _Plan:
         self.waits = [name for name, trigger, _, _ in self.user_triggers
                       if any(c.not_followed_by is not None for c in trigger.all)]
         self.user_slots = sorted(catalogue.slots_of_level(Level.USER))
+        self._candidates: dict[bytes, tuple] = {}
         self.account_triggers = tuple(rules.triggers_of(Level.ACCOUNT))
+        # Each account trigger's conditions as what their slots must hold before it can fire: (the slot, whether
+        # it counts the users with an occurrence rather than the occurrences, how many; `Condition.least`).
+        self.account_needs = {
+            name: tuple((slot, c.measure == "users", c.least)
+                        for (slot, _), c in zip(catalogue.layout[name], trigger.all, strict=True))
+            for name, trigger in rules.triggers_of(Level.ACCOUNT).items()}
+        # The exclusions' rules, read once; a population's users share their domains, each looked at once.
+        ex = rules.exclusions
+        self.size_min, self.size_max = rules.gates.company_size_min, rules.gates.company_size_max
+        self.size_range = {"size_min": self.size_min, "size_max": self.size_max}
+        self.personal = ex.personal_email_domains
+        self.competitor = lru_cache(maxsize=8192)(lambda domain: _domain_matches(domain, ex.competitor_domains))
+        self.internal = lru_cache(maxsize=8192)(lambda domain: _domain_matches(domain, ex.internal_domains))
+        self.dispositions = ex.dispositions
+        self.min_days_left = ex.min_days_left_without_billing_view
+        self.dnt = rules.do_not_touch
+
+    def candidates(self, slots: Sequence[Sequence]) -> tuple:
+        """The user triggers that may fire over these slot lists: those whose conditions' slots all hold something
+        (a condition with no occurrence at all cannot hold). Worked out once for each set of filled slots: a
+        population's users fill a few dozen."""
+        filled = bytes(map(bool, slots))
+        found = self._candidates.get(filled)
+        if found is None:
+            mask = sum(1 << slot for slot, full in enumerate(filled) if full)
+            found = self._candidates[filled] = tuple(t for t in self.user_triggers if not t[2] & ~mask)
+        return found
 
     def _firmographics(self, size: int | None, industry: str | None, plan: str | None) -> tuple[Band, int | None]:
         """The band of a company size, and the ACV potential of that band, industry and plan."""
@@ -191,14 +220,22 @@ class _Met:
         self.key, self.rule, self.counter, self.met_at, self.met_on = key, rule, counter, met_at, met_on
 
 
-def _evidence(met: _Met, trial_day_of, with_day_list: bool) -> str:
+def _evidence(met: _Met, trial_day_of, with_day_list: bool, shown: tuple[str, ...]) -> str:
+    """What a rep reads of a met signal (`shown`: its counter's values as people read them)."""
     counter = met.counter
-    return met.rule.evidence.format(
-        count=counter.count,
-        s="" if counter.count == 1 else "s",
-        days=len(counter.days),
-        values=_human_list(counter.shown()) or str(counter.count),
-        day_list=", ".join(str(trial_day_of(d)) for d in sorted(counter.days)) if with_day_list else "",
+    day_list = ", ".join(str(trial_day_of(d)) for d in sorted(counter.days)) if with_day_list else ""
+    return _evidence_words(met.rule.evidence, counter.count, len(counter.days), shown, day_list)
+
+
+@lru_cache(maxsize=1 << 14)
+def _evidence_words(evidence: str, count: int, days: int, shown: tuple[str, ...], day_list: str) -> str:
+    """A signal's `evidence` filled in; cached, as a population's users share a few counts, days and values."""
+    return evidence.format(
+        count=count,
+        s="" if count == 1 else "s",
+        days=days,
+        values=_human_list(shown) or str(count),
+        day_list=day_list,
     )
 
 
@@ -210,6 +247,10 @@ _MET_AT = attrgetter("met_at")
 def _local_date(moment: datetime, tz: tzinfo) -> date:
     """For the few moments every user shares (the `at` of a sweep)."""
     return moment.astimezone(tz).date()
+
+
+#: `micros` of the few moments every user shares (the `at` of a sweep).
+_at_micros = lru_cache(maxsize=1024)(micros)
 
 
 def _domain_matches(domain: str, listed: Iterable[str]) -> bool:
@@ -261,8 +302,7 @@ class _Trial:
         self.domain = email.rsplit("@", 1)[1] if email else None
         self.company = profile.get("company_name")
         self.size = size = profile.get("company_size")
-        gates = rules.gates
-        self.icp_fit = size is not None and gates.company_size_min <= size <= gates.company_size_max
+        self.icp_fit = size is not None and plan.size_min <= size <= plan.size_max
 
     def local(self, moment: datetime) -> date:
         return moment.astimezone(self.tz).date()
@@ -342,7 +382,7 @@ def judge(
     if activated_at is None and ask_at is None and not routed:
         # The activation gate; the fast lane and triggers need no activation, so it is no reason there.
         reasons.append(Reason("not_activated", ReasonKind.GATE, {}))
-    dont = _do_not_touch(rules.do_not_touch, at, checkout_since, upgraded_at, open_tickets, opted_out_at)
+    dont = _do_not_touch(plan.dnt, at, checkout_since, upgraded_at, open_tickets, opted_out_at)
 
     met, signals = _signals_met(tally, trial, plan)
     score = sum(m.rule.points for m in met) if activated_at is not None else 0
@@ -377,17 +417,13 @@ def _triggers(tally: Tally, trial: _Trial, plan: _Plan, at: datetime, reasons: S
         return []
     fit_excluded = bool(reasons)
     slots, catalogue, tz = tally.slots, plan.catalogue, trial.tz
-    filled = 0
-    for slot in plan.user_slots:
-        if slots[slot]:
-            filled |= 1 << slot
     at_us = since_us = trial_end_us = None
     fired = []
-    for name, trigger, mask, waits in plan.user_triggers:
-        if mask & ~filled or (fit_excluded and trigger.icp_gate):
-            continue  # a condition with no occurrence at all, or the ICP gate
+    for name, trigger, _, waits in plan.candidates(slots):  # those with an occurrence for every condition
+        if fit_excluded and trigger.icp_gate:
+            continue  # the ICP gate
         if at_us is None:
-            at_us, since_us = micros(at), micros(trial.start)
+            at_us, since_us = _at_micros(at), micros(trial.start)
         if waits and any(slots[slot][0][0] + wait > at_us for slot, wait in waits):
             continue  # a "not completed within" wait not over yet for even the first
         until_us = None
@@ -528,39 +564,37 @@ def _exclusions(
 ) -> list[Reason]:
     """Every exclusion that applies: fit, personal or test email, competitor or internal domain, converted,
     an earlier disposition this trial, the trial ended or ending."""
-    ex = rules.exclusions
     reasons: list[Reason] = []
-
-    def exclude(code: str, **params: Any) -> None:
-        reasons.append(Reason(code, ReasonKind.EXCLUSION, params))
+    exclusion = ReasonKind.EXCLUSION
 
     size, email, domain = trial.size, trial.email, trial.domain
     if not trial.icp_fit:
-        size_range = {"size_min": rules.gates.company_size_min, "size_max": rules.gates.company_size_max}
         if size is None:
-            exclude("company_size_unknown", **size_range)
+            reasons.append(Reason("company_size_unknown", exclusion, dict(plan.size_range)))
         else:
-            exclude("company_size_out_of_range", size=size, **size_range)
+            reasons.append(Reason("company_size_out_of_range", exclusion, {"size": size, **plan.size_range}))
     if email is None:
-        exclude("email_unknown")
-    if domain in ex.personal_email_domains and not trial.company:
-        exclude("personal_email_domain", domain=domain)
+        reasons.append(Reason("email_unknown", exclusion, {}))
+    if domain in plan.personal and not trial.company:
+        reasons.append(Reason("personal_email_domain", exclusion, {"domain": domain}))
     if email and plan.test_email and plan.test_email.match(email):
-        exclude("test_account", email=email)
-    if domain and ex.competitor_domains and _domain_matches(domain, ex.competitor_domains):
-        exclude("competitor_domain", domain=domain)
-    if domain and ex.internal_domains and _domain_matches(domain, ex.internal_domains):
-        exclude("internal_domain", domain=domain)
+        reasons.append(Reason("test_account", exclusion, {"email": email}))
+    if domain and plan.competitor(domain):
+        reasons.append(Reason("competitor_domain", exclusion, {"domain": domain}))
+    if domain and plan.internal(domain):
+        reasons.append(Reason("internal_domain", exclusion, {"domain": domain}))
     if converted_at is not None:
-        exclude("already_converted", day=trial.day_of(trial.local(converted_at)))
+        reasons.append(Reason("already_converted", exclusion, {"day": trial.day_of(trial.local(converted_at))}))
     for prior in dispositions:
-        if trial.start <= prior.at <= at and prior.disposition in ex.dispositions:
-            exclude("prior_disposition", disposition=prior.disposition, day=trial.day_of(trial.local(prior.at)))
+        if trial.start <= prior.at <= at and prior.disposition in plan.dispositions:
+            reasons.append(Reason("prior_disposition", exclusion, {
+                "disposition": prior.disposition, "day": trial.day_of(trial.local(prior.at))}))
             break
     if trial.days_left == 0:
-        exclude("trial_ended", on=trial.last_day.isoformat(), weekday=trial.last_day.weekday())
-    elif trial.days_left < ex.min_days_left_without_billing_view and tally.billing is None:
-        exclude("trial_ending", days_left=trial.days_left)
+        reasons.append(Reason("trial_ended", exclusion,
+                              {"on": trial.last_day.isoformat(), "weekday": trial.last_day.weekday()}))
+    elif trial.days_left < plan.min_days_left and tally.billing is None:
+        reasons.append(Reason("trial_ending", exclusion, {"days_left": trial.days_left}))
     return reasons
 
 
@@ -586,35 +620,39 @@ def _signals_met(tally: Tally, trial: _Trial, plan: _Plan) -> tuple[list[_Met], 
     """The signals met, in the order they were met; and every signal to show, in the order it happened: those,
     activation and the explicit ask (both worth no points)."""
     met: list[_Met] = []
-    local = trial.local
+    tz = trial.tz
     for (key, rule), counter in zip(plan.signals, tally.counters, strict=True):
         if counter is None:
             continue
         met_at = counter.met(rule.min_count, rule.min_days, rule.distinct is not None)
         if met_at is not None:
-            met.append(_Met(key, rule, counter, met_at, local(met_at)))
-    met.sort(key=_MET_AT)
+            met.append(_Met(key, rule, counter, met_at, local_day(met_at, tz)))
+    if len(met) > 1:
+        met.sort(key=_MET_AT)
     day_of, wants_day_list = trial.day_of, plan.wants_day_list
-    signals = [
-        SignalMet(m.key, m.rule.label, m.rule.points, day_of(m.met_on), m.met_at,
-                  _evidence(m, day_of, m.key in wants_day_list), m.rule.talk_track, tuple(m.counter.shown()))
-        for m in met
-    ]
+    signals = []
+    for m in met:
+        shown = tuple(m.counter.shown()) if m.rule.distinct is not None else ()
+        signals.append(SignalMet(m.key, m.rule.label, m.rule.points, day_of(m.met_on), m.met_at,
+                                 _evidence(m, day_of, m.key in wants_day_list, shown), m.rule.talk_track, shown))
     if tally.activation is not None:
         activated_at = tally.activation[0]
-        signals.append(SignalMet(ACTIVATION, _words("activation_label"), 0, day_of(local(activated_at)),
+        signals.append(SignalMet(ACTIVATION, _words("activation_label"), 0, day_of(local_day(activated_at, tz)),
                                  activated_at, _words("activation_evidence"), "activation"))
     if tally.ask is not None:
         (ask_at, _), ask_name = tally.ask
-        signals.append(SignalMet(EXPLICIT_ASK, _words("explicit_ask_label"), 0, day_of(local(ask_at)), ask_at,
-                                 _words("explicit_ask_evidence", event=ask_name), "fast_lane"))
-    signals.sort(key=_AT)  # the story in the order it happened
+        signals.append(SignalMet(EXPLICIT_ASK, _words("explicit_ask_label"), 0, day_of(local_day(ask_at, tz)),
+                                 ask_at, _words("explicit_ask_evidence", event=ask_name), "fast_lane"))
+    if len(signals) > 1:
+        signals.sort(key=_AT)  # the story in the order it happened
     return met, signals
 
 
 def _strongest(met: Sequence[_Met]) -> str | None:
     """The met signal worth the most points (the rules' rank breaks ties)."""
-    return max(met, key=lambda m: (m.rule.points, -m.rule.rank)).key if met else None
+    if len(met) <= 1:
+        return met[0].key if met else None
+    return max(met, key=lambda m: (m.rule.points, -m.rule.rank)).key
 
 
 def _status_and_tier(
@@ -689,7 +727,7 @@ def _result(
 def _account_domain(domain: str | None, plan: _Plan) -> str | None:
     """The email's domain as the account's, unless it is a personal one: gmail.com is nobody's account, and its users
     are not each other's colleagues (the lead's history and contact map are read by account domain)."""
-    return None if domain in plan.rules.exclusions.personal_email_domains else domain
+    return None if domain in plan.personal else domain
 
 
 def _crossing(met: Sequence[_Met], threshold: int) -> datetime:
@@ -725,7 +763,10 @@ def paused_gc() -> Iterator[None]:
     """Pause the cyclic garbage collector around bulk work on millions of small, acyclic objects.
 
     Reference counting still frees everything at once; only the generation scans wait, and at a
-    million events those scans cost seconds while finding nothing to collect.
+    million events those scans cost seconds while finding nothing to collect. On the way out, what the work
+    left alive goes straight to the oldest generation (`gc.freeze` then `gc.unfreeze`): otherwise the first
+    allocation after it scans every object the work made, as the youngest generation, for nothing. Cycles
+    among them are still collected, by the oldest generation's collections.
     """
     enabled = gc.isenabled()
     gc.disable()
@@ -733,6 +774,8 @@ def paused_gc() -> Iterator[None]:
         yield
     finally:
         if enabled:
+            gc.freeze()
+            gc.unfreeze()
             gc.enable()
 
 
@@ -760,16 +803,24 @@ def score_members(
 ) -> tuple[list[tuple[ScoreResult, Tally]], dict[str, GroupTraits]]:
     """`score_users`, with the tallies each verdict was judged on and the accounts' group traits by group id: what
     an account's verdict is made of (scoring/accounts.py)."""
+    if at.tzinfo is not None:
+        at = at.astimezone(UTC)  # once: converting it again per user is then free (a naive one fails per user)
     events = resolve(list(events))
-    by_user: dict[str, list[ev.Event]] = defaultdict(list)
+    by_user: dict[str, list[ev.Event]] = {}
     groups: dict[str, GroupTraits] = {}
+    group_call = ev.GROUP
     for event in events:
-        if not is_anonymous(event.user_id):
-            by_user[event.user_id].append(event)
-        if event.name == ev.GROUP and event.at <= at:
+        held = by_user.get(user_id := event.user_id)
+        if held is None:
+            by_user[user_id] = [event]
+        else:
+            held.append(event)
+        if event.name == group_call and event.at <= at:
             group_id = event.props["group_id"]
             if (merged := newer(groups.get(group_id, {}), event.props.get("traits") or {}, event.at)) is not None:
                 groups[group_id] = merged
+    for user_id in [user_id for user_id in by_user if is_anonymous(user_id)]:
+        del by_user[user_id]  # an anonymous visitor nothing links is not scored
     dispositions = dispositions or {}
     with paused_gc():
         return [

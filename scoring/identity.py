@@ -58,5 +58,12 @@ def resolve(events: Sequence[Event]) -> list[Event]:
     for alias, user in links_in(events).items():
         if final(user, links) != alias:  # no cycles: a link back to where it came from is not made
             links.setdefault(alias, user)
-    return [event if (key := final(key_of(event), links)) == event.user_id else event._replace(user_id=key)
-            for event in events]
+    found = []
+    append = found.append
+    for event in events:
+        user = event.user_id
+        if user is not None and user not in links:
+            append(event)  # the common case: a user's own call, their id linked nowhere (`final` keeps it)
+        else:
+            append(event if (key := final(key_of(event), links)) == user else event._replace(user_id=key))
+    return found

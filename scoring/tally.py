@@ -179,7 +179,8 @@ class Tally:
         self.seq = 0  # events taken in: the order of arrival among events at the same instant
         # The triggers' slots (scoring/triggers.py `Catalogue`): each condition's occurrences among all the user's
         # product events, any time (user triggers read those since the signup; account triggers merge users').
-        self.slots: list[list] = [[] for _ in range(len(plan.catalogue))]
+        # Most stay empty: one shared empty tuple each until an occurrence comes (`Catalogue.feed` makes it a list).
+        self.slots: list[Sequence] = [()] * plan.slot_count
 
     # -- building ----------------------------------------------------------------------------------------------
 
@@ -190,8 +191,9 @@ class Tally:
         at the same instant keep the order they came in)."""
         seen = events if in_order else sorted(events, key=_AT)
         tally = cls(plan, tz, user_id or (seen[0].user_id if seen else ""))
+        signup = ev.SIGNUP
         for index in range(len(seen) - 1, -1, -1):
-            if seen[index].name == ev.SIGNUP:
+            if seen[index].name == signup:
                 tally._start(seen[index], index)
                 tally._walk_trial(seen)
                 return tally
@@ -247,28 +249,39 @@ class Tally:
         day = self.first_day = local_day(start, tz)
         day_ends = next_midnight(day, tz)
         new_days: list[tuple[date, datetime]] = []  # each active day in the window, and its first event
-        in_window: list[Stamp] = []
+        in_window = 0  # events inside the window
+        firsts: list[Stamp] = []  # the first of them, as many as an any-event counter keeps
+        keep_firsts = plan.keep_firsts
         activated: Stamp | None = None
         billing_at: datetime | None = None
-        seq = 0
         catalogue, slots, user = plan.catalogue, self.slots, self.user_id
-        feed_all, feeds = bool(catalogue.any_event), catalogue.wanted
-        for event in seen:
-            moment, name = event.at, event.name
-            stamp = (moment, seq)
-            seq += 1
+        feed_all, feeds, plain = bool(catalogue.any_event), catalogue.wanted, catalogue.plain
+        for seq, event in enumerate(seen):
+            name = event.name
             if name in not_activity:
-                note(event, stamp, start)
+                note(event, (event.at, seq), start)
                 continue
-            if feed_all or name in feeds:
+            moment = event.at
+            fed = plain.get(name)
+            if fed is not None:  # `catalogue.feed`'s plain occurrences, appended in time order
+                found = ((moment - EPOCH) // _ONE_US, None, 1.0, user)
+                for index in fed:
+                    if slots[index]:
+                        slots[index].append(found)
+                    else:
+                        slots[index] = [found]
+            elif feed_all or name in feeds:
                 catalogue.feed(slots, name, event.props, moment, user)
             if moment < start:
                 continue  # before this trial: not ours to judge
             if name in special:
-                note(event, stamp, start)  # and it counts as activity too
-            billing = name == page_view and is_billing(event.props.get("page_path", ""))
-            if billing and billing_at is None:
-                billing_at = moment
+                note(event, (moment, seq), start)  # and it counts as activity too
+            if name == page_view:
+                billing = is_billing(event.props.get("page_path", ""))
+                if billing and billing_at is None:
+                    billing_at = moment
+            else:
+                billing = False
             if moment >= window_end:
                 continue
             if moment >= day_ends or not new_days:
@@ -276,12 +289,15 @@ class Tally:
                     day += _ONE_DAY
                     day_ends = next_midnight(day, tz)
                 new_days.append((day, moment))
-            in_window.append(stamp)
+            in_window += 1
+            if in_window <= keep_firsts:
+                firsts.append((moment, seq))
             if name == activation and activated is None:
-                activated = stamp
+                activated = (moment, seq)
             indices = with_billing.get(name) if billing else counted.get(name)
             if indices is None:
                 continue
+            stamp = (moment, seq)
             for index in indices:
                 counter = counters[index]
                 if counter is None:
@@ -297,13 +313,14 @@ class Tally:
                     value = event.props.get(field)
                     counter.add(stamp, day, keeps[index], value_key(value, event.message_id),
                                 value.strip() if isinstance(value, str) else None)
+        seq = len(seen)
         if in_window:
             days = dict(new_days)
             for index in plan.star:
                 counter = counters[index] = Counter()
                 field = distinct[index]
                 if field is None:
-                    counter.count, counter.firsts, counter.days = len(in_window), in_window[:keeps[index]], days
+                    counter.count, counter.firsts, counter.days = in_window, firsts[:keeps[index]], days
                 else:  # distinct values of every event: rare; counted as `_walk` does
                     self._count_all(counter, seen, start, window_end, index)
         self.activation, self.billing = activated, billing_at

@@ -195,6 +195,21 @@ class Condition(_Model):
         """A `not_followed_by` condition's `for`, in microseconds; 0 for any other condition."""
         return 0 if self.for_ is None else duration_us(self.for_)
 
+    @cached_property
+    def least(self) -> int:
+        """How many occurrences the condition needs before it can hold in any window (measuring users: how many users
+        with one): each event, distinct value, day or user it counts comes from an occurrence of its own; growth
+        needs its weeks' worth (1, 2 and 4 events for +100 % over two weeks); a total or "not completed" condition
+        needs one."""
+        if self.measure == "growth":
+            # A base week with one, then each week at least `1 + at_least` times the one before, and more.
+            week = total = 1
+            for _ in range(self.weeks):
+                week = max(math.ceil(week * (1 + self.at_least)), week + 1)
+                total += week
+            return total
+        return 1 if self.derived or self.measure == "total" else math.ceil(self.at_least)
+
     @property
     def derived(self) -> bool:
         """Its occurrences are moments worked out from events (not followed by, growth), not the events."""
@@ -373,9 +388,15 @@ def local_date(us: int, tz: tzinfo) -> date:
     return _quarter_date(us // _QUARTER_US, tz)
 
 
-def _week_of(us: int, tz: tzinfo) -> date:
-    day = local_date(us, tz)
+@lru_cache(maxsize=65536)
+def _quarter_week(quarter: int, tz: tzinfo) -> date:
+    day = _quarter_date(quarter, tz)
     return day - timedelta(days=day.weekday())
+
+
+def _week_of(us: int, tz: tzinfo) -> date:
+    """The Monday of the local week of a moment (cached by the quarter hour, as `local_date`)."""
+    return _quarter_week(us // _QUARTER_US, tz)
 
 
 def _growth(condition: Condition, occurrences: Sequence[Occurrence], at_us: int, tz: tzinfo) -> list[Occurrence]:
@@ -389,7 +410,7 @@ def _growth(condition: Condition, occurrences: Sequence[Occurrence], at_us: int,
     # than that, none can grow (an account of one user's two-week trial, most days). Not worth a walk.
     if _week_of(occurrences[kept - 1][0], tz) - _week_of(occurrences[0][0], tz) < seven * condition.weeks:
         return []
-    week_of = [_week_of(item[0], tz) for item in occurrences[:kept]]
+    week_of = [_quarter_week(item[0] // _QUARTER_US, tz) for item in occurrences[:kept]]  # `_week_of`, inlined
     weeks: dict[date, int] = {}
     for week in week_of:
         weeks[week] = weeks.get(week, 0) + 1
@@ -567,6 +588,12 @@ class Catalogue:
         self._any = _route(any_event) if any_event else None
         self._quiet = {name: _route(found) for name, found in named.items()}  # not activity: "*" do not count it
         self._routes = {name: _route((*found, *any_event)) for name, found in named.items()}
+        #: Event names every feeder of which adds a plain occurrence (no property tested, no value or amount kept:
+        #: signups, session starts), with their slots: a history read in time order appends one occurrence to each
+        #: of them, the same as `feed` adds, without a call per event (scoring/tally.py `Tally._walk_trial`).
+        self.plain: dict[str, tuple[int, ...]] = {
+            name: tuple(index for index, _ in kept) for name, (prop, kept, _) in self._routes.items()
+            if prop is None and all(condition is None for _, condition in kept)}
         self._of_level: dict[Level, frozenset[int]] = {}
 
     def __len__(self) -> int:
@@ -583,7 +610,8 @@ class Catalogue:
 
     def feed(self, lists: list[list[Occurrence]], name: str, props: Mapping[str, Any], at_us: int | datetime,
              user: str, *, activity: bool = True) -> None:
-        """Add an event's occurrences to `lists` (one per slot, kept in time order). `activity`: whether the event is
+        """Add an event's occurrences to `lists` (one per slot, kept in time order; an empty one may be a tuple, and is
+        then replaced by a list). `activity`: whether the event is
         a product event ("*" conditions count it). `at_us` may be the event's aware moment instead: it is worked out
         only when the event is kept (most page views are not)."""
         route = self._routes.get(name, self._any) if activity else self._quiet.get(name)
@@ -606,7 +634,9 @@ class Catalogue:
                 at_us = (at_us - EPOCH) // _US  # micros(), inlined: this runs for most kept events
             found = (at_us, None, 1.0, user) if condition is None else occurrence(condition, at_us, props, user)
             items = lists[index]
-            if not items or items[-1][0] <= at_us:
+            if not items:
+                lists[index] = [found]  # an empty slot may be a shared empty tuple (scoring/tally.py `Tally`)
+            elif items[-1][0] <= at_us:
                 items.append(found)
             else:
                 items.insert(bisect_right(items, at_us, key=_TIME), found)
