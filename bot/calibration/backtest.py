@@ -44,7 +44,7 @@ from bot.calibration.stats import (
 from bot.domain.guardrails import VOLUME_PER_REP, VOLUME_STREAK, busy_runs, per_business_day
 from scoring import Event, Rules, ScoreResult, Status, Tier
 from scoring import events as ev
-from scoring.engine import judge, plan_of
+from scoring.engine import ASK_OVERRIDES, FIT, judge, plan_of
 from scoring.identity import is_anonymous, resolve
 from scoring.profile import newer
 from scoring.tally import Tally
@@ -209,9 +209,11 @@ def replay(
     cap: int = 5,
     touches: Mapping[str, Sequence[datetime]] | None = None,
     minimum: int = MIN_SAMPLE,
+    every_day: bool = False,
 ) -> Backtest:
     """Replay `events` through `rules` (see the module docstring). `touches`: a rep's touches by user id, beside
-    the history's own touch events; `reps` x `cap`: the team's capacity per business day (None: not known)."""
+    the history's own touch events; `reps` x `cap`: the team's capacity per business day (None: not known).
+    `every_day`: judge every day the replay visits, the slow reference the fast replay is tested against."""
     by_user, groups, converted, touched = _split(events)
     for user_id, moments in (touches or {}).items():
         touched[user_id].extend(moments)
@@ -219,7 +221,8 @@ def replay(
     raised: dict[str, Raised] = {}
     first_day = last_day = None
     for user_id, history in by_user.items():
-        lead, fired = _replay_user(user_id, history, rules, tz, groups, converted.get(user_id), window)
+        lead, fired = _replay_user(user_id, history, rules, tz, groups, converted.get(user_id), window,
+                                   every_day=every_day)
         first, last = local_day(history[0].at, tz), local_day(history[-1].at, tz)
         first_day = first if first_day is None or first < first_day else first_day
         last_day = last if last_day is None or last > last_day else last_day
@@ -283,17 +286,111 @@ def _rows(rules: Rules, minimum: int) -> dict[str, TriggerFigures]:
     return rows
 
 
+#: A moment after any replay's last: what fires in the end fires by then.
+_FOREVER_US = 1 << 62
+#: The exclusions read from the user's profile alone (scoring/engine.py `_exclusions`): while the profile stays the
+#: same, each holds on every day or on none.
+LASTING = frozenset({"company_size_out_of_range", "company_size_unknown", "email_unknown", "personal_email_domain",
+                     "test_account", "competitor_domain", "internal_domain"})
+_PROFILE_CALLS = frozenset({ev.IDENTIFY, ev.GROUP})
+
+
+@dataclass(frozen=True, slots=True)
+class _Prospects:
+    """The most a user's verdicts can show over their replay, read once from their whole replayed history (one
+    trial): when each user trigger first fires, whether an explicit ask comes, whether the points reach the
+    threshold. A day's verdict is worth asking for only when it could add to what the replay noted (`worth`).
+
+    Why a day's verdict needs no more than this (tests/calibration/test_fast_replay.py checks it against judging
+    every day):
+    - a trigger fires at the first moment its conditions hold on the events up to then (scoring/triggers.py), and
+      every event up to a judged moment is in that day's tallies: so it shows by a day's end only once its first
+      firing read from the whole history has passed (later, still, when an exclusion stops it that day);
+    - a verdict is `qualified` only with an explicit ask, the points at the threshold, or a routed trigger that
+      fired; asks and met signals only accrue with more events of the same trial, so the whole history's verdict
+      bounds every day's;
+    - a trial that starts over (a second signup) can take back what the first trial had: no bound, every day judged.
+    """
+
+    firsts: dict[str, datetime]  # user trigger -> the first moment it fires
+    routed: frozenset[str]  # those of them that go to a person (tier 1 or 2): they qualify the user
+    ask: bool
+    points: bool
+
+    @classmethod
+    def of(cls, history: Sequence[Event], count: int, rules: Rules, tz: tzinfo, user_id: str,
+           converted_at: datetime | None) -> _Prospects | None:
+        replayed = history[:count]
+        if sum(event.name == ev.SIGNUP for event in replayed) != 1:
+            return None
+        plan = plan_of(rules)
+        tally = Tally.build(replayed, plan, tz, user_id, in_order=True)
+        since, catalogue = micros(tally.signup.at), plan.catalogue
+        firsts = {}
+        for name in rules.triggers_of(Level.USER):
+            if (found := catalogue.fired(name, tally.slots, _FOREVER_US, tz, since_us=since)) is not None:
+                firsts[name] = found.at
+        routed = frozenset(name for name in firsts if rules.triggers[name].routed)
+        ask = tally.ask is not None
+        last = tally.latest if converted_at is None else converted_at - _ONE_US
+        final = judge(tally, rules, last)
+        points = final.score >= rules.tiers.qualify
+        signup_day = local_day(tally.signup.at, tz)
+        if all(local_day(event.at, tz) <= signup_day for event in replayed if event.name in _PROFILE_CALLS):
+            # The profile is the same on every day with a trial to judge: what it excludes, it excludes on each.
+            lasting = {reason.code for reason in final.reasons if reason.code in LASTING}
+            if ask and lasting <= ASK_OVERRIDES:
+                lasting = set()  # an explicit ask waives them on the days it is there
+            if lasting - FIT:  # stops every trigger and the points
+                firsts, points = {}, False
+            elif lasting:  # the ICP gate: stops the triggers that keep it, and the points unless a trigger qualifies
+                firsts = {name: at for name, at in firsts.items() if not rules.triggers[name].icp_gate}
+                points = points and any(name in routed for name in firsts)
+            if lasting - ASK_OVERRIDES:
+                ask = False
+        return cls(firsts, routed & firsts.keys(), ask, points)
+
+    @property
+    def nothing(self) -> bool:
+        """No verdict of the replay can raise a lead or show a row of the table."""
+        return not (self.firsts or self.ask or self.points)
+
+    def worth(self, tally: Tally, at: datetime, lead: Raised | None, fired: Mapping[str, datetime]) -> bool:
+        """Whether the verdict on `tally` as of `at` could add to `lead` and `fired`: a trigger's first showing,
+        the lead, the explicit ask's or the points' row."""
+        ready = [name for name, first in self.firsts.items() if first <= at]
+        if any(name not in fired for name in ready):
+            return True
+        ask = self.ask and tally.ask is not None
+        if lead is None and (ask or self.points or any(name in self.routed for name in ready)):
+            return True
+        return (ask and EXPLICIT_ASK not in fired) or (self.points and POINTS not in fired)
+
+    def shown(self, lead: Raised | None, fired: Mapping[str, datetime]) -> bool:
+        """Everything the replay can show has shown: the days after add nothing."""
+        return (lead is not None and all(name in fired for name in self.firsts)
+                and (not self.ask or EXPLICIT_ASK in fired) and (not self.points or POINTS in fired))
+
+
 def _replay_user(user_id: str, history: list[Event], rules: Rules, tz: tzinfo, groups: Mapping[str, Any],
-                 converted_at: datetime | None, window: Window) -> tuple[Raised | None, dict[str, datetime]]:
-    """One user's replay: the lead raised (if any) and each trigger's first firing inside the window."""
+                 converted_at: datetime | None, window: Window, *, every_day: bool = False
+                 ) -> tuple[Raised | None, dict[str, datetime]]:
+    """One user's replay: the lead raised (if any) and each trigger's first firing inside the window.
+
+    The days are walked as the module docstring says; a day is judged only when its verdict could add something
+    (`_Prospects.worth`), and the walk stops once everything the user can show has shown. `every_day`: judge
+    every day the walk visits (the reference the fast path is tested against, tests/calibration)."""
     plan = plan_of(rules)
+    count = len(history)
+    if converted_at is not None:
+        count = next((i for i, event in enumerate(history) if event.at >= converted_at), count)
+    hope = None if every_day else _Prospects.of(history, count, rules, tz, user_id, converted_at)
+    if hope is not None and hope.nothing:
+        return None, {}
     lead: Raised | None = None
     fired: dict[str, datetime] = {}
     tally: Tally | None = None
     taken = 0
-    count = len(history)
-    if converted_at is not None:
-        count = next((i for i, event in enumerate(history) if event.at >= converted_at), count)
     due: datetime | None = None  # a wait that ends with no event: judged at the end of its day
     while taken < count or due is not None:
         next_day = local_day(history[taken].at, tz) if taken < count else None
@@ -313,10 +410,11 @@ def _replay_user(user_id: str, history: list[Event], rules: Rules, tz: tzinfo, g
         due = None
         if tally is None or (batch and not tally.add(batch)):
             tally = Tally.build(history[:taken], plan, tz, user_id, in_order=True)
-        group = groups.get(tally.group[1]) if tally.group is not None else None
-        result = judge(tally, rules, at, group=group)
-        if window.holds(day):
-            lead = _note(result, rules, user_id, day, lead, fired)
+        if window.holds(day) and (hope is None or hope.worth(tally, at, lead, fired)):
+            group = groups.get(tally.group[1]) if tally.group is not None else None
+            lead = _note(judge(tally, rules, at, group=group), rules, user_id, day, lead, fired)
+            if hope is not None and hope.shown(lead, fired):
+                break  # all it can show has shown: the days after add nothing
         if (plan.waits and tally.signup is not None and (converted_at is None or at < converted_at - _ONE_US)
                 and (taken >= count or local_day(history[taken].at, tz) > day + _DAY)):
             due = _wait_ends(tally, plan, at)  # only a day without events needs it: the others are judged
