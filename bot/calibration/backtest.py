@@ -288,6 +288,7 @@ def _rows(rules: Rules, minimum: int) -> dict[str, TriggerFigures]:
 
 #: A moment after any replay's last: what fires in the end fires by then.
 _FOREVER_US = 1 << 62
+_NEVER = datetime.max.replace(tzinfo=UTC)
 #: The exclusions read from the user's profile alone (scoring/engine.py `_exclusions`): while the profile stays the
 #: same, each holds on every day or on none.
 LASTING = frozenset({"company_size_out_of_range", "company_size_unknown", "email_unknown", "personal_email_domain",
@@ -314,7 +315,7 @@ class _Prospects:
 
     firsts: dict[str, datetime]  # user trigger -> the first moment it fires
     routed: frozenset[str]  # those of them that go to a person (tier 1 or 2): they qualify the user
-    ask: bool
+    ask_at: datetime | None  # the first explicit ask
     points: bool
 
     @classmethod
@@ -325,43 +326,48 @@ class _Prospects:
             return None
         plan = plan_of(rules)
         tally = Tally.build(replayed, plan, tz, user_id, in_order=True)
-        since, catalogue = micros(tally.signup.at), plan.catalogue
-        firsts = {}
-        for name in rules.triggers_of(Level.USER):
-            if (found := catalogue.fired(name, tally.slots, _FOREVER_US, tz, since_us=since)) is not None:
-                firsts[name] = found.at
-        routed = frozenset(name for name in firsts if rules.triggers[name].routed)
-        ask = tally.ask is not None
         last = tally.latest if converted_at is None else converted_at - _ONE_US
         final = judge(tally, rules, last)
+        ask_at = tally.ask[0][0] if tally.ask is not None else None  # the first ask since the signup
         points = final.score >= rules.tiers.qualify
+        candidates = rules.triggers_of(Level.USER)
         signup_day = local_day(tally.signup.at, tz)
         if all(local_day(event.at, tz) <= signup_day for event in replayed if event.name in _PROFILE_CALLS):
             # The profile is the same on every day with a trial to judge: what it excludes, it excludes on each.
             lasting = {reason.code for reason in final.reasons if reason.code in LASTING}
-            if ask and lasting <= ASK_OVERRIDES:
+            if ask_at is not None and lasting <= ASK_OVERRIDES:
                 lasting = set()  # an explicit ask waives them on the days it is there
-            if lasting - FIT:  # stops every trigger and the points
-                firsts, points = {}, False
+            if lasting - FIT:  # stops every trigger, and the points
+                candidates, points = {}, False
             elif lasting:  # the ICP gate: stops the triggers that keep it, and the points unless a trigger qualifies
-                firsts = {name: at for name, at in firsts.items() if not rules.triggers[name].icp_gate}
-                points = points and any(name in routed for name in firsts)
+                candidates = {name: t for name, t in candidates.items() if not t.icp_gate}
             if lasting - ASK_OVERRIDES:
-                ask = False
-        return cls(firsts, routed & firsts.keys(), ask, points)
+                ask_at = None
+        else:
+            lasting = set()
+        since, catalogue, slots = micros(tally.signup.at), plan.catalogue, tally.slots
+        firsts = {}
+        for name in candidates:
+            if all(slots[index] for index, _ in catalogue.layout[name]) and \
+                    (found := catalogue.fired(name, slots, _FOREVER_US, tz, since_us=since)) is not None:
+                firsts[name] = found.at
+        routed = frozenset(name for name in firsts if rules.triggers[name].routed)
+        if lasting and not routed:
+            points = False
+        return cls(firsts, routed, ask_at, points)
 
     @property
     def nothing(self) -> bool:
         """No verdict of the replay can raise a lead or show a row of the table."""
-        return not (self.firsts or self.ask or self.points)
+        return not (self.firsts or self.ask_at or self.points)
 
-    def worth(self, tally: Tally, at: datetime, lead: Raised | None, fired: Mapping[str, datetime]) -> bool:
-        """Whether the verdict on `tally` as of `at` could add to `lead` and `fired`: a trigger's first showing,
-        the lead, the explicit ask's or the points' row."""
+    def worth(self, at: datetime, lead: Raised | None, fired: Mapping[str, datetime]) -> bool:
+        """Whether a verdict as of `at` could add to `lead` and `fired`: a trigger's first showing, the lead, the
+        explicit ask's or the points' row."""
         ready = [name for name, first in self.firsts.items() if first <= at]
         if any(name not in fired for name in ready):
             return True
-        ask = self.ask and tally.ask is not None
+        ask = self.ask_at is not None and self.ask_at <= at
         if lead is None and (ask or self.points or any(name in self.routed for name in ready)):
             return True
         return (ask and EXPLICIT_ASK not in fired) or (self.points and POINTS not in fired)
@@ -369,7 +375,7 @@ class _Prospects:
     def shown(self, lead: Raised | None, fired: Mapping[str, datetime]) -> bool:
         """Everything the replay can show has shown: the days after add nothing."""
         return (lead is not None and all(name in fired for name in self.firsts)
-                and (not self.ask or EXPLICIT_ASK in fired) and (not self.points or POINTS in fired))
+                and (self.ask_at is None or EXPLICIT_ASK in fired) and (not self.points or POINTS in fired))
 
 
 def _replay_user(user_id: str, history: list[Event], rules: Rules, tz: tzinfo, groups: Mapping[str, Any],
@@ -390,35 +396,44 @@ def _replay_user(user_id: str, history: list[Event], rules: Rules, tz: tzinfo, g
     lead: Raised | None = None
     fired: dict[str, datetime] = {}
     tally: Tally | None = None
-    taken = 0
+    taken = upto = 0  # events walked; events in the tallies (built when a day is judged, or a wait looked for)
     due: datetime | None = None  # a wait that ends with no event: judged at the end of its day
     while taken < count or due is not None:
         next_day = local_day(history[taken].at, tz) if taken < count else None
-        batch: list[Event] = []
         if due is not None and (next_day is None or local_day(due, tz) < next_day):
-            day = local_day(due, tz)  # no event that day: the wait's end is judged that evening
+            day, batch = local_day(due, tz), False  # no event that day: the wait's end is judged that evening
         else:
             day, stop = next_day, taken
             while stop < count and local_day(history[stop].at, tz) == day:
                 stop += 1
-            batch, taken = history[taken:stop], stop
+            batch, taken = True, stop
         at = _day_end(day, tz)
         if converted_at is not None and at >= converted_at:
             at = converted_at - _ONE_US  # judged just before they paid; nothing after
         if window.end is not None and day > window.end or (not batch and at < due):
             break
         due = None
-        if tally is None or (batch and not tally.add(batch)):
-            tally = Tally.build(history[:taken], plan, tz, user_id, in_order=True)
-        if window.holds(day) and (hope is None or hope.worth(tally, at, lead, fired)):
+        if window.holds(day) and (hope is None or hope.worth(at, lead, fired)):
+            tally, upto = _tallies(tally, upto, history, taken, plan, tz, user_id)
             group = groups.get(tally.group[1]) if tally.group is not None else None
             lead = _note(judge(tally, rules, at, group=group), rules, user_id, day, lead, fired)
             if hope is not None and hope.shown(lead, fired):
                 break  # all it can show has shown: the days after add nothing
-        if (plan.waits and tally.signup is not None and (converted_at is None or at < converted_at - _ONE_US)
-                and (taken >= count or local_day(history[taken].at, tz) > day + _DAY)):
-            due = _wait_ends(tally, plan, at)  # only a day without events needs it: the others are judged
+        if (plan.waits and (converted_at is None or at < converted_at - _ONE_US)
+                and (taken >= count or local_day(history[taken].at, tz) > day + _DAY)
+                and (hope is None or hope.worth(_NEVER, lead, fired))):
+            tally, upto = _tallies(tally, upto, history, taken, plan, tz, user_id)
+            if tally.signup is not None:
+                due = _wait_ends(tally, plan, at)  # only a day without events needs it: the others are judged
     return lead, fired
+
+
+def _tallies(tally: Tally | None, upto: int, history: list[Event], taken: int, plan: Any, tz: tzinfo,
+             user_id: str) -> tuple[Tally, int]:
+    """The tallies of `history[:taken]`, from those of `history[:upto]` (None: none yet)."""
+    if tally is None or (taken > upto and not tally.add(history[upto:taken])):
+        tally = Tally.build(history[:taken], plan, tz, user_id, in_order=True)
+    return tally, taken
 
 
 def _wait_ends(tally: Tally, plan: Any, at: datetime) -> datetime | None:
