@@ -25,8 +25,11 @@ Group traits (an account's size from a group call) are the history's latest, not
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from functools import lru_cache
@@ -210,19 +213,20 @@ def replay(
     touches: Mapping[str, Sequence[datetime]] | None = None,
     minimum: int = MIN_SAMPLE,
     every_day: bool = False,
+    workers: int | None = None,
 ) -> Backtest:
     """Replay `events` through `rules` (see the module docstring). `touches`: a rep's touches by user id, beside
     the history's own touch events; `reps` x `cap`: the team's capacity per business day (None: not known).
-    `every_day`: judge every day the replay visits, the slow reference the fast replay is tested against."""
+    `every_day`: judge every day the replay visits, the slow reference the fast replay is tested against.
+    `workers`: processes sharing the users (None: one per CPU for a population big enough to be worth it)."""
     by_user, groups, converted, touched = _split(events)
     for user_id, moments in (touches or {}).items():
         touched[user_id].extend(moments)
     rows = _rows(rules, minimum)
+    outcomes = _replay_users(list(by_user.items()), (rules, tz, groups, converted, window, every_day), workers)
     raised: dict[str, Raised] = {}
     first_day = last_day = None
-    for user_id, history in by_user.items():
-        lead, fired = _replay_user(user_id, history, rules, tz, groups, converted.get(user_id), window,
-                                   every_day=every_day)
+    for (user_id, history), (lead, fired) in zip(by_user.items(), outcomes, strict=True):
         first, last = local_day(history[0].at, tz), local_day(history[-1].at, tz)
         first_day = first if first_day is None or first < first_day else first_day
         last_day = last if last_day is None or last > last_day else last_day
@@ -247,6 +251,53 @@ def replay(
         days.extend(Day(d, n, capacity) for d, n in sorted(counted.items()) if d > end)
     busy = busy_runs(daily, reps, is_business_day) if reps else []
     return Backtest(list(rows.values()), days, raised, reps, cap, busy, has_touches=any(touched.values()))
+
+
+#: Users below which one process replays them all: a worker process costs more than it saves.
+PARALLEL_FROM = 2000
+_NOTHING: tuple[None, dict] = (None, {})
+_JOB: tuple = ()  # the users and what their replay reads, left for forked workers to read (not pickled)
+
+
+def _replay_users(users: list[tuple[str, list[Event]]], job: tuple, workers: int | None
+                  ) -> list[tuple[Raised | None, dict[str, datetime]]]:
+    """Each user's replay, in the order of `users`: in this process, or shared among forked worker processes (one
+    per CPU), users in consecutive slices, each worker's outcomes put back in place, so the report is the same."""
+    global _JOB
+    if workers is None:
+        workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        workers = workers if len(users) >= PARALLEL_FROM else 1
+    if workers <= 1 or "fork" not in multiprocessing.get_all_start_methods():
+        return [_replay_one(user_id, history, *job) for user_id, history in users]
+    _JOB = (users, job)
+    try:
+        slices = workers * 8  # small enough slices that a worker with cheap users takes more of them
+        bounds = [len(users) * n // slices for n in range(slices + 1)]
+        outcomes: list = [_NOTHING] * len(users)
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+            for found in pool.map(_replay_slice, bounds[:-1], bounds[1:]):
+                for index, outcome in found:
+                    outcomes[index] = outcome
+        return outcomes
+    finally:
+        _JOB = ()
+
+
+def _replay_slice(start: int, stop: int) -> list[tuple[int, tuple[Raised | None, dict[str, datetime]]]]:
+    """A worker's share: the users `start` to `stop` of the job it was forked with, those with anything to show."""
+    users, job = _JOB
+    found = []
+    for index in range(start, stop):
+        outcome = _replay_one(*users[index], *job)
+        if outcome[0] is not None or outcome[1]:
+            found.append((index, outcome))
+    return found
+
+
+def _replay_one(user_id: str, history: list[Event], rules: Rules, tz: tzinfo, groups: Mapping[str, Any],
+                converted: Mapping[str, datetime], window: Window, every_day: bool
+                ) -> tuple[Raised | None, dict[str, datetime]]:
+    return _replay_user(user_id, history, rules, tz, groups, converted.get(user_id), window, every_day=every_day)
 
 
 def _split(events: Iterable[Event]) -> tuple[dict, dict, dict, dict]:
@@ -320,14 +371,14 @@ class _Prospects:
 
     @classmethod
     def of(cls, history: Sequence[Event], count: int, rules: Rules, tz: tzinfo, user_id: str,
-           converted_at: datetime | None) -> _Prospects | None:
+           converted_at: datetime | None, groups: Mapping[str, Any]) -> _Prospects | None:
         replayed = history[:count]
         if sum(event.name == ev.SIGNUP for event in replayed) != 1:
             return None
         plan = plan_of(rules)
         tally = Tally.build(replayed, plan, tz, user_id, in_order=True)
         last = tally.latest if converted_at is None else converted_at - _ONE_US
-        final = judge(tally, rules, last)
+        final = judge(tally, rules, last, group=groups.get(tally.group[1]) if tally.group is not None else None)
         ask_at = tally.ask[0][0] if tally.ask is not None else None  # the first ask since the signup
         points = final.score >= rules.tiers.qualify
         candidates = rules.triggers_of(Level.USER)
@@ -390,7 +441,7 @@ def _replay_user(user_id: str, history: list[Event], rules: Rules, tz: tzinfo, g
     count = len(history)
     if converted_at is not None:
         count = next((i for i, event in enumerate(history) if event.at >= converted_at), count)
-    hope = None if every_day else _Prospects.of(history, count, rules, tz, user_id, converted_at)
+    hope = None if every_day else _Prospects.of(history, count, rules, tz, user_id, converted_at, groups)
     if hope is not None and hope.nothing:
         return None, {}
     lead: Raised | None = None
