@@ -47,7 +47,7 @@ from bot.calibration.stats import (
 from bot.domain.guardrails import VOLUME_PER_REP, VOLUME_STREAK, busy_runs, per_business_day
 from scoring import Event, Rules, ScoreResult, Status, Tier
 from scoring import events as ev
-from scoring.engine import ASK_OVERRIDES, FIT, judge, plan_of
+from scoring.engine import ACTIVATION, ASK_OVERRIDES, FIT, judge, plan_of
 from scoring.identity import is_anonymous, resolve
 from scoring.profile import newer
 from scoring.tally import Tally
@@ -350,8 +350,8 @@ _PROFILE_CALLS = frozenset({ev.IDENTIFY, ev.GROUP})
 @dataclass(frozen=True, slots=True)
 class _Prospects:
     """The most a user's verdicts can show over their replay, read once from their whole replayed history (one
-    trial): when each user trigger first fires, whether an explicit ask comes, whether the points reach the
-    threshold. A day's verdict is worth asking for only when it could add to what the replay noted (`worth`).
+    trial): when each user trigger first fires, when the explicit ask comes, when the points reach the threshold.
+    A day's verdict is worth asking for only when it could add to what the replay noted (`worth`).
 
     Why a day's verdict needs no more than this (tests/calibration/test_fast_replay.py checks it against judging
     every day):
@@ -359,15 +359,19 @@ class _Prospects:
       every event up to a judged moment is in that day's tallies: so it shows by a day's end only once its first
       firing read from the whole history has passed (later, still, when an exclusion stops it that day);
     - a verdict is `qualified` only with an explicit ask, the points at the threshold, or a routed trigger that
-      fired; asks and met signals only accrue with more events of the same trial, so the whole history's verdict
-      bounds every day's;
+      fired. The first ask, the activation and the moment each signal was met are the same read from any later day
+      of the same trial: so the points are at the threshold on a day only once the whole history's verdict's
+      signals met by then add up to it (none count before the activation);
+    - an exclusion read from the profile alone (`LASTING`) holds on every day while the profile stays the same;
+      what it stops (scoring/engine.py: every trigger, or those that keep the ICP gate, and the points; the ask
+      unless it waives it) shows on no day;
     - a trial that starts over (a second signup) can take back what the first trial had: no bound, every day judged.
     """
 
     firsts: dict[str, datetime]  # user trigger -> the first moment it fires
     routed: frozenset[str]  # those of them that go to a person (tier 1 or 2): they qualify the user
     ask_at: datetime | None  # the first explicit ask
-    points: bool
+    points_at: datetime | None  # when the points first reach the threshold
 
     @classmethod
     def of(cls, history: Sequence[Event], count: int, rules: Rules, tz: tzinfo, user_id: str,
@@ -380,7 +384,7 @@ class _Prospects:
         last = tally.latest if converted_at is None else converted_at - _ONE_US
         final = judge(tally, rules, last, group=groups.get(tally.group[1]) if tally.group is not None else None)
         ask_at = tally.ask[0][0] if tally.ask is not None else None  # the first ask since the signup
-        points = final.score >= rules.tiers.qualify
+        points_at = _points_reached(final, rules.tiers.qualify)
         candidates = rules.triggers_of(Level.USER)
         signup_day = local_day(tally.signup.at, tz)
         if all(local_day(event.at, tz) <= signup_day for event in replayed if event.name in _PROFILE_CALLS):
@@ -389,7 +393,7 @@ class _Prospects:
             if ask_at is not None and lasting <= ASK_OVERRIDES:
                 lasting = set()  # an explicit ask waives them on the days it is there
             if lasting - FIT:  # stops every trigger, and the points
-                candidates, points = {}, False
+                candidates, points_at = {}, None
             elif lasting:  # the ICP gate: stops the triggers that keep it, and the points unless a trigger qualifies
                 candidates = {name: t for name, t in candidates.items() if not t.icp_gate}
             if lasting - ASK_OVERRIDES:
@@ -404,13 +408,13 @@ class _Prospects:
                 firsts[name] = found.at
         routed = frozenset(name for name in firsts if rules.triggers[name].routed)
         if lasting and not routed:
-            points = False
-        return cls(firsts, routed, ask_at, points)
+            points_at = None
+        return cls(firsts, routed, ask_at, points_at)
 
     @property
     def nothing(self) -> bool:
         """No verdict of the replay can raise a lead or show a row of the table."""
-        return not (self.firsts or self.ask_at or self.points)
+        return not (self.firsts or self.ask_at or self.points_at)
 
     def worth(self, at: datetime, lead: Raised | None, fired: Mapping[str, datetime]) -> bool:
         """Whether a verdict as of `at` could add to `lead` and `fired`: a trigger's first showing, the lead, the
@@ -419,14 +423,29 @@ class _Prospects:
         if any(name not in fired for name in ready):
             return True
         ask = self.ask_at is not None and self.ask_at <= at
-        if lead is None and (ask or self.points or any(name in self.routed for name in ready)):
+        points = self.points_at is not None and self.points_at <= at
+        if lead is None and (ask or points or any(name in self.routed for name in ready)):
             return True
-        return (ask and EXPLICIT_ASK not in fired) or (self.points and POINTS not in fired)
+        return (ask and EXPLICIT_ASK not in fired) or (points and POINTS not in fired)
 
     def shown(self, lead: Raised | None, fired: Mapping[str, datetime]) -> bool:
         """Everything the replay can show has shown: the days after add nothing."""
         return (lead is not None and all(name in fired for name in self.firsts)
-                and (self.ask_at is None or EXPLICIT_ASK in fired) and (not self.points or POINTS in fired))
+                and (self.ask_at is None or EXPLICIT_ASK in fired) and (self.points_at is None or POINTS in fired))
+
+
+def _points_reached(verdict: ScoreResult, threshold: int) -> datetime | None:
+    """When the verdict's points first reached `threshold`: once its signals met by then add up to it, and not
+    before the activation (no points count without it). None: they never do."""
+    activated = next((signal.at for signal in verdict.signals if signal.name == ACTIVATION), None)
+    if activated is None:
+        return None
+    total = 0
+    for signal in verdict.signals:  # in the order they happened
+        total += signal.points
+        if total >= threshold:
+            return max(activated, signal.at)
+    return None
 
 
 def _replay_user(user_id: str, history: list[Event], rules: Rules, tz: tzinfo, groups: Mapping[str, Any],
