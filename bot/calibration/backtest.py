@@ -21,6 +21,11 @@ of triggered accounts that convert with no rep contact"); assisted lift: `bot/ca
 
 Account triggers are judged over several users at once and are not replayed here; the table lists user triggers.
 Group traits (an account's size from a group call) are the history's latest, not the day's.
+
+What the replay reports is what judging each of those days would report; it is made fast by not asking for verdicts
+that cannot add to it (`_Prospects`: what a user's whole history says they can show, and when), and by sharing the
+users among worker processes (`_replay_users`). `replay(..., every_day=True)` judges every day, the reference
+tests/calibration/test_fast_replay.py holds the fast replay to.
 """
 
 from __future__ import annotations
