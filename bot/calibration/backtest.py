@@ -21,12 +21,20 @@ of triggered accounts that convert with no rep contact"); assisted lift: `bot/ca
 
 Account triggers are judged over several users at once and are not replayed here; the table lists user triggers.
 Group traits (an account's size from a group call) are the history's latest, not the day's.
+
+What the replay reports is what judging each of those days would report; it is made fast by not asking for verdicts
+that cannot add to it (`_Prospects`: what a user's whole history says they can show, and when), and by sharing the
+users among worker processes (`_replay_users`). `replay(..., every_day=True)` judges every day, the reference
+tests/calibration/test_fast_replay.py holds the fast replay to.
 """
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from functools import lru_cache
@@ -44,7 +52,7 @@ from bot.calibration.stats import (
 from bot.domain.guardrails import VOLUME_PER_REP, VOLUME_STREAK, busy_runs, per_business_day
 from scoring import Event, Rules, ScoreResult, Status, Tier
 from scoring import events as ev
-from scoring.engine import judge, plan_of
+from scoring.engine import ACTIVATION, ASK_OVERRIDES, FIT, judge, plan_of
 from scoring.identity import is_anonymous, resolve
 from scoring.profile import newer
 from scoring.tally import Tally
@@ -209,17 +217,21 @@ def replay(
     cap: int = 5,
     touches: Mapping[str, Sequence[datetime]] | None = None,
     minimum: int = MIN_SAMPLE,
+    every_day: bool = False,
+    workers: int | None = None,
 ) -> Backtest:
     """Replay `events` through `rules` (see the module docstring). `touches`: a rep's touches by user id, beside
-    the history's own touch events; `reps` x `cap`: the team's capacity per business day (None: not known)."""
+    the history's own touch events; `reps` x `cap`: the team's capacity per business day (None: not known).
+    `every_day`: judge every day the replay visits, the slow reference the fast replay is tested against.
+    `workers`: processes sharing the users (None: one per CPU for a population big enough to be worth it)."""
     by_user, groups, converted, touched = _split(events)
     for user_id, moments in (touches or {}).items():
         touched[user_id].extend(moments)
     rows = _rows(rules, minimum)
+    outcomes = _replay_users(list(by_user.items()), (rules, tz, groups, converted, window, every_day), workers)
     raised: dict[str, Raised] = {}
     first_day = last_day = None
-    for user_id, history in by_user.items():
-        lead, fired = _replay_user(user_id, history, rules, tz, groups, converted.get(user_id), window)
+    for (user_id, history), (lead, fired) in zip(by_user.items(), outcomes, strict=True):
         first, last = local_day(history[0].at, tz), local_day(history[-1].at, tz)
         first_day = first if first_day is None or first < first_day else first_day
         last_day = last if last_day is None or last > last_day else last_day
@@ -244,6 +256,53 @@ def replay(
         days.extend(Day(d, n, capacity) for d, n in sorted(counted.items()) if d > end)
     busy = busy_runs(daily, reps, is_business_day) if reps else []
     return Backtest(list(rows.values()), days, raised, reps, cap, busy, has_touches=any(touched.values()))
+
+
+#: Users below which one process replays them all: a worker process costs more than it saves.
+PARALLEL_FROM = 2000
+_NOTHING: tuple[None, dict] = (None, {})
+_JOB: tuple = ()  # the users and what their replay reads, left for forked workers to read (not pickled)
+
+
+def _replay_users(users: list[tuple[str, list[Event]]], job: tuple, workers: int | None
+                  ) -> list[tuple[Raised | None, dict[str, datetime]]]:
+    """Each user's replay, in the order of `users`: in this process, or shared among forked worker processes (one
+    per CPU), users in consecutive slices, each worker's outcomes put back in place, so the report is the same."""
+    global _JOB
+    if workers is None:
+        workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        workers = workers if len(users) >= PARALLEL_FROM else 1
+    if workers <= 1 or "fork" not in multiprocessing.get_all_start_methods():
+        return [_replay_one(user_id, history, *job) for user_id, history in users]
+    _JOB = (users, job)
+    try:
+        slices = workers * 8  # small enough slices that a worker with cheap users takes more of them
+        bounds = [len(users) * n // slices for n in range(slices + 1)]
+        outcomes: list = [_NOTHING] * len(users)
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+            for found in pool.map(_replay_slice, bounds[:-1], bounds[1:]):
+                for index, outcome in found:
+                    outcomes[index] = outcome
+        return outcomes
+    finally:
+        _JOB = ()
+
+
+def _replay_slice(start: int, stop: int) -> list[tuple[int, tuple[Raised | None, dict[str, datetime]]]]:
+    """A worker's share: the users `start` to `stop` of the job it was forked with, those with anything to show."""
+    users, job = _JOB
+    found = []
+    for index in range(start, stop):
+        outcome = _replay_one(*users[index], *job)
+        if outcome[0] is not None or outcome[1]:
+            found.append((index, outcome))
+    return found
+
+
+def _replay_one(user_id: str, history: list[Event], rules: Rules, tz: tzinfo, groups: Mapping[str, Any],
+                converted: Mapping[str, datetime], window: Window, every_day: bool
+                ) -> tuple[Raised | None, dict[str, datetime]]:
+    return _replay_user(user_id, history, rules, tz, groups, converted.get(user_id), window, every_day=every_day)
 
 
 def _split(events: Iterable[Event]) -> tuple[dict, dict, dict, dict]:
@@ -283,44 +342,173 @@ def _rows(rules: Rules, minimum: int) -> dict[str, TriggerFigures]:
     return rows
 
 
+#: A moment after any replay's last: what fires in the end fires by then.
+_FOREVER_US = 1 << 62
+_NEVER = datetime.max.replace(tzinfo=UTC)
+#: The exclusions read from the user's profile alone (scoring/engine.py `_exclusions`): while the profile stays the
+#: same, each holds on every day or on none.
+LASTING = frozenset({"company_size_out_of_range", "company_size_unknown", "email_unknown", "personal_email_domain",
+                     "test_account", "competitor_domain", "internal_domain"})
+_PROFILE_CALLS = frozenset({ev.IDENTIFY, ev.GROUP})
+
+
+@dataclass(frozen=True, slots=True)
+class _Prospects:
+    """The most a user's verdicts can show over their replay, read once from their whole replayed history (one
+    trial): when each user trigger first fires, when the explicit ask comes, when the points reach the threshold.
+    A day's verdict is worth asking for only when it could add to what the replay noted (`worth`).
+
+    Why a day's verdict needs no more than this (tests/calibration/test_fast_replay.py checks it against judging
+    every day):
+    - a trigger fires at the first moment its conditions hold on the events up to then (scoring/triggers.py), and
+      every event up to a judged moment is in that day's tallies: so it shows by a day's end only once its first
+      firing read from the whole history has passed (later, still, when an exclusion stops it that day);
+    - a verdict is `qualified` only with an explicit ask, the points at the threshold, or a routed trigger that
+      fired. The first ask, the activation and the moment each signal was met are the same read from any later day
+      of the same trial: so the points are at the threshold on a day only once the whole history's verdict's
+      signals met by then add up to it (none count before the activation);
+    - an exclusion read from the profile alone (`LASTING`) holds on every day while the profile stays the same;
+      what it stops (scoring/engine.py: every trigger, or those that keep the ICP gate, and the points; the ask
+      unless it waives it) shows on no day;
+    - a trial that starts over (a second signup) can take back what the first trial had: no bound, every day judged.
+    """
+
+    firsts: dict[str, datetime]  # user trigger -> the first moment it fires
+    routed: frozenset[str]  # those of them that go to a person (tier 1 or 2): they qualify the user
+    ask_at: datetime | None  # the first explicit ask
+    points_at: datetime | None  # when the points first reach the threshold
+
+    @classmethod
+    def of(cls, history: Sequence[Event], count: int, rules: Rules, tz: tzinfo, user_id: str,
+           converted_at: datetime | None, groups: Mapping[str, Any]) -> _Prospects | None:
+        replayed = history[:count]
+        if sum(event.name == ev.SIGNUP for event in replayed) != 1:
+            return None
+        plan = plan_of(rules)
+        tally = Tally.build(replayed, plan, tz, user_id, in_order=True)
+        last = tally.latest if converted_at is None else converted_at - _ONE_US
+        final = judge(tally, rules, last, group=groups.get(tally.group[1]) if tally.group is not None else None)
+        ask_at = tally.ask[0][0] if tally.ask is not None else None  # the first ask since the signup
+        points_at = _points_reached(final, rules.tiers.qualify)
+        candidates = rules.triggers_of(Level.USER)
+        signup_day = local_day(tally.signup.at, tz)
+        if all(local_day(event.at, tz) <= signup_day for event in replayed if event.name in _PROFILE_CALLS):
+            # The profile is the same on every day with a trial to judge: what it excludes, it excludes on each.
+            lasting = {reason.code for reason in final.reasons if reason.code in LASTING}
+            if ask_at is not None and lasting <= ASK_OVERRIDES:
+                lasting = set()  # an explicit ask waives them on the days it is there
+            if lasting - FIT:  # stops every trigger, and the points
+                candidates, points_at = {}, None
+            elif lasting:  # the ICP gate: stops the triggers that keep it, and the points unless a trigger qualifies
+                candidates = {name: t for name, t in candidates.items() if not t.icp_gate}
+            if lasting - ASK_OVERRIDES:
+                ask_at = None
+        else:
+            lasting = set()
+        since, catalogue, slots = micros(tally.signup.at), plan.catalogue, tally.slots
+        firsts = {}
+        for name in candidates:
+            if all(slots[index] for index, _ in catalogue.layout[name]) and \
+                    (found := catalogue.fired(name, slots, _FOREVER_US, tz, since_us=since)) is not None:
+                firsts[name] = found.at
+        routed = frozenset(name for name in firsts if rules.triggers[name].routed)
+        if lasting and not routed:
+            points_at = None
+        return cls(firsts, routed, ask_at, points_at)
+
+    @property
+    def nothing(self) -> bool:
+        """No verdict of the replay can raise a lead or show a row of the table."""
+        return not (self.firsts or self.ask_at or self.points_at)
+
+    def worth(self, at: datetime, lead: Raised | None, fired: Mapping[str, datetime]) -> bool:
+        """Whether a verdict as of `at` could add to `lead` and `fired`: a trigger's first showing, the lead, the
+        explicit ask's or the points' row."""
+        ready = [name for name, first in self.firsts.items() if first <= at]
+        if any(name not in fired for name in ready):
+            return True
+        ask = self.ask_at is not None and self.ask_at <= at
+        points = self.points_at is not None and self.points_at <= at
+        if lead is None and (ask or points or any(name in self.routed for name in ready)):
+            return True
+        return (ask and EXPLICIT_ASK not in fired) or (points and POINTS not in fired)
+
+    def shown(self, lead: Raised | None, fired: Mapping[str, datetime]) -> bool:
+        """Everything the replay can show has shown: the days after add nothing."""
+        return (lead is not None and all(name in fired for name in self.firsts)
+                and (self.ask_at is None or EXPLICIT_ASK in fired) and (self.points_at is None or POINTS in fired))
+
+
+def _points_reached(verdict: ScoreResult, threshold: int) -> datetime | None:
+    """When the verdict's points first reached `threshold`: once its signals met by then add up to it, and not
+    before the activation (no points count without it). None: they never do."""
+    activated = next((signal.at for signal in verdict.signals if signal.name == ACTIVATION), None)
+    if activated is None:
+        return None
+    total = 0
+    for signal in verdict.signals:  # in the order they happened
+        total += signal.points
+        if total >= threshold:
+            return max(activated, signal.at)
+    return None
+
+
 def _replay_user(user_id: str, history: list[Event], rules: Rules, tz: tzinfo, groups: Mapping[str, Any],
-                 converted_at: datetime | None, window: Window) -> tuple[Raised | None, dict[str, datetime]]:
-    """One user's replay: the lead raised (if any) and each trigger's first firing inside the window."""
+                 converted_at: datetime | None, window: Window, *, every_day: bool = False
+                 ) -> tuple[Raised | None, dict[str, datetime]]:
+    """One user's replay: the lead raised (if any) and each trigger's first firing inside the window.
+
+    The days are walked as the module docstring says; a day is judged only when its verdict could add something
+    (`_Prospects.worth`), and the walk stops once everything the user can show has shown. `every_day`: judge
+    every day the walk visits (the reference the fast path is tested against, tests/calibration)."""
     plan = plan_of(rules)
-    lead: Raised | None = None
-    fired: dict[str, datetime] = {}
-    tally: Tally | None = None
-    taken = 0
     count = len(history)
     if converted_at is not None:
         count = next((i for i, event in enumerate(history) if event.at >= converted_at), count)
+    hope = None if every_day else _Prospects.of(history, count, rules, tz, user_id, converted_at, groups)
+    if hope is not None and hope.nothing:
+        return None, {}
+    lead: Raised | None = None
+    fired: dict[str, datetime] = {}
+    tally: Tally | None = None
+    taken = upto = 0  # events walked; events in the tallies (built when a day is judged, or a wait looked for)
     due: datetime | None = None  # a wait that ends with no event: judged at the end of its day
     while taken < count or due is not None:
         next_day = local_day(history[taken].at, tz) if taken < count else None
-        batch: list[Event] = []
         if due is not None and (next_day is None or local_day(due, tz) < next_day):
-            day = local_day(due, tz)  # no event that day: the wait's end is judged that evening
+            day, batch = local_day(due, tz), False  # no event that day: the wait's end is judged that evening
         else:
             day, stop = next_day, taken
             while stop < count and local_day(history[stop].at, tz) == day:
                 stop += 1
-            batch, taken = history[taken:stop], stop
+            batch, taken = True, stop
         at = _day_end(day, tz)
         if converted_at is not None and at >= converted_at:
             at = converted_at - _ONE_US  # judged just before they paid; nothing after
         if window.end is not None and day > window.end or (not batch and at < due):
             break
         due = None
-        if tally is None or (batch and not tally.add(batch)):
-            tally = Tally.build(history[:taken], plan, tz, user_id, in_order=True)
-        group = groups.get(tally.group[1]) if tally.group is not None else None
-        result = judge(tally, rules, at, group=group)
-        if window.holds(day):
-            lead = _note(result, rules, user_id, day, lead, fired)
-        if (plan.waits and tally.signup is not None and (converted_at is None or at < converted_at - _ONE_US)
-                and (taken >= count or local_day(history[taken].at, tz) > day + _DAY)):
-            due = _wait_ends(tally, plan, at)  # only a day without events needs it: the others are judged
+        if window.holds(day) and (hope is None or hope.worth(at, lead, fired)):
+            tally, upto = _tallies(tally, upto, history, taken, plan, tz, user_id)
+            group = groups.get(tally.group[1]) if tally.group is not None else None
+            lead = _note(judge(tally, rules, at, group=group), rules, user_id, day, lead, fired)
+            if hope is not None and hope.shown(lead, fired):
+                break  # all it can show has shown: the days after add nothing
+        if (plan.waits and (converted_at is None or at < converted_at - _ONE_US)
+                and (taken >= count or local_day(history[taken].at, tz) > day + _DAY)
+                and (hope is None or hope.worth(_NEVER, lead, fired))):
+            tally, upto = _tallies(tally, upto, history, taken, plan, tz, user_id)
+            if tally.signup is not None:
+                due = _wait_ends(tally, plan, at)  # only a day without events needs it: the others are judged
     return lead, fired
+
+
+def _tallies(tally: Tally | None, upto: int, history: list[Event], taken: int, plan: Any, tz: tzinfo,
+             user_id: str) -> tuple[Tally, int]:
+    """The tallies of `history[:taken]`, from those of `history[:upto]` (None: none yet)."""
+    if tally is None or (taken > upto and not tally.add(history[upto:taken])):
+        tally = Tally.build(history[:taken], plan, tz, user_id, in_order=True)
+    return tally, taken
 
 
 def _wait_ends(tally: Tally, plan: Any, at: datetime) -> datetime | None:
