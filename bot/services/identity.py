@@ -69,7 +69,9 @@ def resolve(connection: sa.Connection, events: Sequence[Event], *, now: datetime
             connection.execute(sa.update(_EVENTS).where(_EVENTS.c.user_id == alias).values(user_id=new[alias]))
             resolved.merged.add(new[alias])
             resolved.moved_away.add(alias)
-    resolved.events = [event if (key := final(key_of(event), known)) == event.user_id else
+    # Where each id ends up, once an id rather than once a call (a group holds many calls of each user).
+    ends = {key: final(key, known) for key in keys}
+    resolved.events = [event if (key := ends[key_of(event)]) == event.user_id else
                        event._replace(user_id=key) for event in events]
     return resolved
 
