@@ -26,7 +26,7 @@ from bot.cli.common import moment, open_lines
 from bot.cli.db import cannot_open
 from bot.cli.parsing import ParsedLines, workers_for
 from bot.settings import Settings
-from scoring import Event, EventError, paused_gc
+from scoring import Event, paused_gc
 
 if TYPE_CHECKING:
     from rich.progress import Progress
@@ -35,7 +35,6 @@ if TYPE_CHECKING:
 
 CHUNK = 50_000  # events per transaction: fewer, bigger commits write each index page fewer times
 SHOW_REJECTED = 20  # rejected lines listed in the summary; the rest are counted
-_TICK = 500  # lines between progress updates
 
 
 def add(commands: argparse._SubParsersAction, name: str) -> None:
@@ -75,10 +74,10 @@ class Tally:
     triggered: int = 0
     upgraded: int = 0
 
-    def reject(self, number: int, error: EventError) -> None:
+    def reject(self, number: int, reason: str) -> None:
         self.rejected += 1
         if len(self.rejections) < SHOW_REJECTED:
-            self.rejections.append((number, str(error)))
+            self.rejections.append((number, reason))
 
     def counts(self) -> str:
         return f"{self.accepted:,} new · {self.duplicates:,} duplicate · {self.rejected:,} rejected"
@@ -139,28 +138,25 @@ def _ingest(
     batch: list[Event] = []
     users: set[str] = set()
 
-    def flush() -> None:
-        if not batch:
+    def flush(events: list[Event]) -> None:
+        if not events:
             return
-        done = pipeline.ingest(batch, score=False)
+        done = pipeline.ingest(events, score=False)
         tally.accepted += done.stored.accepted
         tally.duplicates += done.stored.duplicates
         users.update(done.stored.users)  # under the ids they resolve to: an anonymous call has no userId
-        batch.clear()
 
     with paused_gc():  # parsing makes millions of small acyclic objects: generation scans would find nothing
-        for number, item in parsed:
-            tally.lines = number
-            if isinstance(item, EventError):
-                tally.reject(number, item)
-            else:
-                batch.append(item)
-                if len(batch) >= CHUNK:
-                    flush()
-                    progress.update(tally)
-            if number % _TICK == 0:
-                progress.update(tally)
-        flush()
+        for block in parsed:
+            for number, reason in block.rejected:
+                tally.reject(number, reason)
+            batch.extend(block.events)
+            tally.lines = block.last
+            while len(batch) >= CHUNK:
+                flush(batch[:CHUNK])
+                del batch[:CHUNK]
+            progress.update(tally)
+        flush(batch)
     if score and users:
         with paused_gc():
             done = pipeline.rescore_users(users, at=at)

@@ -6,7 +6,7 @@ needs the parsed events in order. On two cores the two can overlap: workers pars
 - The file is cut in blocks of `BLOCK` lines. Worker k of n parses blocks k, k + n, k + 2n, ... (each reads the
   whole file and skips the other blocks' lines: reading a line is cheap next to parsing it), and the command
   takes the blocks in file order. So it sees exactly what `parse_lines` yields, in the same order, with the same
-  line numbers.
+  line numbers, a block at a time: its events, its rejected lines, its last line number.
 - A worker parses at most `AHEAD` blocks ahead of the command, so memory stays flat however big the file.
 - A file that stops being readable (not UTF-8, an I/O error) stops the command where `parse_lines` would: every
   line before it is handed over, then the same error is raised.
@@ -21,7 +21,7 @@ import os
 import signal
 import stat
 from collections.abc import Iterator
-from typing import TextIO
+from typing import NamedTuple, TextIO
 
 from bot.cli.common import parse_lines
 from scoring import Event, EventError, Rules, parse_event, paused_gc
@@ -31,6 +31,40 @@ AHEAD = 25  # blocks each worker may have parsed that the command has not taken 
 APART_FROM = 1 << 20  # bytes: a smaller file is parsed in the command's own process
 
 
+class Block(NamedTuple):
+    """Up to BLOCK lines, parsed: the valid events in file order, the rejected lines (number, reason), and the
+    number of the last non-blank line (None when there was none)."""
+
+    events: list[Event]
+    rejected: list[tuple[int, str]]
+    last: int | None
+
+
+def blocks_of(items: Iterator[tuple[int, Event | EventError]], size: int = BLOCK) -> Iterator[Block]:
+    """`parse_lines`' items as blocks of the lines numbered 1 to size, size + 1 to 2 size, ... When the items stop
+    with an error, the block under way is handed over first."""
+    events: list[Event] = []
+    rejected: list[tuple[int, str]] = []
+    last, block = None, 0
+    try:
+        for number, item in items:
+            if (number - 1) // size != block:
+                if last is not None:
+                    yield Block(events, rejected, last)
+                events, rejected, last, block = [], [], None, (number - 1) // size
+            if isinstance(item, EventError):
+                rejected.append((number, str(item)))
+            else:
+                events.append(item)
+            last = number
+    except (UnicodeDecodeError, OSError):
+        if last is not None:
+            yield Block(events, rejected, last)
+        raise
+    if last is not None:
+        yield Block(events, rejected, last)
+
+
 def workers_for(cpus: int | None = None) -> int:
     """How many parsing workers: none on one CPU (nothing would overlap), else one (with the command, two
     processes for two cores; a second worker did not pay on two)."""
@@ -38,8 +72,8 @@ def workers_for(cpus: int | None = None) -> int:
 
 
 class ParsedLines:
-    """(line number, event or the error) for each non-blank line of `stream`, as `parse_lines` gives them, parsed
-    by `workers` processes when the stream is a big enough regular file. A context manager: the workers start on
+    """The blocks of `stream`'s lines, parsed as `parse_lines` parses them (`Block`), by `workers` processes when
+    the stream is a big enough regular file. A context manager: the workers start on
     entering (before anything else starts a thread) and are stopped on leaving, however it is left. `position` is
     how many bytes of the file the workers have parsed (None when parsing in this process: the stream tells)."""
 
@@ -72,9 +106,9 @@ class ParsedLines:
             queue.close()
             queue.cancel_join_thread()
 
-    def __iter__(self) -> Iterator[tuple[int, Event | EventError]]:
+    def __iter__(self) -> Iterator[Block]:
         if not self.workers:
-            yield from parse_lines(self.stream, self.rules)
+            yield from blocks_of(parse_lines(self.stream, self.rules))
             return
         block = 0
         while True:
@@ -83,11 +117,11 @@ class ParsedLines:
                 return
             if message[0] == "stop":
                 raise message[1]
-            _, number, items, self.position = message
+            _, number, parsed, self.position = message
             if number != block:
                 raise RuntimeError(f"parsing worker sent block {number} in place of {block}")
-            for line, item in items:
-                yield line, (EventError(item) if isinstance(item, str) else item)
+            if parsed.last is not None:
+                yield parsed
             block += 1
 
 
@@ -104,11 +138,11 @@ def _big_file(stream: TextIO) -> str | None:
 
 
 def _work(path: str, rules: Rules, k: int, n: int, queue: multiprocessing.Queue) -> None:
-    """Worker k of n: parse blocks k, k + n, ... of the file and put each on `queue` as ("block", its number, its
-    items, bytes read so far), then ("end",); or, when the file cannot be read on, what it has of the block under
-    way and ("stop", the error). An error is sent as its text (an exception is not always picklable)."""
+    """Worker k of n: parse blocks k, k + n, ... of the file and put each on `queue` as ("block", its number, the
+    `Block`, bytes read so far), then ("end",); or, when the file cannot be read on, what it has of the block
+    under way and ("stop", the error)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the command's to handle: it stops the workers
-    current, items = -1, []
+    current, events, rejected, last = -1, [], [], None
     try:
         with paused_gc(), open(path, encoding="utf-8") as stream:
             for number, line in enumerate(stream, start=1):
@@ -117,19 +151,19 @@ def _work(path: str, rules: Rules, k: int, n: int, queue: multiprocessing.Queue)
                     continue
                 if block != current:
                     if current >= 0:
-                        queue.put(("block", current, items, stream.buffer.tell()))
-                    current, items = block, []
+                        queue.put(("block", current, Block(events, rejected, last), stream.buffer.tell()))
+                    current, events, rejected, last = block, [], [], None
                 if not line.strip():
                     continue
+                last = number
                 try:
-                    items.append((number, parse_event(line, rules)))
+                    events.append(parse_event(line, rules))
                 except EventError as exc:
-                    items.append((number, str(exc)))
+                    rejected.append((number, str(exc)))
             if current >= 0:
-                queue.put(("block", current, items, stream.buffer.tell()))
+                queue.put(("block", current, Block(events, rejected, last), stream.buffer.tell()))
         queue.put(("end",))
     except (UnicodeDecodeError, OSError) as exc:
         if current >= 0:
-            queue.put(("block", current, items, None))
+            queue.put(("block", current, Block(events, rejected, last), None))
         queue.put(("stop", exc))
-
