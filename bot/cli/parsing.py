@@ -21,6 +21,8 @@ import os
 import signal
 import stat
 from collections.abc import Iterator
+from functools import partial
+from queue import Full
 from typing import NamedTuple, TextIO
 
 from bot.cli.common import parse_lines
@@ -137,11 +139,24 @@ def _big_file(stream: TextIO) -> str | None:
     return stream.name
 
 
+def _put(queue: multiprocessing.Queue, parent: int, message: tuple) -> None:
+    """Put `message` on the queue, waiting while it is full, unless the command is gone (killed: nobody would
+    take it, and the worker would wait for ever)."""
+    while True:
+        try:
+            queue.put(message, timeout=1)
+            return
+        except Full:
+            if os.getppid() != parent:
+                os._exit(1)  # at once: its queue's feeder would wait for ever to hand over what it holds
+
+
 def _work(path: str, rules: Rules, k: int, n: int, queue: multiprocessing.Queue) -> None:
     """Worker k of n: parse blocks k, k + n, ... of the file and put each on `queue` as ("block", its number, the
     `Block`, bytes read so far), then ("end",); or, when the file cannot be read on, what it has of the block
     under way and ("stop", the error)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the command's to handle: it stops the workers
+    put = partial(_put, queue, os.getppid())
     current, events, rejected, last = -1, [], [], None
     try:
         with paused_gc(), open(path, encoding="utf-8") as stream:
@@ -151,7 +166,7 @@ def _work(path: str, rules: Rules, k: int, n: int, queue: multiprocessing.Queue)
                     continue
                 if block != current:
                     if current >= 0:
-                        queue.put(("block", current, Block(events, rejected, last), stream.buffer.tell()))
+                        put(("block", current, Block(events, rejected, last), stream.buffer.tell()))
                     current, events, rejected, last = block, [], [], None
                 if not line.strip():
                     continue
@@ -161,9 +176,9 @@ def _work(path: str, rules: Rules, k: int, n: int, queue: multiprocessing.Queue)
                 except EventError as exc:
                     rejected.append((number, str(exc)))
             if current >= 0:
-                queue.put(("block", current, Block(events, rejected, last), stream.buffer.tell()))
-        queue.put(("end",))
+                put(("block", current, Block(events, rejected, last), stream.buffer.tell()))
+        put(("end",))
     except (UnicodeDecodeError, OSError) as exc:
         if current >= 0:
-            queue.put(("block", current, Block(events, rejected, last), None))
-        queue.put(("stop", exc))
+            put(("block", current, Block(events, rejected, last), None))
+        put(("stop", exc))
