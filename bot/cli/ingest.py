@@ -22,10 +22,11 @@ from typing import TYPE_CHECKING, TextIO
 
 import sqlalchemy as sa
 
-from bot.cli.common import moment, open_lines, parse_lines
+from bot.cli.common import moment, open_lines
 from bot.cli.db import cannot_open
+from bot.cli.parsing import ParsedLines, workers_for
 from bot.settings import Settings
-from scoring import Event, EventError, paused_gc
+from scoring import Event, paused_gc
 
 if TYPE_CHECKING:
     from rich.progress import Progress
@@ -34,7 +35,6 @@ if TYPE_CHECKING:
 
 CHUNK = 50_000  # events per transaction: fewer, bigger commits write each index page fewer times
 SHOW_REJECTED = 20  # rejected lines listed in the summary; the rest are counted
-_TICK = 500  # lines between progress updates
 
 
 def add(commands: argparse._SubParsersAction, name: str) -> None:
@@ -74,10 +74,10 @@ class Tally:
     triggered: int = 0
     upgraded: int = 0
 
-    def reject(self, number: int, error: EventError) -> None:
+    def reject(self, number: int, reason: str) -> None:
         self.rejected += 1
         if len(self.rejections) < SHOW_REJECTED:
-            self.rejections.append((number, str(error)))
+            self.rejections.append((number, reason))
 
     def counts(self) -> str:
         return f"{self.accepted:,} new · {self.duplicates:,} duplicate · {self.rejected:,} rejected"
@@ -111,8 +111,9 @@ def run_ingest(args: argparse.Namespace, settings: Settings) -> int:
             return 2
         tally, stopped = Tally(), None
         try:
-            with _progress(stream, args.file) as progress:
-                _ingest(stream, pipeline, tally, at=args.at or pipeline.clock(), score=args.score, progress=progress)
+            with ParsedLines(stream, pipeline.rules, workers=workers_for()) as parsed, \
+                    _progress(stream, args.file, parsed) as progress:
+                _ingest(parsed, pipeline, tally, at=args.at or pipeline.clock(), score=args.score, progress=progress)
         except UnicodeDecodeError:
             stopped = (2, "not UTF-8 text")
         except OSError as exc:
@@ -131,34 +132,31 @@ def run_ingest(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _ingest(
-    stream: TextIO, pipeline: Pipeline, tally: Tally, *, at: datetime, score: bool, progress: _Progress
+    parsed: ParsedLines, pipeline: Pipeline, tally: Tally, *, at: datetime, score: bool, progress: _Progress
 ) -> None:
-    """Read, validate and store the events in chunks, counting what happened on `tally`."""
+    """Store the events, parsed and validated, in chunks, counting what happened on `tally`."""
     batch: list[Event] = []
     users: set[str] = set()
 
-    def flush() -> None:
-        if not batch:
+    def flush(events: list[Event]) -> None:
+        if not events:
             return
-        done = pipeline.ingest(batch, score=False)
+        done = pipeline.ingest(events, score=False)
         tally.accepted += done.stored.accepted
         tally.duplicates += done.stored.duplicates
         users.update(done.stored.users)  # under the ids they resolve to: an anonymous call has no userId
-        batch.clear()
 
     with paused_gc():  # parsing makes millions of small acyclic objects: generation scans would find nothing
-        for number, item in parse_lines(stream, pipeline.rules):
-            tally.lines = number
-            if isinstance(item, EventError):
-                tally.reject(number, item)
-            else:
-                batch.append(item)
-                if len(batch) >= CHUNK:
-                    flush()
-                    progress.update(tally)
-            if number % _TICK == 0:
-                progress.update(tally)
-        flush()
+        for block in parsed:
+            for number, reason in block.rejected:
+                tally.reject(number, reason)
+            batch.extend(block.events)
+            tally.lines = block.last
+            while len(batch) >= CHUNK:
+                flush(batch[:CHUNK])
+                del batch[:CHUNK]
+            progress.update(tally)
+        flush(batch)
     if score and users:
         with paused_gc():
             done = pipeline.rescore_users(users, at=at)
@@ -216,8 +214,8 @@ class _Progress:
 
 
 class _RichProgress(_Progress):
-    def __init__(self, progress: Progress, stream: TextIO, total: int | None) -> None:
-        self.progress, self.stream, self.total = progress, stream, total
+    def __init__(self, progress: Progress, stream: TextIO, total: int | None, parsed: ParsedLines) -> None:
+        self.progress, self.stream, self.total, self.parsed = progress, stream, total, parsed
         description = "0 lines" if total is None else "ingesting"
         self.task = progress.add_task(description, total=total, counts=Tally().counts())
 
@@ -225,8 +223,10 @@ class _RichProgress(_Progress):
         if self.total is None:
             self.progress.update(self.task, description=f"{tally.lines:,} lines", counts=tally.counts())
             return
-        # The bytes the text layer has read so far: a little ahead of the line, which is close enough.
-        position = self.total if done else min(self.stream.buffer.tell(), self.total)
+        # The bytes parsed so far (when workers parse), else the bytes the text layer has read so far: a little
+        # ahead of the line, which is close enough.
+        read = self.stream.buffer.tell() if self.parsed.position is None else self.parsed.position
+        position = self.total if done else min(read, self.total)
         self.progress.update(self.task, completed=position, counts=tally.counts())
 
 
@@ -241,7 +241,7 @@ def _file_size(stream: TextIO) -> int | None:
 
 
 @contextmanager
-def _progress(stream: TextIO, name: str) -> Iterator[_Progress]:
+def _progress(stream: TextIO, name: str, parsed: ParsedLines) -> Iterator[_Progress]:
     """A bar over the file's bytes, or a spinner with counts for standard input; nothing off a terminal."""
     if not (sys.stdout.isatty() and sys.stderr.isatty()):
         yield _Progress()
@@ -264,4 +264,4 @@ def _progress(stream: TextIO, name: str) -> Iterator[_Progress]:
     else:
         columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), counts, TimeRemainingColumn())
     with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
-        yield _RichProgress(progress, stream, total)
+        yield _RichProgress(progress, stream, total, parsed)

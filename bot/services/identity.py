@@ -44,7 +44,8 @@ def resolve(connection: sa.Connection, events: Sequence[Event], *, now: datetime
     transaction). A few statements a group, however many calls: one look-up of its ids, one insert of the new
     links, one look-up of which linked ids have stored events; only those are moved."""
     asked = links_in(events)
-    keys = {key_of(event) for event in events} | set(asked) | set(asked.values())
+    sent_as = [key_of(event) for event in events]
+    keys = set(sent_as) | set(asked) | set(asked.values())
     known = _known(connection, keys) if keys else {}
     new: dict[str, str] = {}
     for alias, user in asked.items():
@@ -69,8 +70,10 @@ def resolve(connection: sa.Connection, events: Sequence[Event], *, now: datetime
             connection.execute(sa.update(_EVENTS).where(_EVENTS.c.user_id == alias).values(user_id=new[alias]))
             resolved.merged.add(new[alias])
             resolved.moved_away.add(alias)
-    resolved.events = [event if (key := final(key_of(event), known)) == event.user_id else
-                       event._replace(user_id=key) for event in events]
+    # Where each id ends up, once an id rather than once a call (a group holds many calls of each user).
+    ends = {key: final(key, known) for key in keys}
+    resolved.events = [event if (key := ends[sent]) == event.user_id else event._replace(user_id=key)
+                       for event, sent in zip(events, sent_as, strict=True)]
     return resolved
 
 

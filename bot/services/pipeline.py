@@ -22,7 +22,8 @@ from bot.services.routing import Router
 from bot.settings import Settings
 from bot.store import tallies
 from bot.store.events import Stored, store_events
-from bot.store.models import SweepRun
+from bot.store.models import Pql, SweepRun
+from bot.store.queries import rows_for
 from scoring import DEFAULT_RULES, Event, Rules, load_rules
 from scoring.tally import VERSION as TALLY_VERSION
 
@@ -30,6 +31,9 @@ RESCORE_SWEEP = "rescore"
 #: Product events that stop an open lead's sequence (seed 002, section 2 guardrails): a completed checkout is a
 #: conversion too (seed 001: a checkout holds a lead until it completes).
 STOPPING_EVENTS = frozenset({"trial_converted", "checkout_completed", "sales_opt_out"})
+#: Product events that act on a user's lead (a conversion, a stop, a hold): only a user with a lead is looked at.
+LEAD_EVENTS = STOPPING_EVENTS | holds.HOLD_EVENTS
+_PQLS = Pql.__tablename__
 
 
 def fingerprint(path: Path | None) -> str:
@@ -95,15 +99,18 @@ class Pipeline:
                                          basis=self.basis)
                 self._route(session, rescored, at)
             stored.users |= resolved.merged
+            led = _with_leads(session, events)  # each step below finds nothing to do for a user without a lead
             for event in fresh:  # before the stop: the lead is read as it was when the user converted
-                if event.name == "trial_converted":
+                if event.name == "trial_converted" and event.user_id in led:
                     leads.record_conversion(session, event.user_id, at=event.at, now=at, props=event.props)
             stopped = [leads.stop_for_product_event(session, event.user_id, event.name, at=event.at, now=at)
-                       for event in events if event.name in STOPPING_EVENTS]  # only an open lead of that trial stops
+                       for event in events  # only an open lead of that trial stops
+                       if event.name in STOPPING_EVENTS and event.user_id in led]
             calendar = self.router.calendar if self.router else None
             grace = timedelta(hours=self.rules.do_not_touch.checkout_grace_hours)
             held = [holds.apply(session, event, now=at, calendar=calendar, checkout_grace=grace)  # not a replay
-                    for event in sorted(fresh, key=lambda event: event.at) if event.name in holds.HOLD_EVENTS]
+                    for event in sorted(fresh, key=lambda event: event.at)
+                    if event.name in holds.HOLD_EVENTS and event.user_id in led]
         if rescored.triggered or rescored.upgraded or rescored.accounts or rescored.absorbed or any(stopped) \
                 or any(held):
             # After the commit: an alert (or its edit) is owed within a second, not at the next poll. Only
@@ -154,6 +161,17 @@ class Pipeline:
         if last and last.fingerprint == current and (at - last.last_run_at).total_seconds() < every_hours * 3600:
             return None
         return self.rescore_all(at=at)
+
+
+def _with_leads(session: Session, events: Sequence[Event]) -> set[str]:
+    """The users of `events` who have a lead (of any trial, in any state), among those with a lead event: one
+    statement a group, where asking each event's user on its own cost a statement per event (a backfill has
+    thousands of tickets and checkouts, most of them of users no rep was ever given)."""
+    users = {event.user_id for event in events if event.name in LEAD_EVENTS}
+    if not users:
+        return set()
+    session.flush()  # the leads this transaction recorded are read too
+    return {user for (user,) in rows_for(session.connection(), f"SELECT DISTINCT user_id FROM {_PQLS}", users)}
 
 
 def for_team(engine: sa.Engine, settings: Settings, *, clock: Clock = utc_now) -> Pipeline:

@@ -294,3 +294,25 @@ def test_a_lead_ingested_from_a_file_is_routed_to_the_roster_like_any_other(tmp_
     assert main(["ingest", str(path), "--at", monday_morning]) == 0
     assert db("SELECT user_id, rep_id, state FROM pqls") == [("sarah", "U0ANA", "assigned")]
     assert db("SELECT reason FROM assignments") == [("round_robin",)]
+
+
+def test_a_file_parsed_by_a_worker_is_stored_and_judged_as_a_full_rescore_judges_it(db, monkeypatch, capsys):
+    # The sample parsed apart (bot/cli/parsing.py) in blocks of 7 lines, stored in chunks of 50: every event once,
+    # the expected PQLs, and a full rescore at the same moment finds no verdict to change.
+    from bot.cli import parsing
+
+    monkeypatch.setattr(parsing, "APART_FROM", 0)
+    monkeypatch.setattr(parsing, "BLOCK", 7)
+    monkeypatch.setattr(ingest, "workers_for", lambda: 2)
+    monkeypatch.setattr(ingest, "CHUNK", 50)
+    at = sample.SAMPLE_AS_OF.isoformat()
+    assert main(["ingest", str(sample.SAMPLE_PATH), "--at", at]) == 0
+    counts = summary(capsys.readouterr().out)
+    lines = len(sample.SAMPLE_PATH.read_text().splitlines())
+    assert counts["accepted"] == lines == db("SELECT count(*) FROM events")[0][0]
+    qualified = {user for user, (status, _) in sample.expected_outcomes().items() if status is Status.QUALIFIED}
+    assert qualified <= {user for (user,) in db("SELECT user_id FROM pqls")}
+    before = db("SELECT user_id, status, score FROM trial_users ORDER BY user_id")
+    assert main(["rescore", "--at", at]) == 0
+    assert summary(capsys.readouterr().out)["verdicts changed"] == 0
+    assert db("SELECT user_id, status, score FROM trial_users ORDER BY user_id") == before
