@@ -104,6 +104,19 @@ _MEMBER_KINDS = [
 ]
 
 
+def _member(draw, user: str, *, signed_within: int, events: int, days: int, kinds) -> list[Event]:
+    """An acme.com user signed up within `signed_within` days of BASE, with up to `events` of `kinds` over the `days`
+    after."""
+    signup_at = BASE + timedelta(minutes=draw(st.integers(min_value=0, max_value=signed_within * 24 * 60)))
+    history = [Event("signup_complete", user, signup_at, f"{user}-s",
+                     {"email": f"{user}@acme.com", "company_name": "Acme", "company_size": 800})]
+    for k in range(draw(st.integers(min_value=0, max_value=events))):
+        name, props = draw(st.sampled_from(kinds))
+        moment = signup_at + timedelta(minutes=draw(st.integers(min_value=0, max_value=days * 24 * 60)))
+        history.append(Event(name, user, moment, f"{user}-{k}", props(draw)))
+    return history
+
+
 @st.composite
 def accounts(draw) -> tuple[dict[str, list[Event]], object]:
     """Two to six users of acme.com (some also in group g1), each with a signup and up to 25 account-trigger events
@@ -111,15 +124,7 @@ def accounts(draw) -> tuple[dict[str, list[Event]], object]:
     users: dict[str, list[Event]] = {}
     latest = BASE
     for n in range(draw(st.integers(min_value=2, max_value=6))):
-        user = f"u{n}"
-        signup_at = BASE + timedelta(minutes=draw(st.integers(min_value=0, max_value=14 * 24 * 60)))
-        history = [Event("signup_complete", user, signup_at, f"{user}-s",
-                         {"email": f"{user}@acme.com", "company_name": "Acme", "company_size": 800})]
-        for k in range(draw(st.integers(min_value=0, max_value=25))):
-            name, props = draw(st.sampled_from(_MEMBER_KINDS))
-            moment = signup_at + timedelta(minutes=draw(st.integers(min_value=0, max_value=21 * 24 * 60)))
-            history.append(Event(name, user, moment, f"{user}-{k}", props(draw)))
-        users[user] = history
+        history = users[f"u{n}"] = _member(draw, f"u{n}", signed_within=14, events=25, days=21, kinds=_MEMBER_KINDS)
         latest = max(latest, *(e.at for e in history))
     return users, latest + timedelta(minutes=draw(st.integers(min_value=0, max_value=7 * 24 * 60)))
 
@@ -146,15 +151,7 @@ def busy_accounts(draw) -> tuple[dict[str, list[Event]], object]:
     the account triggers' own, and up to two whose sessions grow (or not) over three or four weeks."""
     users, at = draw(accounts())
     for n in range(draw(st.integers(min_value=0, max_value=4))):
-        user = f"v{n}"
-        signup_at = BASE + timedelta(minutes=draw(st.integers(min_value=0, max_value=10 * 24 * 60)))
-        history = [Event("signup_complete", user, signup_at, f"{user}-s",
-                         {"email": f"{user}@acme.com", "company_name": "Acme", "company_size": 800})]
-        for k in range(draw(st.integers(min_value=0, max_value=40))):
-            name, props = draw(st.sampled_from(_MEMBER_KINDS[:4]))
-            moment = signup_at + timedelta(minutes=draw(st.integers(min_value=0, max_value=9 * 24 * 60)))
-            history.append(Event(name, user, moment, f"{user}-{k}", props(draw)))
-        users[user] = history
+        users[f"v{n}"] = _member(draw, f"v{n}", signed_within=10, events=40, days=9, kinds=_MEMBER_KINDS[:4])
     for n in range(draw(st.integers(min_value=0, max_value=2))):  # sessions growing, or not, week after week
         user = f"w{n}"
         history = [Event("signup_complete", user, BASE, f"{user}-s",
