@@ -37,16 +37,15 @@ def _count(text: str) -> int:
     return value
 
 
-def add(commands: argparse._SubParsersAction, name: str) -> None:
-    backtest = commands.add_parser(
-        name, help="replay a history through a rules file: per trigger, who converted, and the volume",
-        usage="pqlbot backtest (EVENTS | --store) [--rules FILE] [--against FILE] [--capacity REPS] [--cap N] "
-              "[--from D --to D] [--min-sample N] [--json]",
-        description=("Replay a history of events day by day in PQL_TIMEZONE through a rules file. Per trigger: "
-                     "fired, converted within 60 days (trial_converted), the conversion rate with its 95% Wilson "
-                     "interval, contacted or not (the store's touches; sales_touch or sales_reply events in a "
-                     "file), dark-funnel rate, assisted lift and seed 001's recommendation. Per business day: "
-                     "leads raised against capacity (reps x cap), and seed 002's volume guardrail."))
+def add(backtest: argparse.ArgumentParser, name: str) -> None:
+    backtest.usage = ("pqlbot backtest (EVENTS | --store) [--rules FILE] [--against FILE] [--capacity REPS] [--cap N] "
+                      "[--from D --to D] [--min-sample N] [--json]")
+    backtest.description = (
+        "Replay a history of events day by day in PQL_TIMEZONE through a rules file. Per trigger: fired, converted "
+        "within 60 days (trial_converted), the conversion rate with its 95% Wilson interval, contacted or not (the "
+        "store's touches; sales_touch or sales_reply events in a file), dark-funnel rate, assisted lift and seed "
+        "001's recommendation. Per business day: leads raised against capacity (reps x cap), and seed 002's volume "
+        "guardrail.")
     backtest.add_argument("events", nargs="?", metavar="EVENTS", help="events file (JSON lines), or - for stdin")
     backtest.add_argument("--store", action="store_true", help="replay the store's events (DATABASE_URL) instead")
     backtest.add_argument("--rules", type=Path, help="rules file (default PQL_RULES_FILE or the seed 002 model)")

@@ -13,25 +13,21 @@ from bot.settings import Settings
 from scoring import EventError, load_rules, paused_gc, score_users
 
 
-def add(commands: argparse._SubParsersAction, name: str) -> None:
+def add(parser: argparse.ArgumentParser, name: str) -> None:
     if name == "rules":
-        rules = commands.add_parser(
-            name, help="check a rules file and show what it means",
-            usage="pqlbot rules [check] [FILE]",
-            description=("Validate a rules file and print what it means: the points model, the bands and ACV model, "
-                         "and the trigger catalogue (per trigger: level, family, strength, tier of response, window, "
-                         "conditions in words and the seed row it cites). `pqlbot rules check FILE` is the same for "
-                         "a copy you are editing."))
+        rules = parser
+        rules.usage = "pqlbot rules [check] [FILE]"
+        rules.description = (
+            "Validate a rules file and print what it means: the points model, the bands and ACV model, and the "
+            "trigger catalogue (per trigger: level, family, strength, tier of response, window, conditions in words "
+            "and the seed row it cites). `pqlbot rules check FILE` is the same for a copy you are editing.")
         rules.add_argument("words", nargs="*", metavar="FILE",
                            help="rules file, optionally after `check` (default PQL_RULES_FILE or the seed model)")
         rules.set_defaults(run=run_rules)
         return
-    score = commands.add_parser(
-        name,
-        help="score users from a JSON-lines events file, without a database",
-        description=("Read Segment calls (JSON lines: track, page, identify, group, alias...) and print one PQL "
-                     "verdict per user."),
-    )
+    score = parser
+    score.description = ("Read Segment calls (JSON lines: track, page, identify, group, alias...) and print one PQL "
+                         "verdict per user.")
     score.add_argument("file", nargs="?", help="events file, or - for standard input")
     score.add_argument("--sample", action="store_true", help="score the bundled sample (Sarah, Tom and ~50 more)")
     score.add_argument("--at", type=moment, help="judge as of this time (ISO 8601; default now)")
