@@ -15,7 +15,7 @@ from pathlib import Path
 
 import orjson
 
-from bot.cli.common import open_lines
+from bot.cli.common import count, open_lines
 from bot.settings import Settings
 from scoring import EventError, Rules, load_rules, paused_gc
 
@@ -25,16 +25,6 @@ def _day(text: str) -> date:
         return date.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a YYYY-MM-DD date: {text!r}") from None
-
-
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"not a count: {text!r}")
-    return value
 
 
 def add(backtest: argparse.ArgumentParser, name: str) -> None:
@@ -51,11 +41,11 @@ def add(backtest: argparse.ArgumentParser, name: str) -> None:
     backtest.add_argument("--rules", type=Path, help="rules file (default PQL_RULES_FILE or the seed 002 model)")
     backtest.add_argument("--against", type=Path, metavar="FILE",
                           help="another rules file, side by side, with the leads one raises and the other not")
-    backtest.add_argument("--capacity", type=_count, metavar="REPS", help="reps taking leads (default: PQL_REPS)")
-    backtest.add_argument("--cap", type=_count, metavar="N", help="new leads per rep per day (default PQL_DAILY_CAP)")
+    backtest.add_argument("--capacity", type=count, metavar="REPS", help="reps taking leads (default: PQL_REPS)")
+    backtest.add_argument("--cap", type=count, metavar="N", help="new leads per rep per day (default PQL_DAILY_CAP)")
     backtest.add_argument("--from", dest="start", type=_day, metavar="D", help="first day replayed (YYYY-MM-DD)")
     backtest.add_argument("--to", dest="end", type=_day, metavar="D", help="last day replayed, inclusive")
-    backtest.add_argument("--min-sample", type=_count, default=None, metavar="N",
+    backtest.add_argument("--min-sample", type=count, default=None, metavar="N",
                           help="fewer fired than this: too few to judge (default 20)")
     backtest.add_argument("--json", action="store_true", help="one JSON object instead of the table")
     backtest.set_defaults(run=run)

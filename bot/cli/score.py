@@ -7,10 +7,12 @@ import json
 import sys
 from pathlib import Path
 
-from bot.cli.common import moment, open_lines, parse_lines
+from bot.cli.common import count, moment, open_lines, parse_lines
 from bot.clock import utc_now
 from bot.settings import Settings
 from scoring import EventError, load_rules, paused_gc, score_users
+
+TOP = 50  # users the table shows unless told: the leads a rep would read first, not a whole population
 
 
 def add(parser: argparse.ArgumentParser, name: str) -> None:
@@ -32,13 +34,16 @@ def add(parser: argparse.ArgumentParser, name: str) -> None:
     score.add_argument("--sample", action="store_true", help="score the bundled sample (Sarah, Tom and ~50 more)")
     score.add_argument("--at", type=moment, help="judge as of this time (ISO 8601; default now)")
     score.add_argument("--rules", type=Path, help="rules file (default PQL_RULES_FILE or the seed 002 model)")
-    score.add_argument("--json", action="store_true", help="one JSON object per user instead of a table")
+    shown = score.add_mutually_exclusive_group()
+    shown.add_argument("--json", action="store_true", help="one JSON object per user instead of a table")
+    shown.add_argument("--all", action="store_true",
+                       help="every user, one tab-separated line each, instead of a table (for grep or a spreadsheet)")
+    shown.add_argument("--top", type=count, default=TOP, metavar="N",
+                       help=f"how many users the table shows, leads first (default {TOP}); everyone is counted")
     score.set_defaults(run=run_score)
 
 
 def run_score(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.cli import report
-
     if args.sample == bool(args.file):
         print("pqlbot score: give an events FILE (or -), or --sample", file=sys.stderr)
         return 2
@@ -71,7 +76,13 @@ def run_score(args: argparse.Namespace, settings: Settings) -> int:
         for result in results:
             print(json.dumps(result.to_json(), ensure_ascii=False))
     else:
-        report.print_results(results, at=at, tz=tz, rules=rules, product_name=settings.product_name)
+        from bot.cli import report
+
+        if args.all:
+            report.write_rows(results, sys.stdout)
+        else:
+            report.print_results(results, at=at, tz=tz, rules=rules, product_name=settings.product_name,
+                                 top=args.top)
     if invalid:
         print(f"{len(invalid)} invalid line(s) skipped; {len(events)} events scored", file=sys.stderr)
     return 1 if invalid else 0
