@@ -1,4 +1,5 @@
-"""`pqlbot score` (verdicts from a JSON-lines file, no database) and `pqlbot rules` (check a rules file)."""
+"""`pqlbot score` (verdicts from a JSON-lines file, no database: the top of the table and everyone counted, every
+user with --all, or --json) and `pqlbot rules` (check a rules file)."""
 
 from __future__ import annotations
 
