@@ -36,7 +36,7 @@ def _parser(loaded: Collection[str] = COMMANDS) -> argparse.ArgumentParser:
     """The whole command line. The commands in `loaded` get their arguments (their module is imported); the others
     only their name and one line of help, which is all `pqlbot --help` shows of them."""
     parser = argparse.ArgumentParser(prog="pqlbot", description="Product-qualified leads, claimed and worked in Slack.")
-    parser.add_argument("--version", action="version", version=f"pqlbot {_version()}")
+    parser.add_argument("--version", action=_Version)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (module, summary) in COMMANDS.items():
         command = commands.add_parser(name, help=summary)
@@ -49,6 +49,19 @@ def _command(argv: Sequence[str]) -> str | None:
     """The sub-command named on the command line: its first word that is not an option (`pqlbot` itself takes
     none with a value)."""
     return next((word for word in argv if not word.startswith("-")), None)
+
+
+class _Version(argparse.Action):
+    """`--version`, looked up only when asked for: reading the installed packages' metadata is most of what
+    `pqlbot --help` would otherwise wait for."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: object) -> None:
+        super().__init__(option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, nargs=0,
+                         help="show program's version number and exit")
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: object) -> None:
+        print(f"pqlbot {_version()}")
+        parser.exit()
 
 
 def _version() -> str:
