@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Collection, Sequence
 
@@ -91,10 +92,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"pqlbot: bad setting {first['loc'][0]}: {first['msg']}", file=sys.stderr)
         return 2
     try:
-        return args.run(args, settings)
+        status = args.run(args, settings)
+        sys.stdout.flush()  # a reader that stopped early is found here rather than at exit
+        return status
     except RulesError as exc:
         print(f"pqlbot: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        return _reader_gone()
+
+
+def _reader_gone() -> int:
+    """The reader of standard output stopped early (`pqlbot score FILE --all | head`): stop quietly, as other
+    command-line tools do, rather than with a traceback. Exit 1, since not everything was printed."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # Python flushes standard output again at exit
+    return 1
 
 
 if __name__ == "__main__":

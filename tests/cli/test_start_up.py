@@ -1,5 +1,6 @@
 """How soon a command answers: each loads what it uses and no more, so `pqlbot --help` is instant and `pqlbot score`
-or `pqlbot rules` does not wait for Slack's or the store's libraries. Asserted by what a fresh process imports."""
+or `pqlbot rules` does not wait for Slack's or the store's libraries (asserted by what a fresh process imports).
+And how it stops when its reader does (`| head`)."""
 
 from __future__ import annotations
 
@@ -58,3 +59,28 @@ def test_a_commands_own_help_still_shows_its_every_option(capsys):
     out = capsys.readouterr().out
     assert "print one PQL verdict per user" in " ".join(out.split())
     assert all(option in out for option in ("--sample", "--at", "--rules", "--json"))
+
+
+def test_help_lists_every_command_with_what_it_does(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert all(f"{name} {' '.join(summary.split())}" in out for name, (_, summary) in COMMANDS.items())
+
+
+def test_a_reader_that_stops_early_ends_the_command_quietly(tmp_path):
+    """`pqlbot score FILE --all | head`: once head has its lines, pqlbot stops without a traceback."""
+    path = tmp_path / "many.jsonl"
+    path.write_text("".join(
+        f'{{"type":"track","event":"signup_complete","userId":"u{i}","messageId":"m{i}",'
+        f'"timestamp":"2026-11-02T15:00:00Z","properties":{{"email":"u{i}@acme{i}.com","company_size":800}}}}\n'
+        for i in range(3000)))  # some 300 KB of lines, more than a pipe holds
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    with subprocess.Popen([sys.executable, "-c", "import sys; from bot.cli import main; sys.exit(main())", "score",
+                           str(path), "--at", "2026-11-09T12:00:00Z", "--all"], cwd=tmp_path, env=env,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as pqlbot:
+        assert pqlbot.stdout.readline().startswith("user_id\temail")
+        pqlbot.stdout.close()
+        err = pqlbot.stderr.read()
+    assert pqlbot.returncode == 1
+    assert "Traceback" not in err and "BrokenPipeError" not in err
