@@ -40,6 +40,7 @@ STATUS_STYLE = {
     Status.EXCLUDED: "red",
 }
 TIER_LABEL = {Tier.FAST_LANE: "⚡ fast lane", Tier.HIGH: "🔥 high", Tier.MEDIUM: "medium"}
+TOP_REASONS = 5  # the reasons not to route that `pqlbot score` counts under its table
 
 
 def signal_summary(result: ScoreResult) -> str:
@@ -73,7 +74,8 @@ def print_results(
     """What a rep or an ops person reads after scoring a file:
     - a table of the first `top` users in reading order (qualified first, by tier and score; the hopeless last),
       and the suggested talk track of each qualified lead in it;
-    - everyone counted: by status, the qualified by tier, and how to see those the table left out.
+    - everyone counted: by status, the qualified by tier, the most frequent reasons not to route, and how to see
+      those the table left out.
     Drawing a table costs over a millisecond a row (2.5 minutes for 100,000), so `top` keeps any file to a screenful."""
     console = console or Console()
     shown = sorted(results, key=sort_key)[:top]
@@ -86,6 +88,9 @@ def print_results(
     tiers = Counter(r.tier for r in results if r.status is Status.QUALIFIED)
     if tiers:
         console.print(_score("by_tier", tiers=[(TIER_LABEL[t], tiers[t]) for t in _TIER_ORDER if tiers[t]]))
+    reasons = Counter(reason.code for r in results for reason in r.reasons)
+    if reasons:
+        console.print(_score("why_not", reasons=reasons.most_common(TOP_REASONS)))
     if len(shown) < len(results):
         console.print(_score("left_out", shown=len(shown), total=len(results)))
 

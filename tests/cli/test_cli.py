@@ -185,6 +185,7 @@ def test_the_table_shows_the_top_leads_and_counts_everyone_it_leaves_out(crowd_f
     assert out.index("bo@globex.com") < out.index("sarah@acme.com")  # the fast lane first
     assert "4 users (2 qualified, 1 below_threshold, 1 excluded)" in out
     assert "Qualified by tier: 1 ⚡ fast lane · 1 medium" in out
+    assert "Why not, most often: company size out of range (1)" in out  # Di's, though the table leaves her out
     assert "The table shows the first 2 of 4 users, leads first: --top N for more, --all for every user" in out
 
 
