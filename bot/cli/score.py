@@ -45,6 +45,8 @@ def add(parser: argparse.ArgumentParser, name: str) -> None:
 
 
 def run_score(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.cli import report
+
     if args.sample == bool(args.file):
         print("pqlbot score: give an events FILE (or -), or --sample", file=sys.stderr)
         return 2
@@ -76,14 +78,10 @@ def run_score(args: argparse.Namespace, settings: Settings) -> int:
     if args.json:
         for result in results:
             print(json.dumps(result.to_json(), ensure_ascii=False))
+    elif args.all:
+        report.write_rows(results, sys.stdout)
     else:
-        from bot.cli import report
-
-        if args.all:
-            report.write_rows(results, sys.stdout)
-        else:
-            report.print_results(results, at=at, tz=tz, rules=rules, product_name=settings.product_name,
-                                 top=args.top)
+        report.print_results(results, at=at, tz=tz, rules=rules, product_name=settings.product_name, top=args.top)
     if invalid:
         print(f"{len(invalid)} invalid line(s) skipped; {len(events)} events scored", file=sys.stderr)
     return 1 if invalid else 0
