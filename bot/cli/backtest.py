@@ -15,7 +15,7 @@ from pathlib import Path
 
 import orjson
 
-from bot.cli.common import open_lines
+from bot.cli.common import count, open_lines
 from bot.settings import Settings
 from scoring import EventError, Rules, load_rules, paused_gc
 
@@ -27,36 +27,25 @@ def _day(text: str) -> date:
         raise argparse.ArgumentTypeError(f"not a YYYY-MM-DD date: {text!r}") from None
 
 
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"not a count: {text!r}")
-    return value
-
-
-def add(commands: argparse._SubParsersAction, name: str) -> None:
-    backtest = commands.add_parser(
-        name, help="replay a history through a rules file: per trigger, who converted, and the volume",
-        usage="pqlbot backtest (EVENTS | --store) [--rules FILE] [--against FILE] [--capacity REPS] [--cap N] "
-              "[--from D --to D] [--min-sample N] [--json]",
-        description=("Replay a history of events day by day in PQL_TIMEZONE through a rules file. Per trigger: "
-                     "fired, converted within 60 days (trial_converted), the conversion rate with its 95% Wilson "
-                     "interval, contacted or not (the store's touches; sales_touch or sales_reply events in a "
-                     "file), dark-funnel rate, assisted lift and seed 001's recommendation. Per business day: "
-                     "leads raised against capacity (reps x cap), and seed 002's volume guardrail."))
+def add(backtest: argparse.ArgumentParser, name: str) -> None:
+    backtest.usage = ("pqlbot backtest (EVENTS | --store) [--rules FILE] [--against FILE] [--capacity REPS] [--cap N] "
+                      "[--from D --to D] [--min-sample N] [--json]")
+    backtest.description = (
+        "Replay a history of events day by day in PQL_TIMEZONE through a rules file. Per trigger: fired, converted "
+        "within 60 days (trial_converted), the conversion rate with its 95% Wilson interval, contacted or not (the "
+        "store's touches; sales_touch or sales_reply events in a file), dark-funnel rate, assisted lift and seed "
+        "001's recommendation. Per business day: leads raised against capacity (reps x cap), and seed 002's volume "
+        "guardrail.")
     backtest.add_argument("events", nargs="?", metavar="EVENTS", help="events file (JSON lines), or - for stdin")
     backtest.add_argument("--store", action="store_true", help="replay the store's events (DATABASE_URL) instead")
     backtest.add_argument("--rules", type=Path, help="rules file (default PQL_RULES_FILE or the seed 002 model)")
     backtest.add_argument("--against", type=Path, metavar="FILE",
                           help="another rules file, side by side, with the leads one raises and the other not")
-    backtest.add_argument("--capacity", type=_count, metavar="REPS", help="reps taking leads (default: PQL_REPS)")
-    backtest.add_argument("--cap", type=_count, metavar="N", help="new leads per rep per day (default PQL_DAILY_CAP)")
+    backtest.add_argument("--capacity", type=count, metavar="REPS", help="reps taking leads (default: PQL_REPS)")
+    backtest.add_argument("--cap", type=count, metavar="N", help="new leads per rep per day (default PQL_DAILY_CAP)")
     backtest.add_argument("--from", dest="start", type=_day, metavar="D", help="first day replayed (YYYY-MM-DD)")
     backtest.add_argument("--to", dest="end", type=_day, metavar="D", help="last day replayed, inclusive")
-    backtest.add_argument("--min-sample", type=_count, default=None, metavar="N",
+    backtest.add_argument("--min-sample", type=count, default=None, metavar="N",
                           help="fewer fired than this: too few to judge (default 20)")
     backtest.add_argument("--json", action="store_true", help="one JSON object instead of the table")
     backtest.set_defaults(run=run)

@@ -21,6 +21,17 @@ def moment(text: str) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
+def count(text: str) -> int:
+    """A whole number of things, 0 or more, for an option such as --cap or --top."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"not a count: {text!r}")
+    return value
+
+
 def open_lines(name: str) -> contextlib.AbstractContextManager[TextIO]:
     """A file by name, or standard input for `-`."""
     return contextlib.nullcontext(sys.stdin) if name == "-" else open(name, encoding="utf-8")

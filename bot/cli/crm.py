@@ -21,9 +21,8 @@ from bot.clock import utc_now
 from bot.settings import Settings
 
 
-def add(commands: argparse._SubParsersAction, name: str) -> None:
-    crm = commands.add_parser(name, help="HubSpot: set it up, match owners, pull owners and firmographics",
-                              description="Connect HubSpot (HUBSPOT_ACCESS_TOKEN) and look after the CRM sync.")
+def add(crm: argparse.ArgumentParser, name: str) -> None:
+    crm.description = "Connect HubSpot (HUBSPOT_ACCESS_TOKEN) and look after the CRM sync."
     actions = crm.add_subparsers(dest="action", required=True, metavar="ACTION")
     for action, run, text in (
             ("setup", run_setup, "Make the pql_* properties on HubSpot contacts and companies (idempotent: run it "

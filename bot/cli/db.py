@@ -15,9 +15,8 @@ import sqlalchemy as sa
 from bot.settings import Settings
 
 
-def add(commands: argparse._SubParsersAction, name: str) -> None:
-    db = commands.add_parser(name, help="the store's schema: upgrade it or show its revision",
-                             description="Manage the store's schema (alembic revisions in bot/store/migrations).")
+def add(db: argparse.ArgumentParser, name: str) -> None:
+    db.description = "Manage the store's schema (alembic revisions in bot/store/migrations)."
     actions = db.add_subparsers(dest="action", required=True, metavar="ACTION")
     actions.add_parser("upgrade", help="migrate the store to the newest revision, keeping its data",
                        description="Migrate the store (DATABASE_URL) to the newest schema revision, keeping its data. "

@@ -9,13 +9,9 @@ from pathlib import Path
 from bot.settings import Settings
 
 
-def add(commands: argparse._SubParsersAction, name: str) -> None:
-    demo = commands.add_parser(
-        name,
-        help="replay the bundled sample trial and show each PQL as it is raised (no Slack needed)",
-        description="Stream two weeks of sample product events into a fresh SQLite store, rescoring as "
-        "they arrive, and show every PQL with the alert Slack would get.",
-    )
+def add(demo: argparse.ArgumentParser, name: str) -> None:
+    demo.description = ("Stream two weeks of sample product events into a fresh SQLite store, rescoring as they "
+                        "arrive, and show every PQL with the alert Slack would get.")
     demo.add_argument("--dir", type=Path, default=Path("pqlbot-demo"),
                       help="working folder, wiped and recreated each run (default ./pqlbot-demo)")
     demo.add_argument("--fast", action="store_true", help="no pauses between PQLs")

@@ -9,13 +9,12 @@ from pydantic import ValidationError
 from bot.settings import Settings
 
 
-def add(commands: argparse._SubParsersAction, name: str) -> None:
-    doctor = commands.add_parser(
-        name, help="check the configuration (store, rules, tokens, Slack, reps) and say how to fix what is wrong",
-        description="Check the configuration as `pqlbot serve` would use it, line by line: the store is reachable, "
-        "writable and migrated; the rules file is valid; INGEST_TOKEN is set and not the example's; the Slack token "
-        "works, has the manifest's scopes and the bot is in the alerts channel; every rep and the manager are real "
-        "Slack users; the Socket Mode token works. Exits 0 when all is well, 1 otherwise.")
+def add(doctor: argparse.ArgumentParser, name: str) -> None:
+    doctor.description = (
+        "Check the configuration as `pqlbot serve` would use it, line by line: the store is reachable, writable and "
+        "migrated; the rules file is valid; INGEST_TOKEN is set and not the example's; the Slack token works, has the "
+        "manifest's scopes and the bot is in the alerts channel; every rep and the manager are real Slack users; the "
+        "Socket Mode token works. Exits 0 when all is well, 1 otherwise.")
     doctor.set_defaults(run=run, settings_failed=settings_failed)
 
 

@@ -21,12 +21,11 @@ SARAH = [
 ]
 
 
-def add(commands: argparse._SubParsersAction, name: str) -> None:
-    example = commands.add_parser(
-        name, help="print the README's worked example (Sarah) as JSON lines dated for today",
-        description="Print the seed's Sarah as Segment track calls (JSON lines), dated in PQL_TIMEZONE so that her "
-        "day 5 (activation, two invites, dbt: 6 points, medium) is today: pipe them into `pqlbot ingest -`, or "
-        "post them to /v1/batch, and she qualifies now rather than in a trial long over.")
+def add(example: argparse.ArgumentParser, name: str) -> None:
+    example.description = (
+        "Print the seed's Sarah as Segment track calls (JSON lines), dated in PQL_TIMEZONE so that her day 5 "
+        "(activation, two invites, dbt: 6 points, medium) is today: pipe them into `pqlbot ingest -`, or post them to "
+        "/v1/batch, and she qualifies now rather than in a trial long over.")
     example.add_argument("--at", type=moment, help="the moment her day 5 ends (default now); only calls up to it are "
                          "printed")
     example.set_defaults(run=run)

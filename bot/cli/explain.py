@@ -15,13 +15,12 @@ from bot.settings import Settings
 TIER_LABELS = {"fast_lane": "fast lane", "high": "high", "medium": "medium"}
 
 
-def add(commands: argparse._SubParsersAction, name: str) -> None:
-    explain = commands.add_parser(
-        name, help="show a stored user's verdict and reasons, and their lead's routing and SLA trail",
-        description="Read the store (DATABASE_URL) and say why a user is or is not a PQL: status, tier, points, every "
-        "signal with its trial day, every reason (the trial is over, outside the ICP gate, ...), the triggers that "
-        "fired, and for a lead who got it and why, the SLA clock, escalations, claims, touches and dispositions. "
-        "Times are in PQL_TIMEZONE.")
+def add(explain: argparse.ArgumentParser, name: str) -> None:
+    explain.description = (
+        "Read the store (DATABASE_URL) and say why a user is or is not a PQL: status, tier, points, every signal with "
+        "its trial day, every reason (the trial is over, outside the ICP gate, ...), the triggers that fired, and for "
+        "a lead who got it and why, the SLA clock, escalations, claims, touches and dispositions. Times are in "
+        "PQL_TIMEZONE.")
     explain.add_argument("who", metavar="USER|EMAIL|PQL-N", help="a product user id, an email, or a lead (PQL-42)")
     explain.add_argument("--at", type=moment, help="judge again from the stored events as of this time (ISO 8601; "
                          "UTC unless it says) instead of showing the stored verdict")

@@ -37,24 +37,18 @@ CHUNK = 50_000  # events per transaction: fewer, bigger commits write each index
 SHOW_REJECTED = 20  # rejected lines listed in the summary; the rest are counted
 
 
-def add(commands: argparse._SubParsersAction, name: str) -> None:
+def add(parser: argparse.ArgumentParser, name: str) -> None:
     if name == "rescore":
-        rescore = commands.add_parser(
-            name,
-            help="rescore every user in the store (holds expire, windows close, trial clocks move)",
-            description="Rescore everyone in the store as of a moment and record new or upgraded PQLs.",
-        )
+        rescore = parser
+        rescore.description = "Rescore everyone in the store as of a moment and record new or upgraded PQLs."
         rescore.add_argument("--at", type=moment, help="judge as of this time (ISO 8601; default now)")
         rescore.add_argument("--if-due", action="store_true",
                              help="only when the last rescore is older than RESCORE_EVERY_HOURS or used other rules")
         rescore.set_defaults(run=run_rescore)
         return
-    ingest = commands.add_parser(
-        name,
-        help="store events from a JSON-lines file and score the users they touch",
-        description=("Store Segment calls (JSON lines: track, page, identify, group, alias...); replayed calls "
-                     "(same messageId) are skipped."),
-    )
+    ingest = parser
+    ingest.description = ("Store Segment calls (JSON lines: track, page, identify, group, alias...); replayed calls "
+                          "(same messageId) are skipped.")
     ingest.add_argument("file", metavar="FILE", help="events file (JSON lines), or - for standard input")
     ingest.add_argument("--at", type=moment, help="score as of this time (ISO 8601; default now)")
     ingest.add_argument("--no-score", dest="score", action="store_false",

@@ -31,9 +31,8 @@ _DOMAIN = re.compile(r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*
 ACTOR = "pqlbot owners import"
 
 
-def add(commands: argparse._SubParsersAction, name: str) -> None:
-    owners = commands.add_parser(name, help="named-account owners: import them from a CSV file, or list them",
-                                 description="Named accounts: their leads go to their owner, whatever the cap.")
+def add(owners: argparse.ArgumentParser, name: str) -> None:
+    owners.description = "Named accounts: their leads go to their owner, whatever the cap."
     actions = owners.add_subparsers(dest="action", required=True, metavar="ACTION")
     load = actions.add_parser("import", help="store owners from a CSV file (domain,rep[,company_name])",
                               description="Upsert named-account owners from a CSV file with a header row: "

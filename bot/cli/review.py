@@ -40,11 +40,9 @@ def _day(text: str) -> date:
         raise argparse.ArgumentTypeError(f"not a YYYY-MM-DD date: {text!r}") from None
 
 
-def add(commands: argparse._SubParsersAction, name: str) -> None:
-    review = commands.add_parser(
-        name, help="the weekly PQL review, or the 4-week pilot scorecard",
-        description="Figures of seed 002's Friday review against the pilot targets, with action items; "
-                    "or, with --pilot, the pilot's success metrics, guardrails and verdict.")
+def add(review: argparse.ArgumentParser, name: str) -> None:
+    review.description = ("Figures of seed 002's Friday review against the pilot targets, with action items; or, "
+                          "with --pilot, the pilot's success metrics, guardrails and verdict.")
     review.add_argument("--week", type=_week, metavar="YYYY-Www",
                         help="an ISO week (default: the last complete week in PQL_TIMEZONE)")
     review.add_argument("--from", dest="start", type=_day, metavar="DATE", help="first day (YYYY-MM-DD)")

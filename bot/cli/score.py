@@ -1,4 +1,5 @@
-"""`pqlbot score` (verdicts from a JSON-lines file, no database) and `pqlbot rules` (check a rules file)."""
+"""`pqlbot score` (verdicts from a JSON-lines file, no database: the top of the table and everyone counted, every
+user with --all, or --json) and `pqlbot rules` (check a rules file)."""
 
 from __future__ import annotations
 
@@ -7,36 +8,39 @@ import json
 import sys
 from pathlib import Path
 
-from bot.cli.common import moment, open_lines, parse_lines
+from bot.cli.common import count, moment, open_lines, parse_lines
 from bot.clock import utc_now
 from bot.settings import Settings
 from scoring import EventError, load_rules, paused_gc, score_users
 
+TOP = 50  # users the table shows unless told: the leads a rep would read first, not a whole population
 
-def add(commands: argparse._SubParsersAction, name: str) -> None:
+
+def add(parser: argparse.ArgumentParser, name: str) -> None:
     if name == "rules":
-        rules = commands.add_parser(
-            name, help="check a rules file and show what it means",
-            usage="pqlbot rules [check] [FILE]",
-            description=("Validate a rules file and print what it means: the points model, the bands and ACV model, "
-                         "and the trigger catalogue (per trigger: level, family, strength, tier of response, window, "
-                         "conditions in words and the seed row it cites). `pqlbot rules check FILE` is the same for "
-                         "a copy you are editing."))
+        rules = parser
+        rules.usage = "pqlbot rules [check] [FILE]"
+        rules.description = (
+            "Validate a rules file and print what it means: the points model, the bands and ACV model, and the "
+            "trigger catalogue (per trigger: level, family, strength, tier of response, window, conditions in words "
+            "and the seed row it cites). `pqlbot rules check FILE` is the same for a copy you are editing.")
         rules.add_argument("words", nargs="*", metavar="FILE",
                            help="rules file, optionally after `check` (default PQL_RULES_FILE or the seed model)")
         rules.set_defaults(run=run_rules)
         return
-    score = commands.add_parser(
-        name,
-        help="score users from a JSON-lines events file, without a database",
-        description=("Read Segment calls (JSON lines: track, page, identify, group, alias...) and print one PQL "
-                     "verdict per user."),
-    )
+    score = parser
+    score.description = ("Read Segment calls (JSON lines: track, page, identify, group, alias...) and print one PQL "
+                         "verdict per user.")
     score.add_argument("file", nargs="?", help="events file, or - for standard input")
     score.add_argument("--sample", action="store_true", help="score the bundled sample (Sarah, Tom and ~50 more)")
     score.add_argument("--at", type=moment, help="judge as of this time (ISO 8601; default now)")
     score.add_argument("--rules", type=Path, help="rules file (default PQL_RULES_FILE or the seed 002 model)")
-    score.add_argument("--json", action="store_true", help="one JSON object per user instead of a table")
+    shown = score.add_mutually_exclusive_group()
+    shown.add_argument("--json", action="store_true", help="one JSON object per user instead of a table")
+    shown.add_argument("--all", action="store_true",
+                       help="every user, one tab-separated line each, instead of a table (for grep or a spreadsheet)")
+    shown.add_argument("--top", type=count, default=TOP, metavar="N",
+                       help=f"how many users the table shows, leads first (default {TOP}); everyone is counted")
     score.set_defaults(run=run_score)
 
 
@@ -74,8 +78,10 @@ def run_score(args: argparse.Namespace, settings: Settings) -> int:
     if args.json:
         for result in results:
             print(json.dumps(result.to_json(), ensure_ascii=False))
+    elif args.all:
+        report.write_rows(results, sys.stdout)
     else:
-        report.print_results(results, at=at, tz=tz, rules=rules, product_name=settings.product_name)
+        report.print_results(results, at=at, tz=tz, rules=rules, product_name=settings.product_name, top=args.top)
     if invalid:
         print(f"{len(invalid)} invalid line(s) skipped; {len(events)} events scored", file=sys.stderr)
     return 1 if invalid else 0

@@ -11,13 +11,11 @@ from bot.settings import Settings
 from bot.store.health import StoreUnusable, open_writable
 
 
-def add(commands: argparse._SubParsersAction, name: str) -> None:
-    serve = commands.add_parser(
-        name, help="run Slack, the ingestion endpoints, the outbox and the sweeps",
-        description="The long-running process: Slack (over HTTP at /slack/events, or Socket Mode when SLACK_APP_TOKEN "
-        "is set), the ingestion endpoints (/v1/track, /v1/batch, ...) and /healthz, the outbox deliverer and the "
-        "scheduled sweeps. At start it runs `pqlbot doctor`'s checks: a token Slack refuses stops it; other "
-        "problems are logged.")
+def add(serve: argparse.ArgumentParser, name: str) -> None:
+    serve.description = (
+        "The long-running process: Slack (over HTTP at /slack/events, or Socket Mode when SLACK_APP_TOKEN is set), "
+        "the ingestion endpoints (/v1/track, /v1/batch, ...) and /healthz, the outbox deliverer and the scheduled "
+        "sweeps. At start it runs `pqlbot doctor`'s checks: a token Slack refuses stops it; other problems are logged.")
     serve.add_argument("--host", help="listen address (default HOST)")
     serve.add_argument("--port", type=int, help="listen port (default PORT)")
     serve.set_defaults(run=run)

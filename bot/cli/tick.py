@@ -20,13 +20,9 @@ from bot.clock import utc_now
 from bot.settings import Settings
 
 
-def add(commands: argparse._SubParsersAction, name: str) -> None:
-    tick = commands.add_parser(
-        name,
-        help="run every due sweep once (rescore, queue, escalations) and deliver the outbox once",
-        description="Run the scheduled sweeps once, as of a moment, then post what Slack is owed "
-                    "(when SLACK_BOT_TOKEN is set). For cron: running it twice for the same moment changes nothing.",
-    )
+def add(tick: argparse.ArgumentParser, name: str) -> None:
+    tick.description = ("Run the scheduled sweeps once, as of a moment, then post what Slack is owed (when "
+                        "SLACK_BOT_TOKEN is set). For cron: running it twice for the same moment changes nothing.")
     tick.add_argument("--at", type=moment, help="as of this time (ISO 8601; default now)")
     tick.set_defaults(run=run)
 

@@ -158,3 +158,69 @@ def test_score_json_follows_the_users_with_a_line_per_account_where_an_account_t
     assert [u["user_id"] for u in account["users"]] == ["u0", "u1", "u2", "u3", "u4"]
     fired = {t["name"]: t for t in account["triggers"]}
     assert fired["team_activation"]["users"] == ["u0", "u1", "u2", "u3", "u4"]
+
+
+@pytest.fixture
+def crowd_file(tmp_path):
+    """Four trials as of AT: Bo asked for a demo (fast lane), Sarah qualified (medium), Cy only activated (below the
+    threshold) and Di's company is too small (excluded)."""
+    from tests.scoring.builders import Trial
+
+    bo = Trial("bo", email="bo@globex.com", company="Globex", size=900)
+    bo.add("demo_requested", bo.on(3))
+    cy = Trial("cy", email="cy@initech.com", company="Initech", size=500).activate(2)
+    di = Trial("di", email="di@tinyco.com", company="TinyCo", size=50).activate(2)
+    path = tmp_path / "crowd.jsonl"
+    events = sarah().events + bo.events + cy.events + di.events
+    path.write_text("\n".join(json.dumps(e.to_json()) for e in events) + "\n")
+    return path
+
+
+def test_the_table_shows_the_top_leads_and_counts_everyone_it_leaves_out(crowd_file, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")
+    assert main(["score", str(crowd_file), "--at", AT, "--top", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "bo@globex.com" in out and "sarah@acme.com" in out
+    assert "cy@initech.com" not in out and "di@tinyco.com" not in out
+    assert out.index("bo@globex.com") < out.index("sarah@acme.com")  # the fast lane first
+    assert "4 users (2 qualified, 1 below_threshold, 1 excluded)" in out
+    assert "Qualified by tier: 1 ⚡ fast lane · 1 medium" in out
+    assert "Why not, most often: company size out of range (1)" in out  # Di's, though the table leaves her out
+    assert "The table shows the first 2 of 4 users, leads first: --top N for more, --all for every user" in out
+
+
+def test_a_file_that_fits_the_table_shows_everyone_with_why_not(crowd_file, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")
+    assert main(["score", str(crowd_file), "--at", AT]) == 0
+    out = capsys.readouterr().out
+    assert all(email in out for email in ("bo@globex.com", "sarah@acme.com", "cy@initech.com", "di@tinyco.com"))
+    assert "outside the ICP range" in out and "The table shows" not in out
+
+
+def test_top_0_prints_only_the_counts(crowd_file, capsys):
+    assert main(["score", str(crowd_file), "--at", AT, "--top", "0"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "PQL verdicts" not in out and "Suggested talk tracks" not in out
+    assert out.startswith("4 users (2 qualified, 1 below_threshold, 1 excluded)")
+
+
+def test_all_lists_every_user_as_a_tab_separated_line_in_the_tables_order(crowd_file, capsys):
+    import csv
+
+    assert main(["score", str(crowd_file), "--at", AT, "--all"]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out), delimiter="\t"))
+    assert [(r["user_id"], r["status"], r["tier"], r["score"]) for r in rows] == [
+        ("bo", "qualified", "fast_lane", "0"), ("sarah", "qualified", "medium", "6"),
+        ("cy", "below_threshold", "", "0"), ("di", "excluded", "", "0")]
+    sarah_row = rows[1]
+    assert (sarah_row["email"], sarah_row["company"], sarah_row["company_size"], sarah_row["band"],
+            sarah_row["acv_potential"]) == ("sarah@acme.com", "Acme Corp", "800", "mid_market", "20000")
+    assert "invited 2 teammates (day 5)" in sarah_row["signals"]
+    assert "company size 50 is outside the ICP range" in rows[3]["why_not"]
+
+
+def test_all_json_and_top_are_one_choice(crowd_file, capsys):
+    with pytest.raises(SystemExit) as done:
+        main(["score", str(crowd_file), "--all", "--json"])
+    assert done.value.code == 2
+    assert "not allowed with argument" in capsys.readouterr().err
