@@ -141,7 +141,8 @@ def pql(ack: Ack, command: dict, respond: Respond, runtime: Runtime, body: dict)
     elif action in ("pause-all", "resume-all"):
         with runtime.session() as session, session.begin():
             who = runtime.actor(session, command["user_id"])
-            answer = switches.set_routing_paused(session, who, action == "pause-all", now=runtime.now())
+            answer = switches.set_routing_paused(session, who, action == "pause-all", now=runtime.now(),
+                                                 teams=runtime.settings.teams)
     elif action in ("pause-outreach", "resume-outreach"):
         with runtime.session() as session, session.begin():
             who = runtime.actor(session, command["user_id"])
