@@ -19,7 +19,7 @@ from bot.domain.caps import UNCAPPED_TIERS
 from bot.domain.kit import DISPOSITION_LABELS, EMAIL_LABELS, MAX_TOUCHES, TOUCH_CHANNELS
 from bot.domain.lifecycle import CLAIMABLE, CLOSED, PqlState
 from bot.domain.teams import Teams
-from bot.services import audit, lead_view, outbox, tracking
+from bot.services import audit, holds, lead_view, outbox, tracking
 from bot.services.outreach import lead_track, variant_for_track
 from bot.store.models import Assignment, DispositionRecord, Pql, Rep, Touch, TrialUser
 from bot.store.queries import given_today
@@ -118,9 +118,9 @@ def find(session: Session, ref: str) -> Pql:
 
 
 def oldest_claimable(session: Session, who: Actor, *, teams: sa.ColumnElement[bool] | None = None) -> Pql | None:
-    """The lead a bare `/claim` takes: the oldest unclaimed one assigned to this rep or to nobody (with `teams`, a
-    condition on the lead's team: of one of the rep's teams)."""
-    query = select(Pql).where(Pql.claimed_by.is_(None), Pql.state.in_(CLAIMABLE))
+    """The lead a bare `/claim` takes: the oldest unclaimed one, not on hold, assigned to this rep or to nobody (with
+    `teams`, a condition on the lead's team: of one of the rep's teams)."""
+    query = select(Pql).where(Pql.claimed_by.is_(None), Pql.state.in_(CLAIMABLE), Pql.held_since.is_(None))
     query = query.where(sa.or_(Pql.rep_id == who.user_id, sa.and_(Pql.rep_id.is_(None), teams)
                                if teams is not None else Pql.rep_id.is_(None)))
     return session.exec(query.order_by(Pql.qualified_at, Pql.id)).first()
@@ -156,8 +156,16 @@ def _touch(session: Session, pql: Pql, now: datetime, **values) -> bool:
 
 
 def _open(pql: Pql) -> None:
+    if pql.state == PqlState.STOPPED_OPT_OUT:
+        raise Refused(say("hands_off", ref=pql.ref, reason="opt_out"))
     if pql.state in CLOSED:
         raise Refused(say("lead_closed", ref=pql.ref, state=pql.state.replace("_", " ")))
+
+
+def _not_held(pql: Pql) -> None:
+    """A lead on a do-not-touch hold (bot/services/holds.py) is nobody's to claim or touch until it resumes."""
+    if pql.held_since is not None:
+        raise Refused(say("hands_off", ref=pql.ref, reason=holds.reason(pql)))
 
 
 def claim(session: Session, pql: Pql, who: Actor, *, now: datetime, tz: tzinfo, cap: int,
@@ -165,7 +173,8 @@ def claim(session: Session, pql: Pql, who: Actor, *, now: datetime, tz: tzinfo, 
     """`who` claims the lead, or (a manager of it) claims it for `for_rep`. Exactly one racing claim wins. With `team`
     (the lead's team's name and members, bot/domain/teams.py), a rep claims only their own team's leads, as
     routing gives them; the sales manager may claim any lead for anyone, a team's manager their team's leads for
-    its members."""
+    its members. A lead on a do-not-touch hold is refused, saying why, except to a manager claiming it for a rep: a
+    deliberate override, audited and said in the thread."""
     rep_id = for_rep or who.user_id
     manages = who.manages(pql)
     if for_rep and not manages:
@@ -176,6 +185,9 @@ def claim(session: Session, pql: Pql, who: Actor, *, now: datetime, tz: tzinfo, 
     if rep is None or not rep.on_roster:
         raise Refused(say("not_on_roster"))
     _open(pql)
+    over_hold = holds.reason(pql) if for_rep else None
+    if not over_hold:
+        _not_held(pql)
     if team and team[1] is not None and rep_id not in team[1] and pql.rep_id != rep_id and not manages:
         raise Refused(say("other_team", ref=pql.ref, team=team[0]))
     if pql.claimed_by:
@@ -196,8 +208,10 @@ def claim(session: Session, pql: Pql, who: Actor, *, now: datetime, tz: tzinfo, 
     if lands_now:
         session.add(Assignment(pql_id=pql.id, rep_id=rep_id, reason="claim", by=who.user_id, at=now))
     audit.record(session, "pql_claimed", at=now, actor=who.user_id, pql_id=pql.id, user_id=pql.user_id,
-                 rep=rep_id, on_behalf=bool(for_rep))
-    outbox.reply(session, pql, f"claim:{pql.id}", say("claimed", ref=pql.ref, rep=rep_id, by=who.user_id), now=now)
+                 rep=rep_id, on_behalf=bool(for_rep), over_hold=over_hold)
+    text = say("claimed", ref=pql.ref, rep=rep_id, by=who.user_id) + \
+        (" " + say("claimed_over_hold", reason=over_hold) if over_hold else "")
+    outbox.reply(session, pql, f"claim:{pql.id}", text, now=now)
     tracking.emit(session, "pql_claimed", pql, key=f"pql_claimed:{pql.id}", now=now, rep=rep_id,
                   by=who.user_id, on_behalf=bool(for_rep))
     tracking.crm(session, "owner", pql, key=f"owner:{pql.id}:{pql.version}", now=now)
@@ -247,9 +261,11 @@ def _may_work(pql: Pql, who: Actor) -> None:
 
 def log_touch(session: Session, pql: Pql, who: Actor, *, channel: str, email_key: str | None, note: str | None,
               now: datetime, replied: bool = False) -> Touch:
-    """A touch by the claimant (or a manager of the lead): numbered, at most three per lead."""
+    """A touch by the claimant (or a manager of the lead): numbered, at most three per lead; none while the lead is
+    on a do-not-touch hold."""
     _may_work(pql, who)
     _open(pql)
+    _not_held(pql)
     if channel not in TOUCH_CHANNELS or (email_key and email_key not in EMAIL_LABELS):
         raise Refused("Pick a channel (email, call or LinkedIn) and, for an email, which one of the kit.")
     count = session.exec(select(sa.func.count()).select_from(Touch).where(Touch.pql_id == pql.id)).one()

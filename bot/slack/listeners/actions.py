@@ -116,6 +116,8 @@ def _workable(body: dict, runtime: Runtime):
 def touch_clicked(ack: Ack, body: dict, runtime: Runtime) -> None:
     ack()
     if view := _workable(body, runtime):
+        if view.hold:  # the button is gone from a held lead's alert; an older copy of it is answered the same
+            raise Refused(say("hands_off", ref=view.ref, reason=view.hold))
         if view.touches_left <= 0:
             tell(runtime, body, say("touch_limit", ref=view.ref, limit=MAX_TOUCHES))
             return
