@@ -14,6 +14,7 @@ from bot.services.routing import Router
 from bot.slack.ids import Action, Command, Input, View
 from tests.scoring.builders import NY, Trial
 from tests.slack.conftest import ANA, BEN, BOSS, Workspace
+from tests.slack.test_app import home_for
 
 FAY, GUS, DESK_BOSS = "U0FAY", "U0GUS", "U0DESKBOSS"
 TEAMS = f"""
@@ -129,3 +130,31 @@ def test_the_sales_manager_keeps_every_right_over_every_team_s_lead(office):
     pql_id = demo(office)
     office.command(BOSS, Command.PQL, f"reassign PQL-{pql_id} <@{ANA}|ana>")
     assert office.pql(pql_id).rep_id == ANA
+
+
+def test_the_desk_s_manager_s_app_home_shows_the_desk_s_queue_and_members_only(office):
+    sdr_lead, desk_lead = office.lead(), demo(office)
+    shown = json.dumps(home_for(office, DESK_BOSS), ensure_ascii=False)
+    assert "*Fast-lane desk* · 0 waiting for a rep · 1 assigned, not claimed" in shown
+    assert f"PQL-{desk_lead}" in shown and "Fay Quinn" in shown and "Gus Lind" in shown
+    assert f"PQL-{sdr_lead}" not in shown and "SDR pool" not in shown and "Ana Ruiz" not in shown
+    everything = json.dumps(home_for(office, BOSS), ensure_ascii=False)
+    assert "*SDR pool*" in everything and "*Fast-lane desk*" in everything and f"PQL-{sdr_lead}" in everything
+
+
+def test_a_manager_who_is_also_a_rep_sees_their_own_leads_not_a_team_s_queue_under_their_own(office, tmp_path):
+    path = tmp_path / "playing.toml"
+    path.write_text(TEAMS.replace(f'{{ id = "{BEN}", name = "Ben Okafor" }}', f'{{ id = "{BOSS}", name = "Bo Ss" }}'),
+                    encoding="utf-8")
+    office.settings.pql_teams_file = path
+    office.pipeline.router = Router(office.settings.calendar, cap=5, manager=BOSS, teams=office.settings.teams)
+    with office.pipeline.session() as session, session.begin():
+        leads.sync_roster(session, office.settings.teams.members(), now=office.now)
+    sarah = office.lead()
+    office.command(BOSS, Command.PQL, f"reassign PQL-{sarah} <@{BOSS}|boss>")
+    desk_lead = demo(office)
+    view = home_for(office, BOSS)
+    texts = [json.dumps(b, ensure_ascii=False) for b in view["blocks"]]
+    mine = texts.index(next(t for t in texts if "Your open leads (1)" in t))
+    queue = texts.index(next(t for t in texts if "*Queue (2)*" in t))
+    assert f"PQL-{sarah}" in " ".join(texts[mine:queue]) and f"PQL-{desk_lead}" not in " ".join(texts[mine:queue])
