@@ -13,6 +13,7 @@ from bot.services.leads import Refused
 from bot.settings import Settings
 from bot.store.models import Pql
 from bot.sweeps.escalate import escalate
+from bot.sweeps.stale_claims import stale_claims
 from tests.scoring.builders import NY
 from tests.services.test_routing import ANA, BEN, BOSS, Team, ny
 
@@ -122,3 +123,15 @@ def test_resuming_a_second_time_moves_nothing_again(team):
     due = team.pql(pql_id).sla_due_at
     assert "Routing was not paused" in throw(team, BOSS, False, ny(2026, 11, 4, 13))
     assert team.pql(pql_id).sla_due_at == due and len(team.audit(pql_id, "pql_clocks_moved")) == 1
+
+def test_a_lead_claimed_after_a_resume_goes_stale_a_business_day_after_its_claim_not_later(team):
+    pql_id = team.lead(ny(2026, 11, 6, 15, 30))
+    throw(team, BOSS, True, ny(2026, 11, 6, 16))
+    throw(team, BOSS, False, ny(2026, 11, 9, 10))  # its clocks moved on by the 3 business hours paused
+    with team.pipeline.session() as session, session.begin():
+        pql = session.get(Pql, pql_id)
+        leads.claim(session, pql, leads.actor(session, pql.rep_id, manager=BOSS), now=ny(2026, 11, 9, 10), tz=NY,
+                    cap=5)
+    sweeps = sweeps_for(team)
+    assert stale_claims(sweeps, ny(2026, 11, 10, 9, 59)) == 0
+    assert stale_claims(sweeps, ny(2026, 11, 10, 10)) == 1  # 9 business hours after the claim: the pause was before it
