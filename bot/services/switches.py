@@ -20,10 +20,11 @@ from datetime import datetime, timedelta
 
 from sqlmodel import Session, select
 
+from bot.domain.business_time import BusinessCalendar
 from bot.domain.teams import Teams
 from bot.services import audit
 from bot.services.leads import Actor, Refused
-from bot.store.models import Pql, Switch
+from bot.store.models import AuditEntry, Pql, Switch
 from bot.store.queries import still_open
 from templates import say, span
 
@@ -72,14 +73,14 @@ def set_routing_paused(session: Session, who: Actor, paused: bool, *, now: datet
 
 def _move_clocks(session: Session, since: datetime, *, now: datetime, teams: Teams, by: str) -> list[timedelta]:
     """Give each open, unclaimed lead the business time routing was paused (from `since`, or from when the lead came
-    in or was handed over, to `now`; a do-not-touch hold on now counts its own time when it ends); returns the time
-    each moved lead was given."""
+    in or was handed over, to `now`), less what do-not-touch holds gave it over that time (a hold that ended, or one
+    on now, which counts its own time when it ends); returns the time each moved lead was given."""
     moved = []
     for pql in session.exec(select(Pql).where(still_open(Pql.state), Pql.claimed_by.is_(None)).order_by(Pql.id)):
         calendar = teams.team(pql.team).calendar
         start = max(since, pql.handed_off_at or pql.created_at)
-        paused = calendar.elapsed(start, min(now, pql.held_since or now))
-        if not paused:
+        paused = calendar.elapsed(start, min(now, pql.held_since or now)) - _held_within(session, pql, start, calendar)
+        if paused <= timedelta():
             continue
         pql.held_seconds = (pql.held_seconds or 0) + int(paused.total_seconds())  # the @here and 2-hour ladder
         if pql.sla_due_at is not None:
@@ -92,6 +93,17 @@ def _move_clocks(session: Session, since: datetime, *, now: datetime, teams: Tea
                      if pql.sla_due_at else None)
         moved.append(paused)
     return moved
+
+
+def _held_within(session: Session, pql: Pql, start: datetime, calendar: BusinessCalendar) -> timedelta:
+    """Business time since `start` on holds that ended since then: their own end gave it to the lead's clocks
+    already (each hold's end is audited with its length, which ran up to that end)."""
+    if not pql.held_seconds:
+        return timedelta()
+    ended = session.exec(select(AuditEntry).where(AuditEntry.pql_id == pql.id, AuditEntry.action == "pql_resumed",
+                                                  AuditEntry.at > start))
+    return sum((min(timedelta(seconds=int((entry.detail or {}).get("held_seconds") or 0)),
+                    calendar.elapsed(start, entry.at)) for entry in ended), timedelta())
 
 
 def set_outreach_paused(session: Session, who: Actor, paused: bool, *, now: datetime) -> str:

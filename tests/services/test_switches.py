@@ -16,6 +16,7 @@ from bot.sweeps.escalate import escalate
 from bot.sweeps.stale_claims import stale_claims
 from tests.scoring.builders import NY
 from tests.services.test_routing import ANA, BEN, BOSS, Team, ny
+from tests.sweeps.test_holds import event
 
 
 @pytest.fixture
@@ -135,3 +136,16 @@ def test_a_lead_claimed_after_a_resume_goes_stale_a_business_day_after_its_claim
     sweeps = sweeps_for(team)
     assert stale_claims(sweeps, ny(2026, 11, 10, 9, 59)) == 0
     assert stale_claims(sweeps, ny(2026, 11, 10, 10)) == 1  # 9 business hours after the claim: the pause was before it
+
+
+def test_a_hold_that_ended_during_the_pause_is_not_counted_twice(team):
+    pql_id = team.lead(ny(2026, 11, 4, 10))  # medium: first touch due by 14:00
+    throw(team, BOSS, True, ny(2026, 11, 4, 11))
+    user = team.pql(pql_id).user_id
+    for name, at in (("support_ticket_opened", ny(2026, 11, 4, 12)), ("support_ticket_closed", ny(2026, 11, 4, 13))):
+        with freeze_time(at):
+            team.pipeline.ingest([event(user, name, at, ticket_id="T1")], at=at)
+    assert team.pql(pql_id).sla_due_at == ny(2026, 11, 4, 15)  # the hour held
+    throw(team, BOSS, False, ny(2026, 11, 4, 15))
+    assert team.pql(pql_id).sla_due_at == ny(2026, 11, 4, 18)  # and the other 3 of the 4 hours paused
+    assert team.pql(pql_id).held_seconds == 4 * 3600
