@@ -145,6 +145,7 @@ def _step(action: str, detail: dict, actor: str) -> tuple[str, str | None, str |
         "pql_released": ("released back to the pool by {rep}", actor),
         "pql_held": (f"on hold, do not touch ({_e(detail.get('reason'))})", None),
         "pql_resumed": ("hold over: the SLA clock runs again", None),
+        "pql_clocks_moved": ("routing resumed: the SLA clock moved on by the business time paused", None),
         "pql_dispositioned": (f"dispositioned {_e(detail.get('disposition'))} by {{rep}}", actor),
         "pql_stopped": (f"stopped: {_e(detail.get('reason'))} (the sequence ends)", None),
         "pql_absorbed": ("became part of its account's lead", None),

@@ -10,22 +10,36 @@ full AE motion; SDR -> CS for "Routed to CS"), with its history.
   it as that team routes (`Router.hand_to`), and the receiving team's SLA clock starts at the hand-off.
 - Audited (`pql_handed_off`: who, from which team to which, why, to whom), said in the alert's thread, and the
   receiving rep gets seed 004's handoff package by DM. A refusal says why.
+- A hand-off nobody in the receiving team can take now waits in its queue: its entry keeps the DM (`dm`), and the
+  rep the queue first gives the lead to gets it instead of the ordinary "assigned" DM (`tell_from_queue`, called by
+  routing as it gives a lead).
 """
 
 from __future__ import annotations
 
 from datetime import datetime, tzinfo
+from typing import Protocol
 
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
 from bot.domain.lifecycle import CLOSED, PqlState
-from bot.domain.teams import Team
+from bot.domain.teams import Team, Teams
 from bot.services import audit, lead_view, outbox
 from bot.services.leads import Actor, Refused
-from bot.services.routing import Router
-from bot.store.models import Pql, Touch, TrialUser
+from bot.store.models import Assignment, AuditEntry, Pql, Touch, TrialUser
 from templates import esc, say
+
+
+class Router(Protocol):
+    """What a hand-off asks of routing (bot/services/routing.py's `Router`, which imports this module to give a
+    queued hand-off with its DM): the teams, and routing a lead within one."""
+
+    teams: Teams
+
+    def hand_to(self, session: Session, pql: Pql, team: Team, *, why: str, now: datetime,
+                previous: str | None = None) -> str | None: ...
+
 
 _PQLS = Pql.__table__
 #: What the handing rep says happened, by the receiving team's `handoff.when`.
@@ -61,18 +75,35 @@ def hand_off(session: Session, pql: Pql, who: Actor, to_team: str, *, router: Ro
         raise Refused(say("handoff_raced", ref=pql.ref))
     why = f"handed off from {current.title}: {because}"  # who did it is the entry's actor
     rep_id = router.hand_to(session, pql, target, why=why, now=now, previous=owner)
+    package = lead_view.build(session, pql.id, tz=tz, product_name=product_name, at=now).handoff
+    dm = say("handoff_dm", ref=pql.ref, by=who.user_id, team=esc(current.title), because=because,
+             who=esc(_who(session, pql)), note=esc((note or "").strip()) or None, package=_package(package))
     audit.record(session, "pql_handed_off", at=now, actor=who.user_id, pql_id=pql.id, user_id=pql.user_id,
                  from_team=current.name, team=target.name, because=target.handoff.when, rep=rep_id,
                  note=(note or "").strip() or None, team_why=f"team {target.title}: {why}",
-                 why=f"team {target.title}: {why}")
+                 why=f"team {target.title}: {why}", dm=None if rep_id else dm)  # queued: for whoever gets it
     text = say("handed_off", ref=pql.ref, by=who.user_id, team=esc(target.title), because=because, rep=rep_id)
     outbox.reply(session, pql, f"handoff:{pql.id}:{pql.version}", text, now=now)
     if rep_id:
-        package = lead_view.build(session, pql.id, tz=tz, product_name=product_name, at=now).handoff
-        dm = say("handoff_dm", ref=pql.ref, by=who.user_id, team=esc(current.title), because=because,
-                 who=esc(_who(session, pql)), note=esc((note or "").strip()) or None, package=_package(package))
         outbox.dm(session, rep_id, f"handoff-dm:{pql.id}:{pql.version}", dm, pql=pql, now=now)
     return rep_id
+
+
+def tell_from_queue(session: Session, pql: Pql, rep_id: str, *, now: datetime) -> bool:
+    """The lead was handed to a team, waited in its queue, and is given now to `rep_id` (its first assignment since
+    the hand-off, which routing has just recorded): send them the hand-off's DM, its history, kept with the
+    hand-off's entry. False for any other assignment (the caller sends the ordinary DM)."""
+    if pql.handed_off_at is None:
+        return False
+    given = session.exec(select(sa.func.count()).select_from(Assignment).where(
+        Assignment.pql_id == pql.id, Assignment.at >= pql.handed_off_at)).one()
+    entry = session.exec(select(AuditEntry).where(AuditEntry.pql_id == pql.id, AuditEntry.action == "pql_handed_off")
+                         .order_by(AuditEntry.id.desc())).first()
+    dm = (entry.detail or {}).get("dm") if entry is not None and given == 1 else None
+    if not dm:
+        return False
+    outbox.dm(session, rep_id, f"handoff-dm:{pql.id}:{pql.version}", dm, pql=pql, now=now)
+    return True
 
 
 def _meets(session: Session, pql: Pql, target: Team) -> None:

@@ -42,7 +42,8 @@ def reason(pql: Pql) -> str | None:
 
 
 def held_for(pql: Pql) -> timedelta:
-    """Business time the lead spent on holds that have ended: its clocks do not count it."""
+    """Business time the lead spent on holds that have ended, and, unclaimed, while routing was paused for the whole
+    team (bot/services/switches.py): its clocks do not count it."""
     return timedelta(seconds=pql.held_seconds or 0)
 
 

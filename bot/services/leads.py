@@ -8,7 +8,7 @@ all in the caller's transaction. A refusal raises `Refused` with the sentence to
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 
 import sqlalchemy as sa
@@ -18,7 +18,8 @@ from sqlmodel import Session, select
 from bot.domain.caps import UNCAPPED_TIERS
 from bot.domain.kit import DISPOSITION_LABELS, EMAIL_LABELS, MAX_TOUCHES, TOUCH_CHANNELS
 from bot.domain.lifecycle import CLAIMABLE, CLOSED, PqlState
-from bot.services import audit, lead_view, outbox, tracking
+from bot.domain.teams import Teams
+from bot.services import audit, holds, lead_view, outbox, tracking
 from bot.services.outreach import lead_track, variant_for_track
 from bot.store.models import Assignment, DispositionRecord, Pql, Rep, Touch, TrialUser
 from bot.store.queries import given_today
@@ -34,25 +35,54 @@ class Refused(Exception):
 
 @dataclass(slots=True, frozen=True)
 class Actor:
+    """Who acts: a rep (on the roster or not), the sales manager (PQL_MANAGER: every lead), and, with `teams`, the
+    manager of some teams (a team's escalation target when it is a person: that team's leads)."""
+
     user_id: str
     on_roster: bool
     is_manager: bool
+    teams: Teams | None = field(default=None, compare=False)
+
+    def manages(self, pql: Pql) -> bool:
+        """The sales manager, or the manager of the lead's team: may reassign, claim for, release and work it."""
+        return self.is_manager or (self.teams is not None and self.teams.team(pql.team).manager == self.user_id)
+
+    @property
+    def manages_a_team(self) -> bool:
+        return self.teams is not None and any(t.manager == self.user_id for t in self.teams.teams.values())
 
 
-def actor(session: Session, user_id: str, *, manager: str | None) -> Actor:
+def actor(session: Session, user_id: str, *, manager: str | None, teams: Teams | None = None) -> Actor:
     rep = session.get(Rep, user_id)
-    return Actor(user_id, rep is not None and rep.on_roster, user_id == manager)
+    return Actor(user_id, rep is not None and rep.on_roster, user_id == manager, teams)
 
 
 def require_roster(who: Actor) -> None:
-    """Leads are for the reps on the roster and the manager; anyone else is told how to join.
+    """Leads are for the reps on the roster and the managers; anyone else is told how to join.
 
     Off the roster a person learns nothing about leads, not even whether one exists: every way in that names
     a lead (a slash command, a button, a modal) asks this before it looks the lead up, so a lead that exists
     and one that does not get the same answer. A rep taken off the roster keeps no rights over a lead they
-    still hold."""
-    if not (who.on_roster or who.is_manager):
+    still hold. A team's manager off the roster is let through here and asked `require_sight` once the lead is
+    looked up."""
+    if not (who.on_roster or who.is_manager or who.manages_a_team):
         raise Refused(say("not_on_roster"))
+
+
+def require_sight(who: Actor, pql: Pql | None) -> None:
+    """A team's manager who is not on the roster sees their own teams' leads only: for any other lead, or one that
+    does not exist, the same answer as anyone off the roster (they learn nothing of it)."""
+    if not (who.on_roster or who.is_manager) and (pql is None or not who.manages(pql)):
+        raise Refused(say("not_on_roster"))
+
+
+def _within_team(who: Actor, pql: Pql, rep_id: str) -> None:
+    """A team's manager (not the sales manager) gives their team's leads to their team's members only."""
+    if who.is_manager or who.teams is None:
+        return
+    team = who.teams.team(pql.team)
+    if team.member_ids is not None and rep_id not in team.member_ids:
+        raise Refused(say("not_in_team", rep=rep_id, team=esc(team.title)))
 
 
 def sync_roster(session: Session, roster: list[tuple[str, str | None, str | None]], *, now: datetime) -> None:
@@ -88,9 +118,9 @@ def find(session: Session, ref: str) -> Pql:
 
 
 def oldest_claimable(session: Session, who: Actor, *, teams: sa.ColumnElement[bool] | None = None) -> Pql | None:
-    """The lead a bare `/claim` takes: the oldest unclaimed one assigned to this rep or to nobody (with `teams`, a
-    condition on the lead's team: of one of the rep's teams)."""
-    query = select(Pql).where(Pql.claimed_by.is_(None), Pql.state.in_(CLAIMABLE))
+    """The lead a bare `/claim` takes: the oldest unclaimed one, not on hold, assigned to this rep or to nobody (with
+    `teams`, a condition on the lead's team: of one of the rep's teams)."""
+    query = select(Pql).where(Pql.claimed_by.is_(None), Pql.state.in_(CLAIMABLE), Pql.held_since.is_(None))
     query = query.where(sa.or_(Pql.rep_id == who.user_id, sa.and_(Pql.rep_id.is_(None), teams)
                                if teams is not None else Pql.rep_id.is_(None)))
     return session.exec(query.order_by(Pql.qualified_at, Pql.id)).first()
@@ -126,30 +156,46 @@ def _touch(session: Session, pql: Pql, now: datetime, **values) -> bool:
 
 
 def _open(pql: Pql) -> None:
+    if pql.state == PqlState.STOPPED_OPT_OUT:
+        raise Refused(say("hands_off", ref=pql.ref, reason="opt_out"))
     if pql.state in CLOSED:
         raise Refused(say("lead_closed", ref=pql.ref, state=pql.state.replace("_", " ")))
 
 
+def _not_held(pql: Pql) -> None:
+    """A lead on a do-not-touch hold (bot/services/holds.py) is nobody's to claim or touch until it resumes."""
+    if pql.held_since is not None:
+        raise Refused(say("hands_off", ref=pql.ref, reason=holds.reason(pql)))
+
+
 def claim(session: Session, pql: Pql, who: Actor, *, now: datetime, tz: tzinfo, cap: int,
           for_rep: str | None = None, team: tuple[str, frozenset[str] | None] | None = None) -> Pql:
-    """`who` claims the lead, or (the manager) claims it for `for_rep`. Exactly one racing claim wins. With `team`
+    """`who` claims the lead, or (a manager of it) claims it for `for_rep`. Exactly one racing claim wins. With `team`
     (the lead's team's name and members, bot/domain/teams.py), a rep claims only their own team's leads, as
-    routing gives them; the manager may claim any lead for anyone."""
+    routing gives them; the sales manager may claim any lead for anyone, a team's manager their team's leads for
+    its members. A lead on a do-not-touch hold is refused, saying why, except to a manager claiming it for a rep: a
+    deliberate override, audited and said in the thread."""
     rep_id = for_rep or who.user_id
-    if for_rep and not who.is_manager:
+    manages = who.manages(pql)
+    if for_rep and not manages:
         raise Refused(say("managers_only", action="claim a lead on someone's behalf"))
+    if for_rep:
+        _within_team(who, pql, rep_id)
     rep = session.get(Rep, rep_id)
     if rep is None or not rep.on_roster:
         raise Refused(say("not_on_roster"))
     _open(pql)
-    if team and team[1] is not None and rep_id not in team[1] and pql.rep_id != rep_id and not who.is_manager:
+    over_hold = holds.reason(pql) if for_rep else None
+    if not over_hold:
+        _not_held(pql)
+    if team and team[1] is not None and rep_id not in team[1] and pql.rep_id != rep_id and not manages:
         raise Refused(say("other_team", ref=pql.ref, team=team[0]))
     if pql.claimed_by:
         raise Refused(say("already_claimed", ref=pql.ref, by=pql.claimed_by))
-    if pql.rep_id and pql.rep_id != rep_id and not who.is_manager:
+    if pql.rep_id and pql.rep_id != rep_id and not manages:
         raise Refused(say("assigned_to_other", ref=pql.ref, rep=pql.rep_id))
     lands_now = pql.rep_id != rep_id
-    if lands_now and not who.is_manager and pql.tier not in UNCAPPED_TIERS:  # the fast lane is never capped
+    if lands_now and not manages and pql.tier not in UNCAPPED_TIERS:  # the fast lane is never capped
         hold_rep(session, rep_id)
         if new_today(session, rep_id, now=now, tz=tz) >= cap:
             raise Refused(say("at_cap", cap=cap))
@@ -162,8 +208,10 @@ def claim(session: Session, pql: Pql, who: Actor, *, now: datetime, tz: tzinfo, 
     if lands_now:
         session.add(Assignment(pql_id=pql.id, rep_id=rep_id, reason="claim", by=who.user_id, at=now))
     audit.record(session, "pql_claimed", at=now, actor=who.user_id, pql_id=pql.id, user_id=pql.user_id,
-                 rep=rep_id, on_behalf=bool(for_rep))
-    outbox.reply(session, pql, f"claim:{pql.id}", say("claimed", ref=pql.ref, rep=rep_id, by=who.user_id), now=now)
+                 rep=rep_id, on_behalf=bool(for_rep), over_hold=over_hold)
+    text = say("claimed", ref=pql.ref, rep=rep_id, by=who.user_id) + \
+        (" " + say("claimed_over_hold", reason=over_hold) if over_hold else "")
+    outbox.reply(session, pql, f"claim:{pql.id}", text, now=now)
     tracking.emit(session, "pql_claimed", pql, key=f"pql_claimed:{pql.id}", now=now, rep=rep_id,
                   by=who.user_id, on_behalf=bool(for_rep))
     tracking.crm(session, "owner", pql, key=f"owner:{pql.id}:{pql.version}", now=now)
@@ -171,12 +219,13 @@ def claim(session: Session, pql: Pql, who: Actor, *, now: datetime, tz: tzinfo, 
 
 
 def reassign(session: Session, pql: Pql, who: Actor, to_rep: str, *, now: datetime) -> Pql:
-    """The manager moves a lead to another rep; a claimed lead stays claimed, by the new rep."""
-    if not who.is_manager:
+    """A manager of the lead moves it to another rep; a claimed lead stays claimed, by the new rep."""
+    if not who.manages(pql):
         raise Refused(say("managers_only", action="reassign leads"))
     rep = session.get(Rep, to_rep)
     if rep is None or not rep.on_roster:
         raise Refused(say("not_on_roster"))
+    _within_team(who, pql, to_rep)
     _open(pql)
     claimed = pql.claimed_by is not None
     _touch(session, pql, now, rep_id=to_rep, assigned_at=now,
@@ -192,8 +241,8 @@ def reassign(session: Session, pql: Pql, who: Actor, to_rep: str, *, now: dateti
 
 
 def release(session: Session, pql: Pql, who: Actor, *, now: datetime) -> Pql:
-    """The manager takes a hoarded lead back: unclaimed and unassigned, it goes back to the pool."""
-    if not who.is_manager:
+    """A manager of the lead takes a hoarded lead back: unclaimed and unassigned, it goes back to the pool."""
+    if not who.manages(pql):
         raise Refused(say("managers_only", action="release leads"))
     _open(pql)
     _touch(session, pql, now, where=_PQLS.c.state.notin_(CLOSED), claimed_by=None, claimed_at=None, rep_id=None,
@@ -205,16 +254,18 @@ def release(session: Session, pql: Pql, who: Actor, *, now: datetime) -> Pql:
 
 
 def _may_work(pql: Pql, who: Actor) -> None:
-    if who.is_manager or (pql.claimed_by and pql.claimed_by == who.user_id):
+    if who.manages(pql) or (pql.claimed_by and pql.claimed_by == who.user_id):
         return
     raise Refused(say("not_yours", ref=pql.ref, owner=pql.claimed_by))
 
 
 def log_touch(session: Session, pql: Pql, who: Actor, *, channel: str, email_key: str | None, note: str | None,
               now: datetime, replied: bool = False) -> Touch:
-    """A touch by the claimant (or the manager): numbered, at most three per lead."""
+    """A touch by the claimant (or a manager of the lead): numbered, at most three per lead; none while the lead is
+    on a do-not-touch hold."""
     _may_work(pql, who)
     _open(pql)
+    _not_held(pql)
     if channel not in TOUCH_CHANNELS or (email_key and email_key not in EMAIL_LABELS):
         raise Refused("Pick a channel (email, call or LinkedIn) and, for an email, which one of the kit.")
     count = session.exec(select(sa.func.count()).select_from(Touch).where(Touch.pql_id == pql.id)).one()

@@ -41,7 +41,7 @@ from bot.domain.lifecycle import CLOSED, OPEN, TIER_RANK, PqlState
 from bot.domain.routing import Candidate, FastLane, pick
 from bot.domain.sla import first_touch_due
 from bot.domain.teams import Choice, LeadFacts, Team, Teams, single_team
-from bot.services import audit, lead_view, outbox, switches, tracking
+from bot.services import audit, handoffs, lead_view, outbox, switches, tracking
 from bot.services.leads import hold_rep, new_today
 from bot.store.models import Account, Assignment, AuditEntry, Notice, Pql, Rep, TrialUser
 from bot.store.queries import given_today, still_open
@@ -509,7 +509,7 @@ class Router:
         audit.record(session, "pql_assigned", at=now, pql_id=pql.id, user_id=pql.user_id, rep=rep_id,
                      reason=reason, why=self._team_why(why), **self._team_detail())
         tracking.crm(session, "owner", pql, key=f"owner:{pql.id}:{pql.version}", now=now)
-        if self.handed:  # the hand-off's own DM tells them, with the lead's history
+        if self.handed or handoffs.tell_from_queue(session, pql, rep_id, now=now):  # the hand-off's DM, its history
             return rep_id
         user = session.get(TrialUser, pql.user_id)
         who = (user.name or user.email) if user else pql.user_id

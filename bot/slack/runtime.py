@@ -113,7 +113,7 @@ class Runtime:
         return self.cap_for(mine[0].name if mine else None)
 
     def actor(self, session: Session, user_id: str) -> leads.Actor:
-        return leads.actor(session, user_id, manager=self.settings.pql_manager)
+        return leads.actor(session, user_id, manager=self.settings.pql_manager, teams=self.settings.teams)
 
     def lead(self, session: Session, pql_id: int, *, kit: bool = True) -> LeadView:
         view = lead_view.build(session, pql_id, tz=self.settings.tz, product_name=self.settings.product_name,

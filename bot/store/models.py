@@ -206,7 +206,8 @@ class Pql(SQLModel, table=True):
     version: int = 1
     posted_version: int = 0
     # On hold (bot/services/holds.py) since when, and what it waits on ({"tickets": [...], "checkout": iso or None});
-    # the business seconds of its past holds, which the escalation clock does not count.
+    # the business seconds of its past holds (and, unclaimed, of routing paused: bot/services/switches.py), which the
+    # escalation clock does not count.
     held_since: datetime | None = _time(nullable=True)
     hold_on: dict | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     held_seconds: int = Field(default=0, sa_column_kwargs={"server_default": "0"})

@@ -3,21 +3,21 @@
 The heuristic (bot/domain/follow_ups.py, `is_stale`):
 - an open lead, claimed, with no touch at all,
 - whose claim is one business day old (business hours only: a claim at 17:00 on a Friday goes stale on Monday),
-  not counting time on a do-not-touch hold (bot/services/holds.py); a held lead is never flagged.
+  not counting time on a do-not-touch hold since the claim (bot/services/holds.py: the holds that ended after it;
+  time held, or routing paused, before the claim was not the claimant's); a held lead is never flagged.
 One DM per claim (key `stale:<id>:<claimed_at>`): a lead released and claimed again can be flagged again.
 Nothing without a manager.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlmodel import Session, select
 
 from bot.domain.business_time import BusinessCalendar
 from bot.domain.follow_ups import is_stale
-from bot.services.holds import held_for
-from bot.store.models import Pql
+from bot.store.models import AuditEntry, Pql
 from bot.store.queries import still_open
 from bot.sweeps.common import (
     SweepContext,
@@ -38,7 +38,7 @@ def stale_claims(sweeps: SweepContext, now: datetime) -> int:
     how many."""
     with sweeps.pipeline.session() as session:
         stale = [pql for pql in session.exec(_claimed_untouched().order_by(Pql.id))
-                 if team_of(sweeps, pql)[1] and _is_stale(pql, now, team_of(sweeps, pql)[0])]
+                 if team_of(sweeps, pql)[1] and _is_stale(session, pql, now, team_of(sweeps, pql)[0])]
         existing = taken(session, [_key(pql) for pql in stale])
     owed = [pql.id for pql in stale if _key(pql) not in existing]
     return each(sweeps, owed, lambda session, pql: _flag(session, pql, *reversed(team_of(sweeps, pql)), now=now))
@@ -48,11 +48,20 @@ def _key(pql: Pql) -> str:
     return f"stale:{pql.id}:{pql.claimed_at.isoformat()}"
 
 
-def _is_stale(pql: Pql, now: datetime, calendar: BusinessCalendar) -> bool:
+def _is_stale(session: Session, pql: Pql, now: datetime, calendar: BusinessCalendar) -> bool:
     if pql.held_since is not None:
         return False
-    claimed_at = calendar.add(pql.claimed_at, held_for(pql)) if pql.held_seconds else pql.claimed_at
-    return is_stale(claimed_at, now, calendar)
+    held = _held_since_claim(session, pql)
+    return is_stale(calendar.add(pql.claimed_at, held) if held else pql.claimed_at, now, calendar)
+
+
+def _held_since_claim(session: Session, pql: Pql) -> timedelta:
+    """Business time on holds that ended after the claim (each hold's end is audited with its length)."""
+    if not pql.held_seconds:
+        return timedelta()
+    ended = session.exec(select(AuditEntry).where(AuditEntry.pql_id == pql.id, AuditEntry.action == "pql_resumed",
+                                                  AuditEntry.at >= pql.claimed_at))
+    return timedelta(seconds=sum(int((entry.detail or {}).get("held_seconds") or 0) for entry in ended))
 
 
 def _claimed_untouched():
@@ -65,7 +74,7 @@ def _flag(session: Session, pql: Pql, manager: str | None, calendar: BusinessCal
     if not manager:
         return 0
     untouched = not session.exec(select(touched_since_handoff(pql))).one()
-    if not (pql.claimed_by and untouched and _is_stale(pql, now, calendar)) or taken(session, [_key(pql)]):
+    if not (pql.claimed_by and untouched and _is_stale(session, pql, now, calendar)) or taken(session, [_key(pql)]):
         return 0
     waited = business_span(calendar.elapsed(pql.claimed_at, now), calendar.day_hours())
     card = manager_card(session, pql, heading=words("stale_heading", ref=pql.ref),

@@ -187,3 +187,28 @@ def test_a_handed_off_lead_is_its_new_owner_s_to_hand_on_and_no_longer_the_sdr_s
     assert office.refused(lead, first, "cs").startswith(f"{lead.ref} is <@{DEE}>'s lead")
     assert office.hand(lead, DEE, "cs", at=MONDAY + timedelta(hours=3)) == FAY  # CS asks for no meeting
     assert [e["from_team"] for e in office.audit(lead.id, "pql_handed_off")] == ["sdr", "ae"]
+
+
+def test_a_hand_off_that_waited_in_the_queue_reaches_the_rep_who_gets_it_with_its_history(office):
+    evening = ny(2026, 11, 9, 15)  # 21:00 in Berlin: the AEs are closed
+    lead = office.lead(MONDAY, big=True)
+    sdr = lead.rep_id
+    office.work(lead, sdr, touch=True, at=MONDAY + timedelta(minutes=10))
+    assert office.hand(lead, sdr, "ae", at=evening) is None
+    assert [n for n in office.notices("dm") if n.target == DEE] == []  # nobody to tell yet
+    assert office.drain(datetime(2026, 11, 10, 9, 1, tzinfo=BERLIN)) == {lead.id: DEE}
+    [dm] = [n.text for n in office.notices("dm") if n.target == DEE]  # the hand-off's DM, not "assigned to you"
+    assert f"<@{sdr}> of SDR pool handed you {lead.ref}" in dm and "(meeting set)" in dm
+    assert "Note: CFO joins the call" in dm and "*Company:*" in dm and "$25,000" in dm and "*Opening:*" in dm
+
+
+def test_a_handed_off_lead_released_and_given_again_from_the_queue_gets_the_ordinary_dm(office):
+    lead = office.lead(MONDAY)
+    office.work(lead, lead.rep_id, touch=False, at=MONDAY + timedelta(minutes=10))
+    assert office.hand(lead, lead.rep_id, "cs", at=MONDAY + timedelta(hours=2)) == FAY  # given at once
+    with office.pipeline.session() as session, session.begin():
+        leads.release(session, session.get(Pql, lead.id), leads.actor(session, BOSS, manager=BOSS),
+                      now=MONDAY + timedelta(hours=3))
+    assert office.drain(MONDAY + timedelta(hours=4)) == {lead.id: FAY}
+    texts = [n.text for n in office.notices("dm") if n.target == FAY]
+    assert len(texts) == 2 and "handed you" in texts[0] and "handed you" not in texts[1]

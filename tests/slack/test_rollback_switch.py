@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 
 from bot.slack.ids import Command
+from tests.scoring.builders import NY
 from tests.slack.conftest import ANA, BOSS
 from tests.slack.test_app import home_for
 
@@ -41,3 +43,15 @@ def test_the_manager_resumes_outreach_after_the_complaints_guardrail_and_a_rep_c
     assert "Outreach is paused" in workspace.said()[-1]
     workspace.command(BOSS, Command.PQL, "resume-outreach")
     assert "Outreach is back on" in workspace.said()[-1]
+
+
+def test_resume_all_says_the_unclaimed_leads_clocks_did_not_count_the_pause(workspace):
+    workspace.command(BOSS, Command.PQL, "pause-all")  # Friday 15:00
+    assert "the pause does not count against their first-touch clocks" in workspace.said()[-1]
+    pql_id = workspace.lead()
+    assert "unclaimed leads' SLA clocks don't count the pause" in json.dumps(home_for(workspace, BOSS))
+    workspace.now = datetime(2026, 11, 9, 10, 0, tzinfo=NY)  # Monday 10:00: 3 h on Friday, 1 h today
+    workspace.command(BOSS, Command.PQL, "resume-all")
+    assert workspace.said()[-1].endswith("The business time routing was paused (up to 4 h) was added to the SLA "
+                                         "clocks of 1 unclaimed lead, so they don't all escalate at once.")
+    assert workspace.pql(pql_id).held_seconds == 4 * 3600  # its clocks do not count the pause

@@ -137,3 +137,21 @@ def test_a_ticket_opened_before_the_lead_was_recorded_holds_nothing_after_it(eng
     pql_id = world.lead("sarah", WED)
     ingest(world, event("sarah", "support_ticket_opened", WED - H), at=WED + MIN)  # late, from before the lead
     assert world.pql(pql_id).held_since is None and world.notices("hold") == []
+
+
+def test_a_hold_after_the_claim_moves_the_stale_claim_flag_and_one_before_it_does_not(engine):
+    world = World(engine)
+    after, before = world.lead("sarah", WED), world.lead("bob", WED)
+    world.claim(after, WED + 10 * MIN)  # stale after 9 business hours: Thursday 10:10
+    ingest(world, event("sarah", "support_ticket_opened", WED + H, ticket_id="T1"), at=WED + H)
+    ingest(world, event("sarah", "support_ticket_closed", WED + 3 * H, ticket_id="T1"), at=WED + 3 * H)
+    ingest(world, event("bob", "support_ticket_opened", WED + 5 * MIN, ticket_id="T2"), at=WED + 5 * MIN)
+    ingest(world, event("bob", "support_ticket_closed", WED + 2 * H + 5 * MIN, ticket_id="T2"),
+           at=WED + 2 * H + 5 * MIN)
+    world.claim(before, WED + 2 * H + 40 * MIN)  # after its 2-hour hold: stale on Thursday 12:40, no later
+    thursday = ny(2026, 11, 5, 12, 9)
+    assert stale_claims(world.sweeps, thursday) == 0
+    assert stale_claims(world.sweeps, thursday + 2 * MIN) == 1  # sarah's, with the 2 hours held since her claim
+    assert [n.pql_id for n in world.notices("stale:")] == [after]
+    assert stale_claims(world.sweeps, thursday + 32 * MIN) == 1  # bob's: the hold before his claim was not his
+    assert sorted(n.pql_id for n in world.notices("stale:")) == sorted([after, before])

@@ -218,10 +218,11 @@ def _alert_buttons(view: LeadView) -> list[ButtonElement]:
     details = button("Details", Action.DETAILS, pql_id=pql_id)
     if view.stopped_reason or not view.is_open:
         return [details]
+    held = view.hold is not None  # do not touch: nobody claims it or logs a touch until it resumes
     if not view.claimed_by:
-        return [button("Claim", Action.CLAIM, pql_id=pql_id, style="primary"), details]
+        return [details] if held else [button("Claim", Action.CLAIM, pql_id=pql_id, style="primary"), details]
     hand_off = [button("Hand off", Action.HAND_OFF, pql_id=pql_id)] if view.handoff_teams else []
-    if view.touches_left > 0:
+    if view.touches_left > 0 and not held:
         log = button("Log touch", Action.LOG_TOUCH, pql_id=pql_id, style="primary")
         return [log, button("Set disposition", Action.SET_DISPOSITION, pql_id=pql_id), *hand_off, details]
     return [button("Set disposition", Action.SET_DISPOSITION, pql_id=pql_id, style="primary"), *hand_off, details]

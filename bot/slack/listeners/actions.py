@@ -58,9 +58,11 @@ def lead_id(value: object) -> int:
 
 def lead(session: Session, who: leads.Actor, pql_id: int) -> Pql:
     """The lead with this id, for someone on the roster (`leads.require_roster`, asked first, so that people off
-    it cannot tell a lead that exists from one that does not); a refusal naming it when there is none."""
+    it cannot tell a lead that exists from one that does not) or a manager of it (`leads.require_sight`); a refusal
+    naming it when there is none."""
     leads.require_roster(who)
-    if (pql := session.get(Pql, pql_id)) is None:
+    leads.require_sight(who, pql := session.get(Pql, pql_id))
+    if pql is None:
         raise Refused(say("unknown_lead", ref=f"PQL-{pql_id}"))
     return pql
 
@@ -102,8 +104,9 @@ def _workable(body: dict, runtime: Runtime):
     """The lead's view if this person may work it; a refusal otherwise."""
     with runtime.session() as session:
         who = runtime.actor(session, body["user"]["id"])
-        view = runtime.lead(session, lead(session, who, _pql_id(body)).id)
-    if not (who.is_manager or view.claimed_by == who.user_id):
+        pql = lead(session, who, _pql_id(body))
+        manages, view = who.manages(pql), runtime.lead(session, pql.id)
+    if not (manages or view.claimed_by == who.user_id):
         raise Refused(say("not_yours", ref=view.ref, owner=view.claimed_by))
     if not view.is_open:
         raise Refused(say("lead_closed", ref=view.ref, state=view.state.replace("_", " ")))
@@ -113,6 +116,8 @@ def _workable(body: dict, runtime: Runtime):
 def touch_clicked(ack: Ack, body: dict, runtime: Runtime) -> None:
     ack()
     if view := _workable(body, runtime):
+        if view.hold:  # the button is gone from a held lead's alert; an older copy of it is answered the same
+            raise Refused(say("hands_off", ref=view.ref, reason=view.hold))
         if view.touches_left <= 0:
             tell(runtime, body, say("touch_limit", ref=view.ref, limit=MAX_TOUCHES))
             return

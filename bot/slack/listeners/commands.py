@@ -49,22 +49,28 @@ REVIEW_TOO_LONG = f"A review covers at most {MAX_REVIEW_DAYS} days. Try `/pql-re
 
 def find(session: Session, who: leads.Actor, ref: str) -> Pql:
     """`leads.find`, for someone on the roster (`leads.require_roster`, asked first, so that people off it cannot
-    tell a lead that exists from one that does not), and for what people type: text the store cannot compare is
-    no lead rather than a failure.
+    tell a lead that exists from one that does not) or a manager of the lead (`leads.require_sight`), and for what
+    people type: text the store cannot compare is no lead rather than a failure.
 
     leads.find reads any run of digits as a lead id first; past PQL_ID_MAX (or in non-ASCII digits such as
     "²") that lookup fails, so such a reference is looked up only as the product user id it can also be."""
     leads.require_roster(who)
     text = ref.strip().strip("<>").removeprefix("mailto:").split("|", 1)[0]  # as leads.find reads it
     if "\x00" in text:  # PostgreSQL cannot compare text holding a NUL
+        leads.require_sight(who, None)
         raise Refused(say("unknown_lead", ref=ref.replace("\x00", "").strip()))
     number = text.upper().removeprefix("PQL-").removeprefix("PQL")
     if number.isdigit() and not (number.isascii() and int(number) <= PQL_ID_MAX):
         pql = session.exec(select(Pql).where(Pql.user_id == text).order_by(Pql.id.desc())).first()
-        if pql is None:
-            raise Refused(say("unknown_lead", ref=ref.strip()))
-        return pql
-    return leads.find(session, ref)
+    else:
+        try:
+            pql = leads.find(session, ref)
+        except Refused:
+            pql = None
+    leads.require_sight(who, pql)  # a team's manager off the roster: their teams' leads only
+    if pql is None:
+        raise Refused(say("unknown_lead", ref=ref.strip()))
+    return pql
 
 
 def review_period(asked: object, *, today: date) -> Period:
@@ -97,8 +103,10 @@ def claim(ack: Ack, command: dict, respond: Respond, runtime: Runtime, body: dic
         leads.require_roster(who)  # before a bare /claim says whether anything is waiting
         if ref:
             pql = find(session, who, ref)
-        elif (pql := leads.oldest_claimable(session, who, teams=runtime.teams_of_rep(who.user_id))) is None:
-            raise Refused(say("nothing_to_claim"))
+        else:
+            leads.require_sight(who, None)  # a lead for oneself: a team's manager off the roster takes none
+            if (pql := leads.oldest_claimable(session, who, teams=runtime.teams_of_rep(who.user_id))) is None:
+                raise Refused(say("nothing_to_claim"))
         cap, tz = runtime.cap_for(pql.team)  # the lead's team's cap, on its day
         leads.claim(session, pql, who, now=runtime.now(), tz=tz, cap=cap,
                     for_rep=mentioned[0] if mentioned else None, team=runtime.team_of(pql.team))
@@ -133,7 +141,8 @@ def pql(ack: Ack, command: dict, respond: Respond, runtime: Runtime, body: dict)
     elif action in ("pause-all", "resume-all"):
         with runtime.session() as session, session.begin():
             who = runtime.actor(session, command["user_id"])
-            answer = switches.set_routing_paused(session, who, action == "pause-all", now=runtime.now())
+            answer = switches.set_routing_paused(session, who, action == "pause-all", now=runtime.now(),
+                                                 teams=runtime.settings.teams)
     elif action in ("pause-outreach", "resume-outreach"):
         with runtime.session() as session, session.begin():
             who = runtime.actor(session, command["user_id"])

@@ -1,5 +1,6 @@
 """App Home: a rep's open leads and today's count against the cap; the manager's queue, most urgent first, and the
-team, or each team with its own cap and day (bot/domain/teams.py)."""
+team, or each team with its own cap and day (bot/domain/teams.py); a team's manager, the same for their own
+teams."""
 
 from __future__ import annotations
 
@@ -48,25 +49,29 @@ def home_view(runtime: Runtime, user_id: str) -> dict:
                                                     sa.and_(Pql.claimed_by.is_(None), Pql.rep_id == user_id))))
         cap, day_tz = runtime.cap_for_rep(user_id)
         queue, reps, teams = [], [], None
-        if who.is_manager:
-            waiting = list(session.exec(open_leads.where(Pql.claimed_by.is_(None))))
-            known = settings.teams
+        known = settings.teams
+        managed = [t for t in known.teams.values() if who.is_manager or t.manager == user_id]  # a team's: its own
+        if managed:
+            names = {t.name for t in managed}
+            waiting = [p for p in session.exec(open_leads.where(Pql.claimed_by.is_(None)))
+                       if who.is_manager or known.team(p.team).name in names]
             queue = [_home_lead(session, p, settings.calendar, None if known.is_single else known.team(p.team).title)
                      for p in waiting]
-            roster = list(session.exec(select(Rep).where(Rep.on_roster).order_by(Rep.id)))
+            roster = [m for m in session.exec(select(Rep).where(Rep.on_roster).order_by(Rep.id))
+                      if who.is_manager or any(t.member_ids is None or m.id in t.member_ids for t in managed)]
             reps = [_home_rep(session, member, now=now, tz=settings.tz) for member in roster]
             if not known.is_single:
                 teams = []
-                for team in known.teams.values():
-                    mine = [p for p in waiting if known.team(p.team).name == team.name]
+                for team in managed:
+                    its = [p for p in waiting if known.team(p.team).name == team.name]  # not `mine`: the rep's own
                     members = [m for m in roster if team.member_ids is None or m.id in team.member_ids]
                     teams.append(blocks.HomeTeam(
                         team.title, team.daily_cap, [_home_rep(session, m, now=now, tz=team.calendar.tz)
                                                      for m in members],
-                        waiting=sum(1 for p in mine if p.rep_id is None),
-                        unclaimed=sum(1 for p in mine if p.rep_id is not None)))
+                        waiting=sum(1 for p in its if p.rep_id is None),
+                        unclaimed=sum(1 for p in its if p.rep_id is not None)))
         return blocks.home(
-            rep_id=user_id if who.on_roster else None, is_manager=who.is_manager,
+            rep_id=user_id if who.on_roster else None, is_manager=bool(managed),
             paused=bool(rep and rep.paused), leads=[_home_lead(session, p, settings.calendar) for p in mine],
             today_count=leads.new_today(session, user_id, now=now, tz=day_tz), cap=cap,
             fast_lane_today=leads.fast_lane_today(session, user_id, now=now, tz=day_tz),

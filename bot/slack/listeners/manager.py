@@ -5,7 +5,8 @@ Block Kit is bot/slack/blocks/manager.py.
   the manager (`leads.reassign`, `leads.claim(for_rep=...)`, which may go past the rep's daily cap), so the
   rules, the audit trail and the thread reply are the same as `/pql reassign` and `/claim PQL-42 @rep`.
 - Release (on a stale claim) calls `leads.release` as whoever clicked.
-Only the manager may use them: anyone else is told so privately, and no modal opens.
+Only the sales manager, or the manager of the lead's team (its escalation target, bot/domain/teams.py), may use
+them; a team's manager picks among their team's members. Anyone else is told so privately, and no modal opens.
 """
 
 from __future__ import annotations
@@ -45,23 +46,29 @@ def _lead(session: Session, who: leads.Actor, body: dict) -> Pql:
     return lead(session, who, lead_id((body["actions"][0] or {}).get("value")))
 
 
-def _managed_lead(session: Session, runtime: Runtime, body: dict, action: str) -> Pql:
-    """The lead a manager's button is about; a refusal for anyone else, or when the lead is closed."""
+def _managed_lead(session: Session, runtime: Runtime, body: dict, action: str) -> tuple[leads.Actor, Pql]:
+    """The lead a manager's button is about, and who clicked; a refusal for anyone but a manager of the lead (off the
+    roster and managing another team: the same as anyone off it), or when the lead is closed."""
     who = runtime.actor(session, body["user"]["id"])
-    if not who.is_manager:
+    if not (who.is_manager or who.manages_a_team):
         raise Refused(say("managers_only", action=action))
     pql = _lead(session, who, body)
+    if not who.manages(pql):
+        raise Refused(say("managers_only", action=action))
     if pql.state in CLOSED:
         raise Refused(say("lead_closed", ref=pql.ref, state=pql.state.replace("_", " ")))
-    return pql
+    return who, pql
 
 
-def _roster(session: Session, runtime: Runtime, *, skip: str | None = None) -> dict[str, str]:
-    """Reps on the roster to pick from: "Ana Ruiz · 2 of 5 new today · 1 fast lane · paused"."""
+def _roster(session: Session, runtime: Runtime, pql: Pql, who: leads.Actor, *,
+            skip: str | None = None) -> dict[str, str]:
+    """Reps on the roster to pick from: "Ana Ruiz · 2 of 5 new today · 1 fast lane · paused"; for a team's manager,
+    the lead's team's members only."""
     settings, now = runtime.settings, runtime.now()
+    team = settings.teams.team(pql.team).member_ids
     labels = {}
     for rep in session.exec(select(Rep).where(Rep.on_roster).order_by(Rep.created_at, Rep.id)):
-        if rep.id == skip:
+        if rep.id == skip or (not who.is_manager and team is not None and rep.id not in team):
             continue
         today = leads.new_today(session, rep.id, now=now, tz=settings.tz)
         facts = [rep.name or rep.id, f"{today} of {settings.pql_daily_cap} new today"]
@@ -80,8 +87,8 @@ def _lead_line(session: Session, pql: Pql) -> str:
 def reassign_clicked(ack: Ack, body: dict, runtime: Runtime) -> None:
     ack()
     with runtime.session() as session:
-        pql = _managed_lead(session, runtime, body, "reassign leads")
-        reps = _roster(session, runtime, skip=pql.claimed_by or pql.rep_id)
+        who, pql = _managed_lead(session, runtime, body, "reassign leads")
+        reps = _roster(session, runtime, pql, who, skip=pql.claimed_by or pql.rep_id)
         if not reps:
             raise Refused(words("no_other_reps", ref=pql.ref))
         modal = rep_modal(View.REASSIGN, pql_id=pql.id, title=f"Reassign {pql.ref}", submit="Reassign",
@@ -92,12 +99,12 @@ def reassign_clicked(ack: Ack, body: dict, runtime: Runtime) -> None:
 def claim_for_clicked(ack: Ack, body: dict, runtime: Runtime) -> None:
     ack()
     with runtime.session() as session:
-        pql = _managed_lead(session, runtime, body, "claim a lead on someone's behalf")
+        who, pql = _managed_lead(session, runtime, body, "claim a lead on someone's behalf")
         if pql.claimed_by:
             raise Refused(say("already_claimed", ref=pql.ref, by=pql.claimed_by))
         modal = rep_modal(View.CLAIM_FOR, pql_id=pql.id, title="Claim for a rep", submit="Claim",
                           intro=words("claim_for_intro", lead=_lead_line(session, pql)),
-                          reps=_roster(session, runtime))
+                          reps=_roster(session, runtime, pql, who))
     open_modal(runtime, body, modal)
 
 
