@@ -4,7 +4,9 @@ Why: parsing a call (pydantic) and judging a user are pure Python, one core each
 in about half the time only if both do half the work. Users are judged independently of each other, so they are
 what is shared out: each process parses, groups and judges its own users, and the command prints what they found.
 
-How, for n processes (the command is process 0, and forks the others):
+How, for n processes (the command is process 0, and forks the others, so that all share the rules, the loaded
+modules and `hash`'s seed). They talk in rounds, through the command: a round's messages say "to process j, this",
+and the command hands each process what the others sent it.
 - Each process reads the whole file (reading a line is cheap next to parsing it) and parses only its share of the
   lines: a line's share comes from a cheap look at the raw text, the value after `"userId":"` (hashed: its process
   is `hash(value) % n`), or the line's number when there is none. The look is only a guess at whose call it is,
@@ -20,9 +22,12 @@ How, for n processes (the command is process 0, and forks the others):
 - Each process judges its users (`score_resolved`) and hands back their verdicts (as JSON lines for `--json`) with
   the line of each user's first call, so the command prints them in the order users first appear, as in one
   process. Invalid lines come back with their numbers and are reported in order.
-- `--json` adds the account roll-up (scoring/accounts.py): each process hands over its users' accounts and the part
-  of their tallies an account reads (`Slots`); the command judges which accounts' triggers fired, asks the
-  processes for those accounts' members' verdicts, and judges those accounts, as `score_users_and_accounts` does.
+- `--json` adds the account roll-up (scoring/accounts.py), shared out too, by account (`hash(account key) % n`):
+  each process hands each account's members to the account's process (their first call's line, and the part of
+  their tallies an account reads, `Slots`, when it holds anything); that process judges which of its accounts'
+  triggers fired, asks the processes that judged those accounts' members for their verdicts, and judges the
+  accounts, as `score_users_and_accounts` does. Their lines come back with the line of their members' first call,
+  so they follow the users' in the order accounts first appear.
 - A process that fails or dies makes the command fail with a message saying so (`Failed`); a file that cannot be
   read through (not UTF-8, an I/O error) is scored again in one process (None from `score_file`), which stops
   where it always has, with the same words.
@@ -55,6 +60,7 @@ from scoring.identity import chained, is_anonymous, offers, resolve
 APART_FROM = 1 << 20  # bytes: a smaller file is scored in the command's own process
 _FIRST = itemgetter(0)
 _USER_KEY = '"userId":"'
+Message = Any
 
 
 class Failed(RuntimeError):
@@ -109,16 +115,30 @@ def score_file(path: str, rules: Rules, at: datetime, tz: tzinfo, *, processes: 
                         events=sum(count for *_, count in asks))
         calls = sorted((call for _, found, _, _ in asks for call in found), key=_FIRST)
         made = (_links([asked for asked, *_ in asks]), group_traits([event for _, event in calls], at))
-        # Round 2: the events that belong to another process's users, passed on.
+        # Round 2: the events that belong to another process's users, passed on; then their verdicts.
         away = crew.exchange([made] * processes)
-        # Round 3: verdicts (and the accounts' members, for the roll-up).
-        found = crew.exchange([[moved for sent in away for moved in sent[k]] for k in range(processes)])
+        found = crew.exchange(_transposed(away))
         scored.users = [payload for _, payload in sorted((user for users, _ in found for user in users),
                                                          key=_FIRST)]
-        if as_json and has_account_triggers(rules):
-            scored.accounts = _roll_up(crew, [members for _, members in found], rules, at, tz, made[1])
+        if _rolls_up(rules, as_json):
+            # Round 3: each account's members to its process; which members' verdicts it wants from which process;
+            # those verdicts; the accounts' lines.
+            wanted = crew.exchange(_transposed([homes for _, homes in found]))
+            verdicts = crew.exchange(_transposed(wanted))
+            lines = crew.exchange(_transposed(verdicts))
+            scored.accounts = [line for _, line in sorted((line for found in lines for line in found), key=_FIRST)]
         crew.finish()
     return scored
+
+
+def _rolls_up(rules: Rules, as_json: bool) -> bool:
+    """Whether the run ends with the account roll-up: `--json`, with account triggers in the rules."""
+    return as_json and has_account_triggers(rules)
+
+
+def _transposed(messages: Sequence[Sequence[Message]]) -> list[list[Message]]:
+    """Messages of the form "to each process, this" (messages[from][to]) as each process receives them (by sender)."""
+    return [[sent[to] for sent in messages] for to in range(len(messages))]
 
 
 def _links(asked: Sequence[dict[str, tuple[int, int, str]]]) -> dict[str, str]:
@@ -132,39 +152,9 @@ def _links(asked: Sequence[dict[str, tuple[int, int, str]]]) -> dict[str, str]:
     return chained({alias: where[2] for alias, where in sorted(first.items(), key=lambda item: item[1][:2])})
 
 
-def _roll_up(crew: _Crew, members: Sequence[list], rules: Rules, at: datetime, tz: tzinfo,
-             groups: dict) -> list[str]:
-    """The accounts' JSON lines, as `score_users_and_accounts` makes them, from the processes' members: (account key,
-    user id, line of their first call, their `Slots` when an account trigger reads any of their events)."""
-    accounts: dict[str, list[tuple[int, str, Slots | None]]] = {}
-    for key, user, first, slots in sorted((m for found in members for m in found), key=itemgetter(2)):
-        accounts.setdefault(key, []).append((first, user, slots))
-    fired_in = {}
-    for key, found in accounts.items():
-        # Only the members with events an account trigger reads can make one fire (`fired_triggers` counts and
-        # merges nothing of the others); judged in the order `score_users_and_accounts` judges them.
-        readers = sorted(((user, slots) for _, user, slots in found if slots is not None), key=_FIRST)
-        if readers and (fired := fired_triggers(readers, rules, at, tz)):
-            fired_in[key] = fired
-    wanted = [user for key in fired_in for _, user, _ in accounts[key]]
-    verdicts: dict[str, tuple[ScoreResult, Slots]] = {}
-    for found in crew.exchange([wanted] * crew.size):
-        verdicts.update(found)
-    lines = []
-    with paused_gc():
-        for key, fired in fired_in.items():
-            found = [verdicts[user] for _, user, _ in accounts[key]]
-            result = score_account(key, found, rules, at, tz, groups.get(group_of(key) or ""), fired=fired)
-            lines.append(json.dumps(result.to_json(), ensure_ascii=False))
-    return lines
-
-
 # ---------------------------------------------------------------------------------------------------------------
 # One process's share
 # ---------------------------------------------------------------------------------------------------------------
-
-Message = Any
-
 
 def _share(path: str, rules: Rules, at: datetime, tz: tzinfo, k: int, n: int,
            as_json: bool) -> Generator[Message, Message, None]:
@@ -186,7 +176,7 @@ def _share(path: str, rules: Rules, at: datetime, tz: tzinfo, k: int, n: int,
 
         kept, away = _sort_out(own, links, k, n)
         del own
-        kept.extend((yield away))
+        kept.extend(moved for sent in (yield away) for moved in sent)
         kept.sort(key=_FIRST)
         events = [event for _, event in kept]
         first: dict[str, int] = {}
@@ -198,17 +188,50 @@ def _share(path: str, rules: Rules, at: datetime, tz: tzinfo, k: int, n: int,
         users = []
         for (result, _), number in zip(members, first.values(), strict=True):
             users.append((number, json.dumps(result.to_json(), ensure_ascii=False) if as_json else result))
-        accounts = []
-        if as_json and has_account_triggers(rules):
-            for (result, tally), number in zip(members, first.values(), strict=True):
-                if (key := result.account.key) is not None:
-                    part = account_part(tally, rules)
-                    accounts.append((key, result.user_id, number, part if any(part.slots) else None))
-        wanted = yield users, accounts
-        if wanted is not None:  # the roll-up's accounts' members
-            wanted = set(wanted)
-            yield {result.user_id: (result, account_part(tally, rules))
-                   for result, tally in members if result.user_id in wanted}
+        if not _rolls_up(rules, as_json):
+            yield users, None
+            return
+        homes: list[list[tuple]] = [[] for _ in range(n)]  # each account's members, to its process
+        for (result, tally), number in zip(members, first.values(), strict=True):
+            if (key := result.account.key) is not None:
+                part = account_part(tally, rules)
+                homes[hash(key) % n].append((key, result.user_id, number, part if any(part.slots) else None))
+        yield from _roll_up((yield users, homes), members, rules, at, tz, groups, n)
+
+
+def _roll_up(sent: Sequence[list], members: Sequence[tuple[ScoreResult, Any]], rules: Rules, at: datetime,
+             tz: tzinfo, groups: dict, n: int) -> Generator[Message, Message, None]:
+    """This process's share of the account roll-up, as `score_users_and_accounts` does it: its accounts' members from
+    every process (`sent`: account key, user id, line of their first call, and their `Slots` when an account trigger
+    reads any of their events); then which accounts' triggers fired, the verdicts of their members asked of the
+    processes that judged them (this one hands over those it is asked for), and each account's line with the line of
+    its members' first call, for the command to put them in the order accounts first appear."""
+    accounts: dict[str, list[tuple[int, str, Slots | None]]] = {}
+    for key, user, first, slots in sorted((member for found in sent for member in found), key=itemgetter(2)):
+        accounts.setdefault(key, []).append((first, user, slots))
+    fired_in = {}
+    for key, found in accounts.items():
+        # Only the members with events an account trigger reads can make one fire (`fired_triggers` counts and
+        # merges nothing of the others); judged in the order `score_users_and_accounts` judges them.
+        readers = sorted(((user, slots) for _, user, slots in found if slots is not None), key=_FIRST)
+        if readers and (fired := fired_triggers(readers, rules, at, tz)):
+            fired_in[key] = fired
+    wanted: list[list[str]] = [[] for _ in range(n)]
+    for key in fired_in:
+        for _, user, _ in accounts[key]:
+            wanted[hash(user) % n].append(user)
+    asked = yield wanted
+    held = {user for found in asked for user in found}
+    mine = {result.user_id: (result, account_part(tally, rules)) for result, tally in members if result.user_id in held}
+    verdicts: dict[str, tuple[ScoreResult, Slots]] = {}
+    for found in (yield [{user: mine[user] for user in found} for found in asked]):
+        verdicts.update(found)
+    lines = []
+    for key, fired in fired_in.items():
+        found = [verdicts[user] for _, user, _ in accounts[key]]
+        result = score_account(key, found, rules, at, tz, groups.get(group_of(key) or ""), fired=fired)
+        lines.append((accounts[key][0][0], json.dumps(result.to_json(), ensure_ascii=False)))
+    yield lines
 
 
 def _parse_share(path: str, rules: Rules, k: int, n: int) -> tuple[list[tuple[int, Event]], list[tuple[int, str]]]:
