@@ -339,6 +339,11 @@ sys.exit(main(["score", "--json", sys.argv[1], "--at", sys.argv[2], *sys.argv[4:
 _PQLBOT_ENV = ("PQLBOT", "PQL_", "SLACK_", "SEGMENT_", "INGEST_", "DATABASE_URL", "RESCORE_")
 
 
+def _maxrss_mib() -> float:
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss / (1 << 20) if sys.platform == "darwin" else rss / 1024  # bytes on macOS, KiB on Linux
+
+
 def _rate(count: int, seconds: float) -> str:
     return f"{count / seconds:,.0f}" if seconds > 0 else "inf"
 
