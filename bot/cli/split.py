@@ -168,9 +168,10 @@ def _share(path: str, rules: Rules, at: datetime, tz: tzinfo, k: int, n: int,
             return
         asked: dict[str, tuple[int, int, str]] = {}
         for number, event in own:
-            for place, (alias, user) in enumerate(offers(event)):
-                if alias not in asked:
-                    asked[alias] = (number, place, user)
+            if event.user_id is not None and (event.anonymous_id is not None or event.name == ev.ALIAS):
+                for place, (alias, user) in enumerate(offers(event)):
+                    if alias not in asked:
+                        asked[alias] = (number, place, user)
         calls = [(number, event) for number, event in own if event.name == ev.GROUP]
         links, groups = yield asked, calls, rejected, len(own)
 
@@ -374,7 +375,9 @@ def _run(share: Any, k: int, conn: Connection, others: Iterable[Connection]) -> 
         message = next(conversation)
         while True:
             conn.send(("ok", message))
-            message = conversation.send(conn.recv())
+            if (reply := conn.recv()) is None:
+                os._exit(0)  # the run is over: gone at once, rather than freeing its share's objects one by one
+            message = conversation.send(reply)
     except StopIteration:
         pass
     except (EOFError, BrokenPipeError):
