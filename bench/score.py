@@ -318,19 +318,18 @@ real, trace = split._share, sys.argv[3]
 
 def noted(*args):
     rounds, share = [], real(*args)
-    try:
-        begun = time.perf_counter()
-        message = next(share)
-        while True:
-            rounds.append(time.perf_counter() - begun)
-            reply = yield message
-            begun = time.perf_counter()
-            message = share.send(reply)
-    except StopIteration:
-        pass
-    finally:
-        with open(trace, "a") as out:
+    begun = time.perf_counter()
+    message = next(share)
+    while True:
+        rounds.append(time.perf_counter() - begun)
+        with open(trace, "a") as out:  # after each round: a process leaves at once when the run is over
             out.write(json.dumps({"process": args[4], "rounds": rounds}) + "\\n")
+        reply = yield message
+        begun = time.perf_counter()
+        try:
+            message = share.send(reply)
+        except StopIteration:
+            return
 
 split._share = noted
 sys.exit(main(["score", "--json", sys.argv[1], "--at", sys.argv[2], *sys.argv[4:]]))
@@ -384,7 +383,8 @@ def run_command(path: Path, extra: list[str]) -> dict:
                 time.sleep(0.02)
             whole_s = time.perf_counter() - started
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        rounds = [json.loads(line) for line in trace.read_text().splitlines()] if trace.exists() else []
+        noted = [json.loads(line) for line in trace.read_text().splitlines()] if trace.exists() else []
+        rounds = list({record["process"]: record for record in noted}.values())  # each process's last
         return {"code": child.returncode, "whole_s": whole_s, "peak_mib": peak_kib / 1024,
                 "largest_mib": after.ru_maxrss / 1024,
                 "cpu_s": (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime),
