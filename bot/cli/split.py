@@ -41,6 +41,7 @@ import contextlib
 import json
 import multiprocessing
 import os
+import pickle
 import signal
 import stat
 import traceback
@@ -177,7 +178,7 @@ def _share(path: str, rules: Rules, at: datetime, tz: tzinfo, k: int, n: int,
 
         kept, away = _sort_out(own, links, k, n)
         del own
-        kept.extend(moved for sent in (yield away) for moved in sent)
+        kept.extend(moved for sent in _unpacked((yield _packed(away, k))) for moved in sent)
         kept.sort(key=_FIRST)
         events = [event for _, event in kept]
         first: dict[str, int] = {}
@@ -197,11 +198,11 @@ def _share(path: str, rules: Rules, at: datetime, tz: tzinfo, k: int, n: int,
             if (key := result.account.key) is not None:
                 part = account_part(tally, rules)
                 homes[hash(key) % n].append((key, result.user_id, number, part if any(part.slots) else None))
-        yield from _roll_up((yield users, homes), members, rules, at, tz, groups, n)
+        yield from _roll_up(_unpacked((yield users, _packed(homes, k))), members, rules, at, tz, groups, k, n)
 
 
 def _roll_up(sent: Sequence[list], members: Sequence[tuple[ScoreResult, Any]], rules: Rules, at: datetime,
-             tz: tzinfo, groups: dict, n: int) -> Generator[Message, Message, None]:
+             tz: tzinfo, groups: dict, k: int, n: int) -> Generator[Message, Message, None]:
     """This process's share of the account roll-up, as `score_users_and_accounts` does it: its accounts' members from
     every process (`sent`: account key, user id, line of their first call, and their `Slots` when an account trigger
     reads any of their events); then which accounts' triggers fired, the verdicts of their members asked of the
@@ -221,11 +222,11 @@ def _roll_up(sent: Sequence[list], members: Sequence[tuple[ScoreResult, Any]], r
     for key in fired_in:
         for _, user, _ in accounts[key]:
             wanted[hash(user) % n].append(user)
-    asked = yield wanted
+    asked = _unpacked((yield _packed(wanted, k)))
     held = {user for found in asked for user in found}
     mine = {result.user_id: (result, account_part(tally, rules)) for result, tally in members if result.user_id in held}
     verdicts: dict[str, tuple[ScoreResult, Slots]] = {}
-    for found in (yield [{user: mine[user] for user in found} for found in asked]):
+    for found in _unpacked((yield _packed([{user: mine[user] for user in found} for found in asked], k))):
         verdicts.update(found)
     lines = []
     for key, fired in fired_in.items():
@@ -233,6 +234,17 @@ def _roll_up(sent: Sequence[list], members: Sequence[tuple[ScoreResult, Any]], r
         result = score_account(key, found, rules, at, tz, groups.get(group_of(key) or ""), fired=fired)
         lines.append((accounts[key][0][0], json.dumps(result.to_json(), ensure_ascii=False)))
     yield lines
+
+
+def _packed(parts: Sequence[Any], k: int) -> list[Any]:
+    """Process k's message "to each process, this", each other process's part pickled here: the command passes it
+    on as it is (unpickling and pickling it again would be its work alone, while the processes wait)."""
+    return [part if to == k else pickle.dumps(part, protocol=pickle.HIGHEST_PROTOCOL) for to, part in enumerate(parts)]
+
+
+def _unpacked(received: Sequence[Any]) -> list[Any]:
+    """The parts the processes sent this one (`_packed`), unpickled."""
+    return [pickle.loads(part) if isinstance(part, bytes) else part for part in received]
 
 
 def _parse_share(path: str, rules: Rules, k: int, n: int) -> tuple[list[tuple[int, Event]], list[tuple[int, str]]]:
