@@ -50,7 +50,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 from multiprocessing.connection import Connection, wait
 from operator import itemgetter
-from typing import Any
+from typing import Any, NoReturn
 
 from scoring import Event, EventError, Rules, ScoreResult, parse_event, paused_gc
 from scoring import events as ev
@@ -337,8 +337,11 @@ class _Crew:
 
     def exchange(self, replies: Sequence[Message]) -> list[Message]:
         """Hand each process its reply (`replies[k]`), and take their next messages (process 0's first)."""
-        for conn, reply in zip(self.conns, replies[1:], strict=True):
-            conn.send(reply)
+        for k, reply in enumerate(replies[1:], start=1):
+            try:
+                self.conns[k - 1].send(reply)
+            except OSError:  # a broken pipe: it is gone
+                self._gone(k)
         return [self.own.send(replies[0]), *(self._receive(k) for k in range(1, self.size))]
 
     def finish(self) -> None:
@@ -361,6 +364,10 @@ class _Crew:
                 raise Failed(f"scoring process {k} failed:\n{message}")
         except (EOFError, OSError):
             pass
+        self._gone(k)
+
+    def _gone(self, k: int) -> NoReturn:
+        process = self.processes[k - 1]
         process.join(timeout=5)
         raise Failed(f"scoring process {k} stopped ({_how(process.exitcode)}) before handing back its users")
 
