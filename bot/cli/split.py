@@ -4,9 +4,10 @@ Why: parsing a call (pydantic) and judging a user are pure Python, one core each
 in about half the time only if both do half the work. Users are judged independently of each other, so they are
 what is shared out: each process parses, groups and judges its own users, and the command prints what they found.
 
-How, for n processes (the command is process 0, and forks the others, so that all share the rules, the loaded
-modules and `hash`'s seed). They talk in rounds, through the command: a round's messages say "to process j, this",
-and the command hands each process what the others sent it.
+How, for n processes, forked by the command (so that all share the rules, the loaded modules and `hash`'s seed).
+They talk in rounds, through the command: a round's messages say "to process j, this", and the command hands each
+process what the others sent it. The command judges nobody itself: it holds none of the millions of objects the
+processes make, and they leave at once when the run is over, rather than free them one by one.
 - Each process reads the whole file (reading a line is cheap next to parsing it) and parses only its share of the
   lines: a line's share comes from a cheap look at the raw text, the value after `"userId":"` (hashed: its process
   is `hash(value) % n`), or the line's number when there is none. The look is only a guess at whose call it is,
@@ -178,7 +179,7 @@ def _share(path: str, rules: Rules, at: datetime, tz: tzinfo, k: int, n: int,
 
         kept, away = _sort_out(own, links, k, n)
         del own
-        kept.extend(moved for sent in _unpacked((yield _packed(away, k))) for moved in sent)
+        kept.extend(moved for sent in _unpacked((yield _packed(away, k)), k, away[k]) for moved in sent)
         kept.sort(key=_FIRST)
         events = [event for _, event in kept]
         first: dict[str, int] = {}
@@ -198,7 +199,8 @@ def _share(path: str, rules: Rules, at: datetime, tz: tzinfo, k: int, n: int,
             if (key := result.account.key) is not None:
                 part = account_part(tally, rules)
                 homes[hash(key) % n].append((key, result.user_id, number, part if any(part.slots) else None))
-        yield from _roll_up(_unpacked((yield users, _packed(homes, k))), members, rules, at, tz, groups, k, n)
+        sent = _unpacked((yield users, _packed(homes, k)), k, homes[k])
+        yield from _roll_up(sent, members, rules, at, tz, groups, k, n)
 
 
 def _roll_up(sent: Sequence[list], members: Sequence[tuple[ScoreResult, Any]], rules: Rules, at: datetime,
@@ -222,11 +224,12 @@ def _roll_up(sent: Sequence[list], members: Sequence[tuple[ScoreResult, Any]], r
     for key in fired_in:
         for _, user, _ in accounts[key]:
             wanted[hash(user) % n].append(user)
-    asked = _unpacked((yield _packed(wanted, k)))
+    asked = _unpacked((yield _packed(wanted, k)), k, wanted[k])
     held = {user for found in asked for user in found}
     mine = {result.user_id: (result, account_part(tally, rules)) for result, tally in members if result.user_id in held}
     verdicts: dict[str, tuple[ScoreResult, Slots]] = {}
-    for found in _unpacked((yield _packed([{user: mine[user] for user in found} for found in asked], k))):
+    answers = [{user: mine[user] for user in found} for found in asked]
+    for found in _unpacked((yield _packed(answers, k)), k, answers[k]):
         verdicts.update(found)
     lines = []
     for key, fired in fired_in.items():
@@ -236,15 +239,16 @@ def _roll_up(sent: Sequence[list], members: Sequence[tuple[ScoreResult, Any]], r
     yield lines
 
 
-def _packed(parts: Sequence[Any], k: int) -> list[Any]:
+def _packed(parts: Sequence[Any], k: int) -> list[bytes | None]:
     """Process k's message "to each process, this", each other process's part pickled here: the command passes it
-    on as it is (unpickling and pickling it again would be its work alone, while the processes wait)."""
-    return [part if to == k else pickle.dumps(part, protocol=pickle.HIGHEST_PROTOCOL) for to, part in enumerate(parts)]
+    on as it is (unpickling and pickling it again would be its work alone, while the processes wait). Its own part
+    stays here (None)."""
+    return [None if to == k else pickle.dumps(part, protocol=pickle.HIGHEST_PROTOCOL) for to, part in enumerate(parts)]
 
 
-def _unpacked(received: Sequence[Any]) -> list[Any]:
-    """The parts the processes sent this one (`_packed`), unpickled."""
-    return [pickle.loads(part) if isinstance(part, bytes) else part for part in received]
+def _unpacked(received: Sequence[bytes | None], k: int, mine: Any) -> list[Any]:
+    """What each process sent process k (`_packed`), unpickled; `mine`: the part it kept for itself."""
+    return [mine if sender == k else pickle.loads(part) for sender, part in enumerate(received)]
 
 
 def _parse_share(path: str, rules: Rules, k: int, n: int) -> tuple[list[tuple[int, Event]], list[tuple[int, str]]]:
@@ -291,30 +295,28 @@ def _sort_out(own: Sequence[tuple[int, Event]], links: dict[str, str], k: int,
 
 
 class _Crew:
-    """The n processes of one run, seen from the command, which is process 0: each runs its share (a conversation,
-    `_share`) and the command passes the messages. A context manager: the others are forked on entering and stopped
-    on leaving, however it is left."""
+    """The n processes of one run, seen from the command: each runs its share (a conversation, `_share`), and the
+    command passes their messages. A context manager: they are forked on entering and stopped on leaving, however
+    it is left."""
 
     def __init__(self, size: int, share: Any) -> None:
         self.size, self.share = size, share
-        self.own: Generator | None = None
         self.finished = False
         self.conns: list[Connection] = []
         self.processes: list = []
 
     def __enter__(self) -> _Crew:
         context = multiprocessing.get_context("fork")  # the rules and loaded modules come along, unpickled
-        pipes = [context.Pipe() for _ in range(1, self.size)]
-        for k, (_, theirs) in enumerate(pipes, start=1):
+        pipes = [context.Pipe() for _ in range(self.size)]
+        for k, (_, theirs) in enumerate(pipes):
             others = [end for pair in pipes for end in pair if end is not theirs]
-            process = context.Process(target=_run, args=(self.share, k, theirs, others), name=f"pqlbot-score-{k}",
-                                      daemon=True)
+            process = context.Process(target=_run, args=(self.share, k, theirs, others),
+                                      name=f"pqlbot-score-{k + 1}", daemon=True)
             process.start()
             self.processes.append(process)
         for mine, theirs in pipes:
             theirs.close()  # so that a process that dies is seen as gone
             self.conns.append(mine)
-        self.own = self.share(0)
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -328,48 +330,46 @@ class _Crew:
                 process.join()
         for conn in self.conns:
             conn.close()
-        if self.own is not None:
-            self.own.close()
 
     def gather(self) -> list[Message]:
-        """Every process's first message (process 0's first)."""
-        return [next(self.own), *(self._receive(k) for k in range(1, self.size))]
+        """Every process's next message, in process order."""
+        return [self._receive(k) for k in range(self.size)]
 
     def exchange(self, replies: Sequence[Message]) -> list[Message]:
-        """Hand each process its reply (`replies[k]`), and take their next messages (process 0's first)."""
-        for k, reply in enumerate(replies[1:], start=1):
+        """Hand each process its reply (`replies[k]`), and take their next messages."""
+        for k, reply in enumerate(replies):
             try:
-                self.conns[k - 1].send(reply)
+                self.conns[k].send(reply)
             except OSError:  # a broken pipe: it is gone
                 self._gone(k)
-        return [self.own.send(replies[0]), *(self._receive(k) for k in range(1, self.size))]
+        return self.gather()
 
     def finish(self) -> None:
-        """Tell every process the run is over: each ends its share and stops."""
+        """Tell every process the run is over: each leaves at once."""
         for conn in self.conns:
-            conn.send(None)
-        with contextlib.suppress(StopIteration):
-            self.own.send(None)
+            with contextlib.suppress(OSError):
+                conn.send(None)
         self.finished = True
 
     def _receive(self, k: int) -> Message:
         """Process k's next message; `Failed` when it failed or died instead."""
-        conn, process = self.conns[k - 1], self.processes[k - 1]
+        conn, process = self.conns[k], self.processes[k]
         wait([conn, process.sentinel])
         try:
             if conn.poll():
                 status, message = conn.recv()
                 if status == "ok":
                     return message
-                raise Failed(f"scoring process {k} failed:\n{message}")
+                raise Failed(f"scoring process {k + 1} of {self.size} failed:\n{message}")
         except (EOFError, OSError):
             pass
         self._gone(k)
 
     def _gone(self, k: int) -> NoReturn:
-        process = self.processes[k - 1]
+        process = self.processes[k]
         process.join(timeout=5)
-        raise Failed(f"scoring process {k} stopped ({_how(process.exitcode)}) before handing back its users")
+        raise Failed(f"scoring process {k + 1} of {self.size} stopped ({_how(process.exitcode)}) before handing "
+                     "back its users")
 
 
 def _how(exitcode: int | None) -> str:

@@ -215,39 +215,44 @@ def test_a_file_that_stops_being_utf8_fails_as_it_does_in_one_process(tmp_path, 
     assert found[0] == found[1] and "line " in found[0].err
 
 
-def _in_a_worker(parent: int, act):
-    """`split.score_resolved`, which does `act` first in any process but the command's."""
-    real = split.score_resolved
+def _acting(process: int, act):
+    """`split._share`, where process `process` (0-based) does `act` once it has handed over its first message."""
+    real = split._share
 
-    def scoring(*args, **kwargs):
-        if os.getpid() != parent:
+    def share(*args):
+        conversation = real(*args)
+        reply = yield next(conversation)
+        if args[4] == process:
             act()
-        return real(*args, **kwargs)
+        try:
+            while True:
+                reply = yield conversation.send(reply)
+        except StopIteration:
+            return
 
-    return scoring
+    return share
 
 
 def test_a_process_that_is_killed_makes_the_command_fail_saying_so(history, monkeypatch, capsys):
-    monkeypatch.setattr(split, "score_resolved", _in_a_worker(os.getpid(),
-                                                              lambda: os.kill(os.getpid(), signal.SIGKILL)))
+    monkeypatch.setattr(split, "_share", _acting(1, lambda: os.kill(os.getpid(), signal.SIGKILL)))
     signal.alarm(60)  # a hang fails the test rather than the run
     try:
         code, out, err = _run(capsys, str(history), "--json", "--processes", "2")
     finally:
         signal.alarm(0)
     assert code == 2 and out == ""
-    assert "pqlbot score: scoring process 1 stopped (killed by SIGKILL) before handing back its users" in err
+    assert "pqlbot score: scoring process 2 of 2 stopped (killed by SIGKILL) before handing back its users" in err
 
 
 def test_a_process_that_fails_makes_the_command_fail_with_its_error(history, monkeypatch, capsys):
     def fail():
         raise MemoryError("no room")
 
-    monkeypatch.setattr(split, "score_resolved", _in_a_worker(os.getpid(), fail))
+    monkeypatch.setattr(split, "_share", _acting(0, fail))
     signal.alarm(60)
     try:
         code, out, err = _run(capsys, str(history), "--json", "--processes", "2")
     finally:
         signal.alarm(0)
     assert code == 2 and out == ""
-    assert "pqlbot score: scoring process 1 failed:" in err and "MemoryError: no room" in err
+    assert "pqlbot score: scoring process 1 of 2 failed:" in err and "MemoryError: no room" in err
