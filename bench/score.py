@@ -417,7 +417,7 @@ def measure(path: Path, extra: list[str], *, at_target_size: bool = True) -> Non
     print(f"processes:         {processes} (pqlbot score --json FILE {' '.join(extra)}".rstrip() + ")")
     for noted in ran["rounds"]:
         rounds = noted["rounds"]
-        print(f"  process {noted['process']}:       read+parse its share {rounds[0]:5.2f} s, "
+        print(f"  process {noted['process'] + 1}:       read+parse its share {rounds[0]:5.2f} s, "
               f"group+score+write its users {rounds[2]:5.2f} s, the rest {sum(rounds) - rounds[0] - rounds[2]:5.2f} s")
     print(f"events:            {lines:,} lines, {len(users):,} users ({_rate(lines, whole_s)} lines/s), "
           f"{accounts:,} account lines, {sum(rejected.values()):,} rejected")

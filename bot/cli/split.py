@@ -50,6 +50,7 @@ from collections.abc import Generator, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 from multiprocessing.connection import Connection, wait
+from multiprocessing.reduction import ForkingPickler
 from operator import itemgetter
 from typing import Any, NoReturn
 
@@ -170,10 +171,9 @@ def _share(path: str, rules: Rules, at: datetime, tz: tzinfo, k: int, n: int,
             return
         asked: dict[str, tuple[int, int, str]] = {}
         for number, event in own:
-            if event.user_id is not None and (event.anonymous_id is not None or event.name == ev.ALIAS):
-                for place, (alias, user) in enumerate(offers(event)):
-                    if alias not in asked:
-                        asked[alias] = (number, place, user)
+            for place, (alias, user) in enumerate(offers(event)):
+                if alias not in asked:
+                    asked[alias] = (number, place, user)
         calls = [(number, event) for number, event in own if event.name == ev.GROUP]
         links, groups = yield asked, calls, rejected, len(own)
 
@@ -336,10 +336,14 @@ class _Crew:
         return [self._receive(k) for k in range(self.size)]
 
     def exchange(self, replies: Sequence[Message]) -> list[Message]:
-        """Hand each process its reply (`replies[k]`), and take their next messages."""
+        """Hand each process its reply (`replies[k]`; one handed to several is pickled once), and take their next
+        messages."""
+        pickled: dict[int, Any] = {}
         for k, reply in enumerate(replies):
+            if id(reply) not in pickled:
+                pickled[id(reply)] = ForkingPickler.dumps(reply)
             try:
-                self.conns[k].send(reply)
+                self.conns[k].send_bytes(pickled[id(reply)])
             except OSError:  # a broken pipe: it is gone
                 self._gone(k)
         return self.gather()
