@@ -61,7 +61,7 @@ from scoring.engine import group_traits, score_resolved
 from scoring.identity import chained, is_anonymous, offers, resolve
 
 APART_FROM = 1 << 20  # bytes: a smaller file is scored in the command's own process
-_FIRST = itemgetter(0)
+_FIRST, _SECOND = itemgetter(0), itemgetter(1)
 _USER_KEY = '"userId":"'
 Message = Any
 
@@ -152,7 +152,7 @@ def _links(asked: Sequence[dict[str, tuple[int, int, str]]]) -> dict[str, str]:
         for alias, where in found.items():
             if alias not in first or where < first[alias]:
                 first[alias] = where
-    return chained({alias: where[2] for alias, where in sorted(first.items(), key=lambda item: item[1][:2])})
+    return chained({alias: where[2] for alias, where in sorted(first.items(), key=_SECOND)})  # one link per place
 
 
 # ---------------------------------------------------------------------------------------------------------------
