@@ -13,7 +13,7 @@ unless --processes says otherwise.
 - per scoring process: reading the file and parsing its share of the lines; grouping, judging and writing out
   its users' verdicts; the rest (the rounds in which the processes swap links, events and the account roll-up);
 - CPU: user + system seconds of the command and all its processes;
-- peak memory: the command's processes' resident sizes added up, sampled every 20 ms (and the largest alone);
+- peak memory: the command's processes' resident sizes added up, sampled every 50 ms (and the largest alone);
 - the verdicts' status, tier, family and trigger counts, and the rejected lines by reason, read from its output.
 """
 
@@ -365,7 +365,7 @@ def _tree_rss_kib(pid: int) -> int:
 
 def run_command(path: Path, extra: list[str]) -> dict:
     """Run the command on `path` as users do, and what it did: wall time from its start to its exit, its
-    processes' combined peak resident size (sampled every 20 ms), their CPU time, their rounds, its output."""
+    processes' combined peak resident size (sampled every 50 ms), their CPU time, their rounds, its output."""
     out_path, err_path, trace = (DATA_DIR / f".score-bench-{os.getpid()}.{suffix}" for suffix in ("out", "err",
                                                                                                    "trace"))
     trace.unlink(missing_ok=True)
@@ -380,7 +380,7 @@ def run_command(path: Path, extra: list[str]) -> dict:
                                      stdout=out, stderr=err, env=env, cwd=DATA_DIR)
             while child.poll() is None:
                 peak_kib = max(peak_kib, _tree_rss_kib(child.pid))
-                time.sleep(0.02)
+                time.sleep(0.05)
             whole_s = time.perf_counter() - started
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         noted = [json.loads(line) for line in trace.read_text().splitlines()] if trace.exists() else []

@@ -182,7 +182,7 @@ def _share(path: str, rules: Rules, at: datetime, tz: tzinfo, k: int, n: int,
         kept.extend(moved for sent in _unpacked((yield _packed(away, k)), k, away[k]) for moved in sent)
         kept.sort(key=_FIRST)
         events = [event for _, event in kept]
-        first: dict[str, int] = {}
+        first: dict[str, int] = {}  # each user's first line, in the order `score_resolved` meets users
         for number, event in kept:
             first.setdefault(event.user_id, number)
         del kept
