@@ -281,8 +281,11 @@ def _sort_out(own: Sequence[tuple[int, Event]], links: dict[str, str], k: int,
     visitor's calls that nothing links are dropped: nobody scores them (their group calls were counted already)."""
     kept: list[tuple[int, Event]] = []
     away: list[list[tuple[int, Event]]] = [[] for _ in range(n)]
-    for (number, _), event in zip(own, resolve([event for _, event in own], links), strict=True):
+    for number, event in own:
         user = event.user_id
+        if user is None or user in links:  # not the common case, a user's own call with their id linked nowhere
+            [event] = resolve([event], links)
+            user = event.user_id
         if is_anonymous(user):
             continue
         (kept if (home := hash(user) % n) == k else away[home]).append((number, event))
