@@ -4,8 +4,8 @@ Why: parsing a call (pydantic) and judging a user are pure Python, one core each
 in about half the time only if both do half the work. Users are judged independently of each other, so they are
 what is shared out: each process parses, groups and judges its own users, and the command prints what they found.
 
-How, for n processes, forked by the command (so that all share the rules, the loaded modules and `hash`'s seed).
-They talk in rounds, through the command: a round's messages say "to process j, this", and the command hands each
+How: the command forks n processes (so that all share the rules, the loaded modules and `hash`'s seed), and they
+talk in rounds, through the command: a round's messages say "to process j, this", and the command hands each
 process what the others sent it. The command judges nobody itself: it holds none of the millions of objects the
 processes make, and they leave at once when the run is over, rather than free them one by one.
 - Each process reads the whole file (reading a line is cheap next to parsing it) and parses only its share of the
