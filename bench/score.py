@@ -1,16 +1,20 @@
-"""Scoring bench: parse, validate and score three weeks of trial sign-ups' Segment events, as `pqlbot score` does.
+"""Scoring bench: `pqlbot score --json FILE` on three weeks of trial sign-ups' Segment events, timed as users run it.
 
-    .venv/bin/python bench/score.py [--users 100000] [--events 1000000] [--seed 7] [--profile]
+    .venv/bin/python bench/score.py [--users 100000] [--events 1000000] [--seed 7] [--processes N]
 
 The events file is generated once (deterministically, from the seed) into bench/.data/, named by its
 parameters, and reused afterwards. It is generated in a child process so that neither its time nor its
 memory counts towards the figures measured here.
 
-Measured, in this process and in this order (as bot/cli/__init__.py does it):
-- read: reading the file's lines (text, UTF-8), in ~16 MiB batches;
-- parse+validate: `parse_event(line, rules)` for every line (invalid lines are counted, as the CLI skips them);
-- group+score: `score_users(events, rules, AT, tz=America/New_York)`;
-- whole run: read + parse + score, wall time; peak memory is the process's ru_maxrss.
+Measured: the command itself (`bot.cli.main`, what the installed `pqlbot` runs), in a child interpreter started by
+this one, its output written to a file: its users' processes share the file out (bot/cli/split.py), one per CPU
+unless --processes says otherwise.
+- whole run: wall time from starting the child to its exit (interpreter start and imports included);
+- per scoring process: reading the file and parsing its share of the lines; grouping, judging and writing out
+  its users' verdicts; the rest (the rounds in which the processes swap links, events and the account roll-up);
+- CPU: user + system seconds of the command and all its processes;
+- peak memory: the command's processes' resident sizes added up, sampled every 50 ms (and the largest alone);
+- the verdicts' status, tier, family and trigger counts, and the rejected lines by reason, read from its output.
 """
 
 from __future__ import annotations
@@ -46,7 +50,6 @@ ACTIVE_DAYS = 14  # each user's events fall in the 14 days after signup (or up t
 TARGET_WHOLE_RUN_S = 10.0  # for DEFAULT_USERS and DEFAULT_EVENTS
 DEFAULT_USERS = 100_000
 DEFAULT_EVENTS = 1_000_000
-BATCH_BYTES = 16 << 20
 
 
 # --------------------------------------------------------------------------------------------------
@@ -303,6 +306,38 @@ def generate(path: Path, users: int, events: int, seed: int) -> None:
 # --------------------------------------------------------------------------------------------------
 
 
+#: The command as users run it, `pqlbot score --json FILE --at AT`, in a child interpreter (argv: the events file,
+#: AT, the trace file, then any further arguments). Each scoring process notes, in the trace file, the time its
+#: share (bot/cli/split.py `_share`) spent on each round: round 0 is reading its lines and parsing its share, round 2
+#: grouping, judging and writing out its users' verdicts (JSON). In one process (`--processes 1`), nothing is noted.
+_COMMAND = """
+import json, os, sys, time
+from bot.cli import main, split
+
+real, trace = split._share, sys.argv[3]
+
+def noted(*args):
+    rounds, share = [], real(*args)
+    begun = time.perf_counter()
+    message = next(share)
+    while True:
+        rounds.append(time.perf_counter() - begun)
+        with open(trace, "a") as out:  # after each round: a process leaves at once when the run is over
+            out.write(json.dumps({"process": args[4], "rounds": rounds}) + "\\n")
+        reply = yield message
+        begun = time.perf_counter()
+        try:
+            message = share.send(reply)
+        except StopIteration:
+            return
+
+split._share = noted
+sys.exit(main(["score", "--json", sys.argv[1], "--at", sys.argv[2], *sys.argv[4:]]))
+"""
+#: Settings pqlbot reads, dropped from the command's environment: it runs with the defaults (the seed 002 rules).
+_PQLBOT_ENV = ("PQLBOT", "PQL_", "SLACK_", "SEGMENT_", "INGEST_", "DATABASE_URL", "RESCORE_")
+
+
 def _maxrss_mib() -> float:
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return rss / (1 << 20) if sys.platform == "darwin" else rss / 1024  # bytes on macOS, KiB on Linux
@@ -312,84 +347,96 @@ def _rate(count: int, seconds: float) -> str:
     return f"{count / seconds:,.0f}" if seconds > 0 else "inf"
 
 
-def measure(path: Path, profile: bool, *, at_target_size: bool = True) -> None:
-    from scoring import EventError, Status, Tier, load_rules, parse_event, paused_gc, score_users
+def _tree_rss_kib(pid: int) -> int:
+    """The resident size of process `pid` and all its descendants, in KiB, from /proc (Linux); 0 once it is gone."""
+    total, pending = 0, [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            for line in Path(f"/proc/{current}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+            for task in Path(f"/proc/{current}/task").iterdir():
+                pending += [int(child) for child in (task / "children").read_text().split()]
+        except (FileNotFoundError, ProcessLookupError, ValueError):
+            continue
+    return total
 
-    rules = load_rules()
-    base_mib = _maxrss_mib()
-    profiler = None
-    if profile:
-        import cProfile
 
-        profiler = cProfile.Profile()
+def run_command(path: Path, extra: list[str]) -> dict:
+    """Run the command on `path` as users do, and what it did: wall time from its start to its exit, its
+    processes' combined peak resident size (sampled every 50 ms), their CPU time, their rounds, its output."""
+    out_path, err_path, trace = (DATA_DIR / f".score-bench-{os.getpid()}.{suffix}" for suffix in ("out", "err",
+                                                                                                   "trace"))
+    trace.unlink(missing_ok=True)
+    env = {name: value for name, value in os.environ.items() if not name.startswith(_PQLBOT_ENV)}
+    env |= {"PQL_TIMEZONE": TZ.key, "PYTHONPATH": str(BENCH.parent)}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    peak_kib = 0
+    try:
+        with open(out_path, "wb") as out, open(err_path, "wb") as err:
+            started = time.perf_counter()
+            child = subprocess.Popen([sys.executable, "-c", _COMMAND, str(path), AT.isoformat(), str(trace), *extra],
+                                     stdout=out, stderr=err, env=env, cwd=DATA_DIR)
+            while child.poll() is None:
+                peak_kib = max(peak_kib, _tree_rss_kib(child.pid))
+                time.sleep(0.05)
+            whole_s = time.perf_counter() - started
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        noted = [json.loads(line) for line in trace.read_text().splitlines()] if trace.exists() else []
+        rounds = list({record["process"]: record for record in noted}.values())  # each process's last
+        return {"code": child.returncode, "whole_s": whole_s, "peak_mib": peak_kib / 1024,
+                "largest_mib": after.ru_maxrss / 1024,
+                "cpu_s": (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime),
+                "rounds": sorted(rounds, key=lambda r: r["process"]),
+                "lines": out_path.read_text(encoding="utf-8").splitlines(),
+                "stderr": err_path.read_text(encoding="utf-8").splitlines()}
+    finally:
+        for made in (out_path, err_path, trace):
+            made.unlink(missing_ok=True)
 
-    events, rejected = [], Counter()
-    lines = 0
-    read_s = parse_s = 0.0
-    started = time.perf_counter()
-    # As `pqlbot score` does: no cyclic-GC scans while a million acyclic events pile up.
-    with paused_gc(), open(path, encoding="utf-8") as stream:
-        while True:
-            t0 = time.perf_counter()
-            batch = stream.readlines(BATCH_BYTES)
-            t1 = time.perf_counter()
-            read_s += t1 - t0
-            if not batch:
-                break
-            if profiler:
-                profiler.enable()
-            for line in batch:
-                if not line.strip():
-                    continue
-                try:
-                    events.append(parse_event(line, rules))
-                except EventError as exc:
-                    rejected[str(exc).split(":", 1)[0]] += 1
-            if profiler:
-                profiler.disable()
-            parse_s += time.perf_counter() - t1
-            lines += len(batch)
-    del batch
-    t2 = time.perf_counter()
-    if profiler:
-        profiler.enable()
-    results = score_users(events, rules, AT, tz=TZ)
-    if profiler:
-        profiler.disable()
-    score_s = time.perf_counter() - t2
-    whole_s = time.perf_counter() - started
-    peak_mib = _maxrss_mib()
 
-    users = len(results)
+def measure(path: Path, extra: list[str], *, at_target_size: bool = True) -> None:
+    from scoring import Status, Tier
+
+    load = os.getloadavg()[0]  # the machine is shared: how busy it was says how far to trust the times
+    ran = run_command(path, extra)
+    if ran["code"] not in (0, 1):  # 1: invalid lines skipped, as the file has on purpose
+        print("\n".join(ran["stderr"][-20:]))
+        raise SystemExit(f"pqlbot score exited with status {ran['code']}")
+    results = [json.loads(line) for line in ran["lines"]]
+    users = [r for r in results if r["level"] == "user"]
+    accounts = len(results) - len(users)
+    rejected = Counter(line.split(": ", 1)[1].split(":", 1)[0] for line in ran["stderr"] if line.startswith("line "))
+    lines = sum(1 for _ in open(path, "rb"))
+    whole_s = ran["whole_s"]
     verdict = "ok" if whole_s < TARGET_WHOLE_RUN_S else "MISSED"
-    if profile:
-        verdict = "not judged: cProfile inflates every figure"
-    elif not at_target_size:
+    if not at_target_size:
         verdict = f"not judged: the target is for {DEFAULT_USERS:,} users and {DEFAULT_EVENTS:,} events"
-    print(f"read lines:        {read_s:8.2f} s   {_rate(lines, read_s)} lines/s ({lines:,} lines)")
-    print(f"parse+validate:    {parse_s:8.2f} s   {_rate(lines, parse_s)} events/s "
-          f"({len(events):,} valid, {sum(rejected.values()):,} rejected)")
-    print(f"group+score:       {score_s:8.2f} s   {_rate(users, score_s)} users/s, "
-          f"{_rate(len(events), score_s)} events/s ({users:,} users)")
+    processes = len(ran["rounds"]) or 1
+    print(f"processes:         {processes} (pqlbot score --json FILE {' '.join(extra)}".rstrip() + ")")
+    for noted in ran["rounds"]:
+        rounds = noted["rounds"]
+        print(f"  process {noted['process'] + 1}:       read+parse its share {rounds[0]:5.2f} s, "
+              f"group+score+write its users {rounds[2]:5.2f} s, the rest {sum(rounds) - rounds[0] - rounds[2]:5.2f} s")
+    print(f"events:            {lines:,} lines, {len(users):,} users ({_rate(lines, whole_s)} lines/s), "
+          f"{accounts:,} account lines, {sum(rejected.values()):,} rejected")
     print(f"whole run:         {whole_s:8.2f} s   target < {TARGET_WHOLE_RUN_S:g} s on a 2-core machine: {verdict}")
-    print(f"peak memory:       {peak_mib:8.0f} MiB (ru_maxrss; {base_mib:.0f} MiB after imports and rules)")
-    statuses = Counter(r.status for r in results)
-    print("status:            " + ", ".join(f"{s} {statuses[s]:,}" for s in Status))
-    tiers = Counter(r.tier for r in results if r.tier is not None)
-    print("tier:              " + ", ".join(f"{t} {tiers[t]:,}" for t in Tier))
-    families = Counter(getattr(r, "family", None) for r in results if r.status is Status.QUALIFIED)
+    print(f"CPU:               {ran['cpu_s']:8.2f} s   (all its processes; load average before the run: "
+          f"{load:.2f})")
+    print(f"peak memory:       {ran['peak_mib']:8.0f} MiB (its processes together, sampled; the largest alone "
+          f"{ran['largest_mib']:.0f} MiB)")
+    statuses = Counter(r["status"] for r in users)
+    print("status:            " + ", ".join(f"{s} {statuses[str(s)]:,}" for s in Status))
+    tiers = Counter(r["tier"] for r in users if r["tier"] is not None)
+    print("tier:              " + ", ".join(f"{t} {tiers[str(t)]:,}" for t in Tier))
+    families = Counter(r.get("family") for r in users if r["status"] == Status.QUALIFIED)
     print("family (qualified): " + ", ".join(f"{f} {n:,}" for f, n in sorted(families.items(), key=str)))
-    fired = Counter(t.name for r in results for t in getattr(r, "triggers", ()))
+    fired = Counter(t["name"] for r in users for t in r.get("triggers", ()))
     if fired:
         print("triggers:          " + ", ".join(f"{name} {n:,}" for name, n in fired.most_common()))
     if rejected:
         print("rejected:          " + ", ".join(f"{why} {n:,}" for why, n in rejected.most_common()))
-
-    if profiler:
-        import pstats
-
-        print("\ncProfile, parse+validate and group+score, top 30 by own time:")
-        pstats.Stats(profiler).sort_stats("tottime").print_stats(30)
 
 
 def main() -> int:
@@ -397,7 +444,8 @@ def main() -> int:
     parser.add_argument("--users", type=int, default=DEFAULT_USERS, help="trial users (default %(default)s)")
     parser.add_argument("--events", type=int, default=DEFAULT_EVENTS, help="events in all (default %(default)s)")
     parser.add_argument("--seed", type=int, default=7, help="random seed for the events file (default %(default)s)")
-    parser.add_argument("--profile", action="store_true", help="run parse and score under cProfile; print the top")
+    parser.add_argument("--processes", type=int, metavar="N",
+                        help="pass --processes N to the command (default: not passed, one per CPU)")
     parser.add_argument("--generate-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.users < 1 or args.events < args.users:
@@ -417,7 +465,8 @@ def main() -> int:
               f"not measured; {path.stat().st_size / (1 << 20):,.0f} MiB)")
     print(f"scoring as of:     {AT.isoformat()} ({TZ.key}); Python {platform.python_version()}, "
           f"{os.cpu_count()} CPUs")
-    measure(path, args.profile, at_target_size=(args.users, args.events) == (DEFAULT_USERS, DEFAULT_EVENTS))
+    extra = [] if args.processes is None else ["--processes", str(args.processes)]
+    measure(path, extra, at_target_size=(args.users, args.events) == (DEFAULT_USERS, DEFAULT_EVENTS))
     return 0
 
 

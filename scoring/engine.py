@@ -803,22 +803,45 @@ def score_members(
 ) -> tuple[list[tuple[ScoreResult, Tally]], dict[str, GroupTraits]]:
     """`score_users`, with the tallies each verdict was judged on and the accounts' group traits by group id: what
     an account's verdict is made of (scoring/accounts.py)."""
+    events = resolve(list(events))
+    groups = group_traits(events, at)
+    return score_resolved(events, rules, at, tz=tz, dispositions=dispositions, groups=groups), groups
+
+
+def group_traits(events: Iterable[ev.Event], at: datetime) -> dict[str, GroupTraits]:
+    """The accounts' group traits by group id, from the group calls up to `at`, in the order they came."""
+    if at.tzinfo is not None:
+        at = at.astimezone(UTC)
+    groups: dict[str, GroupTraits] = {}
+    for event in events:
+        if event.name == ev.GROUP and event.at <= at:
+            group_id = event.props["group_id"]
+            if (merged := newer(groups.get(group_id, {}), event.props.get("traits") or {}, event.at)) is not None:
+                groups[group_id] = merged
+    return groups
+
+
+def score_resolved(
+    events: Iterable[ev.Event],
+    rules: Rules,
+    at: datetime,
+    *,
+    tz: tzinfo = UTC,
+    dispositions: Mapping[str, Sequence[PriorDisposition]] | None = None,
+    groups: Mapping[str, GroupTraits],
+) -> list[tuple[ScoreResult, Tally]]:
+    """The verdicts and tallies of `score_members`, from calls already under the user they belong to (`resolve`) and
+    the group traits of every account (`group_traits`, which may have been read from more calls than these: a user's
+    account may be described by calls that are not theirs)."""
     if at.tzinfo is not None:
         at = at.astimezone(UTC)  # once: converting it again per user is then free (a naive one fails per user)
-    events = resolve(list(events))
     by_user: dict[str, list[ev.Event]] = {}
-    groups: dict[str, GroupTraits] = {}
-    group_call = ev.GROUP
     for event in events:
         held = by_user.get(user_id := event.user_id)
         if held is None:
             by_user[user_id] = [event]
         else:
             held.append(event)
-        if event.name == group_call and event.at <= at:
-            group_id = event.props["group_id"]
-            if (merged := newer(groups.get(group_id, {}), event.props.get("traits") or {}, event.at)) is not None:
-                groups[group_id] = merged
     for user_id in [user_id for user_id in by_user if is_anonymous(user_id)]:
         del by_user[user_id]  # an anonymous visitor nothing links is not scored
     dispositions = dispositions or {}
@@ -827,4 +850,4 @@ def score_members(
             score_user_and_tally(user_events, rules, at, tz=tz, dispositions=dispositions.get(user_id, ()),
                                  groups=groups)
             for user_id, user_events in by_user.items()
-        ], groups
+        ]

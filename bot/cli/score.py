@@ -6,12 +6,17 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from datetime import datetime, tzinfo
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bot.cli.common import count, moment, open_lines, parse_lines
 from bot.clock import utc_now
 from bot.settings import Settings
-from scoring import EventError, load_rules, paused_gc, score_users
+from scoring import EventError, Rules, load_rules, paused_gc, score_users
+
+if TYPE_CHECKING:
+    from bot.cli.split import Scored
 
 TOP = 50  # users the table shows unless told: the leads a rep would read first, not a whole population
 
@@ -35,6 +40,8 @@ def add(parser: argparse.ArgumentParser, name: str) -> None:
     score.add_argument("--sample", action="store_true", help="score the bundled sample (Sarah, Tom and ~50 more)")
     score.add_argument("--at", type=moment, help="judge as of this time (ISO 8601; default now)")
     score.add_argument("--rules", type=Path, help="rules file (default PQL_RULES_FILE or the seed 002 model)")
+    score.add_argument("--processes", type=int, metavar="N",
+                       help="share a big file's users between N processes (default one per CPU; 1: this one only)")
     shown = score.add_mutually_exclusive_group()
     shown.add_argument("--json", action="store_true", help="one JSON object per user instead of a table")
     shown.add_argument("--all", action="store_true",
@@ -45,7 +52,7 @@ def add(parser: argparse.ArgumentParser, name: str) -> None:
 
 
 def run_score(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.cli import report
+    from bot.cli import split
 
     if args.sample == bool(args.file):
         print("pqlbot score: give an events FILE (or -), or --sample", file=sys.stderr)
@@ -56,35 +63,58 @@ def run_score(args: argparse.Namespace, settings: Settings) -> int:
         from bot.demo import sample
 
         path, at, tz = str(sample.SAMPLE_PATH), args.at or sample.SAMPLE_AS_OF, sample.SAMPLE_TZ
-    events, invalid = [], []
-    try:
-        with paused_gc(), open_lines(path) as stream:
-            for number, item in parse_lines(stream, rules):
-                if isinstance(item, EventError):
-                    invalid.append(number)
-                    print(f"line {number}: {item}", file=sys.stderr)
-                else:
-                    events.append(item)
-    except OSError as exc:
-        print(f"pqlbot score: {exc.strerror}: {path}", file=sys.stderr)
-        return 2
-
-    if args.json:  # the accounts' lines follow the users'
-        from scoring.accounts import score_users_and_accounts
-
-        results = score_users_and_accounts(events, rules, at, tz=tz)
-    else:
-        results = score_users(events, rules, at, tz=tz)
+    processes = split.processes_for(args.processes)
+    scored = None
+    if split.splits(path, processes):  # a big file: its users shared out between processes (bot/cli/split.py)
+        try:
+            scored = split.score_file(path, rules, at, tz, processes=processes, as_json=args.json)
+        except split.Failed as exc:
+            print(f"pqlbot score: {exc}", file=sys.stderr)
+            return 2
+        for number, why in scored.invalid if scored else ():
+            print(f"line {number}: {why}", file=sys.stderr)
+    if scored is None:  # in this process: standard input, a small file, one CPU, or a file not read through
+        try:
+            scored = _score_here(path, rules, at, tz, as_json=args.json)
+        except OSError as exc:
+            print(f"pqlbot score: {exc.strerror}: {path}", file=sys.stderr)
+            return 2
     if args.json:
-        for result in results:
-            print(json.dumps(result.to_json(), ensure_ascii=False))
-    elif args.all:
-        report.write_rows(results, sys.stdout)
+        if lines := scored.users + scored.accounts:
+            sys.stdout.write("\n".join(lines) + "\n")
     else:
-        report.print_results(results, at=at, tz=tz, rules=rules, product_name=settings.product_name, top=args.top)
-    if invalid:
-        print(f"{len(invalid)} invalid line(s) skipped; {len(events)} events scored", file=sys.stderr)
-    return 1 if invalid else 0
+        from bot.cli import report
+
+        if args.all:
+            report.write_rows(scored.users, sys.stdout)
+        else:
+            report.print_results(scored.users, at=at, tz=tz, rules=rules, product_name=settings.product_name,
+                                 top=args.top)
+    if scored.invalid:
+        print(f"{len(scored.invalid)} invalid line(s) skipped; {scored.events} events scored", file=sys.stderr)
+    return 1 if scored.invalid else 0
+
+
+def _score_here(path: str, rules: Rules, at: datetime, tz: tzinfo, *, as_json: bool) -> Scored:
+    """`pqlbot score` in this process: the invalid lines reported as they are read, then every user judged (and
+    with `as_json`, each verdict as its JSON line, then the accounts' lines)."""
+    from bot.cli.split import Scored
+
+    events, invalid = [], []
+    with paused_gc(), open_lines(path) as stream:
+        for number, item in parse_lines(stream, rules):
+            if isinstance(item, EventError):
+                invalid.append((number, str(item)))
+                print(f"line {number}: {item}", file=sys.stderr)
+            else:
+                events.append(item)
+    if not as_json:
+        return Scored(users=score_users(events, rules, at, tz=tz), invalid=invalid, events=len(events))
+    from scoring.accounts import score_users_and_accounts
+
+    results = score_users_and_accounts(events, rules, at, tz=tz)
+    lines = [json.dumps(result.to_json(), ensure_ascii=False) for result in results]
+    return Scored(users=lines, invalid=invalid, events=len(events))
 
 
 def run_rules(args: argparse.Namespace, settings: Settings) -> int:
