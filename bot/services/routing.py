@@ -21,6 +21,11 @@
 - While the manager has paused routing for the whole team (`/pql pause-all`, bot/services/switches.py), every new
   lead waits in the queue, fast lane included, and the queue is not shared out; `/pql resume-all` lets it go.
 Every decision is audited with its reason, which is what `/pql why` reads back.
+
+New leads, one or a set (the thousands a backfill raises), and leads handed to another team are decided in one
+place (`Router._route_set`, `_choose`): from counts read once per team and kept in memory as leads are given out,
+written in bulk. Sharing out the queue (`drain`) takes one lead at a time, each pick counted again under a hold on
+its rep.
 """
 
 from __future__ import annotations
