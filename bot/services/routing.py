@@ -46,7 +46,7 @@ from bot.domain.lifecycle import CLOSED, OPEN, TIER_RANK, PqlState
 from bot.domain.routing import Candidate, FastLane, pick
 from bot.domain.sla import first_touch_due
 from bot.domain.teams import Choice, LeadFacts, Team, Teams, single_team
-from bot.services import audit, outbox, switches, tracking
+from bot.services import outbox, switches, tracking
 from bot.services.leads import hold_rep, new_today
 from bot.store.models import Account, AccountScore, Assignment, AuditEntry, Notice, Pql, Rep, TrialUser
 from bot.store.queries import given_today, still_open
@@ -60,7 +60,7 @@ _ACCOUNT_SCORES = AccountScore.__table__
 _ASSIGNMENTS = Assignment.__table__
 _AUDIT = AuditEntry.__table__
 _NOTICES = Notice.__table__
-#: What `_give` writes, and queueing a lead, a set of leads at a time (`_RoutingWrites`).
+#: What giving and queueing leads write, a set of leads at a time (`_RoutingWrites`).
 _GIVE = (
     sa.update(_PQLS).where(_PQLS.c.id == sa.bindparam("b_id"))
     .values(rep_id=sa.bindparam("b_rep"), assigned_at=sa.bindparam("b_assigned", type_=_PQLS.c.assigned_at.type),
@@ -236,7 +236,7 @@ class _RoutingWrites:
         self.ids.add(lead.id)
 
     def _to_team(self, lead: _Lead, team: Router) -> None:
-        """With teams, the lead's alert goes to its team's channel (`Router._alert_to_team`)."""
+        """With teams, the lead's alert goes to its team's channel (`alert_channel`), if it has not gone yet."""
         if not team.teams.is_single:
             self.moved.append({"b_key": f"alert:{lead.id}", "b_channel": team.team.alert_channel})
 
@@ -583,25 +583,13 @@ class Router:
         return rep.id if rep and rep.on_roster and not rep.paused else None
 
     def _give(self, session: Session, pql: Pql, rep_id: str, reason: str, why: str, *, now: datetime) -> str:
-        state = PqlState.ASSIGNED if pql.state in (PqlState.QUALIFIED, PqlState.ALERTED, PqlState.QUEUED) \
-            else pql.state
-        session.connection().execute(
-            sa.update(_PQLS).where(_PQLS.c.id == pql.id).values(
-                rep_id=rep_id, assigned_at=now, state=state, sla_due_at=pql.sla_due_at, updated_at=now,
-                team=self.team.name, version=_PQLS.c.version + 1))
-        session.refresh(pql)
-        session.add(Assignment(pql_id=pql.id, rep_id=rep_id, reason=reason, at=now))
-        self._alert_to_team(session, pql)
-        audit.record(session, "pql_assigned", at=now, pql_id=pql.id, user_id=pql.user_id, rep=rep_id,
-                     reason=reason, why=self._team_why(why), **self._team_detail())
-        tracking.crm(session, "owner", pql, key=f"owner:{pql.id}:{pql.version}", now=now)
-        if self.handed:  # the hand-off's own DM tells them, with the lead's history
-            return rep_id
+        """Give a lead of the queue (`drain`) to `rep_id`, written as a set's leads are (`_RoutingWrites`)."""
+        session.flush()
+        [lead] = _leads(session.connection(), [pql.id])
         user = session.get(TrialUser, pql.user_id)
-        who = (user.name or user.email) if user else pql.user_id
-        tier = pql.tier.replace("_", " ")
-        outbox.dm(session, rep_id, f"assigned:{pql.id}:{rep_id}:{now.isoformat()}",
-                  say("assigned_dm", ref=pql.ref, who=esc(who), tier=tier), pql=pql, now=now)
+        writes = _RoutingWrites(now)
+        writes.give(lead, self, rep_id, reason, why, (user.name or user.email) if user else pql.user_id)
+        writes.flush(session)
         return rep_id
 
     def _team_reason(self) -> str:
@@ -616,15 +604,6 @@ class Router:
     def _team_why(self, why: str) -> str:
         """The rep's reason, after the team's when there is more than one team."""
         return why if self.teams.is_single and not self.handed else f"{self._team_reason()}; {why}"
-
-    def _alert_to_team(self, session: Session, pql: Pql) -> None:
-        """With teams, the lead's alert goes to its team's channel (`alert_channel`), if it has not gone yet."""
-        if self.teams.is_single:
-            return
-        session.connection().execute(
-            sa.update(_NOTICES).where(_NOTICES.c.key == f"alert:{pql.id}", _NOTICES.c.state == "pending",
-                                      _NOTICES.c.channel.is_distinct_from(self.team.alert_channel))
-            .values(channel=self.team.alert_channel))
 
     def _team_detail(self) -> dict:
         """The team in the audit entry (none with one team and no matrix: nothing changes for a pilot)."""
