@@ -187,3 +187,29 @@ def test_a_handed_off_lead_is_its_new_owner_s_to_hand_on_and_no_longer_the_sdr_s
     assert office.refused(lead, first, "cs").startswith(f"{lead.ref} is <@{DEE}>'s lead")
     assert office.hand(lead, DEE, "cs", at=MONDAY + timedelta(hours=3)) == FAY  # CS asks for no meeting
     assert [e["from_team"] for e in office.audit(lead.id, "pql_handed_off")] == ["sdr", "ae"]
+
+
+def test_a_handed_off_lead_goes_to_its_account_s_owner_on_the_receiving_team_not_to_an_owner_outside_it(
+        office):
+    with office.pipeline.session() as session, session.begin():
+        leads.set_paused(session, DEE, True, now=MONDAY)  # away when the lead came: an SDR got it
+    owned = office.lead(MONDAY, big=True, domain_owner=DEE)
+    assert owned.rep_id in {ANA, BEN}
+    with office.pipeline.session() as session, session.begin():
+        leads.set_paused(session, DEE, False, now=MONDAY)
+    office.work(owned, owned.rep_id, touch=True, at=MONDAY + timedelta(minutes=10))
+    assert office.hand(owned, owned.rep_id, "ae", at=MONDAY + timedelta(hours=1)) == DEE
+    [given] = [d for d in office.audit(owned.id, "pql_assigned") if d["rep"] == DEE]
+    assert (given["reason"], given["why"]) == (
+        "override", "team Account executives: handed off from SDR pool: meeting set; named account owner")
+    # Ana owns the next account but is no customer success manager: the lead Ben hands to CS stays with CS.
+    with office.pipeline.session() as session, session.begin():
+        leads.set_paused(session, ANA, True, now=MONDAY)
+    anas = office.lead(MONDAY + timedelta(minutes=1), domain_owner=ANA)
+    assert anas.rep_id == BEN
+    with office.pipeline.session() as session, session.begin():
+        leads.set_paused(session, ANA, False, now=MONDAY)
+    office.work(anas, BEN, touch=False, at=MONDAY + timedelta(minutes=10))
+    assert office.hand(anas, BEN, "cs", at=MONDAY + timedelta(hours=1)) == FAY
+    [given] = [d for d in office.audit(anas.id, "pql_assigned") if d["rep"] == FAY]
+    assert given["reason"] == "round_robin"
