@@ -213,3 +213,21 @@ def test_a_handed_off_lead_goes_to_its_account_s_owner_on_the_receiving_team_not
     assert office.hand(anas, BEN, "cs", at=MONDAY + timedelta(hours=1)) == FAY
     [given] = [d for d in office.audit(anas.id, "pql_assigned") if d["rep"] == FAY]
     assert given["reason"] == "round_robin"
+
+
+def test_while_the_manager_has_paused_routing_a_handed_off_lead_waits_in_the_receiving_team_s_queue(office):
+    from bot.services import switches
+
+    with office.pipeline.session() as session, session.begin():
+        leads.set_paused(session, DEE, True, now=MONDAY)
+    lead = office.lead(MONDAY, big=True, domain_owner=DEE)
+    with office.pipeline.session() as session, session.begin():
+        leads.set_paused(session, DEE, False, now=MONDAY)
+    office.work(lead, lead.rep_id, touch=True, at=MONDAY + timedelta(minutes=10))
+    with office.pipeline.session() as session, session.begin():
+        switches.set_routing_paused(session, leads.actor(session, BOSS, manager=BOSS), True, now=MONDAY)
+    assert office.hand(lead, lead.rep_id, "ae", at=MONDAY + timedelta(hours=1)) is None  # not even to its owner
+    now = office.pql(lead.id)
+    assert (now.team, now.state, now.rep_id) == ("ae", "queued", None)
+    [queued] = office.audit(lead.id, "pql_queued")
+    assert queued["why"].startswith("team Account executives: handed off from SDR pool: meeting set; ")
