@@ -249,9 +249,8 @@ def main() -> int:
     parser.add_argument("--store", choices=("both", "sqlite", "postgresql"), default="both")
     parser.add_argument("--keep", action="store_true", help="keep the SQLite store afterwards")
     parser.add_argument("--reuse", action="store_true", help="rescore the SQLite store kept by --keep, scoring cleared")
-    parser.add_argument("--teams", default=str(TEAMS.relative_to(BENCH.parent)),
-                        help="teams file new leads are routed with (PQL_TEAMS_FILE; default %(default)s), or none: "
-                             "one team of 10 reps (PQL_REPS)")
+    parser.add_argument("--teams", help="teams file new leads are routed with (PQL_TEAMS_FILE; default "
+                                        "bench/teams.toml), or none: one team of 10 reps (PQL_REPS)")
     parser.add_argument("--no-route", action="store_true",
                         help="no router (not what `pqlbot rescore` does; to compare with code that had none)")
     parser.add_argument("--processes", type=int, default=0,
@@ -264,7 +263,7 @@ def main() -> int:
     print(f"events file:       {path.relative_to(BENCH.parent)} ({path.stat().st_size / (1 << 20):,.0f} MiB); "
           f"rescoring as of {AT.isoformat()}; Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}, "
           f"{os.cpu_count()} CPUs")
-    teams = None if args.teams == "none" else str(Path(args.teams).resolve())
+    teams = None if args.teams == "none" else str(Path(args.teams or TEAMS).resolve())
     base = baseline(path)
     print(f"{'score (no store):':30}{base['seconds']:8.2f} s   `pqlbot score --json FILE --at AT`, output to "
           f"/dev/null; {base['cpu_seconds']:.2f} s CPU (user + system)")
