@@ -69,6 +69,15 @@ _USERS = TrialUser.__table__
 _SCORES = AccountScore.__table__
 _NOTICES = Notice.__table__
 _OPEN = sorted(OPEN)
+#: A member's open user lead made its account's lead (`_open_lead`), returning what the account lead's absorbed leads
+#: are told of it.
+_BECOME = (
+    sa.update(_PQLS).where(_PQLS.c.id == sa.bindparam("b_id"), _PQLS.c.state.in_(_OPEN), _PQLS.c.level == "user")
+    .values(level="account", account_key=sa.bindparam("b_key"), tier=sa.bindparam("b_tier"),
+            signals=sa.bindparam("b_signals", type_=_PQLS.c.signals.type), strongest_signal=sa.bindparam("b_strongest"),
+            updated_at=sa.bindparam("b_at", type_=_PQLS.c.updated_at.type), version=_PQLS.c.version + 1)
+    .returning(_PQLS.c.id, _PQLS.c.user_id, _PQLS.c.account_key, _PQLS.c.claimed_by, _PQLS.c.rep_id)
+)
 
 
 @dataclass(slots=True)
@@ -84,13 +93,28 @@ class _Lead:
     signals: list
 
 
+@dataclass(frozen=True, slots=True)
+class _Account:
+    """An account lead as its absorbed leads' audit entries, thread replies and DMs name it."""
+
+    id: int
+    user_id: str
+    account_key: str
+    claimed_by: str | None
+    rep_id: str | None
+
+    @property
+    def ref(self) -> str:
+        return f"PQL-{self.id}"
+
+
 @dataclass(slots=True)
 class _Batch:
     """What a roll-up writes in bulk at its end: new account leads (one statement for all of them: a first rescore
     of a big store opens thousands), and the user leads recorded in this same transaction that are absorbed."""
 
     new: list[tuple[str, ScoreResult, dict]] = field(default_factory=list)
-    born: list[tuple[_Lead, Pql]] = field(default_factory=list)
+    born: list[tuple[_Lead, Pql | _Account]] = field(default_factory=list)
 
     def flush(self, session: Session, report: Rescored, at: datetime) -> None:
         connection = session.connection()
@@ -332,24 +356,23 @@ def _open_lead(session: Session, key: str, verdict: ScoreResult, theirs: list[_L
     tier = _higher(keep.tier, verdict)
     try:
         with session.begin_nested():
-            changed = session.connection().execute(
-                sa.update(_PQLS).where(_PQLS.c.id == keep.id, _PQLS.c.state.in_(_OPEN), _PQLS.c.level == "user")
-                .values(level="account", account_key=key, tier=tier, signals=_signals(verdict, keep.signals),
-                        strongest_signal=verdict.strongest_signal, updated_at=at, version=_PQLS.c.version + 1)
-            ).rowcount
+            became = session.connection().execute(_BECOME, {
+                "b_id": keep.id, "b_key": key, "b_tier": tier, "b_signals": _signals(verdict, keep.signals),
+                "b_strongest": verdict.strongest_signal, "b_at": at}).first()
     except sa.exc.IntegrityError:
         return  # another writer opened this account's lead a moment ago
-    if not changed:
+    if became is None:
         return  # closed or taken meanwhile: the next rescore looks again
-    lead = session.get(Pql, keep.id)
-    session.refresh(lead)
+    lead = _Account(*became)  # read back by the update itself: a first rescore makes hundreds of them
+    if (held := session.identity_map.get(Session.identity_key(Pql, lead.id))) is not None:
+        session.expire(held)  # written past the ORM
     audit.record(session, "pql_became_account_lead", at=at, pql_id=lead.id, user_id=lead.user_id, account=key,
                  old_tier=keep.tier, tier=tier, users=[c.user_id for c in verdict.users],
                  triggers=[t.name for t in verdict.triggers])
     if lead.id not in report.triggered:
         text = say("became_account_lead", ref=lead.ref, company=esc(verdict.account.company_name),
                    users=len(verdict.users))
-        outbox.reply(session, lead, f"account-lead:{lead.id}", text, now=at)
+        outbox.reply(session, session.get(Pql, lead.id), f"account-lead:{lead.id}", text, now=at)
     report.accounts.append(lead.id)
     report.results[lead.id] = verdict
     for other in theirs:
@@ -387,7 +410,7 @@ def _carry_on(session: Session, lead_row: _Lead, verdict: ScoreResult, before: d
     report.results[lead.id] = verdict
 
 
-def _absorb(session: Session, other: _Lead, into: Pql, verdict: ScoreResult, report: Rescored,
+def _absorb(session: Session, other: _Lead, into: Pql | _Account, verdict: ScoreResult, report: Rescored,
             at: datetime, batch: _Batch) -> None:
     """A member's open user lead becomes part of the account lead: closed as absorbed, told in its thread."""
     if other.id in report.triggered:  # recorded in this transaction: never alerted, never routed, nobody to tell

@@ -11,7 +11,7 @@ full AE motion; SDR -> CS for "Routed to CS"), with its history.
 - Audited (`pql_handed_off`: who, from which team to which, why, to whom), said in the alert's thread, and the
   receiving rep gets seed 004's handoff package by DM. A refusal says why.
 - A hand-off nobody in the receiving team can take now waits in its queue: its entry keeps the DM (`dm`), and the
-  rep the queue first gives the lead to gets it instead of the ordinary "assigned" DM (`tell_from_queue`, called by
+  rep the queue first gives the lead to gets it instead of the ordinary "assigned" DM (`queued_dm`, asked by
   routing as it gives a lead).
 """
 
@@ -89,21 +89,19 @@ def hand_off(session: Session, pql: Pql, who: Actor, to_team: str, *, router: Ro
     return rep_id
 
 
-def tell_from_queue(session: Session, pql: Pql, rep_id: str, *, now: datetime) -> bool:
-    """The lead was handed to a team, waited in its queue, and is given now to `rep_id` (its first assignment since
-    the hand-off, which routing has just recorded): send them the hand-off's DM, its history, kept with the
-    hand-off's entry. False for any other assignment (the caller sends the ordinary DM)."""
+def queued_dm(session: Session, pql: Pql) -> str | None:
+    """The hand-off's DM (its history, kept with the hand-off's entry) owed to whoever the queue gives the lead to,
+    when it was handed to a team, waited in its queue and has not been given to anyone since; else None (the
+    ordinary DM). Asked before routing records the assignment."""
     if pql.handed_off_at is None:
-        return False
+        return None
     given = session.exec(select(sa.func.count()).select_from(Assignment).where(
         Assignment.pql_id == pql.id, Assignment.at >= pql.handed_off_at)).one()
+    if given:
+        return None
     entry = session.exec(select(AuditEntry).where(AuditEntry.pql_id == pql.id, AuditEntry.action == "pql_handed_off")
                          .order_by(AuditEntry.id.desc())).first()
-    dm = (entry.detail or {}).get("dm") if entry is not None and given == 1 else None
-    if not dm:
-        return False
-    outbox.dm(session, rep_id, f"handoff-dm:{pql.id}:{pql.version}", dm, pql=pql, now=now)
-    return True
+    return (entry.detail or {}).get("dm") if entry is not None else None
 
 
 def _meets(session: Session, pql: Pql, target: Team) -> None:

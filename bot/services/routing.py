@@ -21,6 +21,11 @@
 - While the manager has paused routing for the whole team (`/pql pause-all`, bot/services/switches.py), every new
   lead waits in the queue, fast lane included, and the queue is not shared out; `/pql resume-all` lets it go.
 Every decision is audited with its reason, which is what `/pql why` reads back.
+
+New leads, one or a set (the thousands a backfill raises), and leads handed to another team are decided in one
+place (`Router._route_set`, `_choose`): from counts read once per team and kept in memory as leads are given out,
+written in bulk. Sharing out the queue (`drain`) takes one lead at a time, each pick counted again under a hold on
+its rep.
 """
 
 from __future__ import annotations
@@ -36,14 +41,14 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, select
 
 from bot.domain.business_time import BusinessCalendar
-from bot.domain.caps import UNCAPPED_TIERS, cap_day
+from bot.domain.caps import cap_day
 from bot.domain.lifecycle import CLOSED, OPEN, TIER_RANK, PqlState
 from bot.domain.routing import Candidate, FastLane, pick
 from bot.domain.sla import first_touch_due
 from bot.domain.teams import Choice, LeadFacts, Team, Teams, single_team
-from bot.services import audit, handoffs, lead_view, outbox, switches, tracking
+from bot.services import handoffs, outbox, switches, tracking
 from bot.services.leads import hold_rep, new_today
-from bot.store.models import Account, Assignment, AuditEntry, Notice, Pql, Rep, TrialUser
+from bot.store.models import Account, AccountScore, Assignment, AuditEntry, Notice, Pql, Rep, TrialUser
 from bot.store.queries import given_today, still_open
 from templates import esc, say
 
@@ -51,10 +56,11 @@ _PQLS = Pql.__table__
 _REPS = Rep.__table__
 _USERS = TrialUser.__table__
 _ACCOUNTS = Account.__table__
+_ACCOUNT_SCORES = AccountScore.__table__
 _ASSIGNMENTS = Assignment.__table__
 _AUDIT = AuditEntry.__table__
 _NOTICES = Notice.__table__
-#: What `_give` and `_queue` write, a set of leads at a time (`route_all`).
+#: What giving and queueing leads write, a set of leads at a time (`_RoutingWrites`).
 _GIVE = (
     sa.update(_PQLS).where(_PQLS.c.id == sa.bindparam("b_id"))
     .values(rep_id=sa.bindparam("b_rep"), assigned_at=sa.bindparam("b_assigned", type_=_PQLS.c.assigned_at.type),
@@ -67,6 +73,12 @@ _QUEUE = (
     .values(state=PqlState.QUEUED, sla_due_at=sa.bindparam("b_due", type_=_PQLS.c.sla_due_at.type),
             updated_at=sa.bindparam("b_at", type_=_PQLS.c.updated_at.type), team=sa.bindparam("b_team"),
             version=_PQLS.c.version + 1)
+)
+_CHANNEL = sa.bindparam("b_channel", type_=_NOTICES.c.channel.type)
+_MOVE_ALERT = (
+    sa.update(_NOTICES).where(_NOTICES.c.key == sa.bindparam("b_key"), _NOTICES.c.state == "pending",
+                              _NOTICES.c.channel.is_distinct_from(_CHANNEL))
+    .values(channel=_CHANNEL)
 )
 
 
@@ -81,6 +93,9 @@ class _Lead:
     rep_id: str | None
     created_at: datetime
     sla_due_at: datetime | None
+    version: int
+    level: str | None
+    account_key: str | None
 
     @property
     def ref(self) -> str:
@@ -92,7 +107,8 @@ def _leads(connection: sa.Connection, ids: list[int]) -> list[_Lead]:
     c = _PQLS.c
     found: dict[int, _Lead] = {}
     for start in range(0, len(ids), 2000):
-        rows = connection.execute(sa.select(c.id, c.user_id, c.state, c.tier, c.rep_id, c.created_at, c.sla_due_at)
+        rows = connection.execute(sa.select(c.id, c.user_id, c.state, c.tier, c.rep_id, c.created_at, c.sla_due_at,
+                                            c.version, c.level, c.account_key)
                                   .where(c.id.in_(ids[start:start + 2000])))
         found.update((row[0], _Lead(*row)) for row in rows)
     return [found[pql_id] for pql_id in ids if pql_id in found]
@@ -114,26 +130,54 @@ def _people(connection: sa.Connection, users: set[str]) -> dict[str, tuple[str |
     return found
 
 
+def _verdicts(connection: sa.Connection, key: sa.Column, verdict: sa.Column, keys: set[str]) -> dict[str, dict]:
+    """The stored verdicts of `keys` (users or accounts), a few statements for a set."""
+    found: dict[str, dict] = {}
+    ordered = sorted(keys)
+    for start in range(0, len(ordered), 2000):
+        found.update(connection.execute(sa.select(key, verdict).where(key.in_(ordered[start:start + 2000]))).all())
+    return found
+
+
+def _facts(connection: sa.Connection, leads: list[_Lead]) -> dict[int, LeadFacts]:
+    """What the routing matrix reads of each lead: the family, band, ACV estimate and fired triggers of the verdict
+    the lead is shown from (`lead_view.lead_verdict`: its account's for an account lead, else its user's latest),
+    read for the whole set at once."""
+    accounts = _verdicts(connection, _ACCOUNT_SCORES.c.account_key, _ACCOUNT_SCORES.c.verdict,
+                         {lead.account_key for lead in leads if lead.level == "account" and lead.account_key})
+    users = _verdicts(connection, _USERS.c.user_id, _USERS.c.verdict, {lead.user_id for lead in leads})
+    found = {}
+    for lead in leads:
+        account = accounts.get(lead.account_key) if lead.level == "account" and lead.account_key else None
+        verdict = (account if isinstance(account, dict) else None) or users.get(lead.user_id) or {}
+        fired = tuple(t["name"] for t in verdict.get("triggers") or () if isinstance(t, dict) and t.get("name"))
+        found[lead.id] = LeadFacts(tier=lead.tier, family=verdict.get("family"), band=verdict.get("band"),
+                                   acv=verdict.get("acv_potential"), level=lead.level or "user", triggers=fired)
+    return found
+
+
 @dataclass(slots=True)
 class _Desk:
-    """A rep on the roster and the counts routing reads of them (`Router.candidates`'), kept in memory while a set of
-    leads is routed."""
+    """A member of a team on the roster and the counts routing reads of them (`Router.candidates`', on that team's
+    clock), kept in memory while a set of leads is routed."""
 
     rep: Rep
-    order: int
     today: int  # leads given today that count against the cap
     active: int  # open leads
     week: dict[str, int]  # leads given this week, by tier
     last: datetime | None  # when they were last given one
     in_hours: bool
     at_work: bool
+    day_start: datetime  # when the team's day began, for the cap
+    uncapped: frozenset[str]  # the team's fast lane, which the cap leaves out
 
     def candidate(self, tier: str, order: int) -> Candidate:
         return Candidate(self.rep.id, order, self.today, self.active, self.week.get(tier, 0), self.last)
 
-    def took(self, lead: _Lead, given_today_before: bool, fast_lane: FastLane, now: datetime) -> None:
-        """The counts once they are given `lead`, as counting them again would find them."""
-        if not fast_lane.covers(lead.tier) and not given_today_before:
+    def took(self, lead: _Lead, given_before: datetime | None, now: datetime) -> None:
+        """The counts once they are given `lead` (`given_before`: when they were last given it before), as counting
+        them again would find them."""
+        if lead.tier not in self.uncapped and not (given_before is not None and given_before >= self.day_start):
             self.today += 1
         if lead.state not in CLOSED and _given_state(lead.state) in OPEN:
             self.active += 1
@@ -147,40 +191,56 @@ def _given_state(state: str) -> str:
 
 
 class _RoutingWrites:
-    """What routing a set of leads writes, in the order `route` would write it lead by lead, in a few statements."""
+    """What routing a set of leads writes, in the order giving or queueing them one by one would write it, in a few
+    statements. Each lead comes with the router within its team (`Router.for_team`)."""
 
-    def __init__(self, router: Router, now: datetime) -> None:
-        self.router, self.now = router, now
+    def __init__(self, now: datetime) -> None:
+        self.now = now
         self.given: list[dict] = []
         self.queued: list[dict] = []
         self.assignments: list[dict] = []
+        self.moved: list[dict] = []
         self.audits: list[dict] = []
         self.notices: list[dict] = []
         self.ids: set[int] = set()
 
-    def give(self, lead: _Lead, rep_id: str, reason: str, why: str, who: str) -> None:
+    def give(self, lead: _Lead, team: Router, rep_id: str, reason: str, why: str, who: str, *,
+             dm: bool = True) -> None:
+        """`dm`: False where the caller sends the rep its own DM (a queued hand-off's)."""
         now = self.now
         self.given.append({"b_id": lead.id, "b_rep": rep_id, "b_assigned": now, "b_at": now,
-                           "b_state": _given_state(lead.state), "b_team": self.router.team.name,
-                           "b_due": lead.sla_due_at})
+                           "b_state": _given_state(lead.state), "b_team": team.team.name, "b_due": lead.sla_due_at})
         self.assignments.append({"pql_id": lead.id, "rep_id": rep_id, "reason": reason, "at": now})
+        self._to_team(lead, team)
         self.audits.append({"at": now, "actor": "system", "action": "pql_assigned", "pql_id": lead.id,
-                            "user_id": lead.user_id, "detail": {"rep": rep_id, "reason": reason, "why": why}})
-        text = say("assigned_dm", ref=lead.ref, who=esc(who), tier=lead.tier.replace("_", " "))
-        self.notices.append(outbox.row(key=f"assigned:{lead.id}:{rep_id}:{now.isoformat()}", kind="dm", now=now,
-                                       target=rep_id, pql_id=lead.id, text=text, blocks=None, payload=None))
+                            "user_id": lead.user_id, "detail": {"rep": rep_id, "reason": reason,
+                                                                "why": team._team_why(why), **team._team_detail()}})
+        self.notices += tracking.crm_row("owner", lead.id, key=f"owner:{lead.id}:{lead.version + 1}", now=now)
+        if dm and not team.handed:  # the hand-off's own DM tells them, with the lead's history
+            text = say("assigned_dm", ref=lead.ref, who=esc(who), tier=lead.tier.replace("_", " "))
+            self.notices.append(outbox.row(key=f"assigned:{lead.id}:{rep_id}:{now.isoformat()}", kind="dm",
+                                           now=now, target=rep_id, pql_id=lead.id, text=text, blocks=None,
+                                           payload=None))
         self.ids.add(lead.id)
 
-    def queue(self, lead: _Lead, roster: list[Rep], why: str, *, fast: bool) -> None:
-        now, manager = self.now, self.router.manager
-        self.queued.append({"b_id": lead.id, "b_at": now, "b_due": lead.sla_due_at, "b_team": self.router.team.name})
+    def queue(self, lead: _Lead, team: Router, why: str, *, stuck: bool, fast: bool = False) -> None:
+        """`stuck`: nobody can take it until someone acts (an empty or paused team, the fast lane): its manager hears
+        at once."""
+        now = self.now
+        self.queued.append({"b_id": lead.id, "b_at": now, "b_due": lead.sla_due_at, "b_team": team.team.name})
+        self._to_team(lead, team)
         self.audits.append({"at": now, "actor": "system", "action": "pql_queued", "pql_id": lead.id,
-                            "user_id": lead.user_id, "detail": {"why": why}})
-        if manager and (fast or not roster or all(rep.paused for rep in roster)):
+                            "user_id": lead.user_id, "detail": {"why": team._team_why(why), **team._team_detail()}})
+        if team.manager and stuck:
             text = say("fast_lane_stuck" if fast else "nobody_to_route", ref=lead.ref, why=why)
-            self.notices.append(outbox.row(key=f"unroutable:{lead.id}", kind="dm", now=now, target=manager,
+            self.notices.append(outbox.row(key=f"unroutable:{lead.id}", kind="dm", now=now, target=team.manager,
                                            pql_id=lead.id, text=text, blocks=None, payload=None))
         self.ids.add(lead.id)
+
+    def _to_team(self, lead: _Lead, team: Router) -> None:
+        """With teams, the lead's alert goes to its team's channel (`alert_channel`), if it has not gone yet."""
+        if not team.teams.is_single:
+            self.moved.append({"b_key": f"alert:{lead.id}", "b_channel": team.team.alert_channel})
 
     def flush(self, session: Session) -> None:
         connection = session.connection()
@@ -190,11 +250,14 @@ class _RoutingWrites:
             connection.execute(_QUEUE, self.queued)
         if self.assignments:
             connection.execute(sa.insert(_ASSIGNMENTS), self.assignments)
+        if self.moved:
+            connection.execute(_MOVE_ALERT, self.moved)
         if self.audits:
             connection.execute(sa.insert(_AUDIT), self.audits)
         if self.notices:
             module = postgresql if connection.dialect.name == "postgresql" else sqlite
-            connection.execute(module.insert(_NOTICES).on_conflict_do_nothing(index_elements=["key"]), self.notices)
+            connection.execute(module.insert(_NOTICES).on_conflict_do_nothing(index_elements=["key"]),
+                               outbox.alike(self.notices))
         for held in list(session.identity_map.values()):  # what the session holds of them is stale now
             if isinstance(held, Pql) and held.id in self.ids:
                 session.expire(held)
@@ -229,12 +292,6 @@ class Router:
         within.calendar, within.cap, within.manager = team.calendar, team.daily_cap, team.escalate_to  # or a channel
         within.fast_lane = team.fast_lane
         return within
-
-    def choose_team(self, session: Session, pql: Pql) -> Choice:
-        """The team the routing matrix gives the lead (with one team and no matrix, that team, unread)."""
-        if self.teams.is_single:
-            return Choice(self.teams.teams[self.teams.default], None)
-        return self.teams.choose(lead_facts(session, pql))
 
     def _is_mine(self, column: sa.ColumnElement) -> sa.ColumnElement:
         """Leads of this team: those recording its name, and for the default team those recording none (with one
@@ -303,23 +360,25 @@ class Router:
         return found, [rep for rep, *_ in rows]
 
     def _desks(self, session: Session, tiers: list[str], now: datetime) -> list[_Desk]:
-        """Everyone on the roster with the counts routing reads (this week's for each of `tiers`): one read for a set
-        of leads (`route_all`), kept up to date in memory as they are given out. The same counts as `candidates`."""
+        """The team's members on the roster with the counts routing reads (this week's for each of `tiers`): one read
+        for a set of leads (`_route_set`), kept up to date in memory as they are given out. The same counts as
+        `candidates`."""
         today, open_leads, last_given, this_week = self._roster_counts(now, tiers)
-        rows = session.execute(sa.select(Rep, today, open_leads, last_given, *this_week)
-                               .where(Rep.on_roster).order_by(Rep.created_at, Rep.id)).all()
-        return [_Desk(rep, order, today, active, dict(zip(tiers, week, strict=True)), last, self._in_hours(rep, now),
-                      self._at_work(rep, now)) for order, (rep, today, active, last, *week) in enumerate(rows)]
+        roster = sa.select(Rep, today, open_leads, last_given, *this_week).where(Rep.on_roster)
+        if self.members is not None:
+            roster = roster.where(Rep.id.in_(sorted(self.members)))
+        rows = session.execute(roster.order_by(Rep.created_at, Rep.id)).all()
+        day_start = cap_day(now, self.calendar.tz)[0]
+        return [_Desk(rep, today, active, dict(zip(tiers, week, strict=True)), last, self._in_hours(rep, now),
+                      self._at_work(rep, now), day_start, self.fast_lane.tiers)
+                for rep, today, active, last, *week in rows]
 
     # -- routing -----------------------------------------------------------------------------------
 
     def route(self, session: Session, pql: Pql, *, now: datetime) -> str | None:
-        """Give a newly recorded lead to someone of the team the matrix chooses, or queue it there; returns the rep
-        id or None."""
-        if pql.rep_id or pql.state in CLOSED or pql.state == PqlState.QUEUED:
-            return pql.rep_id
-        choice = self.choose_team(session, pql)
-        return self.for_team(choice.team, choice)._route(session, pql, now=now)
+        """Give a newly recorded lead to someone of the team the matrix chooses, or queue it there: `route_all` of
+        this one lead. Returns the rep id or None."""
+        return self.route_all(session, [pql.id], now=now).get(pql.id, pql.rep_id)
 
     choice: Choice | None = None  # why this router's team was chosen, said in the audit (`/pql why`)
     handed: str | None = None  # a hand-off's reason, said instead of the matrix's (`hand_to`)
@@ -330,112 +389,146 @@ class Router:
         its named-account owner when they are on the team and not the one handing it over, else as a new lead of
         the team (the fast lane's rules for a fast-lane lead; the queue when nobody can take it). The rep's id or
         None (queued)."""
-        within = self.for_team(team, Choice(team, None))
-        within.handed = why
-        pql.sla_due_at = first_touch_due(now, pql.tier, team.calendar, team.first_touch)
-        owner = within._owner(session, pql)
-        if owner and owner != previous and (team.member_ids is None or owner in team.member_ids):
-            return within._give(session, pql, owner, "override", "named account owner", now=now)
-        return within._route(session, pql, now=now, skip_owner=True)
-
-    def _route(self, session: Session, pql: Pql, *, now: datetime, skip_owner: bool = False) -> str | None:
-        if pql.sla_due_at is None:
-            pql.sla_due_at = first_touch_due(pql.created_at, pql.tier, self.calendar, self.team.first_touch)
-        if switches.is_on(session, switches.ROUTING):  # the rollback switch: recorded and alerted, not routed
-            self._queue(session, pql, [], now=now, why=say("routing_paused_why"))
-            return None
-        owner = None if skip_owner else self._owner(session, pql)
-        if owner:
-            return self._give(session, pql, owner, "override", "named account owner", now=now)
-        if self.fast_lane.covers(pql.tier):
-            chosen_id, roster = self._fast(session, pql, now=now)
-            if chosen_id is None:
-                self._queue(session, pql, roster, now=now, fast=True)
-            return chosen_id
-        candidates, roster = self.candidates(session, pql.tier, now)
-        # Leads already waiting at this priority or above go first: a newcomer must not overtake them
-        # (say, just after midnight, or at the weekend, while yesterday's overflow waits for the morning).
-        ahead = self._waiting_ahead(session, pql)
-        closed = not self.calendar.is_open(now)  # nights and weekends count against the next day's cap
-        chosen = None if ahead or closed else self._pick_held(session, candidates, now)
-        if chosen:
-            why = (f"round-robin: fewest active leads ({chosen.active}), {chosen.tier_this_week} {pql.tier} "
-                   f"this week, {chosen.new_today} of {self.cap} new today")
-            return self._give(session, pql, chosen.rep_id, "round_robin", why, now=now)
-        self._queue(session, pql, roster, now=now, ahead=ahead, closed=closed)
-        return None
+        session.flush()
+        [lead] = _leads(session.connection(), [pql.id])
+        lead.sla_due_at = first_touch_due(now, lead.tier, team.calendar, team.first_touch)
+        return self._route_set(session, [lead], [Choice(team, None)], now=now, handed=why, previous=previous)[lead.id]
 
     def route_all(self, session: Session, pql_ids: list[int], *, now: datetime) -> dict[int, str | None]:
-        """Route the leads one transaction recorded, in that order, as a set: the same choices, reasons, audit
-        entries and messages as `route` for each in turn, from one read of the roster, the queue and the leads'
-        named-account owners, with the counts kept in memory as leads are given out (not counted again per lead:
-        a backfill raises thousands, and the queue's count grew with each one queued), and written in bulk.
-        Returns who got each lead routed now (None: queued)."""
+        """Route the leads one transaction recorded, in that order, as a set (`_route_set`): each to the team the
+        routing matrix chooses from its verdict (read for the set at once), then within that team. Returns who got
+        each lead routed now (None: queued); a lead already given, queued or closed is left alone."""
         if not pql_ids:
             return {}
-        # One lead at a time where the set's shortcuts do not hold: the cap's recount (new_today) assumes the usual
-        # fast lane; teams choose a team per lead first (the matrix); HubSpot hears of each owner; the rollback
-        # switch queues every lead with its own words.
-        if self.fast_lane.tiers != UNCAPPED_TIERS or not self.teams.is_single or tracking.HUBSPOT in tracking.SINKS \
-                or switches.is_on(session, switches.ROUTING):
-            return {pql_id: self.route(session, session.get(Pql, pql_id), now=now) for pql_id in pql_ids}
-        session.flush()  # what this transaction added already goes first, as `route`'s first read would flush it
+        session.flush()  # what this transaction added already goes first
         connection = session.connection()
-        leads = _leads(connection, pql_ids)
-        todo = [lead for lead in leads if not (lead.rep_id or lead.state in CLOSED or lead.state == PqlState.QUEUED)]
+        todo = [lead for lead in _leads(connection, pql_ids)
+                if not (lead.rep_id or lead.state in CLOSED or lead.state == PqlState.QUEUED)]
         if not todo:
             return {}
+        if self.teams.is_single:
+            return self._route_set(session, todo, [Choice(self.team, None)] * len(todo), now=now)
+        facts = _facts(connection, todo)
+        return self._route_set(session, todo, [self.teams.choose(facts[lead.id]) for lead in todo], now=now)
+
+    def _route_set(self, session: Session, todo: list[_Lead], choices: list[Choice], *, now: datetime,
+                   handed: str | None = None, previous: str | None = None) -> dict[int, str | None]:
+        """Who gets each lead of `todo`, in turn, within the team of its `choices` (None: it waits in that team's
+        queue): the one place routing decides (`_choose`). From one read per team of its members' counts, one of the
+        queue and one of the leads' named-account owners, the counts then kept in memory as leads are given out (a
+        backfill raises thousands, and counting again per lead grew with the queue), and written in bulk: the same
+        choices, reasons, audit entries and messages as routing each alone in turn. `handed`: a hand-off's reason
+        (`hand_to`), said instead of the matrix's; its named-account owner gets it only when on the team and not
+        `previous`, the rep handing it over."""
+        writes = _RoutingWrites(now)
+        within = self._within(choices, handed)
+        routed: dict[int, str | None] = {}
+        if switches.is_on(session, switches.ROUTING):  # the rollback switch: recorded and alerted, not routed
+            for lead, team in zip(todo, within, strict=True):
+                team._due(lead)
+                writes.queue(lead, team, say("routing_paused_why"), stuck=False)
+                routed[lead.id] = None
+            writes.flush(session)
+            return routed
+        connection = session.connection()
         # Held, then counted, as `_pick_held` holds the rep it picks: a claim racing this waits for it.
         connection.execute(sa.update(_REPS).where(_REPS.c.on_roster).values(paused=_REPS.c.paused))
-        desks = self._desks(session, sorted({lead.tier for lead in todo}), now)
-        queued = dict(connection.execute(sa.select(_PQLS.c.tier, sa.func.count()).where(
-            _PQLS.c.state == PqlState.QUEUED).group_by(_PQLS.c.tier)).all())
+        teams = {team.team.name: team for team in within}
+        tiers = sorted({lead.tier for lead in todo})
+        desks = {name: team._desks(session, tiers, now) for name, team in teams.items()}
+        desks_of: dict[str, list[_Desk]] = {}
+        for desk in (desk for team_desks in desks.values() for desk in team_desks):
+            desks_of.setdefault(desk.rep.id, []).append(desk)
+        roster = {desk.rep.id: desk.rep for desk in desks[self.team.name]} if self.teams.is_single else \
+            {rep.id: rep for rep in session.exec(select(Rep).where(Rep.on_roster))}
+        waiting = self._waiting(connection)
+        queued = {name: team._queued(waiting) for name, team in teams.items()}
+        is_open = {name: team.calendar.is_open(now) for name, team in teams.items()}
         people = _people(connection, {lead.user_id for lead in todo})
-        given_before = set(connection.execute(sa.select(_ASSIGNMENTS.c.pql_id, _ASSIGNMENTS.c.rep_id).where(
-            _ASSIGNMENTS.c.pql_id.in_([lead.id for lead in todo]),
-            _ASSIGNMENTS.c.at >= cap_day(now, self.calendar.tz)[0])).all())
-        writes = _RoutingWrites(self, now)
-        is_open = self.calendar.is_open(now)
-        routed: dict[int, str | None] = {}
-        for lead in todo:
-            if lead.sla_due_at is None:
-                lead.sla_due_at = first_touch_due(lead.created_at, lead.tier, self.calendar, self.team.first_touch)
+        given_before = {(pql_id, rep_id): at for pql_id, rep_id, at in connection.execute(
+            sa.select(_ASSIGNMENTS.c.pql_id, _ASSIGNMENTS.c.rep_id, sa.func.max(_ASSIGNMENTS.c.at))
+            .where(_ASSIGNMENTS.c.pql_id.in_([lead.id for lead in todo]))
+            .group_by(_ASSIGNMENTS.c.pql_id, _ASSIGNMENTS.c.rep_id))}
+        for lead, team in zip(todo, within, strict=True):
+            team._due(lead)
+            name = team.team.name
             who, owner = people.get(lead.user_id, (None, None))
-            roster = self._team(lead, desks)
-            desk, reason, why = self._choose(lead, roster, owner, queued, is_open)
-            if desk is None:
-                queued[lead.tier] = queued.get(lead.tier, 0) + 1
-                writes.queue(lead, [d.rep for d in roster], why, fast=self.fast_lane.covers(lead.tier))
+            owner = team._taking_owner(roster.get(owner) if owner else None, handed=handed, previous=previous)
+            rep_id, reason, why = team._choose(lead, desks[name], owner, queued[name], is_open[name])
+            if rep_id is None:
+                queued[name][lead.tier] = queued[name].get(lead.tier, 0) + 1
+                fast = team.fast_lane.covers(lead.tier)
+                reps = [desk.rep for desk in desks[name]]
+                writes.queue(lead, team, why, stuck=fast or not reps or all(rep.paused for rep in reps), fast=fast)
                 routed[lead.id] = None
                 continue
-            desk.took(lead, (lead.id, desk.rep.id) in given_before, self.fast_lane, now)
-            writes.give(lead, desk.rep.id, reason, why, who or lead.user_id)
-            routed[lead.id] = desk.rep.id
+            for desk in desks_of.get(rep_id, ()):
+                desk.took(lead, given_before.get((lead.id, rep_id)), now)
+            writes.give(lead, team, rep_id, reason, why, who or lead.user_id)
+            routed[lead.id] = rep_id
         writes.flush(session)
         return routed
 
-    def _team(self, lead: _Lead, desks: list[_Desk]) -> list[_Desk]:
-        """The team a lead of a set goes to, before the rep is chosen within it: with one team, every rep on the
-        roster (with a teams file, `route_all` routes lead by lead through `choose_team`)."""
-        return desks
+    def _within(self, choices: list[Choice], handed: str | None) -> list[Router]:
+        """This router within each choice's team, one per choice (its team and row)."""
+        made: dict[tuple[str, int | None], Router] = {}
+        for choice in choices:
+            if (choice.team.name, choice.row) not in made:
+                team = made[choice.team.name, choice.row] = self.for_team(choice.team, choice)
+                team.handed = handed
+        return [made[choice.team.name, choice.row] for choice in choices]
+
+    def _due(self, lead: _Lead) -> None:
+        """The lead's first-touch deadline on this team's clock, unless it has one."""
+        if lead.sla_due_at is None:
+            lead.sla_due_at = first_touch_due(lead.created_at, lead.tier, self.calendar, self.team.first_touch)
+
+    def _waiting(self, connection: sa.Connection) -> list[tuple[str | None, str, int]]:
+        """The queue counted by team and tier: (team, tier, leads). With one team, by tier alone (team None), from
+        the (state, tier) index without reading a row: a queue of 10,000 read row by row cost 20 ms a routing."""
+        c = _PQLS.c
+        if self.teams.is_single:
+            return [(None, tier, count) for tier, count in connection.execute(
+                sa.select(c.tier, sa.func.count()).where(c.state == PqlState.QUEUED).group_by(c.tier))]
+        return connection.execute(sa.select(c.team, c.tier, sa.func.count()).where(c.state == PqlState.QUEUED)
+                                  .group_by(c.team, c.tier)).all()
+
+    def _queued(self, waiting: list[tuple[str | None, str, int]]) -> dict[str, int]:
+        """This team's queue by tier, of the whole queue's (team, tier, count) rows: as `_is_mine` counts."""
+        default = self.team.name == self.teams.default
+        mine = {}
+        for team, tier, count in waiting:
+            if self.teams.is_single or team == self.team.name or (team is None and default):
+                mine[tier] = mine.get(tier, 0) + count
+        return mine
+
+    def _taking_owner(self, owner: Rep | None, *, handed: str | None, previous: str | None) -> str | None:
+        """The named-account owner who gets the lead, cap or not: on the roster and not paused; for a hand-off, also
+        on this team and not the rep handing it over."""
+        if owner is None or owner.paused:
+            return None
+        if handed and (owner.id == previous or (self.members is not None and owner.id not in self.members)):
+            return None
+        return owner.id
 
     def _choose(self, lead: _Lead, roster: list[_Desk], owner: str | None, queued: Mapping[str, int],
-                is_open: bool) -> tuple[_Desk | None, str, str]:
-        """`route`'s choice for one lead of a set, on the counts in memory: (the rep's desk, the reason, why), or
-        (None, "", why it waits)."""
-        by_id = {desk.rep.id: desk for desk in roster}
-        if owner and (desk := by_id.get(owner)) is not None and not desk.rep.paused:
-            return desk, "override", "named account owner"
+                is_open: bool) -> tuple[str | None, str, str]:
+        """Who gets the lead within this team, on the counts in memory: (their rep id, the reason, why), or (None, "",
+        why it waits). The named-account owner (`owner`) first; a fast-lane lead to whoever is at work, else the
+        on-call rep; any other lead round-robin within the cap, unless leads of its tier or a higher one wait in
+        the queue (it must not overtake them) or business is closed."""
+        if owner:
+            return owner, "override", "named account owner"
         if self.fast_lane.covers(lead.tier):
             chosen = pick([desk.candidate(lead.tier, order) for order, desk in enumerate(roster)
                            if not desk.rep.paused and desk.at_work])
             if chosen:
                 why = (f"fast lane (never capped): in business hours, fewest active leads ({chosen.active}), "
                        f"{chosen.tier_this_week} fast lane this week")
-                return by_id[chosen.rep_id], "round_robin", why
+                return chosen.rep_id, "round_robin", why
             on_call = self._on_call([desk.rep for desk in roster])
             if on_call:
-                return by_id[on_call], "on_call", "fast lane (never capped): out of hours, the on-call rep"
+                return on_call, "on_call", "fast lane (never capped): out of hours, the on-call rep"
             return None, "", self._waits(lead, [desk.rep for desk in roster], fast=True)
         rank = TIER_RANK[lead.tier]
         ahead = sum(count for tier, count in queued.items() if TIER_RANK.get(tier, -1) >= rank)
@@ -446,8 +539,9 @@ class Router:
         if chosen:
             why = (f"round-robin: fewest active leads ({chosen.active}), {chosen.tier_this_week} {lead.tier} "
                    f"this week, {chosen.new_today} of {self.cap} new today")
-            return by_id[chosen.rep_id], "round_robin", why
+            return chosen.rep_id, "round_robin", why
         return None, "", self._waits(lead, [desk.rep for desk in roster], ahead=ahead, closed=not is_open)
+
 
     def _fast(self, session: Session, pql: Pql, *, now: datetime,
               queued: bool = False) -> tuple[str | None, list[Rep]]:
@@ -482,12 +576,6 @@ class Router:
             candidates = [c for c in candidates if c.rep_id != chosen.rep_id]
         return None
 
-    def _waiting_ahead(self, session: Session, pql: Pql) -> int:
-        """Queued leads of this lead's tier or a higher one (all older than a lead being routed now)."""
-        tiers = [tier for tier, rank in TIER_RANK.items() if rank >= TIER_RANK[pql.tier]]
-        return session.exec(select(sa.func.count()).select_from(Pql).where(
-            Pql.state == PqlState.QUEUED, Pql.tier.in_(tiers), Pql.id != pql.id, self._is_mine(Pql.team))).one()
-
     def _owner(self, session: Session, pql: Pql) -> str | None:
         user = session.get(TrialUser, pql.user_id)
         account = session.get(Account, user.domain) if user and user.domain else None
@@ -497,46 +585,19 @@ class Router:
         return rep.id if rep and rep.on_roster and not rep.paused else None
 
     def _give(self, session: Session, pql: Pql, rep_id: str, reason: str, why: str, *, now: datetime) -> str:
-        state = PqlState.ASSIGNED if pql.state in (PqlState.QUALIFIED, PqlState.ALERTED, PqlState.QUEUED) \
-            else pql.state
-        session.connection().execute(
-            sa.update(_PQLS).where(_PQLS.c.id == pql.id).values(
-                rep_id=rep_id, assigned_at=now, state=state, sla_due_at=pql.sla_due_at, updated_at=now,
-                team=self.team.name, version=_PQLS.c.version + 1))
-        session.refresh(pql)
-        session.add(Assignment(pql_id=pql.id, rep_id=rep_id, reason=reason, at=now))
-        self._alert_to_team(session, pql)
-        audit.record(session, "pql_assigned", at=now, pql_id=pql.id, user_id=pql.user_id, rep=rep_id,
-                     reason=reason, why=self._team_why(why), **self._team_detail())
-        tracking.crm(session, "owner", pql, key=f"owner:{pql.id}:{pql.version}", now=now)
-        if self.handed or handoffs.tell_from_queue(session, pql, rep_id, now=now):  # the hand-off's DM, its history
-            return rep_id
+        """Give a lead of the queue (`drain`) to `rep_id`, written as a set's leads are (`_RoutingWrites`). A lead
+        handed to this team that waited in its queue brings the hand-off's DM, with its history, not the usual one."""
+        session.flush()
+        [lead] = _leads(session.connection(), [pql.id])
+        handoff_dm = handoffs.queued_dm(session, pql)
         user = session.get(TrialUser, pql.user_id)
-        who = (user.name or user.email) if user else pql.user_id
-        tier = pql.tier.replace("_", " ")
-        outbox.dm(session, rep_id, f"assigned:{pql.id}:{rep_id}:{now.isoformat()}",
-                  say("assigned_dm", ref=pql.ref, who=esc(who), tier=tier), pql=pql, now=now)
+        writes = _RoutingWrites(now)
+        writes.give(lead, self, rep_id, reason, why, (user.name or user.email) if user else pql.user_id,
+                    dm=handoff_dm is None)
+        writes.flush(session)
+        if handoff_dm:
+            outbox.dm(session, rep_id, f"handoff-dm:{pql.id}:{pql.version}", handoff_dm, pql=pql, now=now)
         return rep_id
-
-    def _queue(self, session: Session, pql: Pql, roster: list[Rep], *, now: datetime, ahead: int = 0,
-               closed: bool = False, fast: bool = False, why: str | None = None) -> None:
-        # Caps and hours clear by themselves; an empty or fully paused roster needs the manager now, and so does
-        # a fast-lane lead nobody can take (seed 000: "the only acceptable response is speed"). A lead held by the
-        # manager's own rollback switch (`why` given) tells nobody: they paused it.
-        stuck = why is None and (fast or not roster or all(rep.paused for rep in roster))
-        if why is None:
-            why = self._waits(pql, roster, ahead=ahead, closed=closed, fast=fast)
-        session.connection().execute(
-            sa.update(_PQLS).where(_PQLS.c.id == pql.id).values(
-                state=PqlState.QUEUED, sla_due_at=pql.sla_due_at, updated_at=now, team=self.team.name,
-                version=_PQLS.c.version + 1))
-        session.refresh(pql)
-        self._alert_to_team(session, pql)
-        audit.record(session, "pql_queued", at=now, pql_id=pql.id, user_id=pql.user_id, why=self._team_why(why),
-                     **self._team_detail())
-        if self.manager and stuck:
-            text = say("fast_lane_stuck" if fast else "nobody_to_route", ref=pql.ref, why=why)
-            outbox.dm(session, self.manager, f"unroutable:{pql.id}", text, pql=pql, now=now)
 
     def _team_reason(self) -> str:
         """Which team and why, as `/pql why` and the alert say it: "team SDR pool (routing matrix row 6):
@@ -550,15 +611,6 @@ class Router:
     def _team_why(self, why: str) -> str:
         """The rep's reason, after the team's when there is more than one team."""
         return why if self.teams.is_single and not self.handed else f"{self._team_reason()}; {why}"
-
-    def _alert_to_team(self, session: Session, pql: Pql) -> None:
-        """With teams, the lead's alert goes to its team's channel (`alert_channel`), if it has not gone yet."""
-        if self.teams.is_single:
-            return
-        session.connection().execute(
-            sa.update(_NOTICES).where(_NOTICES.c.key == f"alert:{pql.id}", _NOTICES.c.state == "pending",
-                                      _NOTICES.c.channel.is_distinct_from(self.team.alert_channel))
-            .values(channel=self.team.alert_channel))
 
     def _team_detail(self) -> dict:
         """The team in the audit entry (none with one team and no matrix: nothing changes for a pilot)."""
@@ -636,11 +688,3 @@ class Router:
             given.append((pql.id, self._give(session, pql, chosen.rep_id, "queue", why, now=now)))
         return given
 
-
-def lead_facts(session: Session, pql: Pql) -> LeadFacts:
-    """What the routing matrix reads of a lead: its verdict's (the account's for an account lead) family, band, ACV
-    estimate and fired triggers."""
-    verdict = lead_view.lead_verdict(session, pql, session.get(TrialUser, pql.user_id))
-    fired = tuple(t["name"] for t in verdict.get("triggers") or () if isinstance(t, dict) and t.get("name"))
-    return LeadFacts(tier=pql.tier, family=verdict.get("family"), band=verdict.get("band"),
-                     acv=verdict.get("acv_potential"), level=pql.level or "user", triggers=fired)

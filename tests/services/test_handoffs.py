@@ -212,3 +212,48 @@ def test_a_handed_off_lead_released_and_given_again_from_the_queue_gets_the_ordi
     assert office.drain(MONDAY + timedelta(hours=4)) == {lead.id: FAY}
     texts = [n.text for n in office.notices("dm") if n.target == FAY]
     assert len(texts) == 2 and "handed you" in texts[0] and "handed you" not in texts[1]
+
+
+def test_a_handed_off_lead_goes_to_its_account_s_owner_on_the_receiving_team_not_to_an_owner_outside_it(
+        office):
+    with office.pipeline.session() as session, session.begin():
+        leads.set_paused(session, DEE, True, now=MONDAY)  # away when the lead came: an SDR got it
+    owned = office.lead(MONDAY, big=True, domain_owner=DEE)
+    assert owned.rep_id in {ANA, BEN}
+    with office.pipeline.session() as session, session.begin():
+        leads.set_paused(session, DEE, False, now=MONDAY)
+    office.work(owned, owned.rep_id, touch=True, at=MONDAY + timedelta(minutes=10))
+    assert office.hand(owned, owned.rep_id, "ae", at=MONDAY + timedelta(hours=1)) == DEE
+    [given] = [d for d in office.audit(owned.id, "pql_assigned") if d["rep"] == DEE]
+    assert (given["reason"], given["why"]) == (
+        "override", "team Account executives: handed off from SDR pool: meeting set; named account owner")
+    # Ana owns the next account but is no customer success manager: the lead Ben hands to CS stays with CS.
+    with office.pipeline.session() as session, session.begin():
+        leads.set_paused(session, ANA, True, now=MONDAY)
+    anas = office.lead(MONDAY + timedelta(minutes=1), domain_owner=ANA)
+    assert anas.rep_id == BEN
+    with office.pipeline.session() as session, session.begin():
+        leads.set_paused(session, ANA, False, now=MONDAY)
+    office.work(anas, BEN, touch=False, at=MONDAY + timedelta(minutes=10))
+    assert office.hand(anas, BEN, "cs", at=MONDAY + timedelta(hours=1)) == FAY
+    [given] = [d for d in office.audit(anas.id, "pql_assigned") if d["rep"] == FAY]
+    assert given["reason"] == "round_robin"
+
+
+def test_while_the_manager_has_paused_routing_a_handed_off_lead_waits_in_the_receiving_team_s_queue(office):
+    from bot.services import switches
+
+    with office.pipeline.session() as session, session.begin():
+        leads.set_paused(session, DEE, True, now=MONDAY)
+    lead = office.lead(MONDAY, big=True, domain_owner=DEE)
+    with office.pipeline.session() as session, session.begin():
+        leads.set_paused(session, DEE, False, now=MONDAY)
+    office.work(lead, lead.rep_id, touch=True, at=MONDAY + timedelta(minutes=10))
+    with office.pipeline.session() as session, session.begin():
+        switches.set_routing_paused(session, leads.actor(session, BOSS, manager=BOSS), True, now=MONDAY,
+                                     teams=office.router.teams)
+    assert office.hand(lead, lead.rep_id, "ae", at=MONDAY + timedelta(hours=1)) is None  # not even to its owner
+    now = office.pql(lead.id)
+    assert (now.team, now.state, now.rep_id) == ("ae", "queued", None)
+    [queued] = office.audit(lead.id, "pql_queued")
+    assert queued["why"].startswith("team Account executives: handed off from SDR pool: meeting set; ")

@@ -211,3 +211,100 @@ def test_with_one_team_and_no_matrix_nothing_is_said_of_teams(engine):
     lead = desk.lead(ny(2026, 11, 9, 10))
     [given] = desk.audit(lead.id, "pql_assigned")
     assert "team" not in given and given["why"].startswith("round-robin")
+
+
+# Routing at scale: a set of leads with teams, decided as routing each alone in turn would -------------------------
+
+SET_TEAMS = TEAMS.replace(f'escalate_to = "{EMEA_BOSS}"', f'escalate_to = "{EMEA_BOSS}"\non_call = "{NOOR}"\n'
+                          'alert_channel = "#pql-emea"')
+
+
+def _left(session, pql_ids: list[int]) -> list[tuple]:
+    """What routing left for these leads, each named by its user (ids differ between two runs on PostgreSQL, whose
+    sequences do not roll back): the lead, its assignments, its audit entries, the DMs, its alert's channel and
+    HubSpot's owner change."""
+    from bot.store.models import Assignment, AuditEntry
+
+    users = {pql.id: pql.user_id for pql in session.exec(select(Pql).where(Pql.id.in_(pql_ids)))}
+
+    def named(text: str | None) -> str | None:
+        for pql_id, user in sorted(users.items(), key=lambda item: -item[0]):
+            text = text and text.replace(f"PQL-{pql_id}", f"PQL-<{user}>")
+        return text
+
+    def key(notice: Notice) -> str:  # its lead named, its last part (a time, a version) left out
+        parts = notice.key.split(":")[:-1]
+        at = parts.index(str(notice.pql_id)) if str(notice.pql_id) in parts else len(parts)
+        return ":".join(parts[:at] + [f"<{users[notice.pql_id]}>"] + parts[at + 1:])
+
+    leads_left = [(p.user_id, p.state, p.rep_id, p.team, p.sla_due_at, p.version)
+                  for p in session.exec(select(Pql).where(Pql.id.in_(pql_ids)).order_by(Pql.user_id))]
+    given = [(users[a.pql_id], a.rep_id, a.reason)
+             for a in session.exec(select(Assignment).where(Assignment.pql_id.in_(pql_ids)).order_by(Assignment.id))]
+    entries = [(users[e.pql_id], e.action, e.detail) for e in session.exec(
+        select(AuditEntry).where(AuditEntry.pql_id.in_(pql_ids), AuditEntry.action.in_(["pql_assigned", "pql_queued"]))
+        .order_by(AuditEntry.id))]
+    told = sorted((n.kind, users[n.pql_id], n.target, n.channel, key(n), named(n.text),
+                   str(n.payload)) for n in session.exec(select(Notice).where(Notice.pql_id.in_(pql_ids))))
+    return [leads_left, given, entries, told]
+
+
+@pytest.mark.parametrize("at", [ny(2026, 11, 9, 10), ny(2026, 11, 9, 13, 30)], ids=["both-open", "berlin-closed"])
+def test_a_set_of_leads_with_teams_is_routed_as_each_alone_in_turn(engine, at):
+    """A backfill's leads with a teams file, decided from one read per team: each gets the team (matrix row or
+    default), rep, reason, `/pql why`, SLA, alert channel, DM and HubSpot owner change routing them one at a time
+    gives, across the fast lane (to EMEA, its on-call rep once Berlin has closed), both teams' caps binding behind a
+    queue already waiting, named-account owners (one on the other team, one paused) and a paused rep."""
+    import random
+
+    from bot.services import tracking
+    from bot.services.rescore import rescore
+
+    desk = Desk(engine, SET_TEAMS)
+    desk.lead(at - timedelta(minutes=50))  # New York's cap of 1 each, then one waiting in its queue
+    desk.lead(at - timedelta(minutes=45))
+    assert desk.lead(at - timedelta(minutes=40)).state == "queued"
+    with desk.pipeline.session() as session, session.begin():
+        leads.set_paused(session, OLA, True, now=at)
+    mix = random.Random(17)
+    events = []
+    for n in range(30):
+        tier = mix.choice(["medium", "medium", "fast_lane"])
+        t = trial(at - timedelta(minutes=30 - n), tier, mix.choice([800, None]), mix.choice(["fintech", None]))
+        if owner := mix.choice([None, None, None, ANA, NOOR, OLA]):
+            with desk.pipeline.session() as session, session.begin():
+                session.merge(Account(domain=f"{t.user}.example.com", owner_rep_id=owner))
+        events += t.events
+    with freeze_time(at):
+        desk.pipeline.ingest(events, at=at, score=False)
+    tracking.configure({"hubspot"})
+    try:
+        runs = []
+        for one_at_a_time in (False, True):
+            with freeze_time(at), desk.pipeline.session() as session:
+                session.begin()
+                report = rescore(session, desk.pipeline.rules, at=at, tz=NY, basis=desk.pipeline.basis)
+                if one_at_a_time:
+                    for pql_id in report.triggered:
+                        desk.router.route_all(session, [pql_id], now=at)
+                else:
+                    desk.router.route_all(session, report.triggered, now=at)
+                runs.append(_left(session, report.triggered))
+                session.rollback()
+    finally:
+        tracking.configure(set())
+    as_a_set, one_by_one = runs
+    assert as_a_set == one_by_one
+    leads_left, given, entries, told = as_a_set
+    assert len(leads_left) >= 15
+    whys = [detail["why"] for _, _, detail in entries]
+    assert {detail["team"] for _, _, detail in entries} == {"ny", "emea"}
+    assert any("(routing matrix row 1)" in why for why in whys) and any("(routing matrix row 2)" in why for why in whys)
+    assert any("(the default team)" in why for why in whys)
+    assert any(why.endswith("named account owner") for why in whys)
+    assert any("today's cap of 1" in why or "earlier lead" in why for why in whys)  # New York's cap binds
+    assert OLA not in {rep for _, rep, _ in given}  # paused, even as a named account's owner
+    fast = [why for why in whys if "fast lane (never capped)" in why]
+    assert fast and all(("on-call" in why) == (at.hour == 13) for why in fast)
+    assert {kind for kind, *_ in told} >= {"dm", "hubspot"}
+    assert {channel for kind, _, _, channel, *_ in told if kind == "alert"} == {"#pql-alerts", "#pql-emea"}
