@@ -601,10 +601,12 @@ class Router:
 
     def _team_reason(self) -> str:
         """Which team and why, as `/pql why` and the alert say it: "team SDR pool (routing matrix row 6):
-        active-buyer compound, SMB ...", "team SDR pool (the default team)"."""
+        active-buyer compound, SMB ...", "team SDR pool (the default team)"; for a lead its team's queue gives out,
+        the team alone (it was chosen when the lead joined the queue, which its `pql_queued` entry says)."""
         if self.handed:
             return f"team {self.team.title}: {self.handed}"
-        choice = self.choice or Choice(self.team, None)
+        if (choice := self.choice) is None:
+            return f"team {self.team.title}"
         row = self.teams.routes[choice.row - 1] if choice.row else None
         return f"{choice.why}: {row.why or row.describe()}" if row else choice.why
 

@@ -158,6 +158,8 @@ def test_across_a_night_each_team_opens_by_its_own_clock(desk):
     berlin_morning = datetime(2026, 11, 10, 9, 5, tzinfo=BERLIN)  # 03:05 in New York
     assert desk.drain(berlin_morning) == {emea.id: desk.pql(emea.id).rep_id}
     assert desk.pql(emea.id).rep_id in {NOOR, OLA} and desk.pql(home.id).state == "queued"
+    [given] = desk.audit(emea.id, "pql_assigned")  # its team, as chosen when it was queued: not "the default team"
+    assert given["why"].startswith("team EMEA desk; from the queue, in priority order")
     assert set(desk.drain(ny(2026, 11, 10, 9, 1))) == {home.id}
     # Each one's first touch is due by its own team's opening and SLA: 3 h in Berlin, 4 h in New York.
     assert desk.pql(emea.id).sla_due_at == datetime(2026, 11, 10, 12, tzinfo=BERLIN)
