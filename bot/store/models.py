@@ -168,7 +168,7 @@ class Pql(SQLModel, table=True):
         # What is read often must not cost more as leads pile up over the years (bench/history.py):
         sa.Index("ix_pqls_rep_state", "rep_id", "state"),  # a rep's open leads, counted at every routing
         sa.Index("ix_pqls_state_updated", "state", "updated_at"),  # open leads; leads stopped in a week
-        sa.Index("ix_pqls_state_tier", "state", "tier"),  # the queue by tier, counted once per routed set of leads
+        sa.Index("ix_pqls_state_team_tier", "state", "team", "tier"),  # each team's queue by tier, once per routed set
         sa.Index("ix_pqls_created_at", "created_at"),  # a week's leads: the review and its Monday triggers
         sa.Index("ix_pqls_dispositioned_at", "dispositioned_at"),  # a week's dispositions, leads still open
         # The alerts to edit, looked for on every delivery pass: a partial index holds only leads changed since
