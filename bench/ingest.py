@@ -106,18 +106,20 @@ def parsed_chunks(stream, rules, size: int, tally: dict):
 
 def qualifying_calls(user: str) -> list[dict]:
     """An ICP-fit signup, activation and an invite (3 points), then an integration on the next day (6: a PQL).
-    Timed around AT; bench/latency.py and bench/ack.py move them to the present."""
+    Timed around AT; bench/latency.py and bench/ack.py move them to the present. Each user at a company of their
+    own: users of one company make one account lead between them (issue 16's roll-up), not one PQL each."""
     signup = AT - timedelta(days=2)
+    domain = f"{user.replace('_', '-').lower()}.bigco-bench.com"
 
     def call(name: str, at: datetime, n: int, **props) -> dict:
         return {"type": "track", "event": name, "userId": user, "timestamp": at.isoformat(),
                 "messageId": f"bench-{user}-{n}", "properties": props}
 
     return [
-        call("signup_complete", signup, 0, email=f"{user}@bigco-bench.com", company_name="BigCo",
+        call("signup_complete", signup, 0, email=f"{user}@{domain}", company_name=f"BigCo {user}",
              company_size=800),
         call("activation_complete", signup + timedelta(hours=1), 1),
-        call("invite_sent", signup + timedelta(hours=2), 2, invitee_email=f"mate-{user}@bigco-bench.com"),
+        call("invite_sent", signup + timedelta(hours=2), 2, invitee_email=f"mate-{user}@{domain}"),
         call("integration_connected", signup + timedelta(days=1), 3, integration_type="salesforce"),
     ]
 

@@ -239,7 +239,8 @@ def shift_calls(calls: list[dict], by: timedelta) -> list[dict]:
 
 
 def background_user(rng: random.Random, user: str, now: datetime) -> tuple[dict, callable]:
-    """A trial user at a 12-person company (outside the ICP, so never a PQL): a signup, then activity."""
+    """A trial user at a 12-person company of their own (outside the ICP, so never a PQL): a signup, then activity.
+    (Thousands of users of one company would be one account, judged again at each of their events.)"""
     signup = now - timedelta(hours=rng.uniform(2, 60))
     context = {"library": {"name": "analytics.js", "version": "next-1.74.0"}, "userAgent": rng.choice(_USER_AGENTS),
                "ip": f"10.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}", "locale": "en-US"}
@@ -250,7 +251,8 @@ def background_user(rng: random.Random, user: str, now: datetime) -> tuple[dict,
                 "messageId": f"bench-lat-{user}-{next(counter)}", "timestamp": at.astimezone(UTC).isoformat(),
                 "properties": props, "context": context}
 
-    signup_call = call("signup_complete", signup, email=f"{user}@smallco-bench.com", company_name="SmallCo",
+    signup_call = call("signup_complete", signup, email=f"{user}@{user.replace('_', '-').lower()}.smallco-bench.com",
+                       company_name=f"SmallCo {user}",
                        company_size=12, plan="trial")
 
     def activity() -> dict:
