@@ -264,7 +264,8 @@ class Touch(SQLModel, table=True):
     """An outreach touch a rep logged: numbered 1..3 per lead."""
 
     __tablename__ = "touches"
-    __table_args__ = (sa.UniqueConstraint("pql_id", "number", name="uq_touches_pql_number"),)
+    __table_args__ = (sa.UniqueConstraint("pql_id", "number", name="uq_touches_pql_number"),
+                      sa.Index("ix_touches_at", "at"))  # the week's touches (the complaints guardrail)
 
     id: int | None = Field(default=None, primary_key=True)
     pql_id: int = Field(foreign_key="pqls.id", index=True)

@@ -56,8 +56,12 @@ def complaints_guardrail(sweeps: SweepContext, now: datetime) -> int:
 
 def count(session, now: datetime) -> tuple[int, int]:  # noqa: ANN001 - a sqlmodel Session
     """(leads first touched in the 7 days to `now`, of them those who complained after that touch)."""
+    # Only people touched in the week can have been first touched in it: their first touch is looked for among their
+    # leads' touches, not among every touch the store holds (an index on touches' times finds the week's).
+    this_week = select(Touch.pql_id).where(Touch.at > now - WEEK, Touch.at <= now)
+    people = select(Pql.user_id).where(Pql.id.in_(this_week))
     first = select(Pql.user_id, sa.func.min(Touch.at).label("at")).join(Touch, Touch.pql_id == Pql.id) \
-        .group_by(Pql.user_id).subquery()
+        .where(Pql.user_id.in_(people)).group_by(Pql.user_id).subquery()
     touched = {user_id: at for user_id, at in session.exec(
         select(first.c.user_id, first.c.at).where(first.c.at > now - WEEK, first.c.at <= now))}
     if not touched:
