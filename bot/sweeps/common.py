@@ -28,6 +28,7 @@ from bot.services.pipeline import Pipeline
 from bot.services.routing import Router
 from bot.settings import Settings
 from bot.store.models import Notice, Pql, Touch
+from bot.store.queries import utc
 from templates import sentences, span
 
 log = logging.getLogger(__name__)
@@ -60,6 +61,21 @@ def touched() -> sa.Exists:
     """The lead has a touch (in a query over Pql) since it was last handed to another team, if it was: the receiving
     team's first touch is its own (bot/services/handoffs.py)."""
     return sa.exists().where(Touch.pql_id == Pql.id, sa.or_(Pql.handed_off_at.is_(None), Touch.at >= Pql.handed_off_at))
+
+
+def touched_among(session: Session, pqls: Iterable[Pql]) -> set[int]:
+    """Which of these leads (already read) have a touch since their last hand-off: asked by their ids, on the
+    touches' index by lead, so the cost is the open leads', not every touch the store holds (a correlated NOT EXISTS
+    let PostgreSQL read the whole touches table)."""
+    handed = {pql.id: pql.handed_off_at for pql in pqls}
+    found: set[int] = set()
+    ids = sorted(handed)
+    for start in range(0, len(ids), 1000):
+        for pql_id, at in session.exec(select(Touch.pql_id, Touch.at).where(Touch.pql_id.in_(ids[start:start + 1000]))):
+            since = handed[pql_id]
+            if since is None or utc(at) >= utc(since):
+                found.add(pql_id)
+    return found
 
 
 def touched_since_handoff(pql: Pql) -> sa.Exists:

@@ -27,7 +27,7 @@ from bot.sweeps.common import (
     manager_card,
     taken,
     team_of,
-    touched,
+    touched_among,
     touched_since_handoff,
     words,
 )
@@ -37,8 +37,10 @@ def stale_claims(sweeps: SweepContext, now: datetime) -> int:
     """Claims untouched for a business day (the lead's team's days), flagged to its manager once per claim; returns
     how many."""
     with sweeps.pipeline.session() as session:
-        stale = [pql for pql in session.exec(_claimed_untouched().order_by(Pql.id))
-                 if team_of(sweeps, pql)[1] and _is_stale(session, pql, now, team_of(sweeps, pql)[0])]
+        claimed = list(session.exec(_claimed().order_by(Pql.id)))
+        touched = touched_among(session, claimed)
+        stale = [pql for pql in claimed if pql.id not in touched
+                 and team_of(sweeps, pql)[1] and _is_stale(session, pql, now, team_of(sweeps, pql)[0])]
         existing = taken(session, [_key(pql) for pql in stale])
     owed = [pql.id for pql in stale if _key(pql) not in existing]
     return each(sweeps, owed, lambda session, pql: _flag(session, pql, *reversed(team_of(sweeps, pql)), now=now))
@@ -64,9 +66,10 @@ def _held_since_claim(session: Session, pql: Pql) -> timedelta:
     return timedelta(seconds=sum(int((entry.detail or {}).get("held_seconds") or 0) for entry in ended))
 
 
-def _claimed_untouched():
+def _claimed():
+    """Open leads claimed and not on hold (the untouched among them are `touched_among`'s complement)."""
     return select(Pql).where(still_open(Pql.state), Pql.held_since.is_(None), Pql.claimed_by.is_not(None),
-                             Pql.claimed_at.is_not(None), ~touched())
+                             Pql.claimed_at.is_not(None))
 
 
 def _flag(session: Session, pql: Pql, manager: str | None, calendar: BusinessCalendar, *, now: datetime) -> int:
