@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import datetime
 
+import sqlalchemy as sa
 from sqlmodel import Session, select
 
 from bot.domain.business_time import BusinessCalendar
@@ -34,10 +35,12 @@ def follow_ups(sweeps: SweepContext, now: datetime) -> int:
             return 0  # the spam-complaint guardrail paused outreach (bot/sweeps/complaints.py)
         touches: dict[int, list[Touch]] = defaultdict(list)
         calendars: dict[int, BusinessCalendar] = {}  # each lead's team's (bot/sweeps/common.py, `team_of`)
-        # The open leads first, then their touches by lead id (the touches' index): joined in one statement, a
-        # store's years of touches were read to find the open leads' few.
+        # The open leads someone holds (a reminder goes to them; the queue's leads have nobody to remind) first, then
+        # their touches by lead id (the touches' index): joined in one statement, PostgreSQL read a store's years of
+        # touches to find their few.
+        someones = sa.or_(Pql.claimed_by.is_not(None), Pql.rep_id.is_not(None))
         open_leads = {pql.id: pql for pql in session.exec(
-            select(Pql).where(still_open(Pql.state), Pql.held_since.is_(None)))}
+            select(Pql).where(still_open(Pql.state), Pql.held_since.is_(None), someones))}
         ids = sorted(open_leads)
         for start in range(0, len(ids), 1000):
             for touch in session.exec(select(Touch).where(Touch.pql_id.in_(ids[start:start + 1000]))
