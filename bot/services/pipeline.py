@@ -23,13 +23,13 @@ from sqlmodel import Session, select
 
 from bot import store
 from bot.clock import Clock, utc_now
+from bot.domain.lifecycle import PqlState
 from bot.services import accounts, holds, identity, leads, nurture, tracking
 from bot.services.rescore import Rescored, default_processes, rescore, rescore_added
 from bot.services.routing import Router
 from bot.settings import Settings
 from bot.store import tallies
 from bot.store.events import Stored, store_events
-from bot.domain.lifecycle import PqlState
 from bot.store.models import Notice, Pql, SweepRun
 from bot.store.queries import rows_for
 from scoring import DEFAULT_RULES, Event, Rules, load_rules
