@@ -243,9 +243,9 @@ def _owe(session: Session, pql_ids: list[int], *, since: datetime) -> None:
 
 def _settle(session: Session, pql_ids: list[int], *, now: datetime) -> None:
     """The leads are routed: their alerts go now, and nothing is owed for them."""
-    _alerts_due(session.connection(), pql_ids, now)
-    first = min(pql_ids)
-    session.execute(sa.delete(SweepRun).where(SweepRun.name == f"{ROUTING_OWED}{first}"))
+    connection = session.connection()
+    _alerts_due(connection, pql_ids, now)
+    connection.execute(sa.delete(SweepRun.__table__).where(SweepRun.name == f"{ROUTING_OWED}{min(pql_ids)}"))
 
 
 def _alerts_due(connection: sa.Connection, pql_ids: list[int], at: datetime) -> None:
