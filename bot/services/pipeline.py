@@ -1,6 +1,13 @@
 """The one way events enter pqlbot: store them, then rescore the users they touched.
 
 The command line, the HTTP endpoints and the demo all go through `Pipeline`, so they cannot drift.
+
+New leads are routed (bot/services/routing.py, `Router.route_all`) in the transaction that recorded them, except
+those of a rescore on SQLite (`rescore_all`, `rescore_users`): SQLite has one writer, and a rescore that routed
+the thousands of leads a backfill raises in its own transaction held off claims, clicks and ingestion meanwhile.
+There the scoring commits first and the leads are routed as a set in a transaction of their own right after
+(`_route_after`); their alerts wait for it, so each goes out once, to its team's channel, saying who has it. Should
+the process die between the two commits, the queue sweep routes them a minute later (`route_owed`).
 """
 
 from __future__ import annotations
@@ -12,17 +19,18 @@ from datetime import datetime, timedelta, tzinfo
 from pathlib import Path
 
 import sqlalchemy as sa
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from bot import store
 from bot.clock import Clock, utc_now
+from bot.domain.lifecycle import PqlState
 from bot.services import accounts, holds, identity, leads, nurture, tracking
 from bot.services.rescore import Rescored, default_processes, rescore, rescore_added
 from bot.services.routing import Router
 from bot.settings import Settings
 from bot.store import tallies
 from bot.store.events import Stored, store_events
-from bot.store.models import Pql, SweepRun
+from bot.store.models import Notice, Pql, SweepRun
 from bot.store.queries import rows_for
 from scoring import DEFAULT_RULES, Event, Rules, load_rules
 from scoring.tally import VERSION as TALLY_VERSION
@@ -34,6 +42,13 @@ STOPPING_EVENTS = frozenset({"trial_converted", "checkout_completed", "sales_opt
 #: Product events that act on a user's lead (a conversion, a stop, a hold): only a user with a lead is looked at.
 LEAD_EVENTS = STOPPING_EVENTS | holds.HOLD_EVENTS
 _PQLS = Pql.__tablename__
+_NOTICES = Notice.__table__
+#: A rescore's leads whose routing is owed (`_route_after`): a `sweep_runs` row named this and the first lead's id,
+#: its fingerprint the first and last ids ("41-97"), written with the leads and deleted with their routing.
+ROUTING_OWED = "routing-owed:"
+#: How long a rescore's own routing may take before the queue sweep routes its leads instead (`route_owed`); its
+#: alerts wait twice as long at most, so they go out even with no sweep running.
+ROUTING_GRACE = timedelta(minutes=1)
 
 
 def fingerprint(path: Path | None) -> str:
@@ -76,7 +91,9 @@ class Pipeline:
         return store.session(self.engine)
 
     def ingest(self, events: Sequence[Event], *, at: datetime | None = None, score: bool = True) -> Ingested:
-        """Store new events and rescore their users at once, in one transaction."""
+        """Store new events and rescore their users at once, in one transaction, new leads routed in it too on
+        either store: a group raises a few, its alerts are owed within a second of the commit, and each must go out
+        saying who has the lead (a rescore's thousands are routed after it, on SQLite: see the module's docstring)."""
         at = at or self.clock()
         with self.session() as session, session.begin():
             connection = session.connection()
@@ -125,26 +142,68 @@ class Pipeline:
         with self.session() as session, session.begin():
             report = rescore(session, self.rules, at=at, tz=self.tz, user_ids=user_ids, processes=self.processes,
                              basis=self.basis)
-            self._route(session, report, at)
-            return report
+            owed = self._route(session, report, at, after=True)
+        self._route_after(owed, at)
+        return report
 
     def rescore_all(self, *, at: datetime | None = None) -> Rescored:
         """Everyone, as of `at`: holds expire, windows close and trial clocks move."""
         at = at or self.clock()
         with self.session() as session, session.begin():
             report = rescore(session, self.rules, at=at, tz=self.tz, processes=self.processes, basis=self.basis)
-            self._route(session, report, at)
+            owed = self._route(session, report, at, after=True)
             session.merge(SweepRun(name=RESCORE_SWEEP, last_run_at=at, fingerprint=self.rules_fingerprint))
+        self._route_after(owed, at)
         return report
 
-    def _route(self, session: Session, report: Rescored, at: datetime) -> None:
-        """New leads go to a rep (or the queue) in the transaction that recorded them; a nurtured lead lifted a
-        tier goes back to its owner's attention (bot/services/nurture.py)."""
+    def _route(self, session: Session, report: Rescored, at: datetime, *, after: bool = False) -> list[int]:
+        """In the transaction that recorded them: a nurtured lead lifted a tier goes back to its owner's attention
+        (bot/services/nurture.py: a few DMs, never lost to a crash), and new leads go to a rep (or the queue), or
+        with `after` on SQLite are owed to a transaction of their own (`_route_after`). Returns the leads owed."""
         if report.upgraded:
             nurture.reraise(session, report.upgraded, now=at, manager=self.router.manager if self.router else None)
         if self.router is None:
-            return
+            return []
+        if after and report.triggered and self.engine.dialect.name == "sqlite":
+            _owe(session, report.triggered, since=self.clock())
+            return report.triggered
         self.router.route_all(session, report.triggered, now=at)
+        return []
+
+    def _route_after(self, owed: list[int], at: datetime) -> None:
+        """Route a rescore's new leads (`owed`, in the order they qualified) once its scoring is committed, as a set
+        in a transaction of their own, on the counts as they are then (a claim made meanwhile counts against its
+        rep's cap), and let their alerts go. PostgreSQL routes in the rescore's transaction: its row locks hold
+        off nobody else, so nothing would be gained."""
+        if not owed:
+            return
+        with self.session() as session, session.begin():
+            self.router.route_all(session, owed, now=at)
+            _settle(session, owed, now=at)
+
+    def route_owed(self, *, now: datetime) -> dict[int, str | None]:
+        """What a rescore owed and never routed (its process died between its two commits), routed now: its open
+        leads that nobody has and that do not wait in the queue, in id order, once the rescore is `ROUTING_GRACE`
+        old (its own routing may be under way until then), and their alerts let go. `route_all` leaves a lead
+        given, queued or closed alone, and the debt is settled with the routing, so running it again changes
+        nothing. Who got each lead (None: queued); nothing without a router, whose leads nobody routes."""
+        if self.router is None:
+            return {}
+        with self.session() as session, session.begin():
+            runs = list(session.exec(select(SweepRun).where(SweepRun.name.startswith(ROUTING_OWED),
+                                                            SweepRun.last_run_at <= now - ROUTING_GRACE)))
+            if not runs:
+                return {}
+            spans = [tuple(int(end) for end in run.fingerprint.split("-")) for run in runs]
+            waiting = [PqlState.QUALIFIED, PqlState.ALERTED]
+            ids = sorted(session.exec(select(Pql.id).where(
+                sa.or_(*(Pql.id.between(first, last) for first, last in spans)),
+                Pql.state.in_(waiting), Pql.rep_id.is_(None))))
+            routed = self.router.route_all(session, ids, now=now)
+            _alerts_due(session.connection(), ids, now)
+            for run in runs:
+                session.delete(run)
+        return routed
 
     def rescore_if_due(self, *, at: datetime | None = None, every_hours: float = 24) -> Rescored | None:
         """The periodic sweep: runs when the last one is older than `every_hours` or used other rules.
@@ -172,6 +231,29 @@ def _with_leads(session: Session, events: Sequence[Event]) -> set[str]:
         return set()
     session.flush()  # the leads this transaction recorded are read too
     return {user for (user,) in rows_for(session.connection(), f"SELECT DISTINCT user_id FROM {_PQLS}", users)}
+
+
+def _owe(session: Session, pql_ids: list[int], *, since: datetime) -> None:
+    """In the scoring transaction: these leads' routing is owed (a `ROUTING_OWED` row, from `since`), and their
+    alerts wait for it, for twice `ROUTING_GRACE` at most."""
+    first, last = min(pql_ids), max(pql_ids)
+    session.add(SweepRun(name=f"{ROUTING_OWED}{first}", last_run_at=since, fingerprint=f"{first}-{last}"))
+    _alerts_due(session.connection(), pql_ids, since + 2 * ROUTING_GRACE)
+
+
+def _settle(session: Session, pql_ids: list[int], *, now: datetime) -> None:
+    """The leads are routed: their alerts go now, and nothing is owed for them."""
+    connection = session.connection()
+    _alerts_due(connection, pql_ids, now)
+    connection.execute(sa.delete(SweepRun.__table__).where(SweepRun.name == f"{ROUTING_OWED}{min(pql_ids)}"))
+
+
+def _alerts_due(connection: sa.Connection, pql_ids: list[int], at: datetime) -> None:
+    """The leads' alerts, not yet sent, due at `at`: a few statements for a set."""
+    keys = [f"alert:{pql_id}" for pql_id in pql_ids]
+    for start in range(0, len(keys), 2000):
+        connection.execute(sa.update(_NOTICES).where(_NOTICES.c.key.in_(keys[start:start + 2000]),
+                                                     _NOTICES.c.state == "pending").values(next_attempt_at=at))
 
 
 def for_team(engine: sa.Engine, settings: Settings, *, clock: Clock = utc_now) -> Pipeline:

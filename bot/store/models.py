@@ -309,7 +309,8 @@ class AuditEntry(SQLModel, table=True):
 
 class SweepRun(SQLModel, table=True):
     """When each scheduled sweep last ran, and on what (e.g. the rules file's fingerprint). The row `healthz` is
-    the last write of /healthz's probe (bot/store/health.py), which checks that the store can be written."""
+    the last write of /healthz's probe (bot/store/health.py), which checks that the store can be written; a row
+    `routing-owed:<id>`, a rescore whose new leads wait for their routing (bot/services/pipeline.py)."""
 
     __tablename__ = "sweep_runs"
 

@@ -1,5 +1,9 @@
 """The queue drain: leads waiting for a rep are handed out once someone can take them.
 
+First, leads a rescore recorded and never routed (on SQLite a rescore routes its new leads right after its scoring
+commits, and its process may die in between: bot/services/pipeline.py, `route_owed`) are routed as new leads, in id
+order, once a minute old; then the queue is shared out.
+
 The heuristic (bot/services/routing.py, `Router.drain`):
 - fast-lane leads whenever someone can take them, cap or not: a rep in business hours (their own), or out of hours
   the on-call rep (PQL_ON_CALL); one nobody can take tells the manager, once (`unroutable:<id>`);
@@ -20,6 +24,7 @@ from bot.sweeps.common import SweepContext
 
 
 def drain_queue(sweeps: SweepContext, now: datetime) -> int:
-    """Hand out what the queue can give now; returns how many leads were given."""
+    """Route what a rescore owes, then hand out what the queue can give now; returns how many leads were given."""
+    owed = sweeps.pipeline.route_owed(now=now)
     with sweeps.pipeline.session() as session, session.begin():
-        return len(sweeps.router.drain(session, now=now))
+        return sum(rep is not None for rep in owed.values()) + len(sweeps.router.drain(session, now=now))

@@ -3,7 +3,8 @@
 The heuristic (bot/services/pipeline.py, `rescore_if_due`):
 - due when the last rescore is RESCORE_EVERY_HOURS old, or used another rules file (an edited file is reloaded
   first, so editing it is enough to recalibrate everyone); otherwise it does nothing;
-- the rescore itself is a service (bot/services/rescore.py): new leads it makes are routed and alerted there.
+- the rescore itself is a service (bot/services/rescore.py): new leads it makes are alerted there, and routed in
+  its transaction, or on SQLite in one of their own right after it (bot/services/pipeline.py).
 """
 
 from __future__ import annotations

@@ -137,6 +137,22 @@ def test_no_score_only_stores_and_rescore_then_scores_everyone(tmp_path, db, cap
         "users scored": 2, "verdicts changed": 0, "PQLs triggered": 0, "PQLs upgraded": 0}
 
 
+def test_rescore_gives_the_new_leads_to_the_roster_as_it_prints_them_and_owes_no_routing(tmp_path, db, capsys,
+                                                                                         monkeypatch):
+    monkeypatch.setenv("PQL_REPS", "U0ANA:Ana Ruiz")
+    path = tmp_path / "sarah.jsonl"
+    path.write_text("\n".join(lines_of(sarah())) + "\n")
+    assert main(["ingest", str(path), "--no-score"]) == 0
+    capsys.readouterr()
+
+    assert main(["rescore", "--at", "2026-11-09T11:00:00-05:00"]) == 0  # Monday morning: business is open
+    assert summary(capsys.readouterr().out) == {
+        "users scored": 1, "verdicts changed": 1, "PQLs triggered": 1, "PQLs upgraded": 0}
+    assert db("SELECT user_id, rep_id, state FROM pqls") == [("sarah", "U0ANA", "assigned")]
+    assert db("SELECT target FROM notices WHERE kind = 'dm'") == [("U0ANA",)]
+    assert db("SELECT count(*) FROM sweep_runs WHERE name LIKE 'routing-owed:%'") == [(0,)]
+
+
 def test_rescore_if_due_runs_only_when_the_last_sweep_is_old_enough(monkeypatch, db, capsys):
     monkeypatch.setenv("RESCORE_EVERY_HOURS", "24")
     monkeypatch.setattr("sys.stdin", io.StringIO("\n".join(lines_of(sarah())) + "\n"))
