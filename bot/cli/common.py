@@ -21,6 +21,14 @@ def moment(text: str) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
+def some(text: str) -> int:
+    """A whole number of things, 1 or more, for an option such as --processes."""
+    value = count(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"at least 1: {text!r}")
+    return value
+
+
 def count(text: str) -> int:
     """A whole number of things, 0 or more, for an option such as --cap or --top."""
     try:

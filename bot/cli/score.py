@@ -10,7 +10,7 @@ from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bot.cli.common import count, moment, open_lines, parse_lines
+from bot.cli.common import count, moment, open_lines, parse_lines, some
 from bot.clock import utc_now
 from bot.settings import Settings
 from scoring import EventError, Rules, load_rules, paused_gc, score_users
@@ -40,7 +40,7 @@ def add(parser: argparse.ArgumentParser, name: str) -> None:
     score.add_argument("--sample", action="store_true", help="score the bundled sample (Sarah, Tom and ~50 more)")
     score.add_argument("--at", type=moment, help="judge as of this time (ISO 8601; default now)")
     score.add_argument("--rules", type=Path, help="rules file (default PQL_RULES_FILE or the seed 002 model)")
-    score.add_argument("--processes", type=int, metavar="N",
+    score.add_argument("--processes", type=some, metavar="N",
                        help="share a big file's users between N processes (default one per CPU; 1: this one only)")
     shown = score.add_mutually_exclusive_group()
     shown.add_argument("--json", action="store_true", help="one JSON object per user instead of a table")

@@ -224,3 +224,11 @@ def test_all_json_and_top_are_one_choice(crowd_file, capsys):
         main(["score", str(crowd_file), "--all", "--json"])
     assert done.value.code == 2
     assert "not allowed with argument" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("processes", ["0", "-2", "two"])
+def test_a_number_of_processes_below_one_is_refused_not_taken_as_one(crowd_file, capsys, processes):
+    with pytest.raises(SystemExit) as done:
+        main(["score", str(crowd_file), "--processes", processes])
+    assert done.value.code == 2
+    assert "argument --processes" in capsys.readouterr().err
