@@ -26,7 +26,7 @@ from sqlmodel import Session, select
 from bot.domain.business_time import BusinessCalendar
 from bot.domain.lifecycle import OPEN
 from bot.services import audit, outbox
-from bot.store.models import Pql, TrialUser
+from bot.store.models import AuditEntry, Pql, TrialUser
 from scoring.events import CHECKOUT_STARTED, TICKET_CLOSED, TICKET_OPENED, Event
 from templates import esc, say
 
@@ -45,6 +45,16 @@ def held_for(pql: Pql) -> timedelta:
     """Business time the lead spent on holds that have ended, and, unclaimed, while routing was paused for the whole
     team (bot/services/switches.py): its clocks do not count it."""
     return timedelta(seconds=pql.held_seconds or 0)
+
+
+def ended_since(session: Session, pql: Pql, since: datetime) -> list[tuple[datetime, timedelta]]:
+    """The lead's holds that ended at or after `since`: when each ended and the business time it held, as its end
+    audited them (`pql_resumed`, from `release`)."""
+    if not pql.held_seconds:
+        return []
+    ended = session.exec(select(AuditEntry).where(AuditEntry.pql_id == pql.id, AuditEntry.action == "pql_resumed",
+                                                  AuditEntry.at >= since))
+    return [(entry.at, timedelta(seconds=int((entry.detail or {}).get("held_seconds") or 0))) for entry in ended]
 
 
 def apply(session: Session, event: Event, *, now: datetime, calendar: BusinessCalendar | None,

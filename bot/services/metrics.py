@@ -51,7 +51,7 @@ from bot.domain.lifecycle import STOPPED, PqlState
 from bot.domain.periods import Period
 from bot.store.events import from_us, to_us
 from bot.store.models import EventRecord, Pql, Touch, TrialUser
-from bot.store.queries import still_open
+from bot.store.queries import in_chunks, still_open
 
 #: How a `sales_reply` that is a complaint reads (issue 19); the rest are answers.
 COMPLAINING_REPLIES = ("negative", "unsubscribe")
@@ -158,7 +158,7 @@ def compute(session: Session, period: Period, *, calendar: BusinessCalendar, rep
     mine = of_team(team, default_team=default_team)
     leads = list(session.exec(select(Pql).where(Pql.created_at >= start, Pql.created_at < end, mine)))
     touches = defaultdict(list)
-    for ids in _chunks([p.id for p in leads]):
+    for ids in in_chunks([p.id for p in leads]):
         for touch in session.exec(select(Touch).where(Touch.pql_id.in_(ids))):
             touches[touch.pql_id].append(touch)
     for of_lead in touches.values():
@@ -237,10 +237,10 @@ def _trigger_table(session: Session, end: datetime, now: datetime) -> list[Trigg
                                                 Pql.created_at <= now)))
     if not leads:
         return []
-    touched = {pql_id for ids in _chunks([p.id for p in leads])
+    touched = {pql_id for ids in in_chunks([p.id for p in leads])
                for pql_id in session.exec(select(Touch.pql_id).where(Touch.pql_id.in_(ids)))}
     paid: dict[str, datetime] = {}
-    for ids in _chunks(sorted({p.user_id for p in leads})):
+    for ids in in_chunks(sorted({p.user_id for p in leads})):
         for user_id, at_us in session.exec(select(EventRecord.user_id, EventRecord.at_us).where(
                 EventRecord.name == "trial_converted", EventRecord.user_id.in_(ids), EventRecord.at_us <= to_us(now))):
             paid[user_id] = min(paid.get(user_id, from_us(at_us)), from_us(at_us))
@@ -264,21 +264,16 @@ def _trigger_table(session: Session, end: datetime, now: datetime) -> list[Trigg
 
 def _worked(session: Session, closed: list[Pql]) -> list[Pql]:
     """The closed leads a rep worked: dispositioned by one, claimed, or touched."""
-    touched = {pql_id for ids in _chunks([p.id for p in closed])
+    touched = {pql_id for ids in in_chunks([p.id for p in closed])
                for pql_id in session.exec(select(Touch.pql_id).where(Touch.pql_id.in_(ids)))}
     return [p for p in closed if p.disposition or p.claimed_by or p.id in touched]
-
-
-def _chunks(values: list, size: int = 2000) -> list[list]:
-    """IN lists of a bounded length (SQLite caps the parameters of one statement)."""
-    return [values[start : start + size] for start in range(0, len(values), size)]
 
 
 def _converted_users(session: Session, user_ids: set[str]) -> dict[str, dict]:
     """Of these users, those who converted: user id -> the trial_converted event's properties (plan, mrr,
     conversion_source). Looked up by user (ix_events_conversions): the whole store's conversions grow every week."""
     converted = {}
-    for ids in _chunks(sorted(user_ids)):
+    for ids in in_chunks(sorted(user_ids)):
         rows = session.exec(select(EventRecord.user_id, EventRecord.props).where(
             EventRecord.name == "trial_converted", EventRecord.user_id.in_(ids)).order_by(EventRecord.id))
         converted.update((user_id, props or {}) for user_id, props in rows)
@@ -325,7 +320,7 @@ def _signals(leads: list[Pql], outcome: dict[int, str], converted: dict[str, dic
 
 def _conversion(session, m: Metrics, leads, touches, converted, cohort: list[str]) -> None:
     # The cohorts are the trials that started in the range: PQL ones whenever their lead was recorded.
-    ever_pql = {user for ids in _chunks(cohort)
+    ever_pql = {user for ids in in_chunks(cohort)
                 for user in session.exec(select(Pql.user_id).where(Pql.user_id.in_(ids)))}
     in_pql = [u for u in cohort if u in ever_pql]
     rest = [u for u in cohort if u not in ever_pql]
@@ -371,7 +366,7 @@ def _money(value) -> float:
 def _replies(session: Session, leads, now: datetime) -> dict[str, list[tuple[datetime, str]]]:
     """The leads' users' `sales_reply` events by `now`: user -> [(when, sentiment)], in time order."""
     found: dict[str, list[tuple[datetime, str]]] = defaultdict(list)
-    for ids in _chunks(sorted({p.user_id for p in leads})):
+    for ids in in_chunks(sorted({p.user_id for p in leads})):
         for user_id, at_us, props in session.exec(select(EventRecord.user_id, EventRecord.at_us, EventRecord.props)
                                                   .where(EventRecord.name == "sales_reply",
                                                          EventRecord.user_id.in_(ids),
@@ -445,7 +440,7 @@ def _nps(session: Session, m: Metrics, start: datetime, end: datetime, now: date
             latest[user_id] = (at_us, score)
     if not latest:
         return
-    had_lead = {user for ids in _chunks(sorted(latest))
+    had_lead = {user for ids in in_chunks(sorted(latest))
                 for user in session.exec(select(Pql.user_id).where(Pql.user_id.in_(ids)))}
     cohort = [score for user, (_, score) in latest.items() if user in had_lead]
     rest = [score for user, (_, score) in latest.items() if user not in had_lead]

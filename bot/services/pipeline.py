@@ -31,7 +31,7 @@ from bot.settings import Settings
 from bot.store import tallies
 from bot.store.events import Stored, store_events
 from bot.store.models import Notice, Pql, SweepRun
-from bot.store.queries import rows_for
+from bot.store.queries import in_chunks, rows_for
 from scoring import DEFAULT_RULES, Event, Rules, load_rules
 from scoring.tally import VERSION as TALLY_VERSION
 
@@ -250,10 +250,9 @@ def _settle(session: Session, pql_ids: list[int], *, now: datetime) -> None:
 
 def _alerts_due(connection: sa.Connection, pql_ids: list[int], at: datetime) -> None:
     """The leads' alerts, not yet sent, due at `at`: a few statements for a set."""
-    keys = [f"alert:{pql_id}" for pql_id in pql_ids]
-    for start in range(0, len(keys), 2000):
-        connection.execute(sa.update(_NOTICES).where(_NOTICES.c.key.in_(keys[start:start + 2000]),
-                                                     _NOTICES.c.state == "pending").values(next_attempt_at=at))
+    for keys in in_chunks([f"alert:{pql_id}" for pql_id in pql_ids]):
+        connection.execute(sa.update(_NOTICES).where(_NOTICES.c.key.in_(keys), _NOTICES.c.state == "pending")
+                           .values(next_attempt_at=at))
 
 
 def for_team(engine: sa.Engine, settings: Settings, *, clock: Clock = utc_now) -> Pipeline:

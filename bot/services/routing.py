@@ -49,7 +49,7 @@ from bot.domain.teams import Choice, LeadFacts, Team, Teams, single_team
 from bot.services import handoffs, outbox, switches, tracking
 from bot.services.leads import hold_rep, new_today
 from bot.store.models import Account, AccountScore, Assignment, AuditEntry, Notice, Pql, Rep, TrialUser
-from bot.store.queries import given_today, still_open
+from bot.store.queries import given_today, in_chunks, still_open
 from templates import esc, say
 
 _PQLS = Pql.__table__
@@ -106,10 +106,9 @@ def _leads(connection: sa.Connection, ids: list[int]) -> list[_Lead]:
     """The leads, in the order of `ids`."""
     c = _PQLS.c
     found: dict[int, _Lead] = {}
-    for start in range(0, len(ids), 2000):
+    for chunk in in_chunks(ids):
         rows = connection.execute(sa.select(c.id, c.user_id, c.state, c.tier, c.rep_id, c.created_at, c.sla_due_at,
-                                            c.version, c.level, c.account_key)
-                                  .where(c.id.in_(ids[start:start + 2000])))
+                                            c.version, c.level, c.account_key).where(c.id.in_(chunk)))
         found.update((row[0], _Lead(*row)) for row in rows)
     return [found[pql_id] for pql_id in ids if pql_id in found]
 
@@ -117,13 +116,12 @@ def _leads(connection: sa.Connection, ids: list[int]) -> list[_Lead]:
 def _people(connection: sa.Connection, users: set[str]) -> dict[str, tuple[str | None, str | None]]:
     """Each user's name as a DM shows it (their name, else their email) and their named account's owner."""
     found: dict[str, tuple[str | None, str | None]] = {}
-    ordered = sorted(users)
-    for start in range(0, len(ordered), 2000):
+    for chunk in in_chunks(sorted(users)):
         rows = connection.execute(
             sa.select(_USERS.c.user_id, _USERS.c.first_name, _USERS.c.last_name, _USERS.c.email,
                       _ACCOUNTS.c.owner_rep_id)
             .select_from(_USERS.outerjoin(_ACCOUNTS, _ACCOUNTS.c.domain == _USERS.c.domain))
-            .where(_USERS.c.user_id.in_(ordered[start:start + 2000])))
+            .where(_USERS.c.user_id.in_(chunk)))
         for user_id, first, last, email, owner in rows:
             name = " ".join(part for part in (first, last) if part) or None  # TrialUser.name
             found[user_id] = (name or email, owner)
@@ -133,9 +131,8 @@ def _people(connection: sa.Connection, users: set[str]) -> dict[str, tuple[str |
 def _verdicts(connection: sa.Connection, key: sa.Column, verdict: sa.Column, keys: set[str]) -> dict[str, dict]:
     """The stored verdicts of `keys` (users or accounts), a few statements for a set."""
     found: dict[str, dict] = {}
-    ordered = sorted(keys)
-    for start in range(0, len(ordered), 2000):
-        found.update(connection.execute(sa.select(key, verdict).where(key.in_(ordered[start:start + 2000]))).all())
+    for chunk in in_chunks(sorted(keys)):
+        found.update(connection.execute(sa.select(key, verdict).where(key.in_(chunk))).all())
     return found
 
 

@@ -22,9 +22,9 @@ from sqlmodel import Session, select
 
 from bot.domain.business_time import BusinessCalendar
 from bot.domain.teams import Teams
-from bot.services import audit
+from bot.services import audit, holds
 from bot.services.leads import Actor, Refused
-from bot.store.models import AuditEntry, Pql, Switch
+from bot.store.models import Pql, Switch
 from bot.store.queries import still_open
 from templates import say, span
 
@@ -97,13 +97,9 @@ def _move_clocks(session: Session, since: datetime, *, now: datetime, teams: Tea
 
 def _held_within(session: Session, pql: Pql, start: datetime, calendar: BusinessCalendar) -> timedelta:
     """Business time since `start` on holds that ended since then: their own end gave it to the lead's clocks
-    already (each hold's end is audited with its length, which ran up to that end)."""
-    if not pql.held_seconds:
-        return timedelta()
-    ended = session.exec(select(AuditEntry).where(AuditEntry.pql_id == pql.id, AuditEntry.action == "pql_resumed",
-                                                  AuditEntry.at > start))
-    return sum((min(timedelta(seconds=int((entry.detail or {}).get("held_seconds") or 0)),
-                    calendar.elapsed(start, entry.at)) for entry in ended), timedelta())
+    already (each hold's length ran up to its end)."""
+    return sum((min(held, calendar.elapsed(start, at)) for at, held in holds.ended_since(session, pql, start)),
+               timedelta())
 
 
 def set_outreach_paused(session: Session, who: Actor, paused: bool, *, now: datetime) -> str:

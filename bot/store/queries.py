@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, tzinfo
+from typing import TypeVar
 
 import orjson
 import sqlalchemy as sa
@@ -12,6 +13,8 @@ from sqlmodel import select
 from bot.domain.caps import UNCAPPED_TIERS, cap_day
 from bot.domain.lifecycle import OPEN
 from bot.store.models import Assignment, Pql, Touch
+
+T = TypeVar("T")
 
 
 def still_open(state: sa.ColumnElement) -> sa.ColumnElement[bool]:
@@ -51,6 +54,11 @@ def rows_for(connection: sa.Connection, select: str, ids: Iterable[str], *, colu
             return cursor.fetchall()
     return driver.execute(f"{select} WHERE {column} IN (SELECT value FROM json_each(?))",
                           (orjson.dumps(ids).decode(),)).fetchall()
+
+
+def in_chunks(values: Sequence[T], size: int = 2000) -> list[Sequence[T]]:
+    """IN lists of a bounded length (SQLite caps the parameters of one statement), in order."""
+    return [values[start:start + size] for start in range(0, len(values), size)]
 
 
 def utc(value: datetime | str) -> datetime:

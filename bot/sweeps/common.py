@@ -28,7 +28,7 @@ from bot.services.pipeline import Pipeline
 from bot.services.routing import Router
 from bot.settings import Settings
 from bot.store.models import Notice, Pql, Touch
-from bot.store.queries import utc
+from bot.store.queries import in_chunks, utc
 from templates import sentences, span
 
 log = logging.getLogger(__name__)
@@ -69,9 +69,8 @@ def touched_among(session: Session, pqls: Iterable[Pql]) -> set[int]:
     let PostgreSQL read the whole touches table)."""
     handed = {pql.id: pql.handed_off_at for pql in pqls}
     found: set[int] = set()
-    ids = sorted(handed)
-    for start in range(0, len(ids), 1000):
-        for pql_id, at in session.exec(select(Touch.pql_id, Touch.at).where(Touch.pql_id.in_(ids[start:start + 1000]))):
+    for ids in in_chunks(sorted(handed)):
+        for pql_id, at in session.exec(select(Touch.pql_id, Touch.at).where(Touch.pql_id.in_(ids))):
             since = handed[pql_id]
             if since is None or utc(at) >= utc(since):
                 found.add(pql_id)

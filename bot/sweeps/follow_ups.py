@@ -24,7 +24,7 @@ from bot.domain.kit import EMAIL_LABELS, TOUCH_CHANNELS
 from bot.services import outbox, switches
 from bot.services.lead_view import lead_facts
 from bot.store.models import Pql, Touch
-from bot.store.queries import still_open
+from bot.store.queries import in_chunks, still_open
 from bot.sweeps.common import SweepContext, day_words, each, taken, team_of, words
 
 
@@ -41,10 +41,8 @@ def follow_ups(sweeps: SweepContext, now: datetime) -> int:
         someones = sa.or_(Pql.claimed_by.is_not(None), Pql.rep_id.is_not(None))
         open_leads = {pql.id: pql for pql in session.exec(
             select(Pql).where(still_open(Pql.state), Pql.held_since.is_(None), someones))}
-        ids = sorted(open_leads)
-        for start in range(0, len(ids), 1000):
-            for touch in session.exec(select(Touch).where(Touch.pql_id.in_(ids[start:start + 1000]))
-                                      .order_by(Touch.pql_id, Touch.number)):
+        for ids in in_chunks(sorted(open_leads)):
+            for touch in session.exec(select(Touch).where(Touch.pql_id.in_(ids)).order_by(Touch.pql_id, Touch.number)):
                 touches[touch.pql_id].append(touch)
                 calendars.setdefault(touch.pql_id, team_of(sweeps, open_leads[touch.pql_id])[0])
         due = {pql_id: step for pql_id, listed in touches.items()

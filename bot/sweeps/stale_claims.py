@@ -17,7 +17,8 @@ from sqlmodel import Session, select
 
 from bot.domain.business_time import BusinessCalendar
 from bot.domain.follow_ups import is_stale
-from bot.store.models import AuditEntry, Pql
+from bot.services import holds
+from bot.store.models import Pql
 from bot.store.queries import still_open
 from bot.sweeps.common import (
     SweepContext,
@@ -58,12 +59,8 @@ def _is_stale(session: Session, pql: Pql, now: datetime, calendar: BusinessCalen
 
 
 def _held_since_claim(session: Session, pql: Pql) -> timedelta:
-    """Business time on holds that ended after the claim (each hold's end is audited with its length)."""
-    if not pql.held_seconds:
-        return timedelta()
-    ended = session.exec(select(AuditEntry).where(AuditEntry.pql_id == pql.id, AuditEntry.action == "pql_resumed",
-                                                  AuditEntry.at >= pql.claimed_at))
-    return timedelta(seconds=sum(int((entry.detail or {}).get("held_seconds") or 0) for entry in ended))
+    """Business time on holds that ended after the claim."""
+    return sum((held for _, held in holds.ended_since(session, pql, pql.claimed_at)), timedelta())
 
 
 def _claimed():
