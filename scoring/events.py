@@ -31,6 +31,7 @@ from pydantic import (
     TypeAdapter,
     ValidationError,
     field_validator,
+    with_config,
 )
 from typing_extensions import TypedDict  # pydantic needs this one before Python 3.12
 
@@ -221,34 +222,47 @@ class Call(BaseModel):
     previous_id: str | None = Field(None, alias="previousId")
 
 
-class _NamedThing(TypedDict, total=False):
+# The frequent events' properties are checked as typed dicts (no model to build and dump again), keeping every
+# property sent besides the one checked: a trigger may filter on any of them (`where`: a page's title, a ticket's
+# priority, an integration's workspace).
+@with_config(ConfigDict(extra="allow"))
+class _Invite(TypedDict, total=False):
     invitee_email: str | None
+
+
+@with_config(ConfigDict(extra="allow"))
+class _Ticket(TypedDict, total=False):
     ticket_id: str | None
 
 
+@with_config(ConfigDict(extra="allow"))
 class _Integration(TypedDict):
     integration_type: Annotated[str, Field(min_length=1)]
 
 
+@with_config(ConfigDict(extra="allow"))
 class _PageView(TypedDict):
     page_path: Annotated[str, Field(min_length=1)]
 
 
 _validate_call = Call.__pydantic_validator__
-# The frequent events are checked as typed dicts (no model to build and dump again); the rare ones,
-# with normalising validators, as models. Events whose model has no fields need no check at all.
+#: The frequent events' checks, each with the one property it reads and whether that may be missing or null. When
+#: the property is plain text (non-empty where required) the check would pass the properties as they are, so it is
+#: not run (page views and invites are half of all calls); anything else goes through it, for its coercion or its
+#: words.
 _FAST_PROPS = {
-    INVITE: TypeAdapter(_NamedThing).validator,
-    INTEGRATION: TypeAdapter(_Integration).validator,
-    PAGE_VIEW: TypeAdapter(_PageView).validator,
-    TICKET_OPENED: TypeAdapter(_NamedThing).validator,
-    TICKET_CLOSED: TypeAdapter(_NamedThing).validator,
+    INVITE: (TypeAdapter(_Invite).validator, "invitee_email", True),
+    INTEGRATION: (TypeAdapter(_Integration).validator, "integration_type", False),
+    PAGE_VIEW: (TypeAdapter(_PageView).validator, "page_path", False),
+    TICKET_OPENED: (TypeAdapter(_Ticket).validator, "ticket_id", True),
+    TICKET_CLOSED: (TypeAdapter(_Ticket).validator, "ticket_id", True),
 }
 _MODEL_PROPS = {
     name: TypeAdapter(model)
     for name, model in PROPERTY_MODELS.items()
     if model.model_fields and name not in _FAST_PROPS
 }
+_new_event = tuple.__new__  # `Event(...)` without the named tuple's Python-level __new__: a million calls a file
 
 
 class Event(NamedTuple):
@@ -360,8 +374,11 @@ def parse_event(raw: str | bytes | dict[str, Any], rules: Naming | None = None) 
         name = rules.events.aliases.get(name, name)
 
     try:
-        if name in _FAST_PROPS:
-            props = _FAST_PROPS[name].validate_python(props)
+        if (fast := _FAST_PROPS.get(name)) is not None:
+            check, field, optional = fast
+            value = props.get(field)
+            if not (value.__class__ is str and (value or optional) or value is None and optional):
+                props = check.validate_python(props)
         elif name in _MODEL_PROPS:
             props = _MODEL_PROPS[name].validate_python(props).model_dump(exclude_none=True, mode="json")
     except ValidationError as exc:
@@ -369,7 +386,7 @@ def parse_event(raw: str | bytes | dict[str, Any], rules: Naming | None = None) 
     except (ValueError, RecursionError):  # pydantic gives up on values nested too deeply to copy
         raise EventError("properties: nested too deeply") from None
 
-    return Event(name, user_id, at, call.message_id, props, anonymous_id)
+    return _new_event(Event, (name, user_id, at, call.message_id, props, anonymous_id))
 
 
 def _context(raw: str | bytes | dict[str, Any]) -> dict[str, Any]:

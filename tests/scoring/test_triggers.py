@@ -263,6 +263,30 @@ def test_property_filters_under_in_not_in_and_at_least():
     assert not story(percent="lots")
 
 
+def test_a_filter_reads_any_property_a_page_view_ticket_invite_or_integration_carries():
+    """Those events' own check reads one property (the path, the ticket, the invitee, the integration type); a
+    trigger may filter on any other they carry: a page's title, a ticket's priority, an invite's role."""
+    rules = only_trigger(within="trial", all=[
+        {"event": "page_view", "where": {"title": {"equals": "Enterprise plans"}}},
+        {"event": "support_ticket_opened", "where": {"priority": {"in": ["urgent", "high"]}}},
+        {"event": "invite_sent", "where": {"role": {"equals": "admin"}}},
+        {"event": "integration_connected", "where": {"workspace": {"equals": "finance"}}},
+    ])
+
+    def story(title="Enterprise Plans", priority="urgent", role="Admin", workspace="finance") -> bool:
+        t = Trial().add("page_view", Trial().on(2, 9), page_path="/plans", title=title)
+        t.add("support_ticket_opened", t.on(2, 10), ticket_id="T-1", priority=priority)
+        t.add("invite_sent", t.on(2, 11), invitee_email="bo@acme.com", role=role)
+        t.add("integration_connected", t.on(2, 12), integration_type="netsuite", workspace=workspace)
+        return "probe" in fired(t.score(t.on(2, 18), rules))
+
+    assert story()
+    assert not story(title="Pricing")
+    assert not story(priority="low")
+    assert not story(role="member")
+    assert not story(workspace="ops")
+
+
 def test_distinct_email_domains_count_once_each():
     rules = only_trigger(within="7d", evidence="invited people at {values}", all=[
         {"event": "invite_sent", "measure": "values", "field": "invitee_email", "part": "domain", "at_least": 3}])
