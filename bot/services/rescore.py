@@ -52,6 +52,10 @@ _AUDIT = AuditEntry.__table__
 _NOTICES = Notice.__table__
 _FLUSH_EVERY = 5000
 _IN_CHUNK = 2000  # ids per IN (...) list: well under SQLite's bound-parameter limit
+# SQLite's page cache during a rescore (`_page_cache`), in KiB: in the process that reads, judges and writes, and in
+# one that only reads and judges (`judge_span`).
+_WRITER_CACHE_KIB = 65536
+_READER_CACHE_KIB = 8192
 # Events from which a full rescore is split between processes: below, starting one (about a second, to
 # import) costs more than it saves. The head start is what this process judges meanwhile (a 2-vCPU VM).
 _SPLIT_FROM = 200_000
@@ -181,7 +185,8 @@ def rescore(
     # The accounts' members as judged, for the roll-up: the part of their tallies accounts read (not their verdicts,
     # a population's worth: the roll-up judges again the few members of accounts it owes a verdict).
     members: dict[str, Slots] | None = {} if has_account_triggers(rules) else None
-    with _judged_elsewhere(connection, rules, at, tz, spans[1:], parts[1:]) as elsewhere, paused_gc():
+    with _judged_elsewhere(connection, rules, at, tz, spans[1:], parts[1:]) as elsewhere, paused_gc(), \
+            _page_cache(connection, _WRITER_CACHE_KIB):
         # A million short-lived events and verdicts, and no cycles among them: the collector waits.
         for result, text, tally in _verdicts(connection, rules, at=at, tz=tz, scope=parts[0], span=spans[0]):
             report.users += 1
@@ -408,13 +413,30 @@ def _take(future: Future, span: Span, part: set[str] | None, writes: _Writes, co
     return users
 
 
+@contextmanager
+def _page_cache(connection: sa.Connection, kib: int) -> Iterator[None]:
+    """SQLite's page cache held to `kib` while a rescore runs, then the store's again (bot/store/__init__.py: 256
+    MiB, for ingestion's hot indexes). A rescore reads every event once through, in user order: a page cache of its
+    size holds only pages never read again, and was a quarter of a full rescore's memory in each process."""
+    if connection.dialect.name != "sqlite":
+        yield
+        return
+    before = connection.exec_driver_sql("PRAGMA cache_size").scalar()
+    connection.exec_driver_sql(f"PRAGMA cache_size=-{kib}")
+    try:
+        yield
+    finally:
+        connection.exec_driver_sql(f"PRAGMA cache_size={int(before)}")
+
+
 def judge_span(url: str, rules: Rules, at: datetime, tz: tzinfo, span: Span,
                users: list[str] | None = None) -> tuple[int, list[tuple], list[tuple]]:
     """In a process of its own: `_judge` on a connection of its own."""
     engine = make_engine(url)
     try:
         with engine.connect() as connection, paused_gc():
-            return _judge(connection, rules, at, tz, span, None if users is None else set(users))
+            with _page_cache(connection, _READER_CACHE_KIB):
+                return _judge(connection, rules, at, tz, span, None if users is None else set(users))
     finally:
         engine.dispose()
 

@@ -170,3 +170,21 @@ def test_a_big_backfills_users_split_three_ways_record_what_the_scorer_says_and_
     assert report.triggered == [q.id for q in leads] and report.users == 10
     assert trail == [("pql_triggered", q.id, q.user_id) for q in leads]
     assert notices == [(f"alert:{q.id}", q.id) for q in leads]
+
+
+def test_a_rescore_holds_sqlites_page_cache_small_and_gives_the_store_its_own_back(engine, split_everything):
+    # A full rescore reads every event once: the store's 256 MiB cache would hold pages never read again, in each
+    # process. Ingestion, on the same pooled connection afterwards, needs it back for its hot indexes.
+    if engine.dialect.name != "sqlite":
+        pytest.skip("SQLite's page cache")
+    p = Pipeline(engine, tz=NY, processes=1)
+    stored(p, [e for t in trials() for e in t.events])
+    cache = "PRAGMA cache_size"
+    with engine.connect() as connection:
+        store_cache = connection.exec_driver_sql(cache).scalar()
+        with qualify._page_cache(connection, qualify._WRITER_CACHE_KIB):
+            assert connection.exec_driver_sql(cache).scalar() == -qualify._WRITER_CACHE_KIB
+        assert connection.exec_driver_sql(cache).scalar() == store_cache == -262144
+    assert p.rescore_all(at=AT).users == 12
+    with engine.connect() as connection:
+        assert connection.exec_driver_sql(cache).scalar() == store_cache
