@@ -12,6 +12,7 @@ from freezegun import freeze_time
 from sqlmodel import select
 
 from bot.services import audit
+from bot.services.pipeline import RoutingLeftToSweep
 from bot.services.routing import Router
 from bot.store.models import Assignment, Notice, Pql
 from bot.sweeps.queue import drain_queue
@@ -150,7 +151,7 @@ def test_a_lead_a_rescore_owed_and_a_ticket_held_is_queued_by_the_sweep_that_rou
         pytest.skip("PostgreSQL routes in the rescore's transaction: nothing is owed")
     pipeline = team(engine, [RESCORE_ANA], dies=True)
     user = stored_not_scored(pipeline, RESCORE_MONDAY)
-    with pytest.raises(RuntimeError):
+    with pytest.raises(RoutingLeftToSweep):
         rescore(pipeline, RESCORE_MONDAY)
     with freeze_time(RESCORE_MONDAY + MIN):
         pipeline.ingest([event(user, "checkout_started", RESCORE_MONDAY + MIN)], at=RESCORE_MONDAY + MIN)
