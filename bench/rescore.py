@@ -25,10 +25,12 @@ teams of `--teams FILE` (PQL_TEAMS_FILE; default bench/teams.toml: an SDR pool o
 routing matrix of two rows) as of AT, a Sunday: the capped leads wait in their team's queue for Monday, the fast
 lane's go to the SDR pool's on-call rep. `--teams none`: one team of 10 reps (PQL_REPS) at the default cap of 5
 with a manager and no on-call rep. `--no-route`: no router, to compare with code from before routing was counted
-here. It splits the rescore between
-`--processes` processes (default 0: the product's default, one per CPU up to 4; 1: no split). The memory figure
-then adds the largest spawned process's peak (ru_maxrss of the children, which on Linux starts from the
-parent's size when it was spawned) once per spawned process: an upper bound on what they held at once.
+here. The rescore may split between up to
+`--processes` processes (default 0: the product's default, one per CPU up to 4; 1: no split), as the product
+decides (bot/services/rescore.py, `_split`: a store under 200,000 events is judged by one); each rescore's line
+says how many really judged. When it split, the memory figure adds the largest spawned process's peak (ru_maxrss
+of the children, which on Linux starts from the parent's size when it was spawned) once per spawned process: an
+upper bound on what they held at once.
 `--reuse` keeps the SQLite events from a `--keep` run and clears everything scored, instead of loading again.
 With PostgreSQL the server's own memory is not counted: the figure is the Python processes'. The SQLite file is
 deleted at the end unless --keep; the PostgreSQL database is always dropped.
@@ -146,7 +148,7 @@ def child(url: str, processes: int, teams: str | None, route: bool = True) -> in
     seconds = time.perf_counter() - started
     cpu = _cpu_seconds(resource) - cpu_before
     peak = _status_mib("VmHWM")  # the high-water mark since exec: imports, opening the store, and the rescore
-    spawned = pipeline.processes - 1
+    spawned = report.processes - 1  # what the rescore split into, not what it was allowed (a small store: none)
     worker = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024 if spawned else 0.0  # KiB
     pipeline.engine.dispose()
     routed, by_team = 0, {}
@@ -158,7 +160,8 @@ def child(url: str, processes: int, teams: str | None, route: bool = True) -> in
                                                       "GROUP BY team ORDER BY team").all())
     print(json.dumps({"seconds": seconds, "cpu_seconds": cpu, "before_mib": before,
                       "peak_mib": peak + worker * spawned, "routed": routed, "by_team": by_team,
-                      "own_peak_mib": peak, "worker_peak_mib": worker, "processes": pipeline.processes,
+                      "own_peak_mib": peak, "worker_peak_mib": worker, "processes": report.processes,
+                      "allowed": pipeline.processes,
                       "users": report.users,
                       "changed": report.changed, "triggered": len(report.triggered),
                       "upgraded": len(report.upgraded)}))
@@ -212,7 +215,7 @@ def bench_store(label: str, url: str, path: Path, judged: list, processes: int, 
               f"{got['changed']:,} verdicts changed, {got['triggered']:,} PQLs triggered, "
               f"{got['upgraded']:,} upgraded, {got['routed']:,} routing decisions in all"
               f"{_teams(got['by_team'])}, "
-              f"{got['processes']} process{'es' * (got['processes'] > 1)} "
+              f"{_processes(got['processes'], got['allowed'])} "
               f"(target <= {TARGET_RESCORE_S:g} s): {verdict(time_ok)}")
         print(f"{label + ' ' + what + ' CPU:':30}{got['cpu_seconds']:8.2f} s   user + system, of the rescoring process "
               "and those it spawned (more than the wall time when they ran at once; the figure to compare on a "
@@ -232,6 +235,14 @@ def bench_store(label: str, url: str, path: Path, judged: list, processes: int, 
                 print(f"{label + ' first / score ' + unit + ':':30}{ratio:8.2f} x  {got[figure]:.2f} s over "
                       f"`pqlbot score`'s {base[figure]:.2f} s (target <= {TARGET_OVER_SCORE:g}x): {verdict(ok)}")
                 judged.append((f"{label} first rescore {unit} / score", ok))
+
+
+def _processes(ran: int, allowed: int) -> str:
+    """How many processes judged the users: "4 processes", or "1 process (not split: up to 4 allowed)" when the
+    rescore did not split (a store under bot/services/rescore.py's `_SPLIT_FROM` events)."""
+    if ran > 1:
+        return f"{ran} processes"
+    return "1 process" + (f" (not split: up to {allowed} allowed)" if allowed > 1 else "")
 
 
 def _teams(by_team: dict) -> str:

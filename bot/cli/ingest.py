@@ -31,7 +31,7 @@ from scoring import Event, paused_gc
 if TYPE_CHECKING:
     from rich.progress import Progress
 
-    from bot.services.pipeline import Pipeline
+    from bot.services.pipeline import Pipeline, RoutingLeftToSweep
 
 CHUNK = 50_000  # events per transaction: fewer, bigger commits write each index page fewer times
 SHOW_REJECTED = 20  # rejected lines listed in the summary; the rest are counted
@@ -67,6 +67,7 @@ class Tally:
     rejections: list[tuple[int, str]] = field(default_factory=list)  # the first SHOW_REJECTED
     triggered: int = 0
     upgraded: int = 0
+    left_to_sweep: RoutingLeftToSweep | None = None  # the new leads' routing failed (SQLite): the queue sweep's now
 
     def reject(self, number: int, reason: str) -> None:
         self.rejected += 1
@@ -122,6 +123,9 @@ def run_ingest(args: argparse.Namespace, settings: Settings) -> int:
         print(f"pqlbot ingest: {reason}: {args.file}, stopped after line {tally.lines}; the {tally.accepted} "
               "accepted above are stored, and running it again skips them", file=sys.stderr)
         return code
+    if tally.left_to_sweep:
+        print(left_to_sweep("ingest", tally.left_to_sweep), file=sys.stderr)
+        return 1
     return 1 if tally.rejected else 0
 
 
@@ -129,6 +133,8 @@ def _ingest(
     parsed: ParsedLines, pipeline: Pipeline, tally: Tally, *, at: datetime, score: bool, progress: _Progress
 ) -> None:
     """Store the events, parsed and validated, in chunks, counting what happened on `tally`."""
+    from bot.services.pipeline import RoutingLeftToSweep
+
     batch: list[Event] = []
     users: set[str] = set()
 
@@ -153,7 +159,10 @@ def _ingest(
         flush(batch)
     if score and users:
         with paused_gc():
-            done = pipeline.rescore_users(users, at=at)
+            try:
+                done = pipeline.rescore_users(users, at=at)
+            except RoutingLeftToSweep as left:
+                done, tally.left_to_sweep = left.report, left
         tally.triggered += len(done.triggered)
         tally.upgraded += len(done.upgraded)
     progress.update(tally, done=True)
@@ -175,9 +184,12 @@ def _print_summary(tally: Tally, args: argparse.Namespace) -> None:
 
 
 def run_rescore(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.services.pipeline import RoutingLeftToSweep
+
     pipeline = open_pipeline(settings.database_url, settings, "rescore")
     if pipeline is None:
         return 2
+    left = None
     try:
         at = args.at or pipeline.clock()
         if args.if_due:
@@ -188,13 +200,25 @@ def run_rescore(args: argparse.Namespace, settings: Settings) -> int:
                 return 0
         else:
             report = pipeline.rescore_all(at=at)
+    except RoutingLeftToSweep as failed:
+        report, left = failed.report, failed
     finally:
         pipeline.engine.dispose()
     print(f"users scored: {report.users}")
     print(f"verdicts changed: {report.changed}")
     print(f"PQLs triggered: {len(report.triggered)}")
     print(f"PQLs upgraded: {len(report.upgraded)}")
+    if left:
+        print(left_to_sweep("rescore", left), file=sys.stderr)
+        return 1
     return 0
+
+
+def left_to_sweep(command: str, left: RoutingLeftToSweep) -> str:
+    """The one line an operator reads when the scoring was saved and routing its new leads failed."""
+    leads = f"{left.owed} new lead{'s' if left.owed != 1 else ''}"
+    return (f"pqlbot {command}: scoring saved, but routing failed ({left.reason}): {leads} left for the queue "
+            "sweep to route (`pqlbot serve` runs it every minute, or run `pqlbot tick`)")
 
 
 # -- Progress: on a terminal only ------------------------------------------------------------------------

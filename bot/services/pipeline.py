@@ -7,7 +7,8 @@ those of a rescore on SQLite (`rescore_all`, `rescore_users`): SQLite has one wr
 the thousands of leads a backfill raises in its own transaction held off claims, clicks and ingestion meanwhile.
 There the scoring commits first and the leads are routed as a set in a transaction of their own right after
 (`_route_after`); their alerts wait for it, so each goes out once, to its team's channel, saying who has it. Should
-the process die between the two commits, the queue sweep routes them a minute later (`route_owed`).
+the process die between the two commits, the queue sweep routes them a minute later (`route_owed`); should the
+routing fail, the rescore says so (`RoutingLeftToSweep`), and the queue sweep routes them all the same.
 """
 
 from __future__ import annotations
@@ -55,6 +56,17 @@ def fingerprint(path: Path | None) -> str:
     """What identifies the rules in force: the file's content, not its name or modification time."""
     source = DEFAULT_RULES if path is None else path
     return hashlib.sha256(source.read_bytes()).hexdigest()
+
+
+class RoutingLeftToSweep(Exception):
+    """A rescore on SQLite saved its scoring, but routing its new leads in their own transaction failed: `owed` leads
+    wait for the queue sweep to route them (`route_owed`), and `report` is what the rescore found."""
+
+    def __init__(self, report: Rescored, owed: int, reason: BaseException) -> None:
+        self.report, self.owed = report, owed
+        # The first line of what failed: a database error's own words, without the statement it ran.
+        self.reason = (str(getattr(reason, "orig", None) or reason) or type(reason).__name__).splitlines()[0]
+        super().__init__(f"scoring saved; routing {owed} new lead{'s' if owed != 1 else ''} failed: {self.reason}")
 
 
 @dataclass(slots=True)
@@ -143,7 +155,7 @@ class Pipeline:
             report = rescore(session, self.rules, at=at, tz=self.tz, user_ids=user_ids, processes=self.processes,
                              basis=self.basis)
             owed = self._route(session, report, at, after=True)
-        self._route_after(owed, at)
+        self._route_or_leave(report, owed, at)
         return report
 
     def rescore_all(self, *, at: datetime | None = None) -> Rescored:
@@ -153,7 +165,7 @@ class Pipeline:
             report = rescore(session, self.rules, at=at, tz=self.tz, processes=self.processes, basis=self.basis)
             owed = self._route(session, report, at, after=True)
             session.merge(SweepRun(name=RESCORE_SWEEP, last_run_at=at, fingerprint=self.rules_fingerprint))
-        self._route_after(owed, at)
+        self._route_or_leave(report, owed, at)
         return report
 
     def _route(self, session: Session, report: Rescored, at: datetime, *, after: bool = False) -> list[int]:
@@ -169,6 +181,14 @@ class Pipeline:
             return report.triggered
         self.router.route_all(session, report.triggered, now=at)
         return []
+
+    def _route_or_leave(self, report: Rescored, owed: list[int], at: datetime) -> None:
+        """`_route_after`, its failure raised as `RoutingLeftToSweep`: the scoring stands, and the leads are still owed
+        to the queue sweep."""
+        try:
+            self._route_after(owed, at)
+        except Exception as error:
+            raise RoutingLeftToSweep(report, len(owed), error) from error
 
     def _route_after(self, owed: list[int], at: datetime) -> None:
         """Route a rescore's new leads (`owed`, in the order they qualified) once its scoring is committed, as a set

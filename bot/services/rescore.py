@@ -88,6 +88,7 @@ class Rescored:
     accounts: list[int] = field(default_factory=list)  # account leads opened from a user's lead, or changed
     absorbed: list[int] = field(default_factory=list)  # user leads absorbed into their account's lead
     results: dict[int, ScoreResult] = field(default_factory=dict)  # the verdict behind each of those PQLs
+    processes: int = 1  # how many processes judged the users: more than one only when the rescore was split
 
 
 def _dispositions(connection: sa.Connection, user_ids: set[str] | None,
@@ -179,6 +180,7 @@ def rescore(
         return report
     connection = session.connection()
     spans = _split(connection, processes) if scope is None else _split_scope(connection, scope, processes)
+    report.processes = len(spans)  # this one and one per other slice, whatever `processes` allowed
     parts = [_within(scope, span) for span in spans]  # each slice's share of the scope (None: everyone in it)
     writes = _Writes(connection, at, report, rules)
     qualified = Status.QUALIFIED

@@ -20,6 +20,10 @@
 - When every rep is paused, the manager is told at once: nothing is assigned silently.
 - While the manager has paused routing for the whole team (`/pql pause-all`, bot/services/switches.py), every new
   lead waits in the queue, fast lane included, and the queue is not shared out; `/pql resume-all` lets it go.
+- A lead on a do-not-touch hold (bot/services/holds.py: a support ticket open, a checkout under way) goes to nobody,
+  named-account owner included, fast lane included: it waits in the queue in its place (by tier, then when it
+  qualified) without holding back the leads behind it, and goes out with the queue once the hold ends, its SLA
+  clock going on then (the hold's business time is added to it).
 Every decision is audited with its reason, which is what `/pql why` reads back.
 
 New leads, one or a set (the thousands a backfill raises), and leads handed to another team are decided in one
@@ -31,6 +35,7 @@ its rep.
 from __future__ import annotations
 
 import copy
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
@@ -96,6 +101,7 @@ class _Lead:
     version: int
     level: str | None
     account_key: str | None
+    held_since: datetime | None
 
     @property
     def ref(self) -> str:
@@ -108,7 +114,8 @@ def _leads(connection: sa.Connection, ids: list[int]) -> list[_Lead]:
     found: dict[int, _Lead] = {}
     for chunk in in_chunks(ids):
         rows = connection.execute(sa.select(c.id, c.user_id, c.state, c.tier, c.rep_id, c.created_at, c.sla_due_at,
-                                            c.version, c.level, c.account_key).where(c.id.in_(chunk)))
+                                            c.version, c.level, c.account_key, c.held_since)
+                                  .where(c.id.in_(chunk)))
         found.update((row[0], _Lead(*row)) for row in rows)
     return [found[pql_id] for pql_id in ids if pql_id in found]
 
@@ -448,6 +455,10 @@ class Router:
             .group_by(_ASSIGNMENTS.c.pql_id, _ASSIGNMENTS.c.rep_id))}
         for lead, team in zip(todo, within, strict=True):
             team._due(lead)
+            if lead.held_since is not None:  # nobody's until the hold ends; it does not hold back the leads behind it
+                writes.queue(lead, team, say("on_hold_why"), stuck=False)
+                routed[lead.id] = None
+                continue
             name = team.team.name
             who, owner = people.get(lead.user_id, (None, None))
             owner = team._taking_owner(roster.get(owner) if owner else None, handed=handed, previous=previous)
@@ -481,14 +492,21 @@ class Router:
             lead.sla_due_at = first_touch_due(lead.created_at, lead.tier, self.calendar, self.team.first_touch)
 
     def _waiting(self, connection: sa.Connection) -> list[tuple[str | None, str, int]]:
-        """The queue counted by team and tier: (team, tier, leads). With one team, by tier alone (team None), from
-        the (state, tier) index without reading a row: a queue of 10,000 read row by row cost 20 ms a routing."""
+        """The queue counted by team and tier, leads on hold left out (they hold back nobody): (team, tier, leads).
+        With one team, by tier alone (team None). From the indexes without reading a row of the rest of the queue
+        (its (state, team, tier) index, less the held leads' partial index): a queue of 10,000 read row by row cost
+        20 ms a routing."""
         c = _PQLS.c
-        if self.teams.is_single:
-            return [(None, tier, count) for tier, count in connection.execute(
-                sa.select(c.tier, sa.func.count()).where(c.state == PqlState.QUEUED).group_by(c.tier))]
-        return connection.execute(sa.select(c.team, c.tier, sa.func.count()).where(c.state == PqlState.QUEUED)
-                                  .group_by(c.team, c.tier)).all()
+        queued, single = c.state == PqlState.QUEUED, self.teams.is_single
+        if single:
+            counts = sa.select(sa.null(), c.tier, sa.func.count()).where(queued).group_by(c.tier)
+        else:
+            counts = sa.select(c.team, c.tier, sa.func.count()).where(queued).group_by(c.team, c.tier)
+        waiting = Counter({(team, tier): count for team, tier, count in connection.execute(counts)})
+        held = sa.select(c.team, c.tier, sa.func.count()).where(queued, c.held_since.is_not(None))
+        for team, tier, count in connection.execute(held.group_by(c.team, c.tier)):  # by team: on the held index
+            waiting[None if single else team, tier] -= count
+        return [(team, tier, count) for (team, tier), count in waiting.items() if count > 0]
 
     def _queued(self, waiting: list[tuple[str | None, str, int]]) -> dict[str, int]:
         """This team's queue by tier, of the whole queue's (team, tier, count) rows: as `_is_mine` counts."""
@@ -654,11 +672,12 @@ class Router:
 
     def _drain(self, session: Session, *, now: datetime) -> list[tuple[int, str]]:
         """Share the queue out: fast-lane leads whenever someone can take them (in business hours or on call),
-        never capped; the rest while business is open, high, medium, then oldest."""
+        never capped; the rest while business is open, high, medium, then oldest. A lead on hold stays in its place
+        until the hold ends."""
         if switches.is_on(session, switches.ROUTING):
             return []  # the rollback switch: the queue waits for `/pql resume-all`
         is_open = self.calendar.is_open(now)
-        waiting = select(Pql).where(Pql.state == PqlState.QUEUED, self._is_mine(Pql.team))
+        waiting = select(Pql).where(Pql.state == PqlState.QUEUED, Pql.held_since.is_(None), self._is_mine(Pql.team))
         if not is_open:
             waiting = waiting.where(Pql.tier.in_(sorted(self.fast_lane.tiers)))
         queued = sorted(session.exec(waiting), key=lambda p: (-TIER_RANK[p.tier], p.qualified_at, p.id))

@@ -82,12 +82,9 @@ class Runtime:
                                               teams=settings.teams)
 
     def cap_for(self, team: str | None) -> tuple[int, tzinfo]:
-        """The daily cap and the timezone of its day for a lead of `team`: its team's, or PQL_DAILY_CAP and
-        PQL_TIMEZONE with one team."""
-        teams = self.settings.teams
-        if teams.is_single:
-            return self.settings.pql_daily_cap, self.settings.tz
-        found = teams.team(team)
+        """The daily cap and the timezone of its day for a lead of `team`: its team's (with no teams file, the one
+        team of PQL_DAILY_CAP and PQL_TIMEZONE; a teams file of one team, that team's)."""
+        found = self.settings.teams.team(team)
         return found.daily_cap, found.calendar.tz
 
     def team_of(self, team: str | None) -> tuple[str, frozenset[str] | None] | None:

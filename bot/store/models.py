@@ -169,6 +169,9 @@ class Pql(SQLModel, table=True):
         sa.Index("ix_pqls_rep_state", "rep_id", "state"),  # a rep's open leads, counted at every routing
         sa.Index("ix_pqls_state_updated", "state", "updated_at"),  # open leads; leads stopped in a week
         sa.Index("ix_pqls_state_team_tier", "state", "team", "tier"),  # each team's queue by tier, once per routed set
+        # The leads on hold (few): those of the queue, which wait without holding back the leads behind them.
+        sa.Index("ix_pqls_held", "state", "team", "tier", sqlite_where=sa.text("held_since IS NOT NULL"),
+                 postgresql_where=sa.text("held_since IS NOT NULL")),
         sa.Index("ix_pqls_created_at", "created_at"),  # a week's leads: the review and its Monday triggers
         sa.Index("ix_pqls_dispositioned_at", "dispositioned_at"),  # a week's dispositions, leads still open
         # The alerts to edit, looked for on every delivery pass: a partial index holds only leads changed since

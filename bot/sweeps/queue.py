@@ -11,7 +11,9 @@ The heuristic (bot/services/routing.py, `Router.drain`):
 - fast lane first, then high, then medium, and the oldest first within a tier;
 - a named account owner (on the roster, not paused) gets their account's lead; the others go to the rep routing
   picks among those with room under the daily cap (bot/domain/routing.py, `pick`);
-- when nobody has room the rest wait, in order, for the next sweep.
+- when nobody has room the rest wait, in order, for the next sweep;
+- a lead on a do-not-touch hold (bot/services/holds.py) waits in its place and goes out once the hold ends (the
+  holds sweep, just before this one, lets an abandoned checkout's go; a closed ticket lets go as it arrives).
 No key guards a hand-out, so two drains at once would hand a lead out twice: the runner's lock keeps this step
 to one process at a time (bot/sweeps/runner.py).
 """

@@ -106,8 +106,10 @@ def default_steps(*only: str) -> list[Step]:
     those, still in this order (tests run a few)."""
     steps: list[Step] = [
         ("rescore", rescore),
+        # Abandoned checkouts, before the queue (a queued lead let go goes out in the same minute) and before the
+        # clocks that a resumed lead runs again.
+        ("holds", release_holds),
         ("queue", drain_queue),
-        ("holds", release_holds),  # abandoned checkouts, before the clocks that a resumed lead runs again
         ("escalate", escalate),  # the SLA clock
         ("follow_ups", follow_ups),
         ("stale_claims", stale_claims),

@@ -5,15 +5,20 @@ from __future__ import annotations
 import io
 import json
 import re
+import sqlite3
 import sys
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
 from alembic.script import ScriptDirectory
+from freezegun import freeze_time
 
 from bot.cli import ingest, main
 from bot.demo import sample
 from bot.services.pipeline import Pipeline
+from bot.services.routing import Router
 from bot.store import alembic_config, make_engine
 from scoring import Status
 from tests.scoring.builders import Trial, sarah
@@ -332,3 +337,48 @@ def test_a_file_parsed_by_a_worker_is_stored_and_judged_as_a_full_rescore_judges
     assert main(["rescore", "--at", at]) == 0
     assert summary(capsys.readouterr().out)["verdicts changed"] == 0
     assert db("SELECT user_id, status, score FROM trial_users ORDER BY user_id") == before
+
+
+def test_a_rescore_whose_routing_fails_says_in_one_line_that_its_scoring_is_saved_and_the_queue_sweep_routes(
+        tmp_path, db, capsys, monkeypatch, store_url):
+    if not store_url.startswith("sqlite"):
+        pytest.skip("PostgreSQL routes in the rescore's own transaction: a failure there saves nothing")
+    monkeypatch.setenv("PQL_REPS", "U0ANA:Ana Ruiz")
+    path = tmp_path / "sarah.jsonl"
+    path.write_text("\n".join(lines_of(sarah())) + "\n")
+    assert main(["ingest", str(path), "--no-score"]) == 0
+    capsys.readouterr()
+    routes = Router.route_all
+
+    def locked(*args, **kwargs):
+        raise sa.exc.OperationalError("UPDATE pqls SET ...", {}, sqlite3.OperationalError("database is locked"))
+
+    monday = datetime(2026, 11, 9, 11, 0, tzinfo=ZoneInfo("America/New_York"))  # business is open
+    monkeypatch.setattr(Router, "route_all", locked)
+    with freeze_time(monday):
+        assert main(["rescore", "--at", monday.isoformat()]) == 1
+    out, err = capsys.readouterr()
+    assert summary(out) == {"users scored": 1, "verdicts changed": 1, "PQLs triggered": 1, "PQLs upgraded": 0}
+    assert err == ("pqlbot rescore: scoring saved, but routing failed (database is locked): 1 new lead left for the "
+                   "queue sweep to route (`pqlbot serve` runs it every minute, or run `pqlbot tick`)\n")
+    assert db("SELECT user_id, rep_id FROM pqls") == [("sarah", None)]
+
+    monkeypatch.setattr(Router, "route_all", routes)
+    later = monday + timedelta(minutes=2)
+    with freeze_time(later):
+        assert main(["tick", "--at", later.isoformat()]) == 0
+    assert db("SELECT user_id, rep_id, state FROM pqls") == [("sarah", "U0ANA", "assigned")]
+
+
+def test_an_ingest_whose_routing_fails_says_so_too_and_exits_non_zero(tmp_path, db, capsys, monkeypatch, store_url):
+    if not store_url.startswith("sqlite"):
+        pytest.skip("PostgreSQL routes in the rescore's own transaction: a failure there saves nothing")
+    monkeypatch.setenv("PQL_REPS", "U0ANA:Ana Ruiz")
+    path = tmp_path / "sarah.jsonl"
+    path.write_text("\n".join(lines_of(sarah())) + "\n")
+    monkeypatch.setattr(Router, "route_all", lambda *args, **kwargs: 1 / 0)
+    assert main(["ingest", str(path), "--at", "2026-11-09T11:00:00-05:00"]) == 1
+    out, err = capsys.readouterr()
+    assert summary(out)["PQLs triggered"] == 1
+    assert err.startswith("pqlbot ingest: scoring saved, but routing failed (division by zero): 1 new lead left ")
+    assert err.count("\n") == 1

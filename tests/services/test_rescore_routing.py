@@ -14,7 +14,7 @@ from sqlmodel import select
 
 from bot.domain.lifecycle import PqlState
 from bot.services import audit, leads
-from bot.services.pipeline import ROUTING_OWED, Pipeline
+from bot.services.pipeline import ROUTING_OWED, Pipeline, RoutingLeftToSweep
 from bot.services.routing import Router
 from bot.settings import Settings
 from bot.store.models import Assignment, Notice, Pql, SweepRun
@@ -156,7 +156,7 @@ def test_a_claim_between_the_scoring_and_the_routing_counts_against_the_reps_cap
 def test_a_rescore_that_dies_before_routing_has_its_leads_routed_by_the_next_minutes_sweep_once(engine):
     pipeline = team(engine, [ANA, BEN], dies=True)
     stored_not_scored(pipeline, MONDAY)
-    with pytest.raises(RuntimeError, match="died"):
+    with pytest.raises(RoutingLeftToSweep, match="died"):
         rescore(pipeline, MONDAY)
     [lead] = reps(pipeline)
     sqlite = engine.dialect.name == "sqlite"

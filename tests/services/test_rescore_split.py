@@ -95,7 +95,7 @@ def test_a_rescore_split_three_ways_records_what_the_scorer_says_once_in_user_or
     assert [q.user_id for q in leads] == qualified and report.triggered == [q.id for q in leads]
     assert trail == [("pql_triggered", q.id, q.user_id) for q in leads]
     assert notices == [(f"alert:{q.id}", q.id) for q in leads]
-    assert (report.users, report.changed) == (12, 12)
+    assert (report.users, report.changed, report.processes) == (12, 12, 3)
 
     again = p.rescore_all(at=AT)  # every slice compares with what is stored: nothing moved
     assert (again.users, again.changed, again.triggered, again.upgraded) == (12, 0, [], [])
@@ -133,6 +133,7 @@ def test_a_small_store_or_one_in_memory_is_judged_by_this_process_alone(engine, 
     stored(p, [e for t in trials() for e in t.events])
     with engine.connect() as connection:
         assert qualify._split(connection, 4) == [(None, None)]  # 12 events: far under _SPLIT_FROM
+    assert p.rescore_all(at=AT).processes == 1  # 4 allowed, 1 judged
     monkeypatch.setattr(qualify, "_SPLIT_FROM", 0)
     memory = Pipeline(open_store("sqlite://"), tz=NY, processes=4)
     stored(memory, [e for t in trials() for e in t.events])

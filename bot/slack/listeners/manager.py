@@ -62,17 +62,19 @@ def _managed_lead(session: Session, runtime: Runtime, body: dict, action: str) -
 
 def _roster(session: Session, runtime: Runtime, pql: Pql, who: leads.Actor, *,
             skip: str | None = None) -> dict[str, str]:
-    """Reps on the roster to pick from: "Ana Ruiz · 2 of 5 new today · 1 fast lane · paused"; for a team's manager,
-    the lead's team's members only."""
-    settings, now = runtime.settings, runtime.now()
-    team = settings.teams.team(pql.team).member_ids
+    """Reps on the roster to pick from: "Ana Ruiz · 2 of 5 new today · 1 fast lane · paused", against the lead's
+    team's daily cap and counted on its day (its timezone's), as a claim of the lead counts them; for a team's
+    manager, the lead's team's members only."""
+    now = runtime.now()
+    cap, tz = runtime.cap_for(pql.team)
+    team = runtime.settings.teams.team(pql.team).member_ids
     labels = {}
     for rep in session.exec(select(Rep).where(Rep.on_roster).order_by(Rep.created_at, Rep.id)):
         if rep.id == skip or (not who.is_manager and team is not None and rep.id not in team):
             continue
-        today = leads.new_today(session, rep.id, now=now, tz=settings.tz)
-        facts = [rep.name or rep.id, f"{today} of {settings.pql_daily_cap} new today"]
-        if fast := leads.fast_lane_today(session, rep.id, now=now, tz=settings.tz):
+        today = leads.new_today(session, rep.id, now=now, tz=tz)
+        facts = [rep.name or rep.id, f"{today} of {cap} new today"]
+        if fast := leads.fast_lane_today(session, rep.id, now=now, tz=tz):
             facts.append(f"{fast} fast lane")  # on their day, not against the cap
         facts += ["paused"] if rep.paused else []
         labels[rep.id] = clip(" · ".join(facts), OPTION_MAX)
@@ -143,6 +145,8 @@ def reassign_submitted(ack: Ack, body: dict, view: dict, runtime: Runtime) -> No
 
 
 def claim_for_submitted(ack: Ack, body: dict, view: dict, runtime: Runtime) -> None:
-    settings = runtime.settings
-    _submit_rep(ack, body, view, runtime, lambda session, pql, who, rep: leads.claim(
-        session, pql, who, now=runtime.now(), tz=settings.tz, cap=settings.pql_daily_cap, for_rep=rep))
+    def claim_for(session: Session, pql: Pql, who: leads.Actor, rep: str) -> None:
+        cap, tz = runtime.cap_for(pql.team)  # the lead's team's cap, on its day
+        leads.claim(session, pql, who, now=runtime.now(), tz=tz, cap=cap, for_rep=rep)
+
+    _submit_rep(ack, body, view, runtime, claim_for)
