@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import pickle
 import signal
 import stat
 from collections.abc import Iterator
@@ -29,7 +30,8 @@ from bot.cli.common import parse_lines
 from scoring import Event, EventError, Rules, parse_event, paused_gc
 
 BLOCK = 2_000  # lines a worker hands over at once
-AHEAD = 25  # blocks each worker may have parsed that the command has not taken yet
+AHEAD = 60  # blocks each worker may have parsed that the command has not taken yet: more than one of the command's
+# transactions (bot/cli/ingest.py CHUNK, 50,000 events), so the worker parses the next while the command stores one
 APART_FROM = 1 << 20  # bytes: a smaller file is parsed in the command's own process
 
 
@@ -119,7 +121,8 @@ class ParsedLines:
                 return
             if message[0] == "stop":
                 raise message[1]
-            _, number, parsed, self.position = message
+            _, number, packed, self.position = message
+            parsed = _unpacked(packed)
             if number != block:
                 raise RuntimeError(f"parsing worker sent block {number} in place of {block}")
             if parsed.last is not None:
@@ -151,6 +154,22 @@ def _put(queue: multiprocessing.Queue, parent: int, message: tuple) -> None:
                 os._exit(1)  # at once: its queue's feeder would wait for ever to hand over what it holds
 
 
+def _packed(block: Block) -> bytes:
+    """A block as the worker hands it over: pickled in the worker's own thread (a queue's feeder thread would pickle
+    it only when the command asks for it, after its commit, holding the interpreter lock the parsing needs), its
+    events as plain tuples (a named tuple pickles through a Python method: twice the cost, as much as parsing)."""
+    return pickle.dumps(([tuple(event) for event in block.events], block.rejected, block.last),
+                        protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _unpacked(packed: bytes) -> Block:
+    events, rejected, last = pickle.loads(packed)
+    return Block([_event(Event, event) for event in events], rejected, last)
+
+
+_event = tuple.__new__  # an Event of its fields, without the named tuple's Python-level __new__
+
+
 def _work(path: str, rules: Rules, k: int, n: int, queue: multiprocessing.Queue) -> None:
     """Worker k of n: parse blocks k, k + n, ... of the file and put each on `queue` as ("block", its number, the
     `Block`, bytes read so far), then ("end",); or, when the file cannot be read on, what it has of the block
@@ -166,7 +185,7 @@ def _work(path: str, rules: Rules, k: int, n: int, queue: multiprocessing.Queue)
                     continue
                 if block != current:
                     if current >= 0:
-                        put(("block", current, Block(events, rejected, last), stream.buffer.tell()))
+                        put(("block", current, _packed(Block(events, rejected, last)), stream.buffer.tell()))
                     current, events, rejected, last = block, [], [], None
                 if not line.strip():
                     continue
@@ -176,9 +195,9 @@ def _work(path: str, rules: Rules, k: int, n: int, queue: multiprocessing.Queue)
                 except EventError as exc:
                     rejected.append((number, str(exc)))
             if current >= 0:
-                put(("block", current, Block(events, rejected, last), stream.buffer.tell()))
+                put(("block", current, _packed(Block(events, rejected, last)), stream.buffer.tell()))
         put(("end",))
     except (UnicodeDecodeError, OSError) as exc:
         if current >= 0:
-            put(("block", current, Block(events, rejected, last), None))
+            put(("block", current, _packed(Block(events, rejected, last)), None))
         put(("stop", exc))
