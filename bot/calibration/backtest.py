@@ -26,6 +26,12 @@ What the replay reports is what judging each of those days would report; it is m
 that cannot add to it (`_Prospects`: what a user's whole history says they can show, and when), and by sharing the
 users among worker processes (`_replay_users`). `replay(..., every_day=True)` judges every day, the reference
 tests/calibration/test_fast_replay.py holds the fast replay to.
+
+`replay` is three steps, so that a big file's users can be replayed where they are parsed (bot/cli/split.py: each
+process of `pqlbot backtest FILE` parses, replays and hands back its own users; handing parsed events between
+processes costs as much as parsing them): the users' histories (`Histories`) and the accounts' group traits
+(`account_traits`); each user's replay, kept when it has anything to show (`replayed`, its `Replays`: those of
+several processes add up to one); and the report on them (`report`), the same whoever replayed them.
 """
 
 from __future__ import annotations

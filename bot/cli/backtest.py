@@ -4,6 +4,10 @@
     pqlbot backtest events.jsonl                             # the rules in PQL_RULES_FILE (or the seed model)
     pqlbot backtest events.jsonl --rules new.toml --against scoring/default_rules.toml --capacity 4
     pqlbot backtest --store --from 2026-11-02 --to 2026-11-29 --json
+
+A big events file is replayed on every core, as `pqlbot score` scores one (bot/cli/split.py): each process parses
+and replays its share of the users, and the report is the one a single process makes (`--processes 1`: this process
+alone). Standard input, a small file and the store are replayed here.
 """
 
 from __future__ import annotations
