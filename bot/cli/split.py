@@ -1,5 +1,4 @@
-"""`pqlbot score FILE` and `pqlbot backtest FILE` on every core: the users are shared out between processes, one per
-CPU.
+"""`pqlbot score FILE` and `pqlbot backtest FILE` on every core: a file's users shared out between processes.
 
 Why: parsing a call (pydantic), judging a user and replaying one are pure Python, one core each; on two cores a big
 file is done in about half the time only if both do half the work. Users are judged and replayed independently of
@@ -114,8 +113,8 @@ def processes_for(requested: int | None) -> int:
 
 
 def splits(path: str, processes: int) -> bool:
-    """Whether `path` is scored in several processes: a regular file of at least APART_FROM bytes, and more than
-    one process asked for."""
+    """Whether `path` is scored (or replayed) in several processes: a regular file of at least APART_FROM bytes, and
+    more than one process asked for."""
     if processes < 2 or path == "-":
         return False
     try:
