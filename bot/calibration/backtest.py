@@ -308,6 +308,8 @@ class Replays:
 
     @classmethod
     def merged(cls, parts: Sequence[Replays]) -> Replays:
+        """Several processes' replays, each of its own users, as one process's: the users in the order they first
+        appear, the span from the earliest day to the latest."""
         return cls(sorted((user for part in parts for user in part.users), key=_start),
                    min((part.first for part in parts if part.first is not None), default=None),
                    max((part.last for part in parts if part.last is not None), default=None),
