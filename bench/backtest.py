@@ -8,12 +8,14 @@ reads besides the product events. It is written once into bench/.data/, beside t
 
 Measured, in this order:
 - whole run: `pqlbot backtest FILE --capacity 10 --cap 5 --json` in a child process, from its start (Python, imports,
-  reading and parsing the file) to the report written, wall and CPU seconds (its worker processes included),
-  against the issue's target of 10 s at 1,000,000 events: what a user waits for;
-- then in this process, each with wall and CPU seconds: parse, reading and `parse_event(line, rules)` of every
-  line; baseline, `score_users(events, rules, AT, tz=...)`, one judgement per user as of the morning after the
-  history, what `pqlbot score` does with the same events: the bare scoring the replay is made of; replay,
-  `bot.calibration.backtest.replay` over the same events (one worker process per CPU), as a ratio to the baseline.
+  reading and parsing the file) to the report written, wall and CPU seconds (its processes included), against the
+  issue's target of 10 s at 1,000,000 events: what a user waits for. The command shares the file's users out
+  between processes, one per CPU (bot/cli/split.py): each parses its share of the lines and replays its own users;
+- then in this process, the one-process way (what `--processes 1` and standard input do), each with wall and CPU
+  seconds: parse, reading and `parse_event(line, rules)` of every line; baseline, `score_users(events, rules, AT,
+  tz=...)`, one judgement per user as of the morning after the history, what `pqlbot score` does with the same
+  events: the bare scoring the replay is made of; replay, `bot.calibration.backtest.replay` over the same events
+  (one worker process per CPU), as a ratio to the baseline.
 """
 
 from __future__ import annotations

@@ -26,6 +26,12 @@ What the replay reports is what judging each of those days would report; it is m
 that cannot add to it (`_Prospects`: what a user's whole history says they can show, and when), and by sharing the
 users among worker processes (`_replay_users`). `replay(..., every_day=True)` judges every day, the reference
 tests/calibration/test_fast_replay.py holds the fast replay to.
+
+`replay` is three steps, so that a big file's users can be replayed where they are parsed (bot/cli/split.py: each
+process of `pqlbot backtest FILE` parses, replays and hands back its own users; handing parsed events between
+processes costs as much as parsing them): the users' histories (`Histories`) and the accounts' group traits
+(`account_traits`); each user's replay, kept when it has anything to show (`replayed`, its `Replays`: those of
+several processes add up to one); and the report on them (`report`), the same whoever replayed them.
 """
 
 from __future__ import annotations
@@ -38,7 +44,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 from bot.calibration.stats import (
     CONVERSION_DAYS,
@@ -52,9 +58,8 @@ from bot.calibration.stats import (
 from bot.domain.guardrails import VOLUME_PER_REP, VOLUME_STREAK, busy_runs, per_business_day
 from scoring import Event, Rules, ScoreResult, Status, Tier
 from scoring import events as ev
-from scoring.engine import ACTIVATION, ASK_OVERRIDES, FIT, judge, plan_of
+from scoring.engine import ACTIVATION, ASK_OVERRIDES, FIT, group_traits, judge, plan_of
 from scoring.identity import is_anonymous, resolve
-from scoring.profile import newer
 from scoring.tally import Tally
 from scoring.triggers import Level, micros, moment_of
 
@@ -224,22 +229,129 @@ def replay(
     the history's own touch events; `reps` x `cap`: the team's capacity per business day (None: not known).
     `every_day`: judge every day the replay visits, the slow reference the fast replay is tested against.
     `workers`: processes sharing the users (None: one per CPU for a population big enough to be worth it)."""
-    by_user, groups, converted, touched = _split(events)
+    resolved = resolve(list(events))
+    histories = Histories.of(enumerate(resolved))
     for user_id, moments in (touches or {}).items():
-        touched[user_id].extend(moments)
+        histories.touched[user_id].extend(moments)
+    replays = replayed(histories, rules, tz=tz, groups=account_traits(resolved), window=window, every_day=every_day,
+                       workers=workers)
+    return report(replays, rules, is_business_day=is_business_day, window=window, reps=reps, cap=cap,
+                  minimum=minimum)
+
+
+def account_traits(calls: Iterable[Event]) -> dict[str, Any]:
+    """The accounts' group traits by group id, from every group call, in the order they came (whoever sent them,
+    an anonymous visitor too): the history's latest, with no cut-off, as the module docstring says."""
+    return group_traits(calls, _NEVER)
+
+
+@dataclass(slots=True)
+class Histories:
+    """What the replay reads of each user, from calls already under the user they belong to (`resolve`), in the
+    order they came: the user's events in time order (a rep's touches apart), where their history starts (the place
+    of its first call: users are reported in that order), their first conversion, and their touches. An anonymous
+    visitor's calls are dropped: nobody replays them."""
+
+    events: dict[str, list[Event]]
+    starts: dict[str, int]
+    converted: dict[str, datetime]
+    touched: defaultdict[str, list[datetime]]
+
+    @classmethod
+    def of(cls, calls: Iterable[tuple[int, Event]]) -> Histories:
+        """From (place, call) pairs: a call's line in the file, or its place among the calls."""
+        by_user: dict[str, list[Event]] = {}
+        starts: dict[str, int] = {}
+        converted: dict[str, datetime] = {}
+        touched: defaultdict[str, list[datetime]] = defaultdict(list)
+        for place, event in calls:
+            user_id = event.user_id
+            if user_id is None or is_anonymous(user_id):
+                continue
+            if event.name in TOUCH_EVENTS:
+                touched[user_id].append(event.at)
+                continue
+            if event.name == ev.CONVERTED and (user_id not in converted or event.at < converted[user_id]):
+                converted[user_id] = event.at
+            if (history := by_user.get(user_id)) is None:
+                by_user[user_id] = history = []
+                starts[user_id] = place
+            history.append(event)
+        for history in by_user.values():
+            history.sort(key=_at)
+        return cls(by_user, starts, converted, touched)
+
+
+class Replayed(NamedTuple):
+    """One user's replay, as the report reads it: where their history starts (`Histories.starts`), the lead raised
+    (if any), each trigger's first firing, their first conversion and their touches in time order."""
+
+    start: int
+    user_id: str
+    lead: Raised | None
+    fired: dict[str, datetime]
+    converted_at: datetime | None
+    touches: list[datetime]
+
+
+@dataclass(slots=True)
+class Replays:
+    """What a report is made of: the replays of the users with anything to show (a lead, a trigger that fired), in
+    the order users first appear; the first and last local day of anyone's history (the report's days, where the
+    window sets no bound); and whether anyone was touched. The replays of several processes, each of its own users,
+    add up to those of one (`merged`)."""
+
+    users: list[Replayed]
+    first: date | None
+    last: date | None
+    touched: bool
+
+    @classmethod
+    def merged(cls, parts: Sequence[Replays]) -> Replays:
+        """Several processes' replays, each of its own users, as one process's: the users in the order they first
+        appear, the span from the earliest day to the latest."""
+        return cls(sorted((user for part in parts for user in part.users), key=_start),
+                   min((part.first for part in parts if part.first is not None), default=None),
+                   max((part.last for part in parts if part.last is not None), default=None),
+                   any(part.touched for part in parts))
+
+
+def _start(user: Replayed) -> int:
+    return user.start
+
+
+def replayed(histories: Histories, rules: Rules, *, tz: tzinfo, groups: Mapping[str, Any], window: Window,
+             every_day: bool = False, workers: int | None = None) -> Replays:
+    """Each user's replay through `rules` (`_replay_users`, `workers` processes), kept for those with anything to
+    show, and the span of the histories. `groups`: the accounts' group traits (`account_traits`), which may have
+    been read from more calls than these users'."""
+    users = list(histories.events.items())
+    outcomes = _replay_users(users, (rules, tz, groups, histories.converted, window, every_day), workers)
+    shown = []
+    first = last = None
+    for (user_id, history), (lead, fired) in zip(users, outcomes, strict=True):
+        begins, ends = local_day(history[0].at, tz), local_day(history[-1].at, tz)
+        first = begins if first is None or begins < first else first
+        last = ends if last is None or ends > last else last
+        if lead is not None or fired:
+            shown.append(Replayed(histories.starts[user_id], user_id, lead, fired, histories.converted.get(user_id),
+                                  sorted(histories.touched.get(user_id, ()))))
+    return Replays(shown, first, last, any(histories.touched.values()))
+
+
+def report(replays: Replays, rules: Rules, *, is_business_day: Callable[[date], bool], window: Window = Window(),
+           reps: int | None = None, cap: int = 5, minimum: int = MIN_SAMPLE) -> Backtest:
+    """The report on `replays` through `rules`: per trigger, fired, converted and contacted (`_count`); the leads
+    raised, per business day of the window (the histories' span where it sets no bound) against the capacity,
+    `reps` x `cap`; and seed 002's runs of busy days."""
     rows = _rows(rules, minimum)
-    outcomes = _replay_users(list(by_user.items()), (rules, tz, groups, converted, window, every_day), workers)
     raised: dict[str, Raised] = {}
-    first_day = last_day = None
-    for (user_id, history), (lead, fired) in zip(by_user.items(), outcomes, strict=True):
-        first, last = local_day(history[0].at, tz), local_day(history[-1].at, tz)
-        first_day = first if first_day is None or first < first_day else first_day
-        last_day = last if last_day is None or last > last_day else last_day
-        if lead is not None:
-            raised[user_id] = lead
-        if fired:
-            _count(rows, fired, converted.get(user_id), sorted(touched.get(user_id, ())))
-    start, end = window.start or first_day, window.end or last_day
+    for user in replays.users:
+        if user.lead is not None:
+            raised[user.user_id] = user.lead
+        if user.fired:
+            _count(rows, user.fired, user.converted_at, user.touches)
+    start, end = window.start or replays.first, window.end or replays.last
     daily: dict[date, int] = defaultdict(int)
     for lead in raised.values():
         daily[lead.day] += 1
@@ -255,7 +367,7 @@ def replay(
         # Leads of the window's last days off count on the business day after it: shown, not lost.
         days.extend(Day(d, n, capacity) for d, n in sorted(counted.items()) if d > end)
     busy = busy_runs(daily, reps, is_business_day) if reps else []
-    return Backtest(list(rows.values()), days, raised, reps, cap, busy, has_touches=any(touched.values()))
+    return Backtest(list(rows.values()), days, raised, reps, cap, busy, has_touches=replays.touched)
 
 
 #: Users below which one process replays them all: a worker process costs more than it saves.
@@ -303,31 +415,6 @@ def _replay_one(user_id: str, history: list[Event], rules: Rules, tz: tzinfo, gr
                 converted: Mapping[str, datetime], window: Window, every_day: bool
                 ) -> tuple[Raised | None, dict[str, datetime]]:
     return _replay_user(user_id, history, rules, tz, groups, converted.get(user_id), window, every_day=every_day)
-
-
-def _split(events: Iterable[Event]) -> tuple[dict, dict, dict, dict]:
-    """Users' histories (time order), the accounts' group traits, each user's first conversion and their touches."""
-    by_user: dict[str, list[Event]] = defaultdict(list)
-    groups: dict[str, Any] = {}
-    converted: dict[str, datetime] = {}
-    touched: dict[str, list[datetime]] = defaultdict(list)
-    for event in resolve(list(events)):
-        user_id = event.user_id
-        if event.name == ev.GROUP:
-            group_id = event.props["group_id"]
-            if (merged := newer(groups.get(group_id, {}), event.props.get("traits") or {}, event.at)) is not None:
-                groups[group_id] = merged
-        if user_id is None or is_anonymous(user_id):
-            continue
-        if event.name in TOUCH_EVENTS:
-            touched[user_id].append(event.at)
-            continue
-        if event.name == ev.CONVERTED and (user_id not in converted or event.at < converted[user_id]):
-            converted[user_id] = event.at
-        by_user[user_id].append(event)
-    for history in by_user.values():
-        history.sort(key=_at)
-    return by_user, groups, converted, touched
 
 
 def _at(event: Event) -> datetime:

@@ -4,20 +4,28 @@
     pqlbot backtest events.jsonl                             # the rules in PQL_RULES_FILE (or the seed model)
     pqlbot backtest events.jsonl --rules new.toml --against scoring/default_rules.toml --capacity 4
     pqlbot backtest --store --from 2026-11-02 --to 2026-11-29 --json
+
+A big events file is replayed on every core, as `pqlbot score` scores one (bot/cli/split.py): each process parses
+and replays its share of the users, and the report is the one a single process makes (`--processes 1`: this process
+alone). Standard input, a small file and the store are replayed here.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from datetime import date
+from datetime import date, tzinfo
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import orjson
 
-from bot.cli.common import count, open_lines
+from bot.cli.common import count, open_lines, some
 from bot.settings import Settings
 from scoring import EventError, Rules, load_rules, paused_gc
+
+if TYPE_CHECKING:
+    from bot.calibration.backtest import Backtest
 
 
 def _day(text: str) -> date:
@@ -29,7 +37,7 @@ def _day(text: str) -> date:
 
 def add(backtest: argparse.ArgumentParser, name: str) -> None:
     backtest.usage = ("pqlbot backtest (EVENTS | --store) [--rules FILE] [--against FILE] [--capacity REPS] [--cap N] "
-                      "[--from D --to D] [--min-sample N] [--json]")
+                      "[--from D --to D] [--min-sample N] [--processes N] [--json]")
     backtest.description = (
         "Replay a history of events day by day in PQL_TIMEZONE through a rules file. Per trigger: fired, converted "
         "within 60 days (trial_converted), the conversion rate with its 95% Wilson interval, contacted or not (the "
@@ -47,6 +55,8 @@ def add(backtest: argparse.ArgumentParser, name: str) -> None:
     backtest.add_argument("--to", dest="end", type=_day, metavar="D", help="last day replayed, inclusive")
     backtest.add_argument("--min-sample", type=count, default=None, metavar="N",
                           help="fewer fired than this: too few to judge (default 20)")
+    backtest.add_argument("--processes", type=some, metavar="N",
+                          help="share a big file's users between N processes (default one per CPU; 1: this one only)")
     backtest.add_argument("--json", action="store_true", help="one JSON object instead of the table")
     backtest.set_defaults(run=run)
 
@@ -94,11 +104,65 @@ def _read_store(settings: Settings) -> tuple[list, dict]:
     return events, touches
 
 
+#: The rules' report, --against's (None without it), the invalid lines (number, why) and how many events were valid.
+Sides = tuple["Backtest", "Backtest | None", list[tuple[int, str]], int]
+
+
+def _replay_store(settings: Settings, sets: list[Rules], options: dict) -> Sides:
+    """The store's events replayed through each rules set, with the store's touches as contact."""
+    from bot.calibration.backtest import replay
+
+    events, touches = _read_store(settings)
+    with paused_gc():
+        reports = [replay(events, rules, tz=settings.tz, touches=touches, **options) for rules in sets]
+    return reports[0], reports[1] if len(sets) > 1 else None, [], len(events)
+
+
+def _replay_file(name: str, sets: list[Rules], tz: tzinfo, options: dict, processes: int) -> Sides:
+    """File `name` replayed through each rules set: a big file's users shared out between processes
+    (bot/cli/split.py), else in this process (standard input, a small file, one CPU, a file not read through)."""
+    from bot.cli import split
+
+    if split.splits(name, processes) and (found := _replay_apart(name, sets, tz, options, processes)) is not None:
+        return found
+    from bot.calibration.backtest import replay
+
+    lines = _read_file(name)
+    events, invalid = _parse(lines, sets[0])
+    with paused_gc():
+        reports = []
+        for rules in sets:
+            # Each rules file names the events its own way: parsed again with another's names.
+            named = events if rules.events.aliases == sets[0].events.aliases else _parse(lines, rules)[0]
+            reports.append(replay(named, rules, tz=tz, **options))
+    return reports[0], reports[1] if len(sets) > 1 else None, invalid, len(events)
+
+
+def _replay_apart(name: str, sets: list[Rules], tz: tzinfo, options: dict, processes: int) -> Sides | None:
+    """File `name` replayed by `processes` processes (`split.backtest_file`), into the reports one process makes.
+    --against rules that name events as the rules do are replayed on the same events, in the same run; others in a
+    run of their own, the file parsed with their names (its invalid lines are not reported again). None when the
+    file cannot be read through."""
+    from bot.calibration.backtest import report
+    from bot.cli import split
+
+    alike = all(rules.events.aliases == sets[0].events.aliases for rules in sets)
+    replays, first = [], None
+    for run_sets in [sets] if alike else [[rules] for rules in sets]:
+        if (found := split.backtest_file(name, run_sets, tz, options["window"], processes=processes)) is None:
+            return None
+        replays += found.replays
+        first = first or found
+    reports = [report(found, rules, **options) for found, rules in zip(replays, sets, strict=True)]
+    return reports[0], reports[1] if len(sets) > 1 else None, first.invalid, first.events
+
+
 def run(args: argparse.Namespace, settings: Settings) -> int:
     import sqlalchemy as sa
 
-    from bot.calibration.backtest import Window, differences, replay
+    from bot.calibration.backtest import Window, differences
     from bot.calibration.stats import CONVERSION_DAYS, MIN_SAMPLE
+    from bot.cli import split
     from bot.cli.db import cannot_open
 
     if problem := _problem(args):
@@ -106,36 +170,30 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         return 2
     rules = load_rules(args.rules or settings.pql_rules_file)
     against = load_rules(args.against) if args.against else None
-    touches: dict = {}
-    invalid: list[tuple[int, str]] = []
+    sets = [rules] if against is None else [rules, against]
+    reps = args.capacity if args.capacity is not None else (len(settings.roster) or None)
+    options = {
+        "is_business_day": settings.calendar.is_business_day, "window": Window(args.start, args.end), "reps": reps,
+        "cap": args.cap if args.cap is not None else settings.pql_daily_cap,
+        "minimum": args.min_sample if args.min_sample is not None else MIN_SAMPLE,
+    }
     if args.store:
         try:
-            events, touches = _read_store(settings)
+            mine, theirs, invalid, events = _replay_store(settings, sets, options)
         except sa.exc.SQLAlchemyError as exc:
             return cannot_open("backtest", settings.database_url, exc)
-        events_against = events
     else:
         try:
-            lines = _read_file(args.events)
+            mine, theirs, invalid, events = _replay_file(args.events, sets, settings.tz, options,
+                                                         split.processes_for(args.processes))
         except OSError as exc:
             print(f"pqlbot backtest: {exc.strerror}: {args.events}", file=sys.stderr)
             return 2
-        events, invalid = _parse(lines, rules)
-        events_against = events
-        if against is not None and against.events.aliases != rules.events.aliases:
-            events_against, _ = _parse(lines, against)  # each file names the events its own way
+        except split.Failed as exc:
+            print(f"pqlbot backtest: {exc}", file=sys.stderr)
+            return 2
     for number, reason in invalid:
         print(f"line {number}: {reason}", file=sys.stderr)
-    reps = args.capacity if args.capacity is not None else (len(settings.roster) or None)
-    options = {
-        "tz": settings.tz, "is_business_day": settings.calendar.is_business_day,
-        "window": Window(args.start, args.end), "reps": reps,
-        "cap": args.cap if args.cap is not None else settings.pql_daily_cap, "touches": touches,
-        "minimum": args.min_sample if args.min_sample is not None else MIN_SAMPLE,
-    }
-    with paused_gc():
-        mine = replay(events, rules, **options)
-        theirs = replay(events_against, against, **options) if against is not None else None
     label = str(args.rules or settings.pql_rules_file or "the seed 002 model")
     diff = differences(mine, theirs) if theirs is not None else None
     if args.json:
@@ -150,7 +208,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             sides.append({"label": str(args.against), "bt": theirs})
         sys.stdout.write(_text(sides, diff, args, options, CONVERSION_DAYS, settings))
     if invalid:
-        print(f"{len(invalid)} invalid line(s) skipped; {len(events)} events replayed", file=sys.stderr)
+        print(f"{len(invalid)} invalid line(s) skipped; {events} events replayed", file=sys.stderr)
     return 1 if invalid else 0
 
 

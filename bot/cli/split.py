@@ -1,8 +1,10 @@
-"""`pqlbot score FILE` on every core: the users are shared out between processes, one per CPU.
+"""`pqlbot score FILE` and `pqlbot backtest FILE` on every core: a file's users shared out between processes.
 
-Why: parsing a call (pydantic) and judging a user are pure Python, one core each; on two cores a big file is scored
-in about half the time only if both do half the work. Users are judged independently of each other, so they are
-what is shared out: each process parses, groups and judges its own users, and the command prints what they found.
+Why: parsing a call (pydantic), judging a user and replaying one are pure Python, one core each; on two cores a big
+file is done in about half the time only if both do half the work. Users are judged and replayed independently of
+each other, so they are what is shared out: each process parses, groups and judges (or replays) its own users, and
+the command prints what they found. The parse must happen in the process that uses the events: handing a parsed
+event from one process to another (pickling it) costs as much as parsing it.
 
 How: the command forks n processes (so that all share the rules, the loaded modules and `hash`'s seed), and they
 talk in rounds, through the command: a round's messages say "to process j, this", and the command hands each
@@ -15,23 +17,30 @@ processes make, and they leave at once when the run is over, rather than free th
   the process of the user it really belongs to (below).
 - Round 1, who is who: each process hands over the links its calls ask for (scoring/identity.py: an anonymous id
   or an alias joined to a user; the first asked for in the file stands) and its group calls. The command puts the
-  links in file order and makes them (`chained`), works out every account's group traits from every group call,
-  and hands both to every process.
+  links in file order and makes them (`chained`), works out every account's group traits from the group calls in
+  file order (the command's own reading: `pqlbot score` those up to its `--at`, the backtest every one), and hands
+  both to every process.
 - Round 2, whose events: each process resolves its events to the users they belong to (`resolve` with those links)
   and hands over those of other processes' users (the user's process: `hash(user id) % n`); the command passes
   them on. Usually none move: they do for an anonymous visitor's calls, an aliased id's, a numeric or escaped id's.
-- Each process judges its users (`score_resolved`) and hands back their verdicts (as JSON lines for `--json`) with
-  the line of each user's first call, so the command prints them in the order users first appear, as in one
-  process. Invalid lines come back with their numbers and are reported in order.
-- `--json` adds the account roll-up (scoring/accounts.py), shared out too, by account (`hash(account key) % n`):
-  each process hands each account's members to the account's process (their first call's line, and the part of
-  their tallies an account reads, `Slots`, when it holds anything); that process judges which of its accounts'
-  triggers fired, asks the processes that judged those accounts' members for their verdicts, and judges the
-  accounts, as `score_users_and_accounts` does. Their lines come back with the line of their members' first call,
-  so they follow the users' in the order accounts first appear.
+  Rounds 1 and 2 are the same whatever the command: `_own_events` in each process, `_rounds` in the command.
+- Then each process does the command's work on its own users' events, in file order (a step of its own):
+  - `pqlbot score` (`_judged`): each process judges its users (`score_resolved`) and hands back their verdicts (as
+    JSON lines for `--json`) with the line of each user's first call, so the command prints them in the order users
+    first appear, as in one process. Invalid lines come back with their numbers and are reported in order.
+  - `--json` adds the account roll-up (scoring/accounts.py), shared out too, by account (`hash(account key) % n`):
+    each process hands each account's members to the account's process (their first call's line, and the part of
+    their tallies an account reads, `Slots`, when it holds anything); that process judges which of its accounts'
+    triggers fired, asks the processes that judged those accounts' members for their verdicts, and judges the
+    accounts, as `score_users_and_accounts` does. Their lines come back with the line of their members' first call,
+    so they follow the users' in the order accounts first appear.
+  - `pqlbot backtest` (`_replays`): each process reads its users' histories (bot/calibration/backtest.py
+    `Histories`), replays each user through each rules set, here (no worker pool of its own), and hands back what
+    the report is made of (`Replays`: the users with anything to show, with the line where their history starts,
+    and the span of the histories). The command merges them, in the order users first appear, into one process's.
 - A process that fails or dies makes the command fail with a message saying so (`Failed`); a file that cannot be
-  read through (not UTF-8, an I/O error) is scored again in one process (None from `score_file`), which stops
-  where it always has, with the same words.
+  read through (not UTF-8, an I/O error) is done again in one process (None from `score_file`, `backtest_file`),
+  which stops where it always has, with the same words.
 Standard input and files under `APART_FROM` bytes stay in one process: a process costs more than it saves there,
 and standard input cannot be read twice.
 """
@@ -45,13 +54,13 @@ import pickle
 import signal
 import stat
 import traceback
-from collections.abc import Generator, Iterable, Sequence
+from collections.abc import Callable, Generator, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 from multiprocessing.connection import Connection, wait
 from multiprocessing.reduction import ForkingPickler
 from operator import itemgetter
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import orjson
 
@@ -61,14 +70,18 @@ from scoring.accounts import Slots, account_part, fired_triggers, group_of, has_
 from scoring.engine import group_traits, score_resolved
 from scoring.identity import chained, is_anonymous, offers, resolve
 
+if TYPE_CHECKING:  # imported where used: `pqlbot score` has no need of them
+    from bot.calibration.backtest import Replays, Window
+
 APART_FROM = 1 << 20  # bytes: a smaller file is scored in the command's own process
 _FIRST, _SECOND = itemgetter(0), itemgetter(1)
 _USER_KEY = '"userId":"'
 Message = Any
+Own = tuple[list[tuple[int, Event]], dict]  # a process's own users' events (line, event) and the group traits
 
 
 class Failed(RuntimeError):
-    """A scoring process failed or died: the run is not complete, and says so."""
+    """A scoring or replay process failed or died: the run is not complete, and says so."""
 
 
 @dataclass
@@ -100,8 +113,8 @@ def processes_for(requested: int | None) -> int:
 
 
 def splits(path: str, processes: int) -> bool:
-    """Whether `path` is scored in several processes: a regular file of at least APART_FROM bytes, and more than
-    one process asked for."""
+    """Whether `path` is scored (or replayed) in several processes: a regular file of at least APART_FROM bytes, and
+    more than one process asked for."""
     if processes < 2 or path == "-":
         return False
     try:
@@ -115,19 +128,12 @@ def score_file(path: str, rules: Rules, at: datetime, tz: tzinfo, *, processes: 
                as_json: bool) -> Scored | None:
     """The verdicts on the users of file `path` (see the module docstring), by `processes` processes; None when the
     file cannot be read through. Raises `Failed` when a process fails or dies."""
-    crew = _Crew(processes, lambda k: _share(path, rules, at, tz, k, processes, as_json))
+    crew = _Crew(processes, "scoring", lambda k: _share(path, rules, at, tz, k, processes, as_json))
     with crew:
-        # Round 1: links and group calls in, the links made and every account's group traits out.
-        asks = crew.gather()
-        if any(message is None for message in asks):
+        if (parsed := _rounds(crew, lambda calls: group_traits(calls, at))) is None:
             return None
-        scored = Scored(invalid=sorted((bad for *_, rejected, _ in asks for bad in rejected), key=_FIRST),
-                        events=sum(count for *_, count in asks))
-        calls = sorted((call for _, found, _, _ in asks for call in found), key=_FIRST)
-        made = (_links([asked for asked, *_ in asks]), group_traits([event for _, event in calls], at))
-        # Round 2: the events that belong to another process's users, passed on; then their verdicts.
-        away = crew.exchange([made] * processes)
-        found = crew.exchange(_transposed(away))
+        invalid, events, found = parsed
+        scored = Scored(invalid=invalid, events=events)
         scored.users = [payload for _, payload in sorted((user for users, _ in found for user in users),
                                                          key=_FIRST)]
         if _rolls_up(rules, as_json):
@@ -139,6 +145,49 @@ def score_file(path: str, rules: Rules, at: datetime, tz: tzinfo, *, processes: 
             scored.accounts = [line for _, line in sorted((line for found in lines for line in found), key=_FIRST)]
         crew.finish()
     return scored
+
+
+@dataclass
+class Backtested:
+    """What the processes replayed, merged: one `Replays` for each rules set, as one process would have made them
+    (bot/calibration/backtest.py `report` reads them), the invalid lines (number, why) in file order, and how many
+    events were valid."""
+
+    replays: list[Replays]
+    invalid: list[tuple[int, str]]
+    events: int
+
+
+def backtest_file(path: str, sets: Sequence[Rules], tz: tzinfo, window: Window, *,
+                  processes: int) -> Backtested | None:
+    """The replays of the users of file `path` through each rules set of `sets` (the file parsed with the first's
+    event names: the others must name events the same way), by `processes` processes (see the module docstring);
+    None when the file cannot be read through. Raises `Failed` when a process fails or dies."""
+    from bot.calibration.backtest import Replays, account_traits
+
+    crew = _Crew(processes, "replay", lambda k: _replays(path, sets, tz, window, k, processes))
+    with crew:
+        if (parsed := _rounds(crew, account_traits)) is None:
+            return None
+        invalid, events, found = parsed
+        crew.finish()
+    return Backtested([Replays.merged([parts[i] for parts in found]) for i in range(len(sets))], invalid, events)
+
+
+def _rounds(crew: _Crew, traits: Callable[[list[Event]], dict]
+            ) -> tuple[list[tuple[int, str]], int, list[Message]] | None:
+    """The command's side of rounds 1 and 2 (the module docstring): the links made of those the processes' calls
+    ask for, and the accounts' group traits (`traits` of the group calls, in file order), handed to every process;
+    then the events of each process's users passed on. Returns the invalid lines in file order, how many events were
+    valid, and each process's first message of its own step; None when the file cannot be read through."""
+    asks = crew.gather()
+    if any(message is None for message in asks):
+        return None
+    invalid = sorted((bad for *_, rejected, _ in asks for bad in rejected), key=_FIRST)
+    calls = sorted((call for _, found, _, _ in asks for call in found), key=_FIRST)
+    made = (_links([asked for asked, *_ in asks]), traits([event for _, event in calls]))
+    away = crew.exchange([made] * crew.size)
+    return invalid, sum(count for *_, count in asks), crew.exchange(_transposed(away))
 
 
 def _rolls_up(rules: Rules, as_json: bool) -> bool:
@@ -168,46 +217,77 @@ def _links(asked: Sequence[dict[str, tuple[int, int, str]]]) -> dict[str, str]:
 
 def _share(path: str, rules: Rules, at: datetime, tz: tzinfo, k: int, n: int,
            as_json: bool) -> Generator[Message, Message, None]:
-    """Process k of n, as a conversation with the command: each `yield` hands a message over and takes the reply
-    (see the module docstring for the rounds). The first message is None when the file cannot be read through."""
+    """Process k of n scoring, as a conversation with the command: each `yield` hands a message over and takes the
+    reply (see the module docstring for the rounds): its own users' events (`_own_events`), then their verdicts
+    (`_judged`). The first message is None when the file cannot be read through."""
     with paused_gc():
-        try:
-            own, rejected = _parse_share(path, rules, k, n)
-        except (UnicodeDecodeError, OSError):
-            yield None
-            return
-        asked: dict[str, tuple[int, int, str]] = {}
-        for number, event in own:
-            for place, (alias, user) in enumerate(offers(event)):
-                if alias not in asked:
-                    asked[alias] = (number, place, user)
-        calls = [(number, event) for number, event in own if event.name == ev.GROUP]
-        links, groups = yield asked, calls, rejected, len(own)
+        if (own := (yield from _own_events(path, rules, k, n))) is not None:
+            yield from _judged(*own, rules, at, tz, k, n, as_json)
 
-        kept, away = _sort_out(own, links, k, n)
-        del own
-        kept.extend(moved for sent in _unpacked((yield _packed(away, k)), k, away[k]) for moved in sent)
-        kept.sort(key=_FIRST)
-        events = [event for _, event in kept]
-        first: dict[str, int] = {}  # each user's first line, in the order `score_resolved` meets users
-        for number, event in kept:
-            first.setdefault(event.user_id, number)
-        del kept
-        members = score_resolved(events, rules, at, tz=tz, groups=groups)
-        del events
-        users = []
-        for (result, _), number in zip(members, first.values(), strict=True):
-            users.append((number, line_of(result) if as_json else result))
-        if not _rolls_up(rules, as_json):
-            yield users, None
-            return
-        homes: list[list[tuple]] = [[] for _ in range(n)]  # each account's members, to its process
-        for (result, tally), number in zip(members, first.values(), strict=True):
-            if (key := result.account.key) is not None:
-                part = account_part(tally, rules)
-                homes[hash(key) % n].append((key, result.user_id, number, part if any(part.slots) else None))
-        sent = _unpacked((yield users, _packed(homes, k)), k, homes[k])
-        yield from _roll_up(sent, members, rules, at, tz, groups, k, n)
+
+def _replays(path: str, sets: Sequence[Rules], tz: tzinfo, window: Window, k: int,
+             n: int) -> Generator[Message, Message, None]:
+    """Process k of n replaying for `pqlbot backtest`, as `_share` scores: its own users' events (parsed with the
+    first rules set's names), read into histories and replayed through each rules set in turn, in this process (the
+    command's processes are one per CPU already); hands back their `Replays`, one per rules set."""
+    from bot.calibration.backtest import Histories, replayed
+
+    with paused_gc():
+        if (own := (yield from _own_events(path, sets[0], k, n))) is not None:
+            histories, groups = Histories.of(own[0]), own[1]
+            del own
+            yield [replayed(histories, rules, tz=tz, groups=groups, window=window, workers=1) for rules in sets]
+
+
+def _own_events(path: str, rules: Rules, k: int, n: int) -> Generator[Message, Message, Own | None]:
+    """Process k's side of rounds 1 and 2 (the module docstring): its share of the lines parsed, the links its calls
+    ask for and its group calls handed over, its events resolved and those of other processes' users handed over.
+    Returns its own users' events (line number, event) in file order, and every account's group traits; None (after
+    handing over None) when the file cannot be read through."""
+    try:
+        own, rejected = _parse_share(path, rules, k, n)
+    except (UnicodeDecodeError, OSError):
+        yield None
+        return None
+    asked: dict[str, tuple[int, int, str]] = {}
+    for number, event in own:
+        for place, (alias, user) in enumerate(offers(event)):
+            if alias not in asked:
+                asked[alias] = (number, place, user)
+    calls = [(number, event) for number, event in own if event.name == ev.GROUP]
+    links, groups = yield asked, calls, rejected, len(own)
+
+    kept, away = _sort_out(own, links, k, n)
+    del own
+    kept.extend(moved for sent in _unpacked((yield _packed(away, k)), k, away[k]) for moved in sent)
+    kept.sort(key=_FIRST)
+    return kept, groups
+
+
+def _judged(kept: list[tuple[int, Event]], groups: dict, rules: Rules, at: datetime, tz: tzinfo, k: int, n: int,
+            as_json: bool) -> Generator[Message, Message, None]:
+    """Process k's verdicts on its users (`kept`: their events in file order), each with the line of the user's first
+    call; with `--json` and account triggers, its share of the account roll-up after them (`_roll_up`)."""
+    events = [event for _, event in kept]
+    first: dict[str, int] = {}  # each user's first line, in the order `score_resolved` meets users
+    for number, event in kept:
+        first.setdefault(event.user_id, number)
+    kept.clear()  # the pairs: freed before judging
+    members = score_resolved(events, rules, at, tz=tz, groups=groups)
+    del events
+    users = []
+    for (result, _), number in zip(members, first.values(), strict=True):
+        users.append((number, line_of(result) if as_json else result))
+    if not _rolls_up(rules, as_json):
+        yield users, None
+        return
+    homes: list[list[tuple]] = [[] for _ in range(n)]  # each account's members, to its process
+    for (result, tally), number in zip(members, first.values(), strict=True):
+        if (key := result.account.key) is not None:
+            part = account_part(tally, rules)
+            homes[hash(key) % n].append((key, result.user_id, number, part if any(part.slots) else None))
+    sent = _unpacked((yield users, _packed(homes, k)), k, homes[k])
+    yield from _roll_up(sent, members, rules, at, tz, groups, k, n)
 
 
 def _roll_up(sent: Sequence[list], members: Sequence[tuple[ScoreResult, Any]], rules: Rules, at: datetime,
@@ -305,12 +385,12 @@ def _sort_out(own: Sequence[tuple[int, Event]], links: dict[str, str], k: int,
 
 
 class _Crew:
-    """The n processes of one run, seen from the command: each runs its share (a conversation, `_share`), and the
-    command passes their messages. A context manager: they are forked on entering and stopped on leaving, however
-    it is left."""
+    """The n processes of one run, seen from the command: each runs its share (a conversation, `_share` or
+    `_replays`), and the command passes their messages. `doing`: what they do, in the words of a failure ("scoring",
+    "replay"). A context manager: they are forked on entering and stopped on leaving, however it is left."""
 
-    def __init__(self, size: int, share: Any) -> None:
-        self.size, self.share = size, share
+    def __init__(self, size: int, doing: str, share: Any) -> None:
+        self.size, self.doing, self.share = size, doing, share
         self.finished = False
         self.conns: list[Connection] = []
         self.processes: list = []
@@ -321,7 +401,7 @@ class _Crew:
         for k, (_, theirs) in enumerate(pipes):
             others = [end for pair in pipes for end in pair if end is not theirs]
             process = context.Process(target=_run, args=(self.share, k, theirs, others),
-                                      name=f"pqlbot-score-{k + 1}", daemon=True)
+                                      name=f"pqlbot-{self.doing}-{k + 1}", daemon=True)
             process.start()
             self.processes.append(process)
         for mine, theirs in pipes:
@@ -374,7 +454,7 @@ class _Crew:
                 status, message = conn.recv()
                 if status == "ok":
                     return message
-                raise Failed(f"scoring process {k + 1} of {self.size} failed:\n{message}")
+                raise Failed(f"{self.doing} process {k + 1} of {self.size} failed:\n{message}")
         except (EOFError, OSError):
             pass
         self._gone(k)
@@ -382,7 +462,7 @@ class _Crew:
     def _gone(self, k: int) -> NoReturn:
         process = self.processes[k]
         process.join(timeout=5)
-        raise Failed(f"scoring process {k + 1} of {self.size} stopped ({_how(process.exitcode)}) before handing "
+        raise Failed(f"{self.doing} process {k + 1} of {self.size} stopped ({_how(process.exitcode)}) before handing "
                      "back its users")
 
 
