@@ -310,7 +310,7 @@ def test_a_full_rescore_split_between_processes_rolls_up_the_accounts_one_proces
     from bot.services import rescore as qualify
 
     monkeypatch.setattr(qualify, "_SPLIT_FROM", 0)  # any store counts as big: three processes share these users
-    monkeypatch.setattr(qualify, "_HEAD_START", 0)
+    monkeypatch.setattr(qualify, "_OWN_WEIGHT", 1.0)
     trials = [member("u0", qualify=True), member("u1", qualify=True), *five()[2:], member("x", domain="other.org")]
     events = [e for t in trials for e in t.events]
     at = START + timedelta(days=9)

@@ -70,7 +70,8 @@ def recorded(p: Pipeline) -> tuple[dict, list, list, list]:
 def split_everything(monkeypatch):
     """Any store counts as big, so three processes share even these twelve users, evenly."""
     monkeypatch.setattr(qualify, "_SPLIT_FROM", 0)
-    monkeypatch.setattr(qualify, "_HEAD_START", 0)
+    monkeypatch.setattr(qualify, "_OWN_WEIGHT", 1.0)
+    monkeypatch.setattr(qualify, "_PIECES", 1)
 
 
 def test_a_rescore_split_three_ways_records_what_the_scorer_says_once_in_user_order(engine, split_everything,
@@ -105,6 +106,25 @@ def test_a_rescore_split_three_ways_records_what_the_scorer_says_once_in_user_or
     moved = p.rescore_all(at=AT)
     [u11] = [q for q in recorded(p)[1] if q.user_id == "u11"]
     assert (moved.changed, moved.triggered) == (1, [u11.id])
+
+
+def test_the_other_process_judges_its_share_in_pieces_and_the_rescore_records_the_same(engine, monkeypatch):
+    # This process takes less than its half (it also writes, rolls up and routes); the other judges the rest in four
+    # pieces, one after another, each handed back as it is done: the same verdicts and leads, in user order.
+    monkeypatch.setattr(qualify, "_SPLIT_FROM", 0)
+    made = trials()
+    events = [e for t in made for e in t.events]
+    p = Pipeline(engine, tz=NY, processes=2)
+    stored(p, events)
+    with engine.connect() as connection:
+        spans = qualify._split(connection, 2)
+    assert len(spans) == 1 + qualify._PIECES and spans[0][0] is None and spans[-1][1] is None
+    report = p.rescore_all(at=AT)
+    assert report.processes == 2  # this one and the one that judged the pieces
+    want = expected(events)
+    verdicts, leads, trail, _ = recorded(p)
+    assert verdicts == {user_id: result.to_json() for user_id, result in want.items()}
+    assert [q.user_id for q in leads] == ["u00", "u03", "u06", "u09"] == [u for _, _, u in trail]
 
 
 def fails(*args, **kwargs):
@@ -147,7 +167,8 @@ def test_a_big_backfills_users_split_three_ways_record_what_the_scorer_says_and_
     # `pqlbot ingest FILE` stores a file unscored, then judges the users it touched: a big file's users are
     # shared between processes as a full rescore's are. u10 and u11 are in the store but not in this backfill.
     monkeypatch.setattr(qualify, "_SPLIT_USERS_FROM", 0)
-    monkeypatch.setattr(qualify, "_HEAD_START_USERS", 0)
+    monkeypatch.setattr(qualify, "_OWN_WEIGHT", 1.0)
+    monkeypatch.setattr(qualify, "_PIECES", 1)
     made = trials()
     events = [e for t in made for e in t.events]
     p = Pipeline(engine, tz=NY, processes=3)
