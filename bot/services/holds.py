@@ -19,6 +19,7 @@ Keys: `hold:<id>:<since>`, `hold-dm:<id>:<since>`, `unhold:<id>:<since>`, `unhol
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from sqlmodel import Session, select
@@ -57,9 +58,10 @@ def ended_since(session: Session, pql: Pql, since: datetime) -> list[tuple[datet
     return [(entry.at, timedelta(seconds=int((entry.detail or {}).get("held_seconds") or 0))) for entry in ended]
 
 
-def apply(session: Session, event: Event, *, now: datetime, calendar: BusinessCalendar | None,
+def apply(session: Session, event: Event, *, now: datetime, calendar_of: Callable[[Pql], BusinessCalendar | None],
           checkout_grace: timedelta) -> Pql | None:
-    """A ticket or checkout event on its user's open lead; returns the lead when its hold changed."""
+    """A ticket or checkout event on its user's open lead; returns the lead when its hold changed. `calendar_of`: the
+    calendar a lead's clocks run on (its team's), for the business time a hold that ends here held it."""
     pql = session.exec(
         select(Pql).where(Pql.user_id == event.user_id, Pql.state.in_(sorted(OPEN)), Pql.created_at <= event.at)
         .order_by(Pql.id.desc())
@@ -71,7 +73,7 @@ def apply(session: Session, event: Event, *, now: datetime, calendar: BusinessCa
         if pql.held_since is None or not _close_ticket(waits["tickets"], event.props.get("ticket_id")):
             return None
         _save(session, pql, waits, now)
-        return release(session, pql, now=now, calendar=calendar, checkout_grace=checkout_grace) or pql
+        return release(session, pql, now=now, calendar=calendar_of(pql), checkout_grace=checkout_grace) or pql
     if event.name == TICKET_OPENED:
         waits["tickets"].append(event.props.get("ticket_id"))
     else:

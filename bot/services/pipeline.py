@@ -24,6 +24,7 @@ from sqlmodel import Session, select
 
 from bot import store
 from bot.clock import Clock, utc_now
+from bot.domain.business_time import BusinessCalendar
 from bot.domain.lifecycle import PqlState
 from bot.services import accounts, holds, identity, leads, nurture, tracking
 from bot.services.rescore import Rescored, default_processes, rescore, rescore_added
@@ -135,10 +136,9 @@ class Pipeline:
             stopped = [leads.stop_for_product_event(session, event.user_id, event.name, at=event.at, now=at)
                        for event in events  # only an open lead of that trial stops
                        if event.name in STOPPING_EVENTS and event.user_id in led]
-            calendar = self.router.calendar if self.router else None
             grace = timedelta(hours=self.rules.do_not_touch.checkout_grace_hours)
-            held = [holds.apply(session, event, now=at, calendar=calendar, checkout_grace=grace)  # not a replay
-                    for event in sorted(fresh, key=lambda event: event.at)
+            held = [holds.apply(session, event, now=at, calendar_of=self._calendar_of, checkout_grace=grace)
+                    for event in sorted(fresh, key=lambda event: event.at)  # not a replay
                     if event.name in holds.HOLD_EVENTS and event.user_id in led]
         if rescored.triggered or rescored.upgraded or rescored.accounts or rescored.absorbed or any(stopped) \
                 or any(held):
@@ -181,6 +181,10 @@ class Pipeline:
             return report.triggered
         self.router.route_all(session, report.triggered, now=at)
         return []
+
+    def _calendar_of(self, pql: Pql) -> BusinessCalendar | None:
+        """The calendar a lead's clocks run on: its team's (with no router, none: time held counts in full)."""
+        return self.router.teams.team(pql.team).calendar if self.router else None
 
     def _route_or_leave(self, report: Rescored, owed: list[int], at: datetime) -> None:
         """`_route_after`, its failure raised as `RoutingLeftToSweep`: the scoring stands, and the leads are still owed

@@ -16,7 +16,7 @@ from sqlmodel import Session, select
 from bot.services import holds
 from bot.store.models import Pql
 from bot.store.queries import still_open
-from bot.sweeps.common import SweepContext, each
+from bot.sweeps.common import SweepContext, each, team_of
 
 
 def release_holds(sweeps: SweepContext, now: datetime) -> int:
@@ -35,4 +35,5 @@ def _abandoned(pql: Pql, now: datetime, grace: timedelta) -> bool:
 
 
 def _release(sweeps: SweepContext, session: Session, pql: Pql, now: datetime, grace: timedelta) -> int:
-    return holds.release(session, pql, now=now, calendar=sweeps.settings.calendar, checkout_grace=grace) is not None
+    calendar = team_of(sweeps, pql)[0]  # the lead's team's: its SLA clock runs on that team's hours
+    return holds.release(session, pql, now=now, calendar=calendar, checkout_grace=grace) is not None

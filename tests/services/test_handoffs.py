@@ -257,3 +257,45 @@ def test_while_the_manager_has_paused_routing_a_handed_off_lead_waits_in_the_rec
     assert (now.team, now.state, now.rep_id) == ("ae", "queued", None)
     [queued] = office.audit(lead.id, "pql_queued")
     assert queued["why"].startswith("team Account executives: handed off from SDR pool: meeting set; ")
+
+
+def test_a_hold_on_the_receiving_team_s_lead_moves_its_clock_by_that_team_s_business_hours(office):
+    # The AEs work 9-18 in Berlin; the SDR pool's default calendar is New York's. A ticket open 09:00-12:00 Tuesday
+    # in Berlin (03:00-06:00 in New York, when New York is closed) held the AE's lead three of their business hours.
+    from tests.sweeps.test_holds import event
+
+    lead = office.lead(MONDAY, big=True)
+    office.work(lead, lead.rep_id, touch=True, at=MONDAY + timedelta(minutes=10))
+    office.hand(lead, lead.rep_id, "ae", at=MONDAY + timedelta(hours=1))
+    assert office.pql(lead.id).sla_due_at == datetime(2026, 11, 10, 16, tzinfo=BERLIN)  # 8 h in Berlin
+    opened, closed = datetime(2026, 11, 10, 9, tzinfo=BERLIN), datetime(2026, 11, 10, 12, tzinfo=BERLIN)
+    for name, at in (("support_ticket_opened", opened), ("support_ticket_closed", closed)):
+        with freeze_time(at):
+            office.pipeline.ingest([event(lead.user_id, name, at, ticket_id="T9")], at=at)
+    resumed = office.pql(lead.id)
+    assert resumed.held_since is None and resumed.held_seconds == 3 * 3600
+    # 16:00 Tuesday and three business hours more: two on Tuesday, one on Wednesday from 09:00.
+    assert resumed.sla_due_at == datetime(2026, 11, 11, 10, tzinfo=BERLIN)
+
+
+def test_an_abandoned_checkout_lets_the_receiving_team_s_lead_go_on_that_team_s_hours(office):
+    # A checkout started at 20:00 Friday in Berlin (14:00 in New York) and abandoned: let go a day later by the holds
+    # sweep. The AEs' hours (9-18 in Berlin) were closed the whole time; New York's were open four of those hours.
+    from bot.settings import Settings
+    from bot.sweeps.holds import release_holds
+    from bot.sweeps.runner import Sweeps
+    from tests.sweeps.test_holds import event
+
+    lead = office.lead(MONDAY, big=True)
+    office.work(lead, lead.rep_id, touch=True, at=MONDAY + timedelta(minutes=10))
+    office.hand(lead, lead.rep_id, "ae", at=MONDAY + timedelta(hours=1))
+    due = office.pql(lead.id).sla_due_at
+    started = datetime(2026, 11, 13, 20, tzinfo=BERLIN)
+    with freeze_time(started):
+        office.pipeline.ingest([event(lead.user_id, "checkout_started", started)], at=started)
+    let_go = started + timedelta(hours=office.pipeline.rules.do_not_touch.checkout_grace_hours)
+    sweeps = Sweeps(office.pipeline, office.router, Settings(_env_file=None, pql_manager=BOSS))
+    with freeze_time(let_go):
+        assert release_holds(sweeps, let_go) == 1
+    resumed = office.pql(lead.id)
+    assert (resumed.held_since, resumed.held_seconds, resumed.sla_due_at) == (None, 0, due)
