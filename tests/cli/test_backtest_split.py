@@ -14,7 +14,7 @@ import pytest
 
 from bot.cli import main, split
 from scoring import DEFAULT_RULES
-from tests.cli.test_score_split import START, _History, _history
+from tests.cli.test_score_split import START, _acting, _History, _history
 
 
 def _backtest_history(seed: int) -> list[str]:
@@ -198,26 +198,8 @@ def test_a_file_that_stops_being_utf8_fails_as_it_does_in_one_process(tmp_path, 
     assert found[0] == found[1] and found[0].out == ""
 
 
-def _acting(process: int, act):
-    """`split._replays`, where process `process` (0-based) does `act` once it has handed over its first message."""
-    real = split._replays
-
-    def replays(*args):
-        conversation = real(*args)
-        reply = yield next(conversation)
-        if args[4] == process:
-            act()
-        try:
-            while True:
-                reply = yield conversation.send(reply)
-        except StopIteration:
-            return
-
-    return replays
-
-
 def test_a_process_that_is_killed_makes_the_command_fail_saying_so(history, monkeypatch, capsys):
-    monkeypatch.setattr(split, "_replays", _acting(1, lambda: os.kill(os.getpid(), signal.SIGKILL)))
+    monkeypatch.setattr(split, "_replays", _acting(1, lambda: os.kill(os.getpid(), signal.SIGKILL), "_replays"))
     signal.alarm(60)  # a hang fails the test rather than the run
     try:
         code, out, err = _run(capsys, str(history), "--json", "--processes", "2")
@@ -232,7 +214,7 @@ def test_a_process_that_fails_makes_the_command_fail_with_its_error(history, mon
     def fail():
         raise MemoryError("no room")
 
-    monkeypatch.setattr(split, "_replays", _acting(0, fail))
+    monkeypatch.setattr(split, "_replays", _acting(0, fail, "_replays"))
     signal.alarm(60)
     try:
         code, out, err = _run(capsys, str(history), "--json", "--processes", "2")

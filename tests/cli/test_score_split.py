@@ -215,9 +215,10 @@ def test_a_file_that_stops_being_utf8_fails_as_it_does_in_one_process(tmp_path, 
     assert found[0] == found[1] and "line " in found[0].err
 
 
-def _acting(process: int, act):
-    """`split._share`, where process `process` (0-based) does `act` once it has handed over its first message."""
-    real = split._share
+def _acting(process: int, act, step: str = "_share"):
+    """`split.<step>` (a process's conversation: `_share`, or the backtest's `_replays`), where process `process`
+    (0-based) does `act` once it has handed over its first message."""
+    real = getattr(split, step)
 
     def share(*args):
         conversation = real(*args)
