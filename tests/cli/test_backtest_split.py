@@ -14,7 +14,7 @@ import pytest
 
 from bot.cli import main, split
 from scoring import DEFAULT_RULES
-from tests.cli.test_score_split import START, _acting, _History, _history
+from tests.cli.test_score_split import START, _acting, _History, _history, _not_utf8
 
 
 def _backtest_history(seed: int) -> list[str]:
@@ -188,13 +188,7 @@ def test_against_rules_naming_events_otherwise_are_replayed_on_the_file_parsed_t
 
 def test_a_file_that_stops_being_utf8_fails_as_it_does_in_one_process(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(split, "APART_FROM", 0)
-    path = tmp_path / "latin1.jsonl"
-    path.write_bytes(("\n".join(_backtest_history(7)) + "\n").encode() + b'{"caf\xe9": 1}\n')
-    found = []
-    for processes in ("1", "2"):
-        with pytest.raises(UnicodeDecodeError):
-            main(["backtest", str(path), "--json", "--processes", processes])
-        found.append(capsys.readouterr())
+    found = _not_utf8(tmp_path, _backtest_history(7), capsys, "backtest", "FILE", "--json")
     assert found[0] == found[1] and found[0].out == ""
 
 

@@ -203,15 +203,22 @@ def test_a_small_file_or_standard_input_stays_in_one_process(tmp_path):
     assert split.processes_for(1) == 1 and split.processes_for(None) >= 1
 
 
-def test_a_file_that_stops_being_utf8_fails_as_it_does_in_one_process(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(split, "APART_FROM", 0)
+def _not_utf8(tmp_path, lines: list[str], capsys, *argv: str) -> list:
+    """What a command (`argv`, the file's path where "FILE" is) prints in one process and in two, on a file of `lines`
+    that stops being UTF-8 after them: each run must raise as one process does."""
     path = tmp_path / "latin1.jsonl"
-    path.write_bytes(("\n".join(_history(7)) + "\n").encode() + b'{"caf\xe9": 1}\n')
+    path.write_bytes(("\n".join(lines) + "\n").encode() + b'{"caf\xe9": 1}\n')
     found = []
     for processes in ("1", "2"):
         with pytest.raises(UnicodeDecodeError):
-            main(["score", str(path), "--at", AT, "--json", "--processes", processes])
+            main([str(path) if word == "FILE" else word for word in argv] + ["--processes", processes])
         found.append(capsys.readouterr())
+    return found
+
+
+def test_a_file_that_stops_being_utf8_fails_as_it_does_in_one_process(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(split, "APART_FROM", 0)
+    found = _not_utf8(tmp_path, _history(7), capsys, "score", "FILE", "--at", AT, "--json")
     assert found[0] == found[1] and "line " in found[0].err
 
 
