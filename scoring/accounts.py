@@ -48,9 +48,9 @@ from scoring.rules import Rules
 from scoring.tally import Tally
 from scoring.triggers import Fired, Level, micros
 
-#: A member of an account: their own verdict and their running tallies (or `Slots`, the part of them an account
-#: reads).
-Member = tuple[ScoreResult, "Tally | Slots"]
+#: A member of an account: their own verdict (or `Facts`, the part of it an account reads) and their running tallies
+#: (or `Slots`, the part of them an account reads).
+Member = tuple["ScoreResult | Facts", "Tally | Slots"]
 #: Seed 001's tier of response as a lead's tier.
 RESPONSE_TIER = {1: Tier.HIGH, 2: Tier.MEDIUM}
 _TIME = itemgetter(0)
@@ -73,6 +73,44 @@ class Slots:
 
     def __init__(self, slots: list[Sequence], latest: datetime | None) -> None:
         self.slots, self.latest = slots, latest
+
+
+class Facts:
+    """What an account reads of a member's own verdict: who they are, their firmographics and profile, the reasons
+    that stop an account, what they did (for the contact map), and, should they be its anchor, their trial's score
+    and days. A rescore keeps these with the `Slots` for a population's members, so the roll-up never judges a
+    member again; they are a verdict's own objects, not copies."""
+
+    __slots__ = ("user_id", "email", "account", "company_size", "status", "reasons", "did", "score", "max_score",
+                 "trial_day", "days_left", "profile")
+
+    def __init__(self, result: ScoreResult) -> None:
+        self.user_id, self.email, self.account = result.user_id, result.email, result.account
+        self.company_size, self.status, self.score = result.company_size, result.status, result.score
+        self.max_score, self.trial_day, self.days_left = result.max_score, result.trial_day, result.days_left
+        self.profile = result.profile
+        self.reasons = tuple(r for r in result.reasons if r.code in _ACCOUNT_EXCLUSIONS or r.code in _UNREACHABLE)
+        self.did = _did(result)
+
+    def __reduce__(self) -> tuple:  # across processes as its values, not as a verdict
+        return _facts, tuple(getattr(self, name) for name in Facts.__slots__)
+
+
+def _facts(*values: Any) -> Facts:
+    facts = Facts.__new__(Facts)
+    for name, value in zip(Facts.__slots__, values, strict=True):
+        setattr(facts, name, value)
+    return facts
+
+
+def _did(result: ScoreResult) -> tuple[str, ...]:
+    """What a member's own verdict says they did, in words: its signals' and triggers' evidence, once each."""
+    return tuple(dict.fromkeys([*(s.evidence for s in result.signals), *(t.evidence for t in result.triggers)]))
+
+
+def account_member(result: ScoreResult, tally: Tally, rules: Rules) -> tuple[Facts, Slots]:
+    """The part of a member's verdict and tallies `score_account` reads."""
+    return Facts(result), account_part(tally, rules)
 
 
 def account_part(tally: Tally, rules: Rules) -> Slots:
@@ -234,7 +272,7 @@ def _contact(member: Member, anchor: str) -> Contact:
     """One row of the contact map: who, when last active, and what their own verdict says they did."""
     result, tally = member
     profile = result.profile
-    did = tuple(dict.fromkeys([*(s.evidence for s in result.signals), *(t.evidence for t in result.triggers)]))
+    did = result.did if isinstance(result, Facts) else _did(result)
     return Contact(user_id=result.user_id, name=profile.name, email=result.email, title=profile.title,
                    last_active=tally.latest, did=did, status=str(result.status))
 
@@ -277,5 +315,5 @@ def group_of(key: str) -> str | None:
     return key.removeprefix("group:") if key.startswith("group:") else None
 
 
-__all__ = ["Member", "Slots", "account_part", "accounts_of", "fired_triggers", "group_of",
+__all__ = ["Facts", "Member", "Slots", "account_member", "account_part", "accounts_of", "fired_triggers", "group_of",
            "has_account_triggers", "merged_slots", "score_account", "score_users_and_accounts"]

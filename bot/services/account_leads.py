@@ -45,7 +45,7 @@ from bot.store.events import events_of
 from bot.store.models import AccountScore, AuditEntry, Notice, Pql, TrialUser
 from bot.store.queries import rows_for, utc
 from scoring import Rules, ScoreResult, Status
-from scoring.accounts import Member, Slots, fired_triggers, group_of, has_account_triggers, score_account
+from scoring.accounts import Member, fired_triggers, group_of, has_account_triggers, score_account
 from scoring.engine import judge, plan_of, score_user_and_tally
 from scoring.result import account_key
 from scoring.tally import Tally
@@ -170,12 +170,12 @@ def _audit_row(action: str, at: datetime, pql_id: int, user_id: str, **detail: o
 
 
 def roll_up(session: Session, rules: Rules, *, at: datetime, tz: tzinfo, report: Rescored,
-            judged: Mapping[str, Member | Slots], dispositions: Dispositions, users: Iterable[str] | None = None,
+            judged: Mapping[str, Member], dispositions: Dispositions, users: Iterable[str] | None = None,
             kept: Mapping[str, Tally] | None = None, basis: str | None = None) -> None:
     """Judge the accounts of `users` (everyone's when None) as of `at` and record their leads (see the module
     docstring), in the caller's transaction. `judged`: members' verdicts and tallies this rescore has already, or
-    only the part of their tallies an account reads (`Slots`: a full rescore keeps no more of a population; the
-    members of the few accounts that need a verdict are judged again from their events); `kept`: running tallies it
+    only the part of them an account reads (`Facts` and `Slots`: a full rescore keeps no more of a population);
+    `kept`: running tallies it
     holds for others; `basis`: what stored tallies must be made under to be used; `dispositions`: how the rescore
     reads users' earlier dispositions."""
     if not has_account_triggers(rules):
@@ -199,15 +199,11 @@ def roll_up(session: Session, rules: Rules, *, at: datetime, tz: tzinfo, report:
         current = next((lead for lead in leads if lead.state not in CLOSED), None)
         closed = [lead.closed_at for lead in leads if lead.state in CLOSED and lead.closed_at is not None]
         since = max(closed) if closed else None
-        fired = fired_triggers([_as_member(m) for m in found], rules, at, tz, since=since)
+        fired = fired_triggers(found, rules, at, tz, since=since)
         if fired or current is not None:
             owed[key] = (current, since, fired)
     if not owed:
         return
-    # Members known by their slots alone, in an account owed a verdict: judged again (as the rescore judged them).
-    again = {user for key in owed for user in accounts[key] if isinstance(members.get(user), Slots)}
-    if again:
-        members.update(_members(connection, rules, at, tz, again, {}, {}, None, dispositions))
     stored = _stored(connection, list(owed))
     groups = tallies.read_groups(connection, {g for key in owed if (g := group_of(key))})
     user_leads = _open_user_leads(connection, {user for key in owed for user in accounts[key]})
@@ -227,11 +223,6 @@ def roll_up(session: Session, rules: Rules, *, at: datetime, tz: tzinfo, report:
             _open_lead(session, key, verdict, theirs, report, at, batch)
     batch.flush(session, report, at)
     _write_scores(connection, scores)
-
-
-def _as_member(member: Member | Slots) -> Member:
-    """A member as `fired_triggers` reads it: only the slots are read."""
-    return (None, member) if isinstance(member, Slots) else member  # type: ignore[return-value]
 
 
 # -- reading -----------------------------------------------------------------------------------------------------
@@ -255,8 +246,8 @@ def _accounts(connection: sa.Connection, users: set[str] | None) -> dict[str, se
 
 
 def _members(connection: sa.Connection, rules: Rules, at: datetime, tz: tzinfo, users: set[str],
-             judged: Mapping[str, Member | Slots], kept: Mapping[str, Tally], basis: str | None,
-             dispositions_of: Dispositions) -> dict[str, Member | Slots]:
+             judged: Mapping[str, Member], kept: Mapping[str, Tally], basis: str | None,
+             dispositions_of: Dispositions) -> dict[str, Member]:
     """Each member's verdict and tallies as of `at`: as judged already, else judged on tallies held or stored (when
     made under `basis` and not past `at`), else on their history."""
     found = {user: judged[user] for user in users if user in judged}

@@ -37,7 +37,7 @@ from bot.store.events import EPOCH, EVERYONE, Span, events_of
 from bot.store.models import AuditEntry, DispositionRecord, EventRecord, Notice, Pql, TrialUser
 from bot.store.queries import rows_for, utc
 from scoring import Event, PriorDisposition, Rules, ScoreResult, Status, paused_gc, score_user
-from scoring.accounts import Slots, account_part, has_account_triggers
+from scoring.accounts import Member, account_member, has_account_triggers
 from scoring.engine import judge, plan_of, read_key, score_user_and_tally, until
 from scoring.events import GROUP
 from scoring.identity import ANONYMOUS
@@ -190,9 +190,9 @@ def rescore(
     parts = [_within(scope, span) for span in spans]  # each slice's share of the scope (None: everyone in it)
     writes = _Writes(connection, at, report, rules)
     qualified = Status.QUALIFIED
-    # The accounts' members as judged, for the roll-up: the part of their tallies accounts read (not their verdicts,
-    # a population's worth: the roll-up judges again the few members of accounts it owes a verdict).
-    members: dict[str, Slots] | None = {} if has_account_triggers(rules) else None
+    # The accounts' members as judged, for the roll-up: the part of their verdicts and tallies accounts read (not
+    # their whole verdicts and tallies: a population's worth), so the roll-up judges nobody again.
+    members: dict[str, Member] | None = {} if has_account_triggers(rules) else None
     with _judged_elsewhere(connection, rules, at, tz, spans[1:], parts[1:], report.processes - 1) as elsewhere, \
             paused_gc(), \
             _page_cache(connection, _WRITER_CACHE_KIB):
@@ -205,7 +205,7 @@ def rescore(
             if result.status is qualified:
                 writes.qualified.append(result)
             if members is not None and result.account.key is not None:
-                members[result.user_id] = account_part(tally, rules)
+                members[result.user_id] = account_member(result, tally, rules)
             writes.flush_if_full()
         for span, part, future in zip(spans[1:], parts[1:], elsewhere, strict=True):  # in user order, as one would
             report.users += _take(future, span, part, writes, connection, rules, at, tz, members)
@@ -461,7 +461,7 @@ def _judge(connection: sa.Connection, rules: Rules, at: datetime, tz: tzinfo, sp
     Returns the number of users; for each one whose verdict changed or who qualifies, their trial_users row
     (None when unchanged) and their verdict (None unless qualified). Rows, not verdicts, for the changed: a
     row crosses between processes far more cheaply. And, when the rules have account triggers, each account
-    member's id with the part of their tallies the account roll-up reads (`Slots`).
+    member's id with the part of their verdict and tallies the account roll-up reads (`Facts`, `Slots`).
     """
     time = driver_value(_USERS.c.signup_at, connection.dialect)
     scored_at, users, judged, members = time(at), 0, [], []
@@ -473,7 +473,7 @@ def _judge(connection: sa.Connection, rules: Rules, at: datetime, tz: tzinfo, sp
         if row is not None or qualified is not None:
             judged.append((row, qualified))
         if accounts and result.account.key is not None:
-            members.append((result.user_id, account_part(tally, rules)))
+            members.append((result.user_id, account_member(result, tally, rules)))
     return users, judged, members
 
 

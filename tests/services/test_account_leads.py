@@ -334,8 +334,8 @@ def test_a_full_rescore_split_between_processes_rolls_up_the_accounts_one_proces
 
 
 def test_a_full_rescore_records_each_accounts_verdict_as_scoring_the_file_gives_it(engine):
-    """A full rescore keeps only what accounts read of each user's tallies while it judges a population, and judges
-    again the users of the accounts it owes a verdict: the verdict it records (contact map, triggers, anchor,
+    """A full rescore keeps only what accounts read of each user's verdict and tallies while it judges a population
+    (`Facts`, `Slots`), and judges nobody again: the verdict it records (contact map, triggers, anchor,
     firmographics) is the one `pqlbot score --json` prints for the same events, where nothing fired as well."""
     from scoring.accounts import score_users_and_accounts
 
