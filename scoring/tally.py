@@ -457,7 +457,8 @@ class Tally:
     # -- storing -----------------------------------------------------------------------------------------------
 
     def state(self) -> dict[str, Any]:
-        """The tallies as plain JSON (times as microseconds since the epoch, days as ordinals)."""
+        """The tallies as values JSON can write (times as microseconds since the epoch, days as ordinals). The slots
+        are the tally's own lists, not copies: write the state out before adding to the tally again."""
         signup = self.signup
         return {
             "v": VERSION,
@@ -473,7 +474,7 @@ class Tally:
             "specials": [[*_us(stamp), name, ticket] for stamp, name, ticket in self.specials],
             "latest": None if self.latest is None else _micros(self.latest),
             "seq": self.seq,
-            "slots": [[list(item) for item in items] for items in self.slots],
+            "slots": self.slots,  # lists of tuples, which JSON writes as arrays (restore makes tuples again)
         }
 
     @classmethod

@@ -31,7 +31,7 @@ from scoring import Event, paused_gc
 if TYPE_CHECKING:
     from rich.progress import Progress
 
-    from bot.services.pipeline import Pipeline, RoutingLeftToSweep
+    from bot.services.pipeline import Pipeline, RoutingLeftToSweep, RoutingUndid
 
 CHUNK = 50_000  # events per transaction: fewer, bigger commits write each index page fewer times
 SHOW_REJECTED = 20  # rejected lines listed in the summary; the rest are counted
@@ -68,6 +68,7 @@ class Tally:
     triggered: int = 0
     upgraded: int = 0
     left_to_sweep: RoutingLeftToSweep | None = None  # the new leads' routing failed (SQLite): the queue sweep's now
+    undone: RoutingUndid | None = None  # the new leads' routing failed in the scoring's transaction: scoring undone
 
     def reject(self, number: int, reason: str) -> None:
         self.rejected += 1
@@ -126,6 +127,10 @@ def run_ingest(args: argparse.Namespace, settings: Settings) -> int:
     if tally.left_to_sweep:
         print(left_to_sweep("ingest", tally.left_to_sweep), file=sys.stderr)
         return 1
+    if tally.undone:
+        print(f"pqlbot ingest: the events are stored, but their scoring was undone: {undid(tally.undone)}; run "
+              "`pqlbot rescore` once that is fixed", file=sys.stderr)
+        return 1
     return 1 if tally.rejected else 0
 
 
@@ -133,7 +138,7 @@ def _ingest(
     parsed: ParsedLines, pipeline: Pipeline, tally: Tally, *, at: datetime, score: bool, progress: _Progress
 ) -> None:
     """Store the events, parsed and validated, in chunks, counting what happened on `tally`."""
-    from bot.services.pipeline import RoutingLeftToSweep
+    from bot.services.pipeline import RoutingLeftToSweep, RoutingUndid
 
     batch: list[Event] = []
     users: set[str] = set()
@@ -163,6 +168,10 @@ def _ingest(
                 done = pipeline.rescore_users(users, at=at)
             except RoutingLeftToSweep as left:
                 done, tally.left_to_sweep = left.report, left
+            except RoutingUndid as undone:
+                tally.undone = undone
+                progress.update(tally, done=True)
+                return
         tally.triggered += len(done.triggered)
         tally.upgraded += len(done.upgraded)
     progress.update(tally, done=True)
@@ -184,7 +193,7 @@ def _print_summary(tally: Tally, args: argparse.Namespace) -> None:
 
 
 def run_rescore(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.services.pipeline import RoutingLeftToSweep
+    from bot.services.pipeline import RoutingLeftToSweep, RoutingUndid
 
     pipeline = open_pipeline(settings.database_url, settings, "rescore")
     if pipeline is None:
@@ -202,6 +211,10 @@ def run_rescore(args: argparse.Namespace, settings: Settings) -> int:
             report = pipeline.rescore_all(at=at)
     except RoutingLeftToSweep as failed:
         report, left = failed.report, failed
+    except RoutingUndid as undone:
+        print(f"pqlbot rescore: nothing saved: {undid(undone)}; the store is as it was: run it again once that is "
+              "fixed", file=sys.stderr)
+        return 1
     finally:
         pipeline.engine.dispose()
     print(f"users scored: {report.users}")
@@ -219,6 +232,11 @@ def left_to_sweep(command: str, left: RoutingLeftToSweep) -> str:
     leads = f"{left.owed} new lead{'s' if left.owed != 1 else ''}"
     return (f"pqlbot {command}: scoring saved, but routing failed ({left.reason}): {leads} left for the queue "
             "sweep to route (`pqlbot serve` runs it every minute, or run `pqlbot tick`)")
+
+
+def undid(undone: RoutingUndid) -> str:
+    leads = f"{undone.leads} new lead{'s' if undone.leads != 1 else ''}"
+    return f"routing its {leads} failed ({undone.reason}), and routing is part of scoring's transaction here"
 
 
 # -- Progress: on a terminal only ------------------------------------------------------------------------

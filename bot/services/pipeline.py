@@ -65,9 +65,22 @@ class RoutingLeftToSweep(Exception):
 
     def __init__(self, report: Rescored, owed: int, reason: BaseException) -> None:
         self.report, self.owed = report, owed
-        # The first line of what failed: a database error's own words, without the statement it ran.
-        self.reason = (str(getattr(reason, "orig", None) or reason) or type(reason).__name__).splitlines()[0]
+        self.reason = _first_line(reason)
         super().__init__(f"scoring saved; routing {owed} new lead{'s' if owed != 1 else ''} failed: {self.reason}")
+
+
+class RoutingUndid(Exception):
+    """A rescore on PostgreSQL could not route its new leads in its own transaction, so nothing of it was saved:
+    the store is as it was, and the rescore can simply be run again (`reason`: what failed, in one line)."""
+
+    def __init__(self, leads: int, reason: BaseException) -> None:
+        self.leads, self.reason = leads, _first_line(reason)
+        super().__init__(f"routing {leads} new lead{'s' if leads != 1 else ''} failed, nothing saved: {self.reason}")
+
+
+def _first_line(error: BaseException) -> str:
+    """The first line of what failed: a database error's own words, without the statement it ran."""
+    return (str(getattr(error, "orig", None) or error) or type(error).__name__).splitlines()[0]
 
 
 @dataclass(slots=True)
@@ -154,7 +167,7 @@ class Pipeline:
         with self.session() as session, session.begin():
             report = rescore(session, self.rules, at=at, tz=self.tz, user_ids=user_ids, processes=self.processes,
                              basis=self.basis)
-            owed = self._route(session, report, at, after=True)
+            owed = self._route_or_undo(session, report, at)
         self._route_or_leave(report, owed, at)
         return report
 
@@ -163,7 +176,7 @@ class Pipeline:
         at = at or self.clock()
         with self.session() as session, session.begin():
             report = rescore(session, self.rules, at=at, tz=self.tz, processes=self.processes, basis=self.basis)
-            owed = self._route(session, report, at, after=True)
+            owed = self._route_or_undo(session, report, at)
             session.merge(SweepRun(name=RESCORE_SWEEP, last_run_at=at, fingerprint=self.rules_fingerprint))
         self._route_or_leave(report, owed, at)
         return report
@@ -181,6 +194,14 @@ class Pipeline:
             return report.triggered
         self.router.route_all(session, report.triggered, now=at)
         return []
+
+    def _route_or_undo(self, session: Session, report: Rescored, at: datetime) -> list[int]:
+        """A rescore's `_route` (`after`): where that routes in the rescore's own transaction (PostgreSQL), its
+        failure raised as `RoutingUndid`, the transaction undone on the way out."""
+        try:
+            return self._route(session, report, at, after=True)
+        except Exception as error:
+            raise RoutingUndid(len(report.triggered), error) from error
 
     def _calendar_of(self, pql: Pql) -> BusinessCalendar | None:
         """The calendar a lead's clocks run on: its team's (with no router, none: time held counts in full)."""

@@ -382,3 +382,56 @@ def test_an_ingest_whose_routing_fails_says_so_too_and_exits_non_zero(tmp_path, 
     assert summary(out)["PQLs triggered"] == 1
     assert err.startswith("pqlbot ingest: scoring saved, but routing failed (division by zero): 1 new lead left ")
     assert err.count("\n") == 1
+
+
+def test_on_postgresql_a_rescore_whose_routing_fails_saves_nothing_and_says_so_in_one_line(
+        tmp_path, db, capsys, monkeypatch, store_url):
+    if store_url.startswith("sqlite"):
+        pytest.skip("SQLite routes after the rescore's transaction: its scoring is saved (the test above)")
+    monkeypatch.setenv("PQL_REPS", "U0ANA:Ana Ruiz")
+    path = tmp_path / "sarah.jsonl"
+    path.write_text("\n".join(lines_of(sarah())) + "\n")
+    assert main(["ingest", str(path), "--no-score"]) == 0
+    capsys.readouterr()
+    routes = Router.route_all
+
+    def gone(*args, **kwargs):
+        lost = Exception("server closed the connection\nunexpectedly")
+        raise sa.exc.OperationalError("UPDATE pqls SET ...", {}, lost)
+
+    monday = datetime(2026, 11, 9, 11, 0, tzinfo=ZoneInfo("America/New_York"))
+    monkeypatch.setattr(Router, "route_all", gone)
+    with freeze_time(monday):
+        assert main(["rescore", "--at", monday.isoformat()]) == 1
+    out, err = capsys.readouterr()
+    assert out == ""  # no counts of work that was undone
+    assert err == ("pqlbot rescore: nothing saved: routing its 1 new lead failed (server closed the connection), and "
+                   "routing is part of scoring's transaction here; the store is as it was: run it again once that "
+                   "is fixed\n")
+    assert db("SELECT count(*) FROM pqls") == [(0,)]
+    assert db("SELECT count(*) FROM trial_users WHERE scored_at IS NOT NULL") == [(0,)]
+
+    monkeypatch.setattr(Router, "route_all", routes)
+    with freeze_time(monday):
+        assert main(["rescore", "--at", monday.isoformat()]) == 0
+    assert db("SELECT user_id, rep_id, state FROM pqls") == [("sarah", "U0ANA", "assigned")]
+
+
+def test_on_postgresql_an_ingest_whose_routing_fails_keeps_the_events_and_undoes_only_their_scoring(
+        tmp_path, db, capsys, monkeypatch, store_url):
+    if store_url.startswith("sqlite"):
+        pytest.skip("SQLite routes after the rescore's transaction: its scoring is saved (the test above)")
+    monkeypatch.setenv("PQL_REPS", "U0ANA:Ana Ruiz")
+    path = tmp_path / "sarah.jsonl"
+    path.write_text("\n".join(lines_of(sarah())) + "\n")
+    monkeypatch.setattr(Router, "route_all", lambda *args, **kwargs: 1 / 0)
+    assert main(["ingest", str(path), "--at", "2026-11-09T11:00:00-05:00"]) == 1
+    out, err = capsys.readouterr()
+    assert summary(out)["accepted"] == len(lines_of(sarah()))
+    assert summary(out)["PQLs triggered"] == 0
+    assert err == ("pqlbot ingest: the events are stored, but their scoring was undone: routing its 1 new lead "
+                   "failed (division by zero), and routing is part of scoring's transaction here; run `pqlbot "
+                   "rescore` once that is fixed\n")
+    assert db("SELECT count(*) FROM events") == [(len(lines_of(sarah())),)]
+    assert db("SELECT count(*) FROM pqls") == [(0,)]
+
