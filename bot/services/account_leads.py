@@ -115,6 +115,9 @@ class _Batch:
 
     new: list[tuple[str, ScoreResult, dict]] = field(default_factory=list)
     born: list[tuple[_Lead, Pql | _Account]] = field(default_factory=list)
+    #: The leads the rescore recorded before the roll-up (its `triggered`, as a set: a first rescore's thousands are
+    #: asked about once per absorbed lead).
+    recorded: set[int] = field(default_factory=set)
 
     def flush(self, session: Session, report: Rescored, at: datetime) -> None:
         connection = session.connection()
@@ -208,7 +211,7 @@ def roll_up(session: Session, rules: Rules, *, at: datetime, tz: tzinfo, report:
     groups = tallies.read_groups(connection, {g for key in owed if (g := group_of(key))})
     user_leads = _open_user_leads(connection, {user for key in owed for user in accounts[key]})
     scores: list[dict] = []
-    batch = _Batch()
+    batch = _Batch(recorded=set(report.triggered))
     for key, (current, since, fired) in owed.items():
         found = [members[user] for user in sorted(accounts[key]) if user in members]
         verdict = score_account(key, found, rules, at, tz, groups.get(group_of(key) or ""), since=since, fired=fired)
@@ -360,7 +363,7 @@ def _open_lead(session: Session, key: str, verdict: ScoreResult, theirs: list[_L
     audit.record(session, "pql_became_account_lead", at=at, pql_id=lead.id, user_id=lead.user_id, account=key,
                  old_tier=keep.tier, tier=tier, users=[c.user_id for c in verdict.users],
                  triggers=[t.name for t in verdict.triggers])
-    if lead.id not in report.triggered:
+    if lead.id not in batch.recorded:
         text = say("became_account_lead", ref=lead.ref, company=esc(verdict.account.company_name),
                    users=len(verdict.users))
         outbox.reply(session, session.get(Pql, lead.id), f"account-lead:{lead.id}", text, now=at)
@@ -404,7 +407,7 @@ def _carry_on(session: Session, lead_row: _Lead, verdict: ScoreResult, before: d
 def _absorb(session: Session, other: _Lead, into: Pql | _Account, verdict: ScoreResult, report: Rescored,
             at: datetime, batch: _Batch) -> None:
     """A member's open user lead becomes part of the account lead: closed as absorbed, told in its thread."""
-    if other.id in report.triggered:  # recorded in this transaction: never alerted, never routed, nobody to tell
+    if other.id in batch.recorded:  # recorded in this transaction: never alerted, never routed, nobody to tell
         batch.born.append((other, into))
         return
     connection = session.connection()
