@@ -341,9 +341,14 @@ def score_user_and_tally(
     if at.tzinfo is None:
         raise ValueError("`at` must be timezone-aware")
     at = at.astimezone(UTC)  # events are UTC; comparing like with like is much cheaper
-    tally = Tally.build(_as_of(events, at), plan_of(rules), tz, in_order=True)
+    tally = tally_as_of(events, rules, at, tz)
     group = groups.get(tally.group[1]) if groups and tally.group is not None else None
     return judge(tally, rules, at, dispositions=dispositions, group=group), tally
+
+
+def tally_as_of(events: Iterable[ev.Event], rules: Rules, at: datetime, tz: tzinfo = UTC) -> Tally:
+    """A user's tallies from their history up to and including `at` (aware): what `judge` reads."""
+    return Tally.build(_as_of(events, at.astimezone(UTC)), plan_of(rules), tz, in_order=True)
 
 
 def judge(

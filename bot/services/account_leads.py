@@ -46,7 +46,7 @@ from bot.store.models import AccountScore, AuditEntry, Notice, Pql, TrialUser
 from bot.store.queries import rows_for, utc
 from scoring import Rules, ScoreResult, Status
 from scoring.accounts import Member, fired_triggers, group_of, has_account_triggers, score_account
-from scoring.engine import judge, plan_of, score_user_and_tally
+from scoring.engine import judge, plan_of, tally_as_of
 from scoring.result import account_key
 from scoring.tally import Tally
 from templates import esc, say
@@ -188,7 +188,7 @@ def roll_up(session: Session, rules: Rules, *, at: datetime, tz: tzinfo, report:
     if not accounts:
         return
     everyone = set().union(*accounts.values())
-    members = _members(connection, rules, at, tz, everyone, judged, kept or {}, basis, dispositions)
+    members = _members(connection, rules, at, tz, everyone, judged, kept or {}, basis)
     keys = sorted(accounts)
     account_leads = _account_leads(connection, keys)
     # First what fired, on the members' slots alone: an account where nothing fired and no lead is open needs no
@@ -207,6 +207,7 @@ def roll_up(session: Session, rules: Rules, *, at: datetime, tz: tzinfo, report:
             owed[key] = (current, since, fired)
     if not owed:
         return
+    _judge_members(connection, rules, at, members, {user for key in owed for user in accounts[key]}, dispositions)
     stored = _stored(connection, list(owed))
     groups = tallies.read_groups(connection, {g for key in owed if (g := group_of(key))})
     user_leads = _open_user_leads(connection, {user for key in owed for user in accounts[key]})
@@ -249,10 +250,11 @@ def _accounts(connection: sa.Connection, users: set[str] | None) -> dict[str, se
 
 
 def _members(connection: sa.Connection, rules: Rules, at: datetime, tz: tzinfo, users: set[str],
-             judged: Mapping[str, Member], kept: Mapping[str, Tally], basis: str | None,
-             dispositions_of: Dispositions) -> dict[str, Member]:
-    """Each member's verdict and tallies as of `at`: as judged already, else judged on tallies held or stored (when
-    made under `basis` and not past `at`), else on their history."""
+             judged: Mapping[str, Member], kept: Mapping[str, Tally], basis: str | None) -> dict[str, Member]:
+    """Each member's tallies as of `at` (which is all `fired_triggers` reads), with their verdict where it was judged
+    already: as judged, else `(None, tallies)` held or stored (when made under `basis` and not past `at`), else
+    built from their history. Most accounts need no verdict (nothing fired, no lead open): `_judge_members` judges
+    the members of those that do."""
     found = {user: judged[user] for user in users if user in judged}
     missing = users - set(found)
     if not missing:
@@ -263,20 +265,27 @@ def _members(connection: sa.Connection, rules: Rules, at: datetime, tz: tzinfo, 
         for user, (made_under, state) in tallies.read(connection, missing - set(tallied)).items():
             if made_under == basis and (tally := Tally.restore(state, plan, tz, user)) is not None:
                 tallied[user] = tally
-    tallied = {user: tally for user, tally in tallied.items() if tally.latest is None or tally.latest <= at}
-    dispositions = dispositions_of(connection, missing)
-    group_ids = {tally.group[1] for tally in tallied.values() if tally.group is not None}
-    groups = tallies.read_groups(connection, group_ids)
     for user, tally in tallied.items():
-        group = groups.get(tally.group[1]) if tally.group is not None else None
-        found[user] = (judge(tally, rules, at, dispositions=dispositions.get(user, ()), group=group), tally)
-    rest = missing - set(tallied)
+        if tally.latest is None or tally.latest <= at:
+            found[user] = (None, tally)  # type: ignore[assignment]  # judged by `_judge_members` if needed
+    rest = missing - set(found)
     if rest:
-        every_group = tallies.GroupsAsMet(connection)
         for user, events in events_of(connection, rest):
-            found[user] = score_user_and_tally(events, rules, at, tz=tz, dispositions=dispositions.get(user, ()),
-                                               groups=every_group)
+            found[user] = (None, tally_as_of(events, rules, at, tz))  # type: ignore[assignment]
     return found
+
+
+def _judge_members(connection: sa.Connection, rules: Rules, at: datetime, members: dict[str, Member],
+                   users: set[str], dispositions_of: Dispositions) -> None:
+    """Those of `users` known by their tallies alone (`_members`) judged on them as of `at`, in place."""
+    todo = {user: members[user][1] for user in users if user in members and members[user][0] is None}
+    if not todo:
+        return
+    dispositions = dispositions_of(connection, set(todo))
+    groups = tallies.read_groups(connection, {tally.group[1] for tally in todo.values() if tally.group is not None})
+    for user, tally in todo.items():
+        group = groups.get(tally.group[1]) if tally.group is not None else None
+        members[user] = (judge(tally, rules, at, dispositions=dispositions.get(user, ()), group=group), tally)
 
 
 _LEAD_COLUMNS = "id, user_id, state, level, tier, claimed_by, rep_id, dispositioned_at, updated_at, signals"
