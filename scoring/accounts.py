@@ -37,6 +37,7 @@ from scoring.result import (
     Account,
     Contact,
     PriorDisposition,
+    Profile,
     Reason,
     ReasonKind,
     ScoreResult,
@@ -49,7 +50,8 @@ from scoring.tally import Tally
 from scoring.triggers import Fired, Level, micros
 
 #: A member of an account: their own verdict (or `Facts`, the part of it an account reads) and their running tallies
-#: (or `Slots`, the part of them an account reads).
+#: (or `Slots`, the part of them an account reads). The roll-up in the store also holds members by their tallies
+#: alone, or by a `facts_row`, until it knows which accounts need their verdicts.
 Member = tuple["ScoreResult | Facts", "Tally | Slots"]
 #: Seed 001's tier of response as a lead's tier.
 RESPONSE_TIER = {1: Tier.HIGH, 2: Tier.MEDIUM}
@@ -78,8 +80,8 @@ class Slots:
 class Facts:
     """What an account reads of a member's own verdict: who they are, their firmographics and profile, the reasons
     that stop an account, what they did (for the contact map), and, should they be its anchor, their trial's score
-    and days. A rescore keeps these with the `Slots` for a population's members, so the roll-up never judges a
-    member again; they are a verdict's own objects, not copies."""
+    and days. Made from a verdict, or from its `facts_row`: a rescore keeps only those rows (and the `Slots`) for a
+    population's members, so the roll-up never judges a member again, and makes `Facts` of the few it needs."""
 
     __slots__ = ("user_id", "email", "account", "company_size", "status", "reasons", "did", "score", "max_score",
                  "trial_day", "days_left", "profile")
@@ -92,15 +94,33 @@ class Facts:
         self.reasons = tuple(r for r in result.reasons if r.code in _ACCOUNT_EXCLUSIONS or r.code in _UNREACHABLE)
         self.did = _did(result)
 
-    def __reduce__(self) -> tuple:  # across processes as its values, not as a verdict
-        return _facts, tuple(getattr(self, name) for name in Facts.__slots__)
+    @classmethod
+    def of_row(cls, row: tuple) -> Facts:
+        """The facts a `facts_row` holds."""
+        (user_id, email, company_name, domain, key, size, status, reasons, did, score, max_score, trial_day,
+         days_left, profile) = row
+        facts = cls.__new__(cls)
+        facts.user_id, facts.email, facts.account = user_id, email, Account(company_name, domain, key)
+        facts.company_size, facts.status, facts.score = size, Status(status), score
+        facts.max_score, facts.trial_day, facts.days_left = max_score, trial_day, days_left
+        facts.profile = Profile(*profile)
+        facts.reasons = tuple(Reason(code, ReasonKind(kind), params) for code, kind, params in reasons)
+        facts.did = did
+        return facts
 
 
-def _facts(*values: Any) -> Facts:
-    facts = Facts.__new__(Facts)
-    for name, value in zip(Facts.__slots__, values, strict=True):
-        setattr(facts, name, value)
-    return facts
+def facts_row(result: ScoreResult) -> tuple:
+    """`Facts` of a verdict as one flat tuple of plain values: cheap to keep for a population and to pass between
+    processes (a fifth of the cost of pickling the objects), made into `Facts` only for the members an account
+    needs (`Facts.of_row`)."""
+    account, p = result.account, result.profile
+    return (result.user_id, result.email, account.company_name, account.domain, account.key, result.company_size,
+            result.status.value,
+            tuple((r.code, r.kind.value, r.params) for r in result.reasons
+                  if r.code in _ACCOUNT_EXCLUSIONS or r.code in _UNREACHABLE),
+            _did(result), result.score, result.max_score, result.trial_day, result.days_left,
+            (p.first_name, p.last_name, p.title, p.plan, p.signup_source, p.signup_at, p.trial_ends_on, p.industry,
+             p.group_id))
 
 
 def _did(result: ScoreResult) -> tuple[str, ...]:
@@ -108,9 +128,9 @@ def _did(result: ScoreResult) -> tuple[str, ...]:
     return tuple(dict.fromkeys([*(s.evidence for s in result.signals), *(t.evidence for t in result.triggers)]))
 
 
-def account_member(result: ScoreResult, tally: Tally, rules: Rules) -> tuple[Facts, Slots]:
-    """The part of a member's verdict and tallies `score_account` reads."""
-    return Facts(result), account_part(tally, rules)
+def account_member(result: ScoreResult, tally: Tally, rules: Rules) -> tuple[tuple, Slots]:
+    """The part of a member's verdict (`facts_row`) and tallies (`Slots`) `score_account` reads."""
+    return facts_row(result), account_part(tally, rules)
 
 
 def account_part(tally: Tally, rules: Rules) -> Slots:
@@ -315,5 +335,6 @@ def group_of(key: str) -> str | None:
     return key.removeprefix("group:") if key.startswith("group:") else None
 
 
-__all__ = ["Facts", "Member", "Slots", "account_member", "account_part", "accounts_of", "fired_triggers", "group_of",
-           "has_account_triggers", "merged_slots", "score_account", "score_users_and_accounts"]
+__all__ = ["Facts", "Member", "Slots", "account_member", "account_part", "accounts_of", "facts_row",
+           "fired_triggers", "group_of", "has_account_triggers", "merged_slots", "score_account",
+           "score_users_and_accounts"]

@@ -45,7 +45,7 @@ from bot.store.events import events_of
 from bot.store.models import AccountScore, AuditEntry, Notice, Pql, TrialUser
 from bot.store.queries import rows_for, utc
 from scoring import Rules, ScoreResult, Status
-from scoring.accounts import Member, fired_triggers, group_of, has_account_triggers, score_account
+from scoring.accounts import Facts, Member, fired_triggers, group_of, has_account_triggers, score_account
 from scoring.engine import judge, plan_of, tally_as_of
 from scoring.result import account_key
 from scoring.tally import Tally
@@ -277,8 +277,16 @@ def _members(connection: sa.Connection, rules: Rules, at: datetime, tz: tzinfo, 
 
 def _judge_members(connection: sa.Connection, rules: Rules, at: datetime, members: dict[str, Member],
                    users: set[str], dispositions_of: Dispositions) -> None:
-    """Those of `users` known by their tallies alone (`_members`) judged on them as of `at`, in place."""
-    todo = {user: members[user][1] for user in users if user in members and members[user][0] is None}
+    """Those of `users` known by their tallies alone (`_members`) judged on them as of `at`, and those known by the
+    rescore's `facts_row` made `Facts`, in place: what `score_account` reads."""
+    todo = {}
+    for user in users:
+        if (member := members.get(user)) is None:
+            continue
+        if member[0] is None:
+            todo[user] = member[1]
+        elif type(member[0]) is tuple:
+            members[user] = (Facts.of_row(member[0]), member[1])
     if not todo:
         return
     dispositions = dispositions_of(connection, set(todo))
