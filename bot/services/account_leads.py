@@ -78,6 +78,15 @@ _BECOME = (
             updated_at=sa.bindparam("b_at", type_=_PQLS.c.updated_at.type), version=_PQLS.c.version + 1)
     .returning(_PQLS.c.id, _PQLS.c.user_id, _PQLS.c.account_key, _PQLS.c.claimed_by, _PQLS.c.rep_id)
 )
+#: `_BECOME` for a set of leads at once, on PostgreSQL: (at, ids, keys, tiers, signals as JSON text, strongest, open
+#: states).
+_PG_BECOME = (
+    f"UPDATE {_PQLS.name} SET level = 'account', account_key = v.k, tier = v.t, signals = v.s::json, "
+    "strongest_signal = v.st, updated_at = %s::timestamptz, version = version + 1 "
+    "FROM unnest(%s::int8[], %s::text[], %s::text[], %s::text[], %s::text[]) AS v (i, k, t, s, st) "
+    f"WHERE {_PQLS.name}.id = v.i AND state = ANY(%s::text[]) AND level = 'user' "
+    f"RETURNING {_PQLS.name}.id, user_id, account_key, claimed_by, rep_id"
+)
 
 
 @dataclass(slots=True)
@@ -118,6 +127,9 @@ class _Batch:
     #: The leads the rescore recorded before the roll-up (its `triggered`, as a set: a first rescore's thousands are
     #: asked about once per absorbed lead).
     recorded: set[int] = field(default_factory=set)
+    #: Members' open leads to be made their accounts' leads (`_become_all`): (key, verdict, their leads, the one kept,
+    #: its tier).
+    become: list[tuple[str, ScoreResult, list[_Lead], _Lead, str]] = field(default_factory=list)
 
     def flush(self, session: Session, report: Rescored, at: datetime) -> None:
         connection = session.connection()
@@ -225,6 +237,7 @@ def roll_up(session: Session, rules: Rules, *, at: datetime, tz: tzinfo, report:
             _carry_on(session, current, verdict, stored.get(key, (None, {}))[1], theirs, report, at, batch)
         elif verdict.status is Status.QUALIFIED:
             _open_lead(session, key, verdict, theirs, report, at, batch)
+    _become_all(session, batch, report, at)
     batch.flush(session, report, at)
     _write_scores(connection, scores)
 
@@ -364,31 +377,70 @@ def _open_lead(session: Session, key: str, verdict: ScoreResult, theirs: list[_L
             "updated_at": at, "level": "account", "account_key": key}))
         return
     keep = min(theirs, key=lambda lead: (lead.claimed_by is None, lead.rep_id is None, lead.id))
-    tier = _higher(keep.tier, verdict)
+    batch.become.append((key, verdict, theirs, keep, _higher(keep.tier, verdict)))
+
+
+def _become_all(session: Session, batch: _Batch, report: Rescored, at: datetime) -> None:
+    """The members' open leads `_open_lead` chose made their accounts' leads, all in one statement (a first rescore
+    of a big store makes thousands: on PostgreSQL a savepoint and an update each were thousands of round trips),
+    then each told, audited and its account's other leads absorbed, in the order the accounts were scored. When a
+    unique index refuses one (another writer opened that account's lead a moment ago), they are made again one at a
+    time, each to a savepoint of its own, and that one is skipped."""
+    if not batch.become:
+        return
+    rows = [(keep.id, key, tier, orjson.dumps(_signals(verdict, keep.signals)).decode(), verdict.strongest_signal)
+            for key, verdict, _, keep, tier in batch.become]
+    # The connection is asked for inside each savepoint: one taken before it is not rolled back to it on PostgreSQL.
     try:
         with session.begin_nested():
-            became = session.connection().execute(_BECOME, {
-                "b_id": keep.id, "b_key": key, "b_tier": tier, "b_signals": _signals(verdict, keep.signals),
-                "b_strongest": verdict.strongest_signal, "b_at": at}).first()
+            became = _become(session.connection(), rows, at)
     except sa.exc.IntegrityError:
-        return  # another writer opened this account's lead a moment ago
-    if became is None:
-        return  # closed or taken meanwhile: the next rescore looks again
-    lead = _Account(*became)  # read back by the update itself: a first rescore makes hundreds of them
-    if (held := session.identity_map.get(Session.identity_key(Pql, lead.id))) is not None:
-        session.expire(held)  # written past the ORM
-    audit.record(session, "pql_became_account_lead", at=at, pql_id=lead.id, user_id=lead.user_id, account=key,
-                 old_tier=keep.tier, tier=tier, users=[c.user_id for c in verdict.users],
-                 triggers=[t.name for t in verdict.triggers])
-    if lead.id not in batch.recorded:
-        text = say("became_account_lead", ref=lead.ref, company=esc(verdict.account.company_name),
-                   users=len(verdict.users))
-        outbox.reply(session, session.get(Pql, lead.id), f"account-lead:{lead.id}", text, now=at)
-    report.accounts.append(lead.id)
-    report.results[lead.id] = verdict
-    for other in theirs:
-        if other.id != keep.id:
-            _absorb(session, other, lead, verdict, report, at, batch)
+        became = {}
+        for row in rows:
+            try:
+                with session.begin_nested():
+                    became |= _become(session.connection(), [row], at)
+            except sa.exc.IntegrityError:
+                continue  # another writer opened this account's lead a moment ago
+    for key, verdict, theirs, keep, tier in batch.become:
+        if (row := became.get(keep.id)) is None:
+            continue  # closed or taken meanwhile: the next rescore looks again
+        lead = _Account(*row)  # read back by the update itself
+        if (held := session.identity_map.get(Session.identity_key(Pql, lead.id))) is not None:
+            session.expire(held)  # written past the ORM
+        audit.record(session, "pql_became_account_lead", at=at, pql_id=lead.id, user_id=lead.user_id, account=key,
+                     old_tier=keep.tier, tier=tier, users=[c.user_id for c in verdict.users],
+                     triggers=[t.name for t in verdict.triggers])
+        if lead.id not in batch.recorded:
+            text = say("became_account_lead", ref=lead.ref, company=esc(verdict.account.company_name),
+                       users=len(verdict.users))
+            outbox.reply(session, session.get(Pql, lead.id), f"account-lead:{lead.id}", text, now=at)
+        report.accounts.append(lead.id)
+        report.results[lead.id] = verdict
+        for other in theirs:
+            if other.id != keep.id:
+                _absorb(session, other, lead, verdict, report, at, batch)
+    batch.become = []
+
+
+def _become(connection: sa.Connection, rows: list[tuple], at: datetime) -> dict[int, tuple]:
+    """`rows` of (lead id, account key, tier, signals as JSON text, strongest signal): each lead, when still an open
+    user lead, made its account's lead. Returns what `_BECOME` returns, by lead id: one statement on PostgreSQL, one
+    each on SQLite (no round trips to save there)."""
+    if connection.dialect.name != "postgresql":
+        found = {}
+        for lead_id, key, tier, signals, strongest in rows:
+            if (row := connection.execute(_BECOME, {"b_id": lead_id, "b_key": key, "b_tier": tier,
+                                                    "b_signals": orjson.loads(signals), "b_strongest": strongest,
+                                                    "b_at": at}).first()) is not None:
+                found[row[0]] = tuple(row)
+        return found
+    found = {}
+    for start in range(0, len(rows), 5000):
+        chunk = rows[start:start + 5000]
+        done = connection.exec_driver_sql(_PG_BECOME, (at, *map(list, zip(*chunk, strict=True)), _OPEN)).all()
+        found.update((row[0], tuple(row)) for row in done)
+    return found
 
 
 def _carry_on(session: Session, lead_row: _Lead, verdict: ScoreResult, before: dict, theirs: list[_Lead],

@@ -271,6 +271,38 @@ def test_two_writers_rolling_up_one_account_at_once_open_one_lead(engine, monkey
         assert {u.user_id for u in session.exec(select(TrialUser)) if u.scored_at} >= {"u4", "u5"}
 
 
+def test_a_members_lead_another_writer_beat_to_its_account_stays_a_user_lead_and_the_other_accounts_still_turn(
+        engine, monkeypatch):
+    """The members' leads that become their accounts' leads are turned in one statement; when the store refuses one
+    (another writer opened that account's lead since this roll-up read the account's leads), the rest are turned
+    one at a time and only that one is left as it was."""
+    p = pipeline(engine)
+    firsts = [member("a0", qualify=True), member("b0", domain="beta.io", qualify=True)]
+    p.ingest([e for t in firsts for e in t.events], at=START + timedelta(days=1, hours=8))
+    mine = {lead.user_id: lead.id for lead in pqls(p)}
+    assert set(mine) == {"a0", "b0"}  # each a user lead of their own
+    rest = [member(f"{a}{i}", domain=domain, activate_at=START + timedelta(days=2, hours=i))
+            for a, domain in (("a", "acme.com"), ("b", "beta.io")) for i in range(1, 5)]
+    p.ingest([e for t in rest for e in t.events], score=False)
+    with engine.begin() as connection:  # the other writer's account lead for acme.com, made after our read
+        connection.execute(sa.insert(Pql.__table__).values(
+            user_id="a0", trial_started_at=START - timedelta(days=30), state="qualified", tier="high", score=0,
+            signals=[], qualified_at=START, created_at=START, updated_at=START, level="account",
+            account_key="domain:acme.com"))
+    read = account_leads._account_leads
+    monkeypatch.setattr(account_leads, "_account_leads",
+                        lambda connection, keys: {k: v for k, v in read(connection, keys).items()
+                                                  if k != "domain:acme.com"})
+    p.rescore_all(at=START + timedelta(days=3))
+    by_id = {lead.id: lead for lead in pqls(p)}
+    assert (by_id[mine["b0"]].level, by_id[mine["b0"]].account_key) == ("account", "domain:beta.io")
+    assert (by_id[mine["a0"]].level, by_id[mine["a0"]].account_key, by_id[mine["a0"]].state) == \
+        ("user", None, "qualified")  # left as it was: acme.com's lead is the other writer's
+    assert [e.pql_id for e in trail(p, "pql_became_account_lead")] == [mine["b0"]]
+    assert sorted((lead.account_key, lead.state) for lead in by_id.values() if lead.level == "account") == \
+        [("domain:acme.com", "qualified"), ("domain:beta.io", "qualified")]
+
+
 def test_the_store_holds_one_open_account_lead_per_account(engine):
     p = pipeline(engine)
     p.ingest([e for t in five() for e in t.events], at=START + timedelta(days=5, hours=5))
