@@ -8,6 +8,7 @@ import re
 import sqlite3
 import sys
 from datetime import datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -58,6 +59,19 @@ def lines_of(trial: Trial) -> list[str]:
 def summary(out: str) -> dict[str, int]:
     """The summary's `name: number` lines as a dict."""
     return {name: int(value) for name, value in re.findall(r"^(\w[\w ]*): (\d+)$", out, re.MULTILINE)}
+
+
+def sarah_for_ana(tmp_path, monkeypatch) -> Path:
+    """Sarah's trial as a file, and Ana the one rep on the roster (PQL_REPS) for routing to fail on."""
+    monkeypatch.setenv("PQL_REPS", "U0ANA:Ana Ruiz")
+    path = tmp_path / "sarah.jsonl"
+    path.write_text("\n".join(lines_of(sarah())) + "\n")
+    return path
+
+
+def stored_unscored(path: Path, capsys) -> None:
+    assert main(["ingest", str(path), "--no-score"]) == 0
+    capsys.readouterr()
 
 
 @pytest.fixture
@@ -144,9 +158,7 @@ def test_no_score_only_stores_and_rescore_then_scores_everyone(tmp_path, db, cap
 
 def test_rescore_gives_the_new_leads_to_the_roster_as_it_prints_them_and_owes_no_routing(tmp_path, db, capsys,
                                                                                          monkeypatch):
-    monkeypatch.setenv("PQL_REPS", "U0ANA:Ana Ruiz")
-    path = tmp_path / "sarah.jsonl"
-    path.write_text("\n".join(lines_of(sarah())) + "\n")
+    path = sarah_for_ana(tmp_path, monkeypatch)
     assert main(["ingest", str(path), "--no-score"]) == 0
     capsys.readouterr()
 
@@ -308,9 +320,7 @@ def test_a_store_that_cannot_be_opened_is_exit_code_2_without_its_password(tmp_p
 
 
 def test_a_lead_ingested_from_a_file_is_routed_to_the_roster_like_any_other(tmp_path, db, monkeypatch, capsys):
-    monkeypatch.setenv("PQL_REPS", "U0ANA:Ana Ruiz")
-    path = tmp_path / "sarah.jsonl"
-    path.write_text("\n".join(lines_of(sarah())) + "\n")
+    path = sarah_for_ana(tmp_path, monkeypatch)
     monday_morning = "2026-11-09T10:00:00-05:00"  # business hours: assigned at once
     assert main(["ingest", str(path), "--at", monday_morning]) == 0
     assert db("SELECT user_id, rep_id, state FROM pqls") == [("sarah", "U0ANA", "assigned")]
@@ -343,11 +353,7 @@ def test_a_rescore_whose_routing_fails_says_in_one_line_that_its_scoring_is_save
         tmp_path, db, capsys, monkeypatch, store_url):
     if not store_url.startswith("sqlite"):
         pytest.skip("PostgreSQL routes in the rescore's own transaction: a failure there saves nothing")
-    monkeypatch.setenv("PQL_REPS", "U0ANA:Ana Ruiz")
-    path = tmp_path / "sarah.jsonl"
-    path.write_text("\n".join(lines_of(sarah())) + "\n")
-    assert main(["ingest", str(path), "--no-score"]) == 0
-    capsys.readouterr()
+    stored_unscored(sarah_for_ana(tmp_path, monkeypatch), capsys)
     routes = Router.route_all
 
     def locked(*args, **kwargs):
@@ -373,9 +379,7 @@ def test_a_rescore_whose_routing_fails_says_in_one_line_that_its_scoring_is_save
 def test_an_ingest_whose_routing_fails_says_so_too_and_exits_non_zero(tmp_path, db, capsys, monkeypatch, store_url):
     if not store_url.startswith("sqlite"):
         pytest.skip("PostgreSQL routes in the rescore's own transaction: a failure there saves nothing")
-    monkeypatch.setenv("PQL_REPS", "U0ANA:Ana Ruiz")
-    path = tmp_path / "sarah.jsonl"
-    path.write_text("\n".join(lines_of(sarah())) + "\n")
+    path = sarah_for_ana(tmp_path, monkeypatch)
     monkeypatch.setattr(Router, "route_all", lambda *args, **kwargs: 1 / 0)
     assert main(["ingest", str(path), "--at", "2026-11-09T11:00:00-05:00"]) == 1
     out, err = capsys.readouterr()
@@ -388,11 +392,7 @@ def test_on_postgresql_a_rescore_whose_routing_fails_saves_nothing_and_says_so_i
         tmp_path, db, capsys, monkeypatch, store_url):
     if store_url.startswith("sqlite"):
         pytest.skip("SQLite routes after the rescore's transaction: its scoring is saved (the test above)")
-    monkeypatch.setenv("PQL_REPS", "U0ANA:Ana Ruiz")
-    path = tmp_path / "sarah.jsonl"
-    path.write_text("\n".join(lines_of(sarah())) + "\n")
-    assert main(["ingest", str(path), "--no-score"]) == 0
-    capsys.readouterr()
+    stored_unscored(sarah_for_ana(tmp_path, monkeypatch), capsys)
     routes = Router.route_all
 
     def gone(*args, **kwargs):
@@ -421,9 +421,7 @@ def test_on_postgresql_an_ingest_whose_routing_fails_keeps_the_events_and_undoes
         tmp_path, db, capsys, monkeypatch, store_url):
     if store_url.startswith("sqlite"):
         pytest.skip("SQLite routes after the rescore's transaction: its scoring is saved (the test above)")
-    monkeypatch.setenv("PQL_REPS", "U0ANA:Ana Ruiz")
-    path = tmp_path / "sarah.jsonl"
-    path.write_text("\n".join(lines_of(sarah())) + "\n")
+    path = sarah_for_ana(tmp_path, monkeypatch)
     monkeypatch.setattr(Router, "route_all", lambda *args, **kwargs: 1 / 0)
     assert main(["ingest", str(path), "--at", "2026-11-09T11:00:00-05:00"]) == 1
     out, err = capsys.readouterr()
