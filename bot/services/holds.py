@@ -13,6 +13,8 @@ The heuristic:
   holds sweep (bot/sweeps/holds.py). `checkout_completed` and `trial_converted` stop the lead instead (converted).
 - Letting go tells the rep once. The business time held is added to the lead's clocks: its SLA and escalations go
   on with the time they had left (the rep was told not to touch, so that time was not theirs), not from zero.
+- A member's ticket or checkout holds their account's open account lead, as the anchor's own does (one account, one
+  conversation: nobody pitches a company while one of its people waits on support).
 - An opt-out is no hold: it stops the lead (`leads.stop_for_product_event`).
 Keys: `hold:<id>:<since>`, `hold-dm:<id>:<since>`, `unhold:<id>:<since>`, `unhold-dm:<id>:<since>`.
 """
@@ -28,7 +30,9 @@ from bot.domain.business_time import BusinessCalendar
 from bot.domain.lifecycle import OPEN
 from bot.services import audit, outbox
 from bot.store.models import AuditEntry, Pql, TrialUser
+from bot.store.queries import rows_for
 from scoring.events import CHECKOUT_STARTED, TICKET_CLOSED, TICKET_OPENED, Event
+from scoring.result import account_key
 from templates import esc, say
 
 #: Product events that hold an open lead, or may let a held one go.
@@ -65,7 +69,7 @@ def apply(session: Session, event: Event, *, now: datetime, calendar_of: Callabl
     pql = session.exec(
         select(Pql).where(Pql.user_id == event.user_id, Pql.state.in_(sorted(OPEN)), Pql.created_at <= event.at)
         .order_by(Pql.id.desc())
-    ).first()
+    ).first() or _account_lead_of(session, event)
     if pql is None:
         return None
     waits = {"tickets": list((pql.hold_on or {}).get("tickets", [])), "checkout": (pql.hold_on or {}).get("checkout")}
@@ -87,6 +91,31 @@ def apply(session: Session, event: Event, *, now: datetime, calendar_of: Callabl
         _tell(session, pql, "hold", "held", now)
     audit.record(session, "pql_held", at=now, pql_id=pql.id, user_id=pql.user_id, reason=event.name)
     return pql
+
+
+def _account_lead_of(session: Session, event: Event) -> Pql | None:
+    """The open account lead of the account the event's user belongs to (a member's ticket or checkout holds the
+    account's one conversation, as the anchor's own would), recorded before the event."""
+    user = session.get(TrialUser, event.user_id)
+    key = account_key(user.group_id, user.domain) if user is not None else None
+    if key is None:
+        return None
+    return session.exec(
+        select(Pql).where(Pql.level == "account", Pql.account_key == key, Pql.state.in_(sorted(OPEN)),
+                          Pql.created_at <= event.at)
+    ).first()
+
+
+def members_with_account_leads(session: Session, users: set[str]) -> set[str]:
+    """Those of `users` whose account has an open account lead: their tickets and checkouts hold it."""
+    if not users:
+        return set()
+    rows = rows_for(session.connection(), f"SELECT user_id, group_id, domain FROM {TrialUser.__tablename__}", users)
+    keys = {user: key for user, group, domain in rows if (key := account_key(group, domain)) is not None}
+    rows = rows_for(session.connection(), f"SELECT account_key, state FROM {Pql.__tablename__}", set(keys.values()),
+                    column="account_key")
+    open_keys = {key for key, state in rows if state in OPEN}
+    return {user for user, key in keys.items() if key in open_keys}
 
 
 def release(session: Session, pql: Pql, *, now: datetime, calendar: BusinessCalendar | None,

@@ -150,9 +150,11 @@ class Pipeline:
                        for event in events  # only an open lead of that trial stops
                        if event.name in STOPPING_EVENTS and event.user_id in led]
             grace = timedelta(hours=self.rules.do_not_touch.checkout_grace_hours)
+            holding = {event.user_id for event in fresh if event.name in holds.HOLD_EVENTS}
+            holding = (holding & led) | holds.members_with_account_leads(session, holding - led)
             held = [holds.apply(session, event, now=at, calendar_of=self._calendar_of, checkout_grace=grace)
                     for event in sorted(fresh, key=lambda event: event.at)  # not a replay
-                    if event.name in holds.HOLD_EVENTS and event.user_id in led]
+                    if event.name in holds.HOLD_EVENTS and event.user_id in holding]
         if rescored.triggered or rescored.upgraded or rescored.accounts or rescored.absorbed or any(stopped) \
                 or any(held):
             # After the commit: an alert (or its edit) is owed within a second, not at the next poll. Only

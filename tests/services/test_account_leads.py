@@ -237,6 +237,30 @@ def test_ingesting_in_pieces_gives_the_account_lead_a_full_rescore_gives(engine,
         assert snapshot()[1] == anchor == "u0"
 
 
+# -- do-not-touch ------------------------------------------------------------------------------------------------
+
+def test_a_members_support_ticket_holds_the_account_lead_and_its_closing_lets_it_go(engine):
+    p = pipeline(engine)
+    p.ingest([e for t in five() for e in t.events], at=START + timedelta(days=5, hours=5))
+    lead = account_lead(p)
+    member_ = next(f"u{i}" for i in range(5) if f"u{i}" != lead.user_id)  # not the lead's own user
+
+    def ticket(user: str, name: str, at: datetime) -> None:
+        p.ingest([parse_event({"type": "track", "event": name, "userId": user, "messageId": f"t{next(_n)}",
+                               "timestamp": at.isoformat(), "properties": {"ticket_id": f"T-{user}"}})], at=at)
+
+    ticket("x", "support_ticket_opened", START + timedelta(days=5, hours=6))  # no member of it: no hold
+    assert account_lead(p).held_since is None
+    opened = START + timedelta(days=5, hours=7)
+    ticket(member_, "support_ticket_opened", opened)
+    held = account_lead(p)
+    assert held.id == lead.id and held.held_since == opened and held.state == lead.state
+    assert [e.pql_id for e in trail(p, "pql_held")] == [lead.id]
+    ticket(member_, "support_ticket_closed", opened + timedelta(hours=2))
+    assert account_lead(p).held_since is None
+    assert [e.pql_id for e in trail(p, "pql_resumed")] == [lead.id]
+
+
 # -- racing writers --------------------------------------------------------------------------------------------
 
 def test_two_writers_rolling_up_one_account_at_once_open_one_lead(engine, monkeypatch):
