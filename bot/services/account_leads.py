@@ -189,10 +189,9 @@ def roll_up(session: Session, rules: Rules, *, at: datetime, tz: tzinfo, report:
             kept: Mapping[str, Tally] | None = None, basis: str | None = None) -> None:
     """Judge the accounts of `users` (everyone's when None) as of `at` and record their leads (see the module
     docstring), in the caller's transaction. `judged`: members' verdicts and tallies this rescore has already, or
-    only the part of them an account reads (`Facts` and `Slots`: a full rescore keeps no more of a population);
-    `kept`: running tallies it
-    holds for others; `basis`: what stored tallies must be made under to be used; `dispositions`: how the rescore
-    reads users' earlier dispositions."""
+    only the part of them an account reads (a `facts_row` and `Slots`: a full rescore keeps no more of a
+    population); `kept`: running tallies it holds for others; `basis`: what stored tallies must be made under to be
+    used; `dispositions`: how the rescore reads users' earlier dispositions."""
     if not has_account_triggers(rules):
         return
     connection = session.connection()

@@ -468,7 +468,7 @@ def _judge(connection: sa.Connection, rules: Rules, at: datetime, tz: tzinfo, sp
     Returns the number of users; for each one whose verdict changed or who qualifies, their trial_users row
     (None when unchanged) and their verdict (None unless qualified). Rows, not verdicts, for the changed: a
     row crosses between processes far more cheaply. And, when the rules have account triggers, each account
-    member's id with the part of their verdict and tallies the account roll-up reads (`Facts`, `Slots`).
+    member's id with the part of their verdict and tallies the account roll-up reads (a `facts_row`, `Slots`).
     """
     time = driver_value(_USERS.c.signup_at, connection.dialect)
     scored_at, users, judged, members = time(at), 0, [], []
