@@ -80,39 +80,23 @@ class Slots:
 class Facts:
     """What an account reads of a member's own verdict: who they are, their firmographics and profile, the reasons
     that stop an account, what they did (for the contact map), and, should they be its anchor, their trial's score
-    and days. Made from a verdict, or from its `facts_row`: a rescore keeps only those rows (and the `Slots`) for a
-    population's members, so the roll-up never judges a member again, and makes `Facts` of the few it needs."""
+    and days, made from a verdict's `facts_row`: a rescore keeps only those rows (and the `Slots`) for a population's
+    members, so the roll-up never judges a member again, and makes `Facts` of the few it needs."""
 
     __slots__ = ("user_id", "email", "account", "company_size", "status", "reasons", "did", "score", "max_score",
                  "trial_day", "days_left", "profile")
 
-    def __init__(self, result: ScoreResult) -> None:
-        self.user_id, self.email, self.account = result.user_id, result.email, result.account
-        self.company_size, self.status, self.score = result.company_size, result.status, result.score
-        self.max_score, self.trial_day, self.days_left = result.max_score, result.trial_day, result.days_left
-        self.profile = result.profile
-        self.reasons = tuple(r for r in result.reasons if r.code in _ACCOUNT_EXCLUSIONS or r.code in _UNREACHABLE)
-        self.did = _did(result)
-
-    @classmethod
-    def of_row(cls, row: tuple) -> Facts:
-        """The facts a `facts_row` holds."""
-        (user_id, email, company_name, domain, key, size, status, reasons, did, score, max_score, trial_day,
-         days_left, profile) = row
-        facts = cls.__new__(cls)
-        facts.user_id, facts.email, facts.account = user_id, email, Account(company_name, domain, key)
-        facts.company_size, facts.status, facts.score = size, Status(status), score
-        facts.max_score, facts.trial_day, facts.days_left = max_score, trial_day, days_left
-        facts.profile = Profile(*profile)
-        facts.reasons = tuple(Reason(code, ReasonKind(kind), params) for code, kind, params in reasons)
-        facts.did = did
-        return facts
+    def __init__(self, row: tuple) -> None:
+        (self.user_id, self.email, company_name, domain, key, self.company_size, status, reasons, self.did,
+         self.score, self.max_score, self.trial_day, self.days_left, profile) = row
+        self.account, self.status, self.profile = Account(company_name, domain, key), Status(status), Profile(*profile)
+        self.reasons = tuple(Reason(code, ReasonKind(kind), params) for code, kind, params in reasons)
 
 
 def facts_row(result: ScoreResult) -> tuple:
     """`Facts` of a verdict as one flat tuple of plain values: cheap to keep for a population and to pass between
     processes (a fifth of the cost of pickling the objects), made into `Facts` only for the members an account
-    needs (`Facts.of_row`)."""
+    needs."""
     account, p = result.account, result.profile
     return (result.user_id, result.email, account.company_name, account.domain, account.key, result.company_size,
             result.status.value,

@@ -298,7 +298,7 @@ def _judge_members(connection: sa.Connection, rules: Rules, at: datetime, member
         if member[0] is None:
             todo[user] = member[1]
         elif type(member[0]) is tuple:
-            members[user] = (Facts.of_row(member[0]), member[1])
+            members[user] = (Facts(member[0]), member[1])
     if not todo:
         return
     dispositions = dispositions_of(connection, set(todo))
@@ -387,7 +387,7 @@ def _become_all(session: Session, batch: _Batch, report: Rescored, at: datetime)
     time, each to a savepoint of its own, and that one is skipped."""
     if not batch.become:
         return
-    rows = [(keep.id, key, tier, orjson.dumps(_signals(verdict, keep.signals)).decode(), verdict.strongest_signal)
+    rows = [(keep.id, key, tier, _signals(verdict, keep.signals), verdict.strongest_signal)
             for key, verdict, _, keep, tier in batch.become]
     # The connection is asked for inside each savepoint: one taken before it is not rolled back to it on PostgreSQL.
     try:
@@ -423,21 +423,22 @@ def _become_all(session: Session, batch: _Batch, report: Rescored, at: datetime)
 
 
 def _become(connection: sa.Connection, rows: list[tuple], at: datetime) -> dict[int, tuple]:
-    """`rows` of (lead id, account key, tier, signals as JSON text, strongest signal): each lead, when still an open
-    user lead, made its account's lead. Returns what `_BECOME` returns, by lead id: one statement on PostgreSQL, one
-    each on SQLite (no round trips to save there)."""
+    """`rows` of (lead id, account key, tier, signals, strongest signal): each lead, when still an open user lead,
+    made its account's lead. Returns what `_BECOME` returns, by lead id: one statement on PostgreSQL, one each on
+    SQLite (no round trips to save there)."""
+    found = {}
     if connection.dialect.name != "postgresql":
-        found = {}
         for lead_id, key, tier, signals, strongest in rows:
             if (row := connection.execute(_BECOME, {"b_id": lead_id, "b_key": key, "b_tier": tier,
-                                                    "b_signals": orjson.loads(signals), "b_strongest": strongest,
+                                                    "b_signals": signals, "b_strongest": strongest,
                                                     "b_at": at}).first()) is not None:
                 found[row[0]] = tuple(row)
         return found
-    found = {}
     for start in range(0, len(rows), 5000):
-        chunk = rows[start:start + 5000]
-        done = connection.exec_driver_sql(_PG_BECOME, (at, *map(list, zip(*chunk, strict=True)), _OPEN)).all()
+        ids, keys, tiers, signals, strongest = zip(*rows[start:start + 5000], strict=True)
+        texts = [orjson.dumps(s).decode() for s in signals]
+        done = connection.exec_driver_sql(_PG_BECOME, (at, list(ids), list(keys), list(tiers), texts, list(strongest),
+                                                       _OPEN)).all()
         found.update((row[0], tuple(row)) for row in done)
     return found
 

@@ -29,6 +29,7 @@ from sqlmodel import Session, select
 from bot.domain.business_time import BusinessCalendar
 from bot.domain.lifecycle import OPEN
 from bot.services import audit, outbox
+from bot.services.account_leads import open_account_keys
 from bot.store.models import AuditEntry, Pql, TrialUser
 from bot.store.queries import rows_for
 from scoring.events import CHECKOUT_STARTED, TICKET_CLOSED, TICKET_OPENED, Event
@@ -110,11 +111,10 @@ def members_with_account_leads(session: Session, users: set[str]) -> set[str]:
     """Those of `users` whose account has an open account lead: their tickets and checkouts hold it."""
     if not users:
         return set()
-    rows = rows_for(session.connection(), f"SELECT user_id, group_id, domain FROM {TrialUser.__tablename__}", users)
+    connection = session.connection()
+    rows = rows_for(connection, f"SELECT user_id, group_id, domain FROM {TrialUser.__tablename__}", users)
     keys = {user: key for user, group, domain in rows if (key := account_key(group, domain)) is not None}
-    rows = rows_for(session.connection(), f"SELECT account_key, state FROM {Pql.__tablename__}", set(keys.values()),
-                    column="account_key")
-    open_keys = {key for key, state in rows if state in OPEN}
+    open_keys = open_account_keys(connection, set(keys.values()))
     return {user for user, key in keys.items() if key in open_keys}
 
 
