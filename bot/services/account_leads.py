@@ -35,7 +35,7 @@ from typing import Protocol
 import orjson
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from bot.domain.lifecycle import CLOSED, OPEN, TIER_RANK, PqlState
 from bot.services import audit, outbox, tracking
@@ -347,8 +347,38 @@ def _stored(connection: sa.Connection, keys: list[str]) -> dict[str, tuple[str, 
 
 def open_account_keys(connection: sa.Connection, keys: Iterable[str]) -> set[str]:
     """Which of these accounts have an open account lead (their users' own qualifying then makes no lead)."""
+    return led_account_keys(connection, keys)
+
+
+def led_account_keys(connection: sa.Connection, keys: Iterable[str], *, closed_too: bool = False) -> set[str]:
+    """Which of these accounts have an account lead: an open one, or with `closed_too` one in any state."""
     rows = rows_for(connection, f"SELECT account_key, state FROM {_PQLS.name}", set(keys), column="account_key")
-    return {key for key, state in rows if state not in CLOSED}
+    return {key for key, state in rows if closed_too or state not in CLOSED}
+
+
+def members_of_led_accounts(session: Session, users: set[str], *, closed_too: bool = False) -> set[str]:
+    """Those of `users` whose account has an open account lead (with `closed_too`, an account lead in any state): what
+    they do (a ticket, a checkout, a conversion) reaches the account's one conversation."""
+    if not users:
+        return set()
+    connection = session.connection()
+    rows = rows_for(connection, f"SELECT user_id, group_id, domain FROM {_USERS.name}", users)
+    keys = {user: key for user, group, domain in rows if (key := account_key(group, domain)) is not None}
+    led = led_account_keys(connection, set(keys.values()), closed_too=closed_too)
+    return {user for user, key in keys.items() if key in led}
+
+
+def account_lead_of_member(session: Session, user_id: str, *, at: datetime, closed_too: bool = False) -> Pql | None:
+    """The account lead of the account `user_id` belongs to, recorded by `at`: the open one, or with `closed_too` the
+    latest in any state. None for a user of no account, or of one with no such lead."""
+    user = session.get(TrialUser, user_id)
+    key = account_key(user.group_id, user.domain) if user is not None else None
+    if key is None:
+        return None
+    query = select(Pql).where(Pql.level == "account", Pql.account_key == key, Pql.created_at <= at)
+    if not closed_too:
+        query = query.where(Pql.state.in_(_OPEN))
+    return session.exec(query.order_by(Pql.id.desc())).first()
 
 
 # -- writing -----------------------------------------------------------------------------------------------------

@@ -29,11 +29,9 @@ from sqlmodel import Session, select
 from bot.domain.business_time import BusinessCalendar
 from bot.domain.lifecycle import OPEN
 from bot.services import audit, outbox
-from bot.services.account_leads import open_account_keys
+from bot.services.account_leads import account_lead_of_member, members_of_led_accounts
 from bot.store.models import AuditEntry, Pql, TrialUser
-from bot.store.queries import rows_for
 from scoring.events import CHECKOUT_STARTED, TICKET_CLOSED, TICKET_OPENED, Event
-from scoring.result import account_key
 from templates import esc, say
 
 #: Product events that hold an open lead, or may let a held one go.
@@ -97,25 +95,12 @@ def apply(session: Session, event: Event, *, now: datetime, calendar_of: Callabl
 def _account_lead_of(session: Session, event: Event) -> Pql | None:
     """The open account lead of the account the event's user belongs to (a member's ticket or checkout holds the
     account's one conversation, as the anchor's own would), recorded before the event."""
-    user = session.get(TrialUser, event.user_id)
-    key = account_key(user.group_id, user.domain) if user is not None else None
-    if key is None:
-        return None
-    return session.exec(
-        select(Pql).where(Pql.level == "account", Pql.account_key == key, Pql.state.in_(sorted(OPEN)),
-                          Pql.created_at <= event.at)
-    ).first()
+    return account_lead_of_member(session, event.user_id, at=event.at)
 
 
 def members_with_account_leads(session: Session, users: set[str]) -> set[str]:
     """Those of `users` whose account has an open account lead: their tickets and checkouts hold it."""
-    if not users:
-        return set()
-    connection = session.connection()
-    rows = rows_for(connection, f"SELECT user_id, group_id, domain FROM {TrialUser.__tablename__}", users)
-    keys = {user: key for user, group, domain in rows if (key := account_key(group, domain)) is not None}
-    open_keys = open_account_keys(connection, set(keys.values()))
-    return {user for user, key in keys.items() if key in open_keys}
+    return members_of_led_accounts(session, users)
 
 
 def release(session: Session, pql: Pql, *, now: datetime, calendar: BusinessCalendar | None,

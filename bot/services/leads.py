@@ -20,6 +20,7 @@ from bot.domain.kit import DISPOSITION_LABELS, EMAIL_LABELS, MAX_TOUCHES, TOUCH_
 from bot.domain.lifecycle import CLAIMABLE, CLOSED, PqlState
 from bot.domain.teams import Teams
 from bot.services import audit, holds, lead_view, outbox, tracking
+from bot.services.account_leads import account_lead_of_member
 from bot.services.outreach import lead_track, variant_for_track
 from bot.store.models import Assignment, DispositionRecord, Pql, Rep, Touch, TrialUser
 from bot.store.queries import given_today
@@ -327,19 +328,28 @@ def set_disposition(session: Session, pql: Pql, who: Actor, *, disposition: str,
 
 def stop_for_product_event(session: Session, user_id: str, event_name: str, *, at: datetime,
                            now: datetime) -> Pql | None:
-    """A conversion or an opt-out (made at `at`) stops the open lead of that trial and tells whoever works it."""
+    """A conversion or an opt-out (made at `at`) stops the open lead of that trial and tells whoever works it.
+
+    A member of an account with an open account lead who converts, with no open lead of their own, stops the account
+    lead: the company is a customer now, and its one conversation ends (their opt-out is theirs alone: the account
+    lead goes on)."""
     state = {"trial_converted": PqlState.STOPPED_CONVERTED, "checkout_completed": PqlState.STOPPED_CONVERTED,
              "sales_opt_out": PqlState.STOPPED_OPT_OUT}[event_name]
     pql = session.exec(
         select(Pql).where(Pql.user_id == user_id, Pql.state.notin_(CLOSED), Pql.trial_started_at <= at)
         .order_by(Pql.id.desc())
     ).first()
+    if pql is None and state is PqlState.STOPPED_CONVERTED:
+        pql = account_lead_of_member(session, user_id, at=at)
     if pql is None or not _touch(session, pql, now, where=_PQLS.c.state.notin_(CLOSED), state=state):
         return None
     audit.record(session, "pql_stopped", at=now, pql_id=pql.id, user_id=user_id, reason=event_name)
     user = session.get(TrialUser, user_id)
     who = (user.name or user.email or user_id) if user else user_id
-    text = say("converted" if state is PqlState.STOPPED_CONVERTED else "opted_out", ref=pql.ref, who=esc(who))
+    if pql.user_id != user_id:  # a member of the account lead's account
+        text = say("member_converted", ref=pql.ref, who=esc(who), company=esc(user.company_name if user else None))
+    else:
+        text = say("converted" if state is PqlState.STOPPED_CONVERTED else "opted_out", ref=pql.ref, who=esc(who))
     outbox.reply(session, pql, f"stopped:{pql.id}", text, now=now)
     if owner := pql.claimed_by or pql.rep_id:
         outbox.dm(session, owner, f"stopped-dm:{pql.id}", text, pql=pql, now=now)
@@ -354,14 +364,17 @@ SALES_ASSISTED, SELF_SERVE = "sales_assisted", "self_serve"
 def record_conversion(session: Session, user_id: str, *, at: datetime, now: datetime,
                       props: dict | None = None) -> Pql | None:
     """A `trial_converted` event (made at `at`): the user's lead of that trial, open or closed (an account lead when
-    theirs became part of one), learns how it converted: sales-assisted when it had a touch before the conversion,
-    else self-serve (seed 002 section 7). Set once: a replayed or second conversion changes nothing. Queues
-    `pql_converted`. Returns the lead, None when the user had no lead that trial or it knew already."""
+    theirs became part of one, or when they had none and their account has one), learns how it converted:
+    sales-assisted when it had a touch before the conversion, else self-serve (seed 002 section 7). Set once: a
+    replayed or second conversion changes nothing. Queues `pql_converted`. Returns the lead, None when the user had no
+    lead that trial or it knew already."""
     pql = session.exec(
         select(Pql).where(Pql.user_id == user_id, Pql.trial_started_at <= at).order_by(Pql.id.desc())
     ).first()
     if pql is not None and pql.absorbed_into is not None:
         pql = session.get(Pql, pql.absorbed_into)
+    if pql is None:  # a member of an account with an account lead: the company converted
+        pql = account_lead_of_member(session, user_id, at=at, closed_too=True)
     if pql is None or pql.conversion_source is not None:
         return None
     touched = session.exec(select(sa.exists().where(Touch.pql_id == pql.id, Touch.at <= at))).one()

@@ -261,6 +261,56 @@ def test_a_members_support_ticket_holds_the_account_lead_and_its_closing_lets_it
     assert [e.pql_id for e in trail(p, "pql_resumed")] == [lead.id]
 
 
+# -- a member converts --------------------------------------------------------------------------------------------
+
+def _product_event(p: Pipeline, user: str, name: str, at: datetime, **props) -> None:
+    p.ingest([parse_event({"type": "track", "event": name, "userId": user, "messageId": f"c{next(_n)}",
+                           "timestamp": at.isoformat(), "properties": props})], at=at)
+
+
+def test_a_members_conversion_converts_the_account_lead_and_stops_its_outreach(engine):
+    """The company paid: the account's one conversation ends, whoever of its people paid, and the rep is told who."""
+    p = pipeline(engine, router=Router(BusinessCalendar(NY), cap=5, manager=BOSS))
+    p.ingest([e for t in five() for e in t.events], at=START + timedelta(days=4, hours=5))  # Friday, open
+    lead = account_lead(p)
+    owner = lead.rep_id
+    assert owner in (ANA, BEN)
+    with p.session() as session, session.begin():
+        who = leads.actor(session, owner, manager=BOSS)
+        leads.claim(session, session.get(Pql, lead.id), who, now=START + timedelta(days=4, hours=6), tz=NY, cap=5)
+        leads.log_touch(session, session.get(Pql, lead.id), who, channel="email", email_key=None, note=None,
+                        now=START + timedelta(days=4, hours=6, minutes=30))
+    member_ = next(f"u{i}" for i in range(5) if f"u{i}" != lead.user_id)  # no lead of their own
+    _product_event(p, "x", "trial_converted", START + timedelta(days=6), plan="team")  # nobody of the account
+    assert account_lead(p).state == "working" and account_lead(p).conversion_source is None
+    _product_event(p, member_, "sales_opt_out", START + timedelta(days=6, hours=1))  # theirs alone
+    assert account_lead(p).state == "working"
+    paid = START + timedelta(days=6, hours=2)
+    _product_event(p, member_, "trial_converted", paid, plan="team", mrr=400)
+    converted = account_lead(p)
+    assert (converted.state, converted.conversion_source, converted.converted_at) == (
+        "stopped_converted", "sales_assisted", paid)
+    [stopped] = trail(p, "pql_stopped")
+    assert (stopped.pql_id, stopped.user_id) == (lead.id, member_)
+    told = [n for n in notices(p) if n.key in (f"stopped:{lead.id}", f"stopped-dm:{lead.id}")]
+    assert [n.kind for n in told] == ["reply", "dm"] and told[1].target == owner
+    assert f"{member_.title()}" in told[0].text and "Acme Corp" in told[0].text and "no more outreach" in told[0].text
+
+
+def test_a_member_converting_after_the_account_lead_closed_still_tags_how_it_converted(engine):
+    p = pipeline(engine)
+    p.ingest([e for t in five() for e in t.events], at=START + timedelta(days=5, hours=5))
+    lead = account_lead(p)
+    with p.session() as session, session.begin():
+        leads.set_disposition(session, session.get(Pql, lead.id), leads.actor(session, BOSS, manager=BOSS),
+                              disposition="nurture", reason=None, now=START + timedelta(days=6))
+    member_ = next(f"u{i}" for i in range(5) if f"u{i}" != lead.user_id)
+    _product_event(p, member_, "trial_converted", START + timedelta(days=9), plan="team")
+    closed = account_lead(p)
+    assert (closed.state, closed.disposition, closed.conversion_source) == ("dispositioned", "nurture", "self_serve")
+    assert trail(p, "pql_stopped") == []  # closed already: nothing to stop, nobody told
+
+
 # -- racing writers --------------------------------------------------------------------------------------------
 
 def test_two_writers_rolling_up_one_account_at_once_open_one_lead(engine, monkeypatch):
