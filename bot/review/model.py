@@ -118,9 +118,10 @@ class _Section:
 
 
 def volume(m: Metrics, cap: int) -> list[Figure]:
-    """1. Volume: PQLs by tier, PQLs per rep per business day against the cap, open leads per rep."""
+    """1. Volume: PQLs by tier (user leads merged into account leads said beside, not counted), PQLs per rep per
+    business day against the cap, open leads per rep."""
     out = _Section("volume")
-    out.add("pqls", m.pqls, "count")
+    out.add("pqls", m.pqls, "count", detail=words("pqls_merged", merged=m.merged) if m.merged else None)
     for tier in TIERS:
         out.add(f"pqls.{tier}", m.by_tier.get(tier, 0), "count", indent=True)
     out.add("per_rep_per_day", m.per_rep_per_day, "per_day", Target("<=", cap, "per_day"))

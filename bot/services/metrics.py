@@ -5,7 +5,9 @@ in Slack, the Friday post, `pqlbot review` and the pilot scorecard all render th
 with nothing to divide by is None ("no data"), never zero.
 
 Definitions (the seed's, made exact):
-- a lead counts in the range when it was recorded (triggered) in it; dispositions when they were set in it;
+- a lead counts in the range when it was recorded (triggered) in it; dispositions when they were set in it; a user
+  lead merged into an account lead (one account, one conversation) is counted apart (`merged`), not as a lead: its
+  SLA counts only if it came due before the merge, and it was open on its rep until then;
 - acceptance = (Meeting Set + Converted) / dispositioned leads a rep worked (dispositioned by a rep, claimed or
   touched), where Converted is the disposition Converted (Self-Serve) or a worked lead stopped by its
   trial_converted event: a conversion nobody worked is the dark funnel's, not the reps' acceptance;
@@ -15,7 +17,7 @@ Definitions (the seed's, made exact):
 - time to first touch is business time from when the lead was recorded;
 - false-positive rate = Disqualified / dispositioned (per signal too, over the leads carrying it);
 - volume per rep per day = leads / (reps x business days); None without reps;
-- utilization = leads open on a rep at the end of each day (a lead closes when dispositioned or stopped);
+- utilization = leads open on a rep at the end of each day (a lead closes when dispositioned, stopped or merged);
 - complaints = contacted leads whose user opted out of sales contact (a sales_opt_out event) or answered with a
   negative or unsubscribe `sales_reply` after the first touch / contacted leads;
 - reply rate = email touches the rep marked "They replied", or that a `sales_reply` event answered before the
@@ -47,7 +49,7 @@ from bot.calibration.backtest import EXPLICIT_ASK, POINTS, TriggerFigures
 from bot.calibration.stats import CONVERSION_DAYS
 from bot.domain.business_time import BusinessCalendar
 from bot.domain.kit import ACCEPTED
-from bot.domain.lifecycle import STOPPED, PqlState
+from bot.domain.lifecycle import ABSORBED, STOPPED, PqlState
 from bot.domain.periods import Period
 from bot.store.events import from_us, to_us
 from bot.store.models import EventRecord, Pql, Touch, TrialUser
@@ -57,6 +59,8 @@ from bot.store.queries import in_chunks, still_open
 COMPLAINING_REPLIES = ("negative", "unsubscribe")
 #: The per-trigger table covers the leads of this many weeks to the end of the range: seed 002's 4-week pilot.
 PILOT_WEEKS = 4
+#: Closed with no disposition: stopped (converted, opted out) or merged into an account lead, when last updated.
+_ENDED = STOPPED | ABSORBED
 
 
 def rate(part: int, whole: int) -> float | None:
@@ -76,7 +80,8 @@ class SignalReview:
 @dataclass
 class Metrics:
     period: Period
-    pqls: int = 0
+    pqls: int = 0  # leads recorded in the range, less those merged into account leads
+    merged: int = 0  # user leads recorded in the range and since merged into an account lead
     by_tier: dict[str, int] = field(default_factory=dict)
     per_rep_per_day: float | None = None
     daily: dict[date, dict[str, int]] = field(default_factory=dict)  # day -> tier -> PQLs (for the chart)
@@ -130,14 +135,15 @@ class Metrics:
 
 
 def _closed_at(pql: Pql) -> datetime | None:
-    """When the lead stopped needing a rep: its disposition, or the conversion / opt-out that stopped it."""
+    """When the lead stopped needing a rep: its disposition, the conversion / opt-out that stopped it, or its
+    becoming part of an account lead (whose own clocks carry the conversation on)."""
     return _closed(pql.dispositioned_at, pql.state, pql.updated_at)
 
 
 def _closed(dispositioned_at: datetime | None, state: str, updated_at: datetime) -> datetime | None:
     if dispositioned_at is not None:
         return dispositioned_at
-    return updated_at if state in STOPPED else None
+    return updated_at if state in _ENDED else None
 
 
 def of_team(team: str | None, *, default_team: bool = False) -> sa.ColumnElement[bool]:
@@ -173,10 +179,13 @@ def compute(session: Session, period: Period, *, calendar: BusinessCalendar, rep
     today = now.astimezone(tz).date()
     so_far = [d for d in period.days() if d <= today] or period.days()[:1]
     m.to_come = [d for d in period.days() if d > today]
-    m.pqls = len(leads)
-    m.by_tier = dict(Counter(p.tier for p in leads))
+    # A user lead merged into an account lead is one conversation with it, not a lead of its own (what it did
+    # until then still counts: its SLA below, its rep's load, its signals).
+    conversations = [p for p in leads if p.state != PqlState.ABSORBED]
+    m.pqls, m.merged = len(conversations), len(leads) - len(conversations)
+    m.by_tier = dict(Counter(p.tier for p in conversations))
     m.daily = {day: {} for day in so_far}
-    for pql in leads:
+    for pql in conversations:
         day = pql.created_at.astimezone(tz).date()
         m.daily.setdefault(day, {})[pql.tier] = m.daily.get(day, {}).get(pql.tier, 0) + 1
     business_days = [d for d in so_far if calendar.is_business_day(d)] or so_far
@@ -289,7 +298,7 @@ def _utilization(session: Session, period: Period, tz, reps: int, days: list[dat
     # Only leads that can have been open in the period: still open, or closed (dispositioned or stopped) since
     # it began. Each term has an index; all leads ever assigned would be read otherwise.
     maybe_open = sa.or_(still_open(Pql.state), Pql.dispositioned_at >= start,
-                        sa.and_(Pql.state.in_(sorted(STOPPED)), Pql.updated_at >= start))
+                        sa.and_(Pql.state.in_(sorted(_ENDED)), Pql.updated_at >= start))
     rows = session.exec(select(Pql.assigned_at, Pql.dispositioned_at, Pql.state, Pql.updated_at).where(
         maybe_open, Pql.rep_id.is_not(None), Pql.assigned_at < end, mine))  # columns, not leads: there can be thousands
     spans = [(assigned_at, _closed(dispositioned_at, state, updated_at))

@@ -176,3 +176,23 @@ def test_the_review_has_seed_001s_per_trigger_table_over_the_pilot_so_far_and_ac
     assert any('"sso stalled" converts 5.0% (2 of 40 leads within 60 days): seed 001 says remove it' in item
                for item in review.actions)
     assert to_json(review)["triggers"][0]["recommendation"] == "retire"
+
+
+def test_a_user_lead_merged_into_an_account_lead_is_one_conversation_not_a_second_lead_or_a_missed_sla(engine):
+    """Two of Acme's trialists had leads; the account's lead took them in. The manager reads one PQL (the merged one
+    said beside it), and an SLA missed only where it really was: before the merge, not after it."""
+    with store.session(engine) as session, session.begin():
+        rows = Rows(session).reps(ANA, BEN)
+        account = rows.lead("li", ny(11, 2, 10), rep=ANA, due=ny(11, 2, 12))
+        account.level, account.account_key = "account", "domain:acme.com"
+        early = rows.lead("sam", ny(11, 2, 10, 30), rep=BEN, due=ny(11, 2, 12, 30))
+        late = rows.lead("jo", ny(11, 2, 10, 15), rep=BEN, due=ny(11, 2, 12, 15))
+        for merged, at in ((early, ny(11, 2, 11)), (late, ny(11, 3, 9))):  # Sam's before its due time, Jo's after
+            merged.state, merged.absorbed_into, merged.updated_at = "absorbed", account.id, at
+        rows.touch(account, ny(11, 2, 11, 30))
+    with store.session(engine) as session:
+        week = compute(session, W45, calendar=CALENDAR, reps=2, now=NOW)
+    assert (week.pqls, week.merged, week.by_tier) == (1, 2, {"high": 1})
+    assert (week.sla_met, week.sla_due) == (1, 2)  # Li's met; Jo's came due unworked before the merge; Sam's never did
+    shown = text(build(week, cap=5, as_of=NOW), NY)
+    assert "PQLs recorded: 1" in shown and "besides 2 user leads merged into account leads" in shown
