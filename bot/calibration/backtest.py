@@ -19,7 +19,14 @@ a rep's touch (the store's touches, or `sales_touch` / `sales_reply` events in a
 conversion, or to 60 days when there was none. Dark-funnel rate: converted with no touch / fired (seed 000's "share
 of triggered accounts that convert with no rep contact"); assisted lift: `bot/calibration/stats.py`'s `lift`.
 
-Account triggers are judged over several users at once and are not replayed here; the table lists user triggers.
+Account triggers (scoring/accounts.py) are judged over each account's members as the store judges them: each
+member's tallies up to their own conversion, merged; a trigger fires at the first moment its conditions hold
+(scoring/triggers.py `evaluate`), so one look over the whole history, cut just before any member paid (a customer's
+later firing is expansion, not this table's), finds when it first fired. It is counted once per account: converted
+when any member paid within 60 days of it, contacted when a rep touched any member. The account's lead is raised
+on the day it qualifies, as the store raises it: unless a member's lead was raised by then (that lead becomes the
+account's), and its members' leads raised later are not raised (they join its contact map). Members' exclusions
+are read from their verdicts at the end of their replays.
 Group traits (an account's size from a group call) are the history's latest, not the day's.
 
 What the replay reports is what judging each of those days would report; it is made fast by not asking for verdicts
@@ -58,6 +65,7 @@ from bot.calibration.stats import (
 from bot.domain.guardrails import VOLUME_PER_REP, VOLUME_STREAK, busy_runs, per_business_day
 from scoring import Event, Rules, ScoreResult, Status, Tier
 from scoring import events as ev
+from scoring.accounts import Facts, Slots, account_member, fired_triggers, has_account_triggers, score_account
 from scoring.engine import ACTIVATION, ASK_OVERRIDES, FIT, group_traits, judge, plan_of
 from scoring.identity import is_anonymous, resolve
 from scoring.tally import Tally
@@ -92,6 +100,7 @@ class TriggerFigures:
     contacted: int = 0
     contacted_converted: int = 0
     minimum: int = MIN_SAMPLE
+    level: str = "user"  # "account": fired over the users of one account (counted once per account)
 
     @property
     def alone(self) -> int:
@@ -128,7 +137,7 @@ class TriggerFigures:
             "conversion_rate": self.conversion_rate, "ci_low": low, "ci_high": high,
             "contacted": self.contacted, "contacted_converted": self.contacted_converted,
             "dark_funnel_rate": self.dark_funnel_rate, "assisted_lift": self.assisted_lift,
-            "recommendation": self.recommendation.value,
+            "recommendation": self.recommendation.value, "level": self.level,
         }
 
 
@@ -284,7 +293,8 @@ class Histories:
 
 class Replayed(NamedTuple):
     """One user's replay, as the report reads it: where their history starts (`Histories.starts`), the lead raised
-    (if any), each trigger's first firing, their first conversion and their touches in time order."""
+    (if any), each trigger's first firing, their first conversion, their touches in time order, and what their
+    account's triggers read of them (`AccountMember`, when the rules have account triggers and they belong to one)."""
 
     start: int
     user_id: str
@@ -292,6 +302,12 @@ class Replayed(NamedTuple):
     fired: dict[str, datetime]
     converted_at: datetime | None
     touches: list[datetime]
+    member: AccountMember | None = None
+
+
+#: A user as their account's triggers read them: the account's key, the part of their verdict an account reads
+#: (scoring/accounts.py `facts_row`, as of the end of their replay) and of their tallies (`Slots`).
+AccountMember = tuple[str, tuple, Slots]
 
 
 @dataclass(slots=True)
@@ -305,6 +321,7 @@ class Replays:
     first: date | None
     last: date | None
     touched: bool
+    tz: tzinfo = UTC  # the team's: the days the account leads are raised on
 
     @classmethod
     def merged(cls, parts: Sequence[Replays]) -> Replays:
@@ -313,7 +330,7 @@ class Replays:
         return cls(sorted((user for part in parts for user in part.users), key=_start),
                    min((part.first for part in parts if part.first is not None), default=None),
                    max((part.last for part in parts if part.last is not None), default=None),
-                   any(part.touched for part in parts))
+                   any(part.touched for part in parts), parts[0].tz if parts else UTC)
 
 
 def _start(user: Replayed) -> int:
@@ -329,14 +346,14 @@ def replayed(histories: Histories, rules: Rules, *, tz: tzinfo, groups: Mapping[
     outcomes = _replay_users(users, (rules, tz, groups, histories.converted, window, every_day), workers)
     shown = []
     first = last = None
-    for (user_id, history), (lead, fired) in zip(users, outcomes, strict=True):
+    for (user_id, history), (lead, fired, member) in zip(users, outcomes, strict=True):
         begins, ends = local_day(history[0].at, tz), local_day(history[-1].at, tz)
         first = begins if first is None or begins < first else first
         last = ends if last is None or ends > last else last
-        if lead is not None or fired:
+        if lead is not None or fired or member is not None:
             shown.append(Replayed(histories.starts[user_id], user_id, lead, fired, histories.converted.get(user_id),
-                                  sorted(histories.touched.get(user_id, ()))))
-    return Replays(shown, first, last, any(histories.touched.values()))
+                                  sorted(histories.touched.get(user_id, ())), member))
+    return Replays(shown, first, last, any(histories.touched.values()), tz)
 
 
 def report(replays: Replays, rules: Rules, *, is_business_day: Callable[[date], bool], window: Window = Window(),
@@ -351,6 +368,8 @@ def report(replays: Replays, rules: Rules, *, is_business_day: Callable[[date], 
             raised[user.user_id] = user.lead
         if user.fired:
             _count(rows, user.fired, user.converted_at, user.touches)
+    if has_account_triggers(rules):
+        _accounts(replays, rules, window, rows, raised)
     start, end = window.start or replays.first, window.end or replays.last
     daily: dict[date, int] = defaultdict(int)
     for lead in raised.values():
@@ -370,14 +389,48 @@ def report(replays: Replays, rules: Rules, *, is_business_day: Callable[[date], 
     return Backtest(list(rows.values()), days, raised, reps, cap, busy, has_touches=replays.touched)
 
 
+def _accounts(replays: Replays, rules: Rules, window: Window, rows: Mapping[str, TriggerFigures],
+              raised: dict[str, Raised]) -> None:
+    """The account triggers, judged over each account's members (see `AccountMember`): counted once per account,
+    first fired before any member paid; and the account leads, as the store makes them (bot/services/
+    account_leads.py): a qualified account raises a lead on the day it qualifies unless one of its members' leads
+    was raised by then (that lead becomes the account's: no new lead), and its members' leads raised later are not
+    raised at all (they join its contact map). Keyed by the account's key in `raised`."""
+    tz = replays.tz
+    accounts: dict[str, list[Replayed]] = {}
+    for user in replays.users:
+        if user.member is not None:
+            accounts.setdefault(user.member[0], []).append(user)
+    for key, users in accounts.items():
+        paid = min((user.converted_at for user in users if user.converted_at is not None), default=None)
+        members = [(Facts(row), slots) for _, row, slots in (user.member for user in users)]
+        limit = _NEVER if paid is None else paid - _ONE_US  # a customer already: what fires after is expansion
+        fired = [f for f in fired_triggers(members, rules, limit, tz) if window.holds(local_day(f.at, tz))]
+        if not fired:
+            continue
+        touches = sorted(moment for user in users for moment in user.touches)
+        _count(rows, {f.name: f.at for f in fired}, paid, touches)
+        verdict = score_account(key, members, rules, limit, tz, fired=fired)
+        if verdict.status is not Status.QUALIFIED or verdict.qualified_at is None:
+            continue
+        day = local_day(verdict.qualified_at, tz)
+        theirs = [raised[user.user_id] for user in users if user.user_id in raised]
+        for lead in theirs:
+            if lead.day > day:  # qualified after the account's lead opened: in its contact map, no lead
+                del raised[lead.user_id]
+        if not any(lead.day <= day for lead in theirs):
+            raised[key] = Raised(key, day, tuple(sorted(f.name for f in fired if f.trigger.routed)))
+
+
+#: A user's replay: the lead raised (if any), each trigger's first firing, what their account reads of them.
+Outcome = tuple["Raised | None", dict[str, datetime], "AccountMember | None"]
 #: Users below which one process replays them all: a worker process costs more than it saves.
 PARALLEL_FROM = 2000
-_NOTHING: tuple[None, dict] = (None, {})
+_NOTHING: Outcome = (None, {}, None)
 _JOB: tuple = ()  # the users and what their replay reads, left for forked workers to read (not pickled)
 
 
-def _replay_users(users: list[tuple[str, list[Event]]], job: tuple, workers: int | None
-                  ) -> list[tuple[Raised | None, dict[str, datetime]]]:
+def _replay_users(users: list[tuple[str, list[Event]]], job: tuple, workers: int | None) -> list[Outcome]:
     """Each user's replay, in the order of `users`: in this process, or shared among forked worker processes (one
     per CPU), users in consecutive slices, each worker's outcomes put back in place, so the report is the same."""
     global _JOB
@@ -400,20 +453,19 @@ def _replay_users(users: list[tuple[str, list[Event]]], job: tuple, workers: int
         _JOB = ()
 
 
-def _replay_slice(start: int, stop: int) -> list[tuple[int, tuple[Raised | None, dict[str, datetime]]]]:
+def _replay_slice(start: int, stop: int) -> list[tuple[int, Outcome]]:
     """A worker's share: the users `start` to `stop` of the job it was forked with, those with anything to show."""
     users, job = _JOB
     found = []
     for index in range(start, stop):
         outcome = _replay_one(*users[index], *job)
-        if outcome[0] is not None or outcome[1]:
+        if outcome[0] is not None or outcome[1] or outcome[2] is not None:
             found.append((index, outcome))
     return found
 
 
 def _replay_one(user_id: str, history: list[Event], rules: Rules, tz: tzinfo, groups: Mapping[str, Any],
-                converted: Mapping[str, datetime], window: Window, every_day: bool
-                ) -> tuple[Raised | None, dict[str, datetime]]:
+                converted: Mapping[str, datetime], window: Window, every_day: bool) -> Outcome:
     return _replay_user(user_id, history, rules, tz, groups, converted.get(user_id), window, every_day=every_day)
 
 
@@ -426,6 +478,8 @@ def _rows(rules: Rules, minimum: int) -> dict[str, TriggerFigures]:
             EXPLICIT_ASK: TriggerFigures(EXPLICIT_ASK, "buying", minimum=minimum)}
     for name, trigger in rules.triggers_of(Level.USER).items():
         rows[name] = TriggerFigures(name, str(trigger.family), minimum=minimum)
+    for name, trigger in rules.triggers_of(Level.ACCOUNT).items():
+        rows[name] = TriggerFigures(name, str(trigger.family), minimum=minimum, level="account")
     return rows
 
 
@@ -466,15 +520,12 @@ class _Prospects:
     points_at: datetime | None  # when the points first reach the threshold
 
     @classmethod
-    def of(cls, history: Sequence[Event], count: int, rules: Rules, tz: tzinfo, user_id: str,
-           converted_at: datetime | None, groups: Mapping[str, Any]) -> _Prospects | None:
-        replayed = history[:count]
+    def of(cls, replayed: Sequence[Event], tally: Tally, final: ScoreResult, rules: Rules, tz: tzinfo
+           ) -> _Prospects | None:
+        """From the user's replayed history (one trial: else None), its tallies and its verdict at its end."""
         if sum(event.name == ev.SIGNUP for event in replayed) != 1:
             return None
         plan = plan_of(rules)
-        tally = Tally.build(replayed, plan, tz, user_id, in_order=True)
-        last = tally.latest if converted_at is None else converted_at - _ONE_US
-        final = judge(tally, rules, last, group=groups.get(tally.group[1]) if tally.group is not None else None)
         ask_at = tally.ask[0][0] if tally.ask is not None else None  # the first ask since the signup
         points_at = _points_reached(final, rules.tiers.qualify)
         candidates = rules.triggers_of(Level.USER)
@@ -542,7 +593,7 @@ def _points_reached(verdict: ScoreResult, threshold: int) -> datetime | None:
 
 def _replay_user(user_id: str, history: list[Event], rules: Rules, tz: tzinfo, groups: Mapping[str, Any],
                  converted_at: datetime | None, window: Window, *, every_day: bool = False
-                 ) -> tuple[Raised | None, dict[str, datetime]]:
+                 ) -> Outcome:
     """One user's replay: the lead raised (if any) and each trigger's first firing inside the window.
 
     The days are walked as the module docstring says; a day is judged only when its verdict could add something
@@ -552,9 +603,20 @@ def _replay_user(user_id: str, history: list[Event], rules: Rules, tz: tzinfo, g
     count = len(history)
     if converted_at is not None:
         count = next((i for i, event in enumerate(history) if event.at >= converted_at), count)
-    hope = None if every_day else _Prospects.of(history, count, rules, tz, user_id, converted_at, groups)
+    hope = member = None
+    if count and (has_account_triggers(rules) or not every_day):
+        # The whole replayed history's tallies and verdict: what the fast replay may hope for, and what the
+        # user's account reads of them.
+        whole = Tally.build(history[:count], plan, tz, user_id, in_order=True)
+        last = whole.latest if converted_at is None else converted_at - _ONE_US
+        final = judge(whole, rules, last, group=groups.get(whole.group[1]) if whole.group is not None else None)
+        if not every_day:
+            hope = _Prospects.of(history[:count], whole, final, rules, tz)
+        if has_account_triggers(rules) and (key := final.account.key) is not None:
+            row, slots = account_member(final, whole, rules)
+            member = (key, row, slots) if any(slots.slots) else None
     if hope is not None and hope.nothing:
-        return None, {}
+        return None, {}, member
     lead: Raised | None = None
     fired: dict[str, datetime] = {}
     tally: Tally | None = None
@@ -587,7 +649,7 @@ def _replay_user(user_id: str, history: list[Event], rules: Rules, tz: tzinfo, g
             tally, upto = _tallies(tally, upto, history, taken, plan, tz, user_id)
             if tally.signup is not None:
                 due = _wait_ends(tally, plan, at)  # only a day without events needs it: the others are judged
-    return lead, fired
+    return lead, fired, member
 
 
 def _tallies(tally: Tally | None, upto: int, history: list[Event], taken: int, plan: Any, tz: tzinfo,

@@ -260,6 +260,8 @@ def _trigger_table(session: Session, end: datetime, now: datetime) -> list[Trigg
         if pql.tier == "fast_lane":
             names = (names - {POINTS}) | {EXPLICIT_ASK}
         converted_at = paid.get(pql.user_id)
+        if pql.level == "account" and pql.converted_at is not None and pql.converted_at <= now:
+            converted_at = min(converted_at or pql.converted_at, pql.converted_at)  # any of its people paying
         converts = converted_at is not None and pql.created_at <= converted_at <= pql.created_at + window
         contacted = pql.id in touched
         for name in names:

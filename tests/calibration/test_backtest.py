@@ -205,3 +205,66 @@ def test_the_wilson_interval_stays_inside_0_and_1_and_says_nothing_of_nothing():
     assert low == 0 and high == pytest.approx(0.2775, abs=1e-4)
     low, high = wilson(10, 10)
     assert high == 1 and low == pytest.approx(0.7225, abs=1e-4)
+
+
+# -- account triggers ------------------------------------------------------------------------------------------
+
+def with_team_activation(rules: Rules = RULES) -> Rules:
+    """`rules` plus seed 001's "5+ users of one account activate within 14 days" (tier 1, an account trigger)."""
+    from tests.scoring.accounts_rules import ACCOUNT_TRIGGERS
+
+    data = rules.model_dump(mode="json", by_alias=True, exclude_none=True)
+    data["triggers"]["team_activation"] = ACCOUNT_TRIGGERS["team_activation"]
+    return Rules.model_validate(data)
+
+
+TEAM = with_team_activation()
+
+
+def account(domain: str, *, size: int = 5, first_day: int = 2, paying: int | None = None, pays_on: int = 20,
+            touched_on: int | None = None, extra: dict[int, tuple[str, int]] | None = None) -> list:
+    """`size` users of `domain`, signed up on Monday, activating on consecutive days from `first_day`; member
+    `paying` converts on trial day `pays_on`; a rep touches member 0 on `touched_on`; `extra`: member -> (event,
+    day) for one more event each."""
+    events = []
+    for i in range(size):
+        t = Trial(f"{domain.split('.')[0]}{i}", email=f"m{i}@{domain}", signup=MONDAY)
+        t.activate(first_day + i, hour=11)
+        if i in (extra or {}):
+            name, day = extra[i]
+            t.add(name, t.on(day, 12))
+        if touched_on is not None and i == 0:
+            t.add("sales_touch", t.on(touched_on, 10))
+        if i == paying:
+            t.add("trial_converted", t.on(pays_on, 12))
+        events += t.events
+    return events
+
+
+def test_an_account_trigger_is_counted_once_per_account_and_converts_when_any_member_pays():
+    events = []
+    for n in range(25):  # 25 accounts fire; a member other than the anchor pays in 10 of them, within 60 days,
+        # five of those after a rep touched one of its people
+        events += account(f"co{n:02d}.com", paying=3 if n < 10 else None, touched_on=12 if n < 5 else None)
+    events += account("late.com", paying=2, pays_on=90)  # pays 80-odd days after it fired: not a conversion
+    events += account("small.com", size=4)  # four people: never fires
+    events += account("early.com", paying=1, pays_on=4)  # a customer before its fifth activation: not a firing
+    got = rows(run(events, TEAM))["team_activation"]
+    assert (got.level, got.family, got.fired, got.converted) == ("account", "buying", 26, 10)
+    assert (got.contacted, got.contacted_converted) == (5, 5)
+    assert got.dark_funnel_rate == pytest.approx(5 / 26)  # converted with no rep contact / fired
+    assert got.recommendation == "tier1"  # 10 of 26: 38%
+    assert got.to_json()["level"] == "account" and rows(run(events, TEAM))["hot"].level == "user"
+
+
+def test_an_account_lead_is_one_lead_it_takes_the_place_of_a_members_earlier_lead_and_later_ones_join_it():
+    events = account("solo.com")  # the fifth activates on trial day 6, Saturday 7 Nov: counted on Monday
+    events += account("before.com", extra={0: ("hot_signal", 3)})  # a member's own lead on day 3, before it
+    events += account("after.com", extra={4: ("hot_signal", 9)})  # a member qualifying on day 9, after it
+    backtest = run(events, TEAM, reps=1, cap=5)
+    assert {key: lead.day for key, lead in backtest.raised.items()} == {
+        "domain:solo.com": date(2026, 11, 7), "before0": date(2026, 11, 4), "domain:after.com": date(2026, 11, 7)}
+    assert backtest.raised["domain:solo.com"].why == ("team_activation",)
+    assert {day.date: day.raised for day in backtest.days if day.raised} == {
+        date(2026, 11, 4): 1, date(2026, 11, 9): 2}  # the weekend's two account leads reach the reps on Monday
+    assert rows(backtest)["hot"].fired == 2  # the later member's trigger still fired: it is in the table

@@ -58,6 +58,14 @@ def _backtest_history(seed: int) -> list[str]:
     h.call("group", START + timedelta(days=2), user="u010", groupId="grp-s", traits={"employees": 600})
     h.call("group", START + timedelta(days=2), user="u011", groupId="grp-s", traits={"employees": 3})
     h.call("group", START + timedelta(days=40), user="u012", groupId="grp-s", traits={"industry": "Defense"})
+    # An account whose six people activate within a week (seed 001's team activation), each most likely judged by
+    # another process than some of the others; one of them pays after a rep touched another.
+    for i in range(6):
+        user, signup = f"w{i}", START + timedelta(hours=i)
+        h.track(user, "signup_complete", signup, email=f"w{i}@wayne.com", company_name="Wayne", company_size=900)
+        h.track(user, "activation_complete", signup + timedelta(days=1 + i))
+    h.track("w1", "sales_touch", START + timedelta(days=8))
+    h.track("w4", "trial_converted", START + timedelta(days=12))
     # Touched, never a trial: no history to replay, but the report says touches exist.
     h.track("ghost", "sales_touch", START + timedelta(days=2))
     # Activity weeks later: the replay's days run on, and a wait ends on a day without events. One user's calls
@@ -128,6 +136,8 @@ def test_the_json_report_shared_out_between_processes_is_byte_for_byte_that_of_o
         history, shared, capsys, processes):
     code, out, err = _both(capsys, str(history), "--capacity", "2", "--cap", "3", "--json", processes=processes)
     assert len(shared) == 1 and shared[0] is not None and shared[0].replays[0].users
+    team = next(row for row in json.loads(out)["triggers"] if row["name"] == "team_activation")
+    assert team["level"] == "account" and team["fired"] >= 1 and team["converted"] >= 1  # Wayne's, across processes
     # The history is what it claims to be: every case is in the report it compares.
     report = json.loads(out)
     rows = {row["name"]: row for row in report["triggers"]}

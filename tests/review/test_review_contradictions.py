@@ -196,3 +196,17 @@ def test_a_user_lead_merged_into_an_account_lead_is_one_conversation_not_a_secon
     assert (week.sla_met, week.sla_due) == (1, 2)  # Li's met; Jo's came due unworked before the merge; Sam's never did
     shown = text(build(week, cap=5, as_of=NOW), NY)
     assert "PQLs recorded: 1" in shown and "besides 2 user leads merged into account leads" in shown
+
+
+def test_an_account_lead_counts_as_converted_in_the_trigger_table_when_any_of_its_people_paid(engine):
+    team = {"name": "team_activation", "label": "Team", "points": 0, "day": 2, "evidence": "5 users", "values": []}
+    with store.session(engine) as session, session.begin():
+        rows = Rows(session).reps(ANA)
+        lead = rows.lead("li", ny(11, 2, 10), signals=(team,))
+        lead.level, lead.account_key = "account", "domain:acme.com"
+        rows.user("max", ny(10, 30, 9))
+        rows.event("max", "trial_converted", ny(11, 5, 12), plan="team", mrr=400)  # Max, not Li, paid
+        lead.converted_at, lead.conversion_source = ny(11, 5, 12), "self_serve"  # as the pipeline records it
+    with store.session(engine) as session:
+        [row] = compute(session, W45, calendar=CALENDAR, reps=1, now=NOW).triggers
+    assert (row.name, row.fired, row.converted) == ("team_activation", 1, 1)
