@@ -76,6 +76,10 @@ class Slots:
     def __init__(self, slots: list[Sequence], latest: datetime | None) -> None:
         self.slots, self.latest = slots, latest
 
+    def __reduce__(self) -> tuple:
+        # Pickled as its arguments: a tenth of the default way for a class with __slots__ (processes pass many).
+        return Slots, (self.slots, self.latest)
+
 
 class Facts:
     """What an account reads of a member's own verdict: who they are, their firmographics and profile, the reasons
@@ -190,12 +194,8 @@ def score_account(
     band, acv_potential = plan_of(rules).firmographics(size, industry, plan)
     reasons = _exclusions(members)
     triggers = tuple(trigger_met(f) for f in fired)
-    if reasons:
-        status, tier = Status.EXCLUDED, None
-    elif routed:
-        status, tier = Status.QUALIFIED, RESPONSE_TIER[min(f.trigger.response for f in routed)]
-    else:
-        status, tier = (Status.MONITOR if fired else Status.BELOW_THRESHOLD), None
+    status, qualified_at = account_status([[r.code for r in result.reasons] for result, _ in members], fired)
+    tier = RESPONSE_TIER[min(f.trigger.response for f in routed)] if status is Status.QUALIFIED else None
     lead = routed[0] if routed else None
     result, tally = by_user[anchor]
     signals = tuple(_signal(f, result, tz) for f in sorted(fired, key=lambda f: f.at))
@@ -215,7 +215,7 @@ def score_account(
         strongest_signal=lead.name if lead else (fired[0].name if fired else None),
         trial_day=result.trial_day,
         days_left=result.days_left,
-        qualified_at=min(f.at for f in routed) if routed else None,
+        qualified_at=qualified_at,
         profile=result.profile,
         level="account",
         family=str(lead.trigger.family) if lead and status is Status.QUALIFIED else None,
@@ -252,8 +252,26 @@ def _firmographics(key: str, members: Sequence[Member], group: GroupTraits) -> t
     return name, domain, size, industry, plan
 
 
+def account_status(reasons: Sequence[Iterable[str]], fired: Sequence[Fired]) -> tuple[Status, datetime | None]:
+    """The account's status, and when it qualified, from each member's reason codes and the account triggers that
+    fired (strongest first): excluded when something stops the whole account (`_stops_all`), else qualified from the
+    first routed trigger's firing, else monitor (a tier-3 trigger alone) or below the threshold."""
+    if _stops_all([set(codes) for codes in reasons]):
+        return Status.EXCLUDED, None
+    routed = [f.at for f in fired if f.trigger.routed]
+    if routed:
+        return Status.QUALIFIED, min(routed)
+    return (Status.MONITOR if fired else Status.BELOW_THRESHOLD), None
+
+
+def _stops_all(codes: Sequence[set[str]]) -> bool:
+    """Whether members with these reason codes stop the whole account (see the module docstring)."""
+    return any(code in _ACCOUNT_EXCLUSIONS for member in codes for code in member) or \
+        all(any(code in _UNREACHABLE for code in member) for member in codes)
+
+
 def _exclusions(members: Sequence[Member]) -> list[Reason]:
-    """What stops the whole account (see the module docstring), once each."""
+    """What stops the whole account (see the module docstring, and `_stops_all`), once each."""
     found: dict[str, Reason] = {}
     for result, _ in members:
         for reason in result.reasons:
@@ -262,6 +280,11 @@ def _exclusions(members: Sequence[Member]) -> list[Reason]:
     if all(any(r.code in _UNREACHABLE for r in result.reasons) for result, _ in members):
         found["nobody_to_contact"] = Reason("nobody_to_contact", ReasonKind.EXCLUSION, {"users": len(members)})
     return list(found.values())
+
+
+def stopping_codes(result: ScoreResult) -> tuple[str, ...]:
+    """The codes of a member's reasons that `account_status` reads (those that may stop an account)."""
+    return tuple(r.code for r in result.reasons if r.code in _ACCOUNT_EXCLUSIONS or r.code in _UNREACHABLE)
 
 
 def _signal(fired: Fired, anchor: ScoreResult, tz: tzinfo) -> SignalMet:
@@ -319,6 +342,6 @@ def group_of(key: str) -> str | None:
     return key.removeprefix("group:") if key.startswith("group:") else None
 
 
-__all__ = ["Facts", "Member", "Slots", "account_member", "account_part", "accounts_of", "facts_row",
+__all__ = ["Facts", "Member", "Slots", "account_member", "account_part", "account_status", "accounts_of", "facts_row",
            "fired_triggers", "group_of", "has_account_triggers", "merged_slots", "score_account",
-           "score_users_and_accounts"]
+           "score_users_and_accounts", "stopping_codes"]

@@ -65,7 +65,7 @@ from bot.calibration.stats import (
 from bot.domain.guardrails import VOLUME_PER_REP, VOLUME_STREAK, busy_runs, per_business_day
 from scoring import Event, Rules, ScoreResult, Status, Tier
 from scoring import events as ev
-from scoring.accounts import Facts, Slots, account_member, fired_triggers, has_account_triggers, score_account
+from scoring.accounts import Slots, account_part, account_status, fired_triggers, has_account_triggers, stopping_codes
 from scoring.engine import ACTIVATION, ASK_OVERRIDES, FIT, group_traits, judge, plan_of
 from scoring.identity import is_anonymous, resolve
 from scoring.tally import Tally
@@ -305,9 +305,10 @@ class Replayed(NamedTuple):
     member: AccountMember | None = None
 
 
-#: A user as their account's triggers read them: the account's key, the part of their verdict an account reads
-#: (scoring/accounts.py `facts_row`, as of the end of their replay) and of their tallies (`Slots`).
-AccountMember = tuple[str, tuple, Slots]
+#: A user as their account's triggers read them: the account's key, the codes of their reasons that may stop an
+#: account (scoring/accounts.py `stopping_codes`, as of the end of their replay) and the part of their tallies an
+#: account reads (`Slots`): all a backtest needs, and little to pass between processes.
+AccountMember = tuple[str, tuple[str, ...], Slots]
 
 
 @dataclass(slots=True)
@@ -403,17 +404,17 @@ def _accounts(replays: Replays, rules: Rules, window: Window, rows: Mapping[str,
             accounts.setdefault(user.member[0], []).append(user)
     for key, users in accounts.items():
         paid = min((user.converted_at for user in users if user.converted_at is not None), default=None)
-        members = [(Facts(row), slots) for _, row, slots in (user.member for user in users)]
+        members = [(None, user.member[2]) for user in users]  # only their tallies are read
         limit = _NEVER if paid is None else paid - _ONE_US  # a customer already: what fires after is expansion
         fired = [f for f in fired_triggers(members, rules, limit, tz) if window.holds(local_day(f.at, tz))]
         if not fired:
             continue
         touches = sorted(moment for user in users for moment in user.touches)
         _count(rows, {f.name: f.at for f in fired}, paid, touches)
-        verdict = score_account(key, members, rules, limit, tz, fired=fired)
-        if verdict.status is not Status.QUALIFIED or verdict.qualified_at is None:
+        status, qualified_at = account_status([user.member[1] for user in users], fired)
+        if status is not Status.QUALIFIED or qualified_at is None:
             continue
-        day = local_day(verdict.qualified_at, tz)
+        day = local_day(qualified_at, tz)
         theirs = [raised[user.user_id] for user in users if user.user_id in raised]
         for lead in theirs:
             if lead.day > day:  # qualified after the account's lead opened: in its contact map, no lead
@@ -604,7 +605,8 @@ def _replay_user(user_id: str, history: list[Event], rules: Rules, tz: tzinfo, g
     if converted_at is not None:
         count = next((i for i, event in enumerate(history) if event.at >= converted_at), count)
     hope = member = None
-    if count and (has_account_triggers(rules) or not every_day):
+    accounts = bool(plan.account_triggers)
+    if count and (accounts or not every_day):
         # The whole replayed history's tallies and verdict: what the fast replay may hope for, and what the
         # user's account reads of them.
         whole = Tally.build(history[:count], plan, tz, user_id, in_order=True)
@@ -612,9 +614,9 @@ def _replay_user(user_id: str, history: list[Event], rules: Rules, tz: tzinfo, g
         final = judge(whole, rules, last, group=groups.get(whole.group[1]) if whole.group is not None else None)
         if not every_day:
             hope = _Prospects.of(history[:count], whole, final, rules, tz)
-        if has_account_triggers(rules) and (key := final.account.key) is not None:
-            row, slots = account_member(final, whole, rules)
-            member = (key, row, slots) if any(slots.slots) else None
+        if accounts and (key := final.account.key) is not None:
+            slots = account_part(whole, rules)
+            member = (key, stopping_codes(final), slots) if any(slots.slots) else None
     if hope is not None and hope.nothing:
         return None, {}, member
     lead: Raised | None = None

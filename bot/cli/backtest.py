@@ -148,12 +148,13 @@ def _replay_apart(name: str, sets: list[Rules], tz: tzinfo, options: dict, proce
 
     alike = all(rules.events.aliases == sets[0].events.aliases for rules in sets)
     replays, first = [], None
-    for run_sets in [sets] if alike else [[rules] for rules in sets]:
-        if (found := split.backtest_file(name, run_sets, tz, options["window"], processes=processes)) is None:
-            return None
-        replays += found.replays
-        first = first or found
-    reports = [report(found, rules, **options) for found, rules in zip(replays, sets, strict=True)]
+    with paused_gc():  # the processes' replays come in as millions of small objects, all kept to the report
+        for run_sets in [sets] if alike else [[rules] for rules in sets]:
+            if (found := split.backtest_file(name, run_sets, tz, options["window"], processes=processes)) is None:
+                return None
+            replays += found.replays
+            first = first or found
+        reports = [report(found, rules, **options) for found, rules in zip(replays, sets, strict=True)]
     return reports[0], reports[1] if len(sets) > 1 else None, first.invalid, first.events
 
 
