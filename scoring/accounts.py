@@ -301,7 +301,8 @@ def _contact(member: Member, anchor: str) -> Contact:
     profile = result.profile
     did = result.did if isinstance(result, Facts) else _did(result)
     return Contact(user_id=result.user_id, name=profile.name, email=result.email, title=profile.title,
-                   last_active=tally.latest, did=did, status=str(result.status))
+                   last_active=tally.latest, did=did, status=str(result.status),
+                   opted_out=any(reason.code == "opted_out" for reason in result.reasons))
 
 
 def accounts_of(members: Sequence[Member]) -> dict[str, list[Member]]:

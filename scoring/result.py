@@ -162,6 +162,7 @@ class Contact:
     last_active: datetime | None
     did: tuple[str, ...] = ()
     status: str | None = None  # their own verdict's status
+    opted_out: bool = False  # they opted out of sales contact: in the map, never to be contacted
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -172,6 +173,7 @@ class Contact:
             "last_active": None if self.last_active is None else self.last_active.isoformat(),
             "did": list(self.did),
             "status": self.status,
+            "opted_out": self.opted_out,
         }
 
 

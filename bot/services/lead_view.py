@@ -70,6 +70,7 @@ class ContactView:
     last_active: datetime | None
     did: list[str]
     status: str | None = None
+    opted_out: bool = False  # opted out of sales contact: shown, never to be contacted
 
 
 @dataclass(slots=True)
@@ -274,7 +275,7 @@ def contacts_of(verdict: dict) -> list[ContactView]:
     contacts = [
         ContactView(u["user_id"], u.get("name"), u.get("email"), u.get("title"),
                     datetime.fromisoformat(u["last_active"]) if u.get("last_active") else None,
-                    list(u.get("did") or ()), u.get("status"))
+                    list(u.get("did") or ()), u.get("status"), bool(u.get("opted_out")))
         for u in verdict.get("users") or ()
     ]
     latest = datetime.min.replace(tzinfo=UTC)
@@ -286,7 +287,7 @@ def contact_line(contact: ContactView, *, tz: tzinfo) -> str:
     active = contact.last_active.astimezone(tz) if contact.last_active else None
     return _fired("contact", name=contact.name or contact.email or contact.user_id, title=contact.title,
                   email=contact.email, last_active=f"{active:%a} {active.day} {active:%b}" if active else None,
-                  did=contact.did)
+                  did=contact.did, opted_out=contact.opted_out)
 
 
 def _account_name(verdict: dict) -> str | None:

@@ -22,7 +22,7 @@ from bot.domain.teams import Teams
 from bot.services import audit, holds, lead_view, outbox, tracking
 from bot.services.account_leads import account_lead_of_member
 from bot.services.outreach import lead_track, variant_for_track
-from bot.store.models import Assignment, DispositionRecord, Pql, Rep, Touch, TrialUser
+from bot.store.models import AccountScore, Assignment, DispositionRecord, EventRecord, Pql, Rep, Touch, TrialUser
 from bot.store.queries import given_today
 from templates import esc, say
 
@@ -331,16 +331,21 @@ def stop_for_product_event(session: Session, user_id: str, event_name: str, *, a
     """A conversion or an opt-out (made at `at`) stops the open lead of that trial and tells whoever works it.
 
     A member of an account with an open account lead who converts, with no open lead of their own, stops the account
-    lead: the company is a customer now, and its one conversation ends (their opt-out is theirs alone: the account
-    lead goes on)."""
+    lead: the company is a customer now, and its one conversation ends. A member's opt-out (the anchor's too) is
+    theirs alone: the account lead goes on, its rep told to leave them out (the contact map marks them), unless
+    nobody in the account is left to contact."""
     state = {"trial_converted": PqlState.STOPPED_CONVERTED, "checkout_completed": PqlState.STOPPED_CONVERTED,
              "sales_opt_out": PqlState.STOPPED_OPT_OUT}[event_name]
     pql = session.exec(
         select(Pql).where(Pql.user_id == user_id, Pql.state.notin_(CLOSED), Pql.trial_started_at <= at)
         .order_by(Pql.id.desc())
     ).first()
-    if pql is None and state is PqlState.STOPPED_CONVERTED:
+    if pql is None:
         pql = account_lead_of_member(session, user_id, at=at)
+    if pql is not None and pql.level == "account" and state is PqlState.STOPPED_OPT_OUT \
+            and not _nobody_left(session, pql):
+        _member_opted_out(session, pql, user_id, now=now)
+        return None
     if pql is None or not _touch(session, pql, now, where=_PQLS.c.state.notin_(CLOSED), state=state):
         return None
     audit.record(session, "pql_stopped", at=now, pql_id=pql.id, user_id=user_id, reason=event_name)
@@ -355,6 +360,29 @@ def stop_for_product_event(session: Session, user_id: str, event_name: str, *, a
         outbox.dm(session, owner, f"stopped-dm:{pql.id}", text, pql=pql, now=now)
     tracking.crm(session, "close", pql, key=f"close:{pql.id}", now=now, reason=event_name)
     return pql
+
+
+def _nobody_left(session: Session, pql: Pql) -> bool:
+    """Whether every user of the account lead's account (its contact map) has opted out of sales contact."""
+    score = session.get(AccountScore, pql.account_key) if pql.account_key else None
+    users = {u["user_id"] for u in (score.verdict.get("users") or ())} if score is not None else set()
+    users.add(pql.user_id)
+    opted = set(session.exec(select(EventRecord.user_id).where(EventRecord.name == "sales_opt_out",
+                                                                EventRecord.user_id.in_(sorted(users)))))
+    return users <= opted
+
+
+def _member_opted_out(session: Session, pql: Pql, user_id: str, *, now: datetime) -> None:
+    """One of an account lead's people opted out: the lead goes on, its alert edited (the contact map marks them), and
+    whoever works it is told to leave them out, once."""
+    _touch(session, pql, now)
+    audit.record(session, "pql_member_opted_out", at=now, pql_id=pql.id, user_id=user_id)
+    user = session.get(TrialUser, user_id)
+    who = (user.name or user.email or user_id) if user else user_id
+    text = say("member_opted_out", ref=pql.ref, who=esc(who))
+    outbox.reply(session, pql, f"member-opt-out:{pql.id}:{user_id}", text, now=now)
+    if owner := pql.claimed_by or pql.rep_id:
+        outbox.dm(session, owner, f"member-opt-out-dm:{pql.id}:{user_id}", text, pql=pql, now=now)
 
 
 #: How a trial converted (Pql.conversion_source).

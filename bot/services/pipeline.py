@@ -41,8 +41,6 @@ RESCORE_SWEEP = "rescore"
 #: Product events that stop an open lead's sequence (seed 002, section 2 guardrails): a completed checkout is a
 #: conversion too (seed 001: a checkout holds a lead until it completes).
 STOPPING_EVENTS = frozenset({"trial_converted", "checkout_completed", "sales_opt_out"})
-#: Of them, those that say the company paid: a member's stops their account's lead too.
-CONVERSION_EVENTS = frozenset({"trial_converted", "checkout_completed"})
 #: Product events that act on a user's lead (a conversion, a stop, a hold): only a user with a lead is looked at.
 LEAD_EVENTS = STOPPING_EVENTS | holds.HOLD_EVENTS
 _PQLS = Pql.__tablename__
@@ -145,9 +143,9 @@ class Pipeline:
                 self._route(session, rescored, at)
             stored.users |= resolved.merged
             led = _with_leads(session, events)  # each step below finds nothing to do for a user without a lead
-            # ... unless their account has a lead: a member's conversion is the company's
+            # ... or their account has one: a member's conversion is the company's, their opt-out news for its rep
             led |= account_leads.members_of_led_accounts(
-                session, {event.user_id for event in fresh if event.name in CONVERSION_EVENTS} - led, closed_too=True)
+                session, {event.user_id for event in fresh if event.name in STOPPING_EVENTS} - led, closed_too=True)
             for event in fresh:  # before the stop: the lead is read as it was when the user converted
                 if event.name == "trial_converted" and event.user_id in led:
                     leads.record_conversion(session, event.user_id, at=event.at, now=at, props=event.props)

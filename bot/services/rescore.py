@@ -39,7 +39,7 @@ from bot.store.queries import in_chunks, rows_for, utc
 from scoring import Event, PriorDisposition, Rules, ScoreResult, Status, paused_gc, score_user
 from scoring.accounts import Member, account_member, has_account_triggers
 from scoring.engine import judge, plan_of, read_key, score_user_and_tally, until
-from scoring.events import GROUP
+from scoring.events import CHECKOUT_COMPLETED, CONVERTED, GROUP, IDENTIFY, OPT_OUT
 from scoring.identity import ANONYMOUS
 from scoring.tally import Tally
 from scoring.triggers import Level
@@ -85,6 +85,11 @@ _UPGRADE = (
         version=_PQLS.c.version + 1,  # the alert is edited to show the new tier
     )
 )
+
+#: Events that change what a member's account reads of them though they feed no account trigger: the account they
+#: belong to (a group call), who they are (an identify call: the contact map), and what stops the account or marks
+#: them in its map (a conversion, an opt-out). Their account is rolled up again.
+_ACCOUNT_NEWS = frozenset({GROUP, IDENTIFY, CONVERTED, CHECKOUT_COMPLETED, OPT_OUT})
 
 
 @dataclass(slots=True)
@@ -266,7 +271,7 @@ def rescore_added(
             if judged := state.get("judged"):
                 last_judged[user] = judged
             if before == [len(tally.slots[s]) for s in account_slots] and user not in rejudge and \
-                    not any(event.name == GROUP for event in added.get(user, ())):
+                    not any(event.name in _ACCOUNT_NEWS for event in added.get(user, ())):
                 quiet.add(user)
     stale = users - set(kept)
     histories = {user: events for user, events in events_of(connection, stale)} if stale else {}

@@ -157,7 +157,7 @@ def test_the_json_account_line_carries_its_users_and_triggers():
     assert line["level"] == "account" and line["account"]["key"] == "domain:acme.com"
     assert line["triggers"][0]["users"] and line["family"] == "buying"
     first = line["users"][0]
-    assert set(first) == {"user_id", "name", "email", "title", "last_active", "did", "status"}
+    assert set(first) == {"user_id", "name", "email", "title", "last_active", "did", "status", "opted_out"}
     assert first["user_id"] == line["user_id"] and first["title"] == "Engineer" and "activated" in first["did"]
 
 

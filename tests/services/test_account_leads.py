@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from sqlmodel import select
 
 from bot.domain.business_time import BusinessCalendar
-from bot.services import account_leads, audit, leads
+from bot.services import account_leads, audit, lead_view, leads
 from bot.services.pipeline import Pipeline
 from bot.services.routing import Router
 from bot.store.models import AccountScore, Notice, Pql, TrialUser
@@ -295,6 +295,32 @@ def test_a_members_conversion_converts_the_account_lead_and_stops_its_outreach(e
     told = [n for n in notices(p) if n.key in (f"stopped:{lead.id}", f"stopped-dm:{lead.id}")]
     assert [n.kind for n in told] == ["reply", "dm"] and told[1].target == owner
     assert f"{member_.title()}" in told[0].text and "Acme Corp" in told[0].text and "no more outreach" in told[0].text
+
+
+def test_one_persons_opt_out_leaves_the_account_lead_open_marks_them_and_tells_the_rep_until_nobody_is_left(engine):
+    p = pipeline(engine, router=Router(BusinessCalendar(NY), cap=5, manager=BOSS))
+    p.ingest([e for t in five() for e in t.events], at=START + timedelta(days=4, hours=5))  # Friday, open
+    lead = account_lead(p)
+    others = [f"u{i}" for i in range(5) if f"u{i}" != lead.user_id]
+    day = START + timedelta(days=7)  # Monday
+    _product_event(p, others[0], "sales_opt_out", day)
+    after = account_lead(p)
+    assert after.state == lead.state and after.version > lead.version  # open, its alert edited
+    told = [n for n in notices(p) if n.key.startswith(f"member-opt-out:{lead.id}:") or
+            n.key.startswith(f"member-opt-out-dm:{lead.id}:")]
+    assert [(n.kind, n.target if n.kind == "dm" else None) for n in told] == [("reply", None), ("dm", lead.rep_id)]
+    assert "opted out of sales contact: leave them out" in told[0].text and others[0].title() in told[0].text
+    with p.session() as session:
+        view = lead_view.build(session, lead.id, tz=NY, product_name="Acme", at=day)
+    [marked] = [c for c in view.contacts if c.opted_out]
+    assert marked.user_id == others[0]
+    assert "opted out of sales contact: do not contact" in lead_view.contact_line(marked, tz=NY)
+    _product_event(p, lead.user_id, "sales_opt_out", day + timedelta(hours=1))  # the anchor's own: theirs alone too
+    assert account_lead(p).state == lead.state
+    for n, user in enumerate(others[1:]):  # the last of the five leaves nobody to contact: the lead stops
+        _product_event(p, user, "sales_opt_out", day + timedelta(hours=2 + n))
+    assert account_lead(p).state == "stopped_opt_out"
+    assert len(trail(p, "pql_member_opted_out")) == 4 and len(trail(p, "pql_stopped")) == 1
 
 
 def test_a_member_converting_after_the_account_lead_closed_still_tags_how_it_converted(engine):
