@@ -39,7 +39,7 @@ from bot.store.queries import in_chunks, rows_for, utc
 from scoring import Event, PriorDisposition, Rules, ScoreResult, Status, paused_gc, score_user
 from scoring.accounts import Member, account_member, has_account_triggers
 from scoring.engine import judge, plan_of, read_key, score_user_and_tally, until
-from scoring.events import CHECKOUT_COMPLETED, CONVERTED, GROUP, IDENTIFY, OPT_OUT
+from scoring.events import CHECKOUT_COMPLETED, CONVERTED, GROUP, OPT_OUT
 from scoring.identity import ANONYMOUS
 from scoring.tally import Tally
 from scoring.triggers import Level
@@ -87,9 +87,10 @@ _UPGRADE = (
 )
 
 #: Events that change what a member's account reads of them though they feed no account trigger: the account they
-#: belong to (a group call), who they are (an identify call: the contact map), and what stops the account or marks
-#: them in its map (a conversion, an opt-out). Their account is rolled up again.
-_ACCOUNT_NEWS = frozenset({GROUP, IDENTIFY, CONVERTED, CHECKOUT_COMPLETED, OPT_OUT})
+#: belong to (a group call), and what stops the account or marks them in its map (a conversion, an opt-out). Their
+#: account is rolled up again. Not an identify call: products send one on every login, and a big account's roll-up
+#: reads all its members; a changed name or title reaches the contact map with their next event that moves it.
+_ACCOUNT_NEWS = frozenset({GROUP, CONVERTED, CHECKOUT_COMPLETED, OPT_OUT})
 
 
 @dataclass(slots=True)
