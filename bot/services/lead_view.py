@@ -12,7 +12,7 @@ form (who the lead is, who has it), for the sweeps' notices and the manager's mo
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, tzinfo
 
 import sqlalchemy as sa
@@ -95,6 +95,8 @@ class LeadView:
     score: int
     max_score: int
     user_id: str
+    # Whom the lead is addressed to: its user, or for an account lead whose user opted out, the most recently active
+    # of its people who has not (`_addressee`).
     name: str | None
     email: str | None
     title: str | None
@@ -172,6 +174,9 @@ def build(session: Session, pql_id: int, *, tz: tzinfo, product_name: str, at: d
     result = _result_for_outreach(pql, user, verdict)
     context = outreach.LeadContext.from_result(result, product_name=product_name, at=at, tz=tz,
                                                rep_name=_rep_name(session, pql.claimed_by or pql.rep_id))
+    to = _addressee(session, user, contacts)
+    if to is not user and to is not None:
+        context = replace(context, first_name=to.first_name)
     touches = [
         TouchView(t.number, t.channel, t.email_key, t.note, t.rep_id, t.at)
         for t in session.exec(select(Touch).where(Touch.pql_id == pql_id).order_by(Touch.number))
@@ -188,9 +193,9 @@ def build(session: Session, pql_id: int, *, tz: tzinfo, product_name: str, at: d
         score=pql.score,
         max_score=verdict.get("max_score", 10),
         user_id=pql.user_id,
-        name=user.name if user else None,
-        email=user.email if user else None,
-        title=user.title if user else None,
+        name=to.name if to else None,
+        email=to.email if to else None,
+        title=to.title if to else None,
         company_name=(account or {}).get("account", {}).get("company_name") or (user.company_name if user else None),
         company_size=(account or {}).get("company_size") or (user.company_size if user else None),
         domain=user.domain if user else None,
@@ -266,6 +271,16 @@ def fired_of(verdict: dict) -> list[FiredTrigger]:
                           int(t.get("response") or 3), t.get("evidence") or "")
              for t in verdict.get("triggers") or ()]
     return sorted(found, key=lambda f: f.response)
+
+
+def _addressee(session: Session, user: TrialUser | None, contacts: list[ContactView]) -> TrialUser | None:
+    """Whom the lead is addressed to: its user, unless they opted out of sales contact and the account lead has
+    someone who has not (the most recently active of them): the emails are drafted to them, and the lead shows their
+    name, title and email."""
+    if user is None or not any(c.opted_out and c.user_id == user.user_id for c in contacts):
+        return user
+    other = next((c for c in contacts if not c.opted_out), None)
+    return (session.get(TrialUser, other.user_id) or user) if other is not None else user
 
 
 def contacts_of(verdict: dict) -> list[ContactView]:

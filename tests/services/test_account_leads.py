@@ -317,6 +317,11 @@ def test_one_persons_opt_out_leaves_the_account_lead_open_marks_them_and_tells_t
     assert "opted out of sales contact: do not contact" in lead_view.contact_line(marked, tz=NY)
     _product_event(p, lead.user_id, "sales_opt_out", day + timedelta(hours=1))  # the anchor's own: theirs alone too
     assert account_lead(p).state == lead.state
+    with p.session() as session:  # the lead is now addressed to someone who may be contacted, drafts and all
+        view = lead_view.build(session, lead.id, tz=NY, product_name="Acme", at=day)
+    to = view.email.split("@")[0]
+    assert to in others[1:] and view.name == to.title()
+    assert view.emails["email1"].body.startswith(f"Hi {to.title()}")
     for n, user in enumerate(others[1:]):  # the last of the five leaves nobody to contact: the lead stops
         _product_event(p, user, "sales_opt_out", day + timedelta(hours=2 + n))
     assert account_lead(p).state == "stopped_opt_out"
