@@ -307,8 +307,9 @@ class Replayed(NamedTuple):
 
 #: A user as their account's triggers read them: the account's key, the codes of their reasons that may stop an
 #: account (scoring/accounts.py `stopping_codes`, as of the end of their replay) and the part of their tallies an
-#: account reads (`Slots`): all a backtest needs, and little to pass between processes.
-AccountMember = tuple[str, tuple[str, ...], Slots]
+#: account reads (`Slots`; None when it holds nothing): all a backtest needs, and little to pass between processes.
+#: Every user of an account has one: a member with nothing for its triggers still converts it, or stops it.
+AccountMember = tuple[str, tuple[str, ...], "Slots | None"]
 
 
 @dataclass(slots=True)
@@ -404,7 +405,9 @@ def _accounts(replays: Replays, rules: Rules, window: Window, rows: Mapping[str,
             accounts.setdefault(user.member[0], []).append(user)
     for key, users in accounts.items():
         paid = min((user.converted_at for user in users if user.converted_at is not None), default=None)
-        members = [(None, user.member[2]) for user in users]  # only their tallies are read
+        members = [(None, user.member[2]) for user in users if user.member[2] is not None]  # their tallies alone
+        if not members:
+            continue
         limit = _NEVER if paid is None else paid - _ONE_US  # a customer already: what fires after is expansion
         fired = [f for f in fired_triggers(members, rules, limit, tz) if window.holds(local_day(f.at, tz))]
         if not fired:
@@ -616,7 +619,7 @@ def _replay_user(user_id: str, history: list[Event], rules: Rules, tz: tzinfo, g
             hope = _Prospects.of(history[:count], whole, final, rules, tz)
         if accounts and (key := final.account.key) is not None:
             slots = account_part(whole, rules)
-            member = (key, stopping_codes(final), slots) if any(slots.slots) else None
+            member = (key, stopping_codes(final), slots if any(slots.slots) else None)
     if hope is not None and hope.nothing:
         return None, {}, member
     lead: Raised | None = None

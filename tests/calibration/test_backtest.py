@@ -268,3 +268,11 @@ def test_an_account_lead_is_one_lead_it_takes_the_place_of_a_members_earlier_lea
     assert {day.date: day.raised for day in backtest.days if day.raised} == {
         date(2026, 11, 4): 1, date(2026, 11, 9): 2}  # the weekend's two account leads reach the reps on Monday
     assert rows(backtest)["hot"].fired == 2  # the later member's trigger still fired: it is in the table
+
+
+def test_a_member_who_did_nothing_the_triggers_read_still_converts_the_account_by_paying():
+    events = account("quiet.com")
+    buyer = Trial("buyer", email="buyer@quiet.com", signup=MONDAY)  # signs up and pays: nothing else
+    buyer.add("trial_converted", buyer.on(12, 12))
+    got = rows(run(events + buyer.events, TEAM))["team_activation"]
+    assert (got.fired, got.converted) == (1, 1)
