@@ -191,13 +191,19 @@ def test_a_member_who_qualifies_later_joins_the_contact_map_with_no_alert_of_the
     assert "late" in {u["user_id"] for u in users}
 
 
-def test_a_closed_account_lead_is_raised_again_only_by_a_trigger_firing_after_it_closed(engine):
-    p = pipeline(engine)
+def nurtured_account_lead(p: Pipeline) -> Pql:
+    """Acme's five activate; their account lead is raised, then dispositioned Nurture on day 6 (closed)."""
     p.ingest([e for t in five() for e in t.events], at=START + timedelta(days=5, hours=5))
     lead = account_lead(p)
     with p.session() as session, session.begin():
         leads.set_disposition(session, session.get(Pql, lead.id), leads.actor(session, BOSS, manager=BOSS),
                               disposition="nurture", reason=None, now=START + timedelta(days=6))
+    return lead
+
+
+def test_a_closed_account_lead_is_raised_again_only_by_a_trigger_firing_after_it_closed(engine):
+    p = pipeline(engine)
+    nurtured_account_lead(p)
     p.rescore_all(at=START + timedelta(days=7))
     assert len(pqls(p)) == 1  # the same activations do not raise it again
     again = five(start=START + timedelta(days=8), prefix="v")
@@ -330,11 +336,7 @@ def test_one_persons_opt_out_leaves_the_account_lead_open_marks_them_and_tells_t
 
 def test_a_member_converting_after_the_account_lead_closed_still_tags_how_it_converted(engine):
     p = pipeline(engine)
-    p.ingest([e for t in five() for e in t.events], at=START + timedelta(days=5, hours=5))
-    lead = account_lead(p)
-    with p.session() as session, session.begin():
-        leads.set_disposition(session, session.get(Pql, lead.id), leads.actor(session, BOSS, manager=BOSS),
-                              disposition="nurture", reason=None, now=START + timedelta(days=6))
+    lead = nurtured_account_lead(p)
     member_ = next(f"u{i}" for i in range(5) if f"u{i}" != lead.user_id)
     _product_event(p, member_, "trial_converted", START + timedelta(days=9), plan="team")
     closed = account_lead(p)
