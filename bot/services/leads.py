@@ -22,7 +22,17 @@ from bot.domain.teams import Teams
 from bot.services import audit, holds, lead_view, outbox, tracking
 from bot.services.account_leads import account_lead_of_member
 from bot.services.outreach import lead_track, variant_for_track
-from bot.store.models import AccountScore, Assignment, DispositionRecord, EventRecord, Pql, Rep, Touch, TrialUser
+from bot.store.models import (
+    AccountScore,
+    Assignment,
+    AuditEntry,
+    DispositionRecord,
+    EventRecord,
+    Pql,
+    Rep,
+    Touch,
+    TrialUser,
+)
 from bot.store.queries import given_today
 from templates import esc, say
 
@@ -374,7 +384,10 @@ def _nobody_left(session: Session, pql: Pql) -> bool:
 
 def _member_opted_out(session: Session, pql: Pql, user_id: str, *, now: datetime) -> None:
     """One of an account lead's people opted out: the lead goes on, its alert edited (the contact map marks them), and
-    whoever works it is told to leave them out, once."""
+    whoever works it is told to leave them out, once (a replayed opt-out changes nothing)."""
+    if session.exec(select(AuditEntry.id).where(AuditEntry.pql_id == pql.id, AuditEntry.user_id == user_id,
+                                                AuditEntry.action == "pql_member_opted_out")).first() is not None:
+        return
     _touch(session, pql, now)
     audit.record(session, "pql_member_opted_out", at=now, pql_id=pql.id, user_id=user_id)
     user = session.get(TrialUser, user_id)

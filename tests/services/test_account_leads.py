@@ -310,6 +310,7 @@ def test_one_persons_opt_out_leaves_the_account_lead_open_marks_them_and_tells_t
     others = [f"u{i}" for i in range(5) if f"u{i}" != lead.user_id]
     day = START + timedelta(days=7)  # Monday
     _product_event(p, others[0], "sales_opt_out", day)
+    _product_event(p, others[0], "sales_opt_out", day + timedelta(minutes=5))  # sent again: said once
     after = account_lead(p)
     assert after.state == lead.state and after.version > lead.version  # open, its alert edited
     told = [n for n in notices(p) if n.key.startswith(f"member-opt-out:{lead.id}:") or
