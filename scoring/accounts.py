@@ -77,7 +77,8 @@ class Slots:
         self.slots, self.latest = slots, latest
 
     def __reduce__(self) -> tuple:
-        # Pickled as its arguments: a tenth of the default way for a class with __slots__ (processes pass many).
+        # Pickled as its arguments: half the time of the default way for a class with __slots__ (processes pass
+        # a population's).
         return Slots, (self.slots, self.latest)
 
 
@@ -254,9 +255,11 @@ def _firmographics(key: str, members: Sequence[Member], group: GroupTraits) -> t
 
 def account_status(reasons: Sequence[Iterable[str]], fired: Sequence[Fired]) -> tuple[Status, datetime | None]:
     """The account's status, and when it qualified, from each member's reason codes and the account triggers that
-    fired (strongest first): excluded when something stops the whole account (`_stops_all`), else qualified from the
-    first routed trigger's firing, else monitor (a tier-3 trigger alone) or below the threshold."""
-    if _stops_all([set(codes) for codes in reasons]):
+    fired (strongest first): excluded when something stops the whole account (a member's domain or conversion, or
+    nobody left to reach), else qualified from the first routed trigger's firing, else monitor (a tier-3 trigger
+    alone) or below the threshold."""
+    codes = [set(member) for member in reasons]
+    if any(code in _ACCOUNT_EXCLUSIONS for member in codes for code in member) or _nobody_reachable(codes):
         return Status.EXCLUDED, None
     routed = [f.at for f in fired if f.trigger.routed]
     if routed:
@@ -264,20 +267,19 @@ def account_status(reasons: Sequence[Iterable[str]], fired: Sequence[Fired]) -> 
     return (Status.MONITOR if fired else Status.BELOW_THRESHOLD), None
 
 
-def _stops_all(codes: Sequence[set[str]]) -> bool:
-    """Whether members with these reason codes stop the whole account (see the module docstring)."""
-    return any(code in _ACCOUNT_EXCLUSIONS for member in codes for code in member) or \
-        all(any(code in _UNREACHABLE for code in member) for member in codes)
+def _nobody_reachable(codes: Sequence[Iterable[str]]) -> bool:
+    """Whether every member, by their reason codes, is out of reach (opted out, a test account)."""
+    return all(any(code in _UNREACHABLE for code in member) for member in codes)
 
 
 def _exclusions(members: Sequence[Member]) -> list[Reason]:
-    """What stops the whole account (see the module docstring, and `_stops_all`), once each."""
+    """What stops the whole account (see the module docstring, and `account_status`), once each."""
     found: dict[str, Reason] = {}
     for result, _ in members:
         for reason in result.reasons:
             if reason.code in _ACCOUNT_EXCLUSIONS and reason.code not in found:
                 found[reason.code] = Reason(reason.code, ReasonKind.EXCLUSION, dict(reason.params))
-    if all(any(r.code in _UNREACHABLE for r in result.reasons) for result, _ in members):
+    if _nobody_reachable([[r.code for r in result.reasons] for result, _ in members]):
         found["nobody_to_contact"] = Reason("nobody_to_contact", ReasonKind.EXCLUSION, {"users": len(members)})
     return list(found.values())
 
