@@ -414,8 +414,11 @@ def record_conversion(session: Session, user_id: str, *, at: datetime, now: date
     ).first()
     if pql is not None and pql.absorbed_into is not None:
         pql = session.get(Pql, pql.absorbed_into)
-    if pql is None:  # a member of an account with an account lead: the company converted
-        pql = account_lead_of_member(session, user_id, at=at, closed_too=True)
+    # A member of an account with an account lead: the company converted, and its lead learns how when it came after
+    # theirs (their own lead closed before the account's was raised, or they had none).
+    company = account_lead_of_member(session, user_id, at=at, closed_too=True)
+    if company is not None and (pql is None or company.id > pql.id):
+        pql = company
     if pql is None or pql.conversion_source is not None:
         return None
     touched = session.exec(select(sa.exists().where(Touch.pql_id == pql.id, Touch.at <= at))).one()

@@ -335,6 +335,25 @@ def test_one_persons_opt_out_leaves_the_account_lead_open_marks_them_and_tells_t
     assert len(trail(p, "pql_member_opted_out")) == 4 and len(trail(p, "pql_stopped")) == 1
 
 
+def test_a_member_whose_own_lead_closed_before_the_account_lead_converts_the_account_lead(engine):
+    p = pipeline(engine)
+    trials = five()
+    asks = trials[4]  # asks for a demo first: a lead of their own, dispositioned before the account fires
+    asks.add("demo_requested", START + timedelta(days=1))
+    p.ingest(asks.events, at=START + timedelta(days=1, hours=1))
+    [own] = pqls(p)
+    with p.session() as session, session.begin():
+        leads.set_disposition(session, session.get(Pql, own.id), leads.actor(session, BOSS, manager=BOSS),
+                              disposition="nurture", reason=None, now=START + timedelta(days=2))
+    p.ingest([e for t in trials[:4] for e in t.events], at=START + timedelta(days=4, hours=5))
+    lead = account_lead(p)
+    assert lead.id != own.id and lead.user_id != "u4"
+    _product_event(p, "u4", "trial_converted", START + timedelta(days=8), plan="team")
+    by_id = {x.id: x for x in pqls(p)}
+    assert (by_id[lead.id].state, by_id[lead.id].conversion_source) == ("stopped_converted", "self_serve")
+    assert by_id[own.id].conversion_source is None  # the company's conversation, not their old one, converted
+
+
 def test_a_member_converting_after_the_account_lead_closed_still_tags_how_it_converted(engine):
     p = pipeline(engine)
     lead = nurtured_account_lead(p)
