@@ -195,7 +195,7 @@ def score_account(
     band, acv_potential = plan_of(rules).firmographics(size, industry, plan)
     reasons = _exclusions(members)
     triggers = tuple(trigger_met(f) for f in fired)
-    status, qualified_at = account_status([[r.code for r in result.reasons] for result, _ in members], fired)
+    status, qualified_at = _status(bool(reasons), fired)
     tier = RESPONSE_TIER[min(f.trigger.response for f in routed)] if status is Status.QUALIFIED else None
     lead = routed[0] if routed else None
     result, tally = by_user[anchor]
@@ -259,7 +259,13 @@ def account_status(reasons: Sequence[Iterable[str]], fired: Sequence[Fired]) -> 
     nobody left to reach), else qualified from the first routed trigger's firing, else monitor (a tier-3 trigger
     alone) or below the threshold."""
     codes = [set(member) for member in reasons]
-    if any(code in _ACCOUNT_EXCLUSIONS for member in codes for code in member) or _nobody_reachable(codes):
+    stopped = any(code in _ACCOUNT_EXCLUSIONS for member in codes for code in member) or _nobody_reachable(codes)
+    return _status(stopped, fired)
+
+
+def _status(stopped: bool, fired: Sequence[Fired]) -> tuple[Status, datetime | None]:
+    """`account_status` once what stops the account is known (`score_account` knows it from `_exclusions`)."""
+    if stopped:
         return Status.EXCLUDED, None
     routed = [f.at for f in fired if f.trigger.routed]
     if routed:

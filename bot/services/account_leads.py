@@ -345,13 +345,9 @@ def _stored(connection: sa.Connection, keys: list[str]) -> dict[str, tuple[str, 
     return found
 
 
-def open_account_keys(connection: sa.Connection, keys: Iterable[str]) -> set[str]:
-    """Which of these accounts have an open account lead (their users' own qualifying then makes no lead)."""
-    return led_account_keys(connection, keys)
-
-
 def led_account_keys(connection: sa.Connection, keys: Iterable[str], *, closed_too: bool = False) -> set[str]:
-    """Which of these accounts have an account lead: an open one, or with `closed_too` one in any state."""
+    """Which of these accounts have an account lead: an open one (their users' own qualifying then makes no lead), or
+    with `closed_too` one in any state."""
     rows = rows_for(connection, f"SELECT account_key, state FROM {_PQLS.name}", set(keys), column="account_key")
     return {key for key, state in rows if closed_too or state not in CLOSED}
 

@@ -29,7 +29,7 @@ from sqlmodel import Session, select
 from bot.domain.business_time import BusinessCalendar
 from bot.domain.lifecycle import OPEN
 from bot.services import audit, outbox
-from bot.services.account_leads import account_lead_of_member, members_of_led_accounts
+from bot.services.account_leads import account_lead_of_member
 from bot.store.models import AuditEntry, Pql, TrialUser
 from scoring.events import CHECKOUT_STARTED, TICKET_CLOSED, TICKET_OPENED, Event
 from templates import esc, say
@@ -68,7 +68,7 @@ def apply(session: Session, event: Event, *, now: datetime, calendar_of: Callabl
     pql = session.exec(
         select(Pql).where(Pql.user_id == event.user_id, Pql.state.in_(sorted(OPEN)), Pql.created_at <= event.at)
         .order_by(Pql.id.desc())
-    ).first() or _account_lead_of(session, event)
+    ).first() or account_lead_of_member(session, event.user_id, at=event.at)  # a member's: the account's
     if pql is None:
         return None
     waits = {"tickets": list((pql.hold_on or {}).get("tickets", [])), "checkout": (pql.hold_on or {}).get("checkout")}
@@ -90,17 +90,6 @@ def apply(session: Session, event: Event, *, now: datetime, calendar_of: Callabl
         _tell(session, pql, "hold", "held", now)
     audit.record(session, "pql_held", at=now, pql_id=pql.id, user_id=pql.user_id, reason=event.name)
     return pql
-
-
-def _account_lead_of(session: Session, event: Event) -> Pql | None:
-    """The open account lead of the account the event's user belongs to (a member's ticket or checkout holds the
-    account's one conversation, as the anchor's own would), recorded before the event."""
-    return account_lead_of_member(session, event.user_id, at=event.at)
-
-
-def members_with_account_leads(session: Session, users: set[str]) -> set[str]:
-    """Those of `users` whose account has an open account lead: their tickets and checkouts hold it."""
-    return members_of_led_accounts(session, users)
 
 
 def release(session: Session, pql: Pql, *, now: datetime, calendar: BusinessCalendar | None,

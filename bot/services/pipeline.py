@@ -143,9 +143,10 @@ class Pipeline:
                 self._route(session, rescored, at)
             stored.users |= resolved.merged
             led = _with_leads(session, events)  # each step below finds nothing to do for a user without a lead
-            # ... or their account has one: a member's conversion is the company's, their opt-out news for its rep
+            # ... or their account has one: a member's ticket or checkout holds it, their conversion is the company's,
+            # their opt-out news for its rep
             led |= account_leads.members_of_led_accounts(
-                session, {event.user_id for event in fresh if event.name in STOPPING_EVENTS} - led, closed_too=True)
+                session, {event.user_id for event in fresh if event.name in LEAD_EVENTS} - led, closed_too=True)
             for event in fresh:  # before the stop: the lead is read as it was when the user converted
                 if event.name == "trial_converted" and event.user_id in led:
                     leads.record_conversion(session, event.user_id, at=event.at, now=at, props=event.props)
@@ -153,11 +154,9 @@ class Pipeline:
                        for event in events  # only an open lead of that trial stops
                        if event.name in STOPPING_EVENTS and event.user_id in led]
             grace = timedelta(hours=self.rules.do_not_touch.checkout_grace_hours)
-            holding = {event.user_id for event in fresh if event.name in holds.HOLD_EVENTS}
-            holding = (holding & led) | holds.members_with_account_leads(session, holding - led)
             held = [holds.apply(session, event, now=at, calendar_of=self._calendar_of, checkout_grace=grace)
                     for event in sorted(fresh, key=lambda event: event.at)  # not a replay
-                    if event.name in holds.HOLD_EVENTS and event.user_id in holding]
+                    if event.name in holds.HOLD_EVENTS and event.user_id in led]
         if rescored.triggered or rescored.upgraded or rescored.accounts or rescored.absorbed or any(stopped) \
                 or any(held):
             # After the commit: an alert (or its edit) is owed within a second, not at the next poll. Only

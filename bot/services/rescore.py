@@ -569,7 +569,7 @@ class _Writes:
     def _record_pqls(self, results: list[ScoreResult]) -> None:
         at, report = self.at, self.report
         existing = self._existing(results)
-        joined = account_leads.open_account_keys(self.connection, {r.account.key for r in results
+        joined = account_leads.led_account_keys(self.connection, {r.account.key for r in results
                                                                    if r.account.key}) if self.accounts else set()
         new, plan = [], []
         for result in results:
