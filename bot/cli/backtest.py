@@ -42,8 +42,8 @@ def add(backtest: argparse.ArgumentParser, name: str) -> None:
         "Replay a history of events day by day in PQL_TIMEZONE through a rules file. Per trigger: fired, converted "
         "within 60 days (trial_converted), the conversion rate with its 95% Wilson interval, contacted or not (the "
         "store's touches; sales_touch or sales_reply events in a file), dark-funnel rate, assisted lift and seed "
-        "001's recommendation. Per business day: leads raised against capacity (reps x cap), and seed 002's volume "
-        "guardrail.")
+        "001's recommendation; an account trigger counts accounts, converted when any of their people paid. Per "
+        "business day: leads raised against capacity (reps x cap), and seed 002's volume guardrail.")
     backtest.add_argument("events", nargs="?", metavar="EVENTS", help="events file (JSON lines), or - for stdin")
     backtest.add_argument("--store", action="store_true", help="replay the store's events (DATABASE_URL) instead")
     backtest.add_argument("--rules", type=Path, help="rules file (default PQL_RULES_FILE or the seed 002 model)")
