@@ -19,7 +19,7 @@ import json
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal, NamedTuple, Protocol
+from typing import Annotated, Any, Literal, NamedTuple, Protocol, Required
 
 from pydantic import (
     AwareDatetime,
@@ -197,29 +197,29 @@ CANONICAL_EVENTS = frozenset(PROPERTY_MODELS)
 CALL_TYPES = ("track", "page", "screen", "identify", "group", "alias")
 
 
-class Call(BaseModel):
-    """One call of Segment's tracking API, of any type.
+@with_config(ConfigDict(extra="ignore", populate_by_name=True, coerce_numbers_to_str=True,
+                         str_strip_whitespace=True))
+class Call(TypedDict, total=False):
+    """One call of Segment's tracking API, of any type, as the dict its validator gives.
 
     `context`, `integrations`, `sentAt` and friends are accepted and not kept: nothing here reads them,
-    and skipping them is a third of the validation cost at a million events.
+    and skipping them is a third of the validation cost at a million events. A typed dict rather than a model:
+    the same checks with no object to build, a fifth less time a call.
     """
 
     # Numeric ids are common (Segment passes them through), so numbers become text: an integer as its decimal
     # digits (the HTTP layer hands over integers beyond 2^64 exactly, not as floats).
-    model_config = ConfigDict(extra="ignore", populate_by_name=True, coerce_numbers_to_str=True,
-                              str_strip_whitespace=True)
-
-    type: Literal["track", "page", "screen", "identify", "group", "alias"] = "track"
-    event: str | None = None
-    name: str | None = None
-    user_id: str | None = Field(None, alias="userId")
-    anonymous_id: str | None = Field(None, alias="anonymousId")
-    timestamp: AwareDatetime
-    message_id: str = Field(alias="messageId", min_length=1, max_length=200)
-    properties: dict[str, Any] = Field(default_factory=dict)
-    traits: dict[str, Any] = Field(default_factory=dict)
-    group_id: str | None = Field(None, alias="groupId")
-    previous_id: str | None = Field(None, alias="previousId")
+    type: Literal["track", "page", "screen", "identify", "group", "alias"]
+    event: str | None
+    name: str | None
+    user_id: Annotated[str | None, Field(alias="userId")]
+    anonymous_id: Annotated[str | None, Field(alias="anonymousId")]
+    timestamp: Required[AwareDatetime]
+    message_id: Required[Annotated[str, Field(alias="messageId", min_length=1, max_length=200)]]
+    properties: dict[str, Any]
+    traits: dict[str, Any]
+    group_id: Annotated[str | None, Field(alias="groupId")]
+    previous_id: Annotated[str | None, Field(alias="previousId")]
 
 
 # The frequent events' properties are checked as typed dicts (no model to build and dump again), keeping every
@@ -245,7 +245,7 @@ class _PageView(TypedDict):
     page_path: Annotated[str, Field(min_length=1)]
 
 
-_validate_call = Call.__pydantic_validator__
+_validate_call = TypeAdapter(Call).validator
 #: The frequent events' checks, each with the one property it reads and whether that may be missing or null. When
 #: the property is plain text (non-empty where required) the check would pass the properties as they are, so it is
 #: not run (page views and invites are half of all calls); anything else goes through it, for its coercion or its
@@ -324,52 +324,57 @@ def parse_event(raw: str | bytes | dict[str, Any], rules: Naming | None = None) 
     except ValidationError as exc:
         if any(e["type"] == "json_invalid" for e in exc.errors()):
             raise EventError("not valid JSON") from None
-        if any(e["type"] == "model_type" and not e["loc"] for e in exc.errors()):
+        if any(e["type"] == "dict_type" and not e["loc"] for e in exc.errors()):
             raise EventError("an event must be a JSON object") from None
         reason = describe(exc)
         if _no_id(raw):
             reason = f"userId: is required; {reason}"
         raise EventError(reason) from None
 
-    user_id, anonymous_id = call.user_id or None, call.anonymous_id or None  # "" is no id
-    if user_id is None and (anonymous_id is None or call.type == "alias"):
+    get = call.get
+    user_id, anonymous_id = get("user_id") or None, get("anonymous_id") or None  # "" is no id
+    kind = get("type", "track")
+    if user_id is None and (anonymous_id is None or kind == "alias"):
         raise EventError("userId: is required")
-    kind = call.type
-    at = call.timestamp.astimezone(UTC)
-    if kind == "identify":
+    at = call["timestamp"].astimezone(UTC)
+    message_id = call["message_id"]
+    if kind == "track":
+        name = get("event")
+        if not name:
+            raise EventError("event: is required for a track call")
+        if name[0] == RESERVED_PREFIX:
+            raise EventError(f"event: names beginning with {RESERVED_PREFIX} are reserved")
+        props = get("properties", {})
+    elif kind == "identify":
         # RudderStack's libraries send an identify call's traits in context.traits.
-        traits = call.traits or _context(raw).get("traits") or {}
+        traits = get("traits") or _context(raw).get("traits") or {}
         if not isinstance(traits, dict):
             raise EventError("traits: must be a JSON object")
-        return Event(IDENTIFY, user_id, at, call.message_id, traits, anonymous_id)
-    if kind == "group":
-        if not call.group_id:
+        return Event(IDENTIFY, user_id, at, message_id, traits, anonymous_id)
+    elif kind == "group":
+        if not (group_id := get("group_id")):
             raise EventError("groupId: is required for a group call")
-        return Event(GROUP, user_id, at, call.message_id, {"group_id": call.group_id, "traits": call.traits},
+        return Event(GROUP, user_id, at, message_id, {"group_id": group_id, "traits": get("traits", {})},
                      anonymous_id)
-    if kind == "alias":
-        if not call.previous_id:
+    elif kind == "alias":
+        if not (previous_id := get("previous_id")):
             raise EventError("previousId: is required for an alias call")
-        return Event(ALIAS, user_id, at, call.message_id, {"previous_id": call.previous_id}, anonymous_id)
-    props = call.properties
-    if kind == "page":
+        return Event(ALIAS, user_id, at, message_id, {"previous_id": previous_id}, anonymous_id)
+    elif kind == "page":
         name = PAGE_VIEW
+        props = get("properties", {})
         path = props.get("page_path") or props.get("path")
         if not path:  # analytics.js puts the page in the call's context as well
             page = _context(raw).get("page")
             path = page.get("path") if isinstance(page, dict) else None
         props = {**props, "page_path": path}
-        if call.name:
-            props.setdefault("page_name", call.name)
-    elif kind == "screen":
+        if page_name := get("name"):
+            props.setdefault("page_name", page_name)
+    else:  # screen
         name = SCREEN_VIEW
-        props = {**props, "screen_name": call.name} if call.name else props
-    else:
-        if not call.event:
-            raise EventError("event: is required for a track call")
-        if call.event.startswith(RESERVED_PREFIX):
-            raise EventError(f"event: names beginning with {RESERVED_PREFIX} are reserved")
-        name = call.event
+        props = get("properties", {})
+        if screen_name := get("name"):
+            props = {**props, "screen_name": screen_name}
     if rules is not None:
         name = rules.events.aliases.get(name, name)
 
@@ -386,7 +391,7 @@ def parse_event(raw: str | bytes | dict[str, Any], rules: Naming | None = None) 
     except (ValueError, RecursionError):  # pydantic gives up on values nested too deeply to copy
         raise EventError("properties: nested too deeply") from None
 
-    return _new_event(Event, (name, user_id, at, call.message_id, props, anonymous_id))
+    return _new_event(Event, (name, user_id, at, message_id, props, anonymous_id))
 
 
 def _context(raw: str | bytes | dict[str, Any]) -> dict[str, Any]:
