@@ -301,10 +301,12 @@ def _plain(raw: str | bytes) -> Fields | None:
     characters, a call type it knows, a timestamp in UTC as `2026-11-02T09:00:00Z` (with 3 or 6 decimals, or
     none), and at most `_MOST_NESTED` objects and arrays. None for any other call (then `Call` reads it: its
     coercions, its words)."""
-    if raw.__class__ is str:
-        if raw.count("{") + raw.count("[") > _MOST_NESTED:
+    if raw.__class__ is not str:
+        try:
+            raw = raw.decode()  # msgspec leaves the text of what it skips unchecked: pydantic refuses bad UTF-8
+        except UnicodeDecodeError:
             return None
-    elif raw.count(b"{") + raw.count(b"[") > _MOST_NESTED:
+    if raw.count("{") + raw.count("[") > _MOST_NESTED:
         return None
     try:
         call = _read_plain(raw)

@@ -185,6 +185,7 @@ def outcome(raw):  # noqa: ANN001, ANN201
 @example('{"event":"x","userId":"u","timestamp":"2026-11-02T09:00:00Z","messageId":"m","properties":{" k":1}}')
 @example('{"event":"x","userId":"u","anonymous_id":"a","timestamp":"2026-11-02T09:00:00Z","messageId":"m"}')
 @example('{"event":"x","user_id":"u","timestamp":"2026-11-02T09:00:00Z","messageId":"m"}')
+@example(b'{"event":"x","userId":"u","timestamp":"2026-11-02T09:00:00Z","messageId":"m","context":{"ip":"\xff"}}')
 @example('{"event":"x","userId":"u","timestamp":"2026-11-02T09:00:00.1234567Z","messageId":"m"}')
 @example('{"event":"x","userId":"u","timestamp":"2026-11-02T09:00:00Z","messageId":"m","properties":{"n":1e400}}')
 @example('{"event":"x","userId":"u","timestamp":"2026-11-02T09:00:00Z","messageId":"m","userId":"v"}')
