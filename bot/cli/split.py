@@ -48,19 +48,22 @@ and standard input cannot be read twice.
 from __future__ import annotations
 
 import contextlib
+import mmap
 import multiprocessing
 import os
 import pickle
 import signal
 import stat
 import traceback
+from array import array
 from collections.abc import Callable, Generator, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
+from itertools import accumulate
 from multiprocessing.connection import Connection, wait
 from multiprocessing.reduction import ForkingPickler
 from operator import itemgetter
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, BinaryIO, NoReturn
 
 import orjson
 
@@ -75,7 +78,7 @@ if TYPE_CHECKING:  # imported where used: `pqlbot score` has no need of them
 
 APART_FROM = 1 << 20  # bytes: a smaller file is scored in the command's own process
 _FIRST, _SECOND = itemgetter(0), itemgetter(1)
-_USER_KEY = '"userId":"'
+_USER_KEY = b'"userId":"'
 Message = Any
 Own = tuple[list[tuple[int, Event]], dict]  # a process's own users' events (line, event) and the group traits
 
@@ -180,7 +183,11 @@ def _rounds(crew: _Crew, traits: Callable[[list[Event]], dict]
     ask for, and the accounts' group traits (`traits` of the group calls, in file order), handed to every process;
     then the events of each process's users passed on. Returns the invalid lines in file order, how many events were
     valid, and each process's first message of its own step; None when the file cannot be read through."""
-    asks = crew.gather()
+    parts = crew.gather()
+    if any(message is None for message in parts):
+        return None
+    bases = list(accumulate((count for count, _ in parts), initial=0))
+    asks = crew.exchange([(bases, sent) for sent in _transposed([where for _, where in parts])])
     if any(message is None for message in asks):
         return None
     invalid = sorted((bad for *_, rejected, _ in asks for bad in rejected), key=_FIRST)
@@ -240,15 +247,23 @@ def _replays(path: str, sets: Sequence[Rules], tz: tzinfo, window: Window, k: in
 
 
 def _own_events(path: str, rules: Rules, k: int, n: int) -> Generator[Message, Message, Own | None]:
-    """Process k's side of rounds 1 and 2 (the module docstring): its share of the lines parsed, the links its calls
-    ask for and its group calls handed over, its events resolved and those of other processes' users handed over.
-    Returns its own users' events (line number, event) in file order, and every account's group traits; None (after
-    handing over None) when the file cannot be read through."""
+    """Process k's side of rounds 0 to 2 (the module docstring): its part of the file read, the lines of other
+    processes' users in it handed over by where they lie; its share of the lines parsed, the links its calls ask for
+    and its group calls handed over, its events resolved and those of other processes' users handed over. Returns its
+    own users' events (line number, event) in file order, and every account's group traits; None (after handing over
+    None) when the file cannot be read through."""
     try:
-        own, rejected = _parse_share(path, rules, k, n)
+        mine, count, theirs = _read_part(path, k, n)
+    except (_ReadAsText, OSError):
+        yield None
+        return None
+    bases, sent = yield count, [None if to == k else places.tobytes() for to, places in enumerate(theirs)]
+    try:
+        own, rejected = _parse_share(path, mine, sent, bases, k, rules)
     except (UnicodeDecodeError, OSError):
         yield None
         return None
+    del mine
     asked: dict[str, tuple[int, int, str]] = {}
     for number, event in own:
         for place, (alias, user) in enumerate(offers(event)):
@@ -338,27 +353,91 @@ def _unpacked(received: Sequence[bytes | None], k: int, mine: Any) -> list[Any]:
     return [mine if sender == k else pickle.loads(part) for sender, part in enumerate(received)]
 
 
-def _parse_share(path: str, rules: Rules, k: int, n: int) -> tuple[list[tuple[int, Event]], list[tuple[int, str]]]:
-    """Process k's share of the file's lines, parsed: (line number, event) for the valid ones, (line number, why)
-    for the others, in file order."""
+def _read_part(path: str, k: int, n: int) -> tuple[list[tuple[int, bytes]], int, list[array]]:
+    """Process k's part of the file: the k-th of n runs of whole lines of about the same size in bytes. Returns the
+    lines of its share among them (number within the part, the line), how many lines the part has, and for each other
+    process where the lines of its share lie (number within the part, first byte, byte after the last: `_parse_share`
+    reads them there). A line's share: `hash` of the text after `"userId":"` (its process as `_sort_out` finds it,
+    for a plain id), or this process's when there is none (blank lines, anonymous calls, numeric ids)."""
+    theirs = [array("q") for _ in range(n)]
+    mine: list[tuple[int, bytes]] = []
+    keep = mine.append
+    skip = len(_USER_KEY)
+    with open(path, "rb") as stream:
+        size = os.fstat(stream.fileno()).st_size
+        start, end = _line_start(stream, size * k // n), _line_start(stream, size * (k + 1) // n)
+        stream.seek(start)
+        number = 0
+        at = start
+        while at < end:
+            line = stream.readline()
+            if not line:
+                break
+            number += 1
+            if b"\r" in line and line.find(b"\r") != len(line) - 2:  # a line end read as text reads apart
+                raise _ReadAsText
+            begins = line.find(_USER_KEY)
+            if begins >= 0:
+                begins += skip
+                home = hash(line[begins:line.find(b'"', begins)].decode(errors="replace")) % n
+                if home != k:
+                    theirs[home].extend((number, at, at + len(line)))
+                    at += len(line)
+                    continue
+            keep((number, line))
+            at += len(line)
+    return mine, number, theirs
+
+
+class _ReadAsText(Exception):
+    """A file whose lines the processes would not number as one process reading it as text does (a carriage return
+    that is not part of a line's end): it is done in one process."""
+
+
+def _line_start(stream: BinaryIO, offset: int) -> int:
+    """Where the first line that begins at or after byte `offset` begins (the file's size when none does)."""
+    if offset == 0:
+        return 0
+    stream.seek(offset - 1)
+    stream.readline()  # the rest of the line that holds the byte before: the next one begins after it
+    return stream.tell()
+
+
+def _parse_share(path: str, mine: list[tuple[int, bytes]], sent: Sequence[bytes | None], bases: Sequence[int],
+                 k: int, rules: Rules) -> tuple[list[tuple[int, Event]], list[tuple[int, str]]]:
+    """Process k's share of the file's lines parsed: those of its own part (`mine`), and those the other processes
+    found in theirs (`sent`: where they lie, read here from the file). Lines are numbered in the file (`bases`: the
+    number of lines before each part). Returns (line number, event) for the valid ones and (line number, why) for the
+    others, in file order. A line that is not UTF-8 raises UnicodeDecodeError, as reading the file as text does."""
     own: list[tuple[int, Event]] = []
     rejected: list[tuple[int, str]] = []
-    skip = len(_USER_KEY)
-    with open(path, encoding="utf-8") as stream:
-        for number, line in enumerate(stream, start=1):
-            start = line.find(_USER_KEY)
-            if start >= 0:
-                start += skip
-                if hash(line[start:line.find('"', start)]) % n != k:
-                    continue
-            elif number % n != k:
-                continue
-            if not line.strip():
-                continue
-            try:
-                own.append((number, parse_event(line, rules)))
-            except EventError as exc:
-                rejected.append((number, str(exc)))
+
+    def parse(number: int, line: bytes) -> None:
+        text = line.decode()
+        if not text.strip():
+            return
+        try:
+            own.append((number, parse_event(text, rules)))
+        except EventError as exc:
+            rejected.append((number, str(exc)))
+
+    for sender, places in enumerate(sent):
+        if sender == k:
+            base = bases[k]
+            for number, line in mine:
+                parse(base + number, line)
+            continue
+        where = array("q")
+        where.frombytes(places)
+        if not where:
+            continue
+        base = bases[sender]
+        with open(path, "rb") as stream, mmap.mmap(stream.fileno(), 0, access=mmap.ACCESS_READ) as whole:
+            for i in range(0, len(where), 3):
+                parse(base + where[i], whole[where[i + 1]:where[i + 2]])
+    if len(sent) > 1:
+        own.sort(key=_FIRST)
+        rejected.sort(key=_FIRST)
     return own, rejected
 
 

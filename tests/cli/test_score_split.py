@@ -222,6 +222,21 @@ def test_a_file_that_stops_being_utf8_fails_as_it_does_in_one_process(tmp_path, 
     assert found[0] == found[1] and "line " in found[0].err
 
 
+@pytest.mark.parametrize("ending", ["\r\n", "\r", "\n"])
+def test_carriage_returns_end_lines_in_two_processes_as_in_one(tmp_path, monkeypatch, capsys, ending):
+    """The processes read the file as bytes, one process as text, where a carriage return ends a line too: lines
+    ending in CRLF or CR alone, and a line with a CR between its fields, are numbered and judged alike."""
+    monkeypatch.setattr(split, "APART_FROM", 0)
+    lines = _history(7)
+    lines[len(lines) // 2] = ('{"type":"track","event":"x","userId":"u009",\r"messageId":"m-cr",'
+                              '"timestamp":"2026-11-04T09:00:00Z"}')
+    path = tmp_path / "endings.jsonl"
+    path.write_bytes((ending.join(lines) + ending).encode())
+    alone = _run(capsys, str(path), "--json", "--processes", "1")
+    assert _run(capsys, str(path), "--json", "--processes", "2") == alone
+    assert "7 invalid line(s) skipped" in alone[2]  # the CR line read as two lines, neither valid
+
+
 def _acting(process: int, act, step: str = "_share"):
     """`split.<step>` (a process's conversation: `_share`, or the backtest's `_replays`), where process `process`
     (0-based) does `act` once it has handed over its first message."""
