@@ -10,11 +10,16 @@ How: the command forks n processes (so that all share the rules, the loaded modu
 talk in rounds, through the command: a round's messages say "to process j, this", and the command hands each
 process what the others sent it. The command judges nobody itself: it holds none of the millions of objects the
 processes make, and they leave at once when the run is over, rather than free them one by one.
-- Each process reads the whole file (reading a line is cheap next to parsing it) and parses only its share of the
-  lines: a line's share comes from a cheap look at the raw text, the value after `"userId":"` (hashed: its process
-  is `hash(value) % n`), or the line's number when there is none. The look is only a guess at whose call it is,
-  and nothing depends on it being right: every line is parsed by exactly one process, and its event then goes to
-  the process of the user it really belongs to (below).
+- Round 0, which lines: the file is cut into n parts of whole lines, about the same size in bytes, and each process
+  reads only its part. A line's share comes from a cheap look at its raw text, the value after `"userId":"`
+  (hashed: its process is `hash(value) % n`), or is the reader's when there is none. Each process hands over where
+  in its part the lines of the others' shares lie (line number within the part, first and last byte); the command
+  works out each part's first line number and hands every process what the others found for it, and each parses
+  its share where it lies (the file is mapped, so reading a line another process found is a copy from the page
+  cache). The look is only a guess at whose call it is, and nothing depends on it being right: every line is parsed
+  by exactly one process, and its event then goes to the process of the user it really belongs to (below). A file
+  with a carriage return that is not part of a line's end is done in one process (reading text, Python ends a line
+  there too, and the line numbers would differ).
 - Round 1, who is who: each process hands over the links its calls ask for (scoring/identity.py: an anonymous id
   or an alias joined to a user; the first asked for in the file stands) and its group calls. The command puts the
   links in file order and makes them (`chained`), works out every account's group traits from the group calls in
@@ -23,7 +28,7 @@ processes make, and they leave at once when the run is over, rather than free th
 - Round 2, whose events: each process resolves its events to the users they belong to (`resolve` with those links)
   and hands over those of other processes' users (the user's process: `hash(user id) % n`); the command passes
   them on. Usually none move: they do for an anonymous visitor's calls, an aliased id's, a numeric or escaped id's.
-  Rounds 1 and 2 are the same whatever the command: `_own_events` in each process, `_rounds` in the command.
+  Rounds 0 to 2 are the same whatever the command: `_own_events` in each process, `_rounds` in the command.
 - Then each process does the command's work on its own users' events, in file order (a step of its own):
   - `pqlbot score` (`_judged`): each process judges its users (`score_resolved`) and hands back their verdicts (as
     JSON lines for `--json`) with the line of each user's first call, so the command prints them in the order users
@@ -179,10 +184,12 @@ def backtest_file(path: str, sets: Sequence[Rules], tz: tzinfo, window: Window, 
 
 def _rounds(crew: _Crew, traits: Callable[[list[Event]], dict]
             ) -> tuple[list[tuple[int, str]], int, list[Message]] | None:
-    """The command's side of rounds 1 and 2 (the module docstring): the links made of those the processes' calls
-    ask for, and the accounts' group traits (`traits` of the group calls, in file order), handed to every process;
-    then the events of each process's users passed on. Returns the invalid lines in file order, how many events were
-    valid, and each process's first message of its own step; None when the file cannot be read through."""
+    """The command's side of rounds 0 to 2 (the module docstring): each part's first line number, and where the
+    lines of each process's share lie in the others' parts, handed to every process; the links made of those the
+    processes' calls ask for, and the accounts' group traits (`traits` of the group calls, in file order), handed
+    to every process; then the events of each process's users passed on. Returns the invalid lines in file order,
+    how many events were valid, and each process's first message of its own step; None when the file cannot be read
+    through."""
     parts = crew.gather()
     if any(message is None for message in parts):
         return None
