@@ -420,7 +420,8 @@ def measure(path: Path, extra: list[str], *, at_target_size: bool = True) -> Non
         rounds = noted["rounds"]
         read, judged = rounds[0] + rounds[1], rounds[3]
         print(f"  process {noted['process'] + 1}:       read+parse its share {read:5.2f} s, "
-              f"group+score+write its users {judged:5.2f} s, the rest {sum(rounds) - read - judged:5.2f} s")
+              f"group+score+write its users {judged:5.2f} s, the rest {sum(rounds) - read - judged:5.2f} s "
+              f"(rounds: {' '.join(f'{took:.2f}' for took in rounds)})")
     print(f"events:            {lines:,} lines, {len(users):,} users ({_rate(lines, whole_s)} lines/s), "
           f"{accounts:,} account lines, {sum(rejected.values()):,} rejected")
     print(f"whole run:         {whole_s:8.2f} s   target < {TARGET_WHOLE_RUN_S:g} s on a 2-core machine: {verdict}")

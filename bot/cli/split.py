@@ -372,27 +372,28 @@ def _read_part(path: str, k: int, n: int) -> tuple[list[tuple[int, bytes]], int,
     skip = len(_USER_KEY)
     with open(path, "rb") as stream:
         size = os.fstat(stream.fileno()).st_size
-        start, end = _line_start(stream, size * k // n), _line_start(stream, size * (k + 1) // n)
-        stream.seek(start)
+        at, end = _line_start(stream, size * k // n), _line_start(stream, size * (k + 1) // n)
+        stream.seek(at)
         number = 0
-        at = start
-        while at < end:
-            line = stream.readline()
-            if not line:
-                break
+        for line in stream if at < end else ():
             number += 1
-            if b"\r" in line and line.find(b"\r") != len(line) - 2:  # a line end read as text reads apart
+            length = len(line)
+            if b"\r" in line and line.find(b"\r") != length - 2:  # a line end to Python reading text
                 raise _ReadAsText
             begins = line.find(_USER_KEY)
             if begins >= 0:
                 begins += skip
                 home = hash(line[begins:line.find(b'"', begins)].decode(errors="replace")) % n
                 if home != k:
-                    theirs[home].extend((number, at, at + len(line)))
-                    at += len(line)
+                    theirs[home].extend((number, at, at + length))
+                    at += length
+                    if at >= end:
+                        break
                     continue
             keep((number, line))
-            at += len(line)
+            at += length
+            if at >= end:
+                break
     return mine, number, theirs
 
 
