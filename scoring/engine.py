@@ -838,8 +838,6 @@ def score_resolved(
     """The verdicts and tallies of `score_members`, from calls already under the user they belong to (`resolve`) and
     the group traits of every account (`group_traits`, which may have been read from more calls than these: a user's
     account may be described by calls that are not theirs)."""
-    if at.tzinfo is not None:
-        at = at.astimezone(UTC)  # once: converting it again per user is then free (a naive one fails per user)
     by_user: dict[str, list[ev.Event]] = {}
     for event in events:
         held = by_user.get(user_id := event.user_id)
@@ -849,6 +847,22 @@ def score_resolved(
             held.append(event)
     for user_id in [user_id for user_id in by_user if is_anonymous(user_id)]:
         del by_user[user_id]  # an anonymous visitor nothing links is not scored
+    return score_grouped(by_user, rules, at, tz=tz, dispositions=dispositions, groups=groups)
+
+
+def score_grouped(
+    by_user: Mapping[str, Sequence[ev.Event]],
+    rules: Rules,
+    at: datetime,
+    *,
+    tz: tzinfo = UTC,
+    dispositions: Mapping[str, Sequence[PriorDisposition]] | None = None,
+    groups: Mapping[str, GroupTraits],
+) -> list[tuple[ScoreResult, Tally]]:
+    """`score_resolved` of events already grouped by user (each user's in the order they came), in that order of
+    users: for a caller that groups them as it reads them (bot/cli/split.py)."""
+    if at.tzinfo is not None:
+        at = at.astimezone(UTC)  # once: converting it again per user is then free (a naive one fails per user)
     dispositions = dispositions or {}
     with paused_gc():
         return [

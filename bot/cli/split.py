@@ -30,7 +30,7 @@ processes make, and they leave at once when the run is over, rather than free th
   them on. Usually none move: they do for an anonymous visitor's calls, an aliased id's, a numeric or escaped id's.
   Rounds 0 to 2 are the same whatever the command: `_own_events` in each process, `_rounds` in the command.
 - Then each process does the command's work on its own users' events, in file order (a step of its own):
-  - `pqlbot score` (`_judged`): each process judges its users (`score_resolved`) and hands back their verdicts (as
+  - `pqlbot score` (`_judged`): each process judges its users (`score_grouped`) and hands back their verdicts (as
     JSON lines for `--json`) with the line of each user's first call, so the command prints them in the order users
     first appear, as in one process. Invalid lines come back with their numbers and are reported in order.
   - `--json` adds the account roll-up (scoring/accounts.py), shared out too, by account (`hash(account key) % n`):
@@ -75,7 +75,7 @@ import orjson
 from scoring import Event, EventError, Rules, ScoreResult, parse_event, paused_gc
 from scoring import events as ev
 from scoring.accounts import Slots, account_part, fired_triggers, group_of, has_account_triggers, score_account
-from scoring.engine import group_traits, score_resolved
+from scoring.engine import group_traits, score_grouped
 from scoring.identity import chained, is_anonymous, offers, resolve
 
 if TYPE_CHECKING:  # imported where used: `pqlbot score` has no need of them
@@ -290,21 +290,26 @@ def _judged(kept: list[tuple[int, Event]], groups: dict, rules: Rules, at: datet
             as_json: bool) -> Generator[Message, Message, None]:
     """Process k's verdicts on its users (`kept`: their events in file order), each with the line of the user's first
     call; with `--json` and account triggers, its share of the account roll-up after them (`_roll_up`)."""
-    events = [event for _, event in kept]
-    first: dict[str, int] = {}  # each user's first line, in the order `score_resolved` meets users
+    by_user: dict[str, list[Event]] = {}  # each user's events, users in the order of their first line
+    first: list[int] = []  # that line
     for number, event in kept:
-        first.setdefault(event.user_id, number)
+        held = by_user.get(user := event.user_id)
+        if held is None:
+            by_user[user] = [event]
+            first.append(number)
+        else:
+            held.append(event)
     kept.clear()  # the pairs: freed before judging
-    members = score_resolved(events, rules, at, tz=tz, groups=groups)
-    del events
+    members = score_grouped(by_user, rules, at, tz=tz, groups=groups)
+    del by_user
     users = []
-    for (result, _), number in zip(members, first.values(), strict=True):
+    for (result, _), number in zip(members, first, strict=True):
         users.append((number, line_of(result) if as_json else result))
     if not _rolls_up(rules, as_json):
         yield users, None
         return
     homes: list[list[tuple]] = [[] for _ in range(n)]  # each account's members, to its process
-    for (result, tally), number in zip(members, first.values(), strict=True):
+    for (result, tally), number in zip(members, first, strict=True):
         if (key := result.account.key) is not None:
             part = account_part(tally, rules)
             homes[hash(key) % n].append((key, result.user_id, number, part if any(part.slots) else None))
