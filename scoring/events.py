@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, NamedTuple, Protocol, Required
@@ -288,6 +289,7 @@ class _Plain(msgspec.Struct, gc=False):
 
 
 _read_plain = msgspec.json.Decoder(_Plain).decode
+_intern = sys.intern
 #: `Call`'s JSON parser refuses values nested about 200 deep, msgspec's far deeper: a call with more than this many
 #: objects and arrays in all (so possibly nested that deep) is left to `Call`.
 _MOST_NESTED = 128
@@ -333,7 +335,12 @@ def _plain(raw: str | bytes) -> Fields | None:
         at = datetime.fromisoformat(stamp)  # UTC already: `Z` reads as `UTC` itself
     except ValueError:
         return None
-    return (call.type, call.event, call.name, call.userId, call.anonymousId, at, message_id, call.properties,
+    # The names and ids that repeat from call to call, interned as pydantic's parser (its string cache) shares them:
+    # a user's calls then hold one id, its hash worked out once, and names compare by identity.
+    user_id, anonymous_id, event = call.userId, call.anonymousId, call.event
+    return (call.type, event if event is None else _intern(event), call.name,
+            user_id if user_id is None else _intern(user_id),
+            anonymous_id if anonymous_id is None else _intern(anonymous_id), at, message_id, call.properties,
             call.traits, call.groupId, call.previousId)
 
 
