@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, NamedTuple, Protocol, Required
@@ -289,11 +288,17 @@ class _Plain(msgspec.Struct, gc=False):
 
 
 _read_plain = msgspec.json.Decoder(_Plain).decode
-_intern = sys.intern
-#: `Call`'s JSON parser refuses values nested about 200 deep, msgspec's far deeper: a call with more than this many
-#: objects and arrays in all (so possibly nested that deep) is left to `Call`.
-_MOST_NESTED = 128
 _UNSET = msgspec.UNSET
+_CONTAINERS = frozenset({dict, list})
+#: `Call`'s JSON parser refuses values nested about 200 deep, msgspec's deeper: a call with a property or trait nested
+#: this deep is left to `Call`.
+_MOST_NESTED = 128
+#: Names and ids met before, with nothing to strip, each kept as one object: a user's calls then share one id (its
+#: hash worked out once) and names compare by identity, as the strings pydantic's parser caches did. Forgotten at
+#: `_SEEN_MOST` (a server meets new users without end).
+_SEEN: dict[str, str] = {}
+_SEEN_MOST = 1 << 18
+_PLAIN_KEYS: set[str] = set()  # names of properties and traits met before, with nothing to strip (a few hundred)
 Fields = tuple[str, str | None, str | None, str | None, str | None, datetime, str, dict, dict, str | None, str | None]
 
 
@@ -301,15 +306,15 @@ def _plain(raw: str | bytes) -> Fields | None:
     """A call's fields as `Call` gives them, when the call is plainly well formed: the known names only, text where
     `Call` wants text with no spaces to strip (in names of properties and traits too), a message id of 1 to 200
     characters, a call type it knows, a timestamp in UTC as `2026-11-02T09:00:00Z` (with 3 or 6 decimals, or
-    none), and at most `_MOST_NESTED` objects and arrays. None for any other call (then `Call` reads it: its
-    coercions, its words)."""
+    none), and no property or trait nested `_MOST_NESTED` deep. None for any other call (then `Call` reads it: its
+    coercions, its words). One difference: the fields neither reads (`context`, ...) are skipped here at any depth
+    msgspec handles (about 1,000), as the HTTP intake does, where `Call`'s parser refuses a call nested 200 deep
+    anywhere."""
     if raw.__class__ is not str:
         try:
             raw = raw.decode()  # msgspec leaves the text of what it skips unchecked: pydantic refuses bad UTF-8
         except UnicodeDecodeError:
             return None
-    if raw.count("{") + raw.count("[") > _MOST_NESTED:
-        return None
     try:
         call = _read_plain(raw)
     except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError, RecursionError):
@@ -317,16 +322,7 @@ def _plain(raw: str | bytes) -> Fields | None:
     if (call.user_id is not _UNSET or call.anonymous_id is not _UNSET or call.message_id is not _UNSET
             or call.group_id is not _UNSET or call.previous_id is not _UNSET or call.type not in CALL_TYPES):
         return None
-    message_id, stamp = call.messageId, call.timestamp
-    if not 0 < len(message_id) <= 200 or message_id.strip() is not message_id:
-        return None
-    for text in (call.userId, call.anonymousId, call.event, call.name, call.groupId, call.previousId):
-        if text is not None and text.strip() is not text:
-            return None
-    for names in (call.properties, call.traits):
-        for key in names:
-            if key.strip() is not key:
-                return None
+    stamp = call.timestamp
     size = len(stamp)
     if not (stamp[-1:] == "Z" and (size == 20 or size in (24, 27) and stamp[19] == ".") and stamp[4] == stamp[7] == "-"
             and stamp[10] == "T" and stamp[13] == stamp[16] == ":"):
@@ -335,13 +331,51 @@ def _plain(raw: str | bytes) -> Fields | None:
         at = datetime.fromisoformat(stamp)  # UTC already: `Z` reads as `UTC` itself
     except ValueError:
         return None
-    # The names and ids that repeat from call to call, interned as pydantic's parser (its string cache) shares them:
-    # a user's calls then hold one id, its hash worked out once, and names compare by identity.
+    message_id = call.messageId
+    if not 0 < len(message_id) <= 200 or message_id.strip() is not message_id:
+        return None
     user_id, anonymous_id, event = call.userId, call.anonymousId, call.event
-    return (call.type, event if event is None else _intern(event), call.name,
-            user_id if user_id is None else _intern(user_id),
-            anonymous_id if anonymous_id is None else _intern(anonymous_id), at, message_id, call.properties,
-            call.traits, call.groupId, call.previousId)
+    if user_id is not None and (user_id := _shared(user_id)) is None:
+        return None
+    if anonymous_id is not None and (anonymous_id := _shared(anonymous_id)) is None:
+        return None
+    if event is not None and (event := _shared(event)) is None:
+        return None
+    for text in (call.name, call.groupId, call.previousId):
+        if text is not None and text.strip() is not text:
+            return None
+    plain_keys = _PLAIN_KEYS
+    for names in (call.properties, call.traits):
+        for key, value in names.items():
+            if key not in plain_keys:
+                if key.strip() is not key:
+                    return None
+                if len(plain_keys) < 4096:
+                    plain_keys.add(key)
+            if value.__class__ in _CONTAINERS and _nested(value, _MOST_NESTED - 1):
+                return None
+    return (call.type, event, call.name, user_id, anonymous_id, at, message_id, call.properties, call.traits,
+            call.groupId, call.previousId)
+
+
+def _shared(text: str) -> str | None:
+    """The one object kept for this name or id (`_SEEN`); None when it has spaces to strip (`Call` strips them)."""
+    known = _SEEN.get(text)
+    if known is None:
+        if text.strip() is not text:
+            return None
+        if len(_SEEN) >= _SEEN_MOST:
+            _SEEN.clear()
+        known = _SEEN[text] = text
+    return known
+
+
+def _nested(value: dict | list, levels: int) -> bool:
+    """Whether an object or array inside `value` nests more than `levels` levels deeper (the walk stops there)."""
+    for inner in value.values() if value.__class__ is dict else value:
+        if inner.__class__ in _CONTAINERS and (levels == 0 or _nested(inner, levels - 1)):
+            return True
+    return False
 
 
 def _checked(raw: str | bytes | dict[str, Any]) -> Fields:

@@ -210,3 +210,14 @@ def test_the_fast_way_reads_the_calls_a_product_sends():
     assert all(events._plain(json.dumps(call)) is not None for call in plain)
     assert events._plain(json.dumps(track(userId=42, timestamp="2026-11-02T14:00:00Z"))) is None
     assert events._plain(json.dumps(track())) is None  # an offset other than Z: pydantic converts it
+
+
+def test_how_deep_a_call_may_nest_depends_on_whether_pqlbot_reads_the_field():
+    """Properties nested 300 deep are refused (pydantic's parser stops at about 200; the store's writer at 255). A
+    `context` nested as deep is skipped unread, as the HTTP intake skips it: the call is kept."""
+    deep = json.loads("[" * 300 + "]" * 300)
+    refused = track(timestamp="2026-11-02T14:00:00Z", properties={"integration_type": "Jira", "deep": deep})
+    with pytest.raises(EventError, match="not valid JSON"):
+        parse_event(json.dumps(refused), RULES)
+    kept = parse_event(json.dumps(track(timestamp="2026-11-02T14:00:00Z", context={"deep": deep})), RULES)
+    assert (kept.name, kept.props) == ("integration_connected", {"integration_type": "Snowflake"})
