@@ -11,15 +11,15 @@ talk in rounds, through the command: a round's messages say "to process j, this"
 process what the others sent it. The command judges nobody itself: it holds none of the millions of objects the
 processes make, and they leave at once when the run is over, rather than free them one by one.
 - Round 0, which lines: the file is cut into n parts of whole lines, about the same size in bytes, and each process
-  reads only its part. A line's share comes from a cheap look at its raw text, the value after `"userId":"`
-  (hashed: its process is `hash(value) % n`), or is the reader's when there is none. Each process hands over where
-  in its part the lines of the others' shares lie (line number within the part, first and last byte); the command
-  works out each part's first line number and hands every process what the others found for it, and each parses
-  its share where it lies (the file is mapped, so reading a line another process found is a copy from the page
-  cache). The look is only a guess at whose call it is, and nothing depends on it being right: every line is parsed
-  by exactly one process, and its event then goes to the process of the user it really belongs to (below). A file
-  with a carriage return that is not part of a line's end is done in one process (reading text, Python ends a line
-  there too, and the line numbers would differ).
+  reads only its part, parsing the lines of its own share as it goes. A line's share comes from a cheap look at its
+  raw text, the value after `"userId":"` (hashed: its process is `hash(value) % n`), or is the reader's when there is
+  none. Each process hands over where in its part the lines of the others' shares lie (line number within the part,
+  first and last byte); the command works out each part's first line number and hands every process what the
+  others found for it, and each reads and parses those lines where they lie. The look is only a guess at whose
+  call it is, and nothing depends on it being right: every line is parsed by exactly one process, and its event
+  then goes to the process of the user it really belongs to (below). A file with a carriage return that is not
+  part of a line's end is done in one process (reading text, Python ends a line there too, and the line numbers
+  would differ).
 - Round 1, who is who: each process hands over the links its calls ask for (scoring/identity.py: an anonymous id
   or an alias joined to a user; the first asked for in the file stands) and its group calls. The command puts the
   links in file order and makes them (`chained`), works out every account's group traits from the group calls in
@@ -53,7 +53,6 @@ and standard input cannot be read twice.
 from __future__ import annotations
 
 import contextlib
-import mmap
 import multiprocessing
 import os
 import pickle
@@ -84,6 +83,7 @@ if TYPE_CHECKING:  # imported where used: `pqlbot score` has no need of them
 APART_FROM = 1 << 20  # bytes: a smaller file is scored in the command's own process
 _FIRST, _SECOND = itemgetter(0), itemgetter(1)
 _USER_KEY = b'"userId":"'
+_BLOCK = 8 << 20  # bytes: how much of another process's part is read at once for the lines of this one's share
 Message = Any
 Own = tuple[list[tuple[int, Event]], dict]  # a process's own users' events (line, event) and the group traits
 
@@ -259,18 +259,18 @@ def _own_events(path: str, rules: Rules, k: int, n: int) -> Generator[Message, M
     and its group calls handed over, its events resolved and those of other processes' users handed over. Returns its
     own users' events (line number, event) in file order, and every account's group traits; None (after handing over
     None) when the file cannot be read through."""
+    parsed = _Parsed(rules)
     try:
-        mine, count, theirs = _read_part(path, k, n)
-    except (_ReadAsText, OSError):
+        count, theirs = _read_part(path, parsed, k, n)
+    except (_ReadAsText, UnicodeDecodeError, OSError):
         yield None
         return None
     bases, sent = yield count, [None if to == k else places.tobytes() for to, places in enumerate(theirs)]
     try:
-        own, rejected = _parse_share(path, mine, sent, bases, k, rules)
+        own, rejected = _parse_theirs(path, parsed, sent, bases, k)
     except (UnicodeDecodeError, OSError):
         yield None
         return None
-    del mine
     asked: dict[str, tuple[int, int, str]] = {}
     for number, event in own:
         for place, (alias, user) in enumerate(offers(event)):
@@ -365,15 +365,36 @@ def _unpacked(received: Sequence[bytes | None], k: int, mine: Any) -> list[Any]:
     return [mine if sender == k else pickle.loads(part) for sender, part in enumerate(received)]
 
 
-def _read_part(path: str, k: int, n: int) -> tuple[list[tuple[int, bytes]], int, list[array]]:
-    """Process k's part of the file: the k-th of n runs of whole lines of about the same size in bytes. Returns the
-    lines of its share among them (number within the part, the line), how many lines the part has, and for each other
-    process where the lines of its share lie (number within the part, first byte, byte after the last: `_parse_share`
-    reads them there). A line's share: `hash` of the text after `"userId":"` (its process as `_sort_out` finds it,
-    for a plain id), or this process's when there is none (blank lines, anonymous calls, numeric ids)."""
+class _Parsed:
+    """The lines a process parses, as it meets them: (line number, event) for the valid ones, (line number, why) for
+    the others. A line that is not UTF-8 raises UnicodeDecodeError, as reading the file as text does."""
+
+    __slots__ = ("rules", "events", "rejected")
+
+    def __init__(self, rules: Rules) -> None:
+        self.rules = rules
+        self.events: list[tuple[int, Event]] = []
+        self.rejected: list[tuple[int, str]] = []
+
+    def line(self, number: int, line: bytes) -> None:
+        text = line.decode()
+        if not text.strip():
+            return
+        try:
+            self.events.append((number, parse_event(text, self.rules)))
+        except EventError as exc:
+            self.rejected.append((number, str(exc)))
+
+
+def _read_part(path: str, parsed: _Parsed, k: int, n: int) -> tuple[int, list[array]]:
+    """Process k's part of the file (the k-th of n runs of whole lines of about the same size in bytes), its share of
+    the lines in it parsed into `parsed` (numbered within the part). Returns how many lines the part has, and for
+    each other process where the lines of its share lie (number within the part, first byte, byte after the last:
+    `_parse_theirs` reads them there). A line's share: `hash` of the text after `"userId":"` (its process as
+    `_sort_out` finds it, for a plain id), or this process's when there is none (blank lines, anonymous calls,
+    numeric ids)."""
     theirs = [array("q") for _ in range(n)]
-    mine: list[tuple[int, bytes]] = []
-    keep = mine.append
+    take = parsed.line
     skip = len(_USER_KEY)
     with open(path, "rb") as stream:
         size = os.fstat(stream.fileno()).st_size
@@ -395,11 +416,11 @@ def _read_part(path: str, k: int, n: int) -> tuple[list[tuple[int, bytes]], int,
                     if at >= end:
                         break
                     continue
-            keep((number, line))
+            take(number, line)
             at += length
             if at >= end:
                 break
-    return mine, number, theirs
+    return number, theirs
 
 
 class _ReadAsText(Exception):
@@ -416,38 +437,32 @@ def _line_start(stream: BinaryIO, offset: int) -> int:
     return stream.tell()
 
 
-def _parse_share(path: str, mine: list[tuple[int, bytes]], sent: Sequence[bytes | None], bases: Sequence[int],
-                 k: int, rules: Rules) -> tuple[list[tuple[int, Event]], list[tuple[int, str]]]:
-    """Process k's share of the file's lines parsed: those of its own part (`mine`), and those the other processes
-    found in theirs (`sent`: where they lie, read here from the file). Lines are numbered in the file (`bases`: the
-    number of lines before each part). Returns (line number, event) for the valid ones and (line number, why) for the
-    others, in file order. A line that is not UTF-8 raises UnicodeDecodeError, as reading the file as text does."""
-    own: list[tuple[int, Event]] = []
-    rejected: list[tuple[int, str]] = []
-
-    def parse(number: int, line: bytes) -> None:
-        text = line.decode()
-        if not text.strip():
-            return
-        try:
-            own.append((number, parse_event(text, rules)))
-        except EventError as exc:
-            rejected.append((number, str(exc)))
-
-    for sender, places in enumerate(sent):
-        if sender == k:
-            base = bases[k]
-            for number, line in mine:
-                parse(base + number, line)
-            continue
-        where = array("q")
-        where.frombytes(places)
-        if not where:
-            continue
-        base = bases[sender]
-        with open(path, "rb") as stream, mmap.mmap(stream.fileno(), 0, access=mmap.ACCESS_READ) as whole:
-            for i in range(0, len(where), 3):
-                parse(base + where[i], whole[where[i + 1]:where[i + 2]])
+def _parse_theirs(path: str, parsed: _Parsed, sent: Sequence[bytes | None], bases: Sequence[int],
+                  k: int) -> tuple[list[tuple[int, Event]], list[tuple[int, str]]]:
+    """Process k's share of the file's lines, all parsed: those of its own part (`parsed`), and those the other
+    processes found in theirs (`sent`: where they lie, read here from the file). Lines are numbered in the file
+    (`bases`: the number of lines before each part). Returns (line number, event) for the valid ones and (line
+    number, why) for the others, in file order."""
+    base = bases[k]
+    mine = [(base + number, event) for number, event in parsed.events]
+    mine_rejected = [(base + number, why) for number, why in parsed.rejected]
+    parsed.events, parsed.rejected = [], []
+    with open(path, "rb", buffering=0) as stream:
+        for sender, places in enumerate(sent):
+            if sender == k or not places:
+                continue
+            where = array("q")
+            where.frombytes(places)
+            base, take, i, total = bases[sender], parsed.line, 0, len(where)
+            while i < total:  # the lines lie in file order: read in blocks from the first not read yet
+                first = where[i + 1]
+                stream.seek(first)
+                block = stream.read(max(_BLOCK, where[i + 2] - first))
+                last = first + len(block)
+                while i < total and where[i + 2] <= last:
+                    take(base + where[i], block[where[i + 1] - first:where[i + 2] - first])
+                    i += 3
+    own, rejected = mine + parsed.events, mine_rejected + parsed.rejected
     if len(sent) > 1:
         own.sort(key=_FIRST)
         rejected.sort(key=_FIRST)
