@@ -263,6 +263,8 @@ _MODEL_PROPS = {
     for name, model in PROPERTY_MODELS.items()
     if model.model_fields and name not in _FAST_PROPS
 }
+
+
 class _Plain(msgspec.Struct, gc=False):
     """A call's common shape, read by msgspec: the fields `Call` checks, as plain text and objects, and nothing else
     of the call (its `context`, `sentAt` and the rest are skipped unread). A call that does not read as this, or
