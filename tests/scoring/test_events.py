@@ -187,6 +187,9 @@ def outcome(raw):  # noqa: ANN001, ANN201
 @example('{"event":"x","user_id":"u","timestamp":"2026-11-02T09:00:00Z","messageId":"m"}')
 @example(b'{"event":"x","userId":"u","timestamp":"2026-11-02T09:00:00Z","messageId":"m","context":{"ip":"\xff"}}')
 @example('{"event":"x","userId":"u","timestamp":"2026-11-02T09:00:00.1234567Z","messageId":"m"}')
+@example('{"event":"x","userId":"u","timestamp":"2026-11-02T10:00:00.1+01:00","messageId":"m"}')
+@example('{"event":"x","userId":"u","timestamp":"2026-W45-1T09:00:00Z","messageId":"m"}')  # Python reads weeks
+@example('{"event":"x","userId":"u","timestamp":"2026-11-02T090000.1Z","messageId":"m"}')  # and times without colons
 @example('{"event":"x","userId":"u","timestamp":"2026-11-02T09:00:00Z","messageId":"m","properties":{"n":1e400}}')
 @example('{"event":"x","userId":"u","timestamp":"2026-11-02T09:00:00Z","messageId":"m","userId":"v"}')
 def test_a_call_read_the_fast_way_is_the_event_pydantic_makes_of_it_or_the_same_refusal(raw):
