@@ -21,7 +21,6 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, NamedTuple, Protocol, Required
 
-import msgspec
 from pydantic import (
     AwareDatetime,
     BaseModel,
@@ -263,142 +262,6 @@ _MODEL_PROPS = {
     for name, model in PROPERTY_MODELS.items()
     if model.model_fields and name not in _FAST_PROPS
 }
-
-
-class _Plain(msgspec.Struct, gc=False):
-    """A call's common shape, read by msgspec: the fields `Call` checks, as plain text and objects, and nothing else
-    of the call (its `context`, `sentAt` and the rest are skipped unread). A call that does not read as this, or
-    that holds anything `Call` would coerce, strip or refuse (`_plain`), goes through `Call`, which has the say."""
-
-    timestamp: str
-    messageId: str  # noqa: N815 - the call's own names
-    type: str = "track"
-    event: str | None = None
-    name: str | None = None
-    userId: str | None = None  # noqa: N815
-    anonymousId: str | None = None  # noqa: N815
-    properties: dict[str, Any] = {}
-    traits: dict[str, Any] = {}
-    groupId: str | None = None  # noqa: N815
-    previousId: str | None = None  # noqa: N815
-    # The names `Call` also takes (populate_by_name): a call that uses one is left to it.
-    user_id: Any = msgspec.UNSET
-    anonymous_id: Any = msgspec.UNSET
-    message_id: Any = msgspec.UNSET
-    group_id: Any = msgspec.UNSET
-    previous_id: Any = msgspec.UNSET
-
-
-_read_plain = msgspec.json.Decoder(_Plain).decode
-_UNSET = msgspec.UNSET
-_CONTAINERS = frozenset({dict, list})
-#: `Call`'s JSON parser refuses values nested about 200 deep, msgspec's deeper: a call with a property or trait nested
-#: this deep is left to `Call`.
-_MOST_NESTED = 128
-#: Names and ids met before, with nothing to strip, each kept as one object: a user's calls then share one id (its
-#: hash worked out once) and names compare by identity, as the strings pydantic's parser caches did. Forgotten at
-#: `_SEEN_MOST` (a server meets new users without end).
-_SEEN: dict[str, str] = {}
-_SEEN_MOST = 1 << 18
-_PLAIN_KEYS: set[str] = set()  # names of properties and traits met before, with nothing to strip (a few hundred)
-Fields = tuple[str, str | None, str | None, str | None, str | None, datetime, str, dict, dict, str | None, str | None]
-
-
-def _plain(raw: str | bytes) -> Fields | None:
-    """A call's fields as `Call` gives them, when the call is plainly well formed: the known names only, text where
-    `Call` wants text with no spaces to strip (in names of properties and traits too), a message id of 1 to 200
-    characters, a call type it knows, a timestamp in UTC as `2026-11-02T09:00:00Z` (with 3 or 6 decimals, or
-    none), and no property or trait nested `_MOST_NESTED` deep. None for any other call (then `Call` reads it: its
-    coercions, its words). One difference: the fields neither reads (`context`, ...) are skipped here at any depth
-    msgspec handles (about 1,000), as the HTTP intake does, where `Call`'s parser refuses a call nested 200 deep
-    anywhere."""
-    if raw.__class__ is not str:
-        try:
-            raw = raw.decode()  # msgspec leaves the text of what it skips unchecked: pydantic refuses bad UTF-8
-        except UnicodeDecodeError:
-            return None
-    try:
-        call = _read_plain(raw)
-    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError, RecursionError):
-        return None
-    if (call.user_id is not _UNSET or call.anonymous_id is not _UNSET or call.message_id is not _UNSET
-            or call.group_id is not _UNSET or call.previous_id is not _UNSET or call.type not in CALL_TYPES):
-        return None
-    stamp = call.timestamp
-    size = len(stamp)
-    if not (stamp[-1:] == "Z" and (size == 20 or size in (24, 27) and stamp[19] == ".") and stamp[4] == stamp[7] == "-"
-            and stamp[10] == "T" and stamp[13] == stamp[16] == ":"):
-        return None
-    try:
-        at = datetime.fromisoformat(stamp)  # UTC already: `Z` reads as `UTC` itself
-    except ValueError:
-        return None
-    message_id = call.messageId
-    if not 0 < len(message_id) <= 200 or message_id.strip() is not message_id:
-        return None
-    user_id, anonymous_id, event = call.userId, call.anonymousId, call.event
-    if user_id is not None and (user_id := _shared(user_id)) is None:
-        return None
-    if anonymous_id is not None and (anonymous_id := _shared(anonymous_id)) is None:
-        return None
-    if event is not None and (event := _shared(event)) is None:
-        return None
-    for text in (call.name, call.groupId, call.previousId):
-        if text is not None and text.strip() is not text:
-            return None
-    plain_keys = _PLAIN_KEYS
-    for names in (call.properties, call.traits):
-        for key, value in names.items():
-            if key not in plain_keys:
-                if key.strip() is not key:
-                    return None
-                if len(plain_keys) < 4096:
-                    plain_keys.add(key)
-            if value.__class__ in _CONTAINERS and _nested(value, _MOST_NESTED - 1):
-                return None
-    return (call.type, event, call.name, user_id, anonymous_id, at, message_id, call.properties, call.traits,
-            call.groupId, call.previousId)
-
-
-def _shared(text: str) -> str | None:
-    """The one object kept for this name or id (`_SEEN`); None when it has spaces to strip (`Call` strips them)."""
-    known = _SEEN.get(text)
-    if known is None:
-        if text.strip() is not text:
-            return None
-        if len(_SEEN) >= _SEEN_MOST:
-            _SEEN.clear()
-        known = _SEEN[text] = text
-    return known
-
-
-def _nested(value: dict | list, levels: int) -> bool:
-    """Whether an object or array inside `value` nests more than `levels` levels deeper (the walk stops there)."""
-    for inner in value.values() if value.__class__ is dict else value:
-        if inner.__class__ in _CONTAINERS and (levels == 0 or _nested(inner, levels - 1)):
-            return True
-    return False
-
-
-def _checked(raw: str | bytes | dict[str, Any]) -> Fields:
-    """A call's fields as `Call` checks and gives them; EventError with its words when they fail."""
-    try:
-        call = _validate_call.validate_python(raw) if isinstance(raw, dict) else _validate_call.validate_json(raw)
-    except ValidationError as exc:
-        if any(e["type"] == "json_invalid" for e in exc.errors()):
-            raise EventError("not valid JSON") from None
-        if any(e["type"] == "dict_type" and not e["loc"] for e in exc.errors()):
-            raise EventError("an event must be a JSON object") from None
-        reason = describe(exc)
-        if _no_id(raw):
-            reason = f"userId: is required; {reason}"
-        raise EventError(reason) from None
-    get = call.get
-    return (get("type", "track"), get("event"), get("name"), get("user_id"), get("anonymous_id"),
-            call["timestamp"].astimezone(UTC), call["message_id"], get("properties", {}), get("traits", {}),
-            get("group_id"), get("previous_id"))
-
-
 _new_event = tuple.__new__  # `Event(...)` without the named tuple's Python-level __new__: a million calls a file
 
 
@@ -456,46 +319,62 @@ def parse_event(raw: str | bytes | dict[str, Any], rules: Naming | None = None) 
     Event names are mapped through the rules' aliases ("Invite Sent" -> invite_sent). Unknown names
     are kept as they are: they still count as activity. Raises `EventError` with a readable reason.
     """
-    fields = None if raw.__class__ is dict else _plain(raw)
-    kind, event, call_name, user_id, anonymous_id, at, message_id, props, traits, group_id, previous_id = (
-        fields or _checked(raw))
-    user_id, anonymous_id = user_id or None, anonymous_id or None  # "" is no id
+    try:
+        call = _validate_call.validate_python(raw) if isinstance(raw, dict) else _validate_call.validate_json(raw)
+    except ValidationError as exc:
+        if any(e["type"] == "json_invalid" for e in exc.errors()):
+            raise EventError("not valid JSON") from None
+        if any(e["type"] == "dict_type" and not e["loc"] for e in exc.errors()):
+            raise EventError("an event must be a JSON object") from None
+        reason = describe(exc)
+        if _no_id(raw):
+            reason = f"userId: is required; {reason}"
+        raise EventError(reason) from None
+
+    get = call.get
+    user_id, anonymous_id = get("user_id") or None, get("anonymous_id") or None  # "" is no id
+    kind = get("type", "track")
     if user_id is None and (anonymous_id is None or kind == "alias"):
         raise EventError("userId: is required")
+    at = call["timestamp"].astimezone(UTC)
+    message_id = call["message_id"]
     if kind == "track":
-        name = event
+        name = get("event")
         if not name:
             raise EventError("event: is required for a track call")
         if name[0] == RESERVED_PREFIX:
             raise EventError(f"event: names beginning with {RESERVED_PREFIX} are reserved")
+        props = get("properties", {})
     elif kind == "identify":
         # RudderStack's libraries send an identify call's traits in context.traits.
-        traits = traits or _context(raw).get("traits") or {}
+        traits = get("traits") or _context(raw).get("traits") or {}
         if not isinstance(traits, dict):
             raise EventError("traits: must be a JSON object")
         return Event(IDENTIFY, user_id, at, message_id, traits, anonymous_id)
     elif kind == "group":
-        if not group_id:
+        if not (group_id := get("group_id")):
             raise EventError("groupId: is required for a group call")
-        return Event(GROUP, user_id, at, message_id, {"group_id": group_id, "traits": traits},
+        return Event(GROUP, user_id, at, message_id, {"group_id": group_id, "traits": get("traits", {})},
                      anonymous_id)
     elif kind == "alias":
-        if not previous_id:
+        if not (previous_id := get("previous_id")):
             raise EventError("previousId: is required for an alias call")
         return Event(ALIAS, user_id, at, message_id, {"previous_id": previous_id}, anonymous_id)
     elif kind == "page":
         name = PAGE_VIEW
+        props = get("properties", {})
         path = props.get("page_path") or props.get("path")
         if not path:  # analytics.js puts the page in the call's context as well
             page = _context(raw).get("page")
             path = page.get("path") if isinstance(page, dict) else None
         props = {**props, "page_path": path}
-        if call_name:
-            props.setdefault("page_name", call_name)
+        if page_name := get("name"):
+            props.setdefault("page_name", page_name)
     else:  # screen
         name = SCREEN_VIEW
-        if call_name:
-            props = {**props, "screen_name": call_name}
+        props = get("properties", {})
+        if screen_name := get("name"):
+            props = {**props, "screen_name": screen_name}
     if rules is not None:
         name = rules.events.aliases.get(name, name)
 
