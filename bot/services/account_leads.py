@@ -472,12 +472,16 @@ def _become(connection: sa.Connection, rows: list[tuple], at: datetime) -> dict[
 def _carry_on(session: Session, lead_row: _Lead, verdict: ScoreResult, before: dict, theirs: list[_Lead],
               report: Rescored, at: datetime, batch: _Batch) -> None:
     """An open account lead: members' open leads absorbed into it, newcomers and the newly qualified added to its
-    contact map, its tier raised when the account's is higher."""
+    contact map, its tier raised when the account's is higher; its alert edited for those and for a member's new name,
+    title or email."""
     known = {c["user_id"]: c.get("status") for c in before.get("users", [])}
     added = [c for c in verdict.users if before and (c.user_id not in known or (
         c.status == str(Status.QUALIFIED) and known[c.user_id] != str(Status.QUALIFIED)))]
+    # Who a member is, as the alert's contact lines show it: a new name, title or email edits the alert.
+    shown = {c["user_id"]: (c.get("name"), c.get("title"), c.get("email")) for c in before.get("users", [])}
+    renamed = any(c.user_id in shown and shown[c.user_id] != (c.name, c.title, c.email) for c in verdict.users)
     tier = _higher(lead_row.tier, verdict) if verdict.status is Status.QUALIFIED else lead_row.tier
-    if not theirs and not added and tier == lead_row.tier:
+    if not theirs and not added and not renamed and tier == lead_row.tier:
         return  # the daily rescore's common case: nothing to write, not even the lead to read
     lead = session.get(Pql, lead_row.id)
     for other in theirs:
@@ -485,7 +489,7 @@ def _carry_on(session: Session, lead_row: _Lead, verdict: ScoreResult, before: d
     for contact in added:
         audit.record(session, "pql_account_member_added", at=at, pql_id=lead.id, user_id=contact.user_id,
                      account=lead.account_key, qualified=contact.status == str(Status.QUALIFIED))
-    if not added and tier == lead_row.tier:
+    if not added and not renamed and tier == lead_row.tier:
         return
     values = {"updated_at": at, "version": _PQLS.c.version + 1}
     if tier != lead_row.tier:

@@ -39,7 +39,7 @@ from bot.store.queries import in_chunks, rows_for, utc
 from scoring import Event, PriorDisposition, Rules, ScoreResult, Status, paused_gc, score_user
 from scoring.accounts import Member, account_member, has_account_triggers
 from scoring.engine import judge, plan_of, read_key, score_user_and_tally, until
-from scoring.events import CHECKOUT_COMPLETED, CONVERTED, GROUP, OPT_OUT
+from scoring.events import CHECKOUT_COMPLETED, CONVERTED, GROUP, IDENTIFY, OPT_OUT
 from scoring.identity import ANONYMOUS
 from scoring.tally import Tally
 from scoring.triggers import Level
@@ -88,8 +88,8 @@ _UPGRADE = (
 
 #: Events that change what a member's account reads of them though they feed no account trigger: the account they
 #: belong to (a group call), and what stops the account or marks them in its map (a conversion, an opt-out). Their
-#: account is rolled up again. Not an identify call: products send one on every login, and a big account's roll-up
-#: reads all its members; a changed name or title reaches the contact map with their next event that moves it.
+#: account is rolled up again. An identify call only when their account has an open account lead (its contact map
+#: shows their name and title): products send one on every login, and a roll-up reads all the account's members.
 _ACCOUNT_NEWS = frozenset({GROUP, CONVERTED, CHECKOUT_COMPLETED, OPT_OUT})
 
 
@@ -274,6 +274,8 @@ def rescore_added(
             if before == [len(tally.slots[s]) for s in account_slots] and user not in rejudge and \
                     not any(event.name in _ACCOUNT_NEWS for event in added.get(user, ())):
                 quiet.add(user)
+    if identified := {user for user in quiet if any(event.name == IDENTIFY for event in added.get(user, ()))}:
+        quiet -= account_leads.members_of_led_accounts(session, identified)  # their name or title in a contact map
     stale = users - set(kept)
     histories = {user: events for user, events in events_of(connection, stale)} if stale else {}
     for user, events in histories.items():

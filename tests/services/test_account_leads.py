@@ -516,3 +516,27 @@ def test_a_full_rescore_records_each_accounts_verdict_as_scoring_the_file_gives_
     assert recorded == {"domain:acme.com": orjson.loads(orjson.dumps(expected["domain:acme.com"]))}
     assert [user["user_id"] for user in recorded["domain:acme.com"]["users"]] == ["u0", "u1", "u2", "u3", "u4"]
     assert lead.account_key == "domain:acme.com"
+
+
+def test_a_members_new_name_or_title_reaches_the_open_account_leads_contact_map_at_once(engine):
+    """A rep reads the contact map to choose whom to call: a member's identify call (a new title, a new name) shows
+    there with that call, and the alert is edited. The same call again (products send one at every login) edits
+    nothing."""
+    p = pipeline(engine, router=Router(BusinessCalendar(NY), cap=5, manager=BOSS))
+    p.ingest([e for t in five() for e in t.events], at=START + timedelta(days=4, hours=5))  # Friday, open
+    lead = account_lead(p)
+    member_ = next(f"u{i}" for i in range(5) if f"u{i}" != lead.user_id)
+    day = START + timedelta(days=7)
+    p.ingest([parse_event({"type": "identify", "userId": member_, "messageId": "who-1", "timestamp": day.isoformat(),
+                           "traits": {"title": "VP Sales", "firstName": "Dana", "lastName": "Reyes"}})], at=day)
+    assert account_lead(p).version == lead.version + 1  # its alert edited
+    with p.session() as session:
+        view = lead_view.build(session, lead.id, tz=NY, product_name="Acme", at=day)
+    [contact] = [c for c in view.contacts if c.user_id == member_]
+    assert (contact.name, contact.title) == ("Dana Reyes", "VP Sales")
+    assert "VP Sales" in lead_view.contact_line(contact, tz=NY)
+    p.ingest([parse_event({"type": "identify", "userId": member_, "messageId": "who-2",
+                           "timestamp": (day + timedelta(hours=1)).isoformat(),
+                           "traits": {"title": "VP Sales", "firstName": "Dana", "lastName": "Reyes"}})],
+             at=day + timedelta(hours=1))
+    assert account_lead(p).version == lead.version + 1
