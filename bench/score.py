@@ -308,9 +308,8 @@ def generate(path: Path, users: int, events: int, seed: int) -> None:
 
 #: The command as users run it, `pqlbot score --json FILE --at AT`, in a child interpreter (argv: the events file,
 #: AT, the trace file, then any further arguments). Each scoring process notes, in the trace file, the time its
-#: share (bot/cli/split.py `_share`) spent on each round: rounds 0 and 1 are reading its part of the file and parsing
-#: its share of the lines, round 3 grouping, judging and writing out its users' verdicts (JSON). In one process
-#: (`--processes 1`), nothing is noted.
+#: share (bot/cli/split.py `_share`) spent on each round: round 0 is reading its lines and parsing its share, round 2
+#: grouping, judging and writing out its users' verdicts (JSON). In one process (`--processes 1`), nothing is noted.
 _COMMAND = """
 import json, os, sys, time
 from bot.cli import main, split
@@ -418,7 +417,7 @@ def measure(path: Path, extra: list[str], *, at_target_size: bool = True) -> Non
     print(f"processes:         {processes} (pqlbot score --json FILE {' '.join(extra)}".rstrip() + ")")
     for noted in ran["rounds"]:
         rounds = noted["rounds"]
-        read, judged = rounds[0] + rounds[1], rounds[3]
+        read, judged = rounds[0], rounds[2]
         print(f"  process {noted['process'] + 1}:       read+parse its share {read:5.2f} s, "
               f"group+score+write its users {judged:5.2f} s, the rest {sum(rounds) - read - judged:5.2f} s "
               f"(rounds: {' '.join(f'{took:.2f}' for took in rounds)})")

@@ -10,16 +10,11 @@ How: the command forks n processes (so that all share the rules, the loaded modu
 talk in rounds, through the command: a round's messages say "to process j, this", and the command hands each
 process what the others sent it. The command judges nobody itself: it holds none of the millions of objects the
 processes make, and they leave at once when the run is over, rather than free them one by one.
-- Round 0, which lines: the file is cut into n parts of whole lines, about the same size in bytes, and each process
-  reads only its part, parsing the lines of its own share as it goes. A line's share comes from a cheap look at its
-  raw text, the value after `"userId":"` (hashed: its process is `hash(value) % n`), or is the reader's when there is
-  none. Each process hands over where in its part the lines of the others' shares lie (line number within the part,
-  first and last byte); the command works out each part's first line number and hands every process what the
-  others found for it, and each reads and parses those lines where they lie. The look is only a guess at whose
-  call it is, and nothing depends on it being right: every line is parsed by exactly one process, and its event
-  then goes to the process of the user it really belongs to (below). A file with a carriage return that is not
-  part of a line's end is done in one process (reading text, Python ends a line there too, and the line numbers
-  would differ).
+- Each process reads the whole file (reading a line is cheap next to parsing it) and parses only its share of the
+  lines: a line's share comes from a cheap look at the raw text, the value after `"userId":"` (hashed: its process
+  is `hash(value) % n`), or the line's number when there is none. The look is only a guess at whose call it is,
+  and nothing depends on it being right: every line is parsed by exactly one process, and its event then goes to
+  the process of the user it really belongs to (below).
 - Round 1, who is who: each process hands over the links its calls ask for (scoring/identity.py: an anonymous id
   or an alias joined to a user; the first asked for in the file stands) and its group calls. The command puts the
   links in file order and makes them (`chained`), works out every account's group traits from the group calls in
@@ -28,7 +23,7 @@ processes make, and they leave at once when the run is over, rather than free th
 - Round 2, whose events: each process resolves its events to the users they belong to (`resolve` with those links)
   and hands over those of other processes' users (the user's process: `hash(user id) % n`); the command passes
   them on. Usually none move: they do for an anonymous visitor's calls, an aliased id's, a numeric or escaped id's.
-  Rounds 0 to 2 are the same whatever the command: `_own_events` in each process, `_rounds` in the command.
+  Rounds 1 and 2 are the same whatever the command: `_own_events` in each process, `_rounds` in the command.
 - Then each process does the command's work on its own users' events, in file order (a step of its own):
   - `pqlbot score` (`_judged`): each process judges its users (`score_grouped`) and hands back their verdicts (as
     JSON lines for `--json`) with the line of each user's first call, so the command prints them in the order users
@@ -59,15 +54,13 @@ import pickle
 import signal
 import stat
 import traceback
-from array import array
 from collections.abc import Callable, Generator, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
-from itertools import accumulate
 from multiprocessing.connection import Connection, wait
 from multiprocessing.reduction import ForkingPickler
 from operator import itemgetter
-from typing import TYPE_CHECKING, Any, BinaryIO, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import orjson
 
@@ -82,8 +75,7 @@ if TYPE_CHECKING:  # imported where used: `pqlbot score` has no need of them
 
 APART_FROM = 1 << 20  # bytes: a smaller file is scored in the command's own process
 _FIRST, _SECOND = itemgetter(0), itemgetter(1)
-_USER_KEY = b'"userId":"'
-_BLOCK = 8 << 20  # bytes: how much of another process's part is read at once for the lines of this one's share
+_USER_KEY = '"userId":"'
 Message = Any
 Own = tuple[list[tuple[int, Event]], dict]  # a process's own users' events (line, event) and the group traits
 
@@ -184,17 +176,11 @@ def backtest_file(path: str, sets: Sequence[Rules], tz: tzinfo, window: Window, 
 
 def _rounds(crew: _Crew, traits: Callable[[list[Event]], dict]
             ) -> tuple[list[tuple[int, str]], int, list[Message]] | None:
-    """The command's side of rounds 0 to 2 (the module docstring): each part's first line number, and where the
-    lines of each process's share lie in the others' parts, handed to every process; the links made of those the
-    processes' calls ask for, and the accounts' group traits (`traits` of the group calls, in file order), handed
-    to every process; then the events of each process's users passed on. Returns the invalid lines in file order,
-    how many events were valid, and each process's first message of its own step; None when the file cannot be read
-    through."""
-    parts = crew.gather()
-    if any(message is None for message in parts):
-        return None
-    bases = list(accumulate((count for count, _ in parts), initial=0))
-    asks = crew.exchange([(bases, sent) for sent in _transposed([where for _, where in parts])])
+    """The command's side of rounds 1 and 2 (the module docstring): the links made of those the processes' calls
+    ask for, and the accounts' group traits (`traits` of the group calls, in file order), handed to every process;
+    then the events of each process's users passed on. Returns the invalid lines in file order, how many events were
+    valid, and each process's first message of its own step; None when the file cannot be read through."""
+    asks = crew.gather()
     if any(message is None for message in asks):
         return None
     invalid = sorted((bad for *_, rejected, _ in asks for bad in rejected), key=_FIRST)
@@ -254,20 +240,12 @@ def _replays(path: str, sets: Sequence[Rules], tz: tzinfo, window: Window, k: in
 
 
 def _own_events(path: str, rules: Rules, k: int, n: int) -> Generator[Message, Message, Own | None]:
-    """Process k's side of rounds 0 to 2 (the module docstring): its part of the file read, the lines of other
-    processes' users in it handed over by where they lie; its share of the lines parsed, the links its calls ask for
-    and its group calls handed over, its events resolved and those of other processes' users handed over. Returns its
-    own users' events (line number, event) in file order, and every account's group traits; None (after handing over
-    None) when the file cannot be read through."""
-    parsed = _Parsed(rules)
+    """Process k's side of rounds 1 and 2 (the module docstring): its share of the lines parsed, the links its calls
+    ask for and its group calls handed over, its events resolved and those of other processes' users handed over.
+    Returns its own users' events (line number, event) in file order, and every account's group traits; None (after
+    handing over None) when the file cannot be read through."""
     try:
-        count, theirs = _read_part(path, parsed, k, n)
-    except (_ReadAsText, UnicodeDecodeError, OSError):
-        yield None
-        return None
-    bases, sent = yield count, [None if to == k else places.tobytes() for to, places in enumerate(theirs)]
-    try:
-        own, rejected = _parse_theirs(path, parsed, sent, bases, k)
+        own, rejected = _parse_share(path, rules, k, n)
     except (UnicodeDecodeError, OSError):
         yield None
         return None
@@ -365,107 +343,27 @@ def _unpacked(received: Sequence[bytes | None], k: int, mine: Any) -> list[Any]:
     return [mine if sender == k else pickle.loads(part) for sender, part in enumerate(received)]
 
 
-class _Parsed:
-    """The lines a process parses, as it meets them: (line number, event) for the valid ones, (line number, why) for
-    the others. A line that is not UTF-8 raises UnicodeDecodeError, as reading the file as text does."""
-
-    __slots__ = ("rules", "events", "rejected")
-
-    def __init__(self, rules: Rules) -> None:
-        self.rules = rules
-        self.events: list[tuple[int, Event]] = []
-        self.rejected: list[tuple[int, str]] = []
-
-    def line(self, number: int, line: bytes) -> None:
-        text = line.decode()
-        if not text.strip():
-            return
-        try:
-            self.events.append((number, parse_event(text, self.rules)))
-        except EventError as exc:
-            self.rejected.append((number, str(exc)))
-
-
-def _read_part(path: str, parsed: _Parsed, k: int, n: int) -> tuple[int, list[array]]:
-    """Process k's part of the file (the k-th of n runs of whole lines of about the same size in bytes), its share of
-    the lines in it parsed into `parsed` (numbered within the part). Returns how many lines the part has, and for
-    each other process where the lines of its share lie (number within the part, first byte, byte after the last:
-    `_parse_theirs` reads them there). A line's share: `hash` of the text after `"userId":"` (its process as
-    `_sort_out` finds it, for a plain id), or this process's when there is none (blank lines, anonymous calls,
-    numeric ids)."""
-    theirs = [array("q") for _ in range(n)]
-    take = parsed.line
+def _parse_share(path: str, rules: Rules, k: int, n: int) -> tuple[list[tuple[int, Event]], list[tuple[int, str]]]:
+    """Process k's share of the file's lines, parsed: (line number, event) for the valid ones, (line number, why)
+    for the others, in file order."""
+    own: list[tuple[int, Event]] = []
+    rejected: list[tuple[int, str]] = []
     skip = len(_USER_KEY)
-    with open(path, "rb") as stream:
-        size = os.fstat(stream.fileno()).st_size
-        at, end = _line_start(stream, size * k // n), _line_start(stream, size * (k + 1) // n)
-        stream.seek(at)
-        number = 0
-        for line in stream if at < end else ():
-            number += 1
-            length = len(line)
-            if b"\r" in line and line.find(b"\r") != length - 2:  # a line end to Python reading text
-                raise _ReadAsText
-            begins = line.find(_USER_KEY)
-            if begins >= 0:
-                begins += skip
-                home = hash(line[begins:line.find(b'"', begins)].decode(errors="replace")) % n
-                if home != k:
-                    theirs[home].extend((number, at, at + length))
-                    at += length
-                    if at >= end:
-                        break
+    with open(path, encoding="utf-8") as stream:
+        for number, line in enumerate(stream, start=1):
+            start = line.find(_USER_KEY)
+            if start >= 0:
+                start += skip
+                if hash(line[start:line.find('"', start)]) % n != k:
                     continue
-            take(number, line)
-            at += length
-            if at >= end:
-                break
-    return number, theirs
-
-
-class _ReadAsText(Exception):
-    """A file whose lines the processes would not number as one process reading it as text does (a carriage return
-    that is not part of a line's end): it is done in one process."""
-
-
-def _line_start(stream: BinaryIO, offset: int) -> int:
-    """Where the first line that begins at or after byte `offset` begins (the file's size when none does)."""
-    if offset == 0:
-        return 0
-    stream.seek(offset - 1)
-    stream.readline()  # the rest of the line that holds the byte before: the next one begins after it
-    return stream.tell()
-
-
-def _parse_theirs(path: str, parsed: _Parsed, sent: Sequence[bytes | None], bases: Sequence[int],
-                  k: int) -> tuple[list[tuple[int, Event]], list[tuple[int, str]]]:
-    """Process k's share of the file's lines, all parsed: those of its own part (`parsed`), and those the other
-    processes found in theirs (`sent`: where they lie, read here from the file). Lines are numbered in the file
-    (`bases`: the number of lines before each part). Returns (line number, event) for the valid ones and (line
-    number, why) for the others, in file order."""
-    base = bases[k]
-    mine = [(base + number, event) for number, event in parsed.events]
-    mine_rejected = [(base + number, why) for number, why in parsed.rejected]
-    parsed.events, parsed.rejected = [], []
-    with open(path, "rb", buffering=0) as stream:
-        for sender, places in enumerate(sent):
-            if sender == k or not places:
+            elif number % n != k:
                 continue
-            where = array("q")
-            where.frombytes(places)
-            base, take, i, total = bases[sender], parsed.line, 0, len(where)
-            while i < total:  # the lines lie in file order: read in blocks from the first not read yet
-                first = where[i + 1]
-                stream.seek(first)
-                block = stream.read(max(_BLOCK, where[i + 2] - first))
-                last = first + len(block)
-                while i < total and where[i + 2] <= last:
-                    take(base + where[i], block[where[i + 1] - first:where[i + 2] - first])
-                    i += 3
-    own, rejected = mine + parsed.events, mine_rejected + parsed.rejected
-    if len(sent) > 1:
-        own.sort(key=_FIRST)
-        rejected.sort(key=_FIRST)
+            if not line.strip():
+                continue
+            try:
+                own.append((number, parse_event(line, rules)))
+            except EventError as exc:
+                rejected.append((number, str(exc)))
     return own, rejected
 
 
