@@ -19,7 +19,7 @@ from bot.store.bulk import driver_value
 from bot.store.models import EventRecord, Identity
 from bot.store.queries import rows_for
 from scoring.events import Event
-from scoring.identity import ANONYMOUS, final, is_anonymous, links_in
+from scoring.identity import final, is_anonymous, key_of, links_in
 
 _IDENTITIES = Identity.__table__
 _EVENTS = EventRecord.__table__
@@ -44,17 +44,14 @@ def resolve(connection: sa.Connection, events: Sequence[Event], *, now: datetime
     transaction). A few statements a group, however many calls: one look-up of its ids, one insert of the new
     links, one look-up of which linked ids have stored events; only those are moved."""
     asked = links_in(events)
-    sent_as = [user if (user := event.user_id) is not None else ANONYMOUS + (event.anonymous_id or "")
-               for event in events]  # `key_of`, inlined: a million calls a backfill
-    keys = set(sent_as)
-    keys.update(asked)
-    keys.update(asked.values())
+    sent_as = [key_of(event) for event in events]
+    keys = set(sent_as) | set(asked) | set(asked.values())
     known = _known(connection, keys) if keys else {}
     new: dict[str, str] = {}
     for alias, user in asked.items():
         if alias in known:
             continue  # linked before: the first link stands
-        target = final(user, known) if user in known else user
+        target = final(user, known)
         if target == alias or final(alias, known) == target:
             continue  # no link back to where it came from
         new[alias] = known[alias] = target
@@ -73,10 +70,9 @@ def resolve(connection: sa.Connection, events: Sequence[Event], *, now: datetime
             connection.execute(sa.update(_EVENTS).where(_EVENTS.c.user_id == alias).values(user_id=new[alias]))
             resolved.merged.add(new[alias])
             resolved.moved_away.add(alias)
-    # Where each linked id ends up, once an id rather than once a call (a group holds many calls of each user); an id
-    # linked nowhere stays itself.
-    ends = {key: final(key, known) for key in keys if key in known}
-    resolved.events = [event if (key := ends.get(sent, sent)) == event.user_id else event._replace(user_id=key)
+    # Where each id ends up, once an id rather than once a call (a group holds many calls of each user).
+    ends = {key: final(key, known) for key in keys}
+    resolved.events = [event if (key := ends[sent]) == event.user_id else event._replace(user_id=key)
                        for event, sent in zip(events, sent_as, strict=True)]
     return resolved
 
