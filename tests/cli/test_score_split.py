@@ -224,8 +224,8 @@ def test_a_file_that_stops_being_utf8_fails_as_it_does_in_one_process(tmp_path, 
 
 @pytest.mark.parametrize("ending", ["\r\n", "\r", "\n"])
 def test_carriage_returns_end_lines_in_two_processes_as_in_one(tmp_path, monkeypatch, capsys, ending):
-    """The processes read the file as bytes, one process as text, where a carriage return ends a line too: lines
-    ending in CRLF or CR alone, and a line with a CR between its fields, are numbered and judged alike."""
+    """Python reading text ends a line at a carriage return too: lines ending in CRLF or CR alone, and a line with a
+    CR between its fields (read as two), are numbered and judged alike by one process and by two."""
     monkeypatch.setattr(split, "APART_FROM", 0)
     lines = _history(7)
     lines[len(lines) // 2] = ('{"type":"track","event":"x","userId":"u009",\r"messageId":"m-cr",'
