@@ -810,7 +810,7 @@ def score_members(
     an account's verdict is made of (scoring/accounts.py)."""
     events = resolve(list(events))
     groups = group_traits(events, at)
-    return score_resolved(events, rules, at, tz=tz, dispositions=dispositions, groups=groups), groups
+    return score_grouped(by_user(events), rules, at, tz=tz, dispositions=dispositions, groups=groups), groups
 
 
 def group_traits(events: Iterable[ev.Event], at: datetime) -> dict[str, GroupTraits]:
@@ -826,32 +826,23 @@ def group_traits(events: Iterable[ev.Event], at: datetime) -> dict[str, GroupTra
     return groups
 
 
-def score_resolved(
-    events: Iterable[ev.Event],
-    rules: Rules,
-    at: datetime,
-    *,
-    tz: tzinfo = UTC,
-    dispositions: Mapping[str, Sequence[PriorDisposition]] | None = None,
-    groups: Mapping[str, GroupTraits],
-) -> list[tuple[ScoreResult, Tally]]:
-    """The verdicts and tallies of `score_members`, from calls already under the user they belong to (`resolve`) and
-    the group traits of every account (`group_traits`, which may have been read from more calls than these: a user's
-    account may be described by calls that are not theirs)."""
-    by_user: dict[str, list[ev.Event]] = {}
+def by_user(events: Iterable[ev.Event]) -> dict[str, list[ev.Event]]:
+    """Calls already under the user they belong to (`resolve`), grouped by user in the order users first come, each
+    user's in the order they came; an anonymous visitor nothing links is left out (never scored)."""
+    grouped: dict[str, list[ev.Event]] = {}
     for event in events:
-        held = by_user.get(user_id := event.user_id)
+        held = grouped.get(user_id := event.user_id)
         if held is None:
-            by_user[user_id] = [event]
+            grouped[user_id] = [event]
         else:
             held.append(event)
-    for user_id in [user_id for user_id in by_user if is_anonymous(user_id)]:
-        del by_user[user_id]  # an anonymous visitor nothing links is not scored
-    return score_grouped(by_user, rules, at, tz=tz, dispositions=dispositions, groups=groups)
+    for user_id in [user_id for user_id in grouped if is_anonymous(user_id)]:
+        del grouped[user_id]
+    return grouped
 
 
 def score_grouped(
-    by_user: Mapping[str, Sequence[ev.Event]],
+    grouped: Mapping[str, Sequence[ev.Event]],
     rules: Rules,
     at: datetime,
     *,
@@ -859,8 +850,10 @@ def score_grouped(
     dispositions: Mapping[str, Sequence[PriorDisposition]] | None = None,
     groups: Mapping[str, GroupTraits],
 ) -> list[tuple[ScoreResult, Tally]]:
-    """`score_resolved` of events already grouped by user (each user's in the order they came), in that order of
-    users: for a caller that groups them as it reads them (bot/cli/split.py)."""
+    """The verdicts and tallies of `score_members`, from calls grouped by the user they belong to (`by_user`; a
+    caller that reads them may group them as it goes: bot/cli/split.py), in that order of users, and the group
+    traits of every account (`group_traits`, which may have been read from more calls than these: a user's account
+    may be described by calls that are not theirs)."""
     if at.tzinfo is not None:
         at = at.astimezone(UTC)  # once: converting it again per user is then free (a naive one fails per user)
     dispositions = dispositions or {}
@@ -868,5 +861,5 @@ def score_grouped(
         return [
             score_user_and_tally(user_events, rules, at, tz=tz, dispositions=dispositions.get(user_id, ()),
                                  groups=groups)
-            for user_id, user_events in by_user.items()
+            for user_id, user_events in grouped.items()
         ]

@@ -474,12 +474,13 @@ def _carry_on(session: Session, lead_row: _Lead, verdict: ScoreResult, before: d
     """An open account lead: members' open leads absorbed into it, newcomers and the newly qualified added to its
     contact map, its tier raised when the account's is higher; its alert edited for those and for a member's new name,
     title or email."""
-    known = {c["user_id"]: c.get("status") for c in before.get("users", [])}
+    known = {c["user_id"]: c for c in before.get("users", [])}
     added = [c for c in verdict.users if before and (c.user_id not in known or (
-        c.status == str(Status.QUALIFIED) and known[c.user_id] != str(Status.QUALIFIED)))]
+        c.status == str(Status.QUALIFIED) and known[c.user_id].get("status") != str(Status.QUALIFIED)))]
     # Who a member is, as the alert's contact lines show it: a new name, title or email edits the alert.
-    shown = {c["user_id"]: (c.get("name"), c.get("title"), c.get("email")) for c in before.get("users", [])}
-    renamed = any(c.user_id in shown and shown[c.user_id] != (c.name, c.title, c.email) for c in verdict.users)
+    renamed = any((was := known.get(c.user_id)) is not None
+                  and (was.get("name"), was.get("title"), was.get("email")) != (c.name, c.title, c.email)
+                  for c in verdict.users)
     tier = _higher(lead_row.tier, verdict) if verdict.status is Status.QUALIFIED else lead_row.tier
     if not theirs and not added and not renamed and tier == lead_row.tier:
         return  # the daily rescore's common case: nothing to write, not even the lead to read

@@ -263,6 +263,7 @@ def rescore_added(
     last_judged: dict[str, list] = {}
     account_slots = sorted(plan.catalogue.slots_of_level(Level.ACCOUNT))
     quiet: set[str] = set()  # users whose events this time feed no account trigger: their accounts stand as they were
+    identified: set[str] = set()  # those of them who sent an identify call
     for user in users:
         base, state = stored.get(user, (None, None))
         tally = Tally.restore(state, plan, tz, user) if base == basis and user not in rebuild else None
@@ -271,10 +272,13 @@ def rescore_added(
             kept[user] = tally
             if judged := state.get("judged"):
                 last_judged[user] = judged
-            if before == [len(tally.slots[s]) for s in account_slots] and user not in rejudge and \
-                    not any(event.name in _ACCOUNT_NEWS for event in added.get(user, ())):
-                quiet.add(user)
-    if identified := {user for user in quiet if any(event.name == IDENTIFY for event in added.get(user, ()))}:
+            if before == [len(tally.slots[s]) for s in account_slots] and user not in rejudge:
+                names = {event.name for event in added.get(user, ())}
+                if names.isdisjoint(_ACCOUNT_NEWS):
+                    quiet.add(user)
+                    if IDENTIFY in names:
+                        identified.add(user)
+    if identified:
         quiet -= account_leads.members_of_led_accounts(session, identified)  # their name or title in a contact map
     stale = users - set(kept)
     histories = {user: events for user, events in events_of(connection, stale)} if stale else {}
