@@ -26,7 +26,7 @@ from bot.cli.common import moment, open_lines
 from bot.cli.db import cannot_open
 from bot.cli.parsing import ParsedLines, workers_for
 from bot.settings import Settings
-from scoring import Event, paused_gc
+from scoring import Event, Rules, load_rules, paused_gc
 
 if TYPE_CHECKING:
     from rich.progress import Progress
@@ -79,9 +79,9 @@ class Tally:
         return f"{self.accepted:,} new · {self.duplicates:,} duplicate · {self.rejected:,} rejected"
 
 
-def open_pipeline(url: str, settings: Settings, command: str) -> Pipeline | None:
-    """The store at `url`, migrated to head, behind the team's pipeline (scoring and routing); None (with a
-    message) when it can't be opened."""
+def open_pipeline(url: str, settings: Settings, command: str, rules: Rules | None = None) -> Pipeline | None:
+    """The store at `url`, migrated to head, behind the team's pipeline (scoring and routing, with `rules` when
+    they are loaded already); None (with a message) when it can't be opened."""
     from alembic.util import CommandError
 
     from bot.services.pipeline import for_team
@@ -92,7 +92,7 @@ def open_pipeline(url: str, settings: Settings, command: str) -> Pipeline | None
     except (sa.exc.SQLAlchemyError, CommandError) as exc:
         cannot_open(command, url, exc)
         return None
-    return for_team(engine, settings)
+    return for_team(engine, settings, rules=rules)
 
 
 def run_ingest(args: argparse.Namespace, settings: Settings) -> int:
@@ -101,14 +101,16 @@ def run_ingest(args: argparse.Namespace, settings: Settings) -> int:
     except OSError as exc:
         print(f"pqlbot ingest: {exc.strerror}: {args.file}", file=sys.stderr)
         return 2
-    with lines as stream:
-        pipeline = open_pipeline(settings.database_url, settings, "ingest")
+    # The parsing worker starts first, on the rules alone: it parses the file's first blocks while this process
+    # opens and migrates the store (a second of imports and statements), and it inherits no database connection.
+    rules = load_rules(settings.pql_rules_file)
+    with lines as stream, ParsedLines(stream, rules, workers=workers_for()) as parsed:
+        pipeline = open_pipeline(settings.database_url, settings, "ingest", rules)
         if pipeline is None:
             return 2
         tally, stopped = Tally(), None
         try:
-            with ParsedLines(stream, pipeline.rules, workers=workers_for()) as parsed, \
-                    _progress(stream, args.file, parsed) as progress:
+            with _progress(stream, args.file, parsed) as progress:
                 _ingest(parsed, pipeline, tally, at=args.at or pipeline.clock(), score=args.score, progress=progress)
         except UnicodeDecodeError:
             stopped = (2, "not UTF-8 text")

@@ -99,13 +99,15 @@ class Pipeline:
         clock: Clock = utc_now,
         router: Router | None = None,
         processes: int | None = None,
+        rules: Rules | None = None,
     ) -> None:
-        """`processes`: how many may judge a full rescore of a big store (None or 0: one per CPU, up to 4)."""
+        """`processes`: how many may judge a full rescore of a big store (None or 0: one per CPU, up to 4).
+        `rules`: those of `rules_path`, when the caller has loaded them already."""
         self.engine, self.tz, self.rules_path, self.clock, self.router = engine, tz, rules_path, clock, router
         self.processes = processes or default_processes()
         # Called after a transaction that may owe Slack something (serve wakes its deliverer with it).
         self.on_new_work: Callable[[], None] = lambda: None
-        self.rules: Rules = load_rules(rules_path)
+        self.rules: Rules = rules if rules is not None else load_rules(rules_path)
         self.rules_fingerprint = fingerprint(rules_path)
         self.basis = self._basis()
 
@@ -304,14 +306,15 @@ def _alerts_due(connection: sa.Connection, pql_ids: list[int], at: datetime) -> 
                            .values(next_attempt_at=at))
 
 
-def for_team(engine: sa.Engine, settings: Settings, *, clock: Clock = utc_now) -> Pipeline:
-    """The pipeline every long-lived command uses: scoring with the team's rules and timezone, and new
-    leads routed to the roster (synced from PQL_REPS here, so routing never sees a stale one)."""
+def for_team(engine: sa.Engine, settings: Settings, *, clock: Clock = utc_now, rules: Rules | None = None) -> Pipeline:
+    """The pipeline every long-lived command uses: scoring with the team's rules (`rules`, when the caller has
+    loaded PQL_RULES_FILE already) and timezone, and new leads routed to the roster (synced from PQL_REPS here, so
+    routing never sees a stale one)."""
     tracking.configure(settings.sinks)  # the CRM and the webhook, fed by the outbox when configured
     router = Router(settings.calendar, cap=settings.pql_daily_cap, manager=settings.pql_manager,
                     fast_lane=settings.fast_lane, teams=settings.teams)
     pipeline = Pipeline(engine, tz=settings.tz, rules_path=settings.pql_rules_file, clock=clock, router=router,
-                        processes=settings.rescore_processes)
+                        processes=settings.rescore_processes, rules=rules)
     with pipeline.session() as session, session.begin():
         leads.sync_roster(session, settings.roster, now=clock())
     return pipeline
