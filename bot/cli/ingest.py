@@ -151,7 +151,8 @@ def _ingest(
         done = pipeline.ingest(events, score=False)
         tally.accepted += done.stored.accepted
         tally.duplicates += done.stored.duplicates
-        users.update(done.stored.users)  # under the ids they resolve to: an anonymous call has no userId
+        if score:
+            users.update(done.stored.users)  # under the ids they resolve to: an anonymous call has no userId
 
     with paused_gc():  # parsing makes millions of small acyclic objects: generation scans would find nothing
         for block in parsed:

@@ -70,9 +70,10 @@ def resolve(connection: sa.Connection, events: Sequence[Event], *, now: datetime
             connection.execute(sa.update(_EVENTS).where(_EVENTS.c.user_id == alias).values(user_id=new[alias]))
             resolved.merged.add(new[alias])
             resolved.moved_away.add(alias)
-    # Where each id ends up, once an id rather than once a call (a group holds many calls of each user).
-    ends = {key: final(key, known) for key in keys}
-    resolved.events = [event if (key := ends[sent]) == event.user_id else event._replace(user_id=key)
+    # Where each linked id ends up, once an id rather than once a call (a group holds many calls of each user); an id
+    # linked nowhere (most are) stays itself.
+    ends = {key: final(key, known) for key in keys if key in known}
+    resolved.events = [event if (key := ends.get(sent, sent)) == event.user_id else event._replace(user_id=key)
                        for event, sent in zip(events, sent_as, strict=True)]
     return resolved
 

@@ -9,7 +9,7 @@ builds them again from the history. On PostgreSQL, two processes adding events t
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from datetime import UTC, datetime
 
 import orjson
@@ -60,17 +60,21 @@ def write(connection: sa.Connection, rows: list[tuple[str, str, dict]]) -> None:
     bulk.executemany(f"INSERT INTO {TALLIES.name} ({names}) VALUES ({mark}, {mark}, {mark}){tail}", encoded)
 
 
-def drop(connection: sa.Connection, user_ids: Iterable[str]) -> None:
+def drop(connection: sa.Connection, user_ids: Collection[str]) -> None:
     """Forget these users' tallies: events reached the store without being added to them. One statement at the
     driver's level whatever the count (as `rows_for` reads): a backfill drops 50,000 users' at every commit."""
-    ids = list(set(user_ids))
-    if not ids:
+    if not user_ids:
         return
     driver = connection.connection.driver_connection
+    held = f"SELECT 1 FROM {TALLIES.name} LIMIT 1"  # none at all (a first backfill): nothing to forget, no id to send
     if connection.dialect.name == "postgresql":
         with driver.cursor() as cursor:
-            cursor.execute(f"DELETE FROM {TALLIES.name} WHERE user_id = ANY(%s::text[])", (ids,))
+            if cursor.execute(held).fetchone() is not None:
+                cursor.execute(f"DELETE FROM {TALLIES.name} WHERE user_id = ANY(%s::text[])", (list(set(user_ids)),))
         return
+    if driver.execute(held).fetchone() is None:
+        return
+    ids = list(set(user_ids))
     driver.execute(f"DELETE FROM {TALLIES.name} WHERE user_id IN (SELECT value FROM json_each(?))",
                    (orjson.dumps(ids).decode(),))
 
