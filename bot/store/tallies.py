@@ -66,13 +66,13 @@ def drop(connection: sa.Connection, user_ids: Collection[str]) -> None:
     if not user_ids:
         return
     driver = connection.connection.driver_connection
-    held = f"SELECT 1 FROM {TALLIES.name} LIMIT 1"  # none at all (a first backfill): nothing to forget, no id to send
     if connection.dialect.name == "postgresql":
         with driver.cursor() as cursor:
-            if cursor.execute(held).fetchone() is not None:
-                cursor.execute(f"DELETE FROM {TALLIES.name} WHERE user_id = ANY(%s::text[])", (list(set(user_ids)),))
+            cursor.execute(f"DELETE FROM {TALLIES.name} WHERE user_id = ANY(%s::text[])", (list(set(user_ids)),))
         return
-    if driver.execute(held).fetchone() is None:
+    # SQLite: none held at all (a first backfill) means nothing to forget, and no id need be sent. The caller's
+    # transaction has written already, so no other writer can add one before it commits.
+    if driver.execute(f"SELECT 1 FROM {TALLIES.name} LIMIT 1").fetchone() is None:
         return
     ids = list(set(user_ids))
     driver.execute(f"DELETE FROM {TALLIES.name} WHERE user_id IN (SELECT value FROM json_each(?))",
