@@ -54,7 +54,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         if finding.ok is not True:
             log.warning("doctor: %s: %s%s", finding.what, finding.said, f" (fix: {finding.fix})" if finding.fix else "")
     log.info("serve: %s", doctor.summary(settings, findings))
-    built = server.build(settings, pipeline=for_team(engine, settings))
+    built = server.build(settings, pipeline=for_team(engine, settings), deliver_apart=True)
     try:
         built.start_background()
     except SocketModeRefused as refused:

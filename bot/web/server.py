@@ -1,8 +1,9 @@
-"""Everything `pqlbot serve` runs in one process, assembled in one place (and testable without uvicorn).
+"""Everything `pqlbot serve` runs, assembled in one place (and testable without uvicorn).
 
 - Slack: over HTTP at /slack/events, or over Socket Mode when SLACK_APP_TOKEN is set;
 - ingestion: Segment's tracking API (/v1/track, /v1/batch, ...), /healthz;
-- the outbox deliverer (a thread) and the scheduled sweeps (APScheduler).
+- the outbox deliverer (a process of its own under `pqlbot serve`, a thread in tests) and the scheduled sweeps
+  (APScheduler).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from bot.services.routing import Router
 from bot.settings import Settings
 from bot.slack.app import build_app
 from bot.slack.delivery import Deliverer
+from bot.slack.delivery_process import DeliveryProcess
 from bot.slack.gateway import Gateway
 from bot.slack.runtime import Runtime
 from bot.slack.socket_mode import Connection
@@ -39,6 +41,7 @@ class Server:
     web: Starlette
     socket_mode: Connection | None = None
     background: list = field(default_factory=list)
+    deliver_apart: bool = False  # the Slack deliverer in a process of its own (`pqlbot serve`), else a thread
 
     def start_background(self) -> None:
         """The deliverer and the sweeps; a test may leave them off and drive them by hand."""
@@ -48,11 +51,14 @@ class Server:
                                             teams=settings.teams)
         self.background = [scheduler.start(Sweeps(pipeline, router, settings))]
         if settings.slack_bot_token:  # without Slack, notices wait in the outbox until it is configured
-            deliverer = Deliverer(self.runtime.pipeline.engine, self.runtime.gateway,
-                                  render_review=self.runtime.render_review,
-                                  render_alert=self.runtime.render_alert, alerts_channel=settings.pql_alerts_channel,
-                                  clock=self.runtime.now, make_way=self.runtime.answering.wait_quiet)
-            deliverer.start()
+            if self.deliver_apart:
+                deliverer = DeliveryProcess(settings).start()
+            else:
+                deliverer = Deliverer(self.runtime.pipeline.engine, self.runtime.gateway,
+                                      render_review=self.runtime.render_review,
+                                      render_alert=self.runtime.render_alert,
+                                      alerts_channel=settings.pql_alerts_channel, clock=self.runtime.now,
+                                      make_way=self.runtime.answering.wait_quiet).start()
             self.runtime.kick = deliverer.kick
             pipeline.on_new_work = deliverer.kick
             self.background.append(deliverer)
@@ -82,10 +88,13 @@ class Server:
 
 
 def build(settings: Settings, *, pipeline: Pipeline | None = None, gateway: Gateway | None = None,
-          listener_executor: Executor | None = None, after_ack: Executor | None = None) -> Server:
+          listener_executor: Executor | None = None, after_ack: Executor | None = None,
+          deliver_apart: bool = False) -> Server:
     """`listener_executor` and `after_ack` are for tests (see bot/slack/app.py and bot/web/slack_route.py); `after_ack`
     defaults to the listener executor a test gives, else to slack_route's own pool. Without a `pipeline`, the
-    store must open and take a write, or StoreUnusable says why (bot/store/health.py)."""
+    store must open and take a write, or StoreUnusable says why (bot/store/health.py). `deliver_apart`: Slack's
+    deliverer runs in a process of its own, on the settings' store and gateway (bot/slack/delivery_process.py), as
+    `pqlbot serve` runs it; else a thread of this process, on this pipeline's clock and this gateway."""
     if pipeline is None:
         pipeline = for_team(open_writable(settings.database_url), settings)
     else:  # a test's own pipeline: its roster still comes from the settings
@@ -108,4 +117,4 @@ def build(settings: Settings, *, pipeline: Pipeline | None = None, gateway: Gate
             routes.append(slack_route(app, answering=runtime.answering, after_ack=after_ack or listener_executor))
     else:
         log.warning("SLACK_BOT_TOKEN is not set: Slack is off (ingestion and scoring still run)")
-    return Server(runtime, Starlette(routes=routes), socket_mode)
+    return Server(runtime, Starlette(routes=routes), socket_mode, deliver_apart=deliver_apart)
