@@ -391,9 +391,21 @@ def drive(base: str, schedule: list, clients: int, connections: int, seconds: fl
 
 
 def cpu_seconds(pid: int) -> float:
-    """A process's user + system CPU time so far, from /proc (Linux)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU time so far of a process and its children (`pqlbot serve`'s delivery process; those it has
+    reaped included), from /proc (Linux)."""
+    ticks = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # gone meanwhile
+        if entry.name == str(pid):
+            ticks += sum(int(f) for f in fields[11:15])  # its own, and its reaped children's
+        elif fields[1] == str(pid):
+            ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def busy_seconds() -> float:
@@ -451,8 +463,8 @@ def run(args: argparse.Namespace, database_url: str, label: str) -> bool:
     print(f"POST answer:       p50 {pct(answer_ms, 50):,.1f} ms, p95 {pct(answer_ms, 95):,.1f} ms, p99 "
           f"{pct(answer_ms, 99):,.1f} ms, max {max(answer_ms):,.1f} ms (every event, under this load)")
     print(f"server CPU:        {server_cpu:.1f} s over {wall:.1f} s = {server_cpu / wall:.2f} CPUs, "
-          f"{server_cpu / max(1, len(answered)) * 1000:.2f} ms per event answered (one process: the GIL lets it "
-          f"use about 1 CPU)")
+          f"{server_cpu / max(1, len(answered)) * 1000:.2f} ms per event answered (the server and its Slack delivery "
+          f"process; the server's interpreter lock lets it use about 1 CPU)")
     print(f"machine CPU:       {machine_busy / wall:.2f} of {os.cpu_count()} CPUs busy: server "
           f"{server_cpu / wall:.2f}, load clients {client_cpu / wall:.2f}, everything else {others / wall:.2f} "
           f"(other work on the machine competes with the server)")
