@@ -126,8 +126,8 @@ class DeliveryProcess:
 
 
 def run(settings: Settings, receiving: Connection, parent: int) -> None:
-    """In the delivery process: the server's `Deliverer`, kicked through `pipe`, until told to stop or the parent is
-    gone."""
+    """In the delivery process: the server's `Deliverer`, kicked through `receiving`, until told to stop, the server
+    closes its end, or the server is gone."""
     _die_with(parent)
     from bot.services.pipeline import for_team
     from bot.slack.delivery import Deliverer
