@@ -35,7 +35,7 @@ from bot.store import make_engine, tallies
 from bot.store.bulk import BulkWriter, as_tuples, driver_value
 from bot.store.events import EPOCH, EVERYONE, Span, events_of
 from bot.store.models import AuditEntry, DispositionRecord, EventRecord, Notice, Pql, TrialUser
-from bot.store.queries import in_chunks, rows_for, utc
+from bot.store.queries import in_chunks, rows_for, rows_for_each, utc
 from scoring import Event, PriorDisposition, Rules, ScoreResult, Status, paused_gc, score_user
 from scoring.accounts import Member, account_member, has_account_triggers
 from scoring.engine import judge, plan_of, read_key, score_user_and_tally, until
@@ -105,15 +105,25 @@ class Rescored:
     processes: int = 1  # how many processes judged the users: more than one only when the rescore was split
 
 
+def _dispositions_asked(connection: sa.Connection) -> str:
+    """`_dispositions`' question for some users, for `rows_for` (or `rows_for_each`); `_disposition_rows` its answer."""
+    table = DispositionRecord.__table__
+    return f"SELECT user_id, disposition, {connection.dialect.identifier_preparer.quote('at')} FROM {table.name}"
+
+
+def _disposition_rows(rows: Iterable[tuple]) -> dict[str, list[PriorDisposition]]:
+    found: dict[str, list[PriorDisposition]] = defaultdict(list)
+    for user_id, disposition, at in rows:
+        found[user_id].append(PriorDisposition(disposition, utc(at)))  # as UtcDateTime reads it
+    return found
+
+
 def _dispositions(connection: sa.Connection, user_ids: set[str] | None,
                   span: Span = EVERYONE) -> dict[str, list[PriorDisposition]]:
     table = DispositionRecord.__table__
     found: dict[str, list[PriorDisposition]] = defaultdict(list)
     if user_ids is not None:
-        sql = f"SELECT user_id, disposition, {connection.dialect.identifier_preparer.quote('at')} FROM {table.name}"
-        for user_id, disposition, at in rows_for(connection, sql, user_ids):
-            found[user_id].append(PriorDisposition(disposition, utc(at)))  # as UtcDateTime reads it
-        return found
+        return _disposition_rows(rows_for(connection, _dispositions_asked(connection), user_ids))
     query = sa.select(table.c.user_id, table.c.disposition, table.c.at)
     for part in _parts(query, table.c.user_id, user_ids, span):
         for user_id, disposition, at in connection.execute(part):
@@ -130,14 +140,20 @@ def judged_at(connection: sa.Connection, user_id: str, rules: Rules, *, at: date
     return None
 
 
+#: `_previous`' question for some users, for `rows_for` (or `rows_for_each`); `_previous_rows` its answer.
+_PREVIOUS = f"SELECT user_id, CAST(verdict AS TEXT), industry, group_id FROM {_USERS.name}"
+
+
+def _previous_rows(rows: Iterable[tuple]) -> dict[str, tuple[str, str | None, str | None]]:
+    return {user_id: (text, industry, group) for user_id, text, industry, group in rows}
+
+
 def _previous(connection: sa.Connection, user_ids: set[str] | None,
               span: Span = EVERYONE) -> dict[str, tuple[str, str | None, str | None]]:
     """Each user's stored verdict as the JSON text it is (comparing text is far cheaper than parsing it), with the
     profile columns the verdict's JSON does not carry: industry and group."""
     if user_ids is not None:
-        select = f"SELECT user_id, CAST(verdict AS TEXT), industry, group_id FROM {_USERS.name}"
-        return {user_id: (text, industry, group) for user_id, text, industry, group in
-                rows_for(connection, select, user_ids)}
+        return _previous_rows(rows_for(connection, _PREVIOUS, user_ids))
     query = sa.select(_USERS.c.user_id, sa.cast(_USERS.c.verdict, sa.Text), _USERS.c.industry, _USERS.c.group_id)
     found: dict[str, tuple[str, str | None, str | None]] = {}
     for part in _parts(query, _USERS.c.user_id, user_ids, span):
@@ -258,7 +274,13 @@ def rescore_added(
     connection = session.connection()
     plan = plan_of(rules)
     tallies.hold(connection, users)
-    stored = tallies.read(connection, users)
+    # Three questions about the same users, in one round trip on PostgreSQL: their tallies, their dispositions and
+    # their last verdicts (those of everyone, though only those judged now are compared: a few more rows, not a
+    # statement more).
+    stored, dispositions, previous = rows_for_each(connection, [
+        (tallies.READ, users), (_dispositions_asked(connection), users), (_PREVIOUS, users)])
+    stored, dispositions, previous = (tallies.read_rows(stored), _disposition_rows(dispositions),
+                                      _previous_rows(previous))
     kept: dict[str, Tally] = {}
     last_judged: dict[str, list] = {}
     account_slots = sorted(plan.catalogue.slots_of_level(Level.ACCOUNT))
@@ -284,7 +306,6 @@ def rescore_added(
     histories = {user: events for user, events in events_of(connection, stale)} if stale else {}
     for user, events in histories.items():
         kept[user] = Tally.build(events, plan, tz, user, in_order=True)
-    dispositions = _dispositions(connection, users)
     at_us = _micros(at)
     keys, judge_now = {}, []
     for user, tally in kept.items():
@@ -294,7 +315,6 @@ def rescore_added(
                 (tally.latest is not None and tally.latest > at):
             judge_now.append(user)
     groups = tallies.read_groups(connection, {kept[u].group[1] for u in judge_now if kept[u].group is not None})
-    previous = _previous(connection, set(judge_now))
     writes = _Writes(connection, at, report, rules)
     qualified = Status.QUALIFIED
     members: dict[str, tuple[ScoreResult, Tally]] = {}

@@ -56,6 +56,29 @@ def rows_for(connection: sa.Connection, select: str, ids: Iterable[str], *, colu
                           (orjson.dumps(ids).decode(),)).fetchall()
 
 
+def rows_for_each(connection: sa.Connection, asks: Sequence[tuple[str, Iterable[str]]]) -> list[list[tuple]]:
+    """Several `rows_for` (each a `select` and its `user_id`s) at once: on PostgreSQL in one round trip (psycopg's
+    pipeline mode: the statements go out together and their answers come back together), elsewhere one after another.
+    An ingestion group asks several independent questions of the same users; on PostgreSQL each of them was a round
+    trip the writer waited on."""
+    if connection.dialect.name != "postgresql":
+        return [rows_for(connection, select, ids) for select, ids in asks]
+    driver = connection.connection.driver_connection
+    with driver.pipeline():
+        cursors = []
+        for select, ids in asks:
+            ids = list(ids)
+            cursor = driver.cursor()
+            if ids:
+                cursor.execute(f"{select} WHERE user_id = ANY(%s::text[])", (ids,))
+            cursors.append((cursor, bool(ids)))
+        try:
+            return [cursor.fetchall() if asked else [] for cursor, asked in cursors]
+        finally:
+            for cursor, _ in cursors:
+                cursor.close()
+
+
 def in_chunks(values: Sequence[T], size: int = 2000) -> list[Sequence[T]]:
     """IN lists of a bounded length (SQLite caps the parameters of one statement), in order."""
     return [values[start:start + size] for start in range(0, len(values), size)]

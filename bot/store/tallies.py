@@ -38,10 +38,17 @@ def hold(connection: sa.Connection, user_ids: Iterable[str]) -> None:
             (ids,))
 
 
+#: `read`'s question, for `rows_for` (or `rows_for_each`, asked with others), and `read_rows` its answer.
+READ = f"SELECT user_id, basis, CAST(state AS TEXT) FROM {TALLIES.name}"
+
+
 def read(connection: sa.Connection, user_ids: Iterable[str]) -> dict[str, tuple[str, dict]]:
     """Each user's stored tallies: user -> (basis, state)."""
-    select = f"SELECT user_id, basis, CAST(state AS TEXT) FROM {TALLIES.name}"
-    return {user_id: (basis, orjson.loads(state)) for user_id, basis, state in rows_for(connection, select, user_ids)}
+    return read_rows(rows_for(connection, READ, user_ids))
+
+
+def read_rows(rows: Iterable[tuple]) -> dict[str, tuple[str, dict]]:
+    return {user_id: (basis, orjson.loads(state)) for user_id, basis, state in rows}
 
 
 def write(connection: sa.Connection, rows: list[tuple[str, str, dict]]) -> None:
