@@ -120,10 +120,10 @@ def _disposition_rows(rows: Iterable[tuple]) -> dict[str, list[PriorDisposition]
 
 def _dispositions(connection: sa.Connection, user_ids: set[str] | None,
                   span: Span = EVERYONE) -> dict[str, list[PriorDisposition]]:
-    table = DispositionRecord.__table__
-    found: dict[str, list[PriorDisposition]] = defaultdict(list)
     if user_ids is not None:
         return _disposition_rows(rows_for(connection, _dispositions_asked(connection), user_ids))
+    table = DispositionRecord.__table__
+    found: dict[str, list[PriorDisposition]] = defaultdict(list)
     query = sa.select(table.c.user_id, table.c.disposition, table.c.at)
     for part in _parts(query, table.c.user_id, user_ids, span):
         for user_id, disposition, at in connection.execute(part):

@@ -66,6 +66,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from sqlmodel import Session
@@ -79,6 +80,9 @@ from bot.slack.gateway import FAILURES, Gateway, RateLimited, error_code
 from bot.store import holders
 from bot.store.holders import Holder
 from bot.store.models import Notice, Pql
+
+if TYPE_CHECKING:
+    from bot.slack.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -562,6 +566,13 @@ class Deliverer(Passes):
         self.engine, self.gateway, self.render_alert, self.render_review = engine, gateway, render_alert, render_review
         self.alerts_channel, self.limit = alerts_channel, limit
         self.last_report: DeliveryReport | None = None
+
+    @classmethod
+    def of(cls, runtime: Runtime, alerts_channel: str, *, make_way: Callable[[], None] = lambda: None) -> Deliverer:
+        """The deliverer of a running app (bot/slack/runtime.py): its store, gateway, renderers and clock."""
+        return cls(runtime.pipeline.engine, runtime.gateway, render_review=runtime.render_review,
+                   render_alert=runtime.render_alert, alerts_channel=alerts_channel, clock=runtime.now,
+                   make_way=make_way)
 
     def run_pass(self) -> DeliveryReport:
         return deliver_due(self.engine, self.gateway, render_alert=self.render_alert,

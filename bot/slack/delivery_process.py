@@ -55,11 +55,6 @@ class DeliveryProcess:
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._watcher = threading.Thread(target=self._watch, name="pqlbot-delivery-watch", daemon=True)
-        self.restarts = 0
-
-    @property
-    def pid(self) -> int | None:
-        return self._process.pid if self._process is not None else None
 
     def start(self) -> DeliveryProcess:
         self._spawn()
@@ -121,7 +116,6 @@ class DeliveryProcess:
                         process.pid, process.exitcode, RESTART_SECONDS)
             if self._stopping.wait(RESTART_SECONDS):
                 return
-            self.restarts += 1
             self._spawn()  # its first pass takes up whatever was owed meanwhile
 
 
@@ -137,11 +131,8 @@ def run(settings: Settings, receiving: Connection, parent: int) -> None:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     pipeline = for_team(open_writable(settings.database_url), settings)
-    runtime = Runtime(pipeline, settings, Gateway.from_settings(settings))
-    deliverer = Deliverer(pipeline.engine, runtime.gateway, render_review=runtime.render_review,
-                          render_alert=runtime.render_alert, alerts_channel=settings.pql_alerts_channel,
-                          clock=runtime.now)
-    deliverer.start()
+    deliverer = Deliverer.of(Runtime(pipeline, settings, Gateway.from_settings(settings)),
+                             settings.pql_alerts_channel).start()
     pipe = receiving.fileno()  # one byte a message, read as they are: not Connection's framed messages
     try:
         while os.getppid() == parent:

@@ -50,7 +50,7 @@ def rows_for(connection: sa.Connection, select: str, ids: Iterable[str], *, colu
     driver = connection.connection.driver_connection
     if connection.dialect.name == "postgresql":
         with driver.cursor() as cursor:
-            cursor.execute(f"{select} WHERE {column} = ANY(%s::text[])", (ids,))
+            cursor.execute(_any_of(select, column), (ids,))
             return cursor.fetchall()
     return driver.execute(f"{select} WHERE {column} IN (SELECT value FROM json_each(?))",
                           (orjson.dumps(ids).decode(),)).fetchall()
@@ -70,13 +70,18 @@ def rows_for_each(connection: sa.Connection, asks: Sequence[tuple[str, Iterable[
             ids = list(ids)
             cursor = driver.cursor()
             if ids:
-                cursor.execute(f"{select} WHERE user_id = ANY(%s::text[])", (ids,))
+                cursor.execute(_any_of(select, "user_id"), (ids,))
             cursors.append((cursor, bool(ids)))
         try:
             return [cursor.fetchall() if asked else [] for cursor, asked in cursors]
         finally:
             for cursor, _ in cursors:
                 cursor.close()
+
+
+def _any_of(select: str, column: str) -> str:
+    """PostgreSQL: `select` for the rows whose `column` is in an array of text, the one parameter."""
+    return f"{select} WHERE {column} = ANY(%s::text[])"
 
 
 def in_chunks(values: Sequence[T], size: int = 2000) -> list[Sequence[T]]:

@@ -54,11 +54,8 @@ class Server:
             if self.deliver_apart:
                 deliverer = DeliveryProcess(settings).start()
             else:
-                deliverer = Deliverer(self.runtime.pipeline.engine, self.runtime.gateway,
-                                      render_review=self.runtime.render_review,
-                                      render_alert=self.runtime.render_alert,
-                                      alerts_channel=settings.pql_alerts_channel, clock=self.runtime.now,
-                                      make_way=self.runtime.answering.wait_quiet).start()
+                deliverer = Deliverer.of(self.runtime, settings.pql_alerts_channel,
+                                         make_way=self.runtime.answering.wait_quiet).start()
             self.runtime.kick = deliverer.kick
             pipeline.on_new_work = deliverer.kick
             self.background.append(deliverer)
