@@ -210,7 +210,7 @@ def _postgresql_few(connection: sa.Connection, ids: list[str]) -> list[tuple]:
     # three (DECLARE, FETCH, CLOSE), and their events are few enough to hold at once. Binary, as below.
     sql = f"{_PG_EVENTS} WHERE user_id = ANY(%s::text[]) ORDER BY user_id, at_us, id"
     with connection.connection.driver_connection.cursor(binary=True) as cursor:
-        cursor.execute(sql, (ids,))
+        cursor.execute(sql, (ids,), prepare=False)  # planned for these ids: see bot/store/queries.py's _any_of
         return cursor.fetchall()
 
 

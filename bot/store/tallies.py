@@ -75,7 +75,8 @@ def drop(connection: sa.Connection, user_ids: Collection[str]) -> None:
     driver = connection.connection.driver_connection
     if connection.dialect.name == "postgresql":
         with driver.cursor() as cursor:
-            cursor.execute(f"DELETE FROM {TALLIES.name} WHERE user_id = ANY(%s::text[])", (list(set(user_ids)),))
+            cursor.execute(f"DELETE FROM {TALLIES.name} WHERE user_id = ANY(%s::text[])", (list(set(user_ids)),),
+                           prepare=False)  # planned for these ids: see bot/store/queries.py's _any_of
         return
     # SQLite: none held at all (a first backfill) means nothing to forget, and no id need be sent. The caller's
     # transaction has written already, so no other writer can add one before it commits.
