@@ -278,8 +278,8 @@ def _judged(kept: list[tuple[int, Event]], groups: dict, rules: Rules, at: datet
         else:
             held.append(event)
     kept.clear()  # the pairs: freed before judging
+    # by_user is kept to the end: freeing half a million events here took 0.4 s of the run (`_run` leaves at once).
     members = score_grouped(by_user, rules, at, tz=tz, groups=groups)
-    del by_user
     users = []
     for (result, _), number in zip(members, first, strict=True):
         users.append((number, line_of(result) if as_json else result))
