@@ -45,7 +45,8 @@ def resolve(connection: sa.Connection, events: Sequence[Event], *, now: datetime
     links, one look-up of which linked ids have stored events; only those are moved."""
     asked = links_in(events)
     sent_as = [key_of(event) for event in events]
-    keys = set(sent_as) | set(asked) | set(asked.values())
+    under = set(sent_as)
+    keys = under | set(asked) | set(asked.values())
     known = _known(connection, keys) if keys else {}
     new: dict[str, str] = {}
     for alias, user in asked.items():
@@ -70,9 +71,13 @@ def resolve(connection: sa.Connection, events: Sequence[Event], *, now: datetime
             connection.execute(sa.update(_EVENTS).where(_EVENTS.c.user_id == alias).values(user_id=new[alias]))
             resolved.merged.add(new[alias])
             resolved.moved_away.add(alias)
-    # Where each linked id ends up, once an id rather than once a call (a group holds many calls of each user); an id
-    # linked nowhere (most are) stays itself.
-    ends = {key: final(key, known) for key in keys if key in known}
+    # Where each id the calls were sent under ends up, once an id rather than once a call (a group holds many calls of
+    # each user); an id linked nowhere (most are) stays itself. Ids only asked to be linked (a signed-in user's
+    # anonymous id) need no answer: no call here is theirs.
+    ends = {key: final(key, known) for key in under if key in known}
+    if not ends and all(event.user_id is not None for event in events):
+        resolved.events = list(events)  # the common group: every call a user's own, none of them linked elsewhere
+        return resolved
     resolved.events = [event if (key := ends.get(sent, sent)) == event.user_id else event._replace(user_id=key)
                        for event, sent in zip(events, sent_as, strict=True)]
     return resolved
