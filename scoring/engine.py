@@ -523,14 +523,34 @@ def until(tally: Tally, rules: Rules, at: datetime, result: ScoreResult) -> date
     midnight (the trial day moves), a hold ends, a do-not-touch window closes, the words of one change ("started
     checkout 3 h ago"), or a trigger's "not completed within N days" wait ends."""
     at = at.astimezone(UTC)
-    ends = [next_midnight(_local_date(at, tally.tz), tally.tz)]
+    ends = [next_midnight(_local_date(at, tally.tz), tally.tz), *_turns(tally, rules, at, result)]
+    checkout_since, upgraded_at, *_ = tally.states()
+    dnt = rules.do_not_touch
+    for since, hours in ((checkout_since, dnt.checkout_grace_hours), (upgraded_at, dnt.after_upgrade_hours)):
+        if since is not None and at - since < timedelta(hours=hours):
+            ends.append(_elapsed_words_change(since, at))
+    return min(ends)
+
+
+def wake(tally: Tally, rules: Rules, at: datetime, result: ScoreResult) -> datetime | None:
+    """When `result` (the verdict on `tally` as of `at`) next changes with no event and no new day: a trigger's "not
+    completed within N days" wait ends, a do-not-touch window closes, a hold ends; None when nothing waits. What the
+    wake sweep (bot/sweeps/wake.py) judges the user again at, so that a trigger fires when it comes due rather than at
+    the user's next event or the next full rescore."""
+    return min(_turns(tally, rules, at.astimezone(UTC), result), default=None)
+
+
+def _turns(tally: Tally, rules: Rules, at: datetime, result: ScoreResult) -> list[datetime]:
+    """The moments after `at` (UTC) at which `result` turns with time alone (`wake`'s, and `until`'s besides the
+    day and the words)."""
+    ends = []
     if result.status is Status.HELD and result.qualified_at is not None:
         ends.append(result.qualified_at + timedelta(hours=rules.hold.hours))
     checkout_since, upgraded_at, *_ = tally.states()
     dnt = rules.do_not_touch
     for since, hours in ((checkout_since, dnt.checkout_grace_hours), (upgraded_at, dnt.after_upgrade_hours)):
         if since is not None and at - since < timedelta(hours=hours):
-            ends += [since + timedelta(hours=hours), _elapsed_words_change(since, at)]
+            ends.append(since + timedelta(hours=hours))
     plan = plan_of(rules)
     if plan.waits and tally.signup is not None:
         # A "started, not completed within N days" wait that ends with no event may fire a trigger then.
@@ -539,7 +559,7 @@ def until(tally: Tally, rules: Rules, at: datetime, result: ScoreResult) -> date
             due = catalogue.due(name, tally.slots, at_us)
             if due is not None:
                 ends.append(moment_of(due))
-    return min(ends)
+    return [end for end in ends if end > at]
 
 
 def _elapsed_words_change(since: datetime, at: datetime) -> datetime:

@@ -496,16 +496,22 @@ def evaluate(name: str, trigger: Trigger, occurrences: Sequence[Sequence[Occurre
     return None
 
 
-def next_due(trigger: Trigger, occurrences: Sequence[Sequence[Occurrence]], at_us: int) -> int | None:
+def next_due(trigger: Trigger, occurrences: Sequence[Sequence[Occurrence]], at_us: int,
+             ends: Sequence[Sequence[Occurrence] | None] | None = None) -> int | None:
     """The next moment after `at_us` a `not_followed_by` condition of `trigger` may come to hold with no new event
-    (the verdict must be looked at again then); None when none may."""
+    (the verdict must be looked at again then); None when none may. With `ends` (each condition's `not_followed_by`
+    occurrences, as `derived_occurrences` reads them), a wait an event has ended already is left out."""
     due: int | None = None
-    for condition, items in zip(trigger.all, occurrences, strict=True):
+    for index, (condition, items) in enumerate(zip(trigger.all, occurrences, strict=True)):
         if condition.not_followed_by is None:
             continue
         wait = condition.wait_us
+        end_times = sorted(e[0] for e in ends[index] or ()) if ends is not None else []
         for us, *_ in items:
             if us + wait > at_us and (due is None or us + wait < due):
+                after = bisect_left(end_times, us)
+                if after < len(end_times) and end_times[after] <= us + wait:
+                    continue  # ended in time, as `derived_occurrences` has it
                 due = us + wait
     return due
 
@@ -655,4 +661,6 @@ class Catalogue:
 
     def due(self, name: str, lists: Sequence[Sequence[Occurrence]], at_us: int) -> int | None:
         """When trigger `name` may next fire with no new event (a `not_followed_by` wait ending); None: never."""
-        return next_due(self.triggers[name], [lists[index] for index, _ in self.layout[name]], at_us)
+        layout = self.layout[name]
+        return next_due(self.triggers[name], [lists[index] for index, _ in layout], at_us,
+                        [None if end is None else lists[end] for _, end in layout])

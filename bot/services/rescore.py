@@ -38,7 +38,7 @@ from bot.store.models import AuditEntry, DispositionRecord, EventRecord, Notice,
 from bot.store.queries import in_chunks, rows_for, rows_for_each, utc
 from scoring import Event, PriorDisposition, Rules, ScoreResult, Status, paused_gc, score_user
 from scoring.accounts import Member, account_member, has_account_triggers
-from scoring.engine import judge, plan_of, read_key, score_user_and_tally, until
+from scoring.engine import judge, plan_of, read_key, score_user_and_tally, until, wake
 from scoring.events import CHECKOUT_COMPLETED, CONVERTED, GROUP, IDENTIFY, OPT_OUT
 from scoring.identity import ANONYMOUS
 from scoring.tally import Tally
@@ -73,7 +73,8 @@ _PIECES = 4
 _SAMPLE = 4096
 #: trial_users columns in the order `_Writes.user` lays them out.
 _USER_COLUMNS = ("user_id", "email", "domain", "company_name", "company_size", "first_name", "last_name", "title",
-                 "plan", "industry", "group_id", "signup_at", "status", "tier", "score", "verdict", "scored_at")
+                 "plan", "industry", "group_id", "signup_at", "status", "tier", "score", "verdict", "scored_at",
+                 "wake_at")
 _UPGRADE = (
     sa.update(_PQLS)
     .where(_PQLS.c.id == sa.bindparam("b_id"), _PQLS.c.tier == sa.bindparam("b_old_tier"))
@@ -141,37 +142,40 @@ def judged_at(connection: sa.Connection, user_id: str, rules: Rules, *, at: date
 
 
 #: `_previous`' question for some users, for `rows_for` (or `rows_for_each`); `_previous_rows` its answer.
-_PREVIOUS = f"SELECT user_id, CAST(verdict AS TEXT), industry, group_id FROM {_USERS.name}"
+_PREVIOUS = f"SELECT user_id, CAST(verdict AS TEXT), industry, group_id, wake_at FROM {_USERS.name}"
+Previous = tuple[str, str | None, str | None, datetime | str | None]  # verdict text, industry, group, wake (driver's)
 
 
-def _previous_rows(rows: Iterable[tuple]) -> dict[str, tuple[str, str | None, str | None]]:
-    return {user_id: (text, industry, group) for user_id, text, industry, group in rows}
+def _previous_rows(rows: Iterable[tuple]) -> dict[str, Previous]:
+    return {user_id: (text, industry, group, wake) for user_id, text, industry, group, wake in rows}
 
 
-def _previous(connection: sa.Connection, user_ids: set[str] | None,
-              span: Span = EVERYONE) -> dict[str, tuple[str, str | None, str | None]]:
+def _previous(connection: sa.Connection, user_ids: set[str] | None, span: Span = EVERYONE) -> dict[str, Previous]:
     """Each user's stored verdict as the JSON text it is (comparing text is far cheaper than parsing it), with the
-    profile columns the verdict's JSON does not carry: industry and group."""
+    columns the verdict's JSON does not carry: industry, group and when it wakes."""
     if user_ids is not None:
         return _previous_rows(rows_for(connection, _PREVIOUS, user_ids))
-    query = sa.select(_USERS.c.user_id, sa.cast(_USERS.c.verdict, sa.Text), _USERS.c.industry, _USERS.c.group_id)
-    found: dict[str, tuple[str, str | None, str | None]] = {}
+    query = sa.select(_USERS.c.user_id, sa.cast(_USERS.c.verdict, sa.Text), _USERS.c.industry, _USERS.c.group_id,
+                      _USERS.c.wake_at)
+    found: dict[str, Previous] = {}
     for part in _parts(query, _USERS.c.user_id, user_ids, span):
-        found.update((user_id, (text, industry, group)) for user_id, text, industry, group in connection.execute(part))
+        found.update(_previous_rows(connection.execute(part)))
     return found
 
 
-def _changed(result: ScoreResult, before: tuple[str, str | None, str | None] | None) -> str | None:
-    """The verdict's JSON text when it, or the profile columns beside it, differ from what is stored; else None."""
+def _changed(result: ScoreResult, before: Previous | None, wake: datetime | None) -> str | None:
+    """The verdict's JSON text when it, or the columns beside it (profile, wake), differ from what is stored; else
+    None."""
     verdict = result.to_json()
     text = orjson.dumps(verdict).decode()
     if before is None:
         return text
-    stored, industry, group = before
+    stored, industry, group, woke = before
     profile = result.profile
     # Same text, same verdict; other text may still be the same JSON (written another way).
     same = (stored == text or orjson.loads(stored) == verdict) and (industry, group) == (profile.industry,
-                                                                                        profile.group_id)
+                                                                                        profile.group_id) \
+        and (None if woke is None else utc(woke)) == wake
     return None if same else text
 
 
@@ -221,10 +225,11 @@ def rescore(
             paused_gc(), \
             _page_cache(connection, _WRITER_CACHE_KIB):
         # A million short-lived events and verdicts, and no cycles among them: the collector waits.
-        for result, text, tally in _verdicts(connection, rules, at=at, tz=tz, scope=parts[0], span=spans[0]):
+        for result, text, tally, wake in _verdicts(connection, rules, at=at, tz=tz, scope=parts[0],
+                                                   span=spans[0]):
             report.users += 1
             if text is not None:
-                writes.user(result, text)
+                writes.user(result, text, wake)
                 report.changed += 1
             if result.status is qualified:
                 writes.qualified.append(result)
@@ -324,15 +329,18 @@ def rescore_added(
             group = groups.get(tally.group[1]) if tally.group is not None else None
             if tally.latest is not None and tally.latest > at:  # an event after `at`: judged on the history to it
                 events = histories.get(user) or next(iter(events_of(connection, [user])))[1]
-                result = score_user(events, rules, at, tz=tz, dispositions=dispositions.get(user, ()), groups=groups)
+                result, upto = score_user_and_tally(events, rules, at, tz=tz,
+                                                    dispositions=dispositions.get(user, ()), groups=groups)
+                woken = wake(upto, rules, at, result)
                 last_judged.pop(user, None)  # judged on part of the tallies: not a verdict on them
             else:
                 result = judge(tally, rules, at, dispositions=dispositions.get(user, ()), group=group)
+                woken = wake(tally, rules, at, result)
                 last_judged[user] = [keys[user], _micros(until(tally, rules, at, result))]
                 members[user] = (result, tally)
             report.users += 1
-            if (text := _changed(result, previous.get(user))) is not None:
-                writes.user(result, text)
+            if (text := _changed(result, previous.get(user), woken)) is not None:
+                writes.user(result, text, woken)
                 report.changed += 1
             if result.status is qualified:
                 writes.qualified.append(result)
@@ -355,7 +363,7 @@ def _micros(moment: datetime) -> int:
 
 
 def _verdicts(connection: sa.Connection, rules: Rules, *, at: datetime, tz: tzinfo, scope: set[str] | None,
-              span: Span) -> Iterator[tuple[ScoreResult, str | None, Tally]]:
+              span: Span) -> Iterator[tuple[ScoreResult, str | None, Tally, datetime | None]]:
     """Each user's verdict, with its JSON text when that differs from the stored one (None: unchanged), and the
     tallies it was judged on."""
     previous = _previous(connection, scope, span)
@@ -367,7 +375,8 @@ def _verdicts(connection: sa.Connection, rules: Rules, *, at: datetime, tz: tzin
             continue  # an anonymous visitor: kept, never scored, until a call names the user
         result, tally = score_user_and_tally(events, rules, at, tz=tz, dispositions=dispositions.get(user_id, ()),
                                              groups=groups)
-        yield result, _changed(result, previous.pop(user_id, None)), tally
+        woken = wake(tally, rules, at, result)
+        yield result, _changed(result, previous.pop(user_id, None), woken), tally, woken
 
 
 def _split(connection: sa.Connection, processes: int) -> list[Span]:
@@ -505,9 +514,9 @@ def _judge(connection: sa.Connection, rules: Rules, at: datetime, tz: tzinfo, sp
     time = driver_value(_USERS.c.signup_at, connection.dialect)
     scored_at, users, judged, members = time(at), 0, [], []
     accounts = has_account_triggers(rules)
-    for result, text, tally in _verdicts(connection, rules, at=at, tz=tz, scope=scope, span=span):
+    for result, text, tally, woken in _verdicts(connection, rules, at=at, tz=tz, scope=scope, span=span):
         users += 1
-        row = _user_row(result, text, time, scored_at) if text is not None else None
+        row = _user_row(result, text, time, scored_at, woken) if text is not None else None
         qualified = result if result.status is Status.QUALIFIED else None
         if row is not None or qualified is not None:
             judged.append((row, qualified))
@@ -525,14 +534,15 @@ def default_processes() -> int:
     return max(1, min(cpus, 4))
 
 
-def _user_row(result: ScoreResult, text: str, time, scored_at) -> tuple:  # noqa: ANN001 - driver-level values
+def _user_row(result: ScoreResult, text: str, time, scored_at,  # noqa: ANN001 - driver-level values
+              wake: datetime | None) -> tuple:
     """A trial_users row as the driver takes it, in `_USER_COLUMNS` order."""
     profile, account = result.profile, result.account
     tier = None if result.tier is None else str(result.tier)
     return (
         result.user_id, result.email, account.domain, account.company_name, result.company_size,
         profile.first_name, profile.last_name, profile.title, profile.plan, profile.industry, profile.group_id,
-        time(profile.signup_at), str(result.status), tier, result.score, text, scored_at,
+        time(profile.signup_at), str(result.status), tier, result.score, text, scored_at, time(wake),
     )
 
 
@@ -566,8 +576,8 @@ class _Writes:
         self.upsert = (f"INSERT INTO {_USERS.name} ({self.user_columns}) VALUES ({', '.join([mark] * len(names))})"
                        + self.user_conflict)
 
-    def user(self, result: ScoreResult, text: str) -> None:
-        self.users.append(_user_row(result, text, self.time, self.scored_at))
+    def user(self, result: ScoreResult, text: str, wake: datetime | None) -> None:
+        self.users.append(_user_row(result, text, self.time, self.scored_at, wake))
 
     def flush_if_full(self) -> None:
         if len(self.users) >= _FLUSH_EVERY or len(self.qualified) >= _FLUSH_EVERY:

@@ -86,6 +86,9 @@ class TrialUser(SQLModel, table=True):
     score: int = 0
     verdict: dict = _json()
     scored_at: datetime | None = _time(nullable=True)
+    # When the verdict next turns with time alone (a trigger's wait ending, a do-not-touch window closing): the wake
+    # sweep judges the user again then (scoring/engine.py `wake`). None: nothing waits.
+    wake_at: datetime | None = _time(nullable=True, index=True)
 
     @property
     def name(self) -> str | None:

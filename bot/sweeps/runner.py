@@ -39,6 +39,7 @@ from bot.sweeps.review_triggers import review_triggers
 from bot.sweeps.slack_requests import forget_old_slack_requests
 from bot.sweeps.stale_claims import stale_claims
 from bot.sweeps.volume_guardrail import volume_guardrail
+from bot.sweeps.wake import wake
 from bot.sweeps.weekly_review import weekly_review
 
 log = logging.getLogger(__name__)
@@ -106,6 +107,7 @@ def default_steps(*only: str) -> list[Step]:
     those, still in this order (tests run a few)."""
     steps: list[Step] = [
         ("rescore", rescore),
+        ("wake", wake),  # verdicts that turn with time alone: their leads go to the queue below in the same minute
         # Abandoned checkouts, before the queue (a queued lead let go goes out in the same minute) and before the
         # clocks that a resumed lead runs again.
         ("holds", release_holds),
