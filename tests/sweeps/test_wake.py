@@ -80,3 +80,20 @@ def test_the_full_rescore_sets_the_wake_of_users_stored_without_scoring(engine):
     with freeze_time(DUE + MIN):
         assert sweeps.run_due(DUE + MIN) == {"wake": 1}
     assert [(lead.user_id, lead.strongest_signal) for lead in _leads(world)] == [("bo", "sso_stalled")]
+
+
+def test_a_checkout_abandoned_past_its_grace_raises_the_lead_that_minute_at_night_too(engine):
+    """Do not touch while a checkout is under 24 hours old; then, with no event, the user is a lead again. Left at
+    23:10 on a Monday, the 24 hours end on Tuesday night: the lead is recorded then, not at the user's next event."""
+    world, sweeps = _world(engine)
+    checkout = ny(2026, 11, 2, 23, 10)
+    trial = world.trial("cara", checkout).add("checkout_started", checkout)
+    with freeze_time(checkout + MIN):
+        world.pipeline.ingest(trial.events, at=checkout + MIN)
+    grace = checkout.astimezone(UTC) + timedelta(hours=24)
+    assert _leads(world) == [] and _wake_at(world, "cara") == grace
+    assert sweeps.run_due(grace - MIN) == {"wake": 0}
+    with freeze_time(grace):
+        assert sweeps.run_due(grace) == {"wake": 1}
+    [lead] = _leads(world)
+    assert (lead.user_id, lead.tier) == ("cara", "high") and lead.created_at == grace  # the checkout weighs too
