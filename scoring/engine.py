@@ -522,14 +522,20 @@ def until(tally: Tally, rules: Rules, at: datetime, result: ScoreResult) -> date
     """How long `result` (the verdict on `tally` as of `at`) stands if no event comes: until the team's next
     midnight (the trial day moves), a hold ends, a do-not-touch window closes, the words of one change ("started
     checkout 3 h ago"), or a trigger's "not completed within N days" wait ends."""
+    return until_and_wake(tally, rules, at, result)[0]
+
+
+def until_and_wake(tally: Tally, rules: Rules, at: datetime, result: ScoreResult) -> tuple[datetime, datetime | None]:
+    """`until` and `wake` at once (ingestion asks both of each user it judges)."""
     at = at.astimezone(UTC)
-    ends = [next_midnight(_local_date(at, tally.tz), tally.tz), *_turns(tally, rules, at, result)]
+    turns = _turns(tally, rules, at, result)
+    ends = [next_midnight(_local_date(at, tally.tz), tally.tz), *turns]
     checkout_since, upgraded_at, *_ = tally.states()
     dnt = rules.do_not_touch
     for since, hours in ((checkout_since, dnt.checkout_grace_hours), (upgraded_at, dnt.after_upgrade_hours)):
         if since is not None and at - since < timedelta(hours=hours):
             ends.append(_elapsed_words_change(since, at))
-    return min(ends)
+    return min(ends), min(turns, default=None)
 
 
 def wake(tally: Tally, rules: Rules, at: datetime, result: ScoreResult) -> datetime | None:

@@ -38,7 +38,7 @@ from bot.store.models import AuditEntry, DispositionRecord, EventRecord, Notice,
 from bot.store.queries import in_chunks, rows_for, rows_for_each, utc
 from scoring import Event, PriorDisposition, Rules, ScoreResult, Status, paused_gc, score_user
 from scoring.accounts import Member, account_member, has_account_triggers
-from scoring.engine import judge, plan_of, read_key, score_user_and_tally, until, wake
+from scoring.engine import judge, plan_of, read_key, score_user_and_tally, until_and_wake, wake
 from scoring.events import CHECKOUT_COMPLETED, CONVERTED, GROUP, IDENTIFY, OPT_OUT
 from scoring.identity import ANONYMOUS
 from scoring.tally import Tally
@@ -335,8 +335,8 @@ def rescore_added(
                 last_judged.pop(user, None)  # judged on part of the tallies: not a verdict on them
             else:
                 result = judge(tally, rules, at, dispositions=dispositions.get(user, ()), group=group)
-                woken = wake(tally, rules, at, result)
-                last_judged[user] = [keys[user], _micros(until(tally, rules, at, result))]
+                stands, woken = until_and_wake(tally, rules, at, result)
+                last_judged[user] = [keys[user], _micros(stands)]
                 members[user] = (result, tally)
             report.users += 1
             if (text := _changed(result, previous.get(user), woken)) is not None:
