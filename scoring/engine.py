@@ -562,7 +562,7 @@ def _turns(tally: Tally, rules: Rules, at: datetime, result: ScoreResult) -> lis
         # A "started, not completed within N days" wait that ends with no event may fire a trigger then.
         at_us, catalogue = micros(at), plan.catalogue
         for name in plan.waits:
-            due = catalogue.due(name, tally.slots, at_us)
+            due = catalogue.due(name, tally.slots, at_us, ended=True)
             if due is not None:
                 ends.append(moment_of(due))
     return [end for end in ends if end > at]

@@ -659,8 +659,11 @@ class Catalogue:
             columns.append(items)
         return evaluate(name, trigger, columns, at_us, tz, since_us=since_us, until_us=until_us)
 
-    def due(self, name: str, lists: Sequence[Sequence[Occurrence]], at_us: int) -> int | None:
-        """When trigger `name` may next fire with no new event (a `not_followed_by` wait ending); None: never."""
+    def due(self, name: str, lists: Sequence[Sequence[Occurrence]], at_us: int, *, ended: bool = False) -> int | None:
+        """When trigger `name` may next fire with no new event (a `not_followed_by` wait ending); None: never. With
+        `ended`, a wait an event has ended already is left out (the engine's `wake` and `until`); without, every wait
+        still running counts: the days `pqlbot backtest` judges besides those with events, as before the wake sweep
+        (judging a day more can raise a lead a time-alone turn made, which the replay has no other way to see)."""
         layout = self.layout[name]
         return next_due(self.triggers[name], [lists[index] for index, _ in layout], at_us,
-                        [None if end is None else lists[end] for _, end in layout])
+                        [None if end is None else lists[end] for _, end in layout] if ended else None)
