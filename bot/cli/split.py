@@ -68,7 +68,7 @@ from scoring import Event, EventError, Rules, ScoreResult, parse_event, paused_g
 from scoring import events as ev
 from scoring.accounts import Slots, account_part, fired_triggers, group_of, has_account_triggers, score_account
 from scoring.engine import group_traits, score_grouped
-from scoring.identity import chained, is_anonymous, offers, resolve
+from scoring.identity import ANONYMOUS, chained, is_anonymous, offers, resolve
 
 if TYPE_CHECKING:  # imported where used: `pqlbot score` has no need of them
     from bot.calibration.backtest import Replays, Window
@@ -250,11 +250,19 @@ def _own_events(path: str, rules: Rules, k: int, n: int) -> Generator[Message, M
         yield None
         return None
     asked: dict[str, tuple[int, int, str]] = {}
-    for number, event in own:
-        for place, (alias, user) in enumerate(offers(event)):
-            if alias not in asked:
-                asked[alias] = (number, place, user)
-    calls = [(number, event) for number, event in own if event.name == ev.GROUP]
+    calls: list[tuple[int, Event]] = []
+    alias_call, group_call, anonymous_key = ev.ALIAS, ev.GROUP, ANONYMOUS
+    for number, event in own:  # one pass over half a million calls: `offers` inlined for the common call
+        name, user, anonymous = event.name, event.user_id, event.anonymous_id
+        if name == alias_call:
+            for place, (alias, user) in enumerate(offers(event)):
+                if alias not in asked:
+                    asked[alias] = (number, place, user)
+            continue
+        if anonymous is not None and user is not None and (alias := anonymous_key + anonymous) not in asked:
+            asked[alias] = (number, 0, user)
+        if name == group_call:
+            calls.append((number, event))
     links, groups = yield asked, calls, rejected, len(own)
 
     kept, away = _sort_out(own, links, k, n)
