@@ -225,11 +225,11 @@ def rescore(
             paused_gc(), \
             _page_cache(connection, _WRITER_CACHE_KIB):
         # A million short-lived events and verdicts, and no cycles among them: the collector waits.
-        for result, text, tally, wake in _verdicts(connection, rules, at=at, tz=tz, scope=parts[0],
-                                                   span=spans[0]):
+        for result, text, tally, woken in _verdicts(connection, rules, at=at, tz=tz, scope=parts[0],
+                                                    span=spans[0]):
             report.users += 1
             if text is not None:
-                writes.user(result, text, wake)
+                writes.user(result, text, woken)
                 report.changed += 1
             if result.status is qualified:
                 writes.qualified.append(result)

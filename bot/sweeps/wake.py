@@ -34,4 +34,10 @@ def wake(sweeps: SweepContext, now: datetime) -> int:
                                  .order_by(_USERS.c.wake_at, _USERS.c.user_id).limit(BATCH)).scalars().all()
     if not due:
         return 0
-    return pipeline.rescore_users(due, at=now).users
+    judged = pipeline.rescore_users(due, at=now).users
+    # Each user judged has their next moment now. One with nothing left to judge (every event of theirs moved to
+    # another user by a link) would be found again every minute, ahead of the others: their moment is forgotten.
+    with pipeline.session() as session, session.begin():
+        session.connection().execute(sa.update(_USERS).where(_USERS.c.user_id.in_(due), _USERS.c.wake_at <= now)
+                                     .values(wake_at=None))
+    return judged

@@ -97,3 +97,13 @@ def test_a_checkout_abandoned_past_its_grace_raises_the_lead_that_minute_at_nigh
         assert sweeps.run_due(grace) == {"wake": 1}
     [lead] = _leads(world)
     assert (lead.user_id, lead.tier) == ("cara", "high") and lead.created_at == grace  # the checkout weighs too
+
+
+def test_a_user_with_nothing_left_to_judge_is_woken_once_not_every_minute(engine):
+    """Every event of theirs moved to another user by a link: judging them again finds nothing, and they must not
+    stay due ahead of everyone else."""
+    world, sweeps = _world(engine)
+    with world.pipeline.session() as session, session.begin():
+        session.add(TrialUser(user_id="gone", wake_at=DUE))
+    assert sweeps.run_due(DUE + MIN) == {"wake": 0}
+    assert _wake_at(world, "gone") is None
