@@ -12,6 +12,8 @@ unless --processes says otherwise.
 - whole run: wall time from starting the child to its exit (interpreter start and imports included);
 - per scoring process: reading the file and parsing its share of the lines; grouping, judging and writing out
   its users' verdicts; the rest (the rounds in which the processes swap links, events and the account roll-up);
+- bare, the same-run baseline: every line read and parsed by orjson in one plain child process, before and after the
+  command (the faster counts), and the whole run as a multiple of it;
 - CPU: user + system seconds of the command and all its processes;
 - peak memory: the command's processes' resident sizes added up, sampled every 50 ms (and the largest alone);
 - the verdicts' status, tier, family and trigger counts, and the rejected lines by reason, read from its output.
@@ -396,11 +398,33 @@ def run_command(path: Path, extra: list[str]) -> dict:
             made.unlink(missing_ok=True)
 
 
+#: The same-run baseline: every line of the file read and parsed by orjson, in one plain process (no validation, no
+#: scoring). This VM's speed moves by a third from hour to hour; the whole run over this says how the command did
+#: whatever the hour.
+_BARE = """
+import sys
+from orjson import loads
+with open(sys.argv[1], "rb") as stream:
+    for line in stream:
+        if line.strip():
+            loads(line)
+"""
+
+
+def bare(path: Path) -> float:
+    """Seconds for `_BARE` on `path` in a child interpreter, from its start to its exit."""
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-c", _BARE, str(path)], check=True)
+    return time.perf_counter() - started
+
+
 def measure(path: Path, extra: list[str], *, at_target_size: bool = True) -> None:
     from scoring import Status, Tier
 
     load = os.getloadavg()[0]  # the machine is shared: how busy it was says how far to trust the times
+    bare_s = [bare(path)]
     ran = run_command(path, extra)
+    bare_s.append(bare(path))
     if ran["code"] not in (0, 1):  # 1: invalid lines skipped, as the file has on purpose
         print("\n".join(ran["stderr"][-20:]))
         raise SystemExit(f"pqlbot score exited with status {ran['code']}")
@@ -424,6 +448,9 @@ def measure(path: Path, extra: list[str], *, at_target_size: bool = True) -> Non
     print(f"events:            {lines:,} lines, {len(users):,} users ({_rate(lines, whole_s)} lines/s), "
           f"{accounts:,} account lines, {sum(rejected.values()):,} rejected")
     print(f"whole run:         {whole_s:8.2f} s   target < {TARGET_WHOLE_RUN_S:g} s on a 2-core machine: {verdict}")
+    print(f"bare:              {min(bare_s):8.2f} s   every line read and parsed by orjson in one plain process, the "
+          f"same run (before {bare_s[0]:.2f} s, after {bare_s[1]:.2f} s; the faster)")
+    print(f"whole run / bare:  {whole_s / min(bare_s):8.2f} x   (the figure to compare across hours and machines)")
     print(f"CPU:               {ran['cpu_s']:8.2f} s   (all its processes; load average before the run: "
           f"{load:.2f})")
     print(f"peak memory:       {ran['peak_mib']:8.0f} MiB (its processes together, sampled; the largest alone "
