@@ -83,8 +83,8 @@ _BECOME = (
 _PG_BECOME = (
     f"UPDATE {_PQLS.name} SET level = 'account', account_key = v.k, tier = v.t, signals = v.s::json, "
     "strongest_signal = v.st, updated_at = %s::timestamptz, version = version + 1 "
-    "FROM unnest(%s::int8[], %s::text[], %s::text[], %s::text[], %s::text[]) AS v (i, k, t, s, st) "
-    f"WHERE {_PQLS.name}.id = v.i AND state = ANY(%s::text[]) AND level = 'user' "
+    "FROM unnest(%b::int8[], %b::text[], %b::text[], %b::text[], %b::text[]) AS v (i, k, t, s, st) "
+    f"WHERE {_PQLS.name}.id = v.i AND state = ANY(%b::text[]) AND level = 'user' "
     f"RETURNING {_PQLS.name}.id, user_id, account_key, claimed_by, rep_id"
 )
 

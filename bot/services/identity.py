@@ -90,7 +90,7 @@ def _link(connection: sa.Connection, links: dict[str, str], now: datetime) -> se
     quote = connection.dialect.identifier_preparer.quote
     if connection.dialect.name == "postgresql":
         sql = (f"INSERT INTO {_IDENTITIES.name} (alias_key, user_id, {quote('at')}) "
-               "SELECT a, u, %s::timestamptz FROM unnest(%s::text[], %s::text[]) AS l (a, u) "
+               "SELECT a, u, %s::timestamptz FROM unnest(%b::text[], %b::text[]) AS l (a, u) "
                "ON CONFLICT (alias_key) DO NOTHING RETURNING alias_key")
         return {alias for (alias,) in connection.exec_driver_sql(sql, (at, list(links), list(links.values())))}
     driver = connection.connection.driver_connection

@@ -34,7 +34,7 @@ def hold(connection: sa.Connection, user_ids: Iterable[str]) -> None:
     ids = sorted(set(user_ids))
     if ids:
         connection.exec_driver_sql(
-            "SELECT pg_advisory_xact_lock(hashtextextended(u, 20261203)) FROM unnest(%s::text[]) AS u ORDER BY u",
+            "SELECT pg_advisory_xact_lock(hashtextextended(u, 20261203)) FROM unnest(%b::text[]) AS u ORDER BY u",
             (ids,))
 
 
@@ -75,7 +75,7 @@ def drop(connection: sa.Connection, user_ids: Collection[str]) -> None:
     driver = connection.connection.driver_connection
     if connection.dialect.name == "postgresql":
         with driver.cursor() as cursor:
-            cursor.execute(f"DELETE FROM {TALLIES.name} WHERE user_id = ANY(%s::text[])", (list(set(user_ids)),),
+            cursor.execute(f"DELETE FROM {TALLIES.name} WHERE user_id = ANY(%b::text[])", (list(set(user_ids)),),
                            prepare=False)  # planned for these ids: see bot/store/queries.py's _any_of
         return
     # SQLite: none held at all (a first backfill) means nothing to forget, and no id need be sent. The caller's
