@@ -3,9 +3,10 @@
 A verdict can change while its user does nothing: a "not completed within N days" wait ends (SSO set-up started and
 never finished: a tier 1 blocker), a do-not-touch window closes (a checkout abandoned past its grace, the days after
 an upgrade), a hold ends. Each verdict stores the first such moment (`trial_users.wake_at`, scoring/engine.py
-`wake`). This sweep judges again the users whose moment has come, as of now, through the rescore every ingest uses:
-a trigger that fires becomes a lead and is routed and alerted within the minute, rather than at the user's next
-event or the next full rescore (RESCORE_EVERY_HOURS, a day by default).
+`wake`). This sweep judges again the users whose moment has come, as of now, from their stored histories
+(`Pipeline.rescore_users`, as a backfill's users are judged): a trigger that fires becomes a lead and is routed and
+alerted within the minute, rather than at the user's next event or the next full rescore (RESCORE_EVERY_HOURS, a day
+by default).
 
 The heuristic: every user whose `wake_at` is at or before now, earliest first, `BATCH` a minute at most (the rest
 wait for the next minute). Judging them again writes each one's next moment (or none), so a user is woken once per
