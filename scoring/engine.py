@@ -528,13 +528,10 @@ def until(tally: Tally, rules: Rules, at: datetime, result: ScoreResult) -> date
 def until_and_wake(tally: Tally, rules: Rules, at: datetime, result: ScoreResult) -> tuple[datetime, datetime | None]:
     """`until` and `wake` at once (ingestion asks both of each user it judges)."""
     at = at.astimezone(UTC)
-    turns = _turns(tally, rules, at, result)
-    ends = [next_midnight(_local_date(at, tally.tz), tally.tz), *turns]
-    checkout_since, upgraded_at, *_ = tally.states()
-    dnt = rules.do_not_touch
-    for since, hours in ((checkout_since, dnt.checkout_grace_hours), (upgraded_at, dnt.after_upgrade_hours)):
-        if since is not None and at - since < timedelta(hours=hours):
-            ends.append(_elapsed_words_change(since, at))
+    windows = _open_windows(tally, rules, at)
+    turns = _turns(tally, rules, at, result, windows)
+    ends = [next_midnight(_local_date(at, tally.tz), tally.tz), *turns,
+            *(_elapsed_words_change(since, at) for since, _ in windows)]
     return min(ends), min(turns, default=None)
 
 
@@ -543,20 +540,26 @@ def wake(tally: Tally, rules: Rules, at: datetime, result: ScoreResult) -> datet
     completed within N days" wait ends, a do-not-touch window closes, a hold ends; None when nothing waits. What the
     wake sweep (bot/sweeps/wake.py) judges the user again at, so that a trigger fires when it comes due rather than at
     the user's next event or the next full rescore."""
-    return min(_turns(tally, rules, at.astimezone(UTC), result), default=None)
+    at = at.astimezone(UTC)
+    return min(_turns(tally, rules, at, result, _open_windows(tally, rules, at)), default=None)
 
 
-def _turns(tally: Tally, rules: Rules, at: datetime, result: ScoreResult) -> list[datetime]:
-    """The moments after `at` (UTC) at which `result` turns with time alone (`wake`'s, and `until`'s besides the
-    day and the words)."""
-    ends = []
-    if result.status is Status.HELD and result.qualified_at is not None:
-        ends.append(result.qualified_at + timedelta(hours=rules.hold.hours))
+def _open_windows(tally: Tally, rules: Rules, at: datetime) -> list[tuple[datetime, datetime]]:
+    """The do-not-touch windows still open at `at` (a checkout's grace, the hours after an upgrade): (since, end)."""
     checkout_since, upgraded_at, *_ = tally.states()
     dnt = rules.do_not_touch
-    for since, hours in ((checkout_since, dnt.checkout_grace_hours), (upgraded_at, dnt.after_upgrade_hours)):
-        if since is not None and at - since < timedelta(hours=hours):
-            ends.append(since + timedelta(hours=hours))
+    return [(since, since + timedelta(hours=hours))
+            for since, hours in ((checkout_since, dnt.checkout_grace_hours), (upgraded_at, dnt.after_upgrade_hours))
+            if since is not None and at - since < timedelta(hours=hours)]
+
+
+def _turns(tally: Tally, rules: Rules, at: datetime, result: ScoreResult,
+           windows: list[tuple[datetime, datetime]]) -> list[datetime]:
+    """The moments after `at` (UTC) at which `result` turns with time alone (`wake`'s, and `until`'s besides the
+    day and the words); `windows`: `_open_windows` at `at`."""
+    ends = [end for _, end in windows]
+    if result.status is Status.HELD and result.qualified_at is not None:
+        ends.append(result.qualified_at + timedelta(hours=rules.hold.hours))
     plan = plan_of(rules)
     if plan.waits and tally.signup is not None:
         # A "started, not completed within N days" wait that ends with no event may fire a trigger then.

@@ -222,7 +222,7 @@ def _postgresql_batches(connection: sa.Connection, ids: list[str] | None, span: 
     # rows, and makes no SQLAlchemy Row of any. Binary: at_us comes as eight bytes, not digits to parse.
     sql = _PG_EVENTS
     if ids is not None:
-        sql += " WHERE user_id = ANY(%s)"
+        sql += " WHERE user_id = ANY(%b::text[])"  # a backfill's users, in binary: see _PG_INSERT
         params = (ids,)
     else:
         where, params = _span_where(span, "%s")
