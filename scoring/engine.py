@@ -563,11 +563,9 @@ def _turns(tally: Tally, rules: Rules, at: datetime, result: ScoreResult,
     plan = plan_of(rules)
     if plan.waits and tally.signup is not None:
         # A "started, not completed within N days" wait that ends with no event may fire a trigger then.
-        at_us, catalogue = micros(at), plan.catalogue
-        for name in plan.waits:
-            due = catalogue.due(name, tally.slots, at_us, ended=True)
-            if due is not None:
-                ends.append(moment_of(due))
+        due = plan.catalogue.due(plan.waits, tally.slots, micros(at), ended=True)
+        if due is not None:
+            ends.append(moment_of(due))
     return [end for end in ends if end > at]
 
 

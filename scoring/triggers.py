@@ -34,7 +34,7 @@ import math
 import re
 import string
 from bisect import bisect_left, bisect_right
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from enum import StrEnum
@@ -496,26 +496,6 @@ def evaluate(name: str, trigger: Trigger, occurrences: Sequence[Sequence[Occurre
     return None
 
 
-def next_due(trigger: Trigger, occurrences: Sequence[Sequence[Occurrence]], at_us: int,
-             ends: Sequence[Sequence[Occurrence] | None] | None = None) -> int | None:
-    """The next moment after `at_us` a `not_followed_by` condition of `trigger` may come to hold with no new event
-    (the verdict must be looked at again then); None when none may. With `ends` (each condition's `not_followed_by`
-    occurrences, as `derived_occurrences` reads them), a wait an event has ended already is left out."""
-    due: int | None = None
-    for index, (condition, items) in enumerate(zip(trigger.all, occurrences, strict=True)):
-        if condition.not_followed_by is None:
-            continue
-        wait = condition.wait_us
-        end_times = sorted(e[0] for e in ends[index] or ()) if ends is not None else []
-        for us, *_ in items:
-            if us + wait > at_us and (due is None or us + wait < due):
-                after = bisect_left(end_times, us)
-                if after < len(end_times) and end_times[after] <= us + wait:
-                    continue  # ended in time, as `derived_occurrences` has it
-                due = us + wait
-    return due
-
-
 # -- the catalogue compiled for the tallies --------------------------------------------------------------------------
 
 def _occurrence_key(condition: Condition) -> str:
@@ -566,6 +546,12 @@ class Catalogue:
                 (slot(c), None if c.not_followed_by is None else slot(Condition(event=c.not_followed_by)))
                 for c in trigger.all
             ]
+        #: trigger name -> its "not completed within" waits: (the wait in µs, the slot of the events that start one,
+        #: the slot of those that end it), for `due`
+        self.waits: dict[str, tuple[tuple[int, int, int], ...]] = {
+            name: tuple((c.wait_us, index, end) for c, (index, end) in zip(trigger.all, self.layout[name], strict=True)
+                        if c.not_followed_by is not None and end is not None)
+            for name, trigger in self.triggers.items()}
         self.by_event: dict[str, list[int]] = {}
         self.any_event: list[int] = []
         self.billing: list[int] = []
@@ -659,11 +645,29 @@ class Catalogue:
             columns.append(items)
         return evaluate(name, trigger, columns, at_us, tz, since_us=since_us, until_us=until_us)
 
-    def due(self, name: str, lists: Sequence[Sequence[Occurrence]], at_us: int, *, ended: bool = False) -> int | None:
-        """When trigger `name` may next fire with no new event (a `not_followed_by` wait ending); None: never. With
-        `ended`, a wait an event has ended already is left out (the engine's `wake` and `until`); without, every wait
-        still running counts: the days `pqlbot backtest` judges besides those with events, as before the wake sweep
-        (judging a day more can raise a lead a time-alone turn made, which the replay has no other way to see)."""
-        layout = self.layout[name]
-        return next_due(self.triggers[name], [lists[index] for index, _ in layout], at_us,
-                        [None if end is None else lists[end] for _, end in layout] if ended else None)
+    def due(self, names: Iterable[str], lists: Sequence[Sequence[Occurrence]], at_us: int, *,
+            ended: bool = False) -> int | None:
+        """The soonest moment after `at_us` one of triggers `names` may fire with no new event (a `not_followed_by`
+        wait ending); None: none may. With `ended`, a wait an event has ended already is left out (the engine's
+        `wake` and `until`); without, every wait still running counts: the days `pqlbot backtest` judges besides
+        those with events, as before the wake sweep (judging a day more can raise a lead a time-alone turn made,
+        which the replay has no other way to see). Asked of every user a rescore judges: the slot lists are in time
+        order, so each wait's first running occurrence is found by bisection."""
+        soonest: int | None = None
+        for name in names:
+            for wait, index, end in self.waits[name]:
+                items = lists[index]
+                if not items or items[-1][0] + wait <= at_us:
+                    continue  # none started, or every wait over by `at_us`
+                stops = sorted(e[0] for e in lists[end]) if ended and lists[end] else None
+                for position in range(bisect_right(items, at_us - wait, key=_TIME), len(items)):
+                    us = items[position][0]
+                    if soonest is not None and us + wait >= soonest:
+                        break  # in time order: the later ones end later still
+                    if stops is not None:
+                        after = bisect_left(stops, us)
+                        if after < len(stops) and stops[after] <= us + wait:
+                            continue  # ended in time, as `derived_occurrences` has it
+                    soonest = us + wait
+                    break
+        return soonest

@@ -667,9 +667,8 @@ def _tallies(tally: Tally | None, upto: int, history: list[Event], taken: int, p
 
 def _wait_ends(tally: Tally, plan: Any, at: datetime) -> datetime | None:
     """The first "not completed within N days" wait still running at `at` (the engine's `until` reads the same)."""
-    at_us = micros(at)
-    ends = [d for name in plan.waits if (d := plan.catalogue.due(name, tally.slots, at_us)) is not None and d > at_us]
-    return moment_of(min(ends)) if ends else None
+    due = plan.catalogue.due(plan.waits, tally.slots, micros(at))
+    return moment_of(due) if due is not None else None
 
 
 def _note(result: ScoreResult, rules: Rules, user_id: str, day: date, lead: Raised | None,
