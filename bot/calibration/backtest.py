@@ -532,7 +532,8 @@ class _Prospects:
         plan = plan_of(rules)
         ask_at = tally.ask[0][0] if tally.ask is not None else None  # the first ask since the signup
         points_at = _points_reached(final, rules.tiers.qualify)
-        candidates = rules.triggers_of(Level.USER)
+        # The user triggers with an occurrence for every condition (no other can fire), in the rules' order.
+        candidates = {name: trigger for name, trigger, _, _ in plan.candidates(tally.slots)}
         signup_day = local_day(tally.signup.at, tz)
         if all(local_day(event.at, tz) <= signup_day for event in replayed if event.name in _PROFILE_CALLS):
             # The profile is the same on every day with a trial to judge: what it excludes, it excludes on each.
@@ -550,10 +551,9 @@ class _Prospects:
         since, catalogue, slots = micros(tally.signup.at), plan.catalogue, tally.slots
         firsts = {}
         for name in candidates:
-            if all(slots[index] for index, _ in catalogue.layout[name]) and \
-                    (found := catalogue.fired(name, slots, _FOREVER_US, tz, since_us=since)) is not None:
+            if (found := catalogue.fired(name, slots, _FOREVER_US, tz, since_us=since)) is not None:
                 firsts[name] = found.at
-        routed = frozenset(name for name in firsts if rules.triggers[name].routed)
+        routed = frozenset(name for name in firsts if candidates[name].routed)
         if lasting and not routed:
             points_at = None
         return cls(firsts, routed, ask_at, points_at)
@@ -607,7 +607,7 @@ def _replay_user(user_id: str, history: list[Event], rules: Rules, tz: tzinfo, g
     count = len(history)
     if converted_at is not None:
         count = next((i for i, event in enumerate(history) if event.at >= converted_at), count)
-    hope = member = None
+    hope = member = whole = None
     accounts = bool(plan.account_triggers)
     if count and (accounts or not every_day):
         # The whole replayed history's tallies and verdict: what the fast replay may hope for, and what the
@@ -643,7 +643,7 @@ def _replay_user(user_id: str, history: list[Event], rules: Rules, tz: tzinfo, g
             break
         due = None
         if window.holds(day) and (hope is None or hope.worth(at, lead, fired)):
-            tally, upto = _tallies(tally, upto, history, taken, plan, tz, user_id)
+            tally, upto = _tallies(tally, upto, history, taken, plan, tz, user_id, whole, count)
             group = groups.get(tally.group[1]) if tally.group is not None else None
             lead = _note(judge(tally, rules, at, group=group), rules, user_id, day, lead, fired)
             if hope is not None and hope.shown(lead, fired):
@@ -651,15 +651,19 @@ def _replay_user(user_id: str, history: list[Event], rules: Rules, tz: tzinfo, g
         if (plan.waits and (converted_at is None or at < converted_at - _ONE_US)
                 and (taken >= count or local_day(history[taken].at, tz) > day + _DAY)
                 and (hope is None or hope.worth(_NEVER, lead, fired))):
-            tally, upto = _tallies(tally, upto, history, taken, plan, tz, user_id)
+            tally, upto = _tallies(tally, upto, history, taken, plan, tz, user_id, whole, count)
             if tally.signup is not None:
                 due = _wait_ends(tally, plan, at)  # only a day without events needs it: the others are judged
     return lead, fired, member
 
 
 def _tallies(tally: Tally | None, upto: int, history: list[Event], taken: int, plan: Any, tz: tzinfo,
-             user_id: str) -> tuple[Tally, int]:
-    """The tallies of `history[:taken]`, from those of `history[:upto]` (None: none yet)."""
+             user_id: str, whole: Tally | None, count: int) -> tuple[Tally, int]:
+    """The tallies of `history[:taken]`, from those of `history[:upto]` (None: none yet); `whole`: those of
+    `history[:count]`, when built already (the replay's last day with events then needs no tallies of its own: most
+    users with anything to show are judged on it alone; nothing is added to them after, as nothing comes)."""
+    if tally is None and taken == count and whole is not None:
+        return whole, count
     if tally is None or (taken > upto and not tally.add(history[upto:taken])):
         tally = Tally.build(history[:taken], plan, tz, user_id, in_order=True)
     return tally, taken
