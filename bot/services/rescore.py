@@ -61,11 +61,12 @@ _READER_CACHE_KIB = 8192
 _SPLIT_FROM = 200_000
 # The same for some users (a backfill's): counted in users, at about ten events each.
 _SPLIT_USERS_FROM = 20_000
-# What this process judges, counted in processes: less than one, as it also writes every slice's verdicts, rolls
-# the accounts up and routes the new leads while the others wait. On 2 vCPUs with a share of one (and a head start
-# of 80,000 events for the others' start-up) it finished judging 6 s after the other process; at 0.85 (46 %) the two
-# finish together.
-_OWN_WEIGHT = 0.85
+# What this process judges, counted in processes. It also writes every slice's verdicts, rolls the accounts up and
+# routes the new leads while the others wait, so it once took less than one: 0.85 (46 % with two processes) when
+# judging cost more. Since the verdicts' wake times cost a tenth of what they did (5 Dec), at 0.85 it waited 0.9-1.2 s
+# for the other's last piece; at 1.0 it waits for nothing, and a first rescore of 100,000 users on 2 vCPUs took
+# 12.6-12.8 s against 13.1-13.3 s (SQLite; 1.1 and 1.2: 12.7-13.2 s).
+_OWN_WEIGHT = 1.0
 # Each other process's share is judged in this many pieces, one after another: a piece's verdicts come back while it
 # judges the next, rather than all at once at the end (60 MiB of rows, 4 s to hand over on 2 busy vCPUs).
 _PIECES = 4
@@ -383,7 +384,7 @@ def _split(connection: sa.Connection, processes: int) -> list[Span]:
     """Everyone, as `processes` slices of users: one slice when the store is small, one process is asked for,
     or the store is in this process's memory (nobody else can read it).
 
-    This process takes the first slice, smaller than the others' by its other work (`_OWN_WEIGHT`); the others share
+    This process takes the first slice, weighed against the others' by `_OWN_WEIGHT` (its other work); the others share
     the rest evenly, by events, each in `_PIECES` slices. The cuts are read off the users of an even sample of the
     events (`_SAMPLE` ids, looked up by primary key: milliseconds), not off the (user, time) index at each cut's
     offset, which walks the index up to it (3 s on PostgreSQL for a million events, before any process starts).
