@@ -198,7 +198,7 @@ class Pipeline:
         if after and report.triggered and self.engine.dialect.name == "sqlite":
             _owe(session, report.triggered, since=self.clock())
             return report.triggered
-        self.router.route_all(session, report.triggered, now=at)
+        self.router.route_all(session, report.triggered, now=at, verdicts=report.results)
         return []
 
     def _route_or_undo(self, session: Session, report: Rescored, at: datetime) -> list[int]:

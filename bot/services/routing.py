@@ -55,6 +55,7 @@ from bot.services import handoffs, outbox, switches, tracking
 from bot.services.leads import hold_rep, new_today
 from bot.store.models import Account, AccountScore, Assignment, AuditEntry, Notice, Pql, Rep, TrialUser
 from bot.store.queries import given_today, in_chunks, still_open
+from scoring import ScoreResult
 from templates import esc, say
 
 _PQLS = Pql.__table__
@@ -148,15 +149,27 @@ def _verdicts(connection: sa.Connection, key: sa.Column, verdict: sa.Column, key
     return found
 
 
-def _facts(connection: sa.Connection, leads: list[_Lead]) -> dict[int, LeadFacts]:
+def _facts(connection: sa.Connection, leads: list[_Lead],
+           held: Mapping[int, ScoreResult] | None = None) -> dict[int, LeadFacts]:
     """What the routing matrix reads of each lead: the family, band, ACV estimate and fired triggers of the verdict
     the lead is shown from (`lead_view.lead_verdict`: its account's for an account lead, else its user's latest),
-    read for the whole set at once."""
+    read for the whole set at once. `held`: verdicts by lead id that the caller wrote in this transaction (a
+    rescore's: the verdict behind each lead it raised), read from memory instead of the store when they are the
+    lead's (on PostgreSQL, reading back a backfill's 10,000 verdicts was 0.8 s of its rescore)."""
+    found = {}
+    for lead in leads:
+        verdict = (held or {}).get(lead.id)
+        if verdict is not None and verdict.level == (lead.level or "user") and (
+                verdict.account.key == lead.account_key if verdict.level == "account"
+                else verdict.user_id == lead.user_id):
+            found[lead.id] = LeadFacts(tier=lead.tier, family=verdict.family, band=str(verdict.band),
+                                       acv=verdict.acv_potential, level=verdict.level,
+                                       triggers=tuple(t.name for t in verdict.triggers if t.name))
+    leads = [lead for lead in leads if lead.id not in found]
     accounts = _verdicts(connection, _ACCOUNT_SCORES.c.account_key, _ACCOUNT_SCORES.c.verdict,
                          {lead.account_key for lead in leads if lead.level == "account" and lead.account_key})
     users = _verdicts(connection, _USERS.c.user_id, _USERS.c.verdict, {lead.user_id for lead in leads})
     nothing = (None, None, None, None)
-    found = {}
     for lead in leads:
         account = accounts.get(lead.account_key) if lead.level == "account" and lead.account_key else None
         family, band, acv, triggers = account or users.get(lead.user_id) or nothing
@@ -404,10 +417,12 @@ class Router:
         lead.sla_due_at = first_touch_due(now, lead.tier, team.calendar, team.first_touch)
         return self._route_set(session, [lead], [Choice(team, None)], now=now, handed=why, previous=previous)[lead.id]
 
-    def route_all(self, session: Session, pql_ids: list[int], *, now: datetime) -> dict[int, str | None]:
+    def route_all(self, session: Session, pql_ids: list[int], *, now: datetime,
+                  verdicts: Mapping[int, ScoreResult] | None = None) -> dict[int, str | None]:
         """Route the leads one transaction recorded, in that order, as a set (`_route_set`): each to the team the
-        routing matrix chooses from its verdict (read for the set at once), then within that team. Returns who got
-        each lead routed now (None: queued); a lead already given, queued or closed is left alone."""
+        routing matrix chooses from its verdict (read for the set at once; `verdicts`: those this transaction wrote
+        behind its leads, by lead id, read from memory: see `_facts`), then within that team. Returns who got each
+        lead routed now (None: queued); a lead already given, queued or closed is left alone."""
         if not pql_ids:
             return {}
         session.flush()  # what this transaction added already goes first
@@ -418,7 +433,7 @@ class Router:
             return {}
         if self.teams.is_single:
             return self._route_set(session, todo, [Choice(self.team, None)] * len(todo), now=now)
-        facts = _facts(connection, todo)
+        facts = _facts(connection, todo, verdicts)
         return self._route_set(session, todo, [self.teams.choose(facts[lead.id]) for lead in todo], now=now)
 
     def _route_set(self, session: Session, todo: list[_Lead], choices: list[Choice], *, now: datetime,

@@ -282,21 +282,22 @@ def test_a_set_of_leads_with_teams_is_routed_as_each_alone_in_turn(engine, at):
     tracking.configure({"hubspot"})
     try:
         runs = []
-        for one_at_a_time in (False, True):
+        for how in ("as a set", "one at a time", "with the verdicts in hand"):
             with freeze_time(at), desk.pipeline.session() as session:
                 session.begin()
                 report = rescore(session, desk.pipeline.rules, at=at, tz=NY, basis=desk.pipeline.basis)
-                if one_at_a_time:
+                if how == "one at a time":
                     for pql_id in report.triggered:
                         desk.router.route_all(session, [pql_id], now=at)
-                else:
-                    desk.router.route_all(session, report.triggered, now=at)
+                else:  # the matrix reading each lead's verdict from the store, or from those the rescore wrote
+                    held = report.results if how == "with the verdicts in hand" else None
+                    desk.router.route_all(session, report.triggered, now=at, verdicts=held)
                 runs.append(_left(session, report.triggered))
                 session.rollback()
     finally:
         tracking.configure(set())
-    as_a_set, one_by_one = runs
-    assert as_a_set == one_by_one
+    as_a_set, one_by_one, from_memory = runs
+    assert as_a_set == one_by_one == from_memory
     leads_left, given, entries, told = as_a_set
     assert len(leads_left) >= 15
     whys = [detail["why"] for _, _, detail in entries]
