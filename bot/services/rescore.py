@@ -19,7 +19,7 @@ import multiprocessing
 import os
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, tzinfo
@@ -217,15 +217,14 @@ def rescore(
     spans = _split(connection, processes) if scope is None else _split_scope(connection, scope, processes)
     report.processes = min(len(spans), processes)  # this one and the others that judge the other slices' pieces
     parts = [_within(scope, span) for span in spans]  # each slice's share of the scope (None: everyone in it)
-    writes = _Writes(connection, at, report, rules, behind=True)
+    writes = _Writes(connection, at, report, rules)
     qualified = Status.QUALIFIED
     # The accounts' members as judged, for the roll-up: the part of their verdicts and tallies accounts read (not
     # their whole verdicts and tallies: a population's worth), so the roll-up judges nobody again.
     members: dict[str, Member] | None = {} if has_account_triggers(rules) else None
     with _judged_elsewhere(connection, rules, at, tz, spans[1:], parts[1:], report.processes - 1) as elsewhere, \
             paused_gc(), \
-            _page_cache(connection, _WRITER_CACHE_KIB), \
-            writes:
+            _page_cache(connection, _WRITER_CACHE_KIB):
         # A million short-lived events and verdicts, and no cycles among them: the collector waits.
         for result, text, tally, woken in _verdicts(connection, rules, at=at, tz=tz, scope=parts[0],
                                                     span=spans[0]):
@@ -554,22 +553,10 @@ class _Writes:
     Through the store's bulk writer (bot/store/bulk.py): on PostgreSQL a big batch is copied into a temporary
     table and inserted from there in one statement; audit entries, which nothing can conflict with, are copied
     straight into their table.
-
-    `behind` (a full rescore on PostgreSQL): each batch of user rows is written by a thread of its own while this
-    one judges on, so the server inserts them (a backfill's 100,000 rows: 1.7 s of waiting) while the next batch
-    is judged; a batch's PQLs, which point at their user rows, are recorded once those rows are in, at the next
-    batch's turn. Everything is written when `flush` returns (`done`; a failure in the thread is raised there). The
-    writes share the rescore's connection, and so its transaction: the driver takes their statements one at a
-    time, as it takes those of the thread reading the events (bot/store/events.py `_prefetched`).
     """
 
-    def __init__(self, connection: sa.Connection, at: datetime, report: Rescored, rules: Rules, *,
-                 behind: bool = False) -> None:
+    def __init__(self, connection: sa.Connection, at: datetime, report: Rescored, rules: Rules) -> None:
         self.connection, self.at, self.report = connection, at, report
-        self.writer = ThreadPoolExecutor(1, thread_name_prefix="pqlbot-verdicts") \
-            if behind and connection.dialect.name != "sqlite" else None
-        self.writing: Future | None = None  # the batch of user rows the writer is on
-        self.waiting: list[ScoreResult] = []  # the PQLs of that batch, recorded once its rows are in
         self.accounts = has_account_triggers(rules)  # a user whose account's lead is open gets no lead of their own
         self.users: list[tuple] = []
         self.qualified: list[ScoreResult] = []
@@ -595,52 +582,18 @@ class _Writes:
 
     def flush_if_full(self) -> None:
         if len(self.users) >= _FLUSH_EVERY or len(self.qualified) >= _FLUSH_EVERY:
-            self.flush(done=self.writer is None)
+            self.flush()
 
-    def flush(self, *, done: bool = True) -> None:
-        """Write what is owed; with `done` (the default), all of it before returning, else (`behind`) the user rows
-        may still be on their way."""
-        if self.writer is None:
-            self._write_users(self.users)
+    def flush(self) -> None:
+        if self.users:
+            if self.bulk.stages(self.users):
+                self.bulk.insert_staged(_USERS, _USER_COLUMNS, self.users, self.user_conflict)
+            else:
+                self.bulk.executemany(self.upsert, self.users)
             self.users = []
-            if self.qualified:
-                self._record_pqls(self.qualified)
-                self.qualified = []
-            return
-        self._settle()  # the previous batch's rows are in: its PQLs may point at them
-        users, self.users = self.users, []
-        qualified, self.qualified = self.qualified, []
-        if users:
-            self.writing = self.writer.submit(self._write_users, users)
-        self.waiting = qualified
-        if done:
-            self._settle()
-            self.writer.shutdown()
-
-    def __enter__(self) -> _Writes:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        """However the rescore ends, the writer's thread ends with it (a batch under way finishes first)."""
-        if self.writer is not None:
-            self.writer.shutdown(cancel_futures=True)
-
-    def _settle(self) -> None:
-        """Wait for the writer's batch of user rows (raising what it raised), then record its PQLs."""
-        if self.writing is not None:
-            writing, self.writing = self.writing, None
-            writing.result()
-        if self.waiting:
-            waiting, self.waiting = self.waiting, []
-            self._record_pqls(waiting)
-
-    def _write_users(self, users: list[tuple]) -> None:
-        if not users:
-            return
-        if self.bulk.stages(users):
-            self.bulk.insert_staged(_USERS, _USER_COLUMNS, users, self.user_conflict)
-        else:
-            self.bulk.executemany(self.upsert, users)
+        if self.qualified:
+            self._record_pqls(self.qualified)
+            self.qualified = []
 
     def _existing(self, results: list[ScoreResult]) -> dict[tuple, tuple[int, str]]:
         """The PQLs these users have already, by (user, trial); an account's lead or an absorbed one with the tier

@@ -2,7 +2,6 @@
 process would record, in the same order; and a process that fails leaves its users to the caller."""
 
 import logging
-import time
 from datetime import timedelta
 
 import pytest
@@ -211,55 +210,3 @@ def test_a_rescore_holds_sqlites_page_cache_small_and_gives_the_store_its_own_ba
     assert p.rescore_all(at=AT).users == 12
     with engine.connect() as connection:
         assert connection.exec_driver_sql(cache).scalar() == store_cache
-
-
-@pytest.mark.parametrize("processes", [1, 3])
-def test_a_rescore_written_a_few_users_at_a_time_records_the_same_in_the_same_order(engine, split_everything,
-                                                                                     monkeypatch, processes):
-    """Written in batches of two users (a full rescore writes 5,000 at a time; on PostgreSQL each batch's rows go in
-    while the next is judged, and its PQLs once they are in): the same verdicts, leads, audit and alerts, in user
-    order, as in one batch."""
-    monkeypatch.setattr(qualify, "_FLUSH_EVERY", 2)
-    original = qualify._Writes._write_users
-
-    def slowly(self, users):  # a batch that takes its time to go in: nothing may point at its rows meanwhile
-        time.sleep(0.05)
-        return original(self, users)
-
-    monkeypatch.setattr(qualify._Writes, "_write_users", slowly)
-    made = trials()
-    events = [e for t in made for e in t.events]
-    p = Pipeline(engine, tz=NY, processes=processes)
-    stored(p, events)
-    report = p.rescore_all(at=AT)
-
-    want = expected(events)
-    verdicts, leads, trail, notices = recorded(p)
-    assert verdicts == {user_id: result.to_json() for user_id, result in want.items()}
-    assert [q.user_id for q in leads] == ["u00", "u03", "u06", "u09"] and report.triggered == [q.id for q in leads]
-    assert trail == [("pql_triggered", q.id, q.user_id) for q in leads]
-    assert notices == [(f"alert:{q.id}", q.id) for q in leads]
-    assert (report.users, report.changed) == (12, 12)
-
-
-def test_a_failure_while_the_rows_are_written_behind_undoes_the_whole_rescore(engine, split_everything, monkeypatch):
-    """The rows a thread writes while the rescore judges on are the rescore's: a batch that fails to go in fails the
-    rescore, and nothing of it is kept."""
-    monkeypatch.setattr(qualify, "_FLUSH_EVERY", 2)
-    made = trials()
-    p = Pipeline(engine, tz=NY, processes=1)
-    stored(p, [e for t in made for e in t.events])
-    before = recorded(p)
-    calls = []
-
-    def failing(self, users):
-        calls.append(len(users))
-        if len(calls) == 3:
-            raise RuntimeError("the store went away")
-        return original(self, users)
-
-    original = qualify._Writes._write_users
-    monkeypatch.setattr(qualify._Writes, "_write_users", failing)
-    with pytest.raises(RuntimeError, match="the store went away"):
-        p.rescore_all(at=AT)
-    assert len(calls) >= 3 and recorded(p) == before
