@@ -159,12 +159,9 @@ def _replay_apart(name: str, sets: list[Rules], tz: tzinfo, options: dict, proce
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    import sqlalchemy as sa
-
     from bot.calibration.backtest import Window, differences
     from bot.calibration.stats import CONVERSION_DAYS, MIN_SAMPLE
     from bot.cli import split
-    from bot.cli.db import cannot_open
 
     if problem := _problem(args):
         print(f"pqlbot backtest: {problem}", file=sys.stderr)
@@ -179,6 +176,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         "minimum": args.min_sample if args.min_sample is not None else MIN_SAMPLE,
     }
     if args.store:
+        import sqlalchemy as sa  # only for the store: a file's replay starts 0.1 s sooner without it
+
+        from bot.cli.db import cannot_open
+
         try:
             mine, theirs, invalid, events = _replay_store(settings, sets, options)
         except sa.exc.SQLAlchemyError as exc:
