@@ -71,6 +71,26 @@ def test_a_wait_completed_in_time_wakes_nobody(engine):
     assert sweeps.run_due(DUE + MIN) == {"wake": 0} and _leads(world) == []
 
 
+def test_a_set_up_started_again_after_one_was_completed_wakes_at_the_second_one_s_end(engine):
+    """Started, completed, started again, then started a third time: the first start's wait was ended by the
+    completion, so the user wakes when the second start's 168 hours end (the third's end later still), and only
+    then."""
+    world, sweeps = _world(engine)
+    trial = _sso_started()
+    again, third = ny(2026, 11, 2, 10, 0), ny(2026, 11, 3, 15, 0)
+    trial.add("sso_config_completed", ny(2026, 10, 30, 9, 0)).add("sso_config_started", again)
+    trial.add("sso_config_started", third)
+    with freeze_time(third + MIN):
+        world.pipeline.ingest(trial.events, at=third + MIN)
+    due = again.astimezone(UTC) + timedelta(days=7)
+    assert _wake_at(world, "omar") == due
+    assert sweeps.run_due(DUE + MIN) == {"wake": 0} and _leads(world) == []  # the first start's end: not a wake
+    with freeze_time(due):
+        assert sweeps.run_due(due) == {"wake": 1}
+    [lead] = _leads(world)
+    assert lead.strongest_signal == "sso_stalled"
+
+
 def test_the_full_rescore_sets_the_wake_of_users_stored_without_scoring(engine):
     """A backfill with --no-score, or a store from before wake_at existed: the periodic rescore sets it."""
     world, sweeps = _world(engine)
