@@ -4,7 +4,9 @@ would have done (issue 19; seeds 000, 001 and 002).
 The replay, per user (calls under an anonymous id are the user's once a call links them, as the scorer has it):
 - their events, in time order, are taken into the user's running tallies one local day at a time, and the day is
   judged at its end (23:59:59.999999 local, DST-aware), as the bot would have seen it that evening;
-- a "started, not completed within N days" wait that ends on a day without events is judged at that day's end too;
+- a "started, not completed within N days" wait that ends on a day without events is judged at that day's end too,
+  and so is a do-not-touch window closing on such a day (a checkout's grace, the hours after an upgrade) once it
+  held back a lead, as the bot's wake sweep judges the user when it closes (bot/sweeps/wake.py);
 - the first `trial_converted` ends the user's replay: the day it lands on is judged just before it (what was
   raised that day was raised before they paid), and nothing is raised after it;
 - a trigger counts as fired once per user, on the day it first shows in a verdict (routed or nurture-only, and
@@ -66,7 +68,7 @@ from bot.domain.guardrails import VOLUME_PER_REP, VOLUME_STREAK, busy_runs, per_
 from scoring import Event, Rules, ScoreResult, Status, Tier
 from scoring import events as ev
 from scoring.accounts import Slots, account_part, account_status, fired_triggers, has_account_triggers, stopping_codes
-from scoring.engine import ACTIVATION, ASK_OVERRIDES, FIT, group_traits, judge, plan_of
+from scoring.engine import ACTIVATION, ASK_OVERRIDES, FIT, group_traits, judge, plan_of, wake
 from scoring.identity import is_anonymous, resolve
 from scoring.tally import Tally
 from scoring.triggers import Level, micros, moment_of
@@ -641,19 +643,23 @@ def _replay_user(user_id: str, history: list[Event], rules: Rules, tz: tzinfo, g
             at = converted_at - _ONE_US  # judged just before they paid; nothing after
         if window.end is not None and day > window.end or (not batch and at < due):
             break
-        due = None
+        due = verdict = None
         if window.holds(day) and (hope is None or hope.worth(at, lead, fired)):
             tally, upto = _tallies(tally, upto, history, taken, plan, tz, user_id, whole, count)
             group = groups.get(tally.group[1]) if tally.group is not None else None
-            lead = _note(judge(tally, rules, at, group=group), rules, user_id, day, lead, fired)
+            verdict = judge(tally, rules, at, group=group)
+            lead = _note(verdict, rules, user_id, day, lead, fired)
             if hope is not None and hope.shown(lead, fired):
                 break  # all it can show has shown: the days after add nothing
-        if (plan.waits and (converted_at is None or at < converted_at - _ONE_US)
+        held_off = verdict is not None and verdict.status is Status.DO_NOT_TOUCH  # a lead a window may let go
+        if ((plan.waits or held_off) and (converted_at is None or at < converted_at - _ONE_US)
                 and (taken >= count or local_day(history[taken].at, tz) > day + _DAY)
                 and (hope is None or hope.worth(_NEVER, lead, fired))):
             tally, upto = _tallies(tally, upto, history, taken, plan, tz, user_id, whole, count)
-            if tally.signup is not None:
-                due = _wait_ends(tally, plan, at)  # only a day without events needs it: the others are judged
+            if tally.signup is not None:  # only a day without events needs these: the others are judged
+                ends = (_wait_ends(tally, plan, at) if plan.waits else None,
+                        wake(tally, rules, at, verdict) if held_off else None)  # e.g. a checkout's grace ending
+                due = min((end for end in ends if end is not None), default=None)
     return lead, fired, member
 
 

@@ -31,6 +31,7 @@ def rules_of(**triggers: str) -> Rules:
 
 
 RULES = rules_of(hot="hot_signal", cold="cold_signal", rare="rare_signal")
+DEFAULT = Rules.model_validate(tomllib.loads(DEFAULT_RULES.read_text()))
 
 
 def trial(user: str, event: str, *, converts: bool = False, touched: bool = False, signup: datetime = MONDAY,
@@ -189,6 +190,20 @@ def test_a_wait_that_ends_on_a_day_without_events_raises_the_lead_that_day():
     t = Trial("ana", email="ana@acme.com", signup=MONDAY)
     t.add("sso_config_started", t.on(1, 12)).add("session_start", t.on(9, 12))
     assert run(t.events, rules).raised["ana"].day == date(2026, 11, 5)  # Thursday, 3 days on, no event that day
+
+
+def test_a_lead_held_back_by_a_checkout_is_raised_the_day_its_grace_ends_though_nothing_else_comes():
+    """A demo request while a checkout is under way is not to be touched; the checkout is abandoned and the user
+    sends nothing more. The bot's wake sweep raises the lead when the 24 hours' grace ends (Wednesday 15:00), and
+    the backtest says so: not on the day some later wait happens to end (the next Monday, before). The same for the
+    48 hours after an upgrade."""
+    t = Trial("ana", email="ana@acme.com", size=120, signup=MONDAY).activate(1, 11)
+    t.add("checkout_started", t.on(2, 15)).add("demo_requested", t.on(2, 16))
+    assert run(t.events, DEFAULT).raised["ana"].day == date(2026, 11, 4)
+    t.add("checkout_completed", t.on(2, 18))  # upgraded within the grace: left to land for 48 hours, to Thursday
+    assert run(t.events, DEFAULT).raised["ana"].day == date(2026, 11, 5)
+    t.add("trial_converted", t.on(3, 9))  # a customer: no lead at all
+    assert "ana" not in run(t.events, DEFAULT).raised
 
 
 @pytest.mark.parametrize(("fired", "converted", "expected"), [
