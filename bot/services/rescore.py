@@ -65,7 +65,8 @@ _SPLIT_USERS_FROM = 20_000
 # routes the new leads while the others wait, so it once took less than one: 0.85 (46 % with two processes) when
 # judging cost more. Since the verdicts' wake times cost a tenth of what they did (5 Dec), at 0.85 it waited 0.9-1.2 s
 # for the other's last piece; at 1.0 it waits for nothing, and a first rescore of 100,000 users on 2 vCPUs took
-# 12.6-12.8 s against 13.1-13.3 s (SQLite; 1.1 and 1.2: 12.7-13.2 s).
+# 12.6-12.8 s against 13.1-13.3 s (SQLite; 1.1 and 1.2: 12.7-13.2 s). Measured with two processes only: with more,
+# this one writes more verdicts for each it judges, and a smaller share may suit it better.
 _OWN_WEIGHT = 1.0
 # Each other process's share is judged in this many pieces, one after another: a piece's verdicts come back while it
 # judges the next, rather than all at once at the end (60 MiB of rows, 4 s to hand over on 2 busy vCPUs).
