@@ -24,9 +24,9 @@ Pure, as the rest of scoring/: members and a moment in, a verdict out.
 
 from __future__ import annotations
 
-import heapq
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, tzinfo
+from itertools import chain
 from operator import itemgetter
 from typing import Any
 
@@ -136,7 +136,9 @@ def merged_slots(members: Sequence[Member], rules: Rules, slots: Iterable[int] |
     lists: list[list] = [[] for _ in range(len(catalogue))]
     for slot in catalogue.slots_of_level(Level.ACCOUNT) if slots is None else slots:
         columns = [tally.slots[slot] for _, tally in members if tally.slots[slot]]
-        lists[slot] = columns[0] if len(columns) == 1 else list(heapq.merge(*columns, key=_TIME))
+        # Each member's list is in time order: sorting them joined end to end merges those runs (in C, where
+        # heapq.merge steps through a Python generator), and keeps the members' order between equal times.
+        lists[slot] = columns[0] if len(columns) == 1 else sorted(chain.from_iterable(columns), key=_TIME)
     return lists
 
 
@@ -148,15 +150,17 @@ def fired_triggers(members: Sequence[Member], rules: Rules, at: datetime, tz: tz
     catalogue = plan.catalogue
     # A trigger with a condition its members' events cannot hold (too few occurrences, or users with one, in all)
     # cannot fire: not judged, and its slots not merged (most accounts, most days).
-    held: dict[int, list[int]] = {}  # slot -> [its occurrences, the members with any]
-    for slot in catalogue.slots_of_level(Level.ACCOUNT):
-        for _, tally in members:
-            if items := tally.slots[slot]:
-                counts = held.setdefault(slot, [0, 0])
-                counts[0] += len(items)
-                counts[1] += 1
+    held: tuple[dict[int, int], dict[int, int]] = ({}, {})  # slot -> its occurrences; slot -> the members with any
+    occurrences, holders = held
+    account_slots = plan.account_slots
+    for _, tally in members:
+        lists = tally.slots
+        for slot in account_slots:
+            if items := lists[slot]:
+                occurrences[slot] = occurrences.get(slot, 0) + len(items)
+                holders[slot] = holders.get(slot, 0) + 1
     names = [name for name in plan.account_triggers
-             if all(slot in held and held[slot][users] >= least for slot, users, least in plan.account_needs[name])]
+             if all(slot in holders and held[users][slot] >= least for slot, users, least in plan.account_needs[name])]
     if not names:
         return []
     lists = merged_slots(members, rules, {s for name in names for pair in catalogue.layout[name] for s in pair

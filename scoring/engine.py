@@ -151,6 +151,7 @@ class _Plan:
         self.user_slots = sorted(catalogue.slots_of_level(Level.USER))
         self._candidates: dict[bytes, tuple] = {}
         self.account_triggers = tuple(rules.triggers_of(Level.ACCOUNT))
+        self.account_slots = tuple(sorted(catalogue.slots_of_level(Level.ACCOUNT)))  # the slots they read
         # Each account trigger's conditions as what their slots must hold before it can fire: (the slot, whether
         # it counts the users with an occurrence rather than the occurrences, how many; `Condition.least`).
         self.account_needs = {
