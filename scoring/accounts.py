@@ -124,9 +124,13 @@ def account_member(result: ScoreResult, tally: Tally, rules: Rules) -> tuple[tup
 
 def account_part(tally: Tally, rules: Rules) -> Slots:
     """The part of a member's tallies `score_account` reads."""
-    wanted = plan_of(rules).catalogue.slots_of_level(Level.ACCOUNT)
-    # One empty tuple for the slots accounts do not read: a population's members hold these until the roll-up.
-    return Slots([items if index in wanted else () for index, items in enumerate(tally.slots)], tally.latest)
+    # One empty tuple for the slots accounts do not read: a population's members hold these until the roll-up. Made
+    # for every member of a population: the few slots accounts read are copied over, not every slot looked at.
+    slots = tally.slots
+    part: list[Sequence] = [()] * len(slots)
+    for index in plan_of(rules).account_slots:
+        part[index] = slots[index]
+    return Slots(part, tally.latest)
 
 
 def merged_slots(members: Sequence[Member], rules: Rules, slots: Iterable[int] | None = None) -> list[list]:
