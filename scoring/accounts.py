@@ -154,8 +154,8 @@ def fired_triggers(members: Sequence[Member], rules: Rules, at: datetime, tz: tz
     catalogue = plan.catalogue
     # A trigger with a condition its members' events cannot hold (too few occurrences, or users with one, in all)
     # cannot fire: not judged, and its slots not merged (most accounts, most days).
-    held: tuple[dict[int, int], dict[int, int]] = ({}, {})  # slot -> its occurrences; slot -> the members with any
-    occurrences, holders = held
+    occurrences: dict[int, int] = {}  # slot -> its occurrences
+    holders: dict[int, int] = {}  # slot -> the members with any
     account_slots = plan.account_slots
     for _, tally in members:
         lists = tally.slots
@@ -164,7 +164,8 @@ def fired_triggers(members: Sequence[Member], rules: Rules, at: datetime, tz: tz
                 occurrences[slot] = occurrences.get(slot, 0) + len(items)
                 holders[slot] = holders.get(slot, 0) + 1
     names = [name for name in plan.account_triggers
-             if all(slot in holders and held[users][slot] >= least for slot, users, least in plan.account_needs[name])]
+             if all(slot in holders and (holders if users else occurrences)[slot] >= least
+                    for slot, users, least in plan.account_needs[name])]
     if not names:
         return []
     lists = merged_slots(members, rules, {s for name in names for pair in catalogue.layout[name] for s in pair
