@@ -146,8 +146,7 @@ class _Plan:
                      for (slot, _), c in zip(catalogue.layout[name], trigger.all, strict=True)]
             mask = sum({1 << slot for slot, _ in needs})  # the slots as bits: one test for all of them
             self.user_triggers.append((name, trigger, mask, tuple(need for need in needs if need[1])))
-        self.waits = [name for name, trigger, _, _ in self.user_triggers
-                      if any(c.not_followed_by is not None for c in trigger.all)]
+        self.waits = [name for name, _, _, _ in self.user_triggers if catalogue.waits[name]]  # those that wait
         self.user_slots = sorted(catalogue.slots_of_level(Level.USER))
         self._candidates: dict[bytes, tuple] = {}
         self.account_triggers = tuple(rules.triggers_of(Level.ACCOUNT))

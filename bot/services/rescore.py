@@ -366,8 +366,8 @@ def _micros(moment: datetime) -> int:
 
 def _verdicts(connection: sa.Connection, rules: Rules, *, at: datetime, tz: tzinfo, scope: set[str] | None,
               span: Span) -> Iterator[tuple[ScoreResult, str | None, Tally, datetime | None]]:
-    """Each user's verdict, with its JSON text when that differs from the stored one (None: unchanged), and the
-    tallies it was judged on."""
+    """Each user's verdict, with its JSON text when that or its wake time differs from the stored one (None:
+    unchanged), the tallies it was judged on, and its wake time (`wake`)."""
     previous = _previous(connection, scope, span)
     dispositions = _dispositions(connection, scope, span)
     # Everyone: every account's traits at once. Some users: each account's as a user of it is met.
