@@ -47,12 +47,14 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+from bisect import bisect_right
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from functools import lru_cache
+from operator import attrgetter
 from typing import Any, NamedTuple
 
 from bot.calibration.stats import (
@@ -80,6 +82,7 @@ POINTS, EXPLICIT_ASK = "points", "explicit_ask"
 _WITHIN = timedelta(days=CONVERSION_DAYS)
 _ONE_US = timedelta(microseconds=1)
 _DAY = timedelta(days=1)
+_AT = attrgetter("at")
 
 
 @dataclass(frozen=True, slots=True)
@@ -289,7 +292,7 @@ class Histories:
                 starts[user_id] = place
             history.append(event)
         for history in by_user.values():
-            history.sort(key=_at)
+            history.sort(key=_AT)
         return cls(by_user, starts, converted, touched)
 
 
@@ -475,10 +478,6 @@ def _replay_one(user_id: str, history: list[Event], rules: Rules, tz: tzinfo, gr
     return _replay_user(user_id, history, rules, tz, groups, converted.get(user_id), window, every_day=every_day)
 
 
-def _at(event: Event) -> datetime:
-    return event.at
-
-
 def _rows(rules: Rules, minimum: int) -> dict[str, TriggerFigures]:
     rows = {POINTS: TriggerFigures(POINTS, "buying", minimum=minimum),
             EXPLICIT_ASK: TriggerFigures(EXPLICIT_ASK, "buying", minimum=minimum)}
@@ -609,13 +608,16 @@ def _replay_user(user_id: str, history: list[Event], rules: Rules, tz: tzinfo, g
     count = len(history)
     if converted_at is not None:
         count = next((i for i, event in enumerate(history) if event.at >= converted_at), count)
-    hope = member = whole = None
+    hope = member = whole = final = None
     accounts = bool(plan.account_triggers)
     if count and (accounts or not every_day):
         # The whole replayed history's tallies and verdict: what the fast replay may hope for, and what the
         # user's account reads of them.
+        # Judged at the end of the history's last day, as the walk judges that day: its verdict serves there too.
         whole = Tally.build(history[:count], plan, tz, user_id, in_order=True)
-        last = whole.latest if converted_at is None else converted_at - _ONE_US
+        last = _day_end(local_day(history[count - 1].at, tz), tz)
+        if converted_at is not None and last >= converted_at:
+            last = converted_at - _ONE_US
         final = judge(whole, rules, last, group=groups.get(whole.group[1]) if whole.group is not None else None)
         if not every_day:
             hope = _Prospects.of(history[:count], whole, final, rules, tz)
@@ -634,10 +636,8 @@ def _replay_user(user_id: str, history: list[Event], rules: Rules, tz: tzinfo, g
         if due is not None and (next_day is None or local_day(due, tz) < next_day):
             day, batch = local_day(due, tz), False  # no event that day: the wait's end is judged that evening
         else:
-            day, stop = next_day, taken
-            while stop < count and local_day(history[stop].at, tz) == day:
-                stop += 1
-            batch, taken = True, stop
+            # The day's events: those up to its last instant (the history is in time order).
+            batch, day, taken = True, next_day, bisect_right(history, _day_end(next_day, tz), taken, count, key=_AT)
         at = _day_end(day, tz)
         if converted_at is not None and at >= converted_at:
             at = converted_at - _ONE_US  # judged just before they paid; nothing after
@@ -646,8 +646,11 @@ def _replay_user(user_id: str, history: list[Event], rules: Rules, tz: tzinfo, g
         due = verdict = None
         if window.holds(day) and (hope is None or hope.worth(at, lead, fired)):
             tally, upto = _tallies(tally, upto, history, taken, plan, tz, user_id, whole, count)
-            group = groups.get(tally.group[1]) if tally.group is not None else None
-            verdict = judge(tally, rules, at, group=group)
+            if tally is whole and at == last:
+                verdict = final  # the last day, judged already
+            else:
+                group = groups.get(tally.group[1]) if tally.group is not None else None
+                verdict = judge(tally, rules, at, group=group)
             lead = _note(verdict, rules, user_id, day, lead, fired)
             if hope is not None and hope.shown(lead, fired):
                 break  # all it can show has shown: the days after add nothing
@@ -655,9 +658,13 @@ def _replay_user(user_id: str, history: list[Event], rules: Rules, tz: tzinfo, g
         if ((plan.waits or held_off) and (converted_at is None or at < converted_at - _ONE_US)
                 and (taken >= count or local_day(history[taken].at, tz) > day + _DAY)
                 and (hope is None or hope.worth(_NEVER, lead, fired))):
-            tally, upto = _tallies(tally, upto, history, taken, plan, tz, user_id, whole, count)
-            if tally.signup is not None:  # only a day without events needs these: the others are judged
-                ends = (_wait_ends(tally, plan, at) if plan.waits else None,
+            if held_off or hope is None:
+                tally, upto = _tallies(tally, upto, history, taken, plan, tz, user_id, whole, count)
+                signed_up = tally.signup is not None
+            else:  # one trial: the whole history's waits read as of `at` are the day's (`_wait_ends`)
+                signed_up = whole.signup.at <= at
+            if signed_up:  # only a day without events needs these: the others are judged
+                ends = (_wait_ends(tally if held_off or hope is None else whole, plan, at) if plan.waits else None,
                         wake(tally, rules, at, verdict) if held_off else None)  # e.g. a checkout's grace ending
                 due = min((end for end in ends if end is not None), default=None)
     return lead, fired, member
@@ -676,7 +683,9 @@ def _tallies(tally: Tally | None, upto: int, history: list[Event], taken: int, p
 
 
 def _wait_ends(tally: Tally, plan: Any, at: datetime) -> datetime | None:
-    """The first "not completed within N days" wait still running at `at` (the engine's `until` reads the same)."""
+    """The first "not completed within N days" wait still running at `at` (the engine's `until` reads the same).
+    `tally` may hold events after `at` (a one-trial user's whole history): a wait they start ends after the next
+    day with events, which the walk judges first, and reads again then."""
     due = plan.catalogue.due(plan.waits, tally.slots, micros(at))
     return moment_of(due) if due is not None else None
 
