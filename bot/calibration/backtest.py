@@ -329,6 +329,9 @@ class Replays:
     last: date | None
     touched: bool
     tz: tzinfo = UTC  # the team's: the days the account leads are raised on
+    #: The accounts' outcomes, once judged where the members were (`judge_accounts`, bot/cli/split.py); None: the
+    #: report judges them from the users' `member`s.
+    accounts: list[AccountOutcome] | None = None
 
     @classmethod
     def merged(cls, parts: Sequence[Replays]) -> Replays:
@@ -337,10 +340,12 @@ class Replays:
         return cls(sorted((user for part in parts for user in part.users), key=_start),
                    min((part.first for part in parts if part.first is not None), default=None),
                    max((part.last for part in parts if part.last is not None), default=None),
-                   any(part.touched for part in parts), parts[0].tz if parts else UTC)
+                   any(part.touched for part in parts), parts[0].tz if parts else UTC,
+                   None if any(part.accounts is None for part in parts)
+                   else sorted((account for part in parts for account in part.accounts or ()), key=_start))
 
 
-def _start(user: Replayed) -> int:
+def _start(user: Replayed | AccountOutcome) -> int:
     return user.start
 
 
@@ -376,7 +381,15 @@ def report(replays: Replays, rules: Rules, *, is_business_day: Callable[[date], 
         if user.fired:
             _count(rows, user.fired, user.converted_at, user.touches)
     if has_account_triggers(rules):
-        _accounts(replays, rules, window, rows, raised)
+        accounts = replays.accounts
+        if accounts is None:
+            accounts = judge_accounts(replays.users, rules, window, replays.tz)
+        for account in accounts:  # keyed by the account's key in `raised`
+            _count(rows, account.fired, account.paid, account.touches)
+            for user_id in account.absorbed:
+                del raised[user_id]
+            if account.lead is not None:
+                raised[account.key] = account.lead
     start, end = window.start or replays.first, window.end or replays.last
     daily: dict[date, int] = defaultdict(int)
     for lead in raised.values():
@@ -396,39 +409,55 @@ def report(replays: Replays, rules: Rules, *, is_business_day: Callable[[date], 
     return Backtest(list(rows.values()), days, raised, reps, cap, busy, has_touches=replays.touched)
 
 
-def _accounts(replays: Replays, rules: Rules, window: Window, rows: Mapping[str, TriggerFigures],
-              raised: dict[str, Raised]) -> None:
-    """The account triggers, judged over each account's members (see `AccountMember`): counted once per account,
-    first fired before any member paid; and the account leads, as the store makes them (bot/services/
-    account_leads.py): a qualified account raises a lead on the day it qualifies unless one of its members' leads
-    was raised by then (that lead becomes the account's: no new lead), and its members' leads raised later are not
-    raised at all (they join its contact map). Keyed by the account's key in `raised`."""
-    tz = replays.tz
+class AccountOutcome(NamedTuple):
+    """What an account adds to the report (`judge_accounts`): its triggers' first firings (inside the window, before
+    any member paid), counted once for it, with its first conversion and its members' touches; its own lead, when it
+    raises one; and the members whose leads it takes in (in its contact map: not raised). `start`: its first member's
+    (`Histories.starts`), so the accounts of several processes are applied in the order one process would."""
+
+    start: int
+    key: str
+    fired: dict[str, datetime]
+    paid: datetime | None
+    touches: list[datetime]
+    lead: Raised | None
+    absorbed: tuple[str, ...]
+
+
+def judge_accounts(users: Iterable[Replayed], rules: Rules, window: Window, tz: tzinfo) -> list[AccountOutcome]:
+    """The account triggers, judged over each account's members (see `AccountMember`; `users`: all the replays of
+    the members of the accounts judged, in any order): counted once per account, first fired before any member paid;
+    and the account leads, as the store makes them (bot/services/account_leads.py): a qualified account raises a lead
+    on the day it qualifies unless one of its members' leads was raised by then (that lead becomes the account's: no
+    new lead), and its members' leads raised later are not raised at all (they join its contact map). In the order
+    accounts first appear."""
     accounts: dict[str, list[Replayed]] = {}
-    for user in replays.users:
+    for user in sorted(users, key=_start):
         if user.member is not None:
             accounts.setdefault(user.member[0], []).append(user)
-    for key, users in accounts.items():
-        paid = min((user.converted_at for user in users if user.converted_at is not None), default=None)
-        members = [(None, user.member[2]) for user in users if user.member[2] is not None]  # their tallies alone
-        if not members:
+    outcomes = []
+    for key, members in accounts.items():
+        paid = min((user.converted_at for user in members if user.converted_at is not None), default=None)
+        readers = [(None, user.member[2]) for user in members if user.member[2] is not None]  # their tallies alone
+        if not readers:
             continue
         limit = _NEVER if paid is None else paid - _ONE_US  # a customer already: what fires after is expansion
-        fired = [f for f in fired_triggers(members, rules, limit, tz) if window.holds(local_day(f.at, tz))]
+        fired = [f for f in fired_triggers(readers, rules, limit, tz) if window.holds(local_day(f.at, tz))]
         if not fired:
             continue
-        touches = sorted(moment for user in users for moment in user.touches)
-        _count(rows, {f.name: f.at for f in fired}, paid, touches)
-        status, qualified_at = account_status([user.member[1] for user in users], fired)
-        if status is not Status.QUALIFIED or qualified_at is None:
-            continue
-        day = local_day(qualified_at, tz)
-        theirs = [raised[user.user_id] for user in users if user.user_id in raised]
-        for lead in theirs:
-            if lead.day > day:  # qualified after the account's lead opened: in its contact map, no lead
-                del raised[lead.user_id]
-        if not any(lead.day <= day for lead in theirs):
-            raised[key] = Raised(key, day, tuple(sorted(f.name for f in fired if f.trigger.routed)))
+        touches = sorted(moment for user in members for moment in user.touches)
+        lead, absorbed = None, ()
+        status, qualified_at = account_status([user.member[1] for user in members], fired)
+        if status is Status.QUALIFIED and qualified_at is not None:
+            day = local_day(qualified_at, tz)
+            theirs = [user.lead for user in members if user.lead is not None]
+            # Qualified after the account's lead opened: in its contact map, no lead.
+            absorbed = tuple(mine.user_id for mine in theirs if mine.day > day)
+            if not any(mine.day <= day for mine in theirs):
+                lead = Raised(key, day, tuple(sorted(f.name for f in fired if f.trigger.routed)))
+        outcomes.append(AccountOutcome(members[0].start, key, {f.name: f.at for f in fired}, paid, touches, lead,
+                                       absorbed))
+    return outcomes
 
 
 #: A user's replay: the lead raised (if any), each trigger's first firing, what their account reads of them.

@@ -35,9 +35,11 @@ processes make, and they leave at once when the run is over, rather than free th
     accounts, as `score_users_and_accounts` does. Their lines come back with the line of their members' first call,
     so they follow the users' in the order accounts first appear.
   - `pqlbot backtest` (`_replays`): each process reads its users' histories (bot/calibration/backtest.py
-    `Histories`), replays each user through each rules set, here (no worker pool of its own), and hands back what
-    the report is made of (`Replays`: the users with anything to show, with the line where their history starts,
-    and the span of the histories). The command merges them, in the order users first appear, into one process's.
+    `Histories`), replays each user through each rules set, here (no worker pool of its own), hands each account's
+    members' replays to the account's process (`hash(account key) % n`), which judges its accounts
+    (`judge_accounts`), and hands back what the report is made of (`Replays`: the users with a lead or a trigger
+    fired, with the line where their history starts, its accounts' outcomes, and the span of the histories). The
+    command merges them, in the order users and accounts first appear, into one process's.
 - A process that fails or dies makes the command fail with a message saying so (`Failed`); a file that cannot be
   read through (not UTF-8, an I/O error) is done again in one process (None from `score_file`, `backtest_file`),
   which stops where it always has, with the same words.
@@ -169,7 +171,8 @@ def backtest_file(path: str, sets: Sequence[Rules], tz: tzinfo, window: Window, 
     with crew:
         if (parsed := _rounds(crew, account_traits)) is None:
             return None
-        invalid, events, found = parsed
+        invalid, events, homes = parsed
+        found = crew.exchange(_transposed(homes))  # round 3: the accounts judged where their members went
         crew.finish()
     return Backtested([Replays.merged([parts[i] for parts in found]) for i in range(len(sets))], invalid, events)
 
@@ -230,13 +233,25 @@ def _replays(path: str, sets: Sequence[Rules], tz: tzinfo, window: Window, k: in
     """Process k of n replaying for `pqlbot backtest`, as `_share` scores: its own users' events (parsed with the
     first rules set's names), read into histories and replayed through each rules set in turn, in this process (the
     command's processes are one per CPU already); hands back their `Replays`, one per rules set."""
-    from bot.calibration.backtest import Histories, replayed
+    from bot.calibration.backtest import Histories, judge_accounts, replayed
 
     with paused_gc():
         if (own := (yield from _own_events(path, sets[0], k, n))) is not None:
             histories, groups = Histories.of(own[0]), own[1]
             del own
-            yield [replayed(histories, rules, tz=tz, groups=groups, window=window, workers=1) for rules in sets]
+            found = [replayed(histories, rules, tz=tz, groups=groups, window=window, workers=1) for rules in sets]
+            # Round 3: each account's members to its process (`hash(account key) % n`), which judges its accounts.
+            homes: list[list[list]] = [[[] for _ in sets] for _ in range(n)]
+            for index, replays in enumerate(found):
+                for user in replays.users:
+                    if user.member is not None:
+                        homes[hash(user.member[0]) % n][index].append(user)
+            sent = _unpacked((yield _packed(homes, k)), k, homes[k])
+            for index, (rules, replays) in enumerate(zip(sets, found, strict=True)):
+                replays.accounts = judge_accounts((user for part in sent for user in part[index]), rules, window, tz)
+                # The command reads the users with a lead or a trigger fired, not what their accounts read of them.
+                replays.users = [user._replace(member=None) for user in replays.users if user.lead or user.fired]
+            yield found
 
 
 def _own_events(path: str, rules: Rules, k: int, n: int) -> Generator[Message, Message, Own | None]:
