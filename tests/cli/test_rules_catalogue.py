@@ -158,7 +158,8 @@ def test_rules_check_prints_each_trigger_with_its_level_family_strength_tier_win
     ("multi_domain_invites", "tier 2, within 72 h · window: 30 days when: invites with 3+ different invitee_email "
                              "domains within 30 days"),
     ("seat_surge", "when: seat provisionings adding up to 10+ (their count) within 7 days"),
-    ("usage_growth", "when: sessions growing 100 %+ week over week for 2 weeks within 3 weeks"),
+    # A lone condition that holds at a moment lies inside any window ending then: the window goes unsaid.
+    ("usage_growth", "when: sessions growing 100 %+ week over week for 2 weeks seed:"),
     ("pricing_no_upgrade", "strength low · tier 3, automated nurture only · window: 7 days when: billing or pricing "
                            "page views on 2+ days within 7 days"),
 ])
@@ -186,3 +187,15 @@ def test_rules_check_refuses_a_broken_trigger_with_the_file_the_setting_and_the_
 def test_rules_check_takes_one_file(copy, capsys):
     assert main(["rules", "check", str(copy), str(copy)]) == 2
     assert "give one rules FILE" in capsys.readouterr().err
+
+
+def test_the_shipped_waits_say_their_wait_once_and_a_window_only_where_it_binds_other_conditions(capsys):
+    assert main(["rules", "check", "scoring/default_rules.toml"]) == 0
+    out = printed(capsys)
+    # A lone "not completed within" wait: its 7-day window holds any moment the wait runs out, so it goes unsaid.
+    assert ("when: an SSO/SCIM configuration started, not followed by an SSO/SCIM configuration completed within "
+            "7 days seed:") in out
+    # With other conditions the window binds them all: said apart from the wait.
+    assert ("a security or compliance document download and a signup, not followed by an activation within 7 days, "
+            "within 2 weeks seed:") in out
+    assert "within 7 days within" not in out
