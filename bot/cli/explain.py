@@ -109,7 +109,8 @@ def _values(shown, settings: Settings) -> dict:  # noqa: ANN001 - an Explanation
         "reasons": reasons,
         "lead": lead and {
             "ref": lead.ref, "level": lead.level, "state": lead.state.replace("_", " "), "rep": name(lead.rep_id),
-            "claimed": name(lead.claimed_by), "sla": lead.sla_due_at, "disposition": lead.disposition,
+            "claimed": name(lead.claimed_by), "sla": lead.sla_due_at, "first_touch": shown.first_touch,
+            "disposition": lead.disposition,
             "account": shown.account_lead.ref if shown.account_lead else None},
         "trail": [{"at": step.at, "what": step.said(name)} for step in shown.trail],
         "t": lambda moment: f"{moment.astimezone(tz):%a %d %b %Y %H:%M %Z}",
@@ -121,6 +122,7 @@ def _as_json(values: dict) -> dict:
     out["as_of"] = values["as_of"].isoformat()
     out["triggers"] = [t | {"at": t["at"].isoformat()} for t in values["triggers"]]
     out["trail"] = [{"at": s["at"].isoformat(), "what": s["what"]} for s in values["trail"]]
-    if out["lead"] and out["lead"]["sla"]:
-        out["lead"] = out["lead"] | {"sla": out["lead"]["sla"].isoformat()}
+    if out["lead"]:
+        out["lead"] = out["lead"] | {key: out["lead"][key].isoformat() for key in ("sla", "first_touch")
+                                     if out["lead"][key] is not None}
     return out

@@ -21,6 +21,7 @@ from sqlmodel import Session, select
 from bot.services import audit
 from bot.services.rescore import judged_at
 from bot.store.models import Notice, Pql, Rep, Touch, TrialUser
+from bot.store.queries import utc
 from scoring import Rules
 
 #: What each escalation notice's key prefix was (bot/sweeps/escalate.py's keys), in words.
@@ -62,6 +63,7 @@ class Explanation:
     account_lead: Pql | None = None  # the account lead the user's lead became part of
     trail: list[Step] = field(default_factory=list)
     names: dict[str, str] = field(default_factory=dict)  # rep id -> name
+    first_touch: datetime | None = None  # the lead's first touch, by `as_of`: its SLA met or missed then
 
 
 def find_user(session: Session, who: str) -> tuple[TrialUser, Pql | None]:
@@ -97,6 +99,8 @@ def explain(session: Session, who: str, *, rules: Rules, now: datetime, tz: tzin
         if lead.absorbed_into is not None:
             shown.account_lead = session.get(Pql, lead.absorbed_into)
         shown.trail = trail(session, [p.id for p in (lead, shown.account_lead) if p is not None], until=as_of)
+        first = session.exec(select(sa.func.min(Touch.at)).where(Touch.pql_id == lead.id, Touch.at <= as_of)).one()
+        shown.first_touch = utc(first) if first is not None else None
         shown.names = {rep.id: rep.name or rep.id for rep in session.exec(select(Rep))}
     return shown
 

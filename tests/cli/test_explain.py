@@ -4,13 +4,14 @@ store (each backend), in the team's time: one case per verdict kind."""
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from bot.cli import main
 from bot.demo.sample import SAMPLE_AS_OF, SAMPLE_PATH
 from scoring import DEFAULT_RULES
-from tests.scoring.builders import Trial
+from tests.scoring.builders import NY, Trial
 
 REPS = "U0ANA:Ana Ruiz,U0BEN:Ben Okafor"
 
@@ -48,6 +49,41 @@ def test_a_qualified_lead_shows_its_signals_and_who_got_it_and_why(sample_store,
     assert any(line.startswith("  Fri 13 Nov 2026 17:00 EST  assigned to ") and ("Ana Ruiz" in line or
                                                                                 "Ben Okafor" in line)
                for line in text.splitlines())
+
+
+def touch_sarahs_lead(store_url: str, at: datetime) -> None:
+    """Her rep claims her lead and calls her at `at`."""
+    from sqlmodel import Session, select
+
+    from bot.services import leads
+    from bot.store import make_engine
+    from bot.store.models import Pql
+
+    engine = make_engine(store_url)
+    try:
+        with Session(engine) as session, session.begin():
+            lead = session.exec(select(Pql).where(Pql.user_id == "sarah")).one()
+            who = leads.actor(session, lead.rep_id, manager=None)
+            leads.claim(session, lead, who, now=at - timedelta(minutes=5), tz=NY, cap=100)
+            leads.log_touch(session, lead, who, channel="call", email_key=None, note=None, now=at)
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("touched, says", [
+    (datetime(2026, 11, 13, 18, 0, tzinfo=NY), "first touch Fri 13 Nov 2026 18:00 EST (in time: due "),
+    (datetime(2026, 11, 18, 9, 30, tzinfo=NY), "first touch Wed 18 Nov 2026 09:30 EST (late: due "),
+])
+def test_a_touched_lead_says_when_its_first_touch_came_against_the_due_time(sample_store, capsys, touched, says):
+    touch_sarahs_lead(sample_store, touched)
+    code, text = explain(capsys, "sarah", "--at", (touched + timedelta(hours=1)).isoformat())
+    assert code == 0
+    lead = next(line for line in text.splitlines() if line.startswith("PQL-"))
+    assert says in lead and "first touch due" not in lead
+    code, text = explain(capsys, "sarah", "--at", (touched + timedelta(hours=1)).isoformat(), "--json")
+    assert json.loads(text)["lead"]["first_touch"] == touched.astimezone(UTC).isoformat()
+    code, text = explain(capsys, "sarah", "--at", (touched - timedelta(minutes=1)).isoformat())
+    assert "first touch due" in next(line for line in text.splitlines() if line.startswith("PQL-"))  # not yet
 
 
 def test_a_fast_lane_lead_says_why_it_is_fast_lane_not_0_of_10(sample_store, capsys):
