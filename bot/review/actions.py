@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import date
 
+from bot.calibration.backtest import EXPLICIT_ASK, POINTS
 from bot.domain import guardrails
 from bot.domain import targets as bars
 from bot.domain.lifecycle import TIERS
@@ -83,9 +84,12 @@ def action_items(m: Metrics, cap: int, workday: Callable[[date], bool]) -> list[
     if enough(m.contacted) and m.complaints is not None and not bars.COMPLAINTS.target.met(m.complaints):
         items.append(words("act_complaints", value=fmt(m.complaints, "rate")))
     for row in m.triggers:
-        if row.recommendation == "retire":  # seed 001, on at least the minimum sample (`recommend`)
-            items.append(words("act_retire_trigger", name=words("signal_name", name=row.name),
-                               value=fmt(row.conversion_rate, "rate"), converted=row.converted, fired=row.fired))
+        # Seed 001, on at least the minimum sample (`recommend`). An explicit ask is always answered (seed 000's fast
+        # lane): no advice to retire it; the points model is recalibrated, not removed.
+        if row.recommendation == "retire" and row.name != EXPLICIT_ASK:
+            items.append(words("act_retire_points" if row.name == POINTS else "act_retire_trigger",
+                               name=words("signal_name", name=row.name), value=fmt(row.conversion_rate, "rate"),
+                               converted=row.converted, fired=row.fired))
     if not items:
         items.append(words("act_all_good"))
     return items

@@ -54,6 +54,7 @@ from bot.domain.periods import Period
 from bot.store.events import from_us, to_us
 from bot.store.models import EventRecord, Pql, Touch, TrialUser
 from bot.store.queries import in_chunks, still_open
+from scoring.engine import ACTIVATION
 
 #: How a `sales_reply` that is a complaint reads (issue 19); the rest are answers.
 COMPLAINING_REPLIES = ("negative", "unsubscribe")
@@ -256,9 +257,7 @@ def _trigger_table(session: Session, end: datetime, now: datetime) -> list[Trigg
     rows: dict[str, TriggerFigures] = {}
     window = timedelta(days=CONVERSION_DAYS)
     for pql in leads:
-        names = {POINTS if s.get("points") else s["name"] for s in pql.signals}
-        if pql.tier == "fast_lane":
-            names = (names - {POINTS}) | {EXPLICIT_ASK}
+        names = _made_by(pql)
         converted_at = paid.get(pql.user_id)
         if pql.level == "account" and pql.converted_at is not None and pql.converted_at <= now:
             converted_at = min(converted_at or pql.converted_at, pql.converted_at)  # any of its people paying
@@ -271,6 +270,19 @@ def _trigger_table(session: Session, end: datetime, now: datetime) -> list[Trigg
             row.contacted += contacted
             row.contacted_converted += converts and contacted
     return sorted(rows.values(), key=lambda row: (-row.fired, row.name))
+
+
+def _made_by(pql: Pql) -> set[str]:
+    """What made a lead, as `pqlbot backtest` names it: each routed trigger (a signal of its verdict worth no points
+    that is neither the activation nor the ask); `explicit_ask` for the fast lane, else `points` when the points
+    qualified it. A lead's strongest signal is a trigger's only when the triggers alone qualified it (its points
+    short of the threshold: scoring/engine.py `judge`), so the threshold needs no rules file here."""
+    triggers = {s["name"] for s in pql.signals if not s.get("points") and s["name"] not in (ACTIVATION, EXPLICIT_ASK)}
+    if pql.tier == "fast_lane":
+        return triggers | {EXPLICIT_ASK}
+    if any(s.get("points") for s in pql.signals) and pql.strongest_signal not in triggers:
+        return triggers | {POINTS}
+    return triggers
 
 
 def _worked(session: Session, closed: list[Pql]) -> list[Pql]:

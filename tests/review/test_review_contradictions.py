@@ -210,3 +210,47 @@ def test_an_account_lead_counts_as_converted_in_the_trigger_table_when_any_of_it
     with store.session(engine) as session:
         [row] = compute(session, W45, calendar=CALENDAR, reps=1, now=NOW).triggers
     assert (row.name, row.fired, row.converted) == ("team_activation", 1, 1)
+
+
+def test_the_trigger_table_counts_what_made_each_lead_not_the_activation_and_not_points_below_the_threshold(engine):
+    """As a lead's verdict stores them: the activation and the ask are signals worth no points, a routed trigger too;
+    the strongest signal is the trigger's when the trigger alone qualified the lead (its points short of the
+    threshold), a points signal's when the points did."""
+    def shown(name: str, points: int = 0) -> dict:
+        return {"name": name, "label": name, "points": points, "day": 2, "evidence": name, "values": []}
+
+    activation, invites, integration = shown("activation"), shown("invites", 3), shown("integration", 3)
+    with store.session(engine) as session, session.begin():
+        rows = Rows(session).reps(ANA)
+        by_trigger = rows.lead("ann", ny(11, 2, 10), signals=(activation, invites, shown("sso_stalled")))
+        by_trigger.strongest_signal = "sso_stalled"  # 3 points, under the threshold: the trigger qualified it
+        by_points = rows.lead("bo", ny(11, 3, 10), signals=(activation, invites, integration))
+        by_points.strongest_signal = "integration"
+        both = rows.lead("cy", ny(11, 4, 10), signals=(activation, invites, integration, shown("security_review")))
+        both.strongest_signal = "integration"  # the points qualified it, and a routed trigger fired too
+        asked = rows.lead("di", ny(11, 5, 10), tier="fast_lane", signals=(shown("explicit_ask"), invites))
+        asked.strongest_signal = "explicit_ask"
+    with store.session(engine) as session:
+        table = {row.name: row.fired for row in compute(session, W45, calendar=CALENDAR, reps=1, now=NOW).triggers}
+    assert table == {"points": 2, "sso_stalled": 1, "security_review": 1, "explicit_ask": 1}
+
+
+def test_weak_points_are_recalibrated_not_removed_and_an_explicit_ask_is_never_advised_away(engine):
+    invites = {"name": "invites", "label": "invites", "points": 3, "day": 2, "evidence": "invites", "values": []}
+    ask = {"name": "explicit_ask", "label": "ask", "points": 0, "day": 2, "evidence": "asked", "values": []}
+    with store.session(engine) as session, session.begin():
+        rows = Rows(session).reps(ANA)
+        for n in range(20):  # 20 leads on points, one converting (5 %); 20 demo requests, none converting
+            created = ny(10, 13, 11) + timedelta(days=n % 20)
+            lead = rows.lead(f"p{n:02d}", created, signals=(invites,))
+            lead.strongest_signal = "invites"
+            if n == 3:
+                rows.converts(f"p{n:02d}", created + timedelta(days=5), 10, lead)
+            rows.lead(f"a{n:02d}", created, tier="fast_lane", signals=(ask,)).strongest_signal = "explicit_ask"
+    with store.session(engine) as session:
+        review = build(compute(session, W45, calendar=CALENDAR, reps=1, now=NOW), cap=5)
+    figures = {row.name: (row.fired, row.converted, row.recommendation) for row in review.metrics.triggers}
+    assert figures == {"points": (20, 1, "retire"), "explicit_ask": (20, 0, "retire")}
+    assert any(item.startswith("Leads raised on seed 002's points convert 5.0% (1 of 20 within 60 days)")
+               and "raise `[tiers] qualify`" in item for item in review.actions)
+    assert not any("explicit ask" in item or "remove it" in item for item in review.actions)
