@@ -204,6 +204,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             out["against"] = {"rules": str(args.against), **theirs.to_json()}
             out["differences"] = [d.to_json() for d in diff]
         sys.stdout.write(orjson.dumps(out, option=orjson.OPT_INDENT_2).decode() + "\n")
+    elif not events:  # an empty file, or every line invalid: a table of zeros would say nothing
+        source = "the store" if args.store else args.events
+        print(f"Backtest of {source}: no events to replay"
+              + (f" ({len(invalid)} invalid line(s), listed above)." if invalid else "."))
     else:
         sides = [{"label": label, "bt": mine}]
         if theirs is not None:

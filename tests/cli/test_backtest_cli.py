@@ -104,6 +104,26 @@ def test_a_bad_line_is_named_and_the_rest_replayed(tmp_path, capsys):
     assert next(r for r in json.loads(captured.out)["triggers"] if r["name"] == "hot")["fired"] == 1
 
 
+@pytest.mark.parametrize("lines, code, says", [
+    ("", 0, "Backtest of {path}: no events to replay.\n"),
+    ("garbage\n{}\n", 1, "Backtest of {path}: no events to replay (2 invalid line(s), listed above).\n"),
+])
+def test_a_file_with_no_events_says_so_instead_of_a_table_of_zeros(tmp_path, capsys, lines, code, says):
+    path = tmp_path / "events.jsonl"
+    path.write_text(lines)
+    assert main(["backtest", str(path)]) == code
+    captured = capsys.readouterr()
+    assert captured.out == says.format(path=path)
+    assert main(["backtest", str(path), "--json"]) == code  # --json: the same object as ever, with nothing in it
+    assert json.loads(capsys.readouterr().out)["raised"] == 0
+
+
+def test_a_window_without_business_days_says_none_rather_than_nothing(tmp_path, capsys):
+    path = events_file(tmp_path, trial("ana", "hot_signal"))
+    assert main(["backtest", path, "--from", "2026-11-07", "--to", "2026-11-08"]) == 0  # a weekend
+    assert "Leads per business day: none (no business day in the window)" in capsys.readouterr().out
+
+
 @pytest.mark.parametrize("argv", [["backtest"], ["backtest", "x.jsonl", "--store"],
                                   ["backtest", "x.jsonl", "--from", "2026-11-09", "--to", "2026-11-02"]])
 def test_a_wrong_invocation_says_what_to_give(argv, capsys):
