@@ -86,6 +86,9 @@ def run_score(args: argparse.Namespace, settings: Settings) -> int:
 
         if args.all:
             report.write_rows(scored.users, sys.stdout)
+        elif not scored.users:  # an empty file, or every line invalid: an empty table would say nothing
+            print(f"No users to score in {'standard input' if path == '-' else path}"
+                  + (f" ({len(scored.invalid)} invalid line(s), listed above)." if scored.invalid else "."))
         else:
             report.print_results(scored.users, at=at, tz=tz, rules=rules, product_name=settings.product_name,
                                  top=args.top)

@@ -64,6 +64,17 @@ def test_invalid_lines_are_reported_by_number_and_the_rest_still_scored(events_f
     assert "line 2: userId: is required" in err and "line 4: not valid JSON" in err
 
 
+@pytest.mark.parametrize("lines, code, says", [
+    ("", 0, "No users to score in {path}.\n"),
+    ("garbage\n\n{}\n", 1, "No users to score in {path} (2 invalid line(s), listed above).\n"),
+])
+def test_a_file_with_no_users_says_so_instead_of_an_empty_table(tmp_path, capsys, lines, code, says):
+    path = tmp_path / "events.jsonl"
+    path.write_text(lines)
+    assert main(["score", str(path)]) == code
+    assert capsys.readouterr().out == says.format(path=path)
+
+
 def test_events_can_come_from_standard_input(events_file, capsys, monkeypatch):
     monkeypatch.setattr("sys.stdin", io.StringIO(events_file.read_text()))
     assert main(["score", "-", "--at", AT, "--json"]) == 0
