@@ -54,8 +54,8 @@ from bot.domain.teams import Choice, LeadFacts, Team, Teams, single_team
 from bot.services import handoffs, outbox, switches, tracking
 from bot.services.leads import hold_rep, new_today
 from bot.store.models import Account, AccountScore, Assignment, AuditEntry, Notice, Pql, Rep, TrialUser
-from bot.store.queries import given_today, in_chunks, still_open
-from scoring import ScoreResult
+from bot.store.queries import given_today, in_chunks, rows_for, still_open, utc
+from scoring import ScoreResult, paused_gc
 from templates import esc, say
 
 _PQLS = Pql.__table__
@@ -119,6 +119,20 @@ def _leads(connection: sa.Connection, ids: list[int]) -> list[_Lead]:
                                   .where(c.id.in_(chunk)))
         found.update((row[0], _Lead(*row)) for row in rows)
     return [found[pql_id] for pql_id in ids if pql_id in found]
+
+
+def _given_before(connection: sa.Connection, pql_ids: list[int]) -> dict[tuple[int, str], datetime]:
+    """When each of these leads was last given to each rep it was given to before: (lead id, rep id) -> then. One
+    driver-level statement (`rows_for`): a set of 10,000 new leads, which have none, spent a quarter of a second in
+    SQLAlchemy's expanding IN."""
+    at = connection.dialect.identifier_preparer.quote("at")
+    latest: dict[tuple[int, str], datetime] = {}
+    for pql_id, rep_id, given in rows_for(connection, f"SELECT pql_id, rep_id, {at} FROM {_ASSIGNMENTS.name}",
+                                          pql_ids, column="pql_id", numbers=True):
+        given = utc(given)
+        if (key := (pql_id, rep_id)) not in latest or given > latest[key]:
+            latest[key] = given
+    return latest
 
 
 def _people(connection: sa.Connection, users: set[str]) -> dict[str, tuple[str | None, str | None]]:
@@ -431,10 +445,13 @@ class Router:
                 if not (lead.rep_id or lead.state in CLOSED or lead.state == PqlState.QUEUED)]
         if not todo:
             return {}
-        if self.teams.is_single:
-            return self._route_set(session, todo, [Choice(self.team, None)] * len(todo), now=now)
-        facts = _facts(connection, todo, verdicts)
-        return self._route_set(session, todo, [self.teams.choose(facts[lead.id]) for lead in todo], now=now)
+        # A backfill's set reads and writes tens of thousands of short-lived, acyclic objects (its leads, their
+        # verdicts, its rows): the collector's scans of them found nothing, for a fifth of a second of 10,000 leads.
+        with paused_gc():
+            if self.teams.is_single:
+                return self._route_set(session, todo, [Choice(self.team, None)] * len(todo), now=now)
+            facts = _facts(connection, todo, verdicts)
+            return self._route_set(session, todo, [self.teams.choose(facts[lead.id]) for lead in todo], now=now)
 
     def _route_set(self, session: Session, todo: list[_Lead], choices: list[Choice], *, now: datetime,
                    handed: str | None = None, previous: str | None = None) -> dict[int, str | None]:
@@ -470,10 +487,7 @@ class Router:
         queued = {name: team._queued(waiting) for name, team in teams.items()}
         is_open = {name: team.calendar.is_open(now) for name, team in teams.items()}
         people = _people(connection, {lead.user_id for lead in todo})
-        given_before = {(pql_id, rep_id): at for pql_id, rep_id, at in connection.execute(
-            sa.select(_ASSIGNMENTS.c.pql_id, _ASSIGNMENTS.c.rep_id, sa.func.max(_ASSIGNMENTS.c.at))
-            .where(_ASSIGNMENTS.c.pql_id.in_([lead.id for lead in todo]))
-            .group_by(_ASSIGNMENTS.c.pql_id, _ASSIGNMENTS.c.rep_id))}
+        given_before = _given_before(connection, [lead.id for lead in todo])
         for lead, team in zip(todo, within, strict=True):
             team._due(lead)
             if lead.held_since is not None:  # nobody's until the hold ends; it does not hold back the leads behind it

@@ -35,14 +35,15 @@ def given_today(rep: str | sa.ColumnElement, *, now: datetime, tz: tzinfo, cappe
                                                Assignment.at < end, tier)
 
 
-def rows_for(connection: sa.Connection, select: str, ids: Iterable[str], *, column: str = "user_id") -> list[tuple]:
+def rows_for(connection: sa.Connection, select: str, ids: Iterable[str] | Iterable[int], *, column: str = "user_id",
+             numbers: bool = False) -> list[tuple]:
     """`select` (up to and including its FROM) for the rows whose `column` is one of `ids`, run by the driver.
 
     One statement whatever the count: the ids travel as one parameter (a PostgreSQL array; a JSON array that
     SQLite's json_each unpacks), so its plan is prepared once and cached. An ingest group asks this several
     times on every commit, and SQLAlchemy's expanding IN (a statement rendered per count), its Row objects
     and its type processing cost more than the query itself. Values come as the driver gives them: JSON
-    columns as text on SQLite, datetimes as text on SQLite (`utc`).
+    columns as text on SQLite, datetimes as text on SQLite (`utc`). `numbers`: the ids are integers (a lead's id).
     """
     ids = list(ids)
     if not ids:
@@ -50,7 +51,7 @@ def rows_for(connection: sa.Connection, select: str, ids: Iterable[str], *, colu
     driver = connection.connection.driver_connection
     if connection.dialect.name == "postgresql":
         with driver.cursor() as cursor:
-            cursor.execute(_any_of(select, column), (ids,), prepare=False)
+            cursor.execute(_any_of(select, column, "bigint" if numbers else "text"), (ids,), prepare=False)
             return cursor.fetchall()
     return driver.execute(f"{select} WHERE {column} IN (SELECT value FROM json_each(?))",
                           (orjson.dumps(ids).decode(),)).fetchall()
@@ -79,15 +80,16 @@ def rows_for_each(connection: sa.Connection, asks: Sequence[tuple[str, Iterable[
                 cursor.close()
 
 
-def _any_of(select: str, column: str) -> str:
-    """PostgreSQL: `select` for the rows whose `column` is in an array of text, the one parameter.
+def _any_of(select: str, column: str, element: str = "text") -> str:
+    """PostgreSQL: `select` for the rows whose `column` is in an array of `element` (text, bigint), the one
+    parameter.
 
     Run with `prepare=False`: planned for each array. psycopg prepares a statement on its fifth run, and PostgreSQL
     then keeps one generic plan for it once that looks no dearer than a fresh one. Made while a table is small (a new
     store's first minute), that plan reads the whole table, and goes on doing so as it grows until autovacuum next
     analyzes it: at 100,000 rows, 1.4 s a look-up of 1,000 ids against 8 ms planned afresh. The array goes in binary
     (%b): in text, psycopg quotes and escapes each element in Python (bot/store/events.py's `_PG_INSERT`)."""
-    return f"{select} WHERE {column} = ANY(%b::text[])"
+    return f"{select} WHERE {column} = ANY(%b::{element}[])"
 
 
 def in_chunks(values: Sequence[T], size: int = 2000) -> list[Sequence[T]]:

@@ -612,3 +612,39 @@ def test_leads_raised_together_are_routed_as_a_set_exactly_as_one_at_a_time(engi
                        ahead.format("4 earlier leads wait"), ahead.format("1 earlier lead waits"),
                        ahead.format("6 earlier leads wait"), ahead.format("7 earlier leads wait")]
     assert len([kind for kind, *_ in told]) == len(given)  # one DM per lead given, none for the queued
+
+
+
+def test_a_lead_taken_back_and_given_again_the_same_day_counts_once_against_the_cap(engine):
+    """Ana had three leads today; her manager took one back to the queue while she was paused, and three more came
+    in. When she is back, the queue is shared out from one read of the counts (`_route_set`): the lead she had
+    already comes back to her without counting a second time, so two new ones fit under the cap of 5, not one."""
+    team = Team(engine, [(ANA, "Ana Ruiz", None)])
+    mine = [team.lead(ny(2026, 11, 10, 9, 10 + n)) for n in range(3)]
+    team.pause(ANA, at=ny(2026, 11, 10, 9, 50))
+    with team.pipeline.session() as session, session.begin():
+        leads.release(session, session.get(Pql, mine[0]), leads.actor(session, BOSS, manager=BOSS),
+                      now=ny(2026, 11, 10, 10))
+    waiting = [team.lead(ny(2026, 11, 10, 10, 10 + n)) for n in range(3)]
+    assert [team.pql(pql_id).state for pql_id in (mine[0], *waiting)] == ["queued"] * 4
+    team.pause(ANA, False, at=ny(2026, 11, 10, 11))
+    team.drain(ny(2026, 11, 10, 11, 1))
+    assert [team.rep_of(pql_id) for pql_id in (mine[0], *waiting)] == [ANA, ANA, ANA, None]
+
+
+def test_a_set_knows_when_each_of_its_leads_was_last_given_to_each_rep(engine):
+    """What keeps a set's counts those of routing each lead alone (`_given_before`): the latest time each lead went
+    to each rep, read in one statement, whatever the store's types (an integer id, a datetime)."""
+    from bot.services.routing import _given_before
+
+    team = Team(engine, [(ANA, "Ana Ruiz", None), (BEN, "Ben Okafor", None)])
+    first, second = team.lead(ny(2026, 11, 10, 9)), team.lead(ny(2026, 11, 10, 9, 5))
+    with team.pipeline.session() as session, session.begin():
+        for pql_id, rep, at in ((first, ANA, ny(2026, 11, 10, 12)), (first, ANA, ny(2026, 11, 10, 10)),
+                                (first, BEN, ny(2026, 11, 10, 11))):
+            session.add(Assignment(pql_id=pql_id, rep_id=rep, reason="manual", at=at))
+    latest = {(a.pql_id, a.rep_id): a.at for a in team.assignments()}
+    with team.pipeline.session() as session:
+        found = _given_before(session.connection(), [first, 10_000])
+    assert found == {(first, ANA): ny(2026, 11, 10, 12), (first, BEN): ny(2026, 11, 10, 11)}
+    assert (second, team.rep_of(second)) in latest and all(pql_id == first for pql_id, _ in found)
