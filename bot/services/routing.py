@@ -53,6 +53,7 @@ from bot.domain.sla import first_touch_due
 from bot.domain.teams import Choice, LeadFacts, Team, Teams, single_team
 from bot.services import handoffs, outbox, switches, tracking
 from bot.services.leads import hold_rep, new_today
+from bot.store.bulk import BulkWriter, as_tuples
 from bot.store.models import Account, AccountScore, Assignment, AuditEntry, Notice, Pql, Rep, TrialUser
 from bot.store.queries import given_today, in_chunks, rows_for, still_open, utc
 from scoring import ScoreResult, paused_gc
@@ -80,6 +81,14 @@ _QUEUE = (
             updated_at=sa.bindparam("b_at", type_=_PQLS.c.updated_at.type), team=sa.bindparam("b_team"),
             version=_PQLS.c.version + 1)
 )
+# The same two updates as one statement each from a staged copy of their rows (PostgreSQL, `BulkWriter`).
+_GIVEN_KEYS = ("id", "rep", "assigned", "state", "due", "at", "team")
+_GIVEN_COLUMNS = ("id", "rep_id", "assigned_at", "state", "sla_due_at", "updated_at", "team")
+_GIVEN_SETS = ("rep_id = s.rep_id, assigned_at = s.assigned_at, state = s.state, sla_due_at = s.sla_due_at, "
+               "updated_at = s.updated_at, team = s.team, version = pqls.version + 1")
+_QUEUED_COLUMNS = ("id", "sla_due_at", "updated_at", "team")
+_QUEUED_SETS = (f"state = '{PqlState.QUEUED}', sla_due_at = s.sla_due_at, updated_at = s.updated_at, team = s.team, "
+                "version = pqls.version + 1")
 _CHANNEL = sa.bindparam("b_channel", type_=_NOTICES.c.channel.type)
 _MOVE_ALERT = (
     sa.update(_NOTICES).where(_NOTICES.c.key == sa.bindparam("b_key"), _NOTICES.c.state == "pending",
@@ -247,7 +256,7 @@ class _RoutingWrites:
         now = self.now
         self.given.append({"b_id": lead.id, "b_rep": rep_id, "b_assigned": now, "b_at": now,
                            "b_state": _given_state(lead.state), "b_team": team.team.name, "b_due": lead.sla_due_at})
-        self.assignments.append({"pql_id": lead.id, "rep_id": rep_id, "reason": reason, "at": now})
+        self.assignments.append({"pql_id": lead.id, "rep_id": rep_id, "reason": reason, "by": "system", "at": now})
         self._to_team(lead, team)
         self.audits.append({"at": now, "actor": "system", "action": "pql_assigned", "pql_id": lead.id,
                             "user_id": lead.user_id, "detail": {"rep": rep_id, "reason": reason,
@@ -281,15 +290,30 @@ class _RoutingWrites:
 
     def flush(self, session: Session) -> None:
         connection = session.connection()
-        if self.given:
+        bulk = BulkWriter(connection)  # a backfill's thousands on PostgreSQL: one statement each, not one per row
+        if self.given and bulk.stages(self.given):
+            bulk.update_staged(_PQLS, _GIVEN_COLUMNS, [tuple(row[f"b_{c}"] for c in _GIVEN_KEYS) for row in self.given],
+                               _GIVEN_SETS, "pqls.id = s.id")
+        elif self.given:
             connection.execute(_GIVE, self.given)
-        if self.queued:
+        if self.queued and bulk.stages(self.queued):
+            bulk.update_staged(_PQLS, _QUEUED_COLUMNS, [(row["b_id"], row["b_due"], row["b_at"], row["b_team"])
+                                                        for row in self.queued], _QUEUED_SETS, "pqls.id = s.id")
+        elif self.queued:
             connection.execute(_QUEUE, self.queued)
-        if self.assignments:
+        if self.assignments and bulk.stages(self.assignments):
+            bulk.copy_into(_ASSIGNMENTS, *as_tuples(_ASSIGNMENTS, self.assignments))
+        elif self.assignments:
             connection.execute(sa.insert(_ASSIGNMENTS), self.assignments)
-        if self.moved:
+        if self.moved and bulk.stages(self.moved):
+            bulk.update_staged(_NOTICES, ("key", "channel"), [(row["b_key"], row["b_channel"]) for row in self.moved],
+                               "channel = s.channel", "notices.key = s.key AND notices.state = 'pending' "
+                               "AND notices.channel IS DISTINCT FROM s.channel")
+        elif self.moved:
             connection.execute(_MOVE_ALERT, self.moved)
-        if self.audits:
+        if self.audits and bulk.stages(self.audits):
+            bulk.copy_into(_AUDIT, *as_tuples(_AUDIT, self.audits))
+        elif self.audits:
             connection.execute(sa.insert(_AUDIT), self.audits)
         if self.notices:
             module = postgresql if connection.dialect.name == "postgresql" else sqlite

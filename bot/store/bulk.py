@@ -1,13 +1,14 @@
 """Writing many rows in one transaction, at the driver's level: what a full rescore's verdicts, PQLs, audit entries
 and alerts go through.
 
-On PostgreSQL a batch of `STAGE_FROM` rows or more is copied (binary COPY) into a temporary table and inserted from
-there in one statement, ON CONFLICT clause and all: the server plans one statement, not one per row, and psycopg
-encodes the values in C, not SQLAlchemy in Python. Below that, or on SQLite, rows go by `executemany`.
+On PostgreSQL a batch of `STAGE_FROM` rows or more is copied (binary COPY) into a temporary table and inserted (or
+updated) from there in one statement, ON CONFLICT clause and all: the server plans one statement, not one per row,
+and psycopg encodes the values in C, not SQLAlchemy in Python. Below that, or on SQLite, rows go by `executemany`.
 """
 
 from __future__ import annotations
 
+import zlib
 from functools import cache
 
 import orjson
@@ -84,6 +85,22 @@ class BulkWriter:
             self._copy(cursor, stage, table, columns, rows)
             cursor.execute(f"INSERT INTO {table.name} ({names}) SELECT {names} FROM {stage} {tail}", prepare=False)
             return cursor.fetchall() if cursor.description else []
+
+    def update_staged(self, table: sa.Table, columns: tuple[str, ...], rows: list[tuple], sets: str, where: str) -> int:
+        """UPDATE `table` from `rows` (`columns` of each) copied into a temporary table: one statement, `sets` its SET
+        clause and `where` its condition, both reading the staged row as `s` (e.g. "team = s.team",
+        "pqls.id = s.id"). Returns how many rows it changed."""
+        stage = f"pqlbot_set_{table.name}_{zlib.crc32(' '.join(columns).encode()):08x}"  # one per column set
+        names = ", ".join(self.quote(c) for c in columns)
+        with self.connection.connection.driver_connection.cursor() as cursor:
+            if stage not in self.staged:
+                cursor.execute(f"CREATE TEMPORARY TABLE IF NOT EXISTS {stage} ON COMMIT DROP AS "
+                               f"SELECT {names} FROM {table.name} WITH NO DATA", prepare=False)
+                self.staged.add(stage)
+            cursor.execute(f"TRUNCATE {stage}", prepare=False)
+            self._copy(cursor, stage, table, columns, rows)
+            cursor.execute(f"UPDATE {table.name} SET {sets} FROM {stage} AS s WHERE {where}", prepare=False)
+            return cursor.rowcount
 
     def copy_into(self, table: sa.Table, columns: tuple[str, ...], rows: list[tuple]) -> None:
         """COPY the rows straight into `table` (nothing there can conflict with them)."""
