@@ -41,6 +41,7 @@ from bot.domain.lifecycle import CLOSED, OPEN, TIER_RANK, PqlState
 from bot.services import audit, outbox, tracking
 from bot.services.alert_text import ASK_TRACK
 from bot.store import tallies
+from bot.store.bulk import BulkWriter, as_tuples
 from bot.store.events import events_of
 from bot.store.models import AccountScore, AuditEntry, Notice, Pql, TrialUser
 from bot.store.queries import rows_for, utc
@@ -68,6 +69,13 @@ _PQLS = Pql.__table__
 _USERS = TrialUser.__table__
 _SCORES = AccountScore.__table__
 _NOTICES = Notice.__table__
+_AUDIT = AuditEntry.__table__
+#: A member's lead made part of its account's lead: row by row (`_ABSORB`), or from a staged copy of the rows.
+_ABSORB = sa.update(_PQLS).where(_PQLS.c.id == sa.bindparam("b_id")).values(
+    state=PqlState.ABSORBED, absorbed_into=sa.bindparam("b_into"),
+    updated_at=sa.bindparam("b_at", type_=_PQLS.c.updated_at.type), version=_PQLS.c.version + 1)
+_ABSORBED_SETS = (f"state = '{PqlState.ABSORBED}', absorbed_into = s.absorbed_into, updated_at = s.updated_at, "
+                  "version = pqls.version + 1")
 _OPEN = sorted(OPEN)
 #: A member's open user lead made its account's lead (`_open_lead`), returning what the account lead's absorbed leads
 #: are told of it.
@@ -135,15 +143,15 @@ class _Batch:
         connection = session.connection()
         module = postgresql if connection.dialect.name == "postgresql" else sqlite
         audits: list[dict] = []
+        bulk = BulkWriter(connection)  # a first rescore's thousands on PostgreSQL: one statement each
         if self.born:
-            into: dict[int, list[int]] = defaultdict(list)
-            for lead, account in self.born:
-                into[account.id].append(lead.id)
-                audits.append(_audit_row("pql_absorbed", at, lead.id, lead.user_id, into=account.id,
-                                         account=account.account_key))
-            for account_id, ids in into.items():
-                connection.execute(sa.update(_PQLS).where(_PQLS.c.id.in_(ids)).values(
-                    state=PqlState.ABSORBED, absorbed_into=account_id, updated_at=at, version=_PQLS.c.version + 1))
+            rows = [(lead.id, account.id, at) for lead, account in self.born]
+            audits += [_audit_row("pql_absorbed", at, lead.id, lead.user_id, into=account.id,
+                                  account=account.account_key) for lead, account in self.born]
+            if bulk.stages(rows):
+                bulk.update_staged(_PQLS, ("id", "absorbed_into", "updated_at"), rows, _ABSORBED_SETS, "pqls.id = s.id")
+            else:
+                connection.execute(_ABSORB, [{"b_id": i, "b_into": into, "b_at": when} for i, into, when in rows])
             gone = {lead.id for lead, _ in self.born}
             # Made and absorbed in one pass: nobody is owed its alert, nor the CRM its task (the account's has it).
             owed = [key for i in sorted(gone)
@@ -176,8 +184,10 @@ class _Batch:
             if notices:
                 notices = outbox.alike(notices) if tracking.SINKS else notices
                 connection.execute(module.insert(_NOTICES).on_conflict_do_nothing(index_elements=["key"]), notices)
-        if audits:
-            connection.execute(sa.insert(AuditEntry.__table__), audits)
+        if audits and bulk.stages(audits):
+            bulk.copy_into(_AUDIT, *as_tuples(_AUDIT, audits))
+        elif audits:
+            connection.execute(sa.insert(_AUDIT), audits)
 
 
 def _audit_row(action: str, at: datetime, pql_id: int, user_id: str, **detail: object) -> dict:

@@ -540,3 +540,35 @@ def test_a_members_new_name_or_title_reaches_the_open_account_leads_contact_map_
                            "traits": {"title": "VP Sales", "firstName": "Dana", "lastName": "Reyes"}})],
              at=day + timedelta(hours=1))
     assert account_lead(p).version == lead.version + 1
+
+
+def test_a_first_rescore_absorbing_many_members_leads_at_once_writes_what_absorbing_them_row_by_row_writes(
+        engine, monkeypatch):
+    """A backfill where five people of one account each qualify and the account's trigger fires: one pass records
+    their leads, makes one of them the account's and absorbs the other four. On PostgreSQL a first rescore's
+    thousands go staged, one statement each (`BulkWriter`); here staged from 2 rows against row by row."""
+    from bot.store import bulk
+
+    trials = [member(f"q{i}", qualify=True, activate_at=START + timedelta(hours=1 + i)) for i in range(5)]
+    at = START + timedelta(days=4)
+
+    def backfill(stage_from: int) -> tuple:
+        monkeypatch.setattr(bulk, "STAGE_FROM", stage_from)
+        with engine.begin() as connection:
+            for table in ("audit", "notices", "assignments", "pqls", "account_scores", "tallies", "trial_users",
+                          "events"):
+                connection.execute(sa.text(f"DELETE FROM {table}"))
+        p = pipeline(engine)
+        p.ingest([e for t in trials for e in t.events], at=at, score=False)
+        p.rescore_all(at=at)
+        leads_left = [(lead.user_id, lead.level, lead.state, lead.version,
+                       None if lead.absorbed_into is None else by_user[lead.absorbed_into], lead.updated_at)
+                      for by_user in [{lead.id: lead.user_id for lead in pqls(p)}] for lead in pqls(p)]
+        return leads_left, sorted((e.action, e.user_id) for e in trail(p, "pql_absorbed"))
+
+    staged, row_by_row = backfill(2), backfill(10**6)
+    assert staged == row_by_row
+    leads_left, absorbed = staged
+    assert [state for _, level, state, *_ in leads_left if level == "user"].count("absorbed") == 4
+    assert len(absorbed) == 4 and {into for *_, into, _ in leads_left if into} == {
+        user for user, level, *_ in leads_left if level == "account"}
