@@ -157,9 +157,11 @@ def signals(m: Metrics) -> list[Figure]:
     for signal in m.signals:
         name = words("signal_name", name=signal.signal)
         base = f"signal.{signal.signal}"
-        detail = (f"{signal.pqls} PQL{'s' * (signal.pqls != 1)}, {signal.decided} dispositioned, "
-                  f"{fmt(signal.false_positive, 'rate')} "
-                  f"{labels['signal.false_positive']}, {fmt(signal.conversion, 'rate')} {labels['signal.conversion']}")
+        # With nothing dispositioned there is no share disqualified to give ("no data disqualified" said nothing).
+        disqualified = (f"{fmt(signal.false_positive, 'rate')} {labels['signal.false_positive']}, "
+                        if signal.decided else "")
+        detail = (f"{signal.pqls} PQL{'s' * (signal.pqls != 1)}, {signal.decided} dispositioned, {disqualified}"
+                  f"{fmt(signal.conversion, 'rate')} {labels['signal.conversion']}")
         out.add(f"{base}.acceptance", signal.acceptance, "rate", bars.ACCEPTANCE.target,
                 label=f"{name} · {labels['signal.acceptance']}", detail=detail)
         out.add(f"{base}.pqls", signal.pqls, "count", label=f"{name} · {labels['signal.pqls']}", shown=False)

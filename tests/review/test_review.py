@@ -61,6 +61,16 @@ def empty_week(reps: int = 2) -> Metrics:
 
 # Rendering ---------------------------------------------------------------------------------------------------
 
+def test_a_signal_with_nothing_dispositioned_gives_its_leads_and_conversion_and_no_share_disqualified(engine):
+    with store.session(engine) as session, session.begin():
+        rows = Rows(session).reps(ANA)
+        rows.lead("ann", ny(11, 3, 10), signals=("integration_connected",))
+    with store.session(engine) as session:
+        shown = text(build(compute(session, W45, calendar=CALENDAR, reps=1, now=NOW), cap=5, as_of=NOW), NY)
+    assert "integration connected · acceptance: no data (1 PQL, 0 dispositioned, 0% converted)" in shown
+    assert "no data disqualified" not in shown
+
+
 def test_the_text_review_follows_the_friday_agenda_and_marks_each_figure_against_its_target(week):
     shown = text(build(week, cap=5, as_of=NOW), NY)
     headings = [line for line in shown.splitlines() if line[:2] in ("1.", "2.", "3.", "4.", "5.")]
