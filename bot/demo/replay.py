@@ -176,20 +176,22 @@ class Replay:
         verdicts.add_row(*(str(counts[status]) for status in shown), str(len(users)))
         self.console.print(verdicts)
 
-        leads = Table(box=box.SIMPLE_HEAD, padding=(0, 1), title=f"PQLs raised: {len(pqls)}, one per user and trial",
-                      title_justify="left")
-        for column in ("PQL", "Who", "Tier", "Score", "Qualified", "Now", "Rep", "Lead"):
-            leads.add_column(column, no_wrap=column != "Who")
+        # A lead a row of two columns, not a table of eight: it reads the same in an 80-column terminal.
+        self.console.print(f"\n[bold]PQLs raised: {len(pqls)}[/], one per user and trial")
+        leads = Table.grid(padding=(0, 2))
+        leads.add_column(no_wrap=True)
+        leads.add_column()
         for pql in pqls:
             user, qualified = users[pql.user_id], pql.qualified_at.astimezone(SAMPLE_TZ).date()
-            score = "ask" if pql.tier == "fast_lane" else f"{pql.score}/{user.verdict['max_score']}"
-            lead = pql.state.replace("_", " ") + (f": {pql.disposition.replace('_', ' ')}" if pql.disposition else "")
-            leads.add_row(pql.ref, Text(", ".join(filter(None, (_name(user), user.company_name)))),
-                          Text(report.TIER_LABEL[Tier(pql.tier)], style=TIER_STYLE[pql.tier]),
-                          score, _day(qualified),
-                          Text(user.status, style=report.STATUS_STYLE[Status(user.status)]),
-                          team.NAMES.get(pql.claimed_by or pql.rep_id or "", "—"), lead)
-        self.console.print(leads)
+            score = "" if pql.tier == "fast_lane" else f" {pql.score}/{user.verdict['max_score']}"
+            lead = pql.state.replace("_", " ") + (f", {pql.disposition.replace('_', ' ')}" if pql.disposition else "")
+            rep = team.NAMES.get(pql.claimed_by or pql.rep_id or "", "nobody")
+            leads.add_row(pql.ref, Text.assemble(
+                (report.TIER_LABEL[Tier(pql.tier)] + score, TIER_STYLE[pql.tier]), "  ",
+                ", ".join(filter(None, (_name(user), user.company_name))), "\n",
+                f"qualified {_day(qualified)} · now ",
+                (user.status.replace("_", " "), report.STATUS_STYLE[Status(user.status)]), f" · {rep}: {lead}"))
+        self.console.print(Padding(leads, (0, 0, 0, 2)))
 
         by_user = {pql.user_id: pql for pql in pqls}
         why_not = Table.grid(padding=(0, 2))

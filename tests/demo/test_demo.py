@@ -32,6 +32,19 @@ def run_demo(tmp_path, capsys, monkeypatch):
     return run
 
 
+def test_the_list_of_leads_reads_whole_in_an_80_column_terminal(run_demo, monkeypatch):
+    """Each lead's tier, who, when, its verdict now and its state, wrapped under the lead rather than cut to "PQ…"."""
+    run = run_demo
+    monkeypatch.setenv("COLUMNS", "80")
+    code, out, _, _ = run()
+    assert code == 0
+    listed = out[out.index("PQLs raised:"):out.index("Not routed, and why")]
+    assert "…" not in listed and max(len(line.rstrip()) for line in listed.splitlines()) <= 80
+    words = " ".join(listed.split())
+    assert re.search(r"PQL-\d+ medium 6/10 Sarah Chen, Acme Corp qualified \w{3} \d+ Nov · now qualified · "
+                     r"(Ana Ruiz|Ben Okafor): ", words)
+
+
 def pqls_in(database) -> list[tuple]:
     with sqlite3.connect(database) as db:
         return db.execute("SELECT id, user_id, tier, score, qualified_at FROM pqls ORDER BY id").fetchall()
@@ -46,7 +59,7 @@ def test_the_demo_shows_sarah_as_a_medium_pql_scoring_6_and_tom_as_not_routed_fo
     code, out, _, _ = run_demo()
     assert code == 0
     assert re.search(r"Medium PQL-\d+ · Sarah Chen, Data Engineer at Acme Corp \(800 people\) · 6/10", out)
-    assert re.search(r"PQL-\d+ +Sarah Chen, Acme Corp +medium +6/10", out)
+    assert re.search(r"PQL-\d+ +medium 6/10 +Sarah Chen, Acme Corp *\n", out)
     assert re.search(r"Tom Becker +excluded: company size 50 is outside the ICP range", out)
     assert not any("Tom Becker" in line for line in out.splitlines() if "PQL-" in line)
     assert re.search(r"Kevin Doyle +excluded: .*personal gmail\.com address", out)
@@ -227,4 +240,4 @@ def test_fast_lane_leads_say_why_they_are_fast_lane_not_score_0(demo_output):
     out, _ = demo_output
     assert "0/10" not in out
     assert lines_with(out, "Why", "⚡ fast lane · requested a demo on day 2: an explicit ask qualifies at once")
-    assert re.search(r"PQL-4 +Dana Whitfield, Northwind Logistics +⚡ fast lane +ask ", out)
+    assert re.search(r"PQL-4 +⚡ fast lane +Dana Whitfield, Northwind Logistics *\n", out)
