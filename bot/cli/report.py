@@ -9,6 +9,7 @@ from datetime import datetime, tzinfo
 from typing import TextIO
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from bot.services import alert_text
@@ -96,18 +97,21 @@ def print_results(
 
 
 def _print_table(results: Sequence[ScoreResult], *, title: str, console: Console) -> None:
+    # Five columns, so that a terminal of 80 to 120 columns shows them whole: the tier under the status, why not
+    # under the signals (a lead has no why not; a user turned away reads it first), and a fast-lane lead's score is
+    # its ask (its points are not what qualified it).
     table = Table(title=title, title_justify="left")
-    for column in ("User", "Company, band, ACV", "Status", "Tier", "Score", "Signals", "Why not"):
+    for column in ("User", "Company, band, ACV", "Status", "Score", "Signals, and why not"):
         table.add_column(column, overflow="fold")
     for result in results:
+        tier = TIER_LABEL.get(result.tier, "")
+        why = f"[bold]why not:[/] {escape(_why_not(result))}" if result.reasons else ""
         table.add_row(
             result.email or result.user_id,
             _company(result),
-            f"[{STATUS_STYLE[result.status]}]{result.status}[/]",
-            TIER_LABEL.get(result.tier, ""),
-            f"{result.score}/{result.max_score}",
-            signal_summary(result),
-            _why_not(result),
+            f"[{STATUS_STYLE[result.status]}]{result.status}[/]" + (f"\n{tier}" if tier else ""),
+            "ask" if result.tier is Tier.FAST_LANE else f"{result.score}/{result.max_score}",
+            "\n".join(filter(None, (why, escape(signal_summary(result))))),
         )
     console.print(table)
 

@@ -137,6 +137,16 @@ def test_the_sample_shows_sarah_as_a_pql_and_tom_as_not(capsys):
     assert results["tom"]["status"] == "excluded"
 
 
+def test_the_table_gives_a_fast_lane_lead_its_ask_the_tier_under_the_status_and_why_not_first(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")
+    assert main(["score", "--sample"]) == 0
+    rows = {line.split("│")[1].strip(): [cell.strip() for cell in line.split("│")[2:-1]]
+            for line in capsys.readouterr().out.splitlines() if line.startswith("│ ") and "@" in line.split("│")[1]}
+    assert rows["dana.whitfield@northwindlogistics.com"][1:3] == ["qualified", "ask"]  # not 0/10: her ask qualified her
+    assert rows["sarah@acme.com"][1:3] == ["qualified", "6/10"]
+    assert rows["tom.becker@quillbyte.io"][3].startswith("why not: company size 50 is outside the ICP range")
+
+
 def test_the_readme_worked_example_scores_as_the_readme_says(tmp_path, capsys):
     readme = (Path(__file__).parents[2] / "README.md").read_text()
     example = readme.split("```json\n", 1)[1].split("```", 1)[0]
