@@ -74,15 +74,9 @@ class BulkWriter:
         """INSERT INTO `table` (`columns`) the `rows`, ending with `tail` (ON CONFLICT, RETURNING), through a
         temporary table with those columns and none of the constraints. It goes when the transaction ends,
         however it ends; what it returns, if anything, is returned."""
-        stage = f"pqlbot_staged_{table.name}"
         names = ", ".join(self.quote(c) for c in columns)
         with self.connection.connection.driver_connection.cursor() as cursor:
-            if stage not in self.staged:
-                cursor.execute(f"CREATE TEMPORARY TABLE IF NOT EXISTS {stage} ON COMMIT DROP AS "
-                               f"SELECT {names} FROM {table.name} WITH NO DATA", prepare=False)
-                self.staged.add(stage)
-            cursor.execute(f"TRUNCATE {stage}", prepare=False)
-            self._copy(cursor, stage, table, columns, rows)
+            stage = self._stage(cursor, table, columns, rows)
             cursor.execute(f"INSERT INTO {table.name} ({names}) SELECT {names} FROM {stage} {tail}", prepare=False)
             return cursor.fetchall() if cursor.description else []
 
@@ -90,17 +84,23 @@ class BulkWriter:
         """UPDATE `table` from `rows` (`columns` of each) copied into a temporary table: one statement, `sets` its SET
         clause and `where` its condition, both reading the staged row as `s` (e.g. "team = s.team",
         "pqls.id = s.id"). Returns how many rows it changed."""
-        stage = f"pqlbot_set_{table.name}_{zlib.crc32(' '.join(columns).encode()):08x}"  # one per column set
-        names = ", ".join(self.quote(c) for c in columns)
         with self.connection.connection.driver_connection.cursor() as cursor:
-            if stage not in self.staged:
-                cursor.execute(f"CREATE TEMPORARY TABLE IF NOT EXISTS {stage} ON COMMIT DROP AS "
-                               f"SELECT {names} FROM {table.name} WITH NO DATA", prepare=False)
-                self.staged.add(stage)
-            cursor.execute(f"TRUNCATE {stage}", prepare=False)
-            self._copy(cursor, stage, table, columns, rows)
+            stage = self._stage(cursor, table, columns, rows)
             cursor.execute(f"UPDATE {table.name} SET {sets} FROM {stage} AS s WHERE {where}", prepare=False)
             return cursor.rowcount
+
+    def _stage(self, cursor, table: sa.Table, columns: tuple[str, ...], rows: list[tuple]) -> str:  # noqa: ANN001
+        """The rows copied into this transaction's temporary table for `table`'s `columns` (one per column set: two
+        writes of one table with other columns each have their own), emptied first; its name."""
+        stage = f"pqlbot_staged_{table.name}_{zlib.crc32(' '.join(columns).encode()):08x}"
+        if stage not in self.staged:
+            names = ", ".join(self.quote(c) for c in columns)
+            cursor.execute(f"CREATE TEMPORARY TABLE IF NOT EXISTS {stage} ON COMMIT DROP AS "
+                           f"SELECT {names} FROM {table.name} WITH NO DATA", prepare=False)
+            self.staged.add(stage)
+        cursor.execute(f"TRUNCATE {stage}", prepare=False)
+        self._copy(cursor, stage, table, columns, rows)
+        return stage
 
     def copy_into(self, table: sa.Table, columns: tuple[str, ...], rows: list[tuple]) -> None:
         """COPY the rows straight into `table` (nothing there can conflict with them)."""
