@@ -81,17 +81,19 @@ def to_csv(review: Review) -> str:
 # The pilot scorecard -----------------------------------------------------------------------------------------
 
 def _metric_row(metric: SuccessMetric) -> dict[str, Any]:
-    return {"label": metric.label, "value": fmt(metric.value, metric.unit), "target": metric.target.text,
-            "minimum": metric.minimum.text, "status": table("status_words")[metric.status]}
+    return {"label": metric.label, "value": fmt(metric.value, metric.unit), "counts": metric.counts,
+            "target": metric.target.text, "minimum": metric.minimum.text,
+            "status": table("status_words")[metric.status]}
 
 
 def scorecard_text(card: Scorecard, tz: tzinfo | None = None) -> str:
-    weeks = [{"number": w.number, "label": w.period.label, "breaches": [w.describe(g) for g in w.breached]}
-             for w in card.weeks]
+    weeks = [{"number": w.number, "label": w.period.label, "breaches": [w.describe(g) for g in w.breached],
+              "state": w.state} for w in card.weeks]
     return render("review/scorecard.txt.j2",
         title=words("scorecard_title", start=card.start.isoformat(), end=card.end.isoformat()),
         context=wording.context(card.reps, card.as_of, tz), metrics=[_metric_row(m) for m in card.metrics],
         weeks=weeks, verdict=table("verdict_words")[card.verdict], reasons=card.reasons,
+        to_come=[w.number for w in card.weeks if w.state != "done"],
     ).strip() + "\n"
 
 
@@ -100,11 +102,12 @@ def scorecard_json(card: Scorecard) -> dict[str, Any]:
     return {
         "start": card.start.isoformat(), "end": card.end.isoformat(), "reps": card.reps,
         "as_of": card.as_of.isoformat() if card.as_of else None,
-        "metrics": [{"name": m.name, "label": m.label, "value": plain(m.value), "unit": m.unit,
+        "metrics": [{"name": m.name, "label": m.label, "value": plain(m.value), "unit": m.unit, "counts": m.counts,
                      "target": m.target.spec, "minimum": m.minimum.spec, "status": m.status} for m in card.metrics],
         "weeks": [{"week": w.number, "start": w.period.start.isoformat(), "end": w.period.end.isoformat(),
-                   "values": {k: plain(v) for k, v in w.values.items()}, "breaches": w.breached}
+                   "values": {k: plain(v) for k, v in w.values.items()}, "breaches": w.breached, "state": w.state}
                   for w in card.weeks],
+        "complete": card.complete,
         "self_serve": {"weeks_1_2": plain(before), "weeks_3_4": plain(after)},
         "verdict": card.verdict,
         "reasons": card.reasons,

@@ -48,4 +48,5 @@ def scorecard(session: Session, start: date, calendar: BusinessCalendar, reps: i
         return compute(session, period, calendar=calendar, reps=reps, now=now)
 
     return pilot.score(measure(spans.overall), [measure(week) for week in spans.weeks], measure(spans.early),
-                       measure(spans.late), reps=reps, workday=calendar.is_business_day, as_of=now)
+                       measure(spans.late), reps=reps, workday=calendar.is_business_day, as_of=now,
+                       today=now.astimezone(calendar.tz).date())

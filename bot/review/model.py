@@ -221,8 +221,7 @@ def _answers(count: int) -> str | None:
     return f"{count} answer{'s' * (count != 1)}" if count else None
 
 
-def _of(part: int, whole: int, what: str) -> str | None:
-    return f"{part} of {whole} {what}" if whole else None
+_of = wording.share_of
 
 
 def _lift_detail(m: Metrics) -> str | None:

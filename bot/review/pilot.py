@@ -18,7 +18,7 @@ from bot.domain.guardrails import VOLUME_STREAK
 from bot.domain.periods import Period
 from bot.domain.targets import Target
 from bot.review.actions import busy_runs
-from bot.review.wording import fmt, table, words
+from bot.review.wording import fmt, share_of, table, words
 from bot.services.metrics import Metrics
 
 #: The scale trigger's bars: the minimum viable values of trial-to-paid and acceptance, and a sustainable SLA.
@@ -40,6 +40,7 @@ class SuccessMetric:
     unit: str
     target: Target
     minimum: Target
+    counts: str | None = None  # what the value is made of ("1 of 16 trials"), beside it
 
     @property
     def label(self) -> str:
@@ -61,6 +62,8 @@ class PilotWeek:
     metrics: Metrics
     values: dict[str, float | None] = field(default_factory=dict)  # guardrail -> the week's figure
     breached: list[str] = field(default_factory=list)  # guardrail names, in GUARDRAILS order
+    state: str = "done"  # done | under_way | to_come, as of the scorecard's day
+
 
     @property
     def period(self) -> Period:
@@ -84,6 +87,11 @@ class Scorecard:
     reasons: list[str]
     as_of: datetime | None = None
 
+    @property
+    def complete(self) -> bool:
+        """Whether the four weeks are over: until then the verdict is the one so far."""
+        return all(week.state == "done" for week in self.weeks)
+
     def metric(self, name: str) -> SuccessMetric:
         return next(m for m in self.metrics if m.name == name)
 
@@ -106,26 +114,40 @@ def periods(start: date) -> Periods:
 
 
 def score(overall: Metrics, weeks: list[Metrics], early: Metrics, late: Metrics, *, reps: int,
-          workday: Callable[[date], bool], as_of: datetime | None = None) -> Scorecard:
+          workday: Callable[[date], bool], as_of: datetime | None = None, today: date | None = None) -> Scorecard:
     """The pilot's scorecard from its figures over `periods(start)`: `overall`, each week, and weeks 1-2 and 3-4
-    (`early`, `late`); `workday` says which days count for the volume guardrail."""
-    pilot_weeks = [PilotWeek(n + 1, m) for n, m in enumerate(weeks)]
+    (`early`, `late`); `workday` says which days count for the volume guardrail; `today` (the team's date as of
+    `as_of`): weeks after it are to come, not weeks without breaches (None: all four are over)."""
+    pilot_weeks = [PilotWeek(n + 1, m, state=_state(m.period, today)) for n, m in enumerate(weeks)]
     _guardrails(pilot_weeks, overall, reps, workday)
     before, after = early.non_pql_conversion, late.non_pql_conversion
     change = after - before if before is not None and after is not None else None
+    o = overall
     metrics = [
-        SuccessMetric("pql_conversion", overall.pql_conversion, "rate", *_bars(bars.PQL_CONVERSION)),
-        SuccessMetric("acceptance", overall.acceptance, "rate", *_bars(bars.ACCEPTANCE)),
-        SuccessMetric("sla", overall.sla_compliance, "rate", *_bars(bars.SLA_COMPLIANCE)),
-        SuccessMetric("meeting_rate", overall.meeting_rate, "rate", *_bars(bars.MEETING_RATE)),
-        SuccessMetric("reply_rate", overall.reply_rate, "rate", *_bars(bars.REPLY_RATE)),
-        SuccessMetric("complaints", overall.complaints, "rate", *_bars(bars.COMPLAINTS)),
+        SuccessMetric("pql_conversion", o.pql_conversion, "rate", *_bars(bars.PQL_CONVERSION),
+                      share_of(o.pql_converted, o.pql_cohort, "trials")),
+        SuccessMetric("acceptance", o.acceptance, "rate", *_bars(bars.ACCEPTANCE),
+                      share_of(o.accepted, o.decided, "worked and dispositioned")),
+        SuccessMetric("sla", o.sla_compliance, "rate", *_bars(bars.SLA_COMPLIANCE),
+                      share_of(o.sla_met, o.sla_due, "due")),
+        SuccessMetric("meeting_rate", o.meeting_rate, "rate", *_bars(bars.MEETING_RATE),
+                      share_of(o.meetings, o.contacted, "contacted")),
+        SuccessMetric("reply_rate", o.reply_rate, "rate", *_bars(bars.REPLY_RATE),
+                      share_of(o.replied, o.emails, "emails")),
+        SuccessMetric("complaints", o.complaints, "rate", *_bars(bars.COMPLAINTS),
+                      share_of(o.opt_outs, o.contacted, "contacted")),
         SuccessMetric("self_serve", change, "pp", *_bars(bars.SELF_SERVE_CHANGE)),
         SuccessMetric("nps", overall.nps_change, "points", *_bars(bars.NPS_CHANGE)),
     ]
     verdict, reasons = _verdict(overall, pilot_weeks, before, after, change)
     return Scorecard(overall.period.start, overall.period.end, reps, overall, pilot_weeks, metrics, (before, after),
                      verdict, reasons, as_of)
+
+
+def _state(period: Period, today: date | None) -> str:
+    if today is None or period.end < today:
+        return "done"
+    return "to_come" if period.start > today else "under_way"
 
 
 def _bars(metric: bars.Bars) -> tuple[Target, Target]:

@@ -83,3 +83,8 @@ def context(reps: int, as_of: datetime | None, tz: tzinfo | None = None, to_come
     when = f"{local:%a} {local.day} {local:%b %H:%M}" if local else "now"
     days = [f"{day:%a} {day.day} {day:%b}" for day in to_come or ()]
     return words("context", reps=reps, as_of=when, to_come=days)
+
+
+def share_of(part: int, whole: int, what: str) -> str | None:
+    """The counts beside a percentage ("2 of 5 due"); None when there is nothing to count."""
+    return f"{part} of {whole} {what}" if whole else None

@@ -280,9 +280,31 @@ def test_a_pilot_that_clears_every_scale_condition_scales(engine):
     ]
     shown = scorecard_text(card, NY)
     assert "Verdict: Scale: every scale-trigger condition holds." in shown
-    assert "PQL acceptance rate: 60% · target ≥ 50% · minimum viable ≥ 40% · ✅ target met" in shown
+    assert ("PQL acceptance rate: 60% (24 of 40 worked and dispositioned) · target ≥ 50% · minimum viable ≥ 40% · "
+            "✅ target met") in shown
+    assert "Trial-to-paid conversion (PQL cohort): 20% (8 of 40 trials)" in shown
+    assert "to come" not in shown and "so far" not in shown  # read after the four weeks
     assert "NPS/CSAT (PQL cohort): no data" in shown
     assert json.loads(json.dumps(scorecard_json(card)))["verdict"] == "Scale"
+
+
+def test_a_pilot_read_in_its_second_week_gives_the_weeks_to_come_and_a_verdict_so_far(engine):
+    """Friday of week 2: weeks 3 and 4 have not happened, so they are "to come", not weeks without breaches, and
+    the verdict is the one so far."""
+    with store.session(engine) as session, session.begin():
+        pilot(session)
+    with store.session(engine) as session:
+        card = scorecard(session, START, CALENDAR, 2, datetime(2026, 11, 13, 15, tzinfo=NY))
+    assert [week.state for week in card.weeks] == ["done", "under_way", "to_come", "to_come"] and not card.complete
+    shown = scorecard_text(card, NY)
+    lines = [line.strip() for line in shown.splitlines()]
+    assert [line.split(": ", 1)[1] for line in lines if line.startswith("Week ")][1:] == [
+        "no breaches so far", "to come", "to come"]
+    verdict = next(line for line in lines if line.startswith("Verdict"))
+    assert verdict.startswith("Verdict so far (weeks 2, 3, 4 not over yet; the four weeks decide): ")
+    assert lines[lines.index(verdict) + 1].startswith("• ")  # its reasons below it, one a line
+    assert scorecard_json(card)["complete"] is False
+    assert [week["state"] for week in scorecard_json(card)["weeks"]] == ["done", "under_way", "to_come", "to_come"]
 
 
 def test_a_pilot_missing_minimum_acceptance_with_a_week_4_guardrail_breach_pauses(engine):
