@@ -123,22 +123,17 @@ def score(overall: Metrics, weeks: list[Metrics], early: Metrics, late: Metrics,
     before, after = early.non_pql_conversion, late.non_pql_conversion
     change = after - before if before is not None and after is not None else None
     o = overall
-    metrics = [
-        SuccessMetric("pql_conversion", o.pql_conversion, "rate", *_bars(bars.PQL_CONVERSION),
-                      share_of(o.pql_converted, o.pql_cohort, "trials")),
-        SuccessMetric("acceptance", o.acceptance, "rate", *_bars(bars.ACCEPTANCE),
-                      share_of(o.accepted, o.decided, "worked and dispositioned")),
-        SuccessMetric("sla", o.sla_compliance, "rate", *_bars(bars.SLA_COMPLIANCE),
-                      share_of(o.sla_met, o.sla_due, "due")),
-        SuccessMetric("meeting_rate", o.meeting_rate, "rate", *_bars(bars.MEETING_RATE),
-                      share_of(o.meetings, o.contacted, "contacted")),
-        SuccessMetric("reply_rate", o.reply_rate, "rate", *_bars(bars.REPLY_RATE),
-                      share_of(o.replied, o.emails, "emails")),
-        SuccessMetric("complaints", o.complaints, "rate", *_bars(bars.COMPLAINTS),
-                      share_of(o.opt_outs, o.contacted, "contacted")),
-        SuccessMetric("self_serve", change, "pp", *_bars(bars.SELF_SERVE_CHANGE)),
-        SuccessMetric("nps", overall.nps_change, "points", *_bars(bars.NPS_CHANGE)),
-    ]
+    # Each rate with the counts it is made of, as the weekly review gives them.
+    rates = [("pql_conversion", o.pql_conversion, bars.PQL_CONVERSION, o.pql_converted, o.pql_cohort, "trials"),
+             ("acceptance", o.acceptance, bars.ACCEPTANCE, o.accepted, o.decided, "worked and dispositioned"),
+             ("sla", o.sla_compliance, bars.SLA_COMPLIANCE, o.sla_met, o.sla_due, "due"),
+             ("meeting_rate", o.meeting_rate, bars.MEETING_RATE, o.meetings, o.contacted, "contacted"),
+             ("reply_rate", o.reply_rate, bars.REPLY_RATE, o.replied, o.emails, "emails"),
+             ("complaints", o.complaints, bars.COMPLAINTS, o.opt_outs, o.contacted, "contacted")]
+    metrics = [SuccessMetric(name, value, "rate", *_bars(bar), share_of(part, whole, what))
+               for name, value, bar, part, whole, what in rates]
+    metrics += [SuccessMetric("self_serve", change, "pp", *_bars(bars.SELF_SERVE_CHANGE)),
+                SuccessMetric("nps", o.nps_change, "points", *_bars(bars.NPS_CHANGE))]
     verdict, reasons = _verdict(overall, pilot_weeks, before, after, change)
     return Scorecard(overall.period.start, overall.period.end, reps, overall, pilot_weeks, metrics, (before, after),
                      verdict, reasons, as_of)
