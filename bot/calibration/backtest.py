@@ -40,7 +40,9 @@ tests/calibration/test_fast_replay.py holds the fast replay to.
 process of `pqlbot backtest FILE` parses, replays and hands back its own users; handing parsed events between
 processes costs as much as parsing them): the users' histories (`Histories`) and the accounts' group traits
 (`account_traits`); each user's replay, kept when it has anything to show (`replayed`, its `Replays`: those of
-several processes add up to one); and the report on them (`report`), the same whoever replayed them.
+several processes add up to one); and the report on them (`report`), the same whoever replayed them. The accounts
+are judged from their members' replays (`judge_accounts`): by the report, or, on several processes, each in the
+process its members are sent to, the report then applying what they found (`Replays.accounts`).
 """
 
 from __future__ import annotations
