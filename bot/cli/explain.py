@@ -63,6 +63,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
 def _values(shown, settings: Settings) -> dict:  # noqa: ANN001 - an Explanation
     """What the template (and --json) say, from the explanation: rep ids named, times kept as datetimes."""
+    from bot.domain.lifecycle import CLOSED
     from templates import sentences
 
     bands = sentences("scoring/bands.j2").table("band_labels")
@@ -110,6 +111,7 @@ def _values(shown, settings: Settings) -> dict:  # noqa: ANN001 - an Explanation
         "lead": lead and {
             "ref": lead.ref, "level": lead.level, "state": lead.state.replace("_", " "), "rep": name(lead.rep_id),
             "claimed": name(lead.claimed_by), "sla": lead.sla_due_at, "first_touch": shown.first_touch,
+            "closed": lead.state in CLOSED,
             "disposition": lead.disposition,
             "account": shown.account_lead.ref if shown.account_lead else None},
         "trail": [{"at": step.at, "what": step.said(name)} for step in shown.trail],

@@ -86,6 +86,19 @@ def test_a_touched_lead_says_when_its_first_touch_came_against_the_due_time(samp
     assert "first touch due" in next(line for line in text.splitlines() if line.startswith("PQL-"))  # not yet
 
 
+def test_a_lead_closed_before_anyone_touched_it_says_so_not_a_first_touch_due(sample_store, capsys, tmp_path):
+    paid = tmp_path / "paid.jsonl"  # Sarah pays an hour after her lead, before her rep's first touch
+    paid.write_text(json.dumps({"type": "track", "event": "trial_converted", "userId": "sarah", "messageId": "paid-1",
+                                "timestamp": "2026-11-13T23:00:00Z", "properties": {"plan": "team"}}) + "\n")
+    assert main(["ingest", str(paid), "--at", "2026-11-13T18:30:00-05:00"]) == 0
+    capsys.readouterr()
+    code, text = explain(capsys, "sarah")
+    assert code == 0
+    lead = next(line for line in text.splitlines() if line.startswith("PQL-"))
+    assert "stopped converted" in lead and lead.endswith("closed before a first touch")
+    assert "first touch due" not in lead
+
+
 def test_a_fast_lane_lead_says_why_it_is_fast_lane_not_0_of_10(sample_store, capsys):
     code, text = explain(capsys, "dana")
     assert code == 0
