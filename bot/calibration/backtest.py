@@ -217,6 +217,12 @@ def _day_end(day: date, tz: tzinfo) -> datetime:
     return datetime.combine(day + _DAY, time(), tz).astimezone(UTC) - _ONE_US
 
 
+def _judged_at(day: date, tz: tzinfo, converted_at: datetime | None) -> datetime:
+    """When a day is judged: at its end, or just before the user paid on it (nothing is judged after)."""
+    at = _day_end(day, tz)
+    return converted_at - _ONE_US if converted_at is not None and at >= converted_at else at
+
+
 @lru_cache(maxsize=65536)
 def _quarter_day(quarter: int, tz: tzinfo) -> date:
     return datetime.fromtimestamp(quarter * 900, UTC).astimezone(tz).date()
@@ -646,9 +652,7 @@ def _replay_user(user_id: str, history: list[Event], rules: Rules, tz: tzinfo, g
         # user's account reads of them.
         # Judged at the end of the history's last day, as the walk judges that day: its verdict serves there too.
         whole = Tally.build(history[:count], plan, tz, user_id, in_order=True)
-        last = _day_end(local_day(history[count - 1].at, tz), tz)
-        if converted_at is not None and last >= converted_at:
-            last = converted_at - _ONE_US
+        last = _judged_at(local_day(history[count - 1].at, tz), tz, converted_at)
         final = judge(whole, rules, last, group=groups.get(whole.group[1]) if whole.group is not None else None)
         if not every_day:
             hope = _Prospects.of(history[:count], whole, final, rules, tz)
@@ -669,9 +673,7 @@ def _replay_user(user_id: str, history: list[Event], rules: Rules, tz: tzinfo, g
         else:
             # The day's events: those up to its last instant (the history is in time order).
             batch, day, taken = True, next_day, bisect_right(history, _day_end(next_day, tz), taken, count, key=_AT)
-        at = _day_end(day, tz)
-        if converted_at is not None and at >= converted_at:
-            at = converted_at - _ONE_US  # judged just before they paid; nothing after
+        at = _judged_at(day, tz, converted_at)
         if window.end is not None and day > window.end or (not batch and at < due):
             break
         due = verdict = None
@@ -689,13 +691,13 @@ def _replay_user(user_id: str, history: list[Event], rules: Rules, tz: tzinfo, g
         if ((plan.waits or held_off) and (converted_at is None or at < converted_at - _ONE_US)
                 and (taken >= count or local_day(history[taken].at, tz) > day + _DAY)
                 and (hope is None or hope.worth(_NEVER, lead, fired))):
-            if held_off or hope is None:
+            if held_off or hope is None:  # the day's own tallies (a window's state is the day's)
                 tally, upto = _tallies(tally, upto, history, taken, plan, tz, user_id, whole, count)
-                signed_up = tally.signup is not None
+                waits = tally
             else:  # one trial: the whole history's waits read as of `at` are the day's (`_wait_ends`)
-                signed_up = whole.signup.at <= at
-            if signed_up:  # only a day without events needs these: the others are judged
-                ends = (_wait_ends(tally if held_off or hope is None else whole, plan, at) if plan.waits else None,
+                waits = whole
+            if waits.signup is not None and waits.signup.at <= at:  # only a day without events needs these
+                ends = (_wait_ends(waits, plan, at) if plan.waits else None,
                         wake(tally, rules, at, verdict) if held_off else None)  # e.g. a checkout's grace ending
                 due = min((end for end in ends if end is not None), default=None)
     return lead, fired, member

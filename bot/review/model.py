@@ -26,7 +26,7 @@ from bot.domain.periods import period_key
 from bot.domain.targets import Target
 from bot.review import wording
 from bot.review.actions import action_items
-from bot.review.wording import FIRST_TOUCH_HOURS, fmt, plain, table, words
+from bot.review.wording import FIRST_TOUCH_HOURS, fmt, plain, share_of, table, words
 from bot.services.metrics import Metrics
 
 #: The agenda's sections, in the order the meeting takes them; the action items come fifth.
@@ -134,13 +134,13 @@ def acceptance(m: Metrics) -> list[Figure]:
     the mean time to first touch of each tier that had leads."""
     out = _Section("acceptance")
     out.add("acceptance", m.acceptance, "rate", bars.ACCEPTANCE.target,
-            detail=_of(m.accepted, m.decided, "worked and dispositioned"))
+            detail=share_of(m.accepted, m.decided, "worked and dispositioned"))
     out.add("false_positive", m.false_positive, "rate", bars.FALSE_POSITIVE,
-            detail=_of(m.disqualified, m.decided, "worked and dispositioned"))
+            detail=share_of(m.disqualified, m.decided, "worked and dispositioned"))
     for key in DISPOSITION_LABELS:
         if m.dispositions.get(key):
             out.add(f"dispositions.{key}", m.dispositions[key], "count", indent=True)
-    out.add("sla", m.sla_compliance, "rate", bars.SLA_COMPLIANCE.target, detail=_of(m.sla_met, m.sla_due, "due"))
+    out.add("sla", m.sla_compliance, "rate", bars.SLA_COMPLIANCE.target, detail=share_of(m.sla_met, m.sla_due, "due"))
     for tier in TIERS:
         mean = m.first_touch_hours.get(tier, (None, None))[0]
         if mean is not None or m.by_tier.get(tier):
@@ -179,10 +179,10 @@ def signals(m: Metrics) -> list[Figure]:
                     dark=fmt(row.dark_funnel_rate, "rate"), lift=fmt(row.assisted_lift, "pp"),
                     advice=advice[row.recommendation.value]))
     out.add("pql_conversion", m.pql_conversion, "rate", bars.PQL_CONVERSION.target,
-            detail=_of(m.pql_converted, m.pql_cohort, "trials"))
-    out.add("non_pql_conversion", m.non_pql_conversion, "rate", detail=_of(m.non_pql_converted, m.non_pql_cohort,
+            detail=share_of(m.pql_converted, m.pql_cohort, "trials"))
+    out.add("non_pql_conversion", m.non_pql_conversion, "rate", detail=share_of(m.non_pql_converted, m.non_pql_cohort,
                                                                            "trials"))
-    out.add("dark_funnel", m.dark_funnel, "rate", detail=_of(m.dark, m.routed_converted, "routed and converted"))
+    out.add("dark_funnel", m.dark_funnel, "rate", detail=share_of(m.dark, m.routed_converted, "routed and converted"))
     out.add("assisted_lift", m.assisted_lift, "pp", bars.ASSISTED_LIFT, detail=_lift_detail(m))
     return out.figures
 
@@ -192,7 +192,7 @@ def outreach(m: Metrics) -> list[Figure]:
     rate, sales-assisted conversion and its MRR, and opt-outs after outreach."""
     out = _Section("outreach")
     labels = out.labels
-    out.add("reply_rate", m.reply_rate, "rate", bars.REPLY_RATE.target, detail=_of(m.replied, m.emails, "emails"))
+    out.add("reply_rate", m.reply_rate, "rate", bars.REPLY_RATE.target, detail=share_of(m.replied, m.emails, "emails"))
     for variant, row in m.variants.items():
         name = words("variant_name", variant=variant)
         base = f"variant.{variant}"
@@ -204,16 +204,16 @@ def outreach(m: Metrics) -> list[Figure]:
         out.add(f"{base}.meeting_rate", row.get("meeting_rate"), "rate", bars.MEETING_RATE.target,
                 label=f"{name} · {labels['variant.meeting_rate']}", shown=False)
     out.add("meeting_rate", m.meeting_rate, "rate", bars.MEETING_RATE.target,
-            detail=_of(m.meetings, m.contacted, "contacted"))
+            detail=share_of(m.meetings, m.contacted, "contacted"))
     out.add("assisted_conversion", m.contacted_conversion, "rate", bars.ASSISTED_CONVERSION,
-            detail=_of(m.assisted_conversions, m.contacted, "contacted"))
+            detail=share_of(m.assisted_conversions, m.contacted, "contacted"))
     out.add("assisted_mrr", m.assisted_mrr, "money")
     out.add("touches_to_conversion", m.touches_to_conversion, "touches",
             detail=f"{m.assisted_conversions} converted after a touch" if m.assisted_conversions else None)
     out.add("nps_pql", m.nps_pql, "points", detail=_answers(m.nps_pql_answers))
     out.add("nps_rest", m.nps_rest, "points", detail=_answers(m.nps_rest_answers))
     out.add("complaints", m.complaints, "rate", bars.COMPLAINTS.target,
-            detail=_of(m.opt_outs, m.contacted, "contacted"))
+            detail=share_of(m.opt_outs, m.contacted, "contacted"))
     return out.figures
 
 
@@ -221,7 +221,6 @@ def _answers(count: int) -> str | None:
     return f"{count} answer{'s' * (count != 1)}" if count else None
 
 
-_of = wording.share_of
 
 
 def _lift_detail(m: Metrics) -> str | None:
