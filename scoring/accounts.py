@@ -133,6 +133,14 @@ def account_part(tally: Tally, rules: Rules) -> Slots:
     return Slots(part, tally.latest)
 
 
+def stored_part(state: dict[str, Any], rules: Rules) -> Slots | None:
+    """`account_part` of the tallies stored as `state` (`Tally.state()`), without restoring the rest of them; None when
+    `Tally.restore` would give None."""
+    plan = plan_of(rules)
+    found = Tally.restore_slots(state, plan, plan.account_slots)
+    return None if found is None else Slots(*found)
+
+
 def merged_slots(members: Sequence[Member], rules: Rules, slots: Iterable[int] | None = None) -> list[list]:
     """The account's slot lists: for each slot an account trigger reads (of `slots`, when given), the members'
     occurrences merged in time order (the rest left empty)."""

@@ -480,8 +480,7 @@ class Tally:
     @classmethod
     def restore(cls, data: dict[str, Any], plan: Any, tz: tzinfo, user_id: str) -> Tally | None:
         """A tally from `state()`; None when it was made by another version of this module or other rules."""
-        if data.get("v") != VERSION or len(data["counters"]) != len(plan.signals) or \
-                len(data["slots"]) != len(plan.catalogue):
+        if not _restorable(data, plan):
             return None
         tally = cls(plan, tz, user_id)
         if (signup := data["signup"]) is not None:
@@ -500,3 +499,24 @@ class Tally:
         tally.seq = data["seq"]
         tally.slots = [list(map(tuple, items)) if items else () for items in data["slots"]]  # () as __init__ has
         return tally
+
+    @staticmethod
+    def restore_slots(data: dict[str, Any], plan: Any,
+                      wanted: Iterable[int]) -> tuple[list[Sequence], datetime | None] | None:
+        """Of a tally's `state()`, only the slots `wanted` (the others empty) and when its latest event was, as
+        `restore` would give them; None where `restore` gives None. What an account reads of a member's tallies,
+        without the rest: a live group's roll-up reads several members' stored tallies for each user it judges."""
+        if not _restorable(data, plan):
+            return None
+        stored = data["slots"]
+        slots: list[Sequence] = [()] * len(stored)
+        for index in wanted:
+            if items := stored[index]:
+                slots[index] = list(map(tuple, items))
+        return slots, None if data["latest"] is None else _time(data["latest"])
+
+
+def _restorable(data: dict[str, Any], plan: Any) -> bool:
+    """Whether a stored state was made by this version of the module, under a plan of this shape."""
+    return data.get("v") == VERSION and len(data["counters"]) == len(plan.signals) and \
+        len(data["slots"]) == len(plan.catalogue)

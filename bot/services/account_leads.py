@@ -46,7 +46,16 @@ from bot.store.events import events_of
 from bot.store.models import AccountScore, AuditEntry, Notice, Pql, TrialUser
 from bot.store.queries import rows_for, utc
 from scoring import Rules, ScoreResult, Status
-from scoring.accounts import Facts, Member, fired_triggers, group_of, has_account_triggers, score_account
+from scoring.accounts import (
+    Facts,
+    Member,
+    Slots,
+    fired_triggers,
+    group_of,
+    has_account_triggers,
+    score_account,
+    stored_part,
+)
 from scoring.engine import judge, plan_of, tally_as_of
 from scoring.result import account_key
 from scoring.tally import Tally
@@ -209,7 +218,7 @@ def roll_up(session: Session, rules: Rules, *, at: datetime, tz: tzinfo, report:
     if not accounts:
         return
     everyone = set().union(*accounts.values())
-    members = _members(connection, rules, at, tz, everyone, judged, kept or {}, basis)
+    members, stored = _members(connection, rules, at, tz, everyone, judged, kept or {}, basis)
     keys = sorted(accounts)
     account_leads = _account_leads(connection, keys)
     # First what fired, on the members' slots alone: an account where nothing fired and no lead is open needs no
@@ -228,7 +237,8 @@ def roll_up(session: Session, rules: Rules, *, at: datetime, tz: tzinfo, report:
             owed[key] = (current, since, fired)
     if not owed:
         return
-    _judge_members(connection, rules, at, members, {user for key in owed for user in accounts[key]}, dispositions)
+    _judge_members(connection, rules, at, tz, members, {user for key in owed for user in accounts[key]}, dispositions,
+                   stored)
     stored = _stored(connection, list(owed))
     groups = tallies.read_groups(connection, {g for key in owed if (g := group_of(key))})
     user_leads = _open_user_leads(connection, {user for key in owed for user in accounts[key]})
@@ -272,21 +282,23 @@ def _accounts(connection: sa.Connection, users: set[str] | None) -> dict[str, se
 
 
 def _members(connection: sa.Connection, rules: Rules, at: datetime, tz: tzinfo, users: set[str],
-             judged: Mapping[str, Member], kept: Mapping[str, Tally], basis: str | None) -> dict[str, Member]:
+             judged: Mapping[str, Member], kept: Mapping[str, Tally], basis: str | None
+             ) -> tuple[dict[str, Member], dict[str, dict]]:
     """Each member's tallies as of `at` (which is all `fired_triggers` reads), with their verdict where it was judged
-    already: as judged, else `(None, tallies)` held or stored (when made under `basis` and not past `at`), else
-    built from their history. Most accounts need no verdict (nothing fired, no lead open): `_judge_members` judges
-    the members of those that do."""
+    already: as judged, else `(None, tallies)` held, or stored (when made under `basis` and not past `at`: only the
+    part an account reads, `Slots`, with the stored state returned beside, by user), else built from their history.
+    Most accounts need no verdict (nothing fired, no lead open): `_judge_members` judges the members of those that
+    do, on the stored tallies restored whole."""
     found = {user: judged[user] for user in users if user in judged}
     missing = users - set(found)
+    stored: dict[str, dict] = {}
     if not missing:
-        return found
-    plan = plan_of(rules)
-    tallied = {user: kept[user] for user in missing if user in kept}
+        return found, stored
+    tallied: dict[str, Tally | Slots] = {user: kept[user] for user in missing if user in kept}
     if basis is not None:
         for user, (made_under, state) in tallies.read(connection, missing - set(tallied)).items():
-            if made_under == basis and (tally := Tally.restore(state, plan, tz, user)) is not None:
-                tallied[user] = tally
+            if made_under == basis and (part := stored_part(state, rules)) is not None:
+                tallied[user], stored[user] = part, state
     for user, tally in tallied.items():
         if tally.latest is None or tally.latest <= at:
             found[user] = (None, tally)  # type: ignore[assignment]  # judged by `_judge_members` if needed
@@ -294,19 +306,22 @@ def _members(connection: sa.Connection, rules: Rules, at: datetime, tz: tzinfo, 
     if rest:
         for user, events in events_of(connection, rest):
             found[user] = (None, tally_as_of(events, rules, at, tz))  # type: ignore[assignment]
-    return found
+    return found, stored
 
 
-def _judge_members(connection: sa.Connection, rules: Rules, at: datetime, members: dict[str, Member],
-                   users: set[str], dispositions_of: Dispositions) -> None:
-    """Those of `users` known by their tallies alone (`_members`) judged on them as of `at`, and those known by the
-    rescore's `facts_row` made `Facts`, in place: what `score_account` reads."""
+def _judge_members(connection: sa.Connection, rules: Rules, at: datetime, tz: tzinfo, members: dict[str, Member],
+                   users: set[str], dispositions_of: Dispositions, stored: Mapping[str, dict]) -> None:
+    """Those of `users` known by their tallies alone (`_members`; from their `stored` state when only its `Slots`
+    were read) judged on them as of `at`, and those known by the rescore's `facts_row` made `Facts`, in place: what
+    `score_account` reads."""
     todo = {}
+    plan = plan_of(rules)
     for user in users:
         if (member := members.get(user)) is None:
             continue
         if member[0] is None:
-            todo[user] = member[1]
+            tally = member[1]
+            todo[user] = Tally.restore(stored[user], plan, tz, user) if type(tally) is Slots else tally
         elif type(member[0]) is tuple:
             members[user] = (Facts(member[0]), member[1])
     if not todo:

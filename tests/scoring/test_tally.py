@@ -19,6 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from scoring import Event, score_user
+from scoring.accounts import account_part, stored_part
 from scoring.engine import judge, plan_of
 from scoring.tally import Tally
 from tests.scoring.builders import NY, rules_with
@@ -156,6 +157,26 @@ def test_a_verdict_before_the_latest_event_is_refused_not_guessed():
         assert "latest event" in str(error)
     else:
         raise AssertionError("judged as of a moment before an event it holds")
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(histories())
+def test_what_an_account_reads_of_stored_tallies_is_what_it_reads_of_them_restored_whole(history):
+    # A live group's roll-up reads its members' stored tallies for their account slots alone (`stored_part`).
+    events, _, _ = history
+    state = json.loads(json.dumps(Tally.build(events, PLAN, NY, "ana").state()))
+    whole, part = account_part(Tally.restore(state, PLAN, NY, "ana"), RULES), stored_part(state, RULES)
+    assert (part.slots, part.latest) == (whole.slots, whole.latest)
+
+
+def test_an_activation_stored_is_read_back_by_its_account():
+    events = [Event("signup_complete", "ana", BASE, "s0", {"email": "ana@acme.io"}),
+              Event("activation_complete", "ana", BASE + timedelta(hours=2), "m1", {})]
+    state = json.loads(json.dumps(Tally.build(events, PLAN, NY, "ana").state()))
+    part = stored_part(state, RULES)
+    assert [len(items) for items in part.slots if items] == [1]  # team activation's slot: Ana's activation
+    assert part.latest == BASE + timedelta(hours=2)
+    assert stored_part({**state, "v": 0}, RULES) is None
 
 
 def test_tallies_made_under_other_rules_are_not_restored():
