@@ -12,6 +12,7 @@ start with the same words; the others are logged and `serve` runs.
 
 from __future__ import annotations
 
+import difflib
 import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -145,6 +146,34 @@ def rules(look: Look) -> Iterator[Finding]:
         return
     where = str(path) if path else "the shipped seed 002 model (scoring/default_rules.toml)"
     yield Finding(True, "rules", f"{where}: valid, {len(loaded.signals)} signals, {len(loaded.triggers)} triggers")
+
+
+def routing(look: Look) -> Iterator[Finding]:
+    """The routing matrix against the rules in use: a row names triggers by name, and one the rules do not have (a
+    typo, or a trigger retired since) never matches, so the leads it was meant for go on down the matrix."""
+    from bot.domain.teams import route_line
+    from scoring import RulesError, load_rules
+
+    settings = look.settings
+    teams = settings.teams
+    if not teams.routes or settings.pql_teams_file is None:
+        return
+    try:
+        known = load_rules(settings.pql_rules_file).triggers
+    except RulesError:
+        return  # `rules` says what is wrong with them
+    unknown = teams.unknown_triggers(known)
+    text = settings.pql_teams_file.read_text(encoding="utf-8") if unknown else ""
+    for row, name in unknown:
+        line = route_line(text, row)
+        close = difflib.get_close_matches(name, sorted(known), n=1)
+        yield Finding(False, f"PQL_TEAMS_FILE {settings.pql_teams_file}{f' line {line}' if line else ''}, routing row "
+                      f"{row}", f"names the trigger {name!r}, which the rules do not have: the row never matches it",
+                      (f"did you mean {close[0]!r}? " if close else "") + "`pqlbot rules` lists the rules' triggers")
+    if not unknown:
+        rows = len(teams.routes)
+        yield Finding(True, "routing matrix", f"{rows} row{'s' * (rows != 1)}, first match wins, then the team "
+                      f"{teams.default}; every trigger it names is in the rules")
 
 
 def ingest_token(look: Look) -> Iterator[Finding]:
@@ -331,8 +360,8 @@ def socket_mode(look: Look) -> Iterator[Finding]:
 
 
 #: Every check, in the order `pqlbot doctor` shows them. Append yours.
-CHECKS: list[Check] = [store, rules, ingest_token, business_time, slack_token, slack_scopes, alerts_channel,
-                       signing_secret, people, socket_mode]
+CHECKS: list[Check] = [store, rules, ingest_token, business_time, routing, slack_token, slack_scopes,
+                       alerts_channel, signing_secret, people, socket_mode]
 
 
 def examine(settings: Settings, *, checks: Iterable[Check] | None = None,

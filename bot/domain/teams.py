@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 import tomllib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, time, timedelta
 from functools import cached_property
@@ -274,6 +275,13 @@ class Teams(_Strict):
                 return Choice(self.teams[route.team], number)
         return Choice(self.teams[self.default], None)
 
+    def unknown_triggers(self, known: Iterable[str]) -> list[tuple[int, str]]:
+        """(row, name) for each trigger a row of the matrix names that is not among `known` (the rules' triggers):
+        such a row never matches on it, and the leads it was meant for go on down the matrix."""
+        known = set(known)
+        return [(number, name) for number, route in enumerate(self.routes, 1) for name in route.triggers or ()
+                if name not in known]
+
     def team(self, name: str | None) -> Team:
         """A lead's team by the name it recorded; the default team for a lead from before teams (None) or from a
         team no longer in the file."""
@@ -336,6 +344,12 @@ def _where(text: str, loc: tuple, source: str) -> str:
         rest = ".".join(str(p) for p in loc[2:])
         return f"{source}{f' line {line}' if line else ''}, routing row {loc[1] + 1}" + (f": {rest}" if rest else "")
     return f"{source}" + (f": {'.'.join(str(p) for p in loc)}" if loc else "")
+
+
+def route_line(text: str, row: int) -> int | None:
+    """The line of a teams file's text where routing row `row` (1-based) begins."""
+    starts = [number for number, line in enumerate(text.splitlines(), 1) if line.strip() == "[[routes]]"]
+    return starts[row - 1] if 0 < row <= len(starts) else None
 
 
 def _line_of(lines: list[str], found) -> int | None:

@@ -202,3 +202,48 @@ def test_with_a_teams_file_each_team_is_checked_and_one_with_nobody_to_escalate_
     [line] = failing(lines)
     assert line.startswith("FAIL  team emea: no escalate_to")
     assert "escalate_to" in lines[lines.index(line) + 1]
+
+
+ROUTES = TEAMS.replace('label = "EMEA desk"', 'label = "EMEA desk"\nescalate_to = "U0BOSS"') + """
+[[routes]]
+why = "demo asks: the EMEA desk"
+fast_lane = true
+team = "emea"
+
+[[routes]]
+why = "active buyers, SMB"
+triggers = ["active_buyers", "seat_surge"]
+team = "sdr"
+"""
+
+
+def test_a_routing_row_naming_a_trigger_the_rules_lack_is_named_with_its_line_and_the_likely_name(configured, slack,
+                                                                                                  tmp_path, capsys):
+    # A typo in a trigger's name made a row that never matched: its leads went on down the matrix, and nothing said so.
+    (tmp_path / "teams.toml").write_text(ROUTES)
+    configured.setenv("PQL_TEAMS_FILE", str(tmp_path / "teams.toml"))
+    code, lines = doctor(capsys)
+    assert code == 1
+    [line] = failing(lines)
+    assert line == (f"FAIL  PQL_TEAMS_FILE {tmp_path / 'teams.toml'} line 21, routing row 2: names the trigger "
+                    "'active_buyers', which the rules do not have: the row never matches it")
+    fix = lines[lines.index(line) + 1]
+    assert fix == "      fix: did you mean 'active_buyer'? `pqlbot rules` lists the rules' triggers"
+    assert not any(line.startswith("ok    routing matrix") for line in lines)
+
+    (tmp_path / "teams.toml").write_text(ROUTES.replace("active_buyers", "active_buyer"))
+    code, lines = doctor(capsys)
+    assert code == 0
+    assert "ok    routing matrix: 2 rows, first match wins, then the team sdr; every trigger it names is in the rules" \
+        in lines
+
+
+def test_the_shipped_example_teams_file_names_only_triggers_the_shipped_rules_have():
+    from bot.domain.teams import parse
+    from scoring import load_rules
+    from tests.slack.test_manifest import ROOT
+
+    teams = parse((ROOT / "examples" / "teams.toml").read_text())
+    assert teams.routes and any(route.triggers for route in teams.routes)
+    assert teams.unknown_triggers(load_rules(None).triggers) == []
+    assert teams.unknown_triggers(["active_buyer"]) != []
