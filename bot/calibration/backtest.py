@@ -108,6 +108,14 @@ class TriggerFigures:
     contacted_converted: int = 0
     minimum: int = MIN_SAMPLE
     level: str = "user"  # "account": fired over the users of one account (counted once per account)
+    #: Of `fired`, those whose 60 days were not over when the history ends, and of those, the ones converted already.
+    young: int = 0
+    young_converted: int = 0
+
+    @property
+    def open(self) -> int:
+        """Firings whose outcome is not known yet: inside their 60 days at the history's end, not converted."""
+        return self.young - self.young_converted
 
     @property
     def alone(self) -> int:
@@ -135,7 +143,21 @@ class TriggerFigures:
 
     @property
     def recommendation(self) -> Recommendation:
-        return recommend(self.fired, self.converted, self.minimum)
+        return recommend(self.fired, self.converted, self.minimum, settled=self.fired - self.young,
+                         settled_converted=self.converted - self.young_converted)
+
+    def count(self, fired_at: datetime, converted_at: datetime | None, contacted: bool,
+              horizon: datetime | None) -> None:
+        """One firing at `fired_at`: converted (within 60 days) at `converted_at` or not, contacted or not; its 60
+        days over by `horizon` (when history, or the pilot, stops), or not (None: over)."""
+        converts = converted_at is not None and fired_at <= converted_at <= fired_at + _WITHIN
+        young = horizon is not None and fired_at + _WITHIN > horizon
+        self.fired += 1
+        self.converted += converts
+        self.contacted += contacted
+        self.contacted_converted += converts and contacted
+        self.young += young
+        self.young_converted += young and converts
 
     def to_json(self) -> dict[str, Any]:
         low, high = self.interval or (None, None)
@@ -144,7 +166,7 @@ class TriggerFigures:
             "conversion_rate": self.conversion_rate, "ci_low": low, "ci_high": high,
             "contacted": self.contacted, "contacted_converted": self.contacted_converted,
             "dark_funnel_rate": self.dark_funnel_rate, "assisted_lift": self.assisted_lift,
-            "recommendation": self.recommendation.value, "level": self.level,
+            "recommendation": self.recommendation.value, "level": self.level, "open": self.open,
         }
 
 
@@ -383,17 +405,19 @@ def report(replays: Replays, rules: Rules, *, is_business_day: Callable[[date], 
     `reps` x `cap`; and seed 002's runs of busy days."""
     rows = _rows(rules, minimum)
     raised: dict[str, Raised] = {}
+    # Conversions are read off the whole history: a firing's 60 days are over once it ends 60 days after it.
+    ends = _day_end(replays.last, replays.tz) if replays.last is not None else None
     for user in replays.users:
         if user.lead is not None:
             raised[user.user_id] = user.lead
         if user.fired:
-            _count(rows, user.fired, user.converted_at, user.touches)
+            _count(rows, user.fired, user.converted_at, user.touches, ends)
     if has_account_triggers(rules):
         accounts = replays.accounts
         if accounts is None:
             accounts = judge_accounts(replays.users, rules, window, replays.tz)
         for account in accounts:  # keyed by the account's key in `raised`
-            _count(rows, account.fired, account.paid, account.touches)
+            _count(rows, account.fired, account.paid, account.touches, ends)
             for user_id in account.absorbed:
                 del raised[user_id]
             if account.lead is not None:
@@ -740,18 +764,14 @@ def _note(result: ScoreResult, rules: Rules, user_id: str, day: date, lead: Rais
 
 
 def _count(rows: Mapping[str, TriggerFigures], fired: Mapping[str, datetime], converted_at: datetime | None,
-           touches: Sequence[datetime]) -> None:
+           touches: Sequence[datetime], ends: datetime | None) -> None:
+    """Each trigger's firing into its row; `ends`: the history's last instant."""
     for name, at in fired.items():
         row = rows.get(name)
         if row is None:  # not a user trigger of these rules (an account trigger's name)
             continue
-        converts = converted_at is not None and at <= converted_at <= at + _WITHIN
-        horizon = converted_at if converted_at is not None and converted_at >= at else at + _WITHIN
-        contacted = any(at <= moment <= horizon for moment in touches)
-        row.fired += 1
-        row.converted += converts
-        row.contacted += contacted
-        row.contacted_converted += converts and contacted
+        until = converted_at if converted_at is not None and converted_at >= at else at + _WITHIN
+        row.count(at, converted_at, any(at <= moment <= until for moment in touches), ends)
 
 
 @dataclass(frozen=True, slots=True)

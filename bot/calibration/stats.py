@@ -7,6 +7,9 @@ and seed 000's dark-funnel rate and assisted-conversion lift.
   responders or not"): above 30 % `tier1`; 15-30 % `tier1_or_tier2`; 10-15 % `tier2`; under 10 % `retire` (remove, or
   automated nurture only). Fewer than `minimum` fired: `too_few`, never a decision. The bounds belong to the band
   that names them: exactly 30 % is 15-30 %, exactly 15 % too, exactly 10 % is 10-15 %.
+  A history (or a pilot) shorter than 60 days past a firing has not seen all its conversions: the rate over every
+  firing can only rise, so a tier it reaches already stands, but `retire` is read only off the firings whose 60 days
+  are over (`settled`, `settled_converted`), and is `too_early` while fewer than `minimum` of them are.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ class Recommendation(StrEnum):
     TIER2 = "tier2"
     RETIRE = "retire"
     TOO_FEW = "too_few"
+    TOO_EARLY = "too_early"  # under 10 % so far, but too few firings have had their 60 days to convert
 
 
 def rate(part: int, whole: int) -> float | None:
@@ -51,11 +55,21 @@ def wilson(successes: int, trials: int, z: float = Z95) -> tuple[float, float] |
     return low, high
 
 
-def recommend(fired: int, converted: int, minimum: int = MIN_SAMPLE) -> Recommendation:
-    """Seed 001's decision for a trigger that fired `fired` times, `converted` of them converting within 60 days."""
+def recommend(fired: int, converted: int, minimum: int = MIN_SAMPLE, *, settled: int | None = None,
+              settled_converted: int = 0) -> Recommendation:
+    """Seed 001's decision for a trigger that fired `fired` times, `converted` of them converting within 60 days;
+    `settled` of the firings (all, when None) with their 60 days over, `settled_converted` of those converting."""
     if fired < max(minimum, 1):
         return Recommendation.TOO_FEW
-    share = converted / fired
+    share = converted / fired  # a floor while some firings' 60 days are not over
+    if share >= 0.10 or settled is None or settled == fired:
+        return _by_share(share)
+    if settled < max(minimum, 1):
+        return Recommendation.TOO_EARLY
+    return _by_share(settled_converted / settled)
+
+
+def _by_share(share: float) -> Recommendation:
     if share > 0.30:
         return Recommendation.TIER1
     if share >= 0.15:

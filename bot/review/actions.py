@@ -90,6 +90,13 @@ def action_items(m: Metrics, cap: int, workday: Callable[[date], bool]) -> list[
             items.append(words("act_retire_points" if row.name == POINTS else "act_retire_trigger",
                                name=words("signal_name", name=row.name), value=fmt(row.conversion_rate, "rate"),
                                converted=row.converted, fired=row.fired))
+        elif row.recommendation == "too_early" and row.name != EXPLICIT_ASK:
+            # Under 10 % so far, with most leads' 60 days still to run (a pilot's are): said, not acted on yet.
+            points = row.name == POINTS
+            items.append(words("act_retire_early", subject="Leads raised on seed 002's points" if points
+                               else f'"{words("signal_name", name=row.name)}"', plural=points,
+                               value=fmt(row.conversion_rate, "rate"), converted=row.converted, fired=row.fired,
+                               open=row.open))
     if not items:
         items.append(words("act_all_good"))
     return items

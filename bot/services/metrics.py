@@ -46,7 +46,6 @@ import sqlalchemy as sa
 from sqlmodel import Session, select
 
 from bot.calibration.backtest import EXPLICIT_ASK, POINTS, TriggerFigures
-from bot.calibration.stats import CONVERSION_DAYS
 from bot.domain.business_time import BusinessCalendar
 from bot.domain.kit import ACCEPTED
 from bot.domain.lifecycle import ABSORBED, STOPPED, PqlState
@@ -255,20 +254,13 @@ def _trigger_table(session: Session, end: datetime, now: datetime) -> list[Trigg
                 EventRecord.name == "trial_converted", EventRecord.user_id.in_(ids), EventRecord.at_us <= to_us(now))):
             paid[user_id] = min(paid.get(user_id, from_us(at_us)), from_us(at_us))
     rows: dict[str, TriggerFigures] = {}
-    window = timedelta(days=CONVERSION_DAYS)
     for pql in leads:
-        names = _made_by(pql)
         converted_at = paid.get(pql.user_id)
         if pql.level == "account" and pql.converted_at is not None and pql.converted_at <= now:
             converted_at = min(converted_at or pql.converted_at, pql.converted_at)  # any of its people paying
-        converts = converted_at is not None and pql.created_at <= converted_at <= pql.created_at + window
-        contacted = pql.id in touched
-        for name in names:
-            row = rows.setdefault(name, TriggerFigures(name, ""))
-            row.fired += 1
-            row.converted += converts
-            row.contacted += contacted
-            row.contacted_converted += converts and contacted
+        for name in _made_by(pql):
+            # A lead's 60 days are over by now, or its conversion may still come (seed 001's `retire` waits).
+            rows.setdefault(name, TriggerFigures(name, "")).count(pql.created_at, converted_at, pql.id in touched, now)
     return sorted(rows.values(), key=lambda row: (-row.fired, row.name))
 
 

@@ -57,6 +57,11 @@ def cohort(name: str, event: str, *, size: int, converted: int, contacted: int =
     return events
 
 
+def closed(events: list) -> list:
+    """The history run on past every firing's 60 days (a bystander's visit 70 days on): every outcome known."""
+    return events + Trial("zz-later", email="later@acme.com", signup=MONDAY + timedelta(days=70)).events
+
+
 def run(events, rules=RULES, **options):
     return replay(events, rules, tz=NY, is_business_day=CALENDAR.is_business_day, **options)
 
@@ -68,7 +73,7 @@ def rows(backtest):
 def test_a_trigger_converting_40_per_cent_is_tier1_one_at_5_per_cent_retire_and_a_small_one_too_few_to_judge():
     events = (cohort("h", "hot_signal", size=50, converted=20) + cohort("c", "cold_signal", size=40, converted=2)
               + cohort("r", "rare_signal", size=5, converted=3))
-    got = rows(run(events))
+    got = rows(run(closed(events)))
     assert (got["hot"].fired, got["hot"].converted, got["hot"].recommendation) == (50, 20, "tier1")
     assert (got["cold"].fired, got["cold"].converted, got["cold"].recommendation) == (40, 2, "retire")
     assert (got["rare"].fired, got["rare"].converted, got["rare"].recommendation) == (5, 3, "too_few")
@@ -204,6 +209,30 @@ def test_a_lead_held_back_by_a_checkout_is_raised_the_day_its_grace_ends_though_
     assert run(t.events, DEFAULT).raised["ana"].day == date(2026, 11, 5)
     t.add("trial_converted", t.on(3, 9))  # a customer: no lead at all
     assert "ana" not in run(t.events, DEFAULT).raised
+
+
+def test_a_trigger_under_10_per_cent_is_not_retired_before_its_firings_have_had_their_60_days():
+    # The same cohorts in a history that stops ten days after they fired: 38 of the cold ones may still pay. The hot
+    # one's 40 % can only rise: tier 1 stands.
+    events = cohort("h", "hot_signal", size=50, converted=20) + cohort("c", "cold_signal", size=40, converted=2)
+    got = rows(run(events))
+    assert (got["hot"].recommendation, got["hot"].open) == ("tier1", 30)
+    assert (got["cold"].fired, got["cold"].converted, got["cold"].open) == (40, 2, 38)
+    assert got["cold"].recommendation == "too_early"
+    assert got["cold"].to_json()["open"] == 38
+    # Once the history runs on past their 60 days, nothing is open and the table decides.
+    got = rows(run(closed(events)))
+    assert (got["cold"].open, got["cold"].recommendation) == (0, "retire")
+
+
+@pytest.mark.parametrize(("settled", "settled_converted", "expected"), [
+    (19, 0, "too_early"), (20, 1, "retire"), (20, 2, "tier2"), (20, 7, "tier1"), (None, 0, "retire"),
+])
+def test_under_10_per_cent_so_far_is_judged_on_the_firings_whose_60_days_are_over(settled, settled_converted,
+                                                                                    expected):
+    assert recommend(100, 5, settled=settled, settled_converted=settled_converted) == expected
+    assert recommend(100, 10, settled=0) == "tier2"  # 10 % already: it can only rise
+    assert recommend(19, 0, settled=0) == "too_few"  # too few fired at all comes first
 
 
 @pytest.mark.parametrize(("fired", "converted", "expected"), [

@@ -150,3 +150,25 @@ def test_the_store_is_replayed_with_its_touches_as_contact(engine, monkeypatch, 
     points = next(r for r in json.loads(capsys.readouterr().out)["triggers"] if r["name"] == "points")
     assert (points["fired"], points["converted"], points["dark_funnel_rate"], points["assisted_lift"]) == \
         (2, 1, 0.0, 1.0)
+
+
+def test_a_history_too_short_for_60_days_says_the_rates_are_floors_and_one_with_no_conversion_says_so(tmp_path,
+                                                                                                       capsys):
+    # 25 fired, 2 converted (8 %), the history ending ten days after: 23 may still pay. Seed 001's `retire` waits.
+    path = events_file(tmp_path, cohort("h", "hot_signal", size=25, converted=2))
+    assert main(["backtest", path, "--rules", rules_file(tmp_path, "r.toml")]) == 0
+    out = capsys.readouterr().out
+    hot = next(line for line in out.splitlines() if line.startswith("hot "))
+    assert hot.endswith("too early: under 10% so far, 23 of 25 within their 60 days")
+    assert ("Still open: 23 firing(s) came under 60 days before the history ends and have not converted (yet): the "
+            "rates above are floors, so a tier stands, but `retire` waits until 20 of a trigger's firings have had "
+            "their 60 days.") in out
+    assert "No firing converted" not in out
+    assert main(["backtest", path, "--rules", rules_file(tmp_path, "r.toml"), "--json"]) == 0
+    [hot] = [row for row in json.loads(capsys.readouterr().out)["triggers"] if row["name"] == "hot"]
+    assert (hot["recommendation"], hot["open"]) == ("too_early", 23)
+
+    path = events_file(tmp_path, cohort("h", "hot_signal", size=25, converted=0))
+    assert main(["backtest", path, "--rules", rules_file(tmp_path, "r.toml")]) == 0
+    assert ("No firing converted: is the conversion in this history under another name? pqlbot reads "
+            "`trial_converted`") in capsys.readouterr().out
