@@ -176,7 +176,11 @@ def signals(m: Metrics) -> list[Figure]:
                 name=row.name), detail=words(
                     "trigger_detail", converted=row.converted, fired=row.fired,
                     interval=f"{interval[0]:.0%}-{interval[1]:.0%}" if interval else None,
-                    dark=fmt(row.dark_funnel_rate, "rate"), lift=fmt(row.assisted_lift, "pp"),
+                    dark=fmt(row.dark_funnel_rate, "rate") + (f" ({row.alone_converted} of {row.fired})"
+                                                               if row.dark_funnel_rate is not None else ""),
+                    lift=fmt(row.assisted_lift, "pp") + (f" ({row.contacted_converted} of {row.contacted} contacted "
+                                                         f"converted, {row.alone_converted} of {row.alone} not)"
+                                                         if row.assisted_lift is not None else ""),
                     advice=advice[row.recommendation.value]))
     out.add("pql_conversion", m.pql_conversion, "rate", bars.PQL_CONVERSION.target,
             detail=share_of(m.pql_converted, m.pql_cohort, "trials"))

@@ -182,6 +182,9 @@ def test_the_review_has_seed_001s_per_trigger_table_over_the_pilot_so_far_and_ac
     assert row.dark_funnel_rate == pytest.approx(1 / 40)
     assert row.assisted_lift == pytest.approx(1 / 10 - 1 / 30)
     assert review.figure("trigger.sso_stalled.conversion").detail.startswith("2 of 40 leads, 95% CI 1%-17%")
+    # Counts beside every share: a lift read off one lead left alone is seen for what it is.
+    assert ("dark funnel 2.5% (1 of 40); lift +6.7 pp (1 of 10 contacted converted, 1 of 30 not)"
+            in review.figure("trigger.sso_stalled.conversion").detail)
     assert any('"sso stalled" converts 5.0% (2 of 40 leads within 60 days): seed 001 says remove it' in item
                for item in review.actions)
     assert to_json(review)["triggers"][0]["recommendation"] == "retire"
