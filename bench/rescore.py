@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import platform
 import sqlite3
@@ -145,6 +146,11 @@ def child(url: str, processes: int, teams: str | None, route: bool = True) -> in
     cpu_before = _cpu_seconds(resource)
     started = time.perf_counter()
     report = pipeline.rescore_all(at=AT)
+    # The processes it spawned are let go without waiting (bot/services/rescore.py `_judged_elsewhere`), and exit
+    # while it routes; `pqlbot rescore` cannot end before they have, so neither does the clock, and their CPU and
+    # peak memory are read once they are gone.
+    for process in multiprocessing.active_children():
+        process.join()
     seconds = time.perf_counter() - started
     cpu = _cpu_seconds(resource) - cpu_before
     peak = _status_mib("VmHWM")  # the high-water mark since exec: imports, opening the store, and the rescore
