@@ -2,7 +2,8 @@
 
 A lead whose email domain is a named account goes to that account's owner, cap or not, unless the owner is
 paused or off the roster (bot/services/routing.py). The CSV has a header row and the columns `domain` and `rep` (a
-Slack user id on the roster, PQL_REPS), plus an optional `company_name`:
+Slack user id on the roster: PQL_REPS, or a team's members in PQL_TEAMS_FILE), plus an optional `company_name`. A
+domain may be written as a CRM exports a company's website (`https://www.acme.com/`): its domain is stored.
 
     domain,rep,company_name
     acme.com,U0ANA,Acme Corp
@@ -36,7 +37,9 @@ def add(owners: argparse.ArgumentParser, name: str) -> None:
     actions = owners.add_subparsers(dest="action", required=True, metavar="ACTION")
     load = actions.add_parser("import", help="store owners from a CSV file (domain,rep[,company_name])",
                               description="Upsert named-account owners from a CSV file with a header row: "
-                                          "domain,rep (a Slack user id on PQL_REPS), optionally company_name.")
+                                          "domain,rep (a Slack user id on the roster: PQL_REPS, or a team's "
+                                          "members in PQL_TEAMS_FILE), optionally company_name. A domain may be a "
+                                          "website (https://www.acme.com/): its domain is stored.")
     load.add_argument("file", metavar="FILE.csv", help="the CSV file, or - for standard input")
     load.set_defaults(run=run_import)
     actions.add_parser("list", help="show every named account and its owner",
@@ -58,8 +61,21 @@ class Parsed:
     rejected: list[tuple[int, str]] = field(default_factory=list)
 
 
-def parse(stream, roster: set[str]) -> Parsed:  # noqa: ANN001 (a text stream)
-    """The file's valid rows, and (line number, why) for the others. Raises ValueError for a bad header."""
+def domain_of(text: str) -> str:
+    """A company's domain as CRM exports write it: `acme.com`, `@acme.com`, `www.acme.com`, or its website,
+    `https://www.acme.com/about`: `acme.com` each time (lower case; anything else is left for the check to refuse)."""
+    domain = text.strip().lower().removeprefix("@")
+    if "://" in domain:
+        domain = domain.split("://", 1)[1].split("/", 1)[0].split("?", 1)[0].split("#", 1)[0]
+        domain = domain.rsplit("@", 1)[-1].split(":", 1)[0]  # user:password@ and :port are not the domain
+    elif "@" not in domain:
+        domain = domain.split("/", 1)[0]
+    return domain.removeprefix("www.")
+
+
+def parse(stream, roster: set[str], roster_from: str = "PQL_REPS") -> Parsed:  # noqa: ANN001 (a text stream)
+    """The file's valid rows, and (line number, why) for the others. Raises ValueError for a bad header.
+    `roster_from`: the setting the roster comes from, as a rejection names it."""
     reader = csv.reader(stream)
     header = next(reader, None)
     if header is None:
@@ -75,7 +91,7 @@ def parse(stream, roster: set[str]) -> Parsed:  # noqa: ANN001 (a text stream)
         if not any(cell.strip() for cell in row):
             continue
         cells = {name: row[index].strip() if index < len(row) else "" for name, index in at.items()}
-        domain = cells["domain"].lower().removeprefix("@")
+        domain = domain_of(cells["domain"])
         rep = cells["rep"].removeprefix("<@").removesuffix(">").split("|", 1)[0].strip()
         if not domain:
             parsed.rejected.append((line, "no domain"))
@@ -84,7 +100,7 @@ def parse(stream, roster: set[str]) -> Parsed:  # noqa: ANN001 (a text stream)
         elif not rep:
             parsed.rejected.append((line, f"no rep for {domain}"))
         elif rep not in roster:
-            parsed.rejected.append((line, f"{rep} is not a rep on the roster (PQL_REPS); {domain} not stored"))
+            parsed.rejected.append((line, f"{rep} is not a rep on the roster ({roster_from}); {domain} not stored"))
         elif domain in seen:
             parsed.rejected.append((line, f"{domain} is listed already on line {seen[domain]}; this line ignored"))
         else:
@@ -101,9 +117,10 @@ def run_import(args: argparse.Namespace, settings: Settings) -> int:
     from bot.store.models import Account
 
     roster = {user_id for user_id, _, _ in settings.roster}  # what the reps table is synced to below
+    roster_from = "PQL_TEAMS_FILE" if settings.pql_teams_file is not None else "PQL_REPS"
     try:
         with open_lines(args.file) as stream:
-            parsed = parse(stream, roster)
+            parsed = parse(stream, roster, roster_from)
     except OSError as exc:
         print(f"pqlbot owners: {exc.strerror}: {args.file}", file=sys.stderr)
         return 2
@@ -141,7 +158,8 @@ def run_import(args: argparse.Namespace, settings: Settings) -> int:
     for line, why in parsed.rejected:
         print(f"line {line}: {why}", file=sys.stderr)
     if not roster:
-        print("pqlbot owners: nobody is on the roster: set PQL_REPS first", file=sys.stderr)
+        fix = "give the teams members in PQL_TEAMS_FILE" if roster_from != "PQL_REPS" else "set PQL_REPS"
+        print(f"pqlbot owners: nobody is on the roster: {fix} first", file=sys.stderr)
     print(f"owners: {new} new, {changed} changed, {same} unchanged; {len(parsed.rejected)} line(s) rejected")
     return 1 if parsed.rejected else 0
 

@@ -274,3 +274,34 @@ def test_serve_schedules_every_sweep_once_a_minute_starting_now(engine):
             assert ran.wait(10)  # the first run is at once
         finally:
             built.stop_background()
+
+
+def test_owners_import_takes_a_crm_exports_websites_as_their_domains(store_url, db, tmp_path, capsys):
+    # HubSpot's and Salesforce's exports give a company's website: it was refused as "not a domain", line by line.
+    csv = tmp_path / "owners.csv"
+    csv.write_text("\n".join([
+        "domain,rep,company_name",
+        f"https://www.acme.com/,{ANA},Acme",
+        f"http://Initech.com/about?ref=crm,{BEN},Initech",
+        f"www.hooli.com,{BEN},",
+        f"https://user:secret@globex.com:8443/x,{ANA},Globex",
+        f"https://not a site/,{ANA},",
+    ]) + "\n")
+    assert main(["owners", "import", str(csv)]) == 1
+    out, err = capsys.readouterr()
+    assert "4 new, 0 changed, 0 unchanged; 1 line(s) rejected" in out
+    assert err.splitlines() == ["line 6: 'not a site' is not a domain (write it like acme.com)"]
+    assert accounts(db) == {"acme.com": (ANA, "Acme"), "initech.com": (BEN, "Initech"), "hooli.com": (BEN, None),
+                            "globex.com": (ANA, "Globex")}
+
+
+def test_owners_import_with_a_teams_file_names_it_as_the_roster(store_url, db, tmp_path, capsys, monkeypatch):
+    teams = tmp_path / "teams.toml"
+    teams.write_text(f'default = "sdr"\n[teams.sdr]\nescalate_to = "{BOSS}"\n'
+                     f'members = [{{ id = "{ANA}", name = "Ana Ruiz" }}]\n')
+    monkeypatch.setenv("PQL_TEAMS_FILE", str(teams))
+    csv = tmp_path / "owners.csv"
+    csv.write_text(f"domain,rep\nacme.com,{ANA}\nbigco.com,{BEN}\n")
+    assert main(["owners", "import", str(csv)]) == 1
+    assert capsys.readouterr().err.splitlines() == [
+        f"line 3: {BEN} is not a rep on the roster (PQL_TEAMS_FILE); bigco.com not stored"]
