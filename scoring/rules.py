@@ -5,6 +5,7 @@ The default file is the seed 002 model. Teams recalibrate by copying it, not by 
 
 from __future__ import annotations
 
+import difflib
 import tomllib
 from importlib.resources import files
 from pathlib import Path
@@ -21,7 +22,7 @@ from pydantic import (
     model_validator,
 )
 
-from scoring.events import RESERVED_PREFIX, describe
+from scoring.events import BILLING_VIEW, CANONICAL_EVENTS, RESERVED_PREFIX, SCREEN_VIEW, describe
 from scoring.result import Band
 from scoring.triggers import Level, Trigger
 
@@ -237,6 +238,27 @@ class Rules(_Section):
     @property
     def max_score(self) -> int:
         return sum(s.points for s in self.signals.values())
+
+
+def suspect_event_names(rules: Rules) -> list[tuple[str, str, str]]:
+    """(where, name, the name to read instead) for each event name the rules read that no call arrives under: a name
+    an alias renames (calls come in under its target), or one a letter or two from a name pqlbot knows (a typo: what
+    reads it never counts anything, and nothing says so). A product's own event names are fine and not listed."""
+    known = set(CANONICAL_EVENTS) | {SCREEN_VIEW, BILLING_VIEW} | set(rules.events.aliases.values())
+    read = [("gates.activation_event", rules.gates.activation_event)]
+    read += [(f"signals.{key}", signal.event) for key, signal in rules.signals.items()]
+    read += [(f"triggers.{key}", name) for key, trigger in rules.triggers.items() for condition in trigger.all
+             for name in (condition.event, condition.not_followed_by) if name is not None]
+    read += [("fast_lane.events", name) for name in rules.fast_lane.events]
+    found = []
+    for where, name in read:
+        if name in known or name == "*":
+            continue
+        if name in rules.events.aliases:
+            found.append((where, name, rules.events.aliases[name]))
+        elif close := difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.85):
+            found.append((where, name, close[0]))
+    return found
 
 
 class RulesError(ValueError):

@@ -13,6 +13,7 @@ from bot.cli.common import count, moment, open_lines, parse_lines, some
 from bot.clock import utc_now
 from bot.settings import Settings
 from scoring import EventError, Rules, load_rules, paused_gc, score_users
+from scoring.rules import suspect_event_names
 
 if TYPE_CHECKING:
     from bot.cli.split import Scored
@@ -129,5 +130,12 @@ def run_rules(args: argparse.Namespace, settings: Settings) -> int:
         print("pqlbot rules: give one rules FILE (or `check FILE`)", file=sys.stderr)
         return 2
     path = Path(words[0]) if words else settings.pql_rules_file
-    report.print_rules(load_rules(path), source=str(path or "built-in seed 002 model"))
+    rules = load_rules(path)
+    report.print_rules(rules, source=str(path or "built-in seed 002 model"))
+    for where, name, instead in suspect_event_names(rules):
+        renamed = rules.events.aliases.get(name) == instead
+        print(f"Look at {where}: it reads {name!r}, "
+              + (f"which the aliases rename to {instead!r} before anything reads it: read {instead!r}" if renamed
+                 else f"a name pqlbot does not know: did you mean {instead!r}? (fine if your product sends "
+                      f"{name!r} itself)"))
     return 0

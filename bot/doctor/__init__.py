@@ -136,6 +136,7 @@ def store(look: Look) -> Iterator[Finding]:
 
 def rules(look: Look) -> Iterator[Finding]:
     from scoring import RulesError, load_rules
+    from scoring.rules import suspect_event_names
 
     path = look.settings.pql_rules_file
     try:
@@ -145,7 +146,11 @@ def rules(look: Look) -> Iterator[Finding]:
                       "means once it is valid", final=True)
         return
     where = str(path) if path else "the shipped seed 002 model (scoring/default_rules.toml)"
-    yield Finding(True, "rules", f"{where}: valid, {len(loaded.signals)} signals, {len(loaded.triggers)} triggers")
+    suspects = suspect_event_names(loaded)
+    note = (f"; {len(suspects)} event name{'s' * (len(suspects) != 1)} to look at "
+            f"({', '.join(repr(name) for _, name, _ in suspects)}): `pqlbot rules check` says why" if suspects else "")
+    yield Finding(True, "rules", f"{where}: valid, {len(loaded.signals)} signals, {len(loaded.triggers)} triggers"
+                  + note)
 
 
 def routing(look: Look) -> Iterator[Finding]:

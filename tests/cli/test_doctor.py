@@ -247,3 +247,16 @@ def test_the_shipped_example_teams_file_names_only_triggers_the_shipped_rules_ha
     assert teams.routes and any(route.triggers for route in teams.routes)
     assert teams.unknown_triggers(load_rules(None).triggers) == []
     assert teams.unknown_triggers(["active_buyer"]) != []
+
+
+def test_a_rules_file_reading_an_event_name_no_call_arrives_under_is_pointed_at_without_failing(configured, slack,
+                                                                                               tmp_path, capsys):
+    from scoring import DEFAULT_RULES
+
+    rules = tmp_path / "rules.toml"
+    rules.write_text(DEFAULT_RULES.read_text().replace('event = "seats_provisioned"', 'event = "seat_provisioned"'))
+    configured.setenv("PQL_RULES_FILE", str(rules))
+    code, lines = doctor(capsys)
+    assert code == 0  # maybe the product's own event: said, not failed
+    [line] = [line for line in lines if line.startswith("ok    rules:")]
+    assert line.endswith("; 1 event name to look at ('seat_provisioned'): `pqlbot rules check` says why")

@@ -199,3 +199,42 @@ def test_the_shipped_waits_say_their_wait_once_and_a_window_only_where_it_binds_
     assert ("a security or compliance document download and a signup, not followed by an activation within 7 days, "
             "within 2 weeks seed:") in out
     assert "within 7 days within" not in out
+
+
+def test_rules_check_points_at_an_event_name_no_call_arrives_under(tmp_path, capsys):
+    # A trigger reading "seat_provisioned" (for seats_provisioned), or a name the aliases rename, never fired: silently.
+    rules = tmp_path / "rules.toml"
+    rules.write_text(MODEL.replace('event = "invite_sent"', 'event = "Invite Sent"') + '''
+[events.aliases]
+"Invite Sent" = "invite_sent"
+
+[triggers.seat_surge]
+label = "Seat surge"
+family = "buying"
+strength = "high"
+response = 1
+within = "7d"
+talk_track = "team"
+evidence = "added seats"
+all = [{ event = "seat_provisioned", measure = "total", field = "count", at_least = 10 }]
+
+[triggers.own_event]
+label = "An event of the product's own"
+family = "buying"
+strength = "low"
+response = 3
+within = "7d"
+talk_track = "billing"
+evidence = "did it"
+all = [{ event = "report_exported" }]
+''')
+    assert main(["rules", "check", str(rules)]) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("Look at")]
+    assert lines == [
+        "Look at signals.invites: it reads 'Invite Sent', which the aliases rename to 'invite_sent' before anything "
+        "reads it: read 'invite_sent'",
+        "Look at triggers.seat_surge: it reads 'seat_provisioned', a name pqlbot does not know: did you mean "
+        "'seats_provisioned'? (fine if your product sends 'seat_provisioned' itself)",
+    ]
+    assert main(["rules", "check", "scoring/default_rules.toml"]) == 0
+    assert "Look at" not in capsys.readouterr().out  # the shipped rules read only names calls arrive under
