@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 import orjson
 
-from bot.cli.common import count, open_lines, some
+from bot.cli.common import UNREADABLE, count, open_lines, some, unreadable
 from bot.settings import Settings
 from scoring import EventError, Rules, load_rules, paused_gc
 
@@ -188,8 +188,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         try:
             mine, theirs, invalid, events = _replay_file(args.events, sets, settings.tz, options,
                                                          split.processes_for(args.processes))
-        except OSError as exc:
-            print(f"pqlbot backtest: {exc.strerror}: {args.events}", file=sys.stderr)
+        except UNREADABLE as exc:
+            print(f"pqlbot backtest: {unreadable(exc)}: {args.events}", file=sys.stderr)
             return 2
         except split.Failed as exc:
             print(f"pqlbot backtest: {exc}", file=sys.stderr)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import codecs
 import contextlib
+import gzip
 import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -40,9 +42,41 @@ def count(text: str) -> int:
     return value
 
 
+#: The first bytes of a gzip file, and the byte-order marks a text file may start with.
+_GZIP = b"\x1f\x8b"
+_BOMS = ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
+#: What reading a file of events can fail with that is the file's fault: not text, a cut-off .gz, unreadable.
+UNREADABLE = (UnicodeDecodeError, EOFError, OSError)
+
+
+def open_text(path: str) -> TextIO:
+    """A JSON-lines file as text: UTF-8, gzipped or not (Segment's and RudderStack's storage destinations write
+    .gz files), or with a byte-order mark (UTF-16, as Windows tools write text)."""
+    with open(path, "rb") as probe:
+        head = probe.read(4)
+    if head.startswith(_GZIP):
+        return gzip.open(path, "rt", encoding="utf-8")
+    return open(path, encoding=next((name for bom, name in _BOMS if head.startswith(bom)), "utf-8"))
+
+
+def position(stream: TextIO) -> int:
+    """How far into the file on disk `stream` has read (of a gzipped file, its compressed bytes)."""
+    buffer = stream.buffer
+    return getattr(buffer, "fileobj", buffer).tell()
+
+
+def unreadable(error: BaseException) -> str:
+    """Why a file of events could not be read through, in a few words."""
+    if isinstance(error, UnicodeDecodeError):
+        return "not UTF-8 text"
+    if isinstance(error, EOFError):
+        return "it ends in the middle (a .gz file cut off?)"
+    return getattr(error, "strerror", None) or str(error)
+
+
 def open_lines(name: str) -> contextlib.AbstractContextManager[TextIO]:
-    """A file by name, or standard input for `-`."""
-    return contextlib.nullcontext(sys.stdin) if name == "-" else open(name, encoding="utf-8")
+    """A file by name (`open_text`), or standard input for `-`."""
+    return contextlib.nullcontext(sys.stdin) if name == "-" else open_text(name)
 
 
 def parse_lines(stream: TextIO, rules: Rules) -> Iterator[tuple[int, Event | EventError]]:

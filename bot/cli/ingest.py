@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, TextIO
 
 import sqlalchemy as sa
 
-from bot.cli.common import moment, open_lines
+from bot.cli.common import UNREADABLE, moment, open_lines, position, unreadable
 from bot.cli.db import cannot_open
 from bot.cli.parsing import ParsedLines, workers_for
 from bot.settings import Settings
@@ -112,10 +112,8 @@ def run_ingest(args: argparse.Namespace, settings: Settings) -> int:
         try:
             with _progress(stream, args.file, parsed) as progress:
                 _ingest(parsed, pipeline, tally, at=args.at or pipeline.clock(), score=args.score, progress=progress)
-        except UnicodeDecodeError:
-            stopped = (2, "not UTF-8 text")
-        except OSError as exc:
-            stopped = (2, exc.strerror or str(exc))
+        except UNREADABLE as exc:
+            stopped = (2, unreadable(exc))
         except KeyboardInterrupt:
             stopped = (130, "interrupted")
         finally:
@@ -264,9 +262,8 @@ class _RichProgress(_Progress):
             return
         # The bytes parsed so far (when workers parse), else the bytes the text layer has read so far: a little
         # ahead of the line, which is close enough.
-        read = self.stream.buffer.tell() if self.parsed.position is None else self.parsed.position
-        position = self.total if done else min(read, self.total)
-        self.progress.update(self.task, completed=position, counts=tally.counts())
+        read = position(self.stream) if self.parsed.position is None else self.parsed.position
+        self.progress.update(self.task, completed=self.total if done else min(read, self.total), counts=tally.counts())
 
 
 def _file_size(stream: TextIO) -> int | None:

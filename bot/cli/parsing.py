@@ -28,7 +28,7 @@ from functools import partial
 from queue import Full
 from typing import NamedTuple, TextIO
 
-from bot.cli.common import parse_lines
+from bot.cli.common import UNREADABLE, open_text, parse_lines, position
 from scoring import Event, EventError, Rules, parse_event, paused_gc
 
 BLOCK = 2_000  # lines a worker hands over at once
@@ -65,7 +65,7 @@ def blocks_of(items: Iterator[tuple[int, Event | EventError]], size: int = BLOCK
             else:
                 events.append(item)
             last = number
-    except (UnicodeDecodeError, OSError):
+    except UNREADABLE:
         if last is not None:
             yield Block(events, rejected, last)
         raise
@@ -198,14 +198,14 @@ def _work(path: str, rules: Rules, k: int, n: int, queue: multiprocessing.Queue)
     put = partial(_put, queue, os.getppid())
     current, events, rejected, last = -1, [], [], None
     try:
-        with paused_gc(), open(path, encoding="utf-8") as stream:
+        with paused_gc(), open_text(path) as stream:
             for number, line in enumerate(stream, start=1):
                 block = (number - 1) // BLOCK
                 if block % n != k:
                     continue
                 if block != current:
                     if current >= 0:
-                        put(("block", current, _packed(Block(events, rejected, last)), stream.buffer.tell()))
+                        put(("block", current, _packed(Block(events, rejected, last)), position(stream)))
                     current, events, rejected, last = block, [], [], None
                 if not line.strip():
                     continue
@@ -215,9 +215,9 @@ def _work(path: str, rules: Rules, k: int, n: int, queue: multiprocessing.Queue)
                 except EventError as exc:
                     rejected.append((number, str(exc)))
             if current >= 0:
-                put(("block", current, _packed(Block(events, rejected, last)), stream.buffer.tell()))
+                put(("block", current, _packed(Block(events, rejected, last)), position(stream)))
         put(("end",))
-    except (UnicodeDecodeError, OSError) as exc:
+    except UNREADABLE as exc:
         if current >= 0:
             put(("block", current, _packed(Block(events, rejected, last)), None))
         put(("stop", exc))

@@ -9,7 +9,7 @@ from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bot.cli.common import count, moment, open_lines, parse_lines, some
+from bot.cli.common import UNREADABLE, count, moment, open_lines, parse_lines, some, unreadable
 from bot.clock import utc_now
 from bot.settings import Settings
 from scoring import EventError, Rules, load_rules, paused_gc, score_users
@@ -76,8 +76,8 @@ def run_score(args: argparse.Namespace, settings: Settings) -> int:
     if scored is None:  # in this process: standard input, a small file, one CPU, or a file not read through
         try:
             scored = _score_here(path, rules, at, tz, as_json=args.json)
-        except OSError as exc:
-            print(f"pqlbot score: {exc.strerror}: {path}", file=sys.stderr)
+        except UNREADABLE as exc:
+            print(f"pqlbot score: {unreadable(exc)}: {path}", file=sys.stderr)
             return 2
     if args.json:
         if lines := scored.users + scored.accounts:

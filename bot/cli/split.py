@@ -66,6 +66,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import orjson
 
+from bot.cli.common import UNREADABLE, open_text
 from scoring import Event, EventError, Rules, ScoreResult, parse_event, paused_gc
 from scoring import events as ev
 from scoring.accounts import Slots, account_part, fired_triggers, group_of, has_account_triggers, score_account
@@ -261,7 +262,7 @@ def _own_events(path: str, rules: Rules, k: int, n: int) -> Generator[Message, M
     handing over None) when the file cannot be read through."""
     try:
         own, rejected = _parse_share(path, rules, k, n)
-    except (UnicodeDecodeError, OSError):
+    except UNREADABLE:
         yield None
         return None
     asked: dict[str, tuple[int, int, str]] = {}
@@ -372,7 +373,7 @@ def _parse_share(path: str, rules: Rules, k: int, n: int) -> tuple[list[tuple[in
     own: list[tuple[int, Event]] = []
     rejected: list[tuple[int, str]] = []
     skip = len(_USER_KEY)
-    with open(path, encoding="utf-8") as stream:
+    with open_text(path) as stream:
         for number, line in enumerate(stream, start=1):
             start = line.find(_USER_KEY)
             if start >= 0:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import io
 import json
 import re
@@ -433,3 +434,27 @@ def test_on_postgresql_an_ingest_whose_routing_fails_keeps_the_events_and_undoes
     assert db("SELECT count(*) FROM events") == [(len(lines_of(sarah())),)]
     assert db("SELECT count(*) FROM pqls") == [(0,)]
 
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_a_gzipped_export_is_ingested_as_the_file_it_holds_with_or_without_the_parsing_workers(
+        sarah_file, db, capsys, monkeypatch, workers):
+    # Segment's and RudderStack's storage destinations write .gz JSON lines: it was a traceback (not UTF-8).
+    from bot.cli import parsing
+
+    if workers:
+        monkeypatch.setattr(parsing, "APART_FROM", 0)
+        monkeypatch.setattr(parsing, "BLOCK", 2)
+        monkeypatch.setattr(ingest, "workers_for", lambda: workers)
+    path, good = sarah_file
+    packed = path.with_name("events.jsonl.gz")
+    packed.write_bytes(gzip.compress(path.read_bytes()))
+    assert main(["ingest", str(packed), "--at", AT]) == 1
+    out = capsys.readouterr().out
+    assert summary(out) == {"accepted": 5, "duplicates": 1, "rejected": 2, "PQLs triggered": 1, "PQLs upgraded": 0}
+    assert "  line 3: not valid JSON" in out
+    assert db("SELECT user_id, tier, score FROM pqls") == [("sarah", "medium", 6)]
+    cut = path.with_name("cut.jsonl.gz")
+    cut.write_bytes(gzip.compress(path.read_bytes())[:-12])
+    assert main(["ingest", str(cut), "--at", AT]) == 2
+    assert "pqlbot ingest: it ends in the middle (a .gz file cut off?)" in capsys.readouterr().err

@@ -4,6 +4,8 @@ makes the command fail, saying so, rather than wait for ever."""
 
 from __future__ import annotations
 
+import codecs
+import gzip
 import json
 import os
 import random
@@ -205,14 +207,15 @@ def test_a_small_file_or_standard_input_stays_in_one_process(tmp_path):
 
 def _not_utf8(tmp_path, lines: list[str], capsys, *argv: str) -> list:
     """What a command (`argv`, the file's path where "FILE" is) prints in one process and in two, on a file of `lines`
-    that stops being UTF-8 after them: each run must raise as one process does."""
+    that stops being UTF-8 after them: each run must fail as one process does, saying why in one line (exit 2; it
+    was a traceback)."""
     path = tmp_path / "latin1.jsonl"
     path.write_bytes(("\n".join(lines) + "\n").encode() + b'{"caf\xe9": 1}\n')
     found = []
     for processes in ("1", "2"):
-        with pytest.raises(UnicodeDecodeError):
-            main([str(path) if word == "FILE" else word for word in argv] + ["--processes", processes])
+        assert main([str(path) if word == "FILE" else word for word in argv] + ["--processes", processes]) == 2
         found.append(capsys.readouterr())
+        assert found[-1].err.endswith(f": not UTF-8 text: {path}\n")
     return found
 
 
@@ -279,3 +282,27 @@ def test_a_process_that_fails_makes_the_command_fail_with_its_error(history, mon
         signal.alarm(0)
     assert code == 2 and out == ""
     assert "pqlbot score: scoring process 1 of 2 failed:" in err and "MemoryError: no room" in err
+
+
+def test_a_gzipped_file_or_one_with_a_byte_order_mark_reads_as_the_file_it_holds_in_one_process_and_in_two(
+        history, tmp_path, capsys):
+    # Storage destinations write .gz JSON lines, Windows tools a byte-order mark: both were "not UTF-8" tracebacks.
+    plain = _run(capsys, str(history), "--json", "--processes", "1")
+    packed = tmp_path / "events.jsonl.gz"
+    packed.write_bytes(gzip.compress(history.read_bytes()))
+    marked = tmp_path / "marked.jsonl"
+    marked.write_bytes(codecs.BOM_UTF8 + history.read_bytes())
+    wide = tmp_path / "wide.jsonl"
+    wide.write_text(history.read_text(encoding="utf-8"), encoding="utf-16")
+    for path in (packed, marked, wide):
+        for processes in ("1", "2"):
+            assert _run(capsys, str(path), "--json", "--processes", processes) == plain
+    backtests = []
+    for path in (packed, history):
+        main(["backtest", str(path), "--json"])
+        backtests.append(capsys.readouterr())
+    assert backtests[0] == backtests[1] and '"triggers"' in backtests[0].out
+    cut = tmp_path / "cut.jsonl.gz"
+    cut.write_bytes(packed.read_bytes()[:-12])
+    code, _, err = _run(capsys, str(cut), "--json", "--processes", "2")
+    assert code == 2 and err.endswith(f"pqlbot score: it ends in the middle (a .gz file cut off?): {cut}\n")
