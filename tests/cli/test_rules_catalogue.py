@@ -203,31 +203,11 @@ def test_the_shipped_waits_say_their_wait_once_and_a_window_only_where_it_binds_
 
 def test_rules_check_points_at_an_event_name_no_call_arrives_under(tmp_path, capsys):
     # A trigger reading "seat_provisioned" (for seats_provisioned), or a name the aliases rename, never fired: silently.
+    # The catalogue's other names (upgrade_clicked, sso_config_started, ...) are the product's own: not pointed at.
     rules = tmp_path / "rules.toml"
-    rules.write_text(MODEL.replace('event = "invite_sent"', 'event = "Invite Sent"') + '''
-[events.aliases]
-"Invite Sent" = "invite_sent"
-
-[triggers.seat_surge]
-label = "Seat surge"
-family = "buying"
-strength = "high"
-response = 1
-within = "7d"
-talk_track = "team"
-evidence = "added seats"
-all = [{ event = "seat_provisioned", measure = "total", field = "count", at_least = 10 }]
-
-[triggers.own_event]
-label = "An event of the product's own"
-family = "buying"
-strength = "low"
-response = 3
-within = "7d"
-talk_track = "billing"
-evidence = "did it"
-all = [{ event = "report_exported" }]
-''')
+    rules.write_text(MODEL.replace('event = "invite_sent"', 'event = "Invite Sent"')
+                     + TRIGGERS.replace('event = "seats_provisioned"', 'event = "seat_provisioned"')
+                     + '\n[events.aliases]\n"Invite Sent" = "invite_sent"\n')
     assert main(["rules", "check", str(rules)]) == 0
     lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("Look at")]
     assert lines == [
