@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 import orjson
 
-from bot.cli.common import UNREADABLE, count, open_lines, some, unreadable
+from bot.cli.common import UNREADABLE, count, not_json_lines, open_lines, some, unreadable
 from bot.settings import Settings
 from scoring import EventError, Rules, load_rules, paused_gc
 
@@ -66,6 +66,8 @@ def _problem(args: argparse.Namespace) -> str | None:
         return "give an EVENTS file (or -), or --store"
     if args.start and args.end and args.end < args.start:
         return "--to is before --from"
+    if args.events and (shape := not_json_lines(args.events)) is not None:
+        return f"{args.events} is {shape}"
     return None
 
 

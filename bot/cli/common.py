@@ -74,6 +74,28 @@ def unreadable(error: BaseException) -> str:
     return getattr(error, "strerror", None) or str(error)
 
 
+def not_json_lines(name: str) -> str | None:
+    """What a file of events looks like instead, when its first line says it is not JSON lines (one event per line):
+    a JSON array, a Segment batch document, or one JSON document over many lines, as exports and `json.dump` write
+    them; None for JSON lines, standard input and anything unreadable (the command then says what)."""
+    if name == "-":
+        return None
+    try:
+        with open_text(name) as stream:
+            head = stream.read(4096).lstrip()  # not a line: a one-line array may be the whole file
+    except (*UNREADABLE, ValueError):
+        return None
+    first = head.split("\n", 1)[0].strip()
+    fix = f"one event per line: jq -c '{{path}}' {name} > events.jsonl"
+    if first.startswith("["):
+        return "a JSON array, not JSON lines; write " + fix.format(path=".[]")
+    if first.replace(" ", "").startswith('{"batch"'):
+        return "a Segment batch document, not JSON lines; write " + fix.format(path=".batch[]")
+    if first == "{":
+        return "one JSON document over many lines, not JSON lines; write " + fix.format(path=".batch[]? // .")
+    return None
+
+
 def open_lines(name: str) -> contextlib.AbstractContextManager[TextIO]:
     """A file by name (`open_text`), or standard input for `-`."""
     return contextlib.nullcontext(sys.stdin) if name == "-" else open_text(name)

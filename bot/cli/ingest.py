@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, TextIO
 
 import sqlalchemy as sa
 
-from bot.cli.common import UNREADABLE, moment, open_lines, position, unreadable
+from bot.cli.common import UNREADABLE, moment, not_json_lines, open_lines, position, unreadable
 from bot.cli.db import cannot_open
 from bot.cli.parsing import ParsedLines, workers_for
 from bot.settings import Settings
@@ -96,6 +96,9 @@ def open_pipeline(url: str, settings: Settings, command: str, rules: Rules | Non
 
 
 def run_ingest(args: argparse.Namespace, settings: Settings) -> int:
+    if (shape := not_json_lines(args.file)) is not None:
+        print(f"pqlbot ingest: {args.file} is {shape}", file=sys.stderr)
+        return 2
     try:
         lines = open_lines(args.file)
     except OSError as exc:

@@ -9,7 +9,7 @@ from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bot.cli.common import UNREADABLE, count, moment, open_lines, parse_lines, some, unreadable
+from bot.cli.common import UNREADABLE, count, moment, not_json_lines, open_lines, parse_lines, some, unreadable
 from bot.clock import utc_now
 from bot.settings import Settings
 from scoring import EventError, Rules, load_rules, paused_gc, score_users
@@ -63,6 +63,9 @@ def run_score(args: argparse.Namespace, settings: Settings) -> int:
         from bot.demo import sample
 
         path, at, tz = str(sample.SAMPLE_PATH), args.at or sample.SAMPLE_AS_OF, sample.SAMPLE_TZ
+    if (shape := not_json_lines(path)) is not None:
+        print(f"pqlbot score: {path} is {shape}", file=sys.stderr)
+        return 2
     processes = split.processes_for(args.processes)
     scored = None
     if split.splits(path, processes):  # a big file: its users shared out between processes (bot/cli/split.py)

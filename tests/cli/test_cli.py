@@ -253,3 +253,24 @@ def test_a_number_of_processes_below_one_is_refused_not_taken_as_one(crowd_file,
         main(["score", str(crowd_file), "--processes", processes])
     assert done.value.code == 2
     assert "argument --processes" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("write", "says", "path"), [
+    (lambda calls: json.dumps(calls, indent=2), "a JSON array, not JSON lines", ".[]"),
+    (lambda calls: json.dumps(calls), "a JSON array, not JSON lines", ".[]"),
+    (lambda calls: json.dumps({"batch": calls}), "a Segment batch document, not JSON lines", ".batch[]"),
+    (lambda calls: json.dumps({"batch": calls}, indent=2), "one JSON document over many lines, not JSON lines",
+     ".batch[]? // ."),
+])
+@pytest.mark.parametrize("command", ["score", "backtest", "ingest"])
+def test_an_export_that_is_not_json_lines_is_named_with_the_jq_line_that_makes_it_so(tmp_path, capsys, monkeypatch,
+                                                                                     write, says, path, command):
+    # A JSON array or a batch document was read line by line: one "not valid JSON" per line, and nothing scored.
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'store.db'}")
+    export = tmp_path / "export.json"
+    export.write_text(write([event.to_json() | {"timestamp": event.at.isoformat()} for event in sarah().events]))
+    assert main([command, str(export)]) == 2
+    out, err = capsys.readouterr()
+    jq = f"jq -c '{path}' {export} > events.jsonl"
+    assert err == f"pqlbot {command}: {export} is {says}; write one event per line: {jq}\n"
+    assert "not valid JSON" not in out + err
