@@ -390,7 +390,12 @@ def summary(settings: Settings, findings: list[Finding]) -> str:
     else:
         slack = f"Slack over HTTP at /slack/events, alerts to {settings.pql_alerts_channel}"
     reps = len(settings.roster)
-    manager = "a manager" if settings.pql_manager else "no manager"
+    teams = settings.teams
+    if not teams.is_single:  # each team's escalate_to hears of its escalations: PQL_MANAGER is not the point
+        count = len(teams.teams)
+        manager = f"{count} team{'s' * (count != 1)} ({', '.join(teams.teams)})"
+    else:
+        manager = "a manager" if settings.pql_manager else "no manager"
     rules_file = str(settings.pql_rules_file) if settings.pql_rules_file else "the default rules"
     found = problems(findings)
     unknown = sum(1 for f in findings if f.ok is None)

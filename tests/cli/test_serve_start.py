@@ -129,3 +129,16 @@ def test_socket_mode_with_a_token_slack_refuses_raises_one_line(slack):
         connection.close()
     assert str(refused.value).startswith("SLACK_APP_TOKEN: Slack refuses it (invalid_auth)")
     assert "\n" not in str(refused.value)
+
+
+def test_with_teams_the_summary_names_the_teams_not_a_missing_manager(env, listening, caplog, tmp_path):
+    # With a teams file each team's escalate_to hears of its escalations: "no manager" sent people to PQL_MANAGER.
+    teams = tmp_path / "teams.toml"
+    teams.write_text('default = "sdr"\n[teams.sdr]\nescalate_to = "U0BOSS"\nmembers = [{ id = "U0ANA" }]\n'
+                     '[teams.ae]\nescalate_to = "U0BOSS"\nmembers = [{ id = "U0BEN" }]\n')
+    env.setenv("PQL_TEAMS_FILE", str(teams))
+    env.delenv("PQL_MANAGER", raising=False)
+    caplog.set_level(logging.INFO, "pqlbot")
+    assert main(["serve", "--port", "3999"]) == 0
+    [summary] = [r.getMessage() for r in caplog.records if r.getMessage().startswith("serve: ")]
+    assert "; 2 reps and 2 teams (sdr, ae); the default rules; doctor: " in summary
