@@ -6,6 +6,8 @@ import argparse
 import codecs
 import contextlib
 import gzip
+import os
+import stat
 import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -51,12 +53,22 @@ UNREADABLE = (UnicodeDecodeError, EOFError, OSError)
 
 def open_text(path: str) -> TextIO:
     """A JSON-lines file as text: UTF-8, gzipped or not (Segment's and RudderStack's storage destinations write
-    .gz files), or with a byte-order mark (UTF-16, as Windows tools write text)."""
+    .gz files), or with a byte-order mark (UTF-16, as Windows tools write text). Only a regular file is looked
+    into first: what is read from a pipe (`<(zcat ...)`) is gone for whoever reads it next."""
+    if not _regular(path):
+        return open(path, encoding="utf-8")
     with open(path, "rb") as probe:
         head = probe.read(4)
     if head.startswith(_GZIP):
         return gzip.open(path, "rt", encoding="utf-8")
     return open(path, encoding=next((name for bom, name in _BOMS if head.startswith(bom)), "utf-8"))
+
+
+def _regular(path: str) -> bool:
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except (OSError, ValueError):
+        return False
 
 
 def position(stream: TextIO) -> int:
@@ -78,7 +90,7 @@ def not_json_lines(name: str) -> str | None:
     """What a file of events looks like instead, when its first line says it is not JSON lines (one event per line):
     a JSON array, a Segment batch document, or one JSON document over many lines, as exports and `json.dump` write
     them; None for JSON lines, standard input and anything unreadable (the command then says what)."""
-    if name == "-":
+    if name == "-" or not _regular(name):
         return None
     try:
         with open_text(name) as stream:

@@ -274,3 +274,19 @@ def test_an_export_that_is_not_json_lines_is_named_with_the_jq_line_that_makes_i
     jq = f"jq -c '{path}' {export} > events.jsonl"
     assert err == f"pqlbot {command}: {export} is {says}; write one event per line: {jq}\n"
     assert "not valid JSON" not in out + err
+
+
+def test_a_pipe_given_as_a_file_is_read_whole_not_looked_into_first(events_file, capsys):
+    # `pqlbot score <(zcat events.jsonl.gz)`: the check for .gz and byte-order marks must not eat a pipe's first bytes.
+    import os
+    import threading
+
+    read, write = os.pipe()
+    feeder = threading.Thread(target=lambda: (os.write(write, events_file.read_bytes()), os.close(write)))
+    feeder.start()
+    try:
+        assert main(["score", f"/dev/fd/{read}", "--json", "--at", AT]) == 0
+    finally:
+        feeder.join()
+        os.close(read)
+    assert [json.loads(line)["user_id"] for line in capsys.readouterr().out.splitlines()] == ["sarah"]
