@@ -11,6 +11,11 @@ for only by the calls that need it:
   rejected. A body whose own shape cannot be read is still refused (400);
 - properties or traits nested deeper than `MAX_DEPTH` are refused: the store writes JSON with orjson, whose
   writer stops at 255 levels, and nothing a product sends needs more.
+What Segment's Tracking API fills in, `with_defaults` fills in too (its spec's common fields): a call with no
+`timestamp` happened when it was received, and one with no `messageId` gets an id made from what it says (its
+type, name, ids, own time if any, properties and traits), so a retry of it is still a duplicate. Segment's
+libraries send both; a hand-written client following Segment's HTTP API docs may not. Files (`pqlbot ingest`)
+must still carry both.
 Then `storable` holds a call to what the store's columns can keep (a NUL character, a value longer than its
 column, a time near the calendar's ends, an integer past an INTEGER column): a call the store would fail on is
 rejected as bad input, or the sender would retry it, and the batch around it, forever.
@@ -18,6 +23,7 @@ rejected as bad input, or the sender would retry it, and the batch around it, fo
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Mapping
@@ -60,7 +66,31 @@ _NUL = b"\\u0000"  # how JSON text carries a NUL character (a raw one is invalid
 
 # -- reading bodies ------------------------------------------------------------------------------------------
 
-def one_call(body: bytes, kind: str, rules: Naming) -> Event:
+#: What a call says, for an id made of it (`with_defaults`): not its context, which may nest past what writers take.
+_SAID = ("type", "event", "name", "userId", "anonymousId", "groupId", "previousId", "timestamp", "properties", "traits")
+
+
+def with_defaults(call: dict, received: datetime) -> dict:
+    """The call with what Segment fills in when it is left out: a `timestamp` the time it was `received`, and a
+    `messageId` made from what the call says (the same call sent again gets the same id, and is stored once). The
+    call given is not changed."""
+    no_time, no_id = call.get("timestamp") is None, call.get("messageId") in (None, "")
+    if not (no_time or no_id):
+        return call
+    filled = dict(call)
+    if no_id:
+        said = [call.get(field) for field in _SAID]  # its own time, or none: a retry is sent at another moment
+        try:
+            text = orjson.dumps(said, option=orjson.OPT_SORT_KEYS)
+        except (orjson.JSONEncodeError, TypeError):  # an integer past 64 bits, a key that is not text
+            text = json.dumps(said, sort_keys=True, default=str).encode()
+        filled["messageId"] = "auto-" + hashlib.sha256(text).hexdigest()[:40]
+    if no_time:
+        filled["timestamp"] = received
+    return filled
+
+
+def one_call(body: bytes, kind: str, rules: Naming, received: datetime | None = None) -> Event:
     """The call a single-call endpoint (/v1/track, /v1/identify, ...) was sent: its `type` is `kind` unless the
     body names its own (Segment's Webhook destination posts every type to one URL). EventError says why a call
     cannot be stored; Unreadable, why the body cannot be read."""
@@ -74,10 +104,10 @@ def one_call(body: bytes, kind: str, rules: Naming) -> Event:
         call["type"] = kind
     if _inexact_ids(call):
         _exact_ids(call, body)
-    return storable(call, rules, nul_possible=_NUL in body)
+    return storable(call, rules, nul_possible=_NUL in body, received=received)
 
 
-def batch_calls(body: bytes, rules: Naming) -> tuple[list[Event], list[dict]]:
+def batch_calls(body: bytes, rules: Naming, received: datetime | None = None) -> tuple[list[Event], list[dict]]:
     """A batch's storable calls, and each other one as `{"index", "reason"}`. Unreadable when the body is not a
     batch at all. Other top-level keys (context, integrations, sentAt, writeKey, ...) are what Segment's libraries
     add: ignored."""
@@ -103,7 +133,7 @@ def batch_calls(body: bytes, rules: Naming) -> tuple[list[Event], list[dict]]:
             if _inexact_ids(call):
                 texts = texts if texts is not None else elements(body)
                 _exact_ids(call, texts[index])
-            events.append(storable(call, rules, nul_possible=nul_possible))
+            events.append(storable(call, rules, nul_possible=nul_possible, received=received))
         except EventError as exc:
             rejected.append({"index": index, "reason": str(exc)})
     return events, rejected
@@ -253,12 +283,15 @@ def _value_end(text: bytes, at: int) -> int:
 
 # -- what the store can keep ---------------------------------------------------------------------------------
 
-def storable(call: dict, rules: Naming, *, nul_possible: bool = True) -> Event:
+def storable(call: dict, rules: Naming, *, nul_possible: bool = True, received: datetime | None = None) -> Event:
     """One call as an Event the store can keep, else EventError with the reason. `nul_possible`: False when the
-    JSON text it came from holds no escaped NUL (JSON has no other way to carry one)."""
+    JSON text it came from holds no escaped NUL (JSON has no other way to carry one). `received`: when the call came
+    in over HTTP, which fills in what Segment does (`with_defaults`)."""
     for field in ("properties", "traits"):  # before pydantic, which gives up on deep values with a ValueError
         if _deeper_than(call.get(field), MAX_DEPTH):
             raise EventError(f"{field}: nested deeper than {MAX_DEPTH} levels")
+    if received is not None:
+        call = with_defaults(call, received)
     try:
         event = parse_event(call, rules)
     except OverflowError:  # an offset that pushes a time past year 1 or 9999 when converted to UTC

@@ -33,6 +33,7 @@ import hmac
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from functools import partial
 
 from starlette.applications import Starlette
@@ -52,7 +53,7 @@ from scoring.events import CALL_TYPES, Event, EventError, Naming
 log = logging.getLogger(__name__)
 MAX_BODY = 1024 * 1024
 #: Reads a body as sent (its bytes, its Content-Encoding) into storable events and rejected calls.
-Parser = Callable[[bytes, str, Naming], tuple[list[Event], list[dict]]]
+Parser = Callable[[bytes, str, Naming, datetime], tuple[list[Event], list[dict]]]
 
 
 def _reply(path: str, status: int, payload: dict, headers: dict | None = None, **counts: int) -> JSONResponse:
@@ -122,14 +123,14 @@ def _presented(header: str) -> bytes | None:
 
 
 def _single(kind: str) -> Parser:
-    def parse(raw: bytes, encoding: str, rules: Naming) -> tuple[list[Event], list[dict]]:
-        return [one_call(unpack(raw, encoding, MAX_BODY), kind, rules)], []
+    def parse(raw: bytes, encoding: str, rules: Naming, received: datetime) -> tuple[list[Event], list[dict]]:
+        return [one_call(unpack(raw, encoding, MAX_BODY), kind, rules, received)], []
 
     return parse
 
 
-def _batch(raw: bytes, encoding: str, rules: Naming) -> tuple[list[Event], list[dict]]:
-    return batch_calls(unpack(raw, encoding, MAX_BODY), rules)
+def _batch(raw: bytes, encoding: str, rules: Naming, received: datetime) -> tuple[list[Event], list[dict]]:
+    return batch_calls(unpack(raw, encoding, MAX_BODY), rules, received)
 
 
 def _ingest_endpoint(pipeline: Pipeline, intake: Intake, credentials: Credentials, path: str, parse: Parser):
@@ -150,7 +151,7 @@ def _ingest_endpoint(pipeline: Pipeline, intake: Intake, credentials: Credential
                 return _refusal(path, 401, error, "unauthorized", {"WWW-Authenticate": "Bearer"})
             # One call's parsing is cheaper than a hop to the threadpool; a batch's (or unpacking) could hold
             # up the event loop.
-            work = partial(parse, raw, encoding, pipeline.rules)
+            work = partial(parse, raw, encoding, pipeline.rules, pipeline.clock())  # a call with no time: this one
             events, rejected = await run_in_threadpool(work) if batch or encoding else work()
         except TooLarge:
             return _refusal(path, 413, f"body is over {MAX_BODY} bytes", "payload_too_large")

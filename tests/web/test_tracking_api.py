@@ -202,3 +202,28 @@ def test_with_neither_token_nor_shared_secret_ingestion_is_off_with_503(engine, 
     assert response.status_code == 503
     assert count(engine, "events") == 0
 
+
+
+# What Segment fills in ---------------------------------------------------------------------------------------
+
+def test_a_call_with_no_time_or_message_id_is_stored_as_segment_stores_it_and_its_retry_is_a_duplicate(client,
+                                                                                                        engine):
+    # Segment's spec: `timestamp` "defaulted to the current time by the Tracking API", `messageId` "automatically
+    # collected". A hand-written client leaving them out was refused (400 "timestamp: is required").
+    from tests.web.test_http import NOW
+
+    body = untyped("track", event="demo_requested")
+    del body["timestamp"], body["messageId"]
+    first = client.post("/v1/track", json=body, headers=BEARER)
+    assert (first.status_code, first.json()["accepted"]) == (200, 1)
+    again = client.post("/v1/track", json=body, headers=BEARER)  # a retry: the same call
+    assert (again.status_code, again.json()["accepted"], again.json()["duplicates"]) == (200, 0, 1)
+    with engine.connect() as connection:
+        [(message_id, at_us)] = connection.execute(sa.text("SELECT message_id, at_us FROM events")).all()
+    assert message_id.startswith("auto-")
+    assert at_us == round(NOW.timestamp() * 1_000_000)  # when the server received it
+    # Two different calls with no id are two events; the same call at another time of its own is another event.
+    calls = [call("track", event="session_start", messageId=None), call("track", event="invite_sent", messageId=None),
+             call("track", event="session_start", messageId=None, timestamp="2026-11-09T16:00:00Z")]
+    response = client.post("/v1/batch", content=json.dumps({"batch": calls}), headers=BEARER)
+    assert (response.status_code, response.json()["accepted"]) == (200, 3)
