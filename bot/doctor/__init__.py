@@ -17,12 +17,16 @@ import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from pydantic import SecretStr
 
 from bot.settings import Settings
 from bot.slack.gateway import BAD_TOKEN, FAILURES, Gateway, error_code, make_client
+
+if TYPE_CHECKING:
+    from scoring import Rules
 
 #: The bot scopes manifest.yml asks for (tests/slack/test_manifest.py keeps the two equal).
 BOT_SCOPES = frozenset({"channels:history", "chat:write", "commands", "files:write", "groups:history", "im:write",
@@ -56,6 +60,7 @@ class Look:
     gateway: Gateway | None = None
     slack_ok: bool | None = None  # the bot token works (True), does not (False), Slack unreachable (None)
     scopes: frozenset[str] = frozenset()
+    rules: Rules | None = None  # the rules in use, once `rules` has read them (None: they do not load)
 
     def slack(self) -> Gateway:
         if self.gateway is None:
@@ -145,6 +150,7 @@ def rules(look: Look) -> Iterator[Finding]:
         yield Finding(False, "PQL_RULES_FILE", str(error), "fix the file; `pqlbot rules check FILE` says what it "
                       "means once it is valid", final=True)
         return
+    look.rules = loaded
     where = str(path) if path else "the shipped seed 002 model (scoring/default_rules.toml)"
     suspects = suspect_event_names(loaded)
     note = (f"; {len(suspects)} event name{'s' * (len(suspects) != 1)} to look at "
@@ -157,16 +163,12 @@ def routing(look: Look) -> Iterator[Finding]:
     """The routing matrix against the rules in use: a row names triggers by name, and one the rules do not have (a
     typo, or a trigger retired since) never matches, so the leads it was meant for go on down the matrix."""
     from bot.domain.teams import route_line
-    from scoring import RulesError, load_rules
 
     settings = look.settings
     teams = settings.teams
-    if not teams.routes or settings.pql_teams_file is None:
-        return
-    try:
-        known = load_rules(settings.pql_rules_file).triggers
-    except RulesError:
-        return  # `rules` says what is wrong with them
+    if not teams.routes or settings.pql_teams_file is None or look.rules is None:
+        return  # no matrix; or rules that do not load, which `rules` says
+    known = look.rules.triggers
     unknown = teams.unknown_triggers(known)
     text = settings.pql_teams_file.read_text(encoding="utf-8") if unknown else ""
     for row, name in unknown:

@@ -225,8 +225,6 @@ def _answers(count: int) -> str | None:
     return f"{count} answer{'s' * (count != 1)}" if count else None
 
 
-
-
 def _lift_detail(m: Metrics) -> str | None:
     if m.contacted_conversion is None or m.uncontacted_conversion is None:
         return None

@@ -41,7 +41,7 @@ from bot.domain.lifecycle import CLOSED, OPEN, TIER_RANK, PqlState
 from bot.services import audit, outbox, tracking
 from bot.services.alert_text import ASK_TRACK
 from bot.store import tallies
-from bot.store.bulk import BulkWriter, as_tuples
+from bot.store.bulk import BulkWriter
 from bot.store.events import events_of
 from bot.store.models import AccountScore, AuditEntry, Notice, Pql, TrialUser
 from bot.store.queries import rows_for, utc
@@ -193,10 +193,7 @@ class _Batch:
             if notices:
                 notices = outbox.alike(notices) if tracking.SINKS else notices
                 connection.execute(module.insert(_NOTICES).on_conflict_do_nothing(index_elements=["key"]), notices)
-        if audits and bulk.stages(audits):
-            bulk.copy_into(_AUDIT, *as_tuples(_AUDIT, audits))
-        elif audits:
-            connection.execute(sa.insert(_AUDIT), audits)
+        bulk.append(_AUDIT, audits)
 
 
 def _audit_row(action: str, at: datetime, pql_id: int, user_id: str, **detail: object) -> dict:
@@ -218,7 +215,7 @@ def roll_up(session: Session, rules: Rules, *, at: datetime, tz: tzinfo, report:
     if not accounts:
         return
     everyone = set().union(*accounts.values())
-    members, stored = _members(connection, rules, at, tz, everyone, judged, kept or {}, basis)
+    members, states = _members(connection, rules, at, tz, everyone, judged, kept or {}, basis)
     keys = sorted(accounts)
     account_leads = _account_leads(connection, keys)
     # First what fired, on the members' slots alone: an account where nothing fired and no lead is open needs no
@@ -238,7 +235,7 @@ def roll_up(session: Session, rules: Rules, *, at: datetime, tz: tzinfo, report:
     if not owed:
         return
     _judge_members(connection, rules, at, tz, members, {user for key in owed for user in accounts[key]}, dispositions,
-                   stored)
+                   states)
     stored = _stored(connection, list(owed))
     groups = tallies.read_groups(connection, {g for key in owed if (g := group_of(key))})
     user_leads = _open_user_leads(connection, {user for key in owed for user in accounts[key]})
@@ -291,14 +288,14 @@ def _members(connection: sa.Connection, rules: Rules, at: datetime, tz: tzinfo, 
     do, on the stored tallies restored whole."""
     found = {user: judged[user] for user in users if user in judged}
     missing = users - set(found)
-    stored: dict[str, dict] = {}
+    states: dict[str, dict] = {}
     if not missing:
-        return found, stored
+        return found, states
     tallied: dict[str, Tally | Slots] = {user: kept[user] for user in missing if user in kept}
     if basis is not None:
         for user, (made_under, state) in tallies.read(connection, missing - set(tallied)).items():
             if made_under == basis and (part := stored_part(state, rules)) is not None:
-                tallied[user], stored[user] = part, state
+                tallied[user], states[user] = part, state
     for user, tally in tallied.items():
         if tally.latest is None or tally.latest <= at:
             found[user] = (None, tally)  # type: ignore[assignment]  # judged by `_judge_members` if needed
@@ -306,12 +303,12 @@ def _members(connection: sa.Connection, rules: Rules, at: datetime, tz: tzinfo, 
     if rest:
         for user, events in events_of(connection, rest):
             found[user] = (None, tally_as_of(events, rules, at, tz))  # type: ignore[assignment]
-    return found, stored
+    return found, states
 
 
 def _judge_members(connection: sa.Connection, rules: Rules, at: datetime, tz: tzinfo, members: dict[str, Member],
-                   users: set[str], dispositions_of: Dispositions, stored: Mapping[str, dict]) -> None:
-    """Those of `users` known by their tallies alone (`_members`; from their `stored` state when only its `Slots`
+                   users: set[str], dispositions_of: Dispositions, states: Mapping[str, dict]) -> None:
+    """Those of `users` known by their tallies alone (`_members`; from their stored `states` when only its `Slots`
     were read) judged on them as of `at`, and those known by the rescore's `facts_row` made `Facts`, in place: what
     `score_account` reads."""
     todo = {}
@@ -321,7 +318,7 @@ def _judge_members(connection: sa.Connection, rules: Rules, at: datetime, tz: tz
             continue
         if member[0] is None:
             tally = member[1]
-            todo[user] = Tally.restore(stored[user], plan, tz, user) if type(tally) is Slots else tally
+            todo[user] = Tally.restore(states[user], plan, tz, user) if type(tally) is Slots else tally
         elif type(member[0]) is tuple:
             members[user] = (Facts(member[0]), member[1])
     if not todo:

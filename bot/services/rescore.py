@@ -673,10 +673,7 @@ class _Writes:
                 audits.append(self._audit("pql_upgraded", pql_id, result.user_id, detail))
                 report.upgraded.append(pql_id)
             report.results[pql_id] = result
-        if audits and self.bulk.stages(audits):
-            self.bulk.copy_into(_AUDIT, *as_tuples(_AUDIT, audits))
-        elif audits:
-            self.connection.execute(sa.insert(_AUDIT), audits)
+        self.bulk.append(_AUDIT, audits)
         if tracking.SINKS:  # alerts and the integrations' notices in one insert: the same columns for all
             notices = outbox.alike(notices)
         if notices and self.bulk.stages(notices):

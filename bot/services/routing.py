@@ -53,7 +53,7 @@ from bot.domain.sla import first_touch_due
 from bot.domain.teams import Choice, LeadFacts, Team, Teams, single_team
 from bot.services import handoffs, outbox, switches, tracking
 from bot.services.leads import hold_rep, new_today
-from bot.store.bulk import BulkWriter, as_tuples
+from bot.store.bulk import BulkWriter
 from bot.store.models import Account, AccountScore, Assignment, AuditEntry, Notice, Pql, Rep, TrialUser
 from bot.store.queries import given_today, in_chunks, rows_for, still_open, utc
 from scoring import ScoreResult, paused_gc
@@ -301,20 +301,14 @@ class _RoutingWrites:
                                                         for row in self.queued], _QUEUED_SETS, "pqls.id = s.id")
         elif self.queued:
             connection.execute(_QUEUE, self.queued)
-        if self.assignments and bulk.stages(self.assignments):
-            bulk.copy_into(_ASSIGNMENTS, *as_tuples(_ASSIGNMENTS, self.assignments))
-        elif self.assignments:
-            connection.execute(sa.insert(_ASSIGNMENTS), self.assignments)
+        bulk.append(_ASSIGNMENTS, self.assignments)
         if self.moved and bulk.stages(self.moved):
             bulk.update_staged(_NOTICES, ("key", "channel"), [(row["b_key"], row["b_channel"]) for row in self.moved],
                                "channel = s.channel", "notices.key = s.key AND notices.state = 'pending' "
                                "AND notices.channel IS DISTINCT FROM s.channel")
         elif self.moved:
             connection.execute(_MOVE_ALERT, self.moved)
-        if self.audits and bulk.stages(self.audits):
-            bulk.copy_into(_AUDIT, *as_tuples(_AUDIT, self.audits))
-        elif self.audits:
-            connection.execute(sa.insert(_AUDIT), self.audits)
+        bulk.append(_AUDIT, self.audits)
         if self.notices:
             module = postgresql if connection.dialect.name == "postgresql" else sqlite
             connection.execute(module.insert(_NOTICES).on_conflict_do_nothing(index_elements=["key"]),

@@ -107,6 +107,14 @@ class BulkWriter:
         with self.connection.connection.driver_connection.cursor() as cursor:
             self._copy(cursor, table.name, table, columns, rows)
 
+    def append(self, table: sa.Table, rows: list[dict]) -> None:
+        """INSERT the rows (dicts by column name) into `table`, where nothing can conflict with them (audit entries,
+        assignments): copied straight in when there are enough of them (`stages`), else one SQLAlchemy insert."""
+        if rows and self.stages(rows):
+            self.copy_into(table, *as_tuples(table, rows))
+        elif rows:
+            self.connection.execute(sa.insert(table), rows)
+
     def executemany(self, sql: str, rows: list[tuple]) -> None:
         """`sql` (with the driver's own placeholders) for each row, at the driver's level."""
         driver = self.connection.connection.driver_connection
